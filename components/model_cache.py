@@ -1,0 +1,173 @@
+"""ModelCache: a volume of model weights, filled once by a download Job, read by every replica."""
+
+import re
+from enum import Enum
+from typing import Optional, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+from typing_extensions import NotRequired
+
+from . import versions
+from .package import labels, type_token
+from .vllm_pod import CACHE_MOUNT_PATH, COMPLETE_MARKER, CONTAINER_SECURITY_CONTEXT, POD_SECURITY_CONTEXT
+
+HF_TOKEN_SECRET_KEY = "token"
+
+
+class AccessMode(str, Enum):
+    """How the cache volume may be mounted."""
+
+    READ_WRITE_ONCE = "ReadWriteOnce"
+    """One node at a time: fine for a single replica."""
+    READ_WRITE_MANY = "ReadWriteMany"
+    """Many nodes: needed when replicas spread over nodes."""
+
+
+class ModelCacheArgs(TypedDict):
+    """Arguments of a ModelCache."""
+
+    namespace: pulumi.Input[str]
+    """Namespace of the volume and the download Job."""
+    model: str
+    """Hugging Face repository id, e.g. ``Qwen/Qwen2.5-0.5B-Instruct``."""
+    revision: str
+    """Pinned revision (commit sha or tag) to download; part of the cache path."""
+    size: pulumi.Input[str]
+    """Volume size, a Kubernetes quantity (``20Gi``)."""
+    access_mode: NotRequired[AccessMode]
+    """Volume access mode (default ReadWriteMany)."""
+    storage_class_name: NotRequired[pulumi.Input[str]]
+    """StorageClass of the volume (default: the cluster's default class)."""
+    hf_token: NotRequired[pulumi.Input[str]]
+    """Hugging Face token for gated models; stored in a Secret, never in the Job spec."""
+    image: NotRequired[str]
+    """Image with ``huggingface_hub`` for the download (default: the pinned vLLM image)."""
+    backoff_limit: NotRequired[int]
+    """Download retries before the Job fails (default 4)."""
+    active_deadline_seconds: NotRequired[int]
+    """Deadline for the whole download, retries included (default 3600)."""
+
+
+def model_dir(model: str, revision: str) -> str:
+    """Path of a model revision inside the cache volume: one directory per repo and revision."""
+    return f"{CACHE_MOUNT_PATH}/{re.sub(r'[^A-Za-z0-9._-]', '--', model)}/{revision}"
+
+
+# snapshot_download is the stable API across huggingface_hub versions (the CLI was renamed).
+# The marker is written last and makes re-runs of the Job a no-op.
+_DOWNLOAD_SCRIPT = """
+import os, pathlib, sys
+from huggingface_hub import snapshot_download
+dest = pathlib.Path(os.environ["MODEL_DIR"])
+marker = dest / "{marker}"
+if marker.exists():
+    print(f"{{dest}} already complete"); sys.exit(0)
+dest.mkdir(parents=True, exist_ok=True)
+snapshot_download(repo_id=os.environ["MODEL_ID"], revision=os.environ["MODEL_REVISION"], local_dir=str(dest),
+                  token=os.environ.get("HF_TOKEN") or None)
+marker.write_text(os.environ["MODEL_REVISION"])
+print(f"downloaded {{os.environ['MODEL_ID']}}@{{os.environ['MODEL_REVISION']}} to {{dest}}")
+""".format(marker=COMPLETE_MARKER)
+
+
+class ModelCache(pulumi.ComponentResource):
+    """A PersistentVolumeClaim holding one model revision, and the Job that downloads it once.
+
+    Servers should ``depends_on`` this component: Pulumi waits for the Job to complete, so a
+    server starts only once the weights are there.
+    """
+
+    claim_name: pulumi.Output[str]
+    """Name of the PersistentVolumeClaim holding the weights."""
+    model_path: pulumi.Output[str]
+    """Path of the model inside a pod that mounts the claim at ``/models``."""
+    job_name: pulumi.Output[str]
+    """Name of the download Job."""
+
+    def __init__(self, name: str, args: ModelCacheArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(type_token("ModelCache"), name, {}, opts)
+        ns = args["namespace"]
+        meta_labels = labels(name, "model-cache")
+        path = model_dir(args["model"], args["revision"])
+        child = pulumi.ResourceOptions(parent=self)
+
+        pvc = k8s.core.v1.PersistentVolumeClaim(
+            f"{name}-pvc",
+            metadata={
+                "name": f"{name}-weights",
+                "namespace": ns,
+                "labels": meta_labels,
+                # With WaitForFirstConsumer classes the claim binds only when the Job mounts it;
+                # awaiting Bound here would deadlock.
+                "annotations": {"pulumi.com/skipAwait": "true"},
+            },
+            spec={
+                "accessModes": [AccessMode(args.get("access_mode", AccessMode.READ_WRITE_MANY)).value],
+                "resources": {"requests": {"storage": args["size"]}},
+                "storageClassName": args.get("storage_class_name"),
+            },
+            opts=child,
+        )
+
+        env = [
+            {"name": "MODEL_ID", "value": args["model"]},
+            {"name": "MODEL_REVISION", "value": args["revision"]},
+            {"name": "MODEL_DIR", "value": path},
+            {"name": "HOME", "value": "/tmp"},
+            {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
+        ]
+        depends = [pvc]
+        if args.get("hf_token") is not None:
+            token_secret = k8s.core.v1.Secret(
+                f"{name}-hf-token",
+                metadata={"name": f"{name}-hf-token", "namespace": ns, "labels": meta_labels},
+                type="Opaque",
+                string_data={HF_TOKEN_SECRET_KEY: pulumi.Output.secret(args["hf_token"])},
+                opts=child,
+            )
+            env.append(
+                {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": token_secret.metadata["name"], "key": HF_TOKEN_SECRET_KEY}}}
+            )
+            depends.append(token_secret)
+
+        job = k8s.batch.v1.Job(
+            f"{name}-download",
+            metadata={"name": f"{name}-download", "namespace": ns, "labels": meta_labels},
+            spec={
+                "backoffLimit": args.get("backoff_limit", 4),
+                "activeDeadlineSeconds": args.get("active_deadline_seconds", 3600),
+                "template": {
+                    "metadata": {"labels": meta_labels},
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "securityContext": POD_SECURITY_CONTEXT,
+                        "automountServiceAccountToken": False,
+                        "containers": [
+                            {
+                                "name": "download",
+                                "image": args.get("image") or versions.VLLM_IMAGE,
+                                "command": ["python3", "-c", _DOWNLOAD_SCRIPT],
+                                "env": env,
+                                "volumeMounts": [
+                                    {"name": "model-cache", "mountPath": CACHE_MOUNT_PATH},
+                                    {"name": "tmp", "mountPath": "/tmp"},
+                                ],
+                                "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}},
+                                "securityContext": CONTAINER_SECURITY_CONTEXT,
+                            }
+                        ],
+                        "volumes": [
+                            {"name": "model-cache", "persistentVolumeClaim": {"claimName": pvc.metadata["name"]}},
+                            {"name": "tmp", "emptyDir": {}},
+                        ],
+                    },
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
+        )
+
+        self.claim_name = pvc.metadata["name"]
+        self.model_path = pulumi.Output.from_input(path)
+        self.job_name = job.metadata["name"]
+        self.register_outputs({"claim_name": self.claim_name, "model_path": self.model_path, "job_name": self.job_name})

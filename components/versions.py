@@ -1,0 +1,33 @@
+"""Every chart and image the project installs, pinned in one place (never ``latest``).
+
+The default vLLM image is the version whose flags and metric names the test suite verifies
+against a real server (tests/e2e); ``tests/test_versions.py`` fails when the two drift apart.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Chart:
+    repo: str
+    chart: str
+    version: str
+
+
+#: vLLM release the stack is built and verified against.
+VLLM_VERSION = "0.32.0"
+VLLM_IMAGE = f"docker.io/vllm/vllm-openai:v{VLLM_VERSION}"
+
+#: Small image for the cache-ready init check (needs only ``sh`` and ``test``).
+BUSYBOX_IMAGE = "docker.io/library/busybox:1.37.0"
+
+NVIDIA_DEVICE_PLUGIN = Chart("https://nvidia.github.io/k8s-device-plugin", "nvidia-device-plugin", "0.20.0")
+GPU_OPERATOR = Chart("https://helm.ngc.nvidia.com/nvidia", "gpu-operator", "v26.7.0")
+DCGM_EXPORTER = Chart("https://nvidia.github.io/dcgm-exporter/helm-charts", "dcgm-exporter", "4.8.2")
+KUBE_PROMETHEUS_STACK = Chart(
+    "https://prometheus-community.github.io/helm-charts", "kube-prometheus-stack", "88.5.3"
+)
+KEDA = Chart("https://kedacore.github.io/charts", "keda", "2.20.2")
+KEDA_HTTP_ADDON = Chart("https://kedacore.github.io/charts", "keda-add-ons-http", "0.15.0")
+KNATIVE_OPERATOR = Chart("https://knative.github.io/operator", "knative-operator", "v1.23.0")
+KNATIVE_SERVING_VERSION = "1.23.0"

@@ -1,0 +1,257 @@
+"""The one vLLM pod spec, shared by every serving component (Deployment and Knative).
+
+A change to the container's args, probes, volumes or security context lands here and so
+reaches every way a model is served. Everything here is plain data (dicts whose leaves may
+be Pulumi Inputs), so it can be unit-tested without a Pulumi runtime.
+"""
+
+import math
+from enum import Enum
+from typing import Optional, TypedDict
+
+import pulumi
+from typing_extensions import NotRequired
+
+from . import versions
+from .scheduling import SchedulingContractArgs, apply_contract, default_contract
+
+#: Port vLLM's OpenAI-compatible server listens on (API, /health and /metrics share it).
+HTTP_PORT = 8000
+PORT_NAME = "http"
+#: Where the model cache volume is mounted in every pod.
+CACHE_MOUNT_PATH = "/models"
+#: vLLM's liveness endpoint: 200 once the engine is up, 5xx if the engine died.
+HEALTH_PATH = "/health"
+#: File the download Job writes last; its presence means the weights are complete.
+COMPLETE_MARKER = ".download-complete"
+
+# Startup budget: engine start (CUDA init, graph capture, compile warm-up) plus reading the
+# weights from the cache volume at >= 100 MiB/s. Periods are in seconds.
+STARTUP_BASE_SECONDS = 300
+STARTUP_SECONDS_PER_GIB = 10
+STARTUP_UNKNOWN_SIZE_SECONDS = 1800
+STARTUP_PERIOD_SECONDS = 10
+
+
+class Dtype(str, Enum):
+    """Weight/activation dtype vLLM loads the model in."""
+
+    AUTO = "auto"
+    BFLOAT16 = "bfloat16"
+    FLOAT16 = "float16"
+    FLOAT32 = "float32"
+
+
+class Quantization(str, Enum):
+    """Quantization method of the checkpoint (must match how the weights were produced)."""
+
+    AWQ = "awq"
+    GPTQ = "gptq"
+    FP8 = "fp8"
+    BITSANDBYTES = "bitsandbytes"
+    COMPRESSED_TENSORS = "compressed-tensors"
+
+
+class VllmEngineArgs(TypedDict):
+    """The vLLM engine options a model is served with (rendered as ``vllm`` CLI flags)."""
+
+    served_model_name: str
+    """Name clients pass as ``model`` in OpenAI requests."""
+    tensor_parallel_size: NotRequired[int]
+    """GPUs one model shard spans within a node (default 1)."""
+    pipeline_parallel_size: NotRequired[int]
+    """Pipeline stages (default 1). GPUs per replica = tensor x pipeline parallel size."""
+    max_model_len: NotRequired[int]
+    """Context length; bounds KV-cache per sequence (default: the model's own)."""
+    gpu_memory_utilization: NotRequired[float]
+    """Fraction of each GPU's memory vLLM may use for weights + KV cache (default 0.9)."""
+    dtype: NotRequired[Dtype]
+    """Weight dtype (default auto)."""
+    quantization: NotRequired[Quantization]
+    """Quantization method of the checkpoint, if any."""
+    enable_prefix_caching: NotRequired[bool]
+    """Reuse KV cache across requests sharing a prefix (default true)."""
+    max_num_seqs: NotRequired[int]
+    """Most sequences batched at once (default: vLLM's)."""
+    extra_args: NotRequired[list[str]]
+    """Escape hatch: further vLLM flags, appended verbatim."""
+
+
+class ResourcesArgs(TypedDict):
+    """CPU and memory for the server container (GPUs come from the parallelism)."""
+
+    cpu: NotRequired[pulumi.Input[str]]
+    """CPU request (e.g. ``"8"``)."""
+    memory: NotRequired[pulumi.Input[str]]
+    """Memory request and limit (e.g. ``"48Gi"``); must cover the /dev/shm volume."""
+
+
+def gpus_per_replica(engine: VllmEngineArgs) -> int:
+    return engine.get("tensor_parallel_size", 1) * engine.get("pipeline_parallel_size", 1)
+
+
+def startup_budget_seconds(weights_gib: Optional[float], override: Optional[int] = None) -> int:
+    """Seconds a pod may take from container start to healthy before the kubelet restarts it."""
+    if override:
+        return override
+    if weights_gib is None:
+        return STARTUP_UNKNOWN_SIZE_SECONDS
+    return STARTUP_BASE_SECONDS + math.ceil(weights_gib * STARTUP_SECONDS_PER_GIB)
+
+
+def default_shm_size(engine: VllmEngineArgs) -> str:
+    # NCCL moves tensors through /dev/shm between ranks; one GPU needs little.
+    gpus = gpus_per_replica(engine)
+    return "2Gi" if gpus == 1 else f"{min(4 * gpus, 32)}Gi"
+
+
+def vllm_command() -> list[str]:
+    return ["python3", "-m", "vllm.entrypoints.openai.api_server"]
+
+
+def vllm_args(engine: VllmEngineArgs, model_path: str) -> list[str]:
+    """The server's CLI flags, in a stable order (rendered diffs stay small)."""
+    args = [
+        "--model", model_path,
+        "--served-model-name", engine["served_model_name"],
+        "--host", "0.0.0.0",
+        "--port", str(HTTP_PORT),
+        "--tensor-parallel-size", str(engine.get("tensor_parallel_size", 1)),
+        "--pipeline-parallel-size", str(engine.get("pipeline_parallel_size", 1)),
+        "--gpu-memory-utilization", str(engine.get("gpu_memory_utilization", 0.9)),
+        "--dtype", Dtype(engine.get("dtype", Dtype.AUTO)).value,
+    ]
+    if engine.get("max_model_len"):
+        args += ["--max-model-len", str(engine["max_model_len"])]
+    if engine.get("quantization"):
+        args += ["--quantization", Quantization(engine["quantization"]).value]
+    args.append("--enable-prefix-caching" if engine.get("enable_prefix_caching", True) else "--no-enable-prefix-caching")
+    if engine.get("max_num_seqs"):
+        args += ["--max-num-seqs", str(engine["max_num_seqs"])]
+    return args + list(engine.get("extra_args", []))
+
+
+def probes(startup_budget: int) -> dict:
+    """Startup probe with the whole budget; then tight readiness/liveness (no initial delay)."""
+    http = {"path": HEALTH_PATH, "port": PORT_NAME}
+    return {
+        "startupProbe": {
+            "httpGet": http,
+            "periodSeconds": STARTUP_PERIOD_SECONDS,
+            "timeoutSeconds": 5,
+            "failureThreshold": math.ceil(startup_budget / STARTUP_PERIOD_SECONDS),
+        },
+        "readinessProbe": {"httpGet": http, "periodSeconds": 5, "timeoutSeconds": 5, "failureThreshold": 3},
+        "livenessProbe": {"httpGet": http, "periodSeconds": 10, "timeoutSeconds": 10, "failureThreshold": 6},
+    }
+
+
+#: Non-root, no escalation, no capabilities. The vLLM image runs as any UID once HOME is writable.
+RUN_AS_UID = 1000
+CONTAINER_SECURITY_CONTEXT = {
+    "runAsNonRoot": True,
+    "runAsUser": RUN_AS_UID,
+    "runAsGroup": RUN_AS_UID,
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+# fsGroup makes the cache volume's files readable/writable by that UID.
+POD_SECURITY_CONTEXT = {"fsGroup": RUN_AS_UID, "fsGroupChangePolicy": "OnRootMismatch"}
+
+
+def offline_env() -> list[dict]:
+    """Serve only what is in the cache: never reach for the hub at start-up."""
+    return [
+        {"name": "HF_HUB_OFFLINE", "value": "1"},
+        {"name": "TRANSFORMERS_OFFLINE", "value": "1"},
+        {"name": "HOME", "value": "/tmp"},  # writable scratch for torch/triton/vLLM caches
+        {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
+        {"name": "DO_NOT_TRACK", "value": "1"},
+    ]
+
+
+class PodSpecInputs(TypedDict):
+    """Everything the builder needs; plain Python apart from Input-valued names."""
+
+    engine: VllmEngineArgs
+    model_path: str
+    claim_name: pulumi.Input[str]
+    api_key_secret_name: pulumi.Input[str]
+    image: NotRequired[str]
+    resources: NotRequired[ResourcesArgs]
+    scheduling: NotRequired[Optional[SchedulingContractArgs]]
+    startup_budget_seconds: NotRequired[int]
+    shm_size: NotRequired[str]
+    extra_env: NotRequired[dict[str, str]]
+    termination_grace_period_seconds: NotRequired[int]
+
+
+API_KEY_SECRET_KEY = "api-key"
+
+
+def vllm_container(p: PodSpecInputs) -> dict:
+    """The vLLM server container: identical wherever the model is served."""
+    engine = p["engine"]
+    contract = p.get("scheduling") or default_contract()
+    res = p.get("resources") or {}
+    gpus = str(gpus_per_replica(engine))
+    memory = res.get("memory", "32Gi")
+    env = offline_env() + [
+        {"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": p["api_key_secret_name"], "key": API_KEY_SECRET_KEY}}}
+    ] + [{"name": k, "value": v} for k, v in sorted((p.get("extra_env") or {}).items())]
+    return {
+        "name": "vllm",
+        "image": p.get("image") or versions.VLLM_IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        "command": vllm_command(),
+        "args": vllm_args(engine, p["model_path"]),
+        "env": env,
+        "ports": [{"name": PORT_NAME, "containerPort": HTTP_PORT, "protocol": "TCP"}],
+        "resources": {
+            "requests": {"cpu": res.get("cpu", "4"), "memory": memory, contract["gpu_resource_name"]: gpus},
+            "limits": {"memory": memory, contract["gpu_resource_name"]: gpus},
+        },
+        **probes(p.get("startup_budget_seconds") or STARTUP_UNKNOWN_SIZE_SECONDS),
+        # Let the endpoint drop out of Services before the server stops taking requests.
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", "10"]}}},
+        "volumeMounts": [
+            {"name": "model-cache", "mountPath": CACHE_MOUNT_PATH, "readOnly": True},
+            {"name": "dshm", "mountPath": "/dev/shm"},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+        "securityContext": CONTAINER_SECURITY_CONTEXT,
+    }
+
+
+def cache_ready_init_container(model_path: str) -> dict:
+    """Fail fast (and visibly) when the weights are not in the cache, instead of a vLLM crash loop."""
+    marker = f"{model_path}/{COMPLETE_MARKER}"
+    return {
+        "name": "wait-for-weights",
+        "image": versions.BUSYBOX_IMAGE,
+        "command": ["sh", "-c", f'until test -f "{marker}"; do echo "waiting for {marker}"; sleep 10; done'],
+        "volumeMounts": [{"name": "model-cache", "mountPath": CACHE_MOUNT_PATH, "readOnly": True}],
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}},
+        "securityContext": CONTAINER_SECURITY_CONTEXT,
+    }
+
+
+def vllm_pod_spec(p: PodSpecInputs) -> dict:
+    """The pod spec (without metadata) for one vLLM server replica."""
+    engine = p["engine"]
+    spec = {
+        "initContainers": [cache_ready_init_container(p["model_path"])],
+        "containers": [vllm_container(p)],
+        "volumes": [
+            {"name": "model-cache", "persistentVolumeClaim": {"claimName": p["claim_name"], "readOnly": True}},
+            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": p.get("shm_size") or default_shm_size(engine)}},
+            {"name": "tmp", "emptyDir": {"sizeLimit": "20Gi"}},
+        ],
+        "securityContext": POD_SECURITY_CONTEXT,
+        # Long generations stream for minutes: give in-flight requests time to finish.
+        "terminationGracePeriodSeconds": p.get("termination_grace_period_seconds", 120),
+        "enableServiceLinks": False,
+        "automountServiceAccountToken": False,
+    }
+    return apply_contract(spec, p.get("scheduling"))

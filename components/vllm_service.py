@@ -1,0 +1,202 @@
+"""VllmService: an always-on vLLM OpenAI-compatible server (Deployment + Service and guards)."""
+
+from typing import Optional, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+from typing_extensions import NotRequired
+
+from .package import labels, selector_labels, type_token
+from .scheduling import SchedulingContractArgs
+from .vllm_pod import (
+    API_KEY_SECRET_KEY,
+    HTTP_PORT,
+    PORT_NAME,
+    ResourcesArgs,
+    VllmEngineArgs,
+    vllm_pod_spec,
+)
+
+
+class RolloutArgs(TypedDict):
+    """How a new version replaces the old one on scarce GPUs."""
+
+    max_surge: NotRequired[int]
+    """Extra pods during a rollout (default 0: a rollout never needs a spare GPU node)."""
+    max_unavailable: NotRequired[int]
+    """Pods that may be down during a rollout or voluntary disruption (default 1)."""
+
+
+class NetworkArgs(TypedDict):
+    """Who may reach the server's port (API and /metrics share it; ``--api-key`` guards /v1 only)."""
+
+    client_namespaces: NotRequired[list[str]]
+    """Namespaces whose pods may call the API (the gateway's, the apps'); the server's own namespace is always allowed."""
+    monitoring_namespaces: NotRequired[list[str]]
+    """Namespaces whose pods may scrape /metrics (Prometheus)."""
+
+
+class VllmServiceArgs(TypedDict):
+    """Arguments of a VllmService."""
+
+    namespace: pulumi.Input[str]
+    """Namespace of every object."""
+    engine: VllmEngineArgs
+    """vLLM engine options (served name, parallelism, context length, ...)."""
+    model_path: str
+    """Path of the weights inside the cache volume (``ModelCache.model_path``)."""
+    cache_claim_name: pulumi.Input[str]
+    """PersistentVolumeClaim holding the weights (``ModelCache.claim_name``)."""
+    replicas: NotRequired[int]
+    """Replicas (default 1). An autoscaler may own the count afterwards."""
+    image: NotRequired[str]
+    """vLLM image (default: the pinned, verified one)."""
+    resources: NotRequired[ResourcesArgs]
+    """CPU and memory of the server container."""
+    scheduling: NotRequired[SchedulingContractArgs]
+    """GPU scheduling contract from a GpuNodePool (default: whole ``nvidia.com/gpu`` with its taint)."""
+    startup_budget_seconds: NotRequired[int]
+    """Seconds the server may take to load before it is restarted (default 1800)."""
+    shm_size: NotRequired[str]
+    """Size of the memory-backed /dev/shm (default from the parallelism)."""
+    api_key: NotRequired[pulumi.Input[str]]
+    """API key clients must send; generated (pulumi-random) when not given."""
+    extra_env: NotRequired[dict[str, str]]
+    """Escape hatch: further environment variables of the server."""
+    rollout: NotRequired[RolloutArgs]
+    """Rollout and disruption settings."""
+    network: NotRequired[NetworkArgs]
+    """NetworkPolicy settings."""
+    pod_annotations: NotRequired[dict[str, str]]
+    """Annotations on the pods."""
+
+
+class VllmService(pulumi.ComponentResource):
+    """A vLLM server as a Deployment behind a ClusterIP Service, with its API-key Secret,
+    PodDisruptionBudget and NetworkPolicy."""
+
+    service_name: pulumi.Output[str]
+    """Name of the ClusterIP Service."""
+    deployment_name: pulumi.Output[str]
+    """Name of the Deployment (the autoscaling target)."""
+    endpoint: pulumi.Output[str]
+    """In-cluster base URL of the OpenAI-compatible API (``.../v1``)."""
+    served_model_name: pulumi.Output[str]
+    """Model name clients send."""
+    api_key: pulumi.Output[str]
+    """The API key (secret)."""
+    selector_labels: pulumi.Output[dict[str, str]]
+    """Labels selecting this server's pods."""
+
+    def __init__(self, name: str, args: VllmServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(type_token("VllmService"), name, {}, opts)
+        ns = args["namespace"]
+        engine = args["engine"]
+        sel = selector_labels(name)
+        meta_labels = labels(name, "server")
+        child = pulumi.ResourceOptions(parent=self)
+
+        api_key = args.get("api_key")
+        if api_key is None:
+            api_key = random.RandomPassword(f"{name}-api-key", length=40, special=False, opts=child).result
+        key_secret = k8s.core.v1.Secret(
+            f"{name}-api-key",
+            metadata={"name": f"{name}-api-key", "namespace": ns, "labels": meta_labels},
+            type="Opaque",
+            string_data={API_KEY_SECRET_KEY: pulumi.Output.secret(api_key)},
+            opts=child,
+        )
+
+        pod_spec = vllm_pod_spec(
+            {
+                "engine": engine,
+                "model_path": args["model_path"],
+                "claim_name": args["cache_claim_name"],
+                "api_key_secret_name": key_secret.metadata["name"],
+                "image": args.get("image"),
+                "resources": args.get("resources"),
+                "scheduling": args.get("scheduling"),
+                "startup_budget_seconds": args.get("startup_budget_seconds"),
+                "shm_size": args.get("shm_size"),
+                "extra_env": args.get("extra_env"),
+            }
+        )
+        # Spread replicas over GPU nodes, but never leave a pod pending for it (GPUs are scarce).
+        pod_spec["topologySpreadConstraints"] = [
+            {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": sel}}
+        ]
+        rollout = args.get("rollout") or {}
+        max_unavailable = rollout.get("max_unavailable", 1)
+
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-deploy",
+            metadata={"name": name, "namespace": ns, "labels": meta_labels},
+            spec={
+                "replicas": args.get("replicas", 1),
+                "selector": {"matchLabels": sel},
+                # maxSurge 0: the new pod takes the old one's GPU, so a rollout never waits for a spare GPU.
+                "strategy": {
+                    "type": "RollingUpdate",
+                    "rollingUpdate": {"maxSurge": rollout.get("max_surge", 0), "maxUnavailable": max_unavailable},
+                },
+                # Model loading counts against the deadline; the startup probe has the real budget.
+                "progressDeadlineSeconds": max(600, (args.get("startup_budget_seconds") or 1800) + 300),
+                "template": {
+                    "metadata": {"labels": meta_labels, "annotations": args.get("pod_annotations") or {}},
+                    "spec": pod_spec,
+                },
+            },
+            opts=child,
+        )
+
+        service = k8s.core.v1.Service(
+            f"{name}-svc",
+            metadata={"name": name, "namespace": ns, "labels": meta_labels},
+            spec={
+                "type": "ClusterIP",
+                "selector": sel,
+                "ports": [{"name": PORT_NAME, "port": HTTP_PORT, "targetPort": PORT_NAME, "protocol": "TCP"}],
+            },
+            opts=child,
+        )
+
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-pdb",
+            metadata={"name": name, "namespace": ns, "labels": meta_labels},
+            spec={"maxUnavailable": max_unavailable, "selector": {"matchLabels": sel}},
+            opts=child,
+        )
+
+        net = args.get("network") or {}
+        allowed = sorted(set(net.get("client_namespaces", [])) | set(net.get("monitoring_namespaces", [])))
+        sources: list = [{"podSelector": {}}]  # the server's own namespace
+        if allowed:
+            sources.append({"namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": allowed}]}})
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-netpol",
+            metadata={"name": name, "namespace": ns, "labels": meta_labels},
+            spec={
+                "podSelector": {"matchLabels": sel},
+                "policyTypes": ["Ingress"],
+                "ingress": [{"from": sources, "ports": [{"port": HTTP_PORT, "protocol": "TCP"}]}],
+            },
+            opts=child,
+        )
+
+        self.service_name = service.metadata["name"]
+        self.deployment_name = deployment.metadata["name"]
+        self.endpoint = pulumi.Output.concat("http://", service.metadata["name"], ".", ns, ".svc.cluster.local:", str(HTTP_PORT), "/v1")
+        self.served_model_name = pulumi.Output.from_input(engine["served_model_name"])
+        self.api_key = pulumi.Output.secret(api_key)
+        self.selector_labels = pulumi.Output.from_input(sel)
+        self.register_outputs(
+            {
+                "service_name": self.service_name,
+                "deployment_name": self.deployment_name,
+                "endpoint": self.endpoint,
+                "served_model_name": self.served_model_name,
+                "api_key": self.api_key,
+                "selector_labels": self.selector_labels,
+            }
+        )
