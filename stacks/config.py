@@ -42,6 +42,12 @@ def _cpu_quantity(v: str) -> str:
     return str(v)
 
 
+def _pinned_revision(v: str) -> str:
+    if v.strip().lower() in UNPINNED_REVISIONS:
+        raise ValueError(f"revision {v!r} is a moving branch; pin a commit sha or release tag")
+    return v
+
+
 Size = Annotated[str, AfterValidator(_binary_quantity)]
 Cpu = Annotated[str, AfterValidator(_cpu_quantity)]
 
@@ -106,7 +112,7 @@ class ModelConfig(_Model):
 
     name: str = Field(pattern=DNS_LABEL, max_length=40, description="Short DNS-label name; prefixes every object of this model.")
     model: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$", description="Hugging Face repository id (org/name).")
-    revision: str = Field(description="Pinned revision to serve: a commit sha (preferred) or a release tag; never a branch.")
+    revision: Annotated[str, AfterValidator(_pinned_revision)] = Field(description="Pinned revision to serve: a commit sha (preferred) or a release tag; never a branch.")
     served_model_name: Optional[str] = Field(None, description="Name clients send as `model` (default: the model id).")
     gated: bool = Field(False, description="The repository needs a Hugging Face token (set huggingfaceToken as a secret).")
     replicas: int = Field(1, ge=1, le=64, description="Always-on replicas.")
@@ -139,8 +145,6 @@ class ModelConfig(_Model):
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.revision.strip().lower() in UNPINNED_REVISIONS:
-            raise ValueError(f"revision {self.revision!r} is a moving branch; pin a commit sha or release tag")
         if self.gpus is not None and self.gpus != self.gpus_per_replica:
             raise ValueError(
                 f"gpus is {self.gpus} but tensorParallelSize x pipelineParallelSize is "

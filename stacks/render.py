@@ -154,12 +154,20 @@ def available_stacks(root: Path = ROOT) -> list[str]:
     return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
 
 
-def run_program(project: str, stack: str, config: dict[str, str], secret_keys: list[str], root: Path = ROOT) -> Rendered:
-    """Run ``__main__.py`` under mocks with exactly this config; raise what the program raises."""
+def run_program(
+    project: str,
+    stack: str,
+    config: dict[str, str],
+    secret_keys: list[str],
+    root: Path = ROOT,
+    mocks: Optional[RecordingMocks] = None,
+) -> Rendered:
+    """Run ``__main__.py`` under mocks with exactly this config; raise what the program raises
+    (``mocks.registrations`` then shows what had been registered before it did)."""
     saved = {k: os.environ.get(k) for k in ("PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS")}
     os.environ["PULUMI_CONFIG"] = json.dumps(config)
     os.environ["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(secret_keys)
-    mocks = RecordingMocks()
+    mocks = mocks if mocks is not None else RecordingMocks()
     try:
         pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=True)
         pulumi.runtime.set_all_config({}, [])
@@ -200,12 +208,18 @@ def write(rendered: Rendered, out_dir: Path) -> Path:
 
 
 def main(argv: list[str]) -> int:
+    root = ROOT
+    if len(argv) == 4 and argv[0] == "--project-dir":
+        root, argv = Path(argv[1]).resolve(), argv[2:]
     if len(argv) != 2:
-        print(f"usage: python -m stacks.render STACK OUT_DIR   (stacks: {', '.join(available_stacks())})", file=sys.stderr)
+        print(
+            f"usage: python -m stacks.render [--project-dir DIR] STACK OUT_DIR   (stacks: {', '.join(available_stacks(root))})",
+            file=sys.stderr,
+        )
         return 2
     stack, out = argv
     try:
-        rendered = render(stack)
+        rendered = render(stack, root)
     except pulumi.RunError as err:  # bad config: the message says what and where
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -23,8 +23,8 @@ def rendered(request) -> render_mod.Rendered:
     return rendered_stack(request.param)
 
 
-def render_with(config: dict, stack: str = "test", secret_keys: tuple = ()) -> render_mod.Rendered:
+def render_with(config: dict, stack: str = "test", secret_keys: tuple = (), mocks=None) -> render_mod.Rendered:
     """Run the program with an in-memory stack config (``{"models": [...]}`` etc.)."""
     project = "llmstack"
     wire = {f"{project}:{k}": render_mod._wire(v) for k, v in config.items()}
-    return render_mod.run_program(project, stack, wire, [f"{project}:{k}" for k in secret_keys])
+    return render_mod.run_program(project, stack, wire, [f"{project}:{k}" for k in secret_keys], mocks=mocks)
