@@ -1,0 +1,82 @@
+"""What the committed dev and prod stacks deliver, and the stack outputs users consume."""
+
+import json
+import os
+
+import pulumi
+import yaml
+from conftest import ROOT, rendered_stack
+
+from stacks import composition, loader
+from stacks.render import RecordingMocks, stack_config_env
+
+
+def gpus(dep):
+    res = dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    return sum(int(v) for k, v in res.items() if k.startswith("nvidia.com/"))
+
+
+def test_dev_serves_one_small_model_on_one_gpu():
+    deps = rendered_stack("dev").of_kind("Deployment")
+    servers = [d for d in deps if d["metadata"]["labels"].get("app.kubernetes.io/component") == "server"]
+    assert len(servers) >= 1
+    assert gpus(servers[0]) == 1
+
+
+def test_prod_serves_several_models_one_with_tensor_parallelism():
+    servers = [d for d in rendered_stack("prod").of_kind("Deployment")
+               if d["metadata"]["labels"].get("app.kubernetes.io/component") == "server"]
+    assert len(servers) >= 2
+    tp = [d for d in servers if "--tensor-parallel-size" in (a := d["spec"]["template"]["spec"]["containers"][0]["args"])
+          and int(a[a.index("--tensor-parallel-size") + 1]) > 1]
+    assert tp and gpus(tp[0]) > 1
+    assert all((d["spec"].get("replicas") or 2) >= 2 for d in servers), "production replicas"
+
+
+def test_each_model_gets_its_cache_and_the_server_mounts_it(rendered):
+    claims = {p["metadata"]["name"] for p in rendered.of_kind("PersistentVolumeClaim")}
+    jobs = rendered.of_kind("Job")
+    for dep in rendered.of_kind("Deployment"):
+        if dep["metadata"]["labels"].get("app.kubernetes.io/component") != "server":
+            continue
+        pod = dep["spec"]["template"]["spec"]
+        claim = next(v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v)
+        assert claim in claims
+        model_arg = pod["containers"][0]["args"][pod["containers"][0]["args"].index("--model") + 1]
+        assert any(e.get("value") == model_arg for j in jobs for e in j["spec"]["template"]["spec"]["containers"][0]["env"]), \
+            "the server serves exactly the directory the download Job fills"
+
+
+def test_stack_files_keep_the_token_secret():
+    for stack in ("dev", "prod"):
+        raw = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+        assert set(raw["llmstack:huggingfaceToken"]) == {"secure"}
+        assert "hf_" not in json.dumps(raw)
+
+
+def test_outputs_endpoints_names_and_secret_api_key():
+    project, config, secrets = stack_config_env("prod")
+    os.environ["PULUMI_CONFIG"] = json.dumps(config)
+    os.environ["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(secrets)
+    try:
+        pulumi.runtime.set_mocks(RecordingMocks(), project=project, stack="prod", preview=True)
+        cfg = loader.load(project, "prod")
+
+        @pulumi.runtime.test
+        def run():
+            out = composition.build(cfg)
+            model_outputs = {name: pulumi.Output.all(v["endpoint"], v["servedModelName"]) for name, v in out["models"].items()}
+
+            def check(args):
+                resolved, is_secret = args
+                assert is_secret, "the API key output must be a secret"
+                for name, (endpoint, served) in resolved.items():
+                    assert endpoint == f"http://{name}.llm.svc.cluster.local:8000/v1"
+                    assert served == next(m.served_name for m in cfg.models if m.name == name)
+
+            return pulumi.Output.all(pulumi.Output.all(**model_outputs), pulumi.Output.is_secret(out["apiKey"])).apply(check)
+
+        run()
+    finally:
+        os.environ.pop("PULUMI_CONFIG")
+        os.environ.pop("PULUMI_CONFIG_SECRET_KEYS")
