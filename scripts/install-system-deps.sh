@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# System packages the test suite needs: Prometheus and promtool (Debian/Ubuntu package `prometheus`)
+# for PromQL checks, alert-rule unit tests and the real-Prometheus e2e test.
+set -euo pipefail
+if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+# The package may start a server on machines with an init system; the tests start their own.
+$SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+promtool --version | head -1
