@@ -1,0 +1,11 @@
+from stacks import docs
+
+
+def test_readme_config_reference_matches_the_config_model():
+    assert docs.main(["--check"]) == 0, "run `.venv/bin/python -m stacks.docs` to regenerate the README's config reference"
+
+
+def test_reference_documents_every_model_key():
+    text = docs.generate()
+    for key in ("`llmstack:models`", "`tensorParallelSize`", "`weightsGiB`", "`cache`", "`size`"):
+        assert key in text
