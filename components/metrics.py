@@ -40,6 +40,16 @@ DCGM_XID_ERRORS = "DCGM_FI_DEV_XID_ERRORS"
 VLLM_METRICS = {v for k, v in dict(globals()).items() if k.startswith("VLLM_") and k != "VLLM_MODEL_LABEL"}
 DCGM_METRICS = {v for k, v in dict(globals()).items() if k.startswith("DCGM_")}
 
+# --- kube-state-metrics (shipped with kube-prometheus-stack) and Prometheus' own scrape series --
+#: Job failure condition (labels: namespace, job_name, condition="true"|"false"|"unknown").
+KSM_JOB_FAILED = "kube_job_failed"
+#: Container waiting reason (labels: namespace, pod, container, reason="CrashLoopBackOff", ...).
+KSM_CONTAINER_WAITING_REASON = "kube_pod_container_status_waiting_reason"
+KSM_CONTAINER_RESTARTS = "kube_pod_container_status_restarts_total"
+KSM_METRICS = {KSM_JOB_FAILED, KSM_CONTAINER_WAITING_REASON, KSM_CONTAINER_RESTARTS}
+#: 1 when Prometheus scraped a target successfully, 0 when the scrape failed.
+PROM_UP = "up"
+
 
 def family(wire_name: str) -> str:
     """The metric family a wire name belongs to (``x_total`` -> ``x``, ``x_bucket`` -> ``x``)."""

@@ -17,7 +17,9 @@ from .scheduling import SchedulingContractArgs, apply_contract, default_contract
 
 #: Port vLLM's OpenAI-compatible server listens on (API, /health and /metrics share it).
 HTTP_PORT = 8000
-PORT_NAME = "http"
+#: Name of the server's port. Knative accepts only "", "http1" or "h2c" as the serving port's name
+#: (vLLM speaks HTTP/1.1), and the container is shared with KnativeVllmService, so "http1".
+PORT_NAME = "http1"
 #: Where the model cache volume is mounted in every pod.
 CACHE_MOUNT_PATH = "/models"
 #: vLLM's liveness endpoint: 200 once the engine is up, 5xx if the engine died.
@@ -133,7 +135,8 @@ def vllm_args(engine: VllmEngineArgs, model_path: str) -> list[str]:
 
 def probes(startup_budget: int) -> dict:
     """Startup probe with the whole budget; then tight readiness/liveness (no initial delay)."""
-    http = {"path": HEALTH_PATH, "port": PORT_NAME}
+    # By number, not name: Knative renames the serving port on the pods it creates.
+    http = {"path": HEALTH_PATH, "port": HTTP_PORT}
     return {
         "startupProbe": {
             "httpGet": http,
@@ -213,8 +216,6 @@ def vllm_container(p: PodSpecInputs) -> dict:
             "limits": {"memory": memory, contract["gpu_resource_name"]: gpus},
         },
         **probes(p.get("startup_budget_seconds") or STARTUP_UNKNOWN_SIZE_SECONDS),
-        # Let the endpoint drop out of Services before the server stops taking requests.
-        "lifecycle": {"preStop": {"exec": {"command": ["sleep", "10"]}}},
         "volumeMounts": [
             {"name": "model-cache", "mountPath": CACHE_MOUNT_PATH, "readOnly": True},
             {"name": "dshm", "mountPath": "/dev/shm"},
@@ -237,12 +238,18 @@ def cache_ready_init_container(model_path: str) -> dict:
     }
 
 
+#: The Deployment's one addition to the shared container: let the endpoint drop out of Services
+#: before the server stops taking requests. Knative refuses ``lifecycle`` on a revision's container
+#: and injects its own preStop (queue-proxy drains requests first), so it is not in vllm_container.
+DEPLOYMENT_DRAIN_LIFECYCLE = {"preStop": {"exec": {"command": ["sleep", "10"]}}}
+
+
 def vllm_pod_spec(p: PodSpecInputs) -> dict:
     """The pod spec (without metadata) for one vLLM server replica."""
     engine = p["engine"]
     spec = {
         "initContainers": [cache_ready_init_container(p["model_path"])],
-        "containers": [vllm_container(p)],
+        "containers": [{**vllm_container(p), "lifecycle": DEPLOYMENT_DRAIN_LIFECYCLE}],
         "volumes": [
             {"name": "model-cache", "persistentVolumeClaim": {"claimName": p["claim_name"], "readOnly": True}},
             {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": p.get("shm_size") or default_shm_size(engine)}},
@@ -255,3 +262,19 @@ def vllm_pod_spec(p: PodSpecInputs) -> dict:
         "automountServiceAccountToken": False,
     }
     return apply_contract(spec, p.get("scheduling"))
+
+
+#: Pod-level security fields Knative admits (behind ``kubernetes.podspec-securitycontext``).
+KNATIVE_POD_SECURITY_FIELDS = ("runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup", "supplementalGroups", "seccompProfile")
+
+
+def knative_pod_spec(p: PodSpecInputs) -> dict:
+    """The same pod for a Knative revision (KnativeVllmService): the identical vLLM container,
+    volumes, cache-ready init container and placement. Knative owns the container's preStop and
+    ``terminationGracePeriodSeconds`` (from the request timeout), and admits fewer pod security
+    fields (``fsGroupChangePolicy`` is dropped: the cache is read-only, the emptyDirs start empty)."""
+    spec = vllm_pod_spec(p)
+    spec["containers"] = [vllm_container(p)]
+    del spec["terminationGracePeriodSeconds"]
+    spec["securityContext"] = {k: v for k, v in spec["securityContext"].items() if k in KNATIVE_POD_SECURITY_FIELDS}
+    return spec

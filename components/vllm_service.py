@@ -49,7 +49,10 @@ class VllmServiceArgs(TypedDict):
     cache_claim_name: pulumi.Input[str]
     """PersistentVolumeClaim holding the weights (``ModelCache.claim_name``)."""
     replicas: NotRequired[int]
-    """Replicas (default 1). An autoscaler may own the count afterwards."""
+    """Replicas (default 1). Ignored when ``autoscaled``."""
+    autoscaled: NotRequired[bool]
+    """An autoscaler (KEDA's HPA) owns the replica count: ``spec.replicas`` is left unset, so a
+    later ``pulumi up`` never resets what the autoscaler chose (default false)."""
     image: NotRequired[str]
     """vLLM image (default: the pinned, verified one)."""
     resources: NotRequired[ResourcesArgs]
@@ -133,7 +136,7 @@ class VllmService(pulumi.ComponentResource):
             f"{name}-deploy",
             metadata={"name": name, "namespace": ns, "labels": meta_labels},
             spec={
-                "replicas": args.get("replicas", 1),
+                **({} if args.get("autoscaled") else {"replicas": args.get("replicas", 1)}),
                 "selector": {"matchLabels": sel},
                 # maxSurge 0: the new pod takes the old one's GPU, so a rollout never waits for a spare GPU.
                 "strategy": {

@@ -4,7 +4,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components.gpu_autoscaling import GpuAutoscaling
+from components.gpu_node_pool import GpuNodePool
+from components.knative_serving import KnativeServing  # knative
+from components.knative_vllm_service import ALL_POD_FEATURES as KNATIVE_INSTALLED_FEATURES, KnativeVllmService  # knative
 from components.model_cache import ModelCache, model_dir
+from components.observability import Observability
 from components.package import MANAGED_BY
 from components.vllm_pod import startup_budget_seconds
 from components.vllm_service import VllmService
@@ -52,7 +57,23 @@ def build(cfg: StackConfig) -> dict:
     api_key = random.RandomPassword("api-key", length=48, special=False)
     in_ns = pulumi.ResourceOptions(provider=provider, depends_on=[namespace])
 
+    # --- gpu pool: device plugin / GPU operator, sharing, taints, classes, Karpenter; the
+    # scheduling contract every serving component takes (created before the models) ---
+    gpu_pool = GpuNodePool("gpu", cfg.gpu_pool.args(cfg.namespace), opts=on_cluster)
+    # --- end gpu pool ---
+
+    # --- knative: Knative Serving for models with serving: knative (installed, or the cluster's) ---
+    knative_models = [m for m in cfg.models if m.serving == "knative"]
+    knative_install = None
+    knative_features = list(cfg.knative.features)
+    if knative_models and cfg.knative.install:
+        knative_install = KnativeServing("knative", {}, opts=on_cluster)
+        knative_features = sorted(KNATIVE_INSTALLED_FEATURES)
+    # --- end knative ---
+
     models = {}
+    scaled: list = []  # autoscaling
+    scaled_servers: list = []  # autoscaling
     for m in cfg.models:
         cache = ModelCache(
             m.name,
@@ -69,6 +90,43 @@ def build(cfg: StackConfig) -> dict:
             },
             opts=in_ns,
         )
+        # --- knative: scale-to-zero models run the same vLLM pod as a Knative Service ---
+        if m.serving == "knative":
+            k = m.knative_scaling
+            kserver = KnativeVllmService(
+                m.name,
+                {
+                    "namespace": ns,
+                    "engine": engine_args(m),
+                    "model_path": model_dir(m.model, m.revision),
+                    "cache_claim_name": cache.claim_name,
+                    "resources": {"cpu": m.resources.cpu, "memory": m.resources.memory},
+                    "startup_budget_seconds": m.startup_budget,
+                    "api_key": api_key.result,
+                    "extra_env": dict(m.extra_env),
+                    "scheduling": gpu_pool.contract,
+                    "scaling": {
+                        "min_scale": k.min_scale, "max_scale": k.max_scale, "initial_scale": k.initial_scale,
+                        "target_concurrency": k.target_concurrency, "container_concurrency": k.container_concurrency,
+                        "scale_down_delay": k.scale_down_delay, "stable_window": k.stable_window,
+                        "panic_window_percentage": k.panic_window_percentage,
+                    },
+                    "progress_deadline_seconds": k.progress_deadline_seconds,
+                    "request_timeout_seconds": k.request_timeout_seconds,
+                    "enabled_features": knative_features,
+                    "knative_namespaces": list(cfg.knative.namespaces),
+                    "network": {"monitoring_namespaces": list(cfg.network.monitoring_namespaces)},
+                    **({"image": m.image} if m.image else {}),
+                    **({"shm_size": m.shm_size} if m.shm_size else {}),
+                },
+                opts=pulumi.ResourceOptions(
+                    provider=provider,
+                    depends_on=[namespace, cache, gpu_pool, *([knative_install] if knative_install else [])],
+                ),
+            )
+            models[m.name] = {"endpoint": kserver.endpoint, "servedModelName": kserver.served_model_name}
+            continue
+        # --- end knative ---
         server = VllmService(
             m.name,
             {
@@ -77,21 +135,107 @@ def build(cfg: StackConfig) -> dict:
                 "model_path": model_dir(m.model, m.revision),
                 "cache_claim_name": cache.claim_name,
                 "replicas": m.replicas,
+                "autoscaled": m.autoscaling is not None,
                 "resources": {"cpu": m.resources.cpu, "memory": m.resources.memory},
                 "startup_budget_seconds": startup_budget_seconds(m.weights_gib, m.startup_timeout_seconds),
                 "api_key": api_key.result,
                 "extra_env": dict(m.extra_env),
+                "scheduling": gpu_pool.contract,  # gpu pool
                 "rollout": {"max_surge": m.rollout.max_surge, "max_unavailable": m.rollout.max_unavailable},
                 "network": {
-                    "client_namespaces": list(cfg.network.client_namespaces),
+                    "client_namespaces": list(cfg.network.client_namespaces)
+                    # scale-to-zero: clients come through the KEDA HTTP add-on's interceptor
+                    + ([cfg.autoscaling.keda_namespace] if m.autoscaling and m.autoscaling.min_replicas == 0 else []),
                     "monitoring_namespaces": list(cfg.network.monitoring_namespaces),
                 },
                 **({"image": m.image} if m.image else {}),
                 **({"shm_size": m.shm_size} if m.shm_size else {}),
             },
             # The Job must have completed (weights in the cache) before servers start.
-            opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, cache]),
+            opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, cache, gpu_pool]),
         )
         models[m.name] = {"endpoint": server.endpoint, "servedModelName": server.served_model_name}
+        # --- autoscaling: collect the autoscaled servers (GpuAutoscaling below) ---
+        if m.autoscaling is not None:
+            a = m.autoscaling
+            scaled.append({
+                "name": m.name, "namespace": ns, "deployment_name": server.deployment_name,
+                "service_name": server.service_name, "served_model_name": m.served_name,
+                "startup_budget_seconds": m.startup_budget, "min_replicas": a.min_replicas,
+                "max_replicas": a.max_replicas, "metric": a.metric, "target": a.effective_target,
+                "cooldown_seconds": m.cooldown_seconds, "polling_interval_seconds": a.polling_interval_seconds,
+                "http_concurrency_target": m.max_num_seqs or 100,
+                **({"kv_cache_target": a.kv_cache_target} if a.kv_cache_target is not None else {}),
+                **({"ttft_p95_seconds": a.ttft_p95_seconds} if a.ttft_p95_seconds is not None else {}),
+            })
+            scaled_servers.append(server)
 
-    return {"namespace": ns, "models": models, "apiKey": pulumi.Output.secret(api_key.result)}
+    outputs = {"namespace": ns, "models": models, "apiKey": pulumi.Output.secret(api_key.result)}
+
+    # --- observability: Prometheus/Grafana, DCGM exporter, vLLM scraping, alerts, dashboards ---
+    o = cfg.observability
+    observability = Observability(
+        "observability",
+        {
+            "models": [
+                {
+                    "name": m.name,
+                    "namespace": cfg.namespace,
+                    "served_model_name": m.served_name,
+                    "always_on": not (m.autoscaling is not None and m.autoscaling.min_replicas == 0)
+                    and not (m.serving == "knative" and m.knative_scaling.min_scale == 0),  # knative
+                    "download_job_name": f"{m.name}-download",
+                    **({"ttft_p95_seconds": m.slo_ttft_p95_seconds} if m.slo_ttft_p95_seconds else {}),
+                }
+                for m in cfg.models
+            ],
+            "serving_namespaces": [cfg.namespace],
+            "namespace": o.namespace,
+            "install_prometheus_stack": o.install_prometheus_stack,
+            "install_dcgm_exporter": o.dcgm_exporter,
+            "scheduling": gpu_pool.contract,  # the DCGM exporter runs where the GPU pods run
+            "scrape_interval": o.scrape_interval,
+            "thresholds": o.alerts.model_dump(),
+            **({"monitor_labels": dict(o.monitor_labels)} if o.monitor_labels is not None else {}),
+            **({"prometheus_url": o.prometheus_url} if o.prometheus_url else {}),
+            **({"grafana_url": o.grafana_url} if o.grafana_url else {}),
+            **({"prometheus": {
+                "retention": o.prometheus.retention,
+                "cpu": o.prometheus.cpu,
+                "memory": o.prometheus.memory,
+                **({"retention_size": o.prometheus.effective_retention_size} if o.prometheus.effective_retention_size else {}),
+                **({"storage_size": o.prometheus.storage_size} if o.prometheus.storage_size else {}),
+                **({"storage_class_name": o.prometheus.storage_class} if o.prometheus.storage_class else {}),
+            }} if o.install_prometheus_stack else {}),
+        },
+        opts=on_cluster,
+    )
+    outputs["prometheusUrl"] = observability.prometheus_url
+    outputs["grafanaUrl"] = observability.grafana_url
+    if o.install_prometheus_stack:
+        outputs["grafanaAdminPassword"] = observability.grafana_admin_password
+    # --- end observability ---
+
+    # --- autoscaling: KEDA + one ScaledObject per autoscaled model ---
+    if scaled:
+        autoscaling = GpuAutoscaling(
+            "autoscaling",
+            {
+                "workloads": scaled,
+                "install_keda": cfg.autoscaling.install_keda,
+                "http_add_on": cfg.autoscaling.http_add_on,
+                "keda_namespace": cfg.autoscaling.keda_namespace,
+                "prometheus_url": cfg.autoscaling.prometheus_url,
+                # kube-prometheus-stack's default ServiceMonitor selector
+                "service_monitor_labels": {"release": "kube-prometheus-stack"},
+            },
+            opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, *scaled_servers]),
+        )
+        camel_bounds = autoscaling.bounds.apply(
+            lambda b: {k: {"minReplicas": v["min_replicas"], "maxReplicas": v["max_replicas"],
+                           "cooldownSeconds": v["cooldown_seconds"], "scaleToZero": v["scale_to_zero"]} for k, v in b.items()}
+        )
+        outputs["autoscaling"] = {"bounds": camel_bounds, "bufferedEndpoints": autoscaling.buffered_endpoints}
+    # --- end autoscaling ---
+
+    return outputs

@@ -43,6 +43,10 @@ def _strict(schema: dict) -> dict:
                 and not node.get("x-kubernetes-preserve-unknown-fields")
             ):
                 node["additionalProperties"] = False
+            # Go's RE2 accepts an inline flag after the anchor (PrometheusRule: '^(?i)(abort|warn)?$');
+            # Python's re wants global flags first.
+            if isinstance(node.get("pattern"), str) and node["pattern"].startswith("^(?i)"):
+                node["pattern"] = "(?i)^" + node["pattern"][len("^(?i)"):]
             for v in node.values():
                 walk(v)
         elif isinstance(node, list):

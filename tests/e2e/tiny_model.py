@@ -84,8 +84,11 @@ def build_tokenizer():
     return tok
 
 
-def make_tiny_model(outdir: str, seed: int = SEED) -> str:
-    """Write the tiny model + tokenizer into `outdir`; return `outdir`."""
+def make_tiny_model(outdir: str, seed: int = SEED, max_positions: int = MAX_POSITIONS) -> str:
+    """Write the tiny model + tokenizer into `outdir`; return `outdir`.
+
+    `max_positions` bounds the `--max-model-len` vLLM accepts (RoPE: no weights depend on it).
+    """
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
@@ -100,11 +103,20 @@ def make_tiny_model(outdir: str, seed: int = SEED) -> str:
         unk_token=UNK,
         pad_token=PAD,
         additional_special_tokens=[IM_START, IM_END],
-        model_max_length=MAX_POSITIONS,
+        model_max_length=max_positions,
         clean_up_tokenization_spaces=False,
     )
     tokenizer.chat_template = CHAT_TEMPLATE
     tokenizer.save_pretrained(outdir)
+    # transformers 5 writes the template to chat_template.jinja only; also put
+    # it into tokenizer_config.json for loaders that look there.
+    tc_path = os.path.join(outdir, "tokenizer_config.json")
+    with open(tc_path) as f:
+        tc = json.load(f)
+    tc["chat_template"] = CHAT_TEMPLATE
+    with open(tc_path, "w") as f:
+        json.dump(tc, f, indent=2, sort_keys=True)
+        f.write("\n")
 
     vocab = len(tokenizer)
     assert vocab <= VOCAB_SIZE, vocab
@@ -118,7 +130,7 @@ def make_tiny_model(outdir: str, seed: int = SEED) -> str:
         num_attention_heads=NUM_HEADS,
         num_key_value_heads=NUM_KV_HEADS,
         head_dim=HIDDEN_SIZE // NUM_HEADS,
-        max_position_embeddings=MAX_POSITIONS,
+        max_position_embeddings=max_positions,
         rms_norm_eps=1e-5,
         rope_theta=10000.0,
         tie_word_embeddings=False,
@@ -141,9 +153,10 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("outdir")
     ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--max-positions", type=int, default=MAX_POSITIONS)
     args = ap.parse_args(argv)
     t0 = time.monotonic()
-    make_tiny_model(args.outdir, seed=args.seed)
+    make_tiny_model(args.outdir, seed=args.seed, max_positions=args.max_positions)
     dt = time.monotonic() - t0
     files = sorted(os.listdir(args.outdir))
     print(json.dumps({"outdir": os.path.abspath(args.outdir), "files": files, "seconds": round(dt, 2)}))

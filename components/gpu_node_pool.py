@@ -1,0 +1,583 @@
+"""GpuNodePool: makes a cluster's GPU nodes usable and says how serving pods land on them.
+
+It installs the NVIDIA device plugin (or the GPU operator, or relies on what the cluster
+already runs), delivers the GPU sharing configuration (time-slicing, MPS, MIG) the way the
+chart expects, creates the RuntimeClass / PriorityClass serving pods use, optionally a
+Karpenter ``NodePool`` that autoprovisions GPU nodes, and outputs the scheduling contract
+(``components.scheduling.SchedulingContractArgs``) every serving component consumes.
+
+The sizing helpers at the bottom (``device_memory_gib``, ``estimate_weights_gib``,
+``kv_cache_room_gib``) are plain functions: the stack config uses them to refuse, at
+preview, a model that cannot fit on the pool's GPUs.
+"""
+
+import math
+import re
+from enum import Enum
+from typing import Optional, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+from typing_extensions import NotRequired
+
+from . import versions
+from .package import MANAGED_BY, type_token
+from .scheduling import WHOLE_GPU_RESOURCE, SchedulingContractArgs, TolerationArgs
+
+#: Resource name time-slicing and MPS advertise when they rename the shared GPU.
+SHARED_GPU_RESOURCE = f"{WHOLE_GPU_RESOURCE}.shared"
+#: Name of the sharing configuration inside the device plugin's ConfigMap.
+SHARING_CONFIG_NAME = "default"
+DEVICE_PLUGIN_NAMESPACE = "nvidia-device-plugin"
+GPU_OPERATOR_NAMESPACE = "gpu-operator"
+#: MIG profile names: ``<compute slices>g.<memory>gb`` (``3g.40gb``, ``1g.10gb+me``).
+MIG_PROFILE = re.compile(r"^([1-7])g\.([0-9]+)gb(\+me)?$")
+
+# The device plugin chart's own default tolerations (kept when the pool adds its own: Helm
+# replaces lists instead of merging them).
+_CHART_TOLERATIONS = [
+    {"key": "CriticalAddonsOnly", "operator": "Exists"},
+    {"key": WHOLE_GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"},
+]
+
+
+class GpuInstall(str, Enum):
+    """What makes the GPUs schedulable on the pool's nodes."""
+
+    DEVICE_PLUGIN = "devicePlugin"
+    """Install the NVIDIA device plugin Helm chart (nodes already have the driver and container toolkit)."""
+    GPU_OPERATOR = "gpuOperator"
+    """Install the NVIDIA GPU Operator (driver, toolkit, device plugin, GFD) for nodes without drivers."""
+    EXISTING = "existing"
+    """Install nothing: the cluster already runs a device plugin (GKE, AKS GPU node pools, a shared operator)."""
+
+
+class SharingStrategy(str, Enum):
+    """How one physical GPU is shared between pods."""
+
+    NONE = "none"
+    """Whole GPUs: one pod per GPU."""
+    TIME_SLICING = "timeSlicing"
+    """Each GPU is advertised ``replicas`` times; pods interleave in time and share (unisolated) memory."""
+    MPS = "mps"
+    """CUDA MPS: each GPU is advertised ``replicas`` times, each slice gets 1/replicas of the memory."""
+    MIG = "mig"
+    """Multi-Instance GPU: each GPU is partitioned into isolated instances (A100/H100/H200 class)."""
+
+
+class MigStrategy(str, Enum):
+    """How the device plugin advertises MIG instances."""
+
+    SINGLE = "single"
+    """Every GPU of a node uses the same profile; instances are advertised as ``nvidia.com/gpu``."""
+    MIXED = "mixed"
+    """Instances are advertised per profile, as ``nvidia.com/mig-<profile>``."""
+
+
+class ConsolidationPolicy(str, Enum):
+    """When Karpenter may remove or replace a GPU node."""
+
+    WHEN_EMPTY = "WhenEmpty"
+    """Only nodes running no (non-daemon) pods: a loaded model is never moved to save money."""
+    WHEN_EMPTY_OR_UNDERUTILIZED = "WhenEmptyOrUnderutilized"
+    """Also repack under-used nodes (evicts servers, which then reload their weights)."""
+
+
+class SharingArgs(TypedDict):
+    """GPU sharing on the pool's nodes."""
+
+    strategy: SharingStrategy
+    """none, timeSlicing, mps or mig."""
+    replicas: NotRequired[int]
+    """timeSlicing / mps: how many pods share one GPU (at least 2)."""
+    rename_resource: NotRequired[bool]
+    """timeSlicing / mps: advertise shares as ``nvidia.com/gpu.shared`` so that no pod mistakes a share for a whole GPU (default true)."""
+    mig_strategy: NotRequired[MigStrategy]
+    """mig: single or mixed (default single)."""
+    mig_profile: NotRequired[str]
+    """mig: the profile serving pods run on (``3g.40gb``); the nodes must already be partitioned so."""
+
+
+class TaintArgs(TypedDict):
+    """A taint the pool's nodes carry (serving pods get the matching toleration)."""
+
+    key: str
+    """Taint key (``nvidia.com/gpu``)."""
+    value: NotRequired[str]
+    """Taint value (none: tolerated with ``Exists``)."""
+    effect: NotRequired[str]
+    """NoSchedule (default), PreferNoSchedule or NoExecute."""
+
+
+class RuntimeClassArgs(TypedDict):
+    """The RuntimeClass GPU pods run with (containerd clusters whose default runtime is not NVIDIA's)."""
+
+    name: str
+    """RuntimeClass name pods refer to (``nvidia``)."""
+    handler: NotRequired[str]
+    """containerd runtime handler (default: the name)."""
+    create: NotRequired[bool]
+    """Create the RuntimeClass (default true); false when the cluster or the GPU operator already has it."""
+
+
+class PriorityClassArgs(TypedDict):
+    """The PriorityClass of serving pods."""
+
+    name: str
+    """PriorityClass name (cluster-scoped: unique per cluster)."""
+    value: NotRequired[int]
+    """Priority (default 100000: above ordinary workloads, far below system-critical ones)."""
+    preempt: NotRequired[bool]
+    """May a pending serving pod preempt lower-priority pods (default true)."""
+    create: NotRequired[bool]
+    """Create the PriorityClass (default true); false to refer to an existing one."""
+
+
+class NodeClassRefArgs(TypedDict):
+    """The cloud-specific node class a Karpenter NodePool launches nodes from."""
+
+    group: str
+    """API group (``karpenter.k8s.aws``, ``karpenter.azure.com``)."""
+    kind: str
+    """Kind (``EC2NodeClass``, ``AKSNodeClass``)."""
+    name: str
+    """Name of the node class, created by the user (AMI/image with NVIDIA drivers, subnets, disks)."""
+
+
+class NodeRequirementArgs(TypedDict):
+    """A Karpenter node requirement (a node label selector term)."""
+
+    key: str
+    """Label key (``node.kubernetes.io/instance-type``, ``karpenter.k8s.aws/instance-gpu-name``)."""
+    operator: str
+    """In, NotIn, Exists, DoesNotExist, Gt, Lt."""
+    values: NotRequired[list[str]]
+    """Values for In / NotIn / Gt / Lt."""
+
+
+class KarpenterArgs(TypedDict):
+    """A Karpenter (karpenter.sh/v1) NodePool that provisions the pool's GPU nodes on demand."""
+
+    node_class_ref: NodeClassRefArgs
+    """Node class to launch from (cloud-specific, supplied by the user)."""
+    gpu_limit: int
+    """Most whole GPUs (``nvidia.com/gpu`` capacity) the NodePool may provision in total."""
+    requirements: NotRequired[list[NodeRequirementArgs]]
+    """Further requirements (instance types, GPU names, zones)."""
+    capacity_types: NotRequired[list[str]]
+    """``on-demand`` and/or ``spot`` (default on-demand: a reclaimed GPU drops a loaded model)."""
+    consolidation_policy: NotRequired[ConsolidationPolicy]
+    """When nodes may be removed (default WhenEmpty)."""
+    consolidate_after: NotRequired[str]
+    """How long a node must be consolidatable first (default ``10m``: a new pod may arrive after a scale-down)."""
+    disruption_budget_nodes: NotRequired[str]
+    """Nodes (count or percent) Karpenter may disrupt at once (default ``1``)."""
+    expire_after: NotRequired[str]
+    """Node lifetime before replacement (default ``720h``; ``Never`` to keep nodes)."""
+    weight: NotRequired[int]
+    """Priority among NodePools (higher first)."""
+
+
+class GpuNodePoolArgs(TypedDict):
+    """Arguments of a GpuNodePool."""
+
+    install: NotRequired[GpuInstall]
+    """devicePlugin (default), gpuOperator or existing."""
+    namespace: NotRequired[str]
+    """Namespace of the device plugin / GPU operator (default ``nvidia-device-plugin`` / ``gpu-operator``)."""
+    sharing: NotRequired[SharingArgs]
+    """GPU sharing (default: whole GPUs)."""
+    gpu_feature_discovery: NotRequired[bool]
+    """Deploy GPU feature discovery (node labels ``nvidia.com/gpu.product`` etc.; always on with MPS, which needs its labels)."""
+    node_selector: NotRequired[dict[str, str]]
+    """Labels of the pool's nodes: serving pods and the device plugin select them."""
+    taints: NotRequired[list[TaintArgs]]
+    """Taints of the pool's nodes (default ``nvidia.com/gpu:NoSchedule``; empty: untainted nodes)."""
+    runtime_class: NotRequired[RuntimeClassArgs]
+    """RuntimeClass of GPU pods (default: none, the node's default runtime)."""
+    priority_class: NotRequired[PriorityClassArgs]
+    """PriorityClass of serving pods (default: none)."""
+    karpenter: NotRequired[KarpenterArgs]
+    """Karpenter NodePool for GPU node autoprovisioning (default: none, nodes exist already)."""
+    install_driver: NotRequired[bool]
+    """gpuOperator only: the operator installs the NVIDIA driver (default true; false on images with drivers)."""
+
+
+def sharing_defaults(sharing: Optional[SharingArgs]) -> SharingArgs:
+    s = dict(sharing or {"strategy": SharingStrategy.NONE})
+    s["strategy"] = SharingStrategy(s.get("strategy", SharingStrategy.NONE))
+    return s  # type: ignore[return-value]
+
+
+def gpu_resource_name(sharing: Optional[SharingArgs]) -> str:
+    """The extended resource a serving pod requests per GPU under this sharing strategy."""
+    s = sharing_defaults(sharing)
+    if s["strategy"] in (SharingStrategy.TIME_SLICING, SharingStrategy.MPS):
+        return SHARED_GPU_RESOURCE if s.get("rename_resource", True) else WHOLE_GPU_RESOURCE
+    if s["strategy"] == SharingStrategy.MIG and MigStrategy(s.get("mig_strategy", MigStrategy.SINGLE)) == MigStrategy.MIXED:
+        return f"nvidia.com/mig-{s['mig_profile']}"
+    return WHOLE_GPU_RESOURCE
+
+
+def validate_sharing(sharing: Optional[SharingArgs]) -> None:
+    """Raise ValueError naming the argument when the sharing settings contradict each other."""
+    s = sharing_defaults(sharing)
+    if s["strategy"] in (SharingStrategy.TIME_SLICING, SharingStrategy.MPS):
+        if int(s.get("replicas") or 0) < 2:
+            raise ValueError(f"sharing.replicas must be at least 2 with strategy {s['strategy'].value} (pods per GPU)")
+    elif s.get("replicas") is not None:
+        raise ValueError(f"sharing.replicas applies to timeSlicing and mps only, not {s['strategy'].value}")
+    if s["strategy"] == SharingStrategy.MIG:
+        if not MIG_PROFILE.match(s.get("mig_profile") or ""):
+            raise ValueError(f"sharing.migProfile must be a MIG profile such as 3g.40gb, not {s.get('mig_profile')!r}")
+    elif s.get("mig_profile") or s.get("mig_strategy"):
+        raise ValueError("sharing.migProfile / migStrategy apply to strategy mig only")
+
+
+def device_plugin_config(sharing: Optional[SharingArgs]) -> Optional[str]:
+    """The device plugin's config file (``version: v1``) for the sharing strategy; None for whole GPUs."""
+    s = sharing_defaults(sharing)
+    strategy = s["strategy"]
+    if strategy == SharingStrategy.NONE:
+        return None
+    if strategy == SharingStrategy.MIG:
+        doc: dict = {"version": "v1", "flags": {"migStrategy": MigStrategy(s.get("mig_strategy", MigStrategy.SINGLE)).value}}
+    else:
+        resources = [{"name": WHOLE_GPU_RESOURCE, "replicas": int(s["replicas"])}]
+        rename = bool(s.get("rename_resource", True))
+        if strategy == SharingStrategy.TIME_SLICING:
+            # A request for 2 shares could land on one physical GPU: refuse it at admission.
+            sharing_doc = {"timeSlicing": {"renameByDefault": rename, "failRequestsGreaterThanOne": True, "resources": resources}}
+        else:
+            sharing_doc = {"mps": {"renameByDefault": rename, "resources": resources}}
+        doc = {"version": "v1", "flags": {"migStrategy": "none"}, "sharing": sharing_doc}
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def tolerations_for(taints: list[TaintArgs]) -> list[TolerationArgs]:
+    out: list[TolerationArgs] = []
+    for t in taints:
+        tol: TolerationArgs = {"key": t["key"]}
+        if t.get("value"):
+            tol.update({"operator": "Equal", "value": t["value"]})
+        else:
+            tol["operator"] = "Exists"
+        tol["effect"] = t.get("effect", "NoSchedule")
+        out.append(tol)
+    return out
+
+
+def _is_well_known(key: str) -> bool:
+    """Labels the cloud/Karpenter sets itself (Karpenter requirements), not labels we add to nodes."""
+    domain = key.split("/", 1)[0] if "/" in key else ""
+    return domain.endswith("kubernetes.io") or domain.endswith("k8s.io") or "karpenter." in domain
+
+
+class GpuNodePool(pulumi.ComponentResource):
+    """The GPU node layer: NVIDIA device plugin (or GPU operator), GPU sharing, taints, RuntimeClass,
+    PriorityClass and optionally a Karpenter NodePool; outputs the scheduling contract.
+
+    ``contract`` (a plain ``SchedulingContractArgs``, known at preview) is what serving
+    components take as their ``scheduling`` argument.
+    """
+
+    gpu_resource_name: pulumi.Output[str]
+    """Extended resource a serving pod requests per GPU (``nvidia.com/gpu``, ``nvidia.com/gpu.shared``, ``nvidia.com/mig-<profile>``)."""
+    node_selector: pulumi.Output[dict[str, str]]
+    """Node labels serving pods must match."""
+    tolerations: pulumi.Output[list[dict[str, str]]]
+    """Tolerations serving pods need for the pool's taints."""
+    runtime_class_name: pulumi.Output[str]
+    """RuntimeClass of GPU pods (empty: the node's default runtime)."""
+    priority_class_name: pulumi.Output[str]
+    """PriorityClass of serving pods (empty: none)."""
+    node_pool_name: pulumi.Output[str]
+    """Name of the Karpenter NodePool (empty: none)."""
+
+    def __init__(self, name: str, args: GpuNodePoolArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(type_token("GpuNodePool"), name, {}, opts)
+        install = GpuInstall(args.get("install", GpuInstall.DEVICE_PLUGIN))
+        sharing = sharing_defaults(args.get("sharing"))
+        validate_sharing(sharing)
+        node_selector = dict(args.get("node_selector") or {})
+        taints = list(args["taints"]) if "taints" in args else [{"key": WHOLE_GPU_RESOURCE, "effect": "NoSchedule"}]
+        tolerations = tolerations_for(taints)
+        rc = args.get("runtime_class")
+        pc = args.get("priority_class")
+        if install == GpuInstall.GPU_OPERATOR and rc and rc.get("create", True):
+            raise ValueError("runtime_class.create: the GPU operator creates its RuntimeClass itself; set create to false")
+        meta_labels = {
+            "app.kubernetes.io/name": "gpu-node-pool",
+            "app.kubernetes.io/instance": name,
+            "app.kubernetes.io/component": "gpu-nodes",
+            **MANAGED_BY,
+        }
+        child = pulumi.ResourceOptions(parent=self)
+
+        runtime_class_name: pulumi.Input[str] = ""
+        runtime_class = None
+        if rc:
+            runtime_class_name = rc["name"]
+            if rc.get("create", True):
+                runtime_class = k8s.node.v1.RuntimeClass(
+                    f"{name}-runtime",
+                    metadata={"name": rc["name"], "labels": meta_labels},
+                    handler=rc.get("handler") or rc["name"],
+                    # Pods with this class land only on the pool's nodes, tolerating its taints.
+                    scheduling={k: v for k, v in (("nodeSelector", node_selector), ("tolerations", tolerations)) if v} or None,
+                    opts=child,
+                )
+                runtime_class_name = runtime_class.metadata["name"]
+
+        priority_class_name: pulumi.Input[str] = ""
+        if pc:
+            priority_class_name = pc["name"]
+            if pc.get("create", True):
+                priority_class_name = k8s.scheduling.v1.PriorityClass(
+                    f"{name}-priority",
+                    metadata={"name": pc["name"], "labels": meta_labels},
+                    value=pc.get("value", 100000),
+                    global_default=False,
+                    preemption_policy="PreemptLowerPriority" if pc.get("preempt", True) else "Never",
+                    description="LLM serving pods (llmstack): scheduled ahead of ordinary workloads on scarce GPUs.",
+                    opts=child,
+                ).metadata["name"]
+
+        plugin_config = device_plugin_config(sharing)
+        if install == GpuInstall.DEVICE_PLUGIN:
+            # The plugin's pods use the RuntimeClass: it must exist before they are admitted.
+            plugin_opts = pulumi.ResourceOptions(parent=self, depends_on=[runtime_class] if runtime_class else [])
+            self._device_plugin(name, args, sharing, plugin_config, node_selector, tolerations, rc, plugin_opts)
+        elif install == GpuInstall.GPU_OPERATOR:
+            self._gpu_operator(name, args, sharing, plugin_config, tolerations, meta_labels, child)
+
+        node_pool_name: pulumi.Input[str] = ""
+        karpenter = args.get("karpenter")
+        if karpenter:
+            node_pool_name = self._karpenter(name, karpenter, node_selector, taints, meta_labels, child)
+
+        resource = gpu_resource_name(sharing)
+        self.contract: SchedulingContractArgs = {"gpu_resource_name": resource, "tolerations": tolerations}
+        if node_selector:
+            self.contract["node_selector"] = node_selector
+        if rc:
+            self.contract["runtime_class_name"] = runtime_class_name
+        if pc:
+            self.contract["priority_class_name"] = priority_class_name
+
+        self.gpu_resource_name = pulumi.Output.from_input(resource)
+        self.node_selector = pulumi.Output.from_input(node_selector)
+        self.tolerations = pulumi.Output.from_input([dict(t) for t in tolerations])
+        self.runtime_class_name = pulumi.Output.from_input(runtime_class_name)
+        self.priority_class_name = pulumi.Output.from_input(priority_class_name)
+        self.node_pool_name = pulumi.Output.from_input(node_pool_name)
+        self.register_outputs(
+            {
+                "gpu_resource_name": self.gpu_resource_name,
+                "node_selector": self.node_selector,
+                "tolerations": self.tolerations,
+                "runtime_class_name": self.runtime_class_name,
+                "priority_class_name": self.priority_class_name,
+                "node_pool_name": self.node_pool_name,
+            }
+        )
+
+    def _device_plugin(self, name, args, sharing, plugin_config, node_selector, tolerations, rc, child) -> None:
+        chart = versions.NVIDIA_DEVICE_PLUGIN
+        # MPS needs the nvidia.com/mps.capable label that GPU feature discovery sets.
+        gfd = bool(args.get("gpu_feature_discovery")) or sharing["strategy"] == SharingStrategy.MPS
+        plugin_tolerations = list(_CHART_TOLERATIONS)
+        for t in tolerations:
+            if dict(t) not in plugin_tolerations:
+                plugin_tolerations.append(dict(t))
+        values: dict = {"tolerations": plugin_tolerations}
+        if node_selector:
+            # Replaces the chart's NFD-label affinity: the plugin runs exactly on the pool's nodes
+            # (with or without node feature discovery).
+            values["affinity"] = {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [
+                            {"matchExpressions": [{"key": k, "operator": "In", "values": [v]} for k, v in sorted(node_selector.items())]}
+                        ]
+                    }
+                }
+            }
+        if plugin_config:
+            values["config"] = {"map": {SHARING_CONFIG_NAME: plugin_config}, "default": SHARING_CONFIG_NAME}
+        if rc:
+            values["runtimeClassName"] = rc["name"]
+        if gfd:
+            values["gfd"] = {"enabled": True}
+            values["nfd"] = {"worker": {"tolerations": plugin_tolerations}}
+        k8s.helm.v3.Release(
+            f"{name}-device-plugin",
+            name="nvidia-device-plugin",
+            chart=chart.chart,
+            version=chart.version,
+            repository_opts={"repo": chart.repo},
+            namespace=args.get("namespace") or DEVICE_PLUGIN_NAMESPACE,
+            create_namespace=True,
+            values=values,
+            opts=child,
+        )
+
+    def _gpu_operator(self, name, args, sharing, plugin_config, tolerations, meta_labels, child) -> None:
+        chart = versions.GPU_OPERATOR
+        ns_name = args.get("namespace") or GPU_OPERATOR_NAMESPACE
+        # The operator's driver and toolkit pods are privileged: its namespace must allow them.
+        ns = k8s.core.v1.Namespace(
+            f"{name}-gpu-operator-ns",
+            metadata={"name": ns_name, "labels": {**meta_labels, "pod-security.kubernetes.io/enforce": "privileged"}},
+            opts=child,
+        )
+        # No values.yaml fixture is pinned for this chart, so the values stay minimal: only keys
+        # from NVIDIA's documentation (driver.enabled, mig.strategy, devicePlugin.config,
+        # daemonsets.tolerations).
+        values: dict = {
+            "driver": {"enabled": bool(args.get("install_driver", True))},
+            "daemonsets": {"tolerations": [dict(t) for t in tolerations]},
+        }
+        depends = [ns]
+        if sharing["strategy"] == SharingStrategy.MIG:
+            values["mig"] = {"strategy": MigStrategy(sharing.get("mig_strategy", MigStrategy.SINGLE)).value}
+        elif plugin_config:
+            cm = k8s.core.v1.ConfigMap(
+                f"{name}-sharing",
+                metadata={"name": f"{name}-gpu-sharing", "namespace": ns_name, "labels": meta_labels},
+                data={SHARING_CONFIG_NAME: plugin_config},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[ns]),
+            )
+            depends.append(cm)
+            values["devicePlugin"] = {"config": {"name": f"{name}-gpu-sharing", "default": SHARING_CONFIG_NAME}}
+        k8s.helm.v3.Release(
+            f"{name}-gpu-operator",
+            name="gpu-operator",
+            chart=chart.chart,
+            version=chart.version,
+            repository_opts={"repo": chart.repo},
+            namespace=ns_name,
+            values=values,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
+        )
+
+    def _karpenter(self, name, karpenter, node_selector, taints, meta_labels, child) -> pulumi.Output[str]:
+        requirements = [
+            {"key": "karpenter.sh/capacity-type", "operator": "In", "values": list(karpenter.get("capacity_types") or ["on-demand"])}
+        ]
+        requirements += [{"key": k, "operator": "In", "values": [v]} for k, v in sorted(node_selector.items()) if _is_well_known(k)]
+        for r in karpenter.get("requirements") or []:
+            req = {"key": r["key"], "operator": r["operator"]}
+            if r.get("values"):
+                req["values"] = list(r["values"])
+            requirements.append(req)
+        node_labels = {k: v for k, v in node_selector.items() if not _is_well_known(k)}
+        template: dict = {
+            "spec": {
+                "nodeClassRef": dict(karpenter["node_class_ref"]),
+                "requirements": requirements,
+                "taints": [{k: v for k, v in {"key": t["key"], "value": t.get("value"), "effect": t.get("effect", "NoSchedule")}.items() if v}
+                           for t in taints],
+                "expireAfter": karpenter.get("expire_after", "720h"),
+            }
+        }
+        if node_labels:
+            template["metadata"] = {"labels": node_labels}
+        spec: dict = {
+            "template": template,
+            # Karpenter counts whole GPUs of the instance types, whatever the sharing strategy.
+            "limits": {WHOLE_GPU_RESOURCE: str(karpenter["gpu_limit"])},
+            "disruption": {
+                "consolidationPolicy": ConsolidationPolicy(karpenter.get("consolidation_policy", ConsolidationPolicy.WHEN_EMPTY)).value,
+                "consolidateAfter": karpenter.get("consolidate_after", "10m"),
+                "budgets": [{"nodes": karpenter.get("disruption_budget_nodes", "1")}],
+            },
+        }
+        if karpenter.get("weight") is not None:
+            spec["weight"] = karpenter["weight"]
+        pool = k8s.apiextensions.CustomResource(
+            f"{name}-nodepool",
+            api_version="karpenter.sh/v1",
+            kind="NodePool",
+            metadata={"name": name, "labels": meta_labels},
+            spec=spec,
+            opts=child,
+        )
+        return pool.metadata["name"]
+
+
+# --- sizing: will a model fit on the pool's GPUs? -------------------------------------------
+
+#: GPU memory (GiB) vLLM needs per GPU besides weights and KV cache: CUDA context, activations
+#: of a profiling batch, CUDA graphs, NCCL buffers.
+RUNTIME_RESERVE_GIB = 1.0
+#: The KV cache must get at least this share of what vLLM may use (and at least MIN_KV_CACHE_GIB):
+#: below it a server starts but holds only a handful of sequences, or refuses its max length.
+MIN_KV_CACHE_FRACTION = 0.10
+MIN_KV_CACHE_GIB = 1.0
+
+_GIB = 1024**3
+# Bytes per parameter of a checkpoint, embeddings and scales included (conservative).
+_BYTES_PER_PARAM_QUANTIZED = {"awq": 0.7, "gptq": 0.7, "bitsandbytes": 0.7, "fp8": 1.1, "compressed-tensors": 1.1}
+_BYTES_PER_PARAM_DTYPE = {"auto": 2.0, "bfloat16": 2.0, "float16": 2.0, "float32": 4.0}
+
+
+def mig_profile_memory_gib(profile: str) -> float:
+    """Memory of one MIG instance: the profile's ``<n>gb`` are decimal gigabytes."""
+    m = MIG_PROFILE.match(profile)
+    if not m:
+        raise ValueError(f"{profile!r} is not a MIG profile such as 3g.40gb")
+    return int(m.group(2)) * 1e9 / _GIB
+
+
+def device_memory_gib(gpu_memory_gib: float, sharing: Optional[SharingArgs]) -> float:
+    """Memory one serving pod's GPU device gives it under the sharing strategy.
+
+    Time-slicing does not partition memory: the device is the whole GPU (but see
+    ``max_memory_utilization``). MPS limits each share to 1/replicas of the memory; MIG to
+    the instance's memory.
+    """
+    s = sharing_defaults(sharing)
+    if s["strategy"] == SharingStrategy.MPS:
+        return gpu_memory_gib / int(s["replicas"])
+    if s["strategy"] == SharingStrategy.MIG:
+        return min(gpu_memory_gib, mig_profile_memory_gib(s["mig_profile"]))
+    return gpu_memory_gib
+
+
+def max_memory_utilization(sharing: Optional[SharingArgs]) -> Optional[float]:
+    """Time-slicing: N pods on one GPU each claim their gpu_memory_utilization of the *whole*
+    GPU; the N-th cannot start unless each stays within 1/N. None where no such bound applies."""
+    s = sharing_defaults(sharing)
+    if s["strategy"] == SharingStrategy.TIME_SLICING:
+        return 1.0 / int(s["replicas"])
+    return None
+
+
+def estimate_weights_gib(parameters_billions: float, dtype: str = "auto", quantization: Optional[str] = None) -> float:
+    """Size of a checkpoint from its parameter count, dtype and quantization (estimate)."""
+    q = getattr(quantization, "value", quantization)
+    d = getattr(dtype, "value", dtype) or "auto"
+    per_param = _BYTES_PER_PARAM_QUANTIZED[q] if q else _BYTES_PER_PARAM_DTYPE[d]
+    return parameters_billions * 1e9 * per_param / _GIB
+
+
+def kv_cache_room_gib(weights_gib: float, gpus_per_replica: int, device_gib: float, gpu_memory_utilization: float) -> tuple[float, float]:
+    """(KV-cache room left per GPU, the minimum the stack requires) in GiB.
+
+    vLLM may use ``gpu_memory_utilization x device memory`` per GPU; the weights are split over
+    tensor x pipeline parallel GPUs; the runtime reserve comes off the top; the rest is KV cache.
+    """
+    budget = gpu_memory_utilization * device_gib
+    room = budget - weights_gib / gpus_per_replica - RUNTIME_RESERVE_GIB
+    return room, max(MIN_KV_CACHE_GIB, MIN_KV_CACHE_FRACTION * budget)
+
+
+def min_gpus_to_fit(weights_gib: float, device_gib: float, gpu_memory_utilization: float) -> Optional[int]:
+    """Smallest power-of-two GPU count on which the weights leave the required KV-cache room."""
+    for n in (1, 2, 4, 8, 16):
+        room, need = kv_cache_room_gib(weights_gib, n, device_gib, gpu_memory_utilization)
+        if room >= need:
+            return n
+    return None

@@ -1,0 +1,118 @@
+"""KnativeServing: installs Knative Serving (with Kourier) through the Knative Operator.
+
+The operator comes from its official Helm chart (pinned in ``versions.KNATIVE_OPERATOR``); a
+``KnativeServing`` resource (operator.knative.dev/v1beta1) then has it install Serving at the
+pinned version, with the settings a vLLM pod needs:
+- ``config-features``: the ``kubernetes.podspec-*`` flags for the fields the shared vLLM pod uses
+  (init container, PVC, security context, tolerations, node selector, runtime/priority class);
+- ``config-defaults``: a maximum request timeout long enough for a cold start plus a long generation;
+- ``config-autoscaler``: scale to zero on, and ``initial-scale: 0`` allowed.
+"""
+
+from typing import Optional, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+from typing_extensions import NotRequired
+
+from . import versions
+from .knative_vllm_service import ALL_POD_FEATURES
+from .package import MANAGED_BY, type_token
+
+KNATIVE_OPERATOR_API = "operator.knative.dev/v1beta1"
+#: The operator installs Serving into the namespace of the KnativeServing resource; Knative's
+#: documentation and tooling expect this one.
+SERVING_NAMESPACE = "knative-serving"
+DEFAULT_OPERATOR_NAMESPACE = "knative-operator"
+KOURIER_INGRESS_CLASS = "kourier.ingress.networking.knative.dev"
+#: Longest request timeout a revision may ask for (Knative's own default is 600 s).
+DEFAULT_MAX_REVISION_TIMEOUT_SECONDS = 3600
+
+
+class KnativeServingArgs(TypedDict):
+    """Arguments of a KnativeServing install."""
+
+    features: NotRequired[list[str]]
+    """``config-features`` flags to enable (default: every flag a vLLM pod may need)."""
+    max_revision_timeout_seconds: NotRequired[int]
+    """Longest request timeout a revision may ask for (default 3600)."""
+    allow_zero_initial_scale: NotRequired[bool]
+    """Let revisions start with ``initial-scale: 0`` (default true)."""
+    operator_namespace: NotRequired[str]
+    """Namespace of the Knative Operator (default ``knative-operator``)."""
+
+
+class KnativeServing(pulumi.ComponentResource):
+    """The Knative Operator (Helm) and a KnativeServing with Kourier, configured for vLLM pods."""
+
+    namespace: pulumi.Output[str]
+    """Namespace Knative Serving runs in (activator, autoscaler, Kourier gateway)."""
+    version: pulumi.Output[str]
+    """Installed Knative Serving version."""
+    features: pulumi.Output[list[str]]
+    """The ``config-features`` flags enabled."""
+    max_revision_timeout_seconds: pulumi.Output[int]
+    """Longest request timeout a revision may ask for."""
+
+    def __init__(self, name: str, args: KnativeServingArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(type_token("KnativeServing"), name, {}, opts)
+        features = sorted(set(args.get("features") or ALL_POD_FEATURES))
+        max_timeout = args.get("max_revision_timeout_seconds") or DEFAULT_MAX_REVISION_TIMEOUT_SECONDS
+        allow_zero = args.get("allow_zero_initial_scale", True)
+        chart = versions.KNATIVE_OPERATOR
+
+        operator = k8s.helm.v3.Release(
+            f"{name}-operator",
+            name="knative-operator",
+            chart=chart.chart,
+            version=chart.version,
+            repository_opts={"repo": chart.repo},
+            namespace=args.get("operator_namespace") or DEFAULT_OPERATOR_NAMESPACE,
+            create_namespace=True,
+            atomic=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-ns",
+            metadata={"name": SERVING_NAMESPACE, "labels": dict(MANAGED_BY)},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        serving = k8s.apiextensions.CustomResource(
+            f"{name}-serving",
+            api_version=KNATIVE_OPERATOR_API,
+            kind="KnativeServing",
+            metadata={
+                "name": "knative-serving",
+                "namespace": SERVING_NAMESPACE,
+                "labels": dict(MANAGED_BY),
+                # Services are created only once Serving (its CRDs and webhook) is Ready.
+                "annotations": {"pulumi.com/waitFor": "condition=Ready"},
+            },
+            spec={
+                "version": versions.KNATIVE_SERVING_VERSION,
+                "ingress": {"kourier": {"enabled": True}},
+                "config": {
+                    "network": {"ingress-class": KOURIER_INGRESS_CLASS},
+                    "features": {flag: "enabled" for flag in features},
+                    "defaults": {"max-revision-timeout-seconds": str(max_timeout)},
+                    "autoscaler": {
+                        "enable-scale-to-zero": "true",
+                        "allow-zero-initial-scale": "true" if allow_zero else "false",
+                    },
+                },
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[operator, namespace]),
+        )
+
+        self.namespace = serving.metadata["namespace"]
+        self.version = pulumi.Output.from_input(versions.KNATIVE_SERVING_VERSION)
+        self.features = pulumi.Output.from_input(features)
+        self.max_revision_timeout_seconds = pulumi.Output.from_input(max_timeout)
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "version": self.version,
+                "features": self.features,
+                "max_revision_timeout_seconds": self.max_revision_timeout_seconds,
+            }
+        )

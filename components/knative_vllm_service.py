@@ -1,0 +1,375 @@
+"""KnativeVllmService: a vLLM server as a Knative Service that scales to zero when idle.
+
+It runs the *same* container as ``VllmService`` (``components.vllm_pod``): a change to probes,
+args, env or volumes reaches both ways of serving. Knative's activator holds the first request
+while a pod starts, so an idle model costs no GPU; the price is a cold start (scheduling, image
+pull, loading the weights from the cache) on the first request after idle.
+
+What differs from the Deployment, and why:
+- the container has no ``lifecycle`` hook: Knative refuses one on a revision's container and
+  injects its own preStop (queue-proxy drains in-flight requests before vLLM gets SIGTERM);
+- Knative sets ``terminationGracePeriodSeconds`` from the request timeout;
+- the pod security context keeps only the fields Knative admits (``fsGroupChangePolicy`` goes:
+  the cache is mounted read-only and the emptyDirs start empty, so it changed nothing);
+- the pod needs ``kubernetes.podspec-*`` feature flags (init container, PVC, security context,
+  tolerations, ...): ``knative_features_needed`` lists them, ``KnativeServing`` enables them.
+"""
+
+import re
+from typing import Optional, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+from typing_extensions import NotRequired
+
+from .package import labels, selector_labels, type_token
+from .scheduling import SchedulingContractArgs
+from .vllm_pod import (
+    API_KEY_SECRET_KEY,
+    HTTP_PORT,
+    ResourcesArgs,
+    VllmEngineArgs,
+    knative_pod_spec,
+)
+from .vllm_service import NetworkArgs
+
+KNATIVE_SERVING_API = "serving.knative.dev/v1"
+#: Namespaces the Knative data plane runs in: activator and autoscaler (``knative-serving``), the
+#: Kourier gateway (``knative-serving`` when the operator installs it, ``kourier-system`` otherwise).
+DEFAULT_KNATIVE_NAMESPACES = ["knative-serving", "kourier-system"]
+#: queue-proxy's ports on every Knative pod: HTTP/1, h2c, autoscaler metrics, request metrics.
+QUEUE_PROXY_HTTP_PORT, QUEUE_PROXY_H2C_PORT = 8012, 8013
+QUEUE_PROXY_AUTOSCALER_METRICS_PORT, QUEUE_PROXY_USER_METRICS_PORT = 9090, 9091
+#: Env vars Knative sets itself and refuses in a revision.
+KNATIVE_RESERVED_ENV = frozenset({"PORT", "K_SERVICE", "K_CONFIGURATION", "K_REVISION"})
+
+#: config-features flag each pod-spec field needs (Knative refuses the field while it is disabled).
+FIELD_FEATURES = {
+    "initContainers": "kubernetes.podspec-init-containers",
+    "securityContext": "kubernetes.podspec-securitycontext",
+    "tolerations": "kubernetes.podspec-tolerations",
+    "nodeSelector": "kubernetes.podspec-nodeselector",
+    "runtimeClassName": "kubernetes.podspec-runtimeclassname",
+    "priorityClassName": "kubernetes.podspec-priorityclassname",
+    "affinity": "kubernetes.podspec-affinity",
+    "topologySpreadConstraints": "kubernetes.podspec-topologyspreadconstraints",
+}
+VOLUME_FEATURES = {
+    "persistentVolumeClaim": "kubernetes.podspec-persistent-volume-claim",
+    "emptyDir": "kubernetes.podspec-volumes-emptydir",
+}
+#: Every flag the vLLM pod may need, whatever the GPU scheduling contract says (it sets no
+#: affinity or topology spread constraints on Knative: the autoscaler places pods).
+ALL_POD_FEATURES = (
+    frozenset(FIELD_FEATURES.values()) - {FIELD_FEATURES["affinity"], FIELD_FEATURES["topologySpreadConstraints"]}
+) | frozenset(VOLUME_FEATURES.values())
+
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+# Defaults (see KnativeScalingArgs for the reasoning).
+DEFAULT_MAX_SCALE = 1
+DEFAULT_INITIAL_SCALE = 1
+DEFAULT_TARGET_CONCURRENCY = 32
+DEFAULT_SCALE_DOWN_DELAY = "10m"
+DEFAULT_STABLE_WINDOW = "60s"
+DEFAULT_PANIC_WINDOW_PERCENTAGE = 10.0
+#: Scheduling, possibly a new GPU node, and pulling the ~10 GB vLLM image come before the startup probe's budget.
+PROGRESS_DEADLINE_MARGIN_SECONDS = 600
+#: A request may wait out a cold start and then stream for this long.
+GENERATION_SECONDS = 600
+
+
+def duration_seconds(value: str) -> int:
+    """Seconds of a Go-style duration as Knative annotations take it (``90s``, ``10m``, ``1h30m``)."""
+    m = _DURATION.match(value or "")
+    if not value or not m:
+        raise ValueError(f"{value!r} is not a duration; write e.g. 60s, 10m or 1h")
+    h, mi, s = (int(g) if g else 0 for g in m.groups())
+    return h * 3600 + mi * 60 + s
+
+
+def default_target_concurrency(max_num_seqs: Optional[int]) -> int:
+    """In-flight requests per pod Knative aims for: vLLM batches, so not 1. Half the batch when it
+    is bounded (scale out before vLLM starts queueing), else 32."""
+    return max(1, max_num_seqs // 2) if max_num_seqs else DEFAULT_TARGET_CONCURRENCY
+
+
+def default_progress_deadline(startup_budget_seconds: int) -> int:
+    return startup_budget_seconds + PROGRESS_DEADLINE_MARGIN_SECONDS
+
+
+def default_request_timeout(startup_budget_seconds: int) -> int:
+    """The activator counts a cold start against the request timeout: budget + a long generation."""
+    return startup_budget_seconds + GENERATION_SECONDS
+
+
+def knative_features_needed(pod_spec: dict) -> set[str]:
+    """The ``config-features`` flags a pod spec needs enabled in Knative Serving."""
+    needed = {flag for field, flag in FIELD_FEATURES.items() if pod_spec.get(field)}
+    for volume in pod_spec.get("volumes") or []:
+        needed |= {flag for kind, flag in VOLUME_FEATURES.items() if kind in volume}
+    return needed
+
+
+def pod_features(scheduling: Optional[SchedulingContractArgs] = None) -> set[str]:
+    """The flags the shared vLLM pod needs under a scheduling contract (its shape does not depend
+    on the model, only on where it is placed)."""
+    spec = knative_pod_spec(
+        {"engine": {"served_model_name": "m"}, "model_path": "/models/m", "claim_name": "c",
+         "api_key_secret_name": "k", "scheduling": scheduling}
+    )
+    return knative_features_needed(spec)
+
+
+class KnativeScalingArgs(TypedDict):
+    """Knative autoscaling (KPA, on in-flight requests) of one model."""
+
+    min_scale: NotRequired[int]
+    """Fewest pods (default 0: scale to zero when idle)."""
+    max_scale: NotRequired[int]
+    """Most pods (default 1: GPUs are scarce)."""
+    initial_scale: NotRequired[int]
+    """Pods a new revision starts with (default 1: proves the model loads at deploy time; 0 needs
+    ``allow-zero-initial-scale`` in Knative's autoscaler config)."""
+    target_concurrency: NotRequired[int]
+    """In-flight requests per pod Knative aims for (default 32; vLLM batches, so never 1)."""
+    container_concurrency: NotRequired[int]
+    """Hard limit of requests per pod; excess waits in the activator (default 0: no limit, vLLM queues)."""
+    scale_down_delay: NotRequired[str]
+    """How long an idle pod is kept before scaling down, e.g. ``10m`` (default; avoids a cold start per burst)."""
+    stable_window: NotRequired[str]
+    """Window the concurrency is averaged over, ``6s`` to ``1h`` (default ``60s``)."""
+    panic_window_percentage: NotRequired[float]
+    """Panic window as a percentage of the stable window, 1 to 100 (default 10)."""
+
+
+class KnativeVllmServiceArgs(TypedDict):
+    """Arguments of a KnativeVllmService."""
+
+    namespace: pulumi.Input[str]
+    """Namespace of every object."""
+    engine: VllmEngineArgs
+    """vLLM engine options (served name, parallelism, context length, ...)."""
+    model_path: str
+    """Path of the weights inside the cache volume (``ModelCache.model_path``)."""
+    cache_claim_name: pulumi.Input[str]
+    """PersistentVolumeClaim holding the weights (``ModelCache.claim_name``)."""
+    image: NotRequired[str]
+    """vLLM image (default: the pinned, verified one)."""
+    resources: NotRequired[ResourcesArgs]
+    """CPU and memory of the server container."""
+    scheduling: NotRequired[SchedulingContractArgs]
+    """GPU scheduling contract from a GpuNodePool (default: whole ``nvidia.com/gpu`` with its taint)."""
+    startup_budget_seconds: NotRequired[int]
+    """Seconds the server may take to load before it is restarted (default 1800)."""
+    shm_size: NotRequired[str]
+    """Size of the memory-backed /dev/shm (default from the parallelism)."""
+    api_key: NotRequired[pulumi.Input[str]]
+    """API key clients must send; generated (pulumi-random) when not given."""
+    extra_env: NotRequired[dict[str, str]]
+    """Escape hatch: further environment variables of the server."""
+    scaling: NotRequired[KnativeScalingArgs]
+    """Autoscaling bounds and behaviour."""
+    progress_deadline_seconds: NotRequired[int]
+    """Seconds a new revision may take to become ready; at least the startup budget (default budget + 600)."""
+    request_timeout_seconds: NotRequired[int]
+    """Longest a request may take, including waiting out a cold start (default budget + 600)."""
+    enabled_features: NotRequired[list[str]]
+    """The ``config-features`` flags enabled in the cluster's Knative; when given, a pod needing
+    another flag is refused here instead of by Knative's webhook at deploy time."""
+    knative_namespaces: NotRequired[list[str]]
+    """Namespaces of the Knative data plane (activator, autoscaler, ingress gateway) the NetworkPolicy admits."""
+    network: NotRequired[NetworkArgs]
+    """NetworkPolicy settings (``monitoring_namespaces`` may scrape vLLM's /metrics)."""
+    cluster_local: NotRequired[bool]
+    """Reachable only inside the cluster (default true); false publishes it on Knative's external domain."""
+    pod_annotations: NotRequired[dict[str, str]]
+    """Further annotations on the revision's pods."""
+
+
+def scaling_annotations(
+    scaling: Optional[KnativeScalingArgs], startup_budget_seconds: int, progress_deadline_seconds: Optional[int] = None
+) -> dict[str, str]:
+    """Knative's per-revision autoscaling annotations, validated the way Knative's webhook would."""
+    s = scaling or {}
+    min_scale = s.get("min_scale", 0)
+    max_scale = s.get("max_scale", DEFAULT_MAX_SCALE)
+    initial = s.get("initial_scale", DEFAULT_INITIAL_SCALE)
+    target = s.get("target_concurrency", DEFAULT_TARGET_CONCURRENCY)
+    cc = s.get("container_concurrency", 0)
+    window = s.get("stable_window", DEFAULT_STABLE_WINDOW)
+    delay = s.get("scale_down_delay", DEFAULT_SCALE_DOWN_DELAY)
+    panic = float(s.get("panic_window_percentage", DEFAULT_PANIC_WINDOW_PERCENTAGE))
+    deadline = progress_deadline_seconds or default_progress_deadline(startup_budget_seconds)
+    if min_scale < 0 or max_scale < 1 or min_scale > max_scale:
+        raise ValueError(f"scaling: need 0 <= min_scale <= max_scale and max_scale >= 1 (got {min_scale}, {max_scale})")
+    if not 0 <= initial <= max_scale:
+        raise ValueError(f"scaling.initial_scale {initial} is outside 0..max_scale ({max_scale})")
+    if target < 1:
+        raise ValueError(f"scaling.target_concurrency {target} must be at least 1")
+    if cc and target > cc:
+        raise ValueError(f"scaling.target_concurrency {target} exceeds container_concurrency {cc}: Knative could never reach it")
+    if not 6 <= duration_seconds(window) <= 3600:
+        raise ValueError(f"scaling.stable_window {window!r} must be between 6s and 1h")
+    if duration_seconds(delay) > 3600:
+        raise ValueError(f"scaling.scale_down_delay {delay!r} must be at most 1h")
+    if not 1 <= panic <= 100:
+        raise ValueError(f"scaling.panic_window_percentage {panic} must be between 1 and 100")
+    if deadline < startup_budget_seconds:
+        raise ValueError(
+            f"progress_deadline_seconds {deadline} is shorter than the startup budget {startup_budget_seconds}: "
+            "Knative would fail every revision while the model is still loading"
+        )
+    return {
+        # KPA is the class that can scale to zero; it scales on in-flight requests per pod.
+        "autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev",
+        "autoscaling.knative.dev/metric": "concurrency",
+        "autoscaling.knative.dev/target": str(target),
+        "autoscaling.knative.dev/min-scale": str(min_scale),
+        "autoscaling.knative.dev/max-scale": str(max_scale),
+        "autoscaling.knative.dev/initial-scale": str(initial),
+        "autoscaling.knative.dev/scale-down-delay": delay,
+        "autoscaling.knative.dev/window": window,
+        "autoscaling.knative.dev/panic-window-percentage": f"{panic:.1f}",
+        "serving.knative.dev/progress-deadline": f"{deadline}s",
+    }
+
+
+class KnativeVllmService(pulumi.ComponentResource):
+    """A vLLM server as a Knative Service (scale to zero), with its API-key Secret and NetworkPolicy."""
+
+    service_name: pulumi.Output[str]
+    """Name of the Knative Service."""
+    url: pulumi.Output[str]
+    """In-cluster URL of the Knative Service (through Knative's ingress, port 80)."""
+    endpoint: pulumi.Output[str]
+    """In-cluster base URL of the OpenAI-compatible API (``.../v1``)."""
+    served_model_name: pulumi.Output[str]
+    """Model name clients send."""
+    api_key: pulumi.Output[str]
+    """The API key (secret)."""
+    selector_labels: pulumi.Output[dict[str, str]]
+    """Labels selecting this server's pods."""
+
+    def __init__(self, name: str, args: KnativeVllmServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(type_token("KnativeVllmService"), name, {}, opts)
+        ns = args["namespace"]
+        engine = args["engine"]
+        sel = selector_labels(name)
+        meta_labels = labels(name, "server")
+        child = pulumi.ResourceOptions(parent=self)
+        budget = args.get("startup_budget_seconds") or 1800
+        timeout = args.get("request_timeout_seconds") or default_request_timeout(budget)
+        reserved = KNATIVE_RESERVED_ENV & set(args.get("extra_env") or {})
+        if reserved:
+            raise ValueError(f"extra_env sets {sorted(reserved)[0]}, which Knative sets itself and refuses")
+        annotations = {
+            **(args.get("pod_annotations") or {}),
+            **scaling_annotations(args.get("scaling"), budget, args.get("progress_deadline_seconds")),
+        }
+
+        api_key = args.get("api_key")
+        if api_key is None:
+            api_key = random.RandomPassword(f"{name}-api-key", length=40, special=False, opts=child).result
+        key_secret = k8s.core.v1.Secret(
+            f"{name}-api-key",
+            metadata={"name": f"{name}-api-key", "namespace": ns, "labels": meta_labels},
+            type="Opaque",
+            string_data={API_KEY_SECRET_KEY: pulumi.Output.secret(api_key)},
+            opts=child,
+        )
+
+        pod_spec = knative_pod_spec(
+            {
+                "engine": engine,
+                "model_path": args["model_path"],
+                "claim_name": args["cache_claim_name"],
+                "api_key_secret_name": key_secret.metadata["name"],
+                "image": args.get("image"),
+                "resources": args.get("resources"),
+                "scheduling": args.get("scheduling"),
+                "startup_budget_seconds": budget,
+                "shm_size": args.get("shm_size"),
+                "extra_env": args.get("extra_env"),
+            }
+        )
+        enabled = args.get("enabled_features")
+        if enabled is not None:
+            missing = sorted(knative_features_needed(pod_spec) - set(enabled))
+            if missing:
+                raise ValueError(
+                    f"enabled_features lacks {', '.join(missing)}: Knative would refuse the vLLM pod; enable "
+                    "them in config-features (or let KnativeServing install Knative)"
+                )
+
+        service = k8s.apiextensions.CustomResource(
+            f"{name}-ksvc",
+            api_version=KNATIVE_SERVING_API,
+            kind="Service",
+            metadata={
+                "name": name,
+                "namespace": ns,
+                "labels": {
+                    **meta_labels,
+                    **({"networking.knative.dev/visibility": "cluster-local"} if args.get("cluster_local", True) else {}),
+                },
+            },
+            spec={
+                "template": {
+                    "metadata": {"labels": meta_labels, "annotations": annotations},
+                    "spec": {
+                        **pod_spec,
+                        # 0: no hard per-pod limit; vLLM batches and queues itself.
+                        "containerConcurrency": (args.get("scaling") or {}).get("container_concurrency", 0),
+                        "timeoutSeconds": timeout,
+                    },
+                },
+            },
+            opts=child,
+        )
+
+        # Requests reach the pod through queue-proxy, from the activator (while scaling from zero or
+        # under a burst) or the ingress gateway; vLLM's own port is reached only by queue-proxy
+        # (localhost) and by Prometheus for /metrics.
+        net = args.get("network") or {}
+        knative_ns = sorted(set(args.get("knative_namespaces") or DEFAULT_KNATIVE_NAMESPACES))
+        monitoring = sorted(set(net.get("monitoring_namespaces", [])))
+
+        def in_namespaces(names: list[str]) -> dict:
+            return {"namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": names}]}}
+
+        def tcp(*ports: int) -> list[dict]:
+            return [{"port": p, "protocol": "TCP"} for p in ports]
+
+        ingress = [
+            {
+                "from": [{"podSelector": {}}, in_namespaces(knative_ns)],
+                "ports": tcp(QUEUE_PROXY_HTTP_PORT, QUEUE_PROXY_H2C_PORT, QUEUE_PROXY_AUTOSCALER_METRICS_PORT),
+            }
+        ]
+        if monitoring:
+            ingress.append({"from": [in_namespaces(monitoring)], "ports": tcp(HTTP_PORT, QUEUE_PROXY_USER_METRICS_PORT)})
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-netpol",
+            metadata={"name": name, "namespace": ns, "labels": meta_labels},
+            spec={"podSelector": {"matchLabels": sel}, "policyTypes": ["Ingress"], "ingress": ingress},
+            opts=child,
+        )
+
+        self.service_name = service.metadata["name"]
+        self.url = pulumi.Output.concat("http://", service.metadata["name"], ".", ns, ".svc.cluster.local")
+        self.endpoint = pulumi.Output.concat(self.url, "/v1")
+        self.served_model_name = pulumi.Output.from_input(engine["served_model_name"])
+        self.api_key = pulumi.Output.secret(api_key)
+        self.selector_labels = pulumi.Output.from_input(sel)
+        self.register_outputs(
+            {
+                "service_name": self.service_name,
+                "url": self.url,
+                "endpoint": self.endpoint,
+                "served_model_name": self.served_model_name,
+                "api_key": self.api_key,
+                "selector_labels": self.selector_labels,
+            }
+        )

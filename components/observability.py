@@ -1,0 +1,336 @@
+"""Observability: Prometheus, Grafana, the DCGM exporter, vLLM scraping, alert rules, dashboards.
+
+- kube-prometheus-stack (pinned chart) as Helm release ``kube-prometheus-stack`` with
+  ``fullnameOverride: kube-prometheus-stack``, so Prometheus is always at
+  ``http://kube-prometheus-stack-prometheus.<namespace>.svc.cluster.local:9090``; or, with
+  ``install_prometheus_stack: False``, an existing Prometheus Operator picks up the monitors
+  and rules through ``monitor_labels``;
+- the DCGM exporter (pinned chart) on GPU nodes only, with its ServiceMonitor;
+- one PodMonitor scraping every vLLM pod (``app.kubernetes.io/name: vllm``) on port ``http``;
+  it keeps vLLM's ``model_name`` label and adds ``model`` (the stack's model name) and
+  ``job="vllm"``;
+- a PrometheusRule built by ``components.alerts``;
+- the Grafana dashboards in ``components/dashboards/*.json`` as ConfigMaps for Grafana's sidecar.
+"""
+
+import json
+import re
+from importlib import resources
+from typing import Optional, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+from typing_extensions import NotRequired
+
+from . import metrics
+from .alerts import MODEL_LABEL, VLLM_JOB, AlertThresholdsArgs, MonitoredModelArgs, rule_groups
+from .package import MANAGED_BY, type_token
+from .scheduling import SchedulingContractArgs, default_contract
+from .versions import DCGM_EXPORTER, KUBE_PROMETHEUS_STACK, Chart
+from .vllm_pod import PORT_NAME
+
+#: Helm release name and fullnameOverride of kube-prometheus-stack (other components rely on it).
+STACK_RELEASE = "kube-prometheus-stack"
+DEFAULT_NAMESPACE = "monitoring"
+#: Label (and value) Grafana's dashboard sidecar watches for (the chart's default).
+DASHBOARD_LABEL = ("grafana_dashboard", "1")
+#: Node label GPU Feature Discovery puts on GPU nodes; the DCGM exporter's node selector when
+#: the scheduling contract has none (the exporter crashes on a node without a GPU).
+GPU_PRESENT_LABEL = {"nvidia.com/gpu.present": "true"}
+#: Port name the Knative queue-proxy sidecar leaves to the user container (Knative renames ports).
+KNATIVE_USER_PORT = "user-port"
+
+_PLACEHOLDER = re.compile(r"\{\{metric:([A-Z0-9_]+)\}\}")
+
+
+class PrometheusArgs(TypedDict):
+    """Prometheus server sizing (kube-prometheus-stack only)."""
+
+    retention: NotRequired[pulumi.Input[str]]
+    """How long samples are kept (Prometheus duration, default ``7d``)."""
+    retention_size: NotRequired[pulumi.Input[str]]
+    """Most disk the TSDB may use (e.g. ``85GB``); keep it below ``storage_size``."""
+    storage_size: NotRequired[str]
+    """Size of a persistent volume for the TSDB (e.g. ``100Gi``); without it data lives in an emptyDir."""
+    storage_class_name: NotRequired[pulumi.Input[str]]
+    """StorageClass of that volume (default: the cluster's default)."""
+    cpu: NotRequired[pulumi.Input[str]]
+    """CPU request (default ``500m``)."""
+    memory: NotRequired[pulumi.Input[str]]
+    """Memory request and limit (default ``2Gi``)."""
+
+
+class ObservabilityArgs(TypedDict):
+    """Arguments of Observability."""
+
+    models: list[MonitoredModelArgs]
+    """The served models: scraped, alerted on (per-model SLO) and shown on the dashboards."""
+    serving_namespaces: list[str]
+    """Namespaces of the vLLM pods (the PodMonitor's namespace selector)."""
+    namespace: NotRequired[str]
+    """Namespace of Prometheus, Grafana, the exporter, monitors, rules and dashboards (default ``monitoring``)."""
+    create_namespace: NotRequired[bool]
+    """Create that namespace (default: when installing kube-prometheus-stack)."""
+    install_prometheus_stack: NotRequired[bool]
+    """Install kube-prometheus-stack (default true). False: an existing Prometheus Operator
+    (whose selectors match ``monitor_labels``) picks up the monitors and rules."""
+    prometheus: NotRequired[PrometheusArgs]
+    """Retention, storage and resources of Prometheus."""
+    prometheus_url: NotRequired[str]
+    """In-cluster URL of an existing Prometheus (only with ``install_prometheus_stack: False``)."""
+    grafana_url: NotRequired[str]
+    """URL of an existing Grafana (only with ``install_prometheus_stack: False``)."""
+    install_dcgm_exporter: NotRequired[bool]
+    """Install the DCGM exporter (default true; false where the GPU Operator already runs one)."""
+    scheduling: NotRequired[SchedulingContractArgs]
+    """GPU scheduling contract (tolerations, node selector, runtime class) for the DCGM exporter."""
+    thresholds: NotRequired[AlertThresholdsArgs]
+    """Alert thresholds (``components.alerts.DEFAULT_THRESHOLDS`` where not given)."""
+    monitor_labels: NotRequired[dict[str, str]]
+    """Labels on monitors and rules, for the Prometheus' selectors (default ``release: kube-prometheus-stack``)."""
+    scrape_interval: NotRequired[str]
+    """Scrape interval of the vLLM pods and GPUs (default ``15s``)."""
+
+
+def dashboard_files() -> dict[str, str]:
+    """``{file name: raw JSON}`` of every dashboard shipped with the package (placeholders unresolved)."""
+    folder = resources.files("components") / "dashboards"
+    return {p.name: p.read_text() for p in sorted(folder.iterdir(), key=lambda p: p.name) if p.name.endswith(".json")}
+
+
+def resolve_metric_placeholders(text: str) -> str:
+    """Replace ``{{metric:VLLM_KV_CACHE_USAGE}}`` with the name in ``components.metrics``."""
+
+    def sub(match: re.Match) -> str:
+        const = match.group(1)
+        value = getattr(metrics, const, None)
+        if not isinstance(value, str):
+            raise KeyError(f"dashboard placeholder {match.group(0)}: no metric constant {const} in components.metrics")
+        return value
+
+    return _PLACEHOLDER.sub(sub, text)
+
+
+def dashboards() -> dict[str, dict]:
+    """``{file name: dashboard}`` with every metric name resolved from ``components.metrics``."""
+    return {name: json.loads(resolve_metric_placeholders(text)) for name, text in dashboard_files().items()}
+
+
+def dashboard_queries(dashboard: dict) -> list[str]:
+    """Every PromQL expression of a dashboard: panel targets and template-variable queries."""
+    out = [t["expr"] for p in dashboard.get("panels", []) for t in p.get("targets", []) if t.get("expr")]
+    for v in dashboard.get("templating", {}).get("list", []):
+        if v.get("type") == "query":
+            out.append(v["definition"])
+    return out
+
+
+def _release(name: str, chart: Chart, release_name: str, namespace: str, values: dict, opts: pulumi.ResourceOptions):
+    return k8s.helm.v3.Release(
+        name,
+        name=release_name,
+        namespace=namespace,
+        chart=chart.chart,
+        version=chart.version,
+        repository_opts={"repo": chart.repo},
+        values=values,
+        timeout=900,
+        opts=opts,
+    )
+
+
+class Observability(pulumi.ComponentResource):
+    """Prometheus + Grafana (kube-prometheus-stack), the DCGM exporter, scraping of every vLLM
+    server, alert rules and Grafana dashboards."""
+
+    prometheus_url: pulumi.Output[str]
+    """In-cluster URL of Prometheus (the query endpoint autoscalers use)."""
+    grafana_url: pulumi.Output[Optional[str]]
+    """In-cluster URL of Grafana (``kubectl port-forward`` to reach it), if known."""
+    grafana_admin_password: pulumi.Output[Optional[str]]
+    """Grafana's generated admin password (secret; user ``admin``), when the stack installs Grafana."""
+    namespace: pulumi.Output[str]
+    """Namespace of the monitoring objects."""
+    rule_name: pulumi.Output[str]
+    """Name of the PrometheusRule holding the alerts."""
+
+    def __init__(self, name: str, args: ObservabilityArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__(type_token("Observability"), name, {}, opts)
+        install_stack = args.get("install_prometheus_stack", True)
+        ns_name = args.get("namespace") or DEFAULT_NAMESPACE
+        if not install_stack and args.get("prometheus"):
+            raise ValueError("Observability: prometheus settings apply only when install_prometheus_stack is true")
+        if install_stack and (args.get("prometheus_url") or args.get("grafana_url")):
+            raise ValueError("Observability: prometheus_url/grafana_url name an existing install; "
+                             "set install_prometheus_stack to false to use them")
+        monitor_labels = dict(args.get("monitor_labels") or {"release": STACK_RELEASE})
+        interval = args.get("scrape_interval") or "15s"
+        base_labels = {**MANAGED_BY, "app.kubernetes.io/component": "observability"}
+        child = pulumi.ResourceOptions(parent=self)
+
+        deps: list[pulumi.Resource] = []
+        ns: pulumi.Input[str] = ns_name
+        if args.get("create_namespace", install_stack):
+            namespace = k8s.core.v1.Namespace(
+                f"{name}-ns",
+                metadata={
+                    "name": ns_name,
+                    # node-exporter (host network/PID/paths) and the DCGM exporter (root, SYS_ADMIN for
+                    # profiling counters) cannot run under the baseline or restricted standards.
+                    "labels": {**base_labels, "pod-security.kubernetes.io/enforce": "privileged"},
+                },
+                opts=child,
+            )
+            ns = namespace.metadata["name"]
+            deps.append(namespace)
+        in_ns = pulumi.ResourceOptions(parent=self, depends_on=list(deps))
+
+        admin_password = None
+        if install_stack:
+            admin_password = random.RandomPassword(f"{name}-grafana-admin", length=32, special=False, opts=child).result
+            admin_secret = k8s.core.v1.Secret(
+                f"{name}-grafana-admin",
+                metadata={"name": "grafana-admin", "namespace": ns, "labels": base_labels},
+                type="Opaque",
+                string_data={"admin-user": "admin", "admin-password": pulumi.Output.secret(admin_password)},
+                opts=in_ns,
+            )
+            stack = _release(
+                f"{name}-kube-prometheus-stack", KUBE_PROMETHEUS_STACK, STACK_RELEASE, ns_name,
+                self._stack_values(args.get("prometheus") or {}), pulumi.ResourceOptions(parent=self, depends_on=[*deps, admin_secret]),
+            )
+            deps.append(stack)  # the chart installs the Prometheus Operator CRDs the objects below use
+            prometheus_url = f"http://{STACK_RELEASE}-prometheus.{ns_name}.svc.cluster.local:9090"
+            grafana_url: Optional[str] = f"http://{STACK_RELEASE}-grafana.{ns_name}.svc.cluster.local"
+        else:
+            prometheus_url = args.get("prometheus_url") or f"http://{STACK_RELEASE}-prometheus.{ns_name}.svc.cluster.local:9090"
+            grafana_url = args.get("grafana_url")
+        after_stack = pulumi.ResourceOptions(parent=self, depends_on=list(deps))
+
+        if args.get("install_dcgm_exporter", True):
+            contract = args.get("scheduling") or default_contract()
+            dcgm_values: dict = {
+                "fullnameOverride": "dcgm-exporter",
+                "nodeSelector": contract.get("node_selector") or GPU_PRESENT_LABEL,
+                "tolerations": contract.get("tolerations") or [],
+                "serviceMonitor": {
+                    "enabled": True,
+                    "interval": interval,
+                    # Keep the exporter's pod/namespace/container labels: they name the pod using the GPU.
+                    "honorLabels": True,
+                    "additionalLabels": monitor_labels,
+                },
+            }
+            if contract.get("runtime_class_name"):
+                dcgm_values["runtimeClassName"] = contract["runtime_class_name"]
+            _release(f"{name}-dcgm-exporter", DCGM_EXPORTER, "dcgm-exporter", ns_name, dcgm_values, after_stack)
+
+        serving_namespaces = sorted(set(args["serving_namespaces"]))
+        if not serving_namespaces:
+            raise ValueError("Observability: serving_namespaces is empty; name the namespaces of the vLLM pods")
+        k8s.apiextensions.CustomResource(
+            f"{name}-vllm-podmonitor",
+            api_version="monitoring.coreos.com/v1",
+            kind="PodMonitor",
+            metadata={"name": "vllm", "namespace": ns, "labels": {**base_labels, **monitor_labels}},
+            spec={
+                "namespaceSelector": {"matchNames": serving_namespaces},
+                "selector": {"matchLabels": {"app.kubernetes.io/name": "vllm"}},
+                "podMetricsEndpoints": [
+                    {
+                        "port": port,
+                        "path": "/metrics",
+                        "interval": interval,
+                        # vLLM's own labels (model_name, engine) are kept; the target gets the stack's
+                        # model name and a stable job name, which alerts and autoscalers select on.
+                        "relabelings": [
+                            {
+                                "sourceLabels": ["__meta_kubernetes_pod_label_app_kubernetes_io_instance"],
+                                "targetLabel": MODEL_LABEL,
+                            },
+                            {"targetLabel": "job", "replacement": VLLM_JOB},
+                        ],
+                    }
+                    # Deployments name the port "http"; Knative renames the user container's port.
+                    for port in (PORT_NAME, KNATIVE_USER_PORT)
+                ],
+            },
+            opts=after_stack,
+        )
+
+        rule = k8s.apiextensions.CustomResource(
+            f"{name}-rules",
+            api_version="monitoring.coreos.com/v1",
+            kind="PrometheusRule",
+            metadata={"name": "llmstack-alerts", "namespace": ns, "labels": {**base_labels, **monitor_labels}},
+            spec={"groups": rule_groups(list(args["models"]), args.get("thresholds"))},
+            opts=after_stack,
+        )
+
+        label_key, label_value = DASHBOARD_LABEL
+        for file_name, dashboard in dashboards().items():
+            stem = file_name.removesuffix(".json")
+            k8s.core.v1.ConfigMap(
+                f"{name}-dashboard-{stem}",
+                metadata={
+                    "name": f"llmstack-dashboard-{stem}",
+                    "namespace": ns,
+                    "labels": {**base_labels, label_key: label_value},
+                },
+                data={f"llmstack-{stem}.json": json.dumps(dashboard, indent=1, sort_keys=True)},
+                opts=in_ns,
+            )
+
+        self.prometheus_url = pulumi.Output.from_input(prometheus_url)
+        self.grafana_url = pulumi.Output.from_input(grafana_url)
+        self.grafana_admin_password = pulumi.Output.secret(admin_password) if admin_password is not None else pulumi.Output.from_input(None)
+        self.namespace = pulumi.Output.from_input(ns)
+        self.rule_name = rule.metadata["name"]
+        self.register_outputs(
+            {
+                "prometheus_url": self.prometheus_url,
+                "grafana_url": self.grafana_url,
+                "grafana_admin_password": self.grafana_admin_password,
+                "namespace": self.namespace,
+                "rule_name": self.rule_name,
+            }
+        )
+
+    @staticmethod
+    def _stack_values(p: PrometheusArgs) -> dict:
+        spec: dict = {
+            "retention": p.get("retention") or "7d",
+            "resources": {
+                "requests": {"cpu": p.get("cpu") or "500m", "memory": p.get("memory") or "2Gi"},
+                "limits": {"memory": p.get("memory") or "2Gi"},
+            },
+            # Select every ServiceMonitor/PodMonitor/PrometheusRule in the cluster, not only the
+            # chart's own (the default): the vLLM and DCGM monitors come from other releases.
+            "ruleSelectorNilUsesHelmValues": False,
+            "serviceMonitorSelectorNilUsesHelmValues": False,
+            "podMonitorSelectorNilUsesHelmValues": False,
+            "probeSelectorNilUsesHelmValues": False,
+        }
+        if p.get("retention_size"):
+            spec["retentionSize"] = p["retention_size"]
+        if p.get("storage_size"):
+            claim: dict = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": p["storage_size"]}}}
+            if p.get("storage_class_name"):
+                claim["storageClassName"] = p["storage_class_name"]
+            spec["storageSpec"] = {"volumeClaimTemplate": {"spec": claim}}
+        return {
+            "fullnameOverride": STACK_RELEASE,
+            "prometheus": {"prometheusSpec": spec},
+            "grafana": {
+                "admin": {"existingSecret": "grafana-admin", "userKey": "admin-user", "passwordKey": "admin-password"},
+                "sidecar": {
+                    "dashboards": {
+                        "enabled": True,
+                        "label": DASHBOARD_LABEL[0],
+                        "labelValue": DASHBOARD_LABEL[1],
+                        "searchNamespace": "ALL",
+                    }
+                },
+            },
+        }

@@ -1,0 +1,290 @@
+"""The stack file's ``gpuPool`` key, and the preview-time checks that every model fits the pool.
+
+The checks catch, before anything is created, what otherwise surfaces hours later as a pod
+that never schedules or a server that dies with CUDA out-of-memory:
+
+- a replica needing more GPUs than one of the pool's nodes has;
+- tensor/pipeline parallelism on a shared pool (a pod gets one share, never several GPUs);
+- time-sliced GPUs whose sharing pods would together claim more than the whole GPU;
+- weights / (tensor x pipeline parallel) that leave no room for a KV cache within
+  ``gpuMemoryUtilization`` of the GPU's memory.
+"""
+
+import re
+from typing import Literal, Optional, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from components import gpu_node_pool as gp
+from components.gpu_node_pool import ConsolidationPolicy, GpuInstall, MigStrategy, SharingStrategy
+
+#: Time-slicing: share of each GPU kept free for the CUDA contexts of the pods sharing it
+#: (vLLM refuses to start when less than its gpu_memory_utilization is free).
+TIME_SLICING_MARGIN = 0.05
+_DURATION = r"^(([0-9]+(s|m|h))+|Never)$"
+_LABEL_KEY = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class GpuConfig(_Model):
+    """The GPU of the pool's nodes: what the fit checks measure models against."""
+
+    product: str = Field(min_length=1, description="GPU product, for people and error messages (e.g. NVIDIA-L4, NVIDIA-H100-80GB-HBM3).")
+    memory_gib: float = Field(gt=0, alias="memoryGiB", description="Memory per GPU in GiB, as nvidia-smi reports it (L4: 22, H100 80GB: 79).")
+    per_node: int = Field(ge=1, le=16, description="GPUs per node.")
+
+
+class SharingConfig(_Model):
+    """How one GPU is shared between serving pods."""
+
+    strategy: SharingStrategy = Field(SharingStrategy.NONE, description="none, timeSlicing, mps or mig.")
+    replicas: Optional[int] = Field(None, ge=2, le=48, description="timeSlicing / mps: pods per GPU.")
+    rename_resource: bool = Field(True, description="timeSlicing / mps: pods request nvidia.com/gpu.shared instead of nvidia.com/gpu.")
+    mig_strategy: Optional[MigStrategy] = Field(None, description="mig: single (instances as nvidia.com/gpu) or mixed (nvidia.com/mig-<profile>).")
+    mig_profile: Optional[str] = Field(None, description="mig: profile of the instances serving pods use (e.g. 3g.40gb).")
+
+    def args(self) -> dict:
+        out: dict = {"strategy": self.strategy, "rename_resource": self.rename_resource}
+        for key in ("replicas", "mig_strategy", "mig_profile"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
+
+
+class TaintConfig(_Model):
+    """A taint of the pool's nodes."""
+
+    key: str = Field(pattern=_LABEL_KEY, description="Taint key.")
+    value: Optional[str] = Field(None, description="Taint value (none: tolerated with Exists).")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = Field("NoSchedule", description="Taint effect.")
+
+
+class RuntimeClassConfig(_Model):
+    """RuntimeClass of GPU pods."""
+
+    name: str = Field("nvidia", description="RuntimeClass name.")
+    handler: Optional[str] = Field(None, description="containerd runtime handler (default: the name).")
+    create: bool = Field(True, description="Create it (false when the cluster or GPU operator provides it).")
+
+
+class PriorityClassConfig(_Model):
+    """PriorityClass of serving pods."""
+
+    name: Optional[str] = Field(None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", description="Name (default: <namespace>-serving).")
+    value: int = Field(100000, ge=0, le=1000000000, description="Priority (user classes may go up to 1e9).")
+    preempt: bool = Field(True, description="A pending serving pod may preempt lower-priority pods.")
+    create: bool = Field(True, description="Create it (false: refer to an existing class).")
+
+
+class NodeClassRefConfig(_Model):
+    """Karpenter node class (cloud-specific, created by you)."""
+
+    group: str = Field(min_length=1, description="e.g. karpenter.k8s.aws.")
+    kind: str = Field(min_length=1, description="e.g. EC2NodeClass.")
+    name: str = Field(min_length=1, description="Name of your node class.")
+
+
+class RequirementConfig(_Model):
+    """A Karpenter node requirement."""
+
+    key: str = Field(pattern=_LABEL_KEY, description="Node label key.")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"] = Field(description="Operator.")
+    values: list[str] = Field(default_factory=list, description="Values.")
+
+
+class KarpenterConfig(_Model):
+    """A Karpenter (karpenter.sh/v1) NodePool for GPU node autoprovisioning."""
+
+    node_class_ref: NodeClassRefConfig = Field(description="Node class to launch GPU nodes from.")
+    gpu_limit: int = Field(ge=1, description="Most whole GPUs the NodePool may provision.")
+    requirements: list[RequirementConfig] = Field(default_factory=list, description="Instance types, GPU names, zones.")
+    capacity_types: list[Literal["on-demand", "spot", "reserved"]] = Field(
+        default_factory=lambda: ["on-demand"], min_length=1, description="Capacity types (default on-demand)."
+    )
+    consolidation_policy: ConsolidationPolicy = Field(ConsolidationPolicy.WHEN_EMPTY, description="WhenEmpty or WhenEmptyOrUnderutilized.")
+    consolidate_after: str = Field("10m", pattern=_DURATION, description="Wait before consolidating a node.")
+    disruption_budget_nodes: str = Field("1", pattern=r"^((100|[0-9]{1,2})%|[0-9]+)$", description="Nodes disrupted at once.")
+    expire_after: str = Field("720h", pattern=_DURATION, description="Node lifetime (Never: unlimited).")
+    weight: Optional[int] = Field(None, ge=1, le=100, description="Priority among NodePools.")
+
+    @model_validator(mode="after")
+    def _keys_karpenter_accepts(self):
+        for i, r in enumerate(self.requirements):
+            domain = r.key.split("/", 1)[0] if "/" in r.key else ""
+            restricted = r.key in ("kubernetes.io/hostname", "karpenter.sh/nodepool") or (
+                domain.endswith("karpenter.sh") and r.key != "karpenter.sh/capacity-type"
+            )
+            if restricted:
+                raise ValueError(f"requirements[{i}].key {r.key!r} is restricted by Karpenter")
+            if r.key == "karpenter.sh/capacity-type":
+                raise ValueError(f"requirements[{i}]: set capacity types with capacityTypes, not a requirement")
+            if r.operator in ("In", "NotIn", "Gt", "Lt") and not r.values:
+                raise ValueError(f"requirements[{i}] ({r.key} {r.operator}) needs values")
+        return self
+
+
+class GpuPoolConfig(_Model):
+    """The GPU nodes: what makes them schedulable, how GPUs are shared, how pods land on them."""
+
+    install: GpuInstall = Field(
+        GpuInstall.DEVICE_PLUGIN,
+        description="devicePlugin (NVIDIA device plugin chart), gpuOperator (drivers too) or existing (install nothing).",
+    )
+    namespace: Optional[str] = Field(None, pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", description="Namespace of the plugin/operator.")
+    gpu: Optional[GpuConfig] = Field(None, description="The nodes' GPU; enables the fit checks (strongly recommended).")
+    sharing: SharingConfig = Field(default_factory=SharingConfig, description="GPU sharing.")
+    gpu_feature_discovery: bool = Field(False, description="Deploy GPU feature discovery (always on with mps).")
+    node_selector: dict[str, str] = Field(default_factory=dict, description="Labels of the pool's nodes (serving pods and the plugin select them).")
+    taints: list[TaintConfig] = Field(
+        default_factory=lambda: [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}],
+        validate_default=True,
+        description="Taints of the pool's nodes (empty list: untainted nodes).",
+    )
+    runtime_class: Optional[RuntimeClassConfig] = Field(None, description="RuntimeClass of GPU pods (default: the node's default runtime).")
+    priority_class: PriorityClassConfig = Field(default_factory=PriorityClassConfig, description="PriorityClass of serving pods.")
+    karpenter: Optional[KarpenterConfig] = Field(None, description="Karpenter NodePool for GPU node autoprovisioning.")
+    install_driver: bool = Field(True, description="gpuOperator: the operator installs the NVIDIA driver.")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        gp.validate_sharing(self.sharing.args())
+        for key in self.node_selector:
+            if not re.match(_LABEL_KEY, key):
+                raise ValueError(f"nodeSelector key {key!r} is not a valid label key")
+        if self.install == GpuInstall.GPU_OPERATOR and self.runtime_class and self.runtime_class.create:
+            raise ValueError("runtimeClass.create: the GPU operator creates RuntimeClass 'nvidia' itself; set create: false")
+        if self.karpenter:
+            if not self.node_selector:
+                raise ValueError("karpenter needs nodeSelector: the labels that tie serving pods to the nodes the NodePool creates")
+            for key in self.node_selector:
+                if key.split("/", 1)[0].endswith("karpenter.sh") or key == "kubernetes.io/hostname":
+                    raise ValueError(f"nodeSelector key {key!r} is restricted by Karpenter")
+            if self.gpu and self.karpenter.gpu_limit < self.gpu.per_node:
+                raise ValueError(
+                    f"karpenter.gpuLimit {self.karpenter.gpu_limit} is below gpu.perNode {self.gpu.per_node}: no node could ever be provisioned"
+                )
+        return self
+
+    def args(self, namespace: str) -> dict:
+        """GpuNodePoolArgs for the component (the PriorityClass name defaults from the stack's namespace)."""
+        out: dict = {
+            "install": self.install,
+            "sharing": self.sharing.args(),
+            "gpu_feature_discovery": self.gpu_feature_discovery,
+            "node_selector": dict(self.node_selector),
+            "taints": [{k: v for k, v in t.model_dump().items() if v is not None} for t in self.taints],
+            "priority_class": {
+                "name": self.priority_class.name or f"{namespace}-serving",
+                "value": self.priority_class.value,
+                "preempt": self.priority_class.preempt,
+                "create": self.priority_class.create,
+            },
+            "install_driver": self.install_driver,
+        }
+        if self.namespace:
+            out["namespace"] = self.namespace
+        if self.runtime_class:
+            out["runtime_class"] = {k: v for k, v in self.runtime_class.model_dump().items() if v is not None}
+        if self.karpenter:
+            k = self.karpenter
+            out["karpenter"] = {
+                "node_class_ref": k.node_class_ref.model_dump(),
+                "gpu_limit": k.gpu_limit,
+                "requirements": [r.model_dump() for r in k.requirements],
+                "capacity_types": list(k.capacity_types),
+                "consolidation_policy": k.consolidation_policy,
+                "consolidate_after": k.consolidate_after,
+                "disruption_budget_nodes": k.disruption_budget_nodes,
+                "expire_after": k.expire_after,
+                **({"weight": k.weight} if k.weight is not None else {}),
+            }
+        return out
+
+
+class _ModelLike(Protocol):
+    name: str
+    tensor_parallel_size: int
+    pipeline_parallel_size: int
+    gpus: Optional[int]
+    gpu_memory_utilization: float
+    weights_gib: Optional[float]
+    parameters_billions: Optional[float]
+    dtype: object
+    quantization: object
+
+
+def check_models_fit(pool: GpuPoolConfig, models: list[_ModelLike]) -> None:
+    """Raise ValueError naming the model and the key for the first model the pool cannot run."""
+    sharing = pool.sharing.args()
+    strategy = pool.sharing.strategy
+    for i, m in enumerate(models):
+        where = f"models[{i}] (name: {m.name})"
+        gpus = m.tensor_parallel_size * m.pipeline_parallel_size
+        if strategy != SharingStrategy.NONE and gpus > 1:
+            key, size = (
+                ("tensorParallelSize", m.tensor_parallel_size) if m.tensor_parallel_size > 1
+                else ("pipelineParallelSize", m.pipeline_parallel_size)
+            )
+            raise ValueError(
+                f"{where}.{key}: {key} {size} "
+                f"on a pool with gpuPool.sharing.strategy {strategy.value}: a pod gets one share of a GPU, never several GPUs; "
+                "serve this model from a pool with whole GPUs (sharing strategy none) or on one GPU"
+            )
+        if pool.gpu and gpus > pool.gpu.per_node:
+            key = "gpus" if m.gpus is not None else "tensorParallelSize"
+            raise ValueError(
+                f"{where}.{key}: a replica needs {gpus} GPUs (tensorParallelSize {m.tensor_parallel_size} x pipelineParallelSize "
+                f"{m.pipeline_parallel_size}) but a node of the pool has gpuPool.gpu.perNode {pool.gpu.per_node} "
+                f"({pool.gpu.product}); one replica runs on one node, so its pod would never schedule"
+            )
+        bound = gp.max_memory_utilization(sharing)
+        if bound is not None and m.gpu_memory_utilization > bound * (1 - TIME_SLICING_MARGIN):
+            limit = bound * (1 - TIME_SLICING_MARGIN)
+            raise ValueError(
+                f"{where}.gpuMemoryUtilization: {m.gpu_memory_utilization} on GPUs time-sliced {pool.sharing.replicas} ways "
+                f"(gpuPool.sharing.replicas): each pod sharing a GPU claims that fraction of the whole GPU, so the pods after the "
+                f"first would not start; set gpuMemoryUtilization to at most {math_floor(limit)}"
+            )
+        if pool.gpu is None:
+            continue
+        if m.weights_gib is not None:
+            weights, size_key, source = m.weights_gib, "weightsGiB", f"weightsGiB {m.weights_gib}"
+        elif m.parameters_billions is not None:
+            weights = gp.estimate_weights_gib(m.parameters_billions, m.dtype, m.quantization)
+            quant = getattr(m.quantization, "value", m.quantization)
+            source = f"parametersBillions {m.parameters_billions} at {quant or getattr(m.dtype, 'value', m.dtype)} ~ {weights:.1f} GiB"
+            size_key = "parametersBillions"
+        else:
+            continue
+        device = gp.device_memory_gib(pool.gpu.memory_gib, sharing)
+        room, need = gp.kv_cache_room_gib(weights, gpus, device, m.gpu_memory_utilization)
+        if room < need:
+            per_gpu = weights / gpus
+            budget = m.gpu_memory_utilization * device
+            left = (
+                f"which leaves {room:.1f} GiB for the KV cache after a {gp.RUNTIME_RESERVE_GIB:.0f} GiB runtime reserve"
+                if per_gpu < budget else "which does not even hold the weights"
+            )
+            if strategy != SharingStrategy.NONE:
+                hint = "give each pod a bigger share (fewer gpuPool.sharing.replicas or a larger MIG profile), serve it from whole GPUs, or use a quantized checkpoint"
+            else:
+                fit = gp.min_gpus_to_fit(weights, device, m.gpu_memory_utilization)
+                hint = (
+                    f"use tensorParallelSize {fit}" if fit and gpus < fit <= pool.gpu.per_node
+                    else "use a GPU with more memory or a quantized checkpoint"
+                )
+            raise ValueError(
+                f"{where}.{size_key}: does not fit: {source} / {gpus} GPU(s) = {per_gpu:.1f} GiB per GPU, but vLLM may use "
+                f"gpuMemoryUtilization {m.gpu_memory_utilization} x {device:.1f} GiB ({pool.gpu.product}"
+                f"{'' if strategy == SharingStrategy.NONE else f', per {strategy.value} share'}) = {budget:.1f} GiB, "
+                f"{left}; the KV cache needs at least {need:.1f} GiB. Fix: {hint}"
+            )
+
+
+def math_floor(x: float, digits: int = 2) -> float:
+    f = 10**digits
+    return int(x * f) / f
