@@ -471,6 +471,8 @@ class StackConfig(_Model):
         """config-features flags the vLLM pod needs, given the GPU pool's placement settings."""
         needed = knative.pod_features(None)
         pool = self.gpu_pool
+        if not getattr(pool, "taints", True):  # untainted GPU nodes: no tolerations
+            needed.discard(knative.FIELD_FEATURES["tolerations"])
         if getattr(pool, "node_selector", None):
             needed.add(knative.FIELD_FEATURES["nodeSelector"])
         if getattr(pool, "runtime_class", None) is not None:

@@ -253,3 +253,13 @@ def test_durations_parse_like_knatives():
     for bad in ("", "10", "1d", "m"):
         with pytest.raises(ValueError):
             kn.duration_seconds(bad)
+
+
+def test_existing_knative_needs_only_the_flags_the_placement_uses():
+    """Untainted GPU nodes and no node selector or runtime class: those flags are not demanded."""
+    features = sorted(kn.pod_features(None) - {kn.FIELD_FEATURES["tolerations"]} | {kn.FIELD_FEATURES["priorityClassName"]})
+    cfg = {**stack(knative={"requestTimeoutSeconds": 600}), "gpuPool": {"taints": []},
+           "knative": {"install": False, "features": features}}
+    pod = ksvc(render_with(cfg))["spec"]["template"]["spec"]
+    assert not pod.get("tolerations") and "nodeSelector" not in pod
+    assert kn.knative_features_needed(pod) <= set(features)
