@@ -6,12 +6,11 @@ import pulumi_random as random
 
 from components.gpu_autoscaling import GpuAutoscaling
 from components.gpu_node_pool import GpuNodePool
-from components.knative_serving import KnativeServing  # knative
-from components.knative_vllm_service import ALL_POD_FEATURES as KNATIVE_INSTALLED_FEATURES, KnativeVllmService  # knative
+from components.knative_serving import KnativeServing
+from components.knative_vllm_service import ALL_POD_FEATURES as KNATIVE_INSTALLED_FEATURES, KnativeVllmService
 from components.model_cache import ModelCache, model_dir
 from components.observability import Observability
 from components.package import MANAGED_BY
-from components.vllm_pod import startup_budget_seconds
 from components.vllm_service import VllmService
 
 from .config import ModelConfig, StackConfig
@@ -137,7 +136,7 @@ def build(cfg: StackConfig) -> dict:
                 "replicas": m.replicas,
                 "autoscaled": m.autoscaling is not None,
                 "resources": {"cpu": m.resources.cpu, "memory": m.resources.memory},
-                "startup_budget_seconds": startup_budget_seconds(m.weights_gib, m.startup_timeout_seconds),
+                "startup_budget_seconds": m.startup_budget,
                 "api_key": api_key.result,
                 "extra_env": dict(m.extra_env),
                 "scheduling": gpu_pool.contract,  # gpu pool
