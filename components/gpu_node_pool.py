@@ -11,7 +11,6 @@ The sizing helpers at the bottom (``device_memory_gib``, ``estimate_weights_gib`
 preview, a model that cannot fit on the pool's GPUs.
 """
 
-import math
 import re
 from enum import Enum
 from typing import Optional, TypedDict

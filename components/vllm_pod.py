@@ -193,6 +193,23 @@ class PodSpecInputs(TypedDict):
 API_KEY_SECRET_KEY = "api-key"
 
 
+def serving_pod_inputs(args: dict, api_key_secret_name: pulumi.Input[str], startup_budget: Optional[int]) -> PodSpecInputs:
+    """The builder's inputs from a serving component's args (VllmService and KnativeVllmService
+    share these field names), so both serve a model from the very same pod."""
+    return {
+        "engine": args["engine"],
+        "model_path": args["model_path"],
+        "claim_name": args["cache_claim_name"],
+        "api_key_secret_name": api_key_secret_name,
+        "image": args.get("image"),
+        "resources": args.get("resources"),
+        "scheduling": args.get("scheduling"),
+        "startup_budget_seconds": startup_budget,
+        "shm_size": args.get("shm_size"),
+        "extra_env": args.get("extra_env"),
+    }
+
+
 def vllm_container(p: PodSpecInputs) -> dict:
     """The vLLM server container: identical wherever the model is served."""
     engine = p["engine"]

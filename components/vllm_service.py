@@ -4,13 +4,13 @@ from typing import Optional, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
-import pulumi_random as random
 from typing_extensions import NotRequired
 
+from .api_key import api_key_secret
 from .package import labels, selector_labels, type_token
 from .scheduling import SchedulingContractArgs
 from .vllm_pod import (
-    API_KEY_SECRET_KEY,
+    serving_pod_inputs,
     HTTP_PORT,
     PORT_NAME,
     ResourcesArgs,
@@ -100,31 +100,9 @@ class VllmService(pulumi.ComponentResource):
         meta_labels = labels(name, "server")
         child = pulumi.ResourceOptions(parent=self)
 
-        api_key = args.get("api_key")
-        if api_key is None:
-            api_key = random.RandomPassword(f"{name}-api-key", length=40, special=False, opts=child).result
-        key_secret = k8s.core.v1.Secret(
-            f"{name}-api-key",
-            metadata={"name": f"{name}-api-key", "namespace": ns, "labels": meta_labels},
-            type="Opaque",
-            string_data={API_KEY_SECRET_KEY: pulumi.Output.secret(api_key)},
-            opts=child,
-        )
+        key_secret, api_key = api_key_secret(name, ns, meta_labels, args.get("api_key"), parent=self)
 
-        pod_spec = vllm_pod_spec(
-            {
-                "engine": engine,
-                "model_path": args["model_path"],
-                "claim_name": args["cache_claim_name"],
-                "api_key_secret_name": key_secret.metadata["name"],
-                "image": args.get("image"),
-                "resources": args.get("resources"),
-                "scheduling": args.get("scheduling"),
-                "startup_budget_seconds": args.get("startup_budget_seconds"),
-                "shm_size": args.get("shm_size"),
-                "extra_env": args.get("extra_env"),
-            }
-        )
+        pod_spec = vllm_pod_spec(serving_pod_inputs(args, key_secret.metadata["name"], args.get("startup_budget_seconds")))
         # Spread replicas over GPU nodes, but never leave a pod pending for it (GPUs are scarce).
         pod_spec["topologySpreadConstraints"] = [
             {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": sel}}
@@ -191,7 +169,7 @@ class VllmService(pulumi.ComponentResource):
         self.deployment_name = deployment.metadata["name"]
         self.endpoint = pulumi.Output.concat("http://", service.metadata["name"], ".", ns, ".svc.cluster.local:", str(HTTP_PORT), "/v1")
         self.served_model_name = pulumi.Output.from_input(engine["served_model_name"])
-        self.api_key = pulumi.Output.secret(api_key)
+        self.api_key = api_key
         self.selector_labels = pulumi.Output.from_input(sel)
         self.register_outputs(
             {

@@ -6,7 +6,7 @@ refused, so a typo ends in an error naming the key instead of a silently ignored
 
 import re
 from enum import Enum
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Optional
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel

@@ -56,7 +56,7 @@ def _default(field) -> str:
 
 
 def _table(model: type[BaseModel], prefix: str) -> list[str]:
-    rows = [f"| key | type | default | meaning |", "| --- | --- | --- | --- |"]
+    rows = ["| key | type | default | meaning |", "| --- | --- | --- | --- |"]
     for name, field in model.model_fields.items():
         key = field.alias or name
         rows.append(f"| `{prefix}{key}` | {_type_name(field.annotation)} | {_default(field)} | {field.description or ''} |")

@@ -125,10 +125,10 @@ def _ttft(sel: str, per_min: dict) -> list[dict]:
 CASES = {
     "VllmModelDown": (
         "10m",
-        [{"series": f'up{{job="vllm", namespace="llm", model="m1", pod="m1-a"}}', "values": "0x20"},
-         {"series": f'up{{job="vllm", namespace="llm", model="m2", pod="m2-a"}}', "values": "0x20"}],
+        [{"series": 'up{job="vllm", namespace="llm", model="m1", pod="m1-a"}', "values": "0x20"},
+         {"series": 'up{job="vllm", namespace="llm", model="m2", pod="m2-a"}', "values": "0x20"}],
         [{"severity": "critical", "namespace": "llm", "model": "m1", "model_name": "served-1"}],
-        [{"series": f'up{{job="vllm", namespace="llm", model="m1", pod="m1-a"}}', "values": "1x20"}],
+        [{"series": 'up{job="vllm", namespace="llm", model="m1", pod="m1-a"}', "values": "1x20"}],
     ),
     "VllmQueueBuildingUp": (
         "10m",

@@ -108,8 +108,8 @@ def test_alerts_cover_every_model(rendered):
     ttft = " ".join(r["expr"] for r in rules if r["alert"] == "VllmTtftSloBreached")
     down = {r["labels"]["model"] for r in rules if r["alert"] == "VllmModelDown"}
     if rendered.stack == "prod":
-        assert f'model_name="llama-3.1-8b-instruct"}}[5m]))) > 1.5' in ttft
-        assert f'model_name="llama-3.1-70b-instruct"}}[5m]))) > 4' in ttft
+        assert 'model_name="llama-3.1-8b-instruct"}[5m]))) > 1.5' in ttft
+        assert 'model_name="llama-3.1-70b-instruct"}[5m]))) > 4' in ttft
         assert down == {"llama-8b", "llama-70b"}
     else:  # both dev models scale to zero: being at zero is not an outage
         assert 'model_name="qwen2.5-0.5b-instruct"}[5m]))) > 3' in ttft
