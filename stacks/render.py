@@ -203,7 +203,9 @@ def write(rendered: Rendered, out_dir: Path) -> Path:
         }
         for r in rendered.helm_releases
     ]
-    (target / "helm-releases.yaml").write_text(yaml.safe_dump_all(releases, sort_keys=False) if releases else "")
+    # Sorted everywhere: the engine's wire format has no key order, and PR diffs need a stable one.
+    releases.sort(key=lambda r: (r["namespace"] or "", r["name"] or ""))
+    (target / "helm-releases.yaml").write_text(yaml.safe_dump_all(releases, sort_keys=True) if releases else "")
     return target
 
 

@@ -52,3 +52,11 @@ def test_render_command_writes_yaml(tmp_path, capsys):
     assert "kind: Deployment" in manifests and "<redacted>" in manifests
     assert "rendered-secret-placeholder" not in manifests
     assert "Kubernetes objects" in capsys.readouterr().out
+
+
+def test_render_is_byte_for_byte_stable(tmp_path):
+    """Reviewers diff rendered YAML in PRs: the same config must give the same bytes."""
+    for run in ("a", "b"):
+        assert render_main(["prod", str(tmp_path / run)]) == 0
+    for name in ("manifests.yaml", "helm-releases.yaml"):
+        assert (tmp_path / "a" / "prod" / name).read_bytes() == (tmp_path / "b" / "prod" / name).read_bytes()
