@@ -55,8 +55,16 @@ def test_render_command_writes_yaml(tmp_path, capsys):
 
 
 def test_render_is_byte_for_byte_stable(tmp_path):
-    """Reviewers diff rendered YAML in PRs: the same config must give the same bytes."""
-    for run in ("a", "b"):
-        assert render_main(["prod", str(tmp_path / run)]) == 0
+    """Reviewers diff rendered YAML in PRs: the same config must give the same bytes, from
+    separate processes (different hash seeds, fresh wire-format maps)."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    for run, seed in (("a", "1"), ("b", "2")):
+        subprocess.run([sys.executable, "-m", "stacks.render", "prod", str(tmp_path / run)], cwd=ROOT, check=True,
+                       capture_output=True, env={**os.environ, "PYTHONHASHSEED": seed}, timeout=120)
     for name in ("manifests.yaml", "helm-releases.yaml"):
         assert (tmp_path / "a" / "prod" / name).read_bytes() == (tmp_path / "b" / "prod" / name).read_bytes()
