@@ -28,3 +28,18 @@ def render_with(config: dict, stack: str = "test", secret_keys: tuple = (), mock
     project = "llmstack"
     wire = {f"{project}:{k}": render_mod._wire(v) for k, v in config.items()}
     return render_mod.run_program(project, stack, wire, [f"{project}:{k}" for k in secret_keys], mocks=mocks)
+
+
+def assert_refused(config: dict, expected: str) -> str:
+    """The config is refused with one message naming the stack file and containing ``expected``,
+    and nothing was registered before it (nothing half-deployed). Returns the message."""
+    from stacks.loader import StackConfigError
+    from stacks.render import RecordingMocks
+
+    mocks = RecordingMocks()
+    with pytest.raises(StackConfigError) as err:
+        render_with(config, mocks=mocks)
+    message = str(err.value)
+    assert "Pulumi.test.yaml" in message and expected in message, message
+    assert mocks.registrations == [], "resources were registered before the config was refused"
+    return message

@@ -7,10 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, render_with
+from conftest import ROOT, assert_refused, render_with
 
 from stacks.loader import StackConfigError
-from stacks.render import RecordingMocks
 
 GOOD_MODEL = {
     "name": "llama-8b",
@@ -68,14 +67,7 @@ CASES = {
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input_is_one_clear_message_and_registers_nothing(case):
-    cfg, expected = CASES[case]
-    mocks = RecordingMocks()
-    with pytest.raises(StackConfigError) as err:
-        render_with(cfg, mocks=mocks)
-    message = str(err.value)
-    assert "Pulumi.test.yaml" in message
-    assert expected in message, message
-    assert mocks.registrations == [], "resources were registered before the config was refused"
+    assert_refused(*CASES[case])
 
 
 def test_token_in_plain_text_is_refused():

@@ -6,7 +6,7 @@ import copy
 import pulumi
 import pytest
 import yaml
-from conftest import rendered_stack, render_with
+from conftest import assert_refused, render_with, rendered_stack
 from schemas import chart_defaults, unknown_values_keys, validate_object
 
 from components import gpu_node_pool as gp
@@ -344,13 +344,7 @@ REFUSALS = {
 
 @pytest.mark.parametrize("case", sorted(REFUSALS))
 def test_refused_at_preview_with_the_model_and_key(case):
-    cfg, expected = REFUSALS[case]
-    mocks = RecordingMocks()
-    with pytest.raises(StackConfigError) as err:
-        render_with(cfg, mocks=mocks)
-    message = str(err.value)
-    assert "Pulumi.test.yaml" in message and expected in message, message
-    assert mocks.registrations == [], "resources were registered before the config was refused"
+    assert_refused(*REFUSALS[case])
 
 
 def test_the_fit_hint_names_a_gpu_count_that_fits():

@@ -4,14 +4,12 @@ config, a Knative install that admits the pod, and refusals of what Knative cann
 import copy
 
 import pytest
-from conftest import render_with, rendered_stack
+from conftest import assert_refused, render_with, rendered_stack
 from schemas import validate_object
 
 from components import knative_vllm_service as kn
 from components import versions
 from components.vllm_pod import DEPLOYMENT_DRAIN_LIFECYCLE, HTTP_PORT, knative_pod_spec, vllm_container
-from stacks.loader import StackConfigError
-from stacks.render import RecordingMocks
 
 MODEL = {
     "name": "qwen",
@@ -229,13 +227,7 @@ REFUSALS = {
 
 @pytest.mark.parametrize("case", sorted(REFUSALS))
 def test_what_knative_cannot_run_is_refused_before_anything_is_registered(case):
-    cfg, expected = REFUSALS[case]
-    mocks = RecordingMocks()
-    with pytest.raises(StackConfigError) as err:
-        render_with(cfg, mocks=mocks)
-    message = str(err.value)
-    assert "Pulumi.test.yaml" in message and expected in message, message
-    assert mocks.registrations == []
+    assert_refused(*REFUSALS[case])
 
 
 def test_component_refuses_a_pod_the_declared_knative_would_reject():
