@@ -24,6 +24,7 @@ import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
 from . import metrics, versions
+from .helm import pinned_release
 from .package import MANAGED_BY, type_token
 from .vllm_pod import HTTP_PORT
 
@@ -251,13 +252,11 @@ class GpuAutoscaling(pulumi.ComponentResource):
         installs: list[pulumi.Resource] = []
         if install:
             sm = {"enabled": True, "additionalLabels": dict(args.get("service_monitor_labels") or {})}
-            keda = k8s.helm.v3.Release(
+            keda = pinned_release(
                 f"{name}-keda",
-                name="keda",
-                chart=versions.KEDA.chart,
-                version=versions.KEDA.version,
-                repository_opts={"repo": versions.KEDA.repo},
-                namespace=keda_ns,
+                versions.KEDA,
+                "keda",
+                keda_ns,
                 create_namespace=True,
                 atomic=True,
                 values={
@@ -274,13 +273,11 @@ class GpuAutoscaling(pulumi.ComponentResource):
             if http_add_on:
                 # Request timeouts are set per HTTPScaledObject (they depend on each model's startup budget).
                 installs.append(
-                    k8s.helm.v3.Release(
+                    pinned_release(
                         f"{name}-keda-http",
-                        name="keda-add-ons-http",
-                        chart=versions.KEDA_HTTP_ADDON.chart,
-                        version=versions.KEDA_HTTP_ADDON.version,
-                        repository_opts={"repo": versions.KEDA_HTTP_ADDON.repo},
-                        namespace=keda_ns,
+                        versions.KEDA_HTTP_ADDON,
+                        "keda-add-ons-http",
+                        keda_ns,
                         create_namespace=True,
                         atomic=True,
                         opts=pulumi.ResourceOptions(parent=self, depends_on=[keda]),

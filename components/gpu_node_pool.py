@@ -21,6 +21,7 @@ import yaml
 from typing_extensions import NotRequired
 
 from . import versions
+from .helm import pinned_release
 from .package import MANAGED_BY, type_token
 from .scheduling import WHOLE_GPU_RESOURCE, SchedulingContractArgs, TolerationArgs
 
@@ -410,16 +411,14 @@ class GpuNodePool(pulumi.ComponentResource):
         if gfd:
             values["gfd"] = {"enabled": True}
             values["nfd"] = {"worker": {"tolerations": plugin_tolerations}}
-        k8s.helm.v3.Release(
+        pinned_release(
             f"{name}-device-plugin",
-            name="nvidia-device-plugin",
-            chart=chart.chart,
-            version=chart.version,
-            repository_opts={"repo": chart.repo},
-            namespace=args.get("namespace") or DEVICE_PLUGIN_NAMESPACE,
+            chart,
+            "nvidia-device-plugin",
+            args.get("namespace") or DEVICE_PLUGIN_NAMESPACE,
+            child,
+            values,
             create_namespace=True,
-            values=values,
-            opts=child,
         )
 
     def _gpu_operator(self, name, args, sharing, plugin_config, tolerations, meta_labels, child) -> None:
@@ -450,15 +449,13 @@ class GpuNodePool(pulumi.ComponentResource):
             )
             depends.append(cm)
             values["devicePlugin"] = {"config": {"name": f"{name}-gpu-sharing", "default": SHARING_CONFIG_NAME}}
-        k8s.helm.v3.Release(
+        pinned_release(
             f"{name}-gpu-operator",
-            name="gpu-operator",
-            chart=chart.chart,
-            version=chart.version,
-            repository_opts={"repo": chart.repo},
-            namespace=ns_name,
-            values=values,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
+            chart,
+            "gpu-operator",
+            ns_name,
+            pulumi.ResourceOptions(parent=self, depends_on=depends),
+            values,
         )
 
     def _karpenter(self, name, karpenter, node_selector, taints, meta_labels, child) -> pulumi.Output[str]:

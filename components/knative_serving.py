@@ -17,6 +17,7 @@ from typing_extensions import NotRequired
 
 from . import versions
 from .knative_vllm_service import ALL_POD_FEATURES
+from .helm import pinned_release
 from .package import MANAGED_BY, type_token
 
 KNATIVE_OPERATOR_API = "operator.knative.dev/v1beta1"
@@ -61,16 +62,14 @@ class KnativeServing(pulumi.ComponentResource):
         allow_zero = args.get("allow_zero_initial_scale", True)
         chart = versions.KNATIVE_OPERATOR
 
-        operator = k8s.helm.v3.Release(
+        operator = pinned_release(
             f"{name}-operator",
-            name="knative-operator",
-            chart=chart.chart,
-            version=chart.version,
-            repository_opts={"repo": chart.repo},
-            namespace=args.get("operator_namespace") or DEFAULT_OPERATOR_NAMESPACE,
+            chart,
+            "knative-operator",
+            args.get("operator_namespace") or DEFAULT_OPERATOR_NAMESPACE,
+            pulumi.ResourceOptions(parent=self),
             create_namespace=True,
             atomic=True,
-            opts=pulumi.ResourceOptions(parent=self),
         )
         namespace = k8s.core.v1.Namespace(
             f"{name}-ns",

@@ -25,6 +25,7 @@ from typing_extensions import NotRequired
 
 from . import metrics
 from .alerts import MODEL_LABEL, VLLM_JOB, AlertThresholdsArgs, MonitoredModelArgs, rule_groups
+from .helm import pinned_release
 from .package import MANAGED_BY, type_token
 from .scheduling import SchedulingContractArgs, default_contract
 from .versions import DCGM_EXPORTER, KUBE_PROMETHEUS_STACK, Chart
@@ -126,18 +127,9 @@ def dashboard_queries(dashboard: dict) -> list[str]:
     return out
 
 
-def _release(name: str, chart: Chart, release_name: str, namespace: str, values: dict, opts: pulumi.ResourceOptions):
-    return k8s.helm.v3.Release(
-        name,
-        name=release_name,
-        namespace=namespace,
-        chart=chart.chart,
-        version=chart.version,
-        repository_opts={"repo": chart.repo},
-        values=values,
-        timeout=900,
-        opts=opts,
-    )
+def _pinned(name: str, chart: Chart, release_name: str, namespace: str, values: dict, opts: pulumi.ResourceOptions):
+    # Big charts (CRDs, webhooks) need more than Helm's default 5 minutes.
+    return pinned_release(name, chart, release_name, namespace, opts, values, timeout=900)
 
 
 class Observability(pulumi.ComponentResource):
@@ -196,7 +188,7 @@ class Observability(pulumi.ComponentResource):
                 string_data={"admin-user": "admin", "admin-password": pulumi.Output.secret(admin_password)},
                 opts=in_ns,
             )
-            stack = _release(
+            stack = _pinned(
                 f"{name}-kube-prometheus-stack", KUBE_PROMETHEUS_STACK, STACK_RELEASE, ns_name,
                 self._stack_values(args.get("prometheus") or {}), pulumi.ResourceOptions(parent=self, depends_on=[*deps, admin_secret]),
             )
@@ -224,7 +216,7 @@ class Observability(pulumi.ComponentResource):
             }
             if contract.get("runtime_class_name"):
                 dcgm_values["runtimeClassName"] = contract["runtime_class_name"]
-            _release(f"{name}-dcgm-exporter", DCGM_EXPORTER, "dcgm-exporter", ns_name, dcgm_values, after_stack)
+            _pinned(f"{name}-dcgm-exporter", DCGM_EXPORTER, "dcgm-exporter", ns_name, dcgm_values, after_stack)
 
         serving_namespaces = sorted(set(args["serving_namespaces"]))
         if not serving_namespaces:
