@@ -1,8 +1,13 @@
 """Reusable Pulumi components for LLM inference on Kubernetes with NVIDIA GPUs.
 
-Import a component from its module (``from components.vllm_service import VllmService``) or
-from here. The classes listed here are the package's public components (``llmstack:index:*``).
+Installed as the distribution ``llmstack-k8s``, imported as ``llmstack_k8s`` (the repository keeps
+the sources in ``components/``; the import name is ours so a consumer's own ``components``
+package never shadows it). Import a component from here (``from llmstack_k8s import VllmService``)
+or from its module. The classes listed here are the package's public components
+(``llmstack:index:*``).
 """
+
+__version__ = "0.2.0"
 
 from .gpu_autoscaling import GpuAutoscaling, GpuAutoscalingArgs
 from .gpu_node_pool import GpuNodePool, GpuNodePoolArgs

@@ -3,7 +3,7 @@
 ``rule_groups(models, thresholds)`` returns the ``groups`` list of a Prometheus rules file /
 PrometheusRule spec. It is plain Python so that the same rules are shipped by Observability,
 checked by ``promtool check rules``, unit-tested with ``promtool test rules`` and loaded into a
-real Prometheus by the e2e suite. Every metric name comes from ``components.metrics``.
+real Prometheus by the e2e suite. Every metric name comes from ``llmstack_k8s.metrics``.
 """
 
 import re
@@ -263,7 +263,7 @@ def rule_groups(models: list[MonitoredModelArgs], thresholds: Optional[AlertThre
 
 
 def metric_names_used(groups: list[dict]) -> set[str]:
-    """Every metric name (from ``components.metrics``) that appears in the groups' expressions."""
+    """Every metric name (from ``llmstack_k8s.metrics``) that appears in the groups' expressions."""
     known = m.VLLM_METRICS | m.DCGM_METRICS | m.KSM_METRICS | {m.PROM_UP}
     found = set()
     for g in groups:

@@ -4,7 +4,7 @@ It installs the NVIDIA device plugin (or the GPU operator, or relies on what the
 already runs), delivers the GPU sharing configuration (time-slicing, MPS, MIG) the way the
 chart expects, creates the RuntimeClass / PriorityClass serving pods use, optionally a
 Karpenter ``NodePool`` that autoprovisions GPU nodes, and outputs the scheduling contract
-(``components.scheduling.SchedulingContractArgs``) every serving component consumes.
+(``llmstack_k8s.scheduling.SchedulingContractArgs``) every serving component consumes.
 
 The sizing helpers at the bottom (``device_memory_gib``, ``estimate_weights_gib``,
 ``kv_cache_room_gib``) are plain functions: the stack config uses them to refuse, at

@@ -1,6 +1,6 @@
 """KnativeVllmService: a vLLM server as a Knative Service that scales to zero when idle.
 
-It runs the *same* container as ``VllmService`` (``components.vllm_pod``): a change to probes,
+It runs the *same* container as ``VllmService`` (``llmstack_k8s.vllm_pod``): a change to probes,
 args, env or volumes reaches both ways of serving. Knative's activator holds the first request
 while a pod starts, so an idle model costs no GPU; the price is a cold start (scheduling, image
 pull, loading the weights from the cache) on the first request after idle.

@@ -9,7 +9,7 @@
 - one PodMonitor scraping every vLLM pod (``app.kubernetes.io/name: vllm``) on port ``http``;
   it keeps vLLM's ``model_name`` label and adds ``model`` (the stack's model name) and
   ``job="vllm"``;
-- a PrometheusRule built by ``components.alerts``;
+- a PrometheusRule built by ``llmstack_k8s.alerts``;
 - the Grafana dashboards in ``components/dashboards/*.json`` as ConfigMaps for Grafana's sidecar.
 """
 
@@ -87,7 +87,7 @@ class ObservabilityArgs(TypedDict):
     scheduling: NotRequired[SchedulingContractArgs]
     """GPU scheduling contract (tolerations, node selector, runtime class) for the DCGM exporter."""
     thresholds: NotRequired[AlertThresholdsArgs]
-    """Alert thresholds (``components.alerts.DEFAULT_THRESHOLDS`` where not given)."""
+    """Alert thresholds (``llmstack_k8s.alerts.DEFAULT_THRESHOLDS`` where not given)."""
     monitor_labels: NotRequired[dict[str, str]]
     """Labels on monitors and rules, for the Prometheus' selectors (default ``release: kube-prometheus-stack``)."""
     scrape_interval: NotRequired[str]
@@ -96,25 +96,25 @@ class ObservabilityArgs(TypedDict):
 
 def dashboard_files() -> dict[str, str]:
     """``{file name: raw JSON}`` of every dashboard shipped with the package (placeholders unresolved)."""
-    folder = resources.files("components") / "dashboards"
+    folder = resources.files(__package__) / "dashboards"
     return {p.name: p.read_text() for p in sorted(folder.iterdir(), key=lambda p: p.name) if p.name.endswith(".json")}
 
 
 def resolve_metric_placeholders(text: str) -> str:
-    """Replace ``{{metric:VLLM_KV_CACHE_USAGE}}`` with the name in ``components.metrics``."""
+    """Replace ``{{metric:VLLM_KV_CACHE_USAGE}}`` with the name in ``llmstack_k8s.metrics``."""
 
     def sub(match: re.Match) -> str:
         const = match.group(1)
         value = getattr(metrics, const, None)
         if not isinstance(value, str):
-            raise KeyError(f"dashboard placeholder {match.group(0)}: no metric constant {const} in components.metrics")
+            raise KeyError(f"dashboard placeholder {match.group(0)}: no metric constant {const} in llmstack_k8s.metrics")
         return value
 
     return _PLACEHOLDER.sub(sub, text)
 
 
 def dashboards() -> dict[str, dict]:
-    """``{file name: dashboard}`` with every metric name resolved from ``components.metrics``."""
+    """``{file name: dashboard}`` with every metric name resolved from ``llmstack_k8s.metrics``."""
     return {name: json.loads(resolve_metric_placeholders(text)) for name, text in dashboard_files().items()}
 
 

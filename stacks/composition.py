@@ -4,14 +4,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.gpu_autoscaling import GpuAutoscaling
-from components.gpu_node_pool import GpuNodePool
-from components.knative_serving import KnativeServing
-from components.knative_vllm_service import ALL_POD_FEATURES as KNATIVE_INSTALLED_FEATURES, KnativeVllmService
-from components.model_cache import ModelCache, model_dir
-from components.observability import Observability
-from components.package import MANAGED_BY
-from components.vllm_service import VllmService
+from llmstack_k8s.gpu_autoscaling import GpuAutoscaling
+from llmstack_k8s.gpu_node_pool import GpuNodePool
+from llmstack_k8s.knative_serving import KnativeServing
+from llmstack_k8s.knative_vllm_service import ALL_POD_FEATURES as KNATIVE_INSTALLED_FEATURES, KnativeVllmService
+from llmstack_k8s.model_cache import ModelCache, model_dir
+from llmstack_k8s.observability import Observability
+from llmstack_k8s.package import MANAGED_BY
+from llmstack_k8s.vllm_service import VllmService
 
 from .config import ModelConfig, StackConfig
 

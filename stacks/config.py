@@ -11,11 +11,11 @@ from typing import Annotated, Optional
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from components.gpu_autoscaling import DEFAULT_KEDA_NAMESPACE, DEFAULT_PROMETHEUS_URL, AutoscalingMetric
-from components.alerts import DEFAULT_THRESHOLDS
-from components.model_cache import AccessMode
-from components import knative_vllm_service as knative  # knative
-from components.vllm_pod import Dtype, Quantization, startup_budget_seconds
+from llmstack_k8s.gpu_autoscaling import DEFAULT_KEDA_NAMESPACE, DEFAULT_PROMETHEUS_URL, AutoscalingMetric
+from llmstack_k8s.alerts import DEFAULT_THRESHOLDS
+from llmstack_k8s.model_cache import AccessMode
+from llmstack_k8s import knative_vllm_service as knative  # knative
+from llmstack_k8s.vllm_pod import Dtype, Quantization, startup_budget_seconds
 
 from .gpu_pool import GpuPoolConfig, check_models_fit
 
@@ -228,7 +228,7 @@ class KnativeConfig(_Model):
 
     @property
     def effective_max_revision_timeout(self) -> int:
-        from components.knative_serving import DEFAULT_MAX_REVISION_TIMEOUT_SECONDS
+        from llmstack_k8s.knative_serving import DEFAULT_MAX_REVISION_TIMEOUT_SECONDS
 
         return DEFAULT_MAX_REVISION_TIMEOUT_SECONDS if self.install else self.max_revision_timeout_seconds
 

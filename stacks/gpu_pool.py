@@ -16,8 +16,8 @@ from typing import Literal, Optional, Protocol
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from components import gpu_node_pool as gp
-from components.gpu_node_pool import ConsolidationPolicy, GpuInstall, MigStrategy, SharingStrategy
+from llmstack_k8s import gpu_node_pool as gp
+from llmstack_k8s.gpu_node_pool import ConsolidationPolicy, GpuInstall, MigStrategy, SharingStrategy
 
 #: Time-slicing: share of each GPU kept free for the CUDA contexts of the pods sharing it
 #: (vLLM refuses to start when less than its gpu_memory_utilization is free).

@@ -14,115 +14,27 @@ import json
 import os
 import runpy
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 import pulumi
 import yaml
-from pulumi.runtime import rpc
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+# The mocks and manifest helpers are the library's consumer testing helper; re-exported here.
+from llmstack_k8s.testing import (  # noqa: F401
+    PROVIDER_PREFIX,
+    RELEASE_TYPE,
+    SECRET_PLACEHOLDER,
+    RecordingMocks,
+    Registration,
+    Rendered,
+    plain,
+    to_manifest,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
-SECRET_PLACEHOLDER = "rendered-secret-placeholder"
-RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
-PROVIDER_PREFIX = "pulumi:providers:"
-
-# Apply order a reader (and kubectl) expects.
-_KIND_ORDER = [
-    "Namespace", "PriorityClass", "RuntimeClass", "ConfigMap", "Secret", "PersistentVolumeClaim",
-    "ServiceAccount", "Job", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy",
-]
-
-
-@dataclass
-class Registration:
-    type: str
-    name: str
-    inputs: dict
-    custom: bool
-    parent_type: Optional[str] = None
-
-
-@dataclass
-class Rendered:
-    stack: str
-    registrations: list[Registration] = field(default_factory=list)
-
-    @property
-    def objects(self) -> list[dict]:
-        """Kubernetes objects (core kinds and custom resources), as YAML-ready dicts."""
-        out = []
-        for r in self.registrations:
-            if r.custom and r.type.startswith("kubernetes:") and r.type != RELEASE_TYPE:
-                out.append(to_manifest(r))
-        return sorted(out, key=_sort_key)
-
-    @property
-    def helm_releases(self) -> list[dict]:
-        return [r.inputs for r in self.registrations if r.type == RELEASE_TYPE]
-
-    @property
-    def resource_count(self) -> int:
-        return len(self.registrations)
-
-    def of_kind(self, kind: str) -> list[dict]:
-        return [o for o in self.objects if o["kind"] == kind]
-
-
-def _sort_key(o: dict):
-    kind = o["kind"]
-    rank = _KIND_ORDER.index(kind) if kind in _KIND_ORDER else len(_KIND_ORDER)
-    meta = o.get("metadata", {})
-    return (rank, kind, meta.get("namespace", ""), meta.get("name", ""))
-
-
-def to_manifest(r: Registration) -> dict:
-    """``kubernetes:apps/v1:Deployment`` + inputs -> a manifest with apiVersion and kind first."""
-    _, group_version, kind = r.type.split(":")
-    api_version = group_version.removeprefix("core/")
-    body = {k: v for k, v in r.inputs.items() if k not in ("apiVersion", "kind")}
-    manifest = {"apiVersion": api_version, "kind": kind, **body}
-    if kind == "Secret":
-        for key in ("data", "stringData"):
-            if key in manifest:
-                manifest[key] = {k: "<redacted>" for k in manifest[key]}
-    return manifest
-
-
-def plain(value: Any) -> Any:
-    """Wire values back to what the program wrote: secrets unwrapped, whole floats as ints
-    (the protocol carries every number as a double)."""
-    if isinstance(value, dict):
-        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
-            return plain(value["value"])
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-class RecordingMocks(pulumi.runtime.Mocks):
-    """Echo inputs back as state, the way a preview sees them, and record every registration."""
-
-    def __init__(self) -> None:
-        self.registrations: list[Registration] = []
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        state = dict(args.inputs)
-        if args.typ == "random:index/randomPassword:RandomPassword":
-            state["result"] = SECRET_PLACEHOLDER
-        if args.typ.startswith("kubernetes:") and args.custom:
-            state.setdefault("metadata", {}).setdefault("name", args.name)
-        if not args.typ.startswith(PROVIDER_PREFIX):
-            self.registrations.append(Registration(args.typ, args.name, plain(args.inputs), args.custom))
-        return [f"{args.name}-id", state]
-
-    def call(self, args: pulumi.runtime.MockCallArgs):
-        return {}
 
 
 def stack_config_env(stack: str, root: Path = ROOT) -> tuple[str, dict[str, str], list[str]]:

@@ -34,7 +34,7 @@ def assert_refused(config: dict, expected: str) -> str:
     """The config is refused with one message naming the stack file and containing ``expected``,
     and nothing was registered before it (nothing half-deployed). Returns the message."""
     from stacks.loader import StackConfigError
-    from stacks.render import RecordingMocks
+    from llmstack_k8s.testing import RecordingMocks
 
     mocks = RecordingMocks()
     with pytest.raises(StackConfigError) as err:

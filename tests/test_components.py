@@ -5,10 +5,10 @@ import math
 import pulumi
 import pytest
 
-from components import vllm_pod
-from components.model_cache import ModelCache, model_dir
-from components.vllm_service import VllmService
-from stacks.render import RecordingMocks, to_manifest
+from llmstack_k8s import vllm_pod
+from llmstack_k8s.model_cache import ModelCache, model_dir
+from llmstack_k8s.vllm_service import VllmService
+from llmstack_k8s.testing import RecordingMocks, to_manifest
 
 
 @pytest.fixture

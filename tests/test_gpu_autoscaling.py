@@ -12,9 +12,9 @@ from hpa_sim import Hpa, burst_table
 from schemas import FIXTURES, crd_schemas, validate_custom
 from test_metrics import exported_wire_names
 
-from components import metrics
-from components.gpu_autoscaling import AutoscalingMetric, validate_workload
-from components.vllm_pod import startup_budget_seconds
+from llmstack_k8s import metrics
+from llmstack_k8s.gpu_autoscaling import AutoscalingMetric, validate_workload
+from llmstack_k8s.vllm_pod import startup_budget_seconds
 from stacks.loader import StackConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -298,7 +298,7 @@ def test_refuses_keda_autoscaling_on_a_knative_model():
 def test_outputs_are_the_effective_bounds_per_model():
     import pulumi
 
-    from components.gpu_autoscaling import GpuAutoscaling
+    from llmstack_k8s.gpu_autoscaling import GpuAutoscaling
 
     registered = []
 

@@ -7,9 +7,9 @@ import pytest
 from conftest import assert_refused, render_with, rendered_stack
 from schemas import validate_object
 
-from components import knative_vllm_service as kn
-from components import versions
-from components.vllm_pod import DEPLOYMENT_DRAIN_LIFECYCLE, HTTP_PORT, knative_pod_spec, vllm_container
+from llmstack_k8s import knative_vllm_service as kn
+from llmstack_k8s import versions
+from llmstack_k8s.vllm_pod import DEPLOYMENT_DRAIN_LIFECYCLE, HTTP_PORT, knative_pod_spec, vllm_container
 
 MODEL = {
     "name": "qwen",

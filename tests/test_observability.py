@@ -6,9 +6,9 @@ import pulumi
 import pytest
 from conftest import render_with
 
-from components import metrics
-from components.observability import KNATIVE_USER_PORT, Observability, dashboards
-from components.versions import DCGM_EXPORTER, KUBE_PROMETHEUS_STACK
+from llmstack_k8s import metrics
+from llmstack_k8s.observability import KNATIVE_USER_PORT, Observability, dashboards
+from llmstack_k8s.versions import DCGM_EXPORTER, KUBE_PROMETHEUS_STACK
 from stacks.loader import StackConfigError
 
 MODEL = {

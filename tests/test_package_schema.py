@@ -7,13 +7,13 @@ import pulumi
 from pulumi.provider.experimental.analyzer import Analyzer
 from pulumi.provider.experimental.schema import generate_schema
 
-import components
-from components.package import PACKAGE
+import llmstack_k8s
+from llmstack_k8s.package import PACKAGE
 
 
 def all_components() -> list[type]:
     return sorted(
-        {c for c in vars(components).values() if inspect.isclass(c) and issubclass(c, pulumi.ComponentResource)},
+        {c for c in vars(llmstack_k8s).values() if inspect.isclass(c) and issubclass(c, pulumi.ComponentResource)},
         key=lambda c: c.__name__,
     )
 
@@ -61,7 +61,7 @@ def test_type_tokens_match_the_class_names():
             return {}
 
     pulumi.runtime.set_mocks(Mocks(), project="p", stack="s", preview=True)
-    from components.model_cache import ModelCache
+    from llmstack_k8s.model_cache import ModelCache
 
     @pulumi.runtime.test
     def run():

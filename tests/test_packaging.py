@@ -9,27 +9,32 @@ import sysconfig
 import pulumi
 from conftest import ROOT
 
-from stacks.render import RecordingMocks, to_manifest
+from llmstack_k8s.testing import RecordingMocks, to_manifest
 
 
 def test_built_wheel_is_complete_and_importable_outside_the_repo(tmp_path):
     wheel_dir, target = tmp_path / "wheel", tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(ROOT), "-w", str(wheel_dir)],
                    check=True, capture_output=True, timeout=300)
-    (wheel,) = wheel_dir.glob("llmstack-*.whl")
+    (wheel,) = wheel_dir.glob("llmstack_k8s-*.whl")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=300)
     probe = (
-        "import components, components.observability as o, stacks.render;"
-        "assert components.__file__.startswith(%r), components.__file__;"
+        "import llmstack_k8s, llmstack_k8s.observability as o, llmstack_k8s.testing;"
+        "assert llmstack_k8s.__file__.startswith(%r), llmstack_k8s.__file__;"
         "assert {'vllm', 'gpu'} <= {n.split('.')[0] for n in o.dashboards()};"
-        "print(sorted(components.__all__))" % str(target)
+        "print(sorted(llmstack_k8s.__all__))" % str(target)
     )
     # Run from an empty directory so the repository's own folders cannot be imported instead.
     env = {"PYTHONPATH": f"{target}:{sysconfig.get_paths()['purelib']}", "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "VllmService" in out.stdout and "ModelCache" in out.stdout
+    # Only the library: no generic top-level names a consumer's own packages would clash with,
+    # and the stack program (stacks/) is not shipped. py.typed makes type checkers read the args.
+    top_level = {p.name for p in target.iterdir() if not p.name.endswith(".dist-info")} - {"__pycache__"}
+    assert top_level == {"llmstack_k8s"}, top_level
+    assert (target / "llmstack_k8s" / "py.typed").exists()
 
 
 def test_readme_import_example_runs():

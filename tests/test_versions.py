@@ -6,7 +6,7 @@ from pathlib import Path
 
 from conftest import rendered_stack
 
-from components import versions
+from llmstack_k8s import versions
 
 ROOT = Path(__file__).resolve().parent.parent
 SETUP = ROOT / "scripts" / "setup-vllm-cpu.sh"

@@ -66,9 +66,9 @@ sys.path.insert(0, str(REPO))
 import smoke  # noqa: E402  (stdlib-only driver: http, stop, tail)
 from conftest import rendered_stack  # noqa: E402
 
-from components import metrics, versions  # noqa: E402
-from components.gpu_autoscaling import AutoscalingMetric, prometheus_query  # noqa: E402
-from components.observability import KNATIVE_USER_PORT  # noqa: E402
+from llmstack_k8s import metrics, versions  # noqa: E402
+from llmstack_k8s.gpu_autoscaling import AutoscalingMetric, prometheus_query  # noqa: E402
+from llmstack_k8s.observability import KNATIVE_USER_PORT  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
