@@ -13,21 +13,18 @@ that never schedules or a server that dies with CUDA out-of-memory:
 import re
 from typing import Literal, Optional, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, model_validator
 
 from llmstack_k8s import gpu_node_pool as gp
 from llmstack_k8s.gpu_node_pool import ConsolidationPolicy, GpuInstall, MigStrategy, SharingStrategy
+
+from .base import StackModel as _Model
 
 #: Time-slicing: share of each GPU kept free for the CUDA contexts of the pods sharing it
 #: (vLLM refuses to start when less than its gpu_memory_utilization is free).
 TIME_SLICING_MARGIN = 0.05
 _DURATION = r"^(([0-9]+(s|m|h))+|Never)$"
 _LABEL_KEY = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
 
 
 class GpuConfig(_Model):

@@ -1,0 +1,83 @@
+"""The stack file's Knative keys: how a model is served, and Knative Serving (installed or existing)."""
+
+from enum import Enum
+from typing import Optional
+
+from pydantic import Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from llmstack_k8s import knative_vllm_service as knative
+
+from .base import StackModel as _Model
+from .quantities import Duration
+
+
+class ServingMode(str, Enum):
+    """How a model is served."""
+
+    DEPLOYMENT = "deployment"
+    """Always-on Deployment (VllmService); KEDA may scale it."""
+    KNATIVE = "knative"
+    """Knative Service (KnativeVllmService): scales to zero when idle, starts on the first request."""
+
+
+class KnativeModelConfig(_Model):
+    """Knative autoscaling of a model with `serving: knative`."""
+
+    min_scale: int = Field(0, ge=0, le=64, description="Fewest pods; 0 scales to zero when idle.")
+    max_scale: int = Field(knative.DEFAULT_MAX_SCALE, ge=1, le=64, description="Most pods.")
+    initial_scale: int = Field(knative.DEFAULT_INITIAL_SCALE, ge=0, le=64, description="Pods a new revision starts with (1 proves the model loads at deploy time).")
+    target_concurrency: Optional[int] = Field(None, ge=1, description="In-flight requests per pod Knative aims for (default: half of maxNumSeqs, else 32).")
+    container_concurrency: int = Field(0, ge=0, description="Hard limit of requests per pod (0: none; vLLM queues).")
+    scale_down_delay: Duration = Field(knative.DEFAULT_SCALE_DOWN_DELAY, description="Idle time before a pod is removed (up to 1h), e.g. 10m.")
+    stable_window: Duration = Field(knative.DEFAULT_STABLE_WINDOW, description="Window concurrency is averaged over (6s to 1h).")
+    panic_window_percentage: float = Field(knative.DEFAULT_PANIC_WINDOW_PERCENTAGE, ge=1, le=100, description="Panic window, % of the stable window.")
+    progress_deadline_seconds: Optional[int] = Field(None, ge=60, description="Time a new revision may take to be ready; at least the startup budget (default budget + 600).")
+    request_timeout_seconds: Optional[int] = Field(None, ge=30, description="Longest request, including waiting out a cold start (default budget + 600).")
+
+    @model_validator(mode="after")
+    def _bounds(self):
+        if self.min_scale > self.max_scale:
+            raise ValueError(f"minScale {self.min_scale} exceeds maxScale {self.max_scale}")
+        if self.initial_scale > self.max_scale:
+            raise ValueError(f"initialScale {self.initial_scale} exceeds maxScale {self.max_scale}")
+        if not 6 <= knative.duration_seconds(self.stable_window) <= 3600:
+            raise ValueError(f"stableWindow {self.stable_window!r} must be between 6s and 1h")
+        if knative.duration_seconds(self.scale_down_delay) > 3600:
+            raise ValueError(f"scaleDownDelay {self.scale_down_delay!r} must be at most 1h")
+        if self.container_concurrency and self.target_concurrency and self.target_concurrency > self.container_concurrency:
+            raise ValueError(
+                f"targetConcurrency {self.target_concurrency} exceeds containerConcurrency {self.container_concurrency}: "
+                "Knative could never reach its target"
+            )
+        return self
+
+
+class KnativeConfig(_Model):
+    """Knative Serving, for models with `serving: knative`."""
+
+    install: bool = Field(True, description="Install the Knative Operator chart and a KnativeServing with Kourier (false: use the cluster's Knative Serving).")
+    features: list[str] = Field(default_factory=list, description="With install false: the config-features flags your Knative has enabled (the vLLM pod needs kubernetes.podspec-* flags).")
+    max_revision_timeout_seconds: int = Field(600, ge=30, description="With install false: your config-defaults max-revision-timeout-seconds (Knative's default 600).")
+    allow_zero_initial_scale: bool = Field(False, description="With install false: whether your config-autoscaler allows initial-scale 0.")
+    namespaces: list[str] = Field(default_factory=lambda: list(knative.DEFAULT_KNATIVE_NAMESPACES), description="Namespaces of Knative's activator, autoscaler and ingress gateway (admitted by the NetworkPolicy).")
+
+    @model_validator(mode="after")
+    def _install_or_describe(self):
+        described = sorted({"features", "max_revision_timeout_seconds", "allow_zero_initial_scale"} & self.model_fields_set)
+        if self.install and described:
+            raise ValueError(
+                f"{to_camel(described[0])} describes an existing Knative, but install is true (the stack then "
+                "configures Knative itself); remove it or set install: false"
+            )
+        return self
+
+    @property
+    def effective_max_revision_timeout(self) -> int:
+        from llmstack_k8s.knative_serving import DEFAULT_MAX_REVISION_TIMEOUT_SECONDS
+
+        return DEFAULT_MAX_REVISION_TIMEOUT_SECONDS if self.install else self.max_revision_timeout_seconds
+
+    @property
+    def effective_allow_zero_initial_scale(self) -> bool:
+        return True if self.install else self.allow_zero_initial_scale

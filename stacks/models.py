@@ -1,0 +1,212 @@
+"""One entry of the stack file's ``models`` list: what vLLM serves, its cache, resources, rollout."""
+
+from typing import Annotated, Optional
+
+from pydantic import AfterValidator, Field, model_validator
+
+from llmstack_k8s import knative_vllm_service as knative
+from llmstack_k8s.model_cache import AccessMode
+from llmstack_k8s.vllm_pod import Dtype, Quantization, startup_budget_seconds
+
+from .autoscaling import AUTOSCALING_MIN_COOLDOWN, ModelAutoscalingConfig
+from .base import StackModel as _Model
+from .knative import KnativeModelConfig, ServingMode
+from .quantities import DNS_LABEL, Cpu, Size
+
+# Flags the stack renders itself; setting them again in extraArgs would silently fight the config.
+MANAGED_FLAGS = {
+    "--model", "--served-model-name", "--host", "--port", "--tensor-parallel-size", "-tp",
+    "--pipeline-parallel-size", "-pp", "--gpu-memory-utilization", "--dtype", "--max-model-len",
+    "--quantization", "-q", "--enable-prefix-caching", "--no-enable-prefix-caching", "--max-num-seqs",
+    "--api-key", "--revision",
+}
+UNPINNED_REVISIONS = {"", "main", "master", "latest", "head"}
+
+
+def _pinned_revision(v: str) -> str:
+    if v.strip().lower() in UNPINNED_REVISIONS:
+        raise ValueError(f"revision {v!r} is a moving branch; pin a commit sha or release tag")
+    return v
+
+
+class CacheDefaults(_Model):
+    """Defaults for every model's weight cache."""
+
+    storage_class: Optional[str] = Field(None, description="StorageClass of cache volumes (default: the cluster's default).")
+    access_mode: AccessMode = Field(AccessMode.READ_WRITE_MANY, description="ReadWriteMany (replicas on several nodes) or ReadWriteOnce.")
+    download_retries: int = Field(4, ge=0, le=20, description="Retries of the download Job.")
+    download_deadline_seconds: int = Field(3600, ge=300, description="Deadline of the whole download.")
+
+
+class NetworkConfig(_Model):
+    """Who may reach the vLLM servers."""
+
+    client_namespaces: list[str] = Field(default_factory=list, description="Namespaces allowed to call the API.")
+    monitoring_namespaces: list[str] = Field(default_factory=lambda: ["monitoring"], description="Namespaces allowed to scrape /metrics.")
+
+
+class ModelCacheConfig(_Model):
+    """Per-model cache settings (override the stack's cache defaults)."""
+
+    size: Size = Field(description="Volume size, binary units (e.g. 20Gi); weights plus room for a second revision.")
+    storage_class: Optional[str] = Field(None, description="StorageClass of this model's cache volume.")
+    access_mode: Optional[AccessMode] = Field(None, description="Access mode of this model's cache volume.")
+
+
+class ResourcesConfig(_Model):
+    """CPU and memory of a vLLM server container."""
+
+    cpu: Cpu = Field("4", description="CPU request.")
+    memory: Size = Field("32Gi", description="Memory request and limit; must exceed shmSize.")
+
+
+class RolloutConfig(_Model):
+    """Rollout on scarce GPUs."""
+
+    max_surge: int = Field(0, ge=0, description="Extra pods during a rollout (0: no spare GPU needed).")
+    max_unavailable: int = Field(1, ge=0, description="Pods down at once during a rollout or drain.")
+
+    @model_validator(mode="after")
+    def _can_progress(self):
+        if self.max_surge == 0 and self.max_unavailable == 0:
+            raise ValueError("maxSurge and maxUnavailable are both 0: a rollout could never make progress")
+        return self
+
+
+
+class ModelConfig(_Model):
+    """One model served by vLLM."""
+
+    name: str = Field(pattern=DNS_LABEL, max_length=40, description="Short DNS-label name; prefixes every object of this model.")
+    model: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$", description="Hugging Face repository id (org/name).")
+    revision: Annotated[str, AfterValidator(_pinned_revision)] = Field(description="Pinned revision to serve: a commit sha (preferred) or a release tag; never a branch.")
+    served_model_name: Optional[str] = Field(None, description="Name clients send as `model` (default: the model id).")
+    gated: bool = Field(False, description="The repository needs a Hugging Face token (set huggingfaceToken as a secret).")
+    replicas: int = Field(1, ge=1, le=64, description="Always-on replicas.")
+    gpus: Optional[int] = Field(None, ge=1, description="GPUs per replica; if given must equal tensor x pipeline parallel size.")
+    tensor_parallel_size: int = Field(1, ge=1, le=16, description="Tensor parallel size.")
+    pipeline_parallel_size: int = Field(1, ge=1, le=16, description="Pipeline parallel size.")
+    max_model_len: Optional[int] = Field(None, ge=128, description="Context length (default: the model's).")
+    gpu_memory_utilization: float = Field(0.9, gt=0.1, le=0.98, description="Fraction of GPU memory vLLM may use.")
+    dtype: Dtype = Field(Dtype.AUTO, description="auto, bfloat16, float16 or float32.")
+    quantization: Optional[Quantization] = Field(None, description="Quantization method of the checkpoint.")
+    enable_prefix_caching: bool = Field(True, description="Reuse KV cache across shared prompt prefixes.")
+    max_num_seqs: Optional[int] = Field(None, ge=1, description="Most sequences batched at once.")
+    weights_gib: Optional[float] = Field(None, gt=0, alias="weightsGiB", description="Size of the weights in GiB; sizes the startup budget.")
+    parameters_billions: Optional[float] = Field(None, gt=0, le=10000, description="Parameters in billions; with dtype/quantization estimates the weights for the GPU fit check when weightsGiB is not given.")
+    startup_timeout_seconds: Optional[int] = Field(None, ge=60, le=7200, description="Override of the derived startup budget.")
+    cache: ModelCacheConfig = Field(description="Weight cache volume.")
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig, description="CPU and memory.")
+    shm_size: Optional[Size] = Field(None, description="Size of /dev/shm (default from the parallelism).")
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="Rollout settings.")
+    extra_args: list[str] = Field(default_factory=list, description="Further vLLM flags (not ones the stack manages).")
+    extra_env: dict[str, str] = Field(default_factory=dict, description="Further environment variables (no secrets).")
+    image: Optional[str] = Field(None, description="vLLM image override (pinned tag or digest).")
+    slo_ttft_p95_seconds: Optional[float] = Field(None, gt=0, le=600, description="Time-to-first-token p95 SLO in seconds; alerts when breached (default: observability.alerts.ttftP95Seconds).")
+    autoscaling: Optional[ModelAutoscalingConfig] = Field(None, description="Scale replicas with KEDA on vLLM's queue depth / KV-cache use (replaces replicas).")
+    serving: ServingMode = Field(ServingMode.DEPLOYMENT, description="deployment (always on) or knative (scales to zero when idle; settings under knative).")
+    knative: Optional[KnativeModelConfig] = Field(None, description="Knative autoscaling, with serving: knative.")
+
+    @property
+    def gpus_per_replica(self) -> int:
+        return self.tensor_parallel_size * self.pipeline_parallel_size
+
+    @property
+    def served_name(self) -> str:
+        return self.served_model_name or self.model
+
+    @property
+    def startup_budget(self) -> int:
+        return startup_budget_seconds(self.weights_gib, self.startup_timeout_seconds)
+
+    @property
+    def cooldown_seconds(self) -> Optional[int]:
+        """Effective autoscaling cooldown (None when not autoscaled)."""
+        a = self.autoscaling
+        if a is None:
+            return None
+        return a.cooldown_seconds if a.cooldown_seconds is not None else max(AUTOSCALING_MIN_COOLDOWN, self.startup_budget)
+
+    # --- knative ---
+    @property
+    def knative_scaling(self) -> KnativeModelConfig:
+        """Effective Knative settings (defaults filled in); only meaningful with serving: knative."""
+        k = self.knative or KnativeModelConfig()
+        budget = self.startup_budget
+        return k.model_copy(update={
+            "target_concurrency": k.target_concurrency or knative.default_target_concurrency(self.max_num_seqs),
+            "progress_deadline_seconds": k.progress_deadline_seconds or knative.default_progress_deadline(budget),
+            "request_timeout_seconds": k.request_timeout_seconds or knative.default_request_timeout(budget),
+        })
+
+    @model_validator(mode="after")
+    def _knative_consistent(self):
+        if self.serving != ServingMode.KNATIVE:
+            if self.knative is not None:
+                raise ValueError("knative is set but serving is deployment; set serving: knative or remove knative")
+            return self
+        if self.autoscaling is not None:
+            raise ValueError(
+                "serving is knative, which scales the model itself (Knative's autoscaler); KEDA autoscaling "
+                "cannot also own it: remove autoscaling, or use serving: deployment with autoscaling"
+            )
+        for key in ("replicas", "rollout"):
+            if key in self.model_fields_set:
+                raise ValueError(f"{key} applies to serving: deployment; with serving: knative use knative.minScale/maxScale")
+        reserved = knative.KNATIVE_RESERVED_ENV & set(self.extra_env)
+        if reserved:
+            raise ValueError(f"extraEnv sets {sorted(reserved)[0]}, which Knative sets itself and refuses in a revision")
+        k, budget = self.knative_scaling, self.startup_budget
+        if self.max_num_seqs and k.target_concurrency > self.max_num_seqs:
+            raise ValueError(
+                f"knative.targetConcurrency {k.target_concurrency} exceeds maxNumSeqs {self.max_num_seqs}: requests "
+                "would queue inside vLLM before Knative adds a pod"
+            )
+        if k.progress_deadline_seconds < budget:
+            raise ValueError(
+                f"knative.progressDeadlineSeconds {k.progress_deadline_seconds} is shorter than the startup budget "
+                f"({budget} s, from weightsGiB/startupTimeoutSeconds): Knative would fail the revision while the model loads"
+            )
+        if k.min_scale == 0 and k.request_timeout_seconds < budget:
+            raise ValueError(
+                f"knative.requestTimeoutSeconds {k.request_timeout_seconds} is shorter than the startup budget ({budget} s): "
+                "the first request after scaling to zero would time out while the model loads"
+            )
+        return self
+    # --- end knative ---
+
+    @model_validator(mode="after")
+    def _autoscaling_consistent(self):
+        a = self.autoscaling
+        if a is None:
+            return self
+        if "replicas" in self.model_fields_set:
+            raise ValueError("replicas and autoscaling are both set; with autoscaling, autoscaling.minReplicas/maxReplicas own the count")
+        if a.cooldown_seconds is not None and a.cooldown_seconds < self.startup_budget:
+            raise ValueError(
+                f"autoscaling.cooldownSeconds {a.cooldown_seconds} is shorter than the model's startup budget "
+                f"({self.startup_budget} s, from weightsGiB/startupTimeoutSeconds): a replica removed sooner than one "
+                "takes to start makes the model flap; raise cooldownSeconds"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.gpus is not None and self.gpus != self.gpus_per_replica:
+            raise ValueError(
+                f"gpus is {self.gpus} but tensorParallelSize x pipelineParallelSize is "
+                f"{self.tensor_parallel_size} x {self.pipeline_parallel_size} = {self.gpus_per_replica}; vLLM uses exactly that many"
+            )
+        for arg in self.extra_args:
+            flag = arg.split("=", 1)[0]
+            if flag in MANAGED_FLAGS:
+                raise ValueError(f"extraArgs sets {flag}, which the stack renders from its own key; set that key instead")
+        for key in self.extra_env:
+            if key in {"VLLM_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"}:
+                raise ValueError(f"extraEnv sets {key}: secrets come from Pulumi secrets, never plain config")
+        if self.image and (self.image.endswith(":latest") or (":" not in self.image.rsplit("/", 1)[-1] and "@" not in self.image)):
+            raise ValueError(f"image {self.image!r} is not pinned; give a version tag or digest")
+        if self.cache.access_mode == AccessMode.READ_WRITE_ONCE and self.replicas > 1:
+            raise ValueError("cache.accessMode ReadWriteOnce cannot serve several replicas across nodes; use ReadWriteMany")
+        return self
+
