@@ -26,6 +26,7 @@ from typing_extensions import NotRequired
 from . import metrics, versions
 from .helm import pinned_release
 from .package import MANAGED_BY, type_token
+from .validation import validate_args
 from .vllm_pod import HTTP_PORT
 
 #: Prometheus of the Observability component (kube-prometheus-stack, release in ``monitoring``).
@@ -235,6 +236,8 @@ class GpuAutoscaling(pulumi.ComponentResource):
     (requests sent there are held while a replica starts)."""
 
     def __init__(self, name: str, args: GpuAutoscalingArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        # Checked before registering: bad args register nothing.
+        args = validate_args("GpuAutoscaling", name, args, GpuAutoscalingArgs)
         super().__init__(type_token("GpuAutoscaling"), name, {}, opts)
         workloads = list(args["workloads"])
         install = args.get("install_keda", True)

@@ -23,6 +23,7 @@ from typing_extensions import NotRequired
 from . import versions
 from .helm import pinned_release
 from .package import MANAGED_BY, type_token
+from .validation import validate_args
 from .scheduling import WHOLE_GPU_RESOURCE, SchedulingContractArgs, TolerationArgs
 
 #: Resource name time-slicing and MPS advertise when they rename the shared GPU.
@@ -296,6 +297,8 @@ class GpuNodePool(pulumi.ComponentResource):
     """Name of the Karpenter NodePool (empty: none)."""
 
     def __init__(self, name: str, args: GpuNodePoolArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        # Checked before registering: bad args register nothing.
+        args = validate_args("GpuNodePool", name, args, GpuNodePoolArgs)
         super().__init__(type_token("GpuNodePool"), name, {}, opts)
         install = GpuInstall(args.get("install", GpuInstall.DEVICE_PLUGIN))
         sharing = sharing_defaults(args.get("sharing"))

@@ -19,6 +19,7 @@ from . import versions
 from .knative_vllm_service import ALL_POD_FEATURES
 from .helm import pinned_release
 from .package import MANAGED_BY, type_token
+from .validation import validate_args
 
 KNATIVE_OPERATOR_API = "operator.knative.dev/v1beta1"
 #: The operator installs Serving into the namespace of the KnativeServing resource; Knative's
@@ -56,6 +57,8 @@ class KnativeServing(pulumi.ComponentResource):
     """Longest request timeout a revision may ask for."""
 
     def __init__(self, name: str, args: KnativeServingArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        # Checked before registering: bad args register nothing.
+        args = validate_args("KnativeServing", name, args, KnativeServingArgs)
         super().__init__(type_token("KnativeServing"), name, {}, opts)
         features = sorted(set(args.get("features") or ALL_POD_FEATURES))
         max_timeout = args.get("max_revision_timeout_seconds") or DEFAULT_MAX_REVISION_TIMEOUT_SECONDS

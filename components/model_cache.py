@@ -10,6 +10,7 @@ from typing_extensions import NotRequired
 
 from . import versions
 from .package import labels, type_token
+from .validation import validate_args
 from .vllm_pod import CACHE_MOUNT_PATH, COMPLETE_MARKER, CONTAINER_SECURITY_CONTEXT, POD_SECURITY_CONTEXT
 
 HF_TOKEN_SECRET_KEY = "token"
@@ -86,6 +87,8 @@ class ModelCache(pulumi.ComponentResource):
     """Name of the download Job."""
 
     def __init__(self, name: str, args: ModelCacheArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        # Checked before registering: bad args register nothing.
+        args = validate_args("ModelCache", name, args, ModelCacheArgs)
         super().__init__(type_token("ModelCache"), name, {}, opts)
         ns = args["namespace"]
         meta_labels = labels(name, "model-cache")

@@ -27,6 +27,7 @@ from . import metrics
 from .alerts import MODEL_LABEL, VLLM_JOB, AlertThresholdsArgs, MonitoredModelArgs, rule_groups
 from .helm import pinned_release
 from .package import MANAGED_BY, type_token
+from .validation import validate_args
 from .scheduling import SchedulingContractArgs, default_contract
 from .versions import DCGM_EXPORTER, KUBE_PROMETHEUS_STACK, Chart
 from .vllm_pod import PORT_NAME
@@ -148,6 +149,8 @@ class Observability(pulumi.ComponentResource):
     """Name of the PrometheusRule holding the alerts."""
 
     def __init__(self, name: str, args: ObservabilityArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        # Checked before registering: bad args register nothing.
+        args = validate_args("Observability", name, args, ObservabilityArgs)
         super().__init__(type_token("Observability"), name, {}, opts)
         install_stack = args.get("install_prometheus_stack", True)
         ns_name = args.get("namespace") or DEFAULT_NAMESPACE

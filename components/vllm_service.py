@@ -8,6 +8,7 @@ from typing_extensions import NotRequired
 
 from .api_key import api_key_secret
 from .package import labels, selector_labels, type_token
+from .validation import validate_args
 from .scheduling import SchedulingContractArgs
 from .vllm_pod import (
     serving_pod_inputs,
@@ -93,6 +94,8 @@ class VllmService(pulumi.ComponentResource):
     """Labels selecting this server's pods."""
 
     def __init__(self, name: str, args: VllmServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        # Checked before registering: bad args register nothing.
+        args = validate_args("VllmService", name, args, VllmServiceArgs)
         super().__init__(type_token("VllmService"), name, {}, opts)
         ns = args["namespace"]
         engine = args["engine"]
