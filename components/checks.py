@@ -150,6 +150,20 @@ def selector_matches(selector: Any, labels: Mapping) -> bool:
     return True
 
 
+def pulumi_manifest(resource_type: str, props: Mapping) -> Optional[dict]:
+    """The manifest a pulumi-kubernetes resource (``kubernetes:apps/v1:Deployment`` + its inputs)
+    applies; None for Helm releases, charts and other non-object types."""
+    parts = resource_type.split(":")
+    if len(parts) != 3 or parts[0] != "kubernetes" or "/" not in parts[1] or parts[1].startswith(("helm.sh/", "yaml/", "kustomize/")):
+        return None
+    api_version = parts[1].removeprefix("core/")
+    return {**{k: v for k, v in props.items() if k not in ("apiVersion", "kind")}, "apiVersion": api_version, "kind": parts[2]}
+
+
+#: pulumi-kubernetes types that install a Helm chart (inputs ``chart`` and ``version``).
+HELM_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v3:Chart", "kubernetes:helm.sh/v4:Chart")
+
+
 # ---------------------------------------------------------------------------------------------
 # Per-object rules
 # ---------------------------------------------------------------------------------------------
@@ -177,10 +191,9 @@ def images_pinned(m: Mapping, moving_tags: Sequence[str] = MOVING_TAGS, require_
         if require_digest and not digest:
             problems.append(f"{where} has no digest: pin it as {image}@sha256:<digest>.")
         elif not digest and (tag is None or tag.lower() in moving_tags):
-            problems.append(
-                f"{where} uses the moving tag {tag or 'latest (implicit)'!r}: pin a version "
-                f"(e.g. {image.rpartition(':')[0] if tag else image}:<version>) or a digest (@sha256:...)."
-            )
+            moving = f"uses the moving tag {tag!r}" if tag else "has no tag (so: latest, a moving tag)"
+            repo = image[: -len(tag) - 1] if tag else image
+            problems.append(f"{where} {moving}: pin a version ({repo}:<version>) or a digest ({repo}@sha256:<digest>).")
     return problems
 
 

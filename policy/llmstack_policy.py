@@ -1,0 +1,247 @@
+"""The llmstack policy pack's policies: the platform's invariants, checked at every preview and up.
+
+The rules themselves are ``llmstack_k8s.checks`` (shipped in the library wheel, so the test
+suite, this pack and an importing project's own pack share one source for each rule); this
+module only adapts them to the Pulumi Policy SDK: which resources each rule sees, its default
+enforcement level and the config it accepts.
+
+Enforcement levels and settings can be changed without editing code, with Pulumi's policy pack
+config (``pulumi preview --policy-pack policy --policy-pack-config policy/config.json``)::
+
+    {"all": "mandatory",
+     "images-pinned": {"enforcementLevel": "advisory", "requireDigest": false},
+     "gpu-pods-tolerate-pool-taints": {"taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}]}}
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+from pulumi_policy.proxy import UnknownValueError
+
+from llmstack_k8s import checks
+
+PACK_NAME = "llmstack"
+PACK_DESCRIPTION = "Invariants of the llmstack serving platform (vLLM on Kubernetes with NVIDIA GPUs)."
+
+
+def plain(value: Any) -> Any:
+    """The SDK's read-only proxies as plain dicts and lists; a value unknown during preview
+    becomes ``checks.UNKNOWN`` (the rules skip what they cannot see; ``up`` checks it)."""
+    if isinstance(value, Mapping):
+        out = {}
+        for key in value:
+            try:
+                out[key] = plain(value[key])
+            except UnknownValueError:
+                out[key] = checks.UNKNOWN
+        return out
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        items = []
+        for i in range(len(value)):
+            try:
+                items.append(plain(value[i]))
+            except UnknownValueError:
+                items.append(checks.UNKNOWN)
+        return items
+    return value
+
+
+def _config(args, key: str, default: Any) -> Any:
+    value = (args.get_config() or {}).get(key)
+    return default if value is None else value
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One policy: what it enforces, how to fix it, how strictly by default, what it accepts."""
+
+    name: str
+    description: str
+    remediation: str
+    level: EnforcementLevel
+    properties: dict
+    # Per object: (manifest, config) -> problems; or per stack: (manifests, config) -> problems.
+    check_object: Optional[Callable[[dict, Callable[[str, Any], Any]], list[str]]] = None
+    check_stack: Optional[Callable[[list[dict], Callable[[str, Any], Any]], list[str]]] = None
+    check_helm: bool = False
+
+
+def _resource_validate(spec: Spec):
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        conf = lambda key, default: _config(args, key, default)  # noqa: E731
+        if spec.check_helm:
+            if args.resource_type not in checks.HELM_TYPES:
+                return
+            props = plain(args.props)
+            problems = checks.helm_chart_pinned(
+                args.resource_type.rsplit(":", 1)[-1], args.name, props.get("chart"), props.get("version")
+            )
+        else:
+            manifest = checks.pulumi_manifest(args.resource_type, plain(args.props))
+            if manifest is None:
+                return
+            problems = spec.check_object(manifest, conf)
+        for problem in problems:
+            report_violation(problem)
+
+    return validate
+
+
+def _stack_validate(spec: Spec):
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        conf = lambda key, default: _config(args, key, default)  # noqa: E731
+        manifests, urns = [], {}
+        for r in args.resources:
+            m = checks.pulumi_manifest(r.resource_type, plain(r.props))
+            if m is not None:
+                manifests.append(m)
+                urns[checks.describe(m)] = r.urn
+        for problem in spec.check_stack(manifests, conf):
+            # Attach the violation to the object the message starts with.
+            urn = next((u for d, u in urns.items() if problem.startswith(d + " ") or problem.startswith(d + ":")), None)
+            report_violation(problem, urn)
+
+    return validate
+
+
+_TAINT = {
+    "type": "object",
+    "properties": {"key": {"type": "string"}, "value": {"type": "string"}, "effect": {"type": "string"}},
+    "required": ["key"],
+}
+
+SPECS: list[Spec] = [
+    Spec(
+        name="images-pinned",
+        description="Container images name a version or a digest, never a moving tag such as latest.",
+        remediation="Pin the image to a release tag (vLLM: components/versions.py) or to @sha256:<digest>.",
+        level=EnforcementLevel.MANDATORY,
+        properties={
+            "movingTags": {"type": "array", "items": {"type": "string"}, "default": list(checks.MOVING_TAGS),
+                           "description": "Tags that count as moving."},
+            "requireDigest": {"type": "boolean", "default": False,
+                              "description": "Require every image to be pinned by digest."},
+        },
+        check_object=lambda m, conf: checks.images_pinned(
+            m, [t.lower() for t in conf("movingTags", checks.MOVING_TAGS)], conf("requireDigest", False)
+        ),
+    ),
+    Spec(
+        name="gpu-request-matches-parallelism",
+        description="A vLLM container requests exactly tensor x pipeline parallel size GPUs.",
+        remediation="Set the GPU resource (nvidia.com/gpu or the pool's shared/MIG name) to tensor x pipeline "
+                    "parallel size in both requests and limits.",
+        level=EnforcementLevel.MANDATORY,
+        properties={
+            "gpuResourcePrefixes": {"type": "array", "items": {"type": "string"},
+                                    "default": list(checks.GPU_RESOURCE_PREFIXES),
+                                    "description": "Extended resource prefixes that are GPUs."},
+        },
+        check_object=lambda m, conf: checks.gpu_request_matches_parallelism(
+            m, conf("gpuResourcePrefixes", checks.GPU_RESOURCE_PREFIXES)
+        ),
+    ),
+    Spec(
+        name="gpu-pods-tolerate-pool-taints",
+        description="Pods that request GPUs tolerate the GPU pool's taints (declared ones and those of the "
+                    "Karpenter NodePool they are placed on).",
+        remediation="Take tolerations from the GpuNodePool's scheduling contract, or declare the pool's real "
+                    "taints in this policy's config (taints: []).",
+        level=EnforcementLevel.MANDATORY,
+        properties={
+            "taints": {"type": "array", "items": _TAINT, "default": [dict(t) for t in checks.DEFAULT_GPU_TAINTS],
+                       "description": "Taints every GPU node carries."},
+        },
+        check_stack=lambda ms, conf: checks.gpu_pods_tolerate_pool_taints(ms, conf("taints", checks.DEFAULT_GPU_TAINTS)),
+    ),
+    Spec(
+        name="vllm-startup-probe-budget",
+        description="vLLM containers have a startup probe whose budget covers engine start and weight loading.",
+        remediation="Use VllmService's startup probe (300 s + 10 s per GiB of weights), or raise failureThreshold.",
+        level=EnforcementLevel.MANDATORY,
+        properties={
+            "minStartupSeconds": {"type": "integer", "minimum": 1, "default": checks.STARTUP_BASE_SECONDS,
+                                  "description": "Least startup budget (initialDelaySeconds + periodSeconds x "
+                                                 "failureThreshold) of a vLLM container."},
+        },
+        check_object=lambda m, conf: checks.vllm_startup_probe(m, conf("minStartupSeconds", checks.STARTUP_BASE_SECONDS)),
+    ),
+    Spec(
+        name="no-plain-credentials",
+        description="No credential in a container's plain env value or command line.",
+        remediation="Put the value in a Secret and reference it with valueFrom.secretKeyRef.",
+        level=EnforcementLevel.MANDATORY,
+        properties={
+            "allowedNames": {"type": "array", "items": {"type": "string"}, "default": [],
+                             "description": "Env names that look like credentials but are not."},
+        },
+        check_object=lambda m, conf: checks.no_plain_credentials(m, conf("allowedNames", [])),
+    ),
+    Spec(
+        name="pdb-selects-one-controller",
+        description="Each PodDisruptionBudget selects the pods of exactly one workload.",
+        remediation="Make the PodDisruptionBudget's selector the server pods' own labels.",
+        level=EnforcementLevel.MANDATORY,
+        properties={},
+        check_stack=lambda ms, conf: checks.pdb_selects_one_controller(ms),
+    ),
+    Spec(
+        name="serving-pods-have-network-policy",
+        description="Every vLLM server's pods are selected by an ingress NetworkPolicy.",
+        remediation="Add a NetworkPolicy admitting only the gateway/clients to the API port and Prometheus to "
+                    "/metrics (VllmService creates one).",
+        level=EnforcementLevel.MANDATORY,
+        properties={},
+        check_stack=lambda ms, conf: checks.serving_pods_have_network_policy(ms),
+    ),
+    Spec(
+        name="serving-pods-non-root",
+        description="Serving pods run as non-root, without privilege escalation, unprivileged.",
+        remediation="Set runAsNonRoot: true, a non-zero runAsUser and allowPrivilegeEscalation: false on every "
+                    "container (components/vllm_pod.py does).",
+        level=EnforcementLevel.MANDATORY,
+        properties={
+            "allWorkloads": {"type": "boolean", "default": False,
+                             "description": "Check every pod, not only those running vLLM."},
+        },
+        check_object=lambda m, conf: (checks.pod_security if conf("allWorkloads", False) else checks.serving_pod_security)(m),
+    ),
+    Spec(
+        name="helm-releases-pinned",
+        description="Helm releases and charts name an exact chart version.",
+        remediation="Set version to an exact chart release (components/versions.py holds every pin).",
+        level=EnforcementLevel.MANDATORY,
+        properties={},
+        check_helm=True,
+    ),
+]
+
+
+def build_policies() -> list:
+    policies = []
+    for spec in SPECS:
+        common = dict(
+            name=spec.name,
+            description=spec.description,
+            enforcement_level=spec.level,
+            config_schema=PolicyConfigSchema(spec.properties) if spec.properties else None,
+            remediation_steps=spec.remediation,
+        )
+        if spec.check_stack is not None:
+            policies.append(StackValidationPolicy(validate=_stack_validate(spec), **common))
+        else:
+            policies.append(ResourceValidationPolicy(validate=_resource_validate(spec), **common))
+    return policies
+
+
+POLICIES = build_policies()
