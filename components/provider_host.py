@@ -1,0 +1,189 @@
+"""The provider host: every component, served over gRPC to Pulumi programs in any language.
+
+``pulumi package add`` runs ``provider/__main__.py`` (next to ``provider/PulumiPlugin.yaml``),
+which calls :func:`main`. The engine then asks this host for the package schema (from which the
+CLI generates a TypeScript, Go, C#, Java or Python SDK; Pulumi YAML reads it directly) and sends
+it ``Construct`` calls that build the same Python components a Python program would.
+
+Beyond Pulumi's own component host (``pulumi.provider.experimental``) this one
+
+- fills the schema's package metadata from the installed distribution (description, keywords,
+  license, repository when ``[project.urls]`` declares one) and the version from
+  ``llmstack_k8s.__version__``;
+- marks credentials ``secret`` (:data:`SECRETS`), so SDKs encrypt them in state and hide them in
+  previews;
+- drops the ``null`` entries the SDK leaves in enum values (Pulumi's metaschema refuses them);
+- turns wire values back into what the Python annotations promise, also inside Outputs: names
+  camelCase -> snake_case, whole-number doubles -> ``int`` (the protocol carries every number
+  as a double), enum strings -> the Enum member. Type and key checks stay with the components
+  (``validation.py``), so a mistake reads the same from every language.
+"""
+
+import importlib.metadata
+import json
+import re
+import sys
+from enum import Enum
+from typing import Any, Optional
+
+import pulumi
+from pulumi.errors import InputPropertyError
+from pulumi.provider import ConstructResult
+from pulumi.provider import main as serve
+from pulumi.provider.experimental.analyzer import PropertyDefinition, PropertyType, TypeDefinition
+from pulumi.provider.experimental.component import ComponentProvider
+from pulumi.provider.server import ComponentInitError
+
+from . import __version__
+from .gpu_autoscaling import GpuAutoscaling
+from .gpu_node_pool import GpuNodePool
+from .knative_serving import KnativeServing
+from .knative_vllm_service import KnativeVllmService
+from .model_cache import ModelCache
+from .observability import Observability
+from .package import PACKAGE
+from .validation import ComponentArgsError
+from .vllm_service import VllmService
+
+DISTRIBUTION = "llmstack-k8s"
+
+#: Every component the package serves (type token ``llmstack:index:<Class>``).
+COMPONENTS: list[type[pulumi.ComponentResource]] = [
+    GpuAutoscaling, GpuNodePool, KnativeServing, KnativeVllmService, ModelCache, Observability, VllmService,
+]
+
+#: Inputs and outputs that carry credentials (Python names, per component): the schema marks
+#: them ``secret``. The components wrap them in secret Outputs themselves, for Python callers.
+SECRETS: dict[str, dict[str, tuple[str, ...]]] = {
+    "ModelCache": {"inputs": ("hf_token",)},
+    "VllmService": {"inputs": ("api_key",), "outputs": ("api_key",)},
+    "KnativeVllmService": {"inputs": ("api_key",), "outputs": ("api_key",)},
+    "Observability": {"outputs": ("grafana_admin_password",)},
+}
+
+
+def package_metadata() -> dict[str, Any]:
+    """Schema metadata from the installed distribution's metadata (pyproject.toml is the source)."""
+    try:
+        meta = importlib.metadata.metadata(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:  # running from a source tree that was never installed
+        return {}
+    out: dict[str, Any] = {}
+    if meta.get("Summary"):
+        out["description"] = meta["Summary"]
+    if meta.get("Keywords"):
+        out["keywords"] = [k.strip() for k in meta["Keywords"].split(",") if k.strip()]
+    license_ = meta.get("License-Expression") or meta.get("License")
+    if license_:
+        out["license"] = license_
+    # "Repository, https://..." lines from [project.urls]; none is declared until the package has
+    # a public home, and then the schema picks it up from there.
+    for entry in meta.get_all("Project-URL") or []:
+        label, _, url = entry.partition(",")
+        if label.strip().lower() in ("repository", "source"):
+            out["repository"] = url.strip()
+        elif label.strip().lower() == "homepage":
+            out["homepage"] = url.strip()
+    return out
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
+
+
+def schema_path(path: str) -> str:
+    """``engine.tensor_parallel_size`` -> ``engine.tensorParallelSize`` (map keys in ``['..']`` kept)."""
+    return re.sub(r"(?<![\w'])([a-z][a-z0-9]*(?:_[a-z0-9]+)+)", lambda m: _camel(m.group(1)), path)
+
+
+class LlmstackProvider(ComponentProvider):
+    """Pulumi's component provider for :data:`COMPONENTS`, with the additions listed above."""
+
+    def __init__(self) -> None:
+        super().__init__(COMPONENTS, PACKAGE, None, __version__)
+        self.schema = json.dumps(self.schema_dict(), sort_keys=True)
+
+    def schema_dict(self) -> dict[str, Any]:
+        schema = _without_nulls(json.loads(self.schema or "{}"))
+        schema.update(package_metadata())
+        schema["version"] = __version__
+        for component, kinds in SECRETS.items():
+            resource = schema["resources"][f"{PACKAGE}:index:{component}"]
+            for kind, section in (("inputs", "inputProperties"), ("outputs", "properties")):
+                for py_name in kinds.get(kind, ()):
+                    resource[section][_camel(py_name)]["secret"] = True
+        return schema
+
+    def construct(self, name: str, resource_type: str, inputs: Any, options: Optional[pulumi.ResourceOptions] = None) -> ConstructResult:
+        try:
+            return super().construct(name, resource_type, inputs, options)
+        except ComponentInitError as e:
+            # A refused argument goes back as an input error on the property the program wrote
+            # (schema name), so the engine reports it against the caller's line.
+            if isinstance(e.inner, ComponentArgsError):
+                raise InputPropertyError(schema_path(e.inner.path), str(e.inner)) from e.inner
+            raise
+
+    # -- wire values -> Python values -------------------------------------------------------------
+
+    def map_inputs(self, inputs: Any, component_def: Any) -> Any:
+        return self._object(inputs, component_def.inputs, component_def.inputs_mapping, component_def.name)
+
+    def _object(self, value: Any, props: dict[str, PropertyDefinition], mapping: dict[str, str], path: str) -> Any:
+        if isinstance(value, pulumi.Output):
+            return value.apply(lambda v: self._object(v, props, mapping, path))
+        if not isinstance(value, dict):
+            return value  # the component's checks name what is wrong with it
+        out = {}
+        for key, v in value.items():
+            if key in props:
+                out[mapping[key]] = self._value(v, props[key], f"{path}.{key}")
+            else:
+                out[key] = v  # unknown: the component refuses it, with a did-you-mean
+        return out
+
+    def _value(self, value: Any, prop: PropertyDefinition, path: str) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, pulumi.Output):
+            return value.apply(lambda v: self._value(v, prop, path))
+        if prop.ref:
+            type_def = self.get_type_definition(prop)
+            if type_def is None:
+                return value
+            return self._named(value, type_def, path)
+        if prop.type == PropertyType.ARRAY and prop.items is not None and isinstance(value, list):
+            return [self._value(v, prop.items, f"{path}[{i}]") for i, v in enumerate(value)]
+        if prop.type == PropertyType.OBJECT and prop.additional_properties is not None and isinstance(value, dict):
+            return {k: self._value(v, prop.additional_properties, f"{path}.{k}") for k, v in value.items()}
+        if prop.type == PropertyType.INTEGER and isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+
+    def _named(self, value: Any, type_def: TypeDefinition, path: str) -> Any:
+        if type_def.enum:
+            enum_type = type_def.python_type
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if isinstance(enum_type, type) and issubclass(enum_type, Enum):
+                try:
+                    return enum_type(value)
+                except ValueError:
+                    return value  # the component lists the allowed values
+            return value
+        return self._object(value, type_def.properties, type_def.properties_mapping, path)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Serve the provider: the engine passes its address as the first argument and reads the
+    port this process prints."""
+    serve(LlmstackProvider(), sys.argv[1:] if argv is None else argv)

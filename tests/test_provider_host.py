@@ -1,0 +1,161 @@
+"""The plugin that `pulumi package add` runs (provider/) serves a valid package schema over gRPC:
+every component, inputs that take Outputs where the annotations say so, credentials secret,
+package metadata from pyproject.toml and the version from its one source."""
+
+import re
+import sys
+import tomllib
+import typing
+
+import pytest
+import yaml
+from conftest import ROOT
+from plugin_host import get_schema, metaschema_validator, plugin, plugin_version
+from typing_extensions import NotRequired, Required, is_typeddict
+
+import llmstack_k8s
+from llmstack_k8s.provider_host import COMPONENTS, SECRETS, LlmstackProvider
+from llmstack_k8s.validation import type_hints
+
+PLUGIN = ROOT / "provider"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory) -> tuple[dict, str]:
+    # From an empty directory, so nothing of the repository is importable but the installed library.
+    with plugin(sys.executable, PLUGIN, cwd=tmp_path_factory.mktemp("cwd")) as stub:
+        return get_schema(stub), plugin_version(stub)
+
+
+def public_components() -> set[str]:
+    return {n for n in llmstack_k8s.__all__ if isinstance(c := getattr(llmstack_k8s, n), type)
+            and issubclass(c, llmstack_k8s.VllmService.__mro__[1])}
+
+
+def test_plugin_folder_is_what_pulumi_package_add_runs():
+    manifest = yaml.safe_load((PLUGIN / "PulumiPlugin.yaml").read_text())
+    assert manifest["runtime"]["name"] == "python"
+    assert manifest["runtime"]["options"] == {"toolchain": "pip", "virtualenv": "venv"}
+    assert (PLUGIN / "__main__.py").exists()
+    # Pulumi runs `pip install -r requirements.txt` in provider/: it installs this repository.
+    reqs = [line.strip() for line in (PLUGIN / "requirements.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    assert reqs == [".."]
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["name"] == "llmstack-k8s"
+    assert "provider/venv/" in (ROOT / ".gitignore").read_text().splitlines()
+
+
+def test_schema_is_valid_against_pulumis_package_metaschema(served):
+    schema, _ = served
+    errors = sorted(metaschema_validator().iter_errors(schema), key=lambda e: e.json_path)
+    assert not errors, "\n".join(f"{e.json_path}: {e.message[:200]}" for e in errors[:10])
+
+
+def test_metaschema_check_catches_what_the_sdk_alone_emits():
+    """Pulumi's generator leaves ``"description": null`` in enum values, which the metaschema
+    refuses; the host drops them. Proof that the metaschema check has teeth."""
+    from pulumi.provider.experimental.component import ComponentProvider
+
+    raw = __import__("json").loads(ComponentProvider(COMPONENTS, "llmstack", None, "0.0.1").schema)
+    assert list(metaschema_validator().iter_errors(raw))
+
+
+def test_every_component_is_served_under_its_type_token(served):
+    schema, _ = served
+    assert schema["name"] == "llmstack"
+    assert {c.__name__ for c in COMPONENTS} == public_components()
+    assert set(schema["resources"]) == {f"llmstack:index:{n}" for n in public_components()}
+    assert all(r["isComponent"] for r in schema["resources"].values())
+
+
+def test_package_metadata_comes_from_pyproject_and_the_version_from_one_source(served):
+    schema, version = served
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["dynamic"] == ["version"]  # the version is llmstack_k8s.__version__ only
+    assert schema["version"] == version == llmstack_k8s.__version__
+    assert schema["description"] == project["description"]
+    assert schema["keywords"] == project["keywords"]
+    assert schema["license"] == project["license"]["text"] == "Apache-2.0"
+    # No public home is declared yet; the schema names none rather than a made-up one.
+    assert ("repository" in schema) == ("urls" in project)
+
+
+#: Names that carry a credential (``apiKeySecretName`` names a Secret: not itself a credential).
+SECRET_NAME = re.compile(r"(token|password|apiKey)$", re.I)
+
+
+def _all_properties(schema: dict):
+    for token, res in schema["resources"].items():
+        for section in ("inputProperties", "properties"):
+            for name, prop in res.get(section, {}).items():
+                yield f"{token}.{section}.{name}", name, prop
+    for token, t in schema["types"].items():
+        for name, prop in (t.get("properties") or {}).items():
+            yield f"{token}.{name}", name, prop
+
+
+def test_credentials_are_marked_secret_and_nothing_else(served):
+    schema, _ = served
+    secret = {where for where, _, prop in _all_properties(schema) if prop.get("secret")}
+    named_like_credentials = {where for where, name, _ in _all_properties(schema) if SECRET_NAME.search(name)}
+    assert secret == named_like_credentials
+    # The declaration matches what the host marks.
+    expected = {f"llmstack:index:{c}.{'inputProperties' if kind == 'inputs' else 'properties'}.{re.sub(r'_(.)', lambda m: m.group(1).upper(), n)}"
+                for c, kinds in SECRETS.items() for kind, names in kinds.items() for n in names}
+    assert secret == expected
+    assert "llmstack:index:VllmService.inputProperties.apiKey" in secret
+    assert "llmstack:index:ModelCache.inputProperties.hfToken" in secret
+
+
+def _input_types(schema: dict) -> set[str]:
+    """Names of the object types reachable from component inputs (output types are never plain)."""
+    found: set[str] = set()
+
+    def refs(node):
+        if isinstance(node, dict):
+            ref = node.get("$ref", "")
+            if ref.startswith("#/types/llmstack:index:"):
+                name = ref.rsplit(":", 1)[1]
+                if name not in found:
+                    found.add(name)
+                    refs(schema["types"][f"llmstack:index:{name}"].get("properties") or {})
+            for v in node.values():
+                refs(v)
+
+    for res in schema["resources"].values():
+        refs(res["inputProperties"])
+    return found
+
+
+def _takes_outputs(annotation) -> bool:
+    while typing.get_origin(annotation) in (NotRequired, Required):
+        annotation = typing.get_args(annotation)[0]
+    return typing.get_origin(annotation) is typing.Union and any(
+        (typing.get_origin(a) or a).__name__ == "Output" for a in typing.get_args(annotation))
+
+
+def _inputs_with_annotations(schema: dict) -> list[tuple[str, dict, typing.Any]]:
+    """(where, schema property, Python annotation) of every component input and every property
+    of a type used in inputs."""
+    provider = LlmstackProvider()
+    pairs = []  # (where, schema prop, annotation)
+    for cdef in provider._component_defs.values():
+        td = typing.get_type_hints(getattr(llmstack_k8s, cdef.name).__init__)["args"]
+        hints = type_hints(td)
+        for name, prop in schema["resources"][f"llmstack:index:{cdef.name}"]["inputProperties"].items():
+            pairs.append((f"{cdef.name}.{name}", prop, hints[cdef.inputs_mapping[name]]))
+    for tdef in provider._type_defs.values():
+        if tdef.enum or not is_typeddict(tdef.python_type) or tdef.name not in _input_types(schema):
+            continue
+        hints = type_hints(tdef.python_type)
+        for name, prop in (schema["types"][f"llmstack:index:{tdef.name}"].get("properties") or {}).items():
+            pairs.append((f"{tdef.name}.{name}", prop, hints[tdef.properties_mapping[name]]))
+    return pairs
+
+
+def test_plain_in_the_schema_follows_the_annotations(served):
+    """A field annotated ``pulumi.Input[...]`` accepts another resource's Output in every
+    language; a plain one (it decides which resources exist) is marked ``plain``."""
+    schema, _ = served
+    wrong = [where for where, prop, ann in _inputs_with_annotations(schema) if bool(prop.get("plain")) == _takes_outputs(ann)]
+    assert not wrong, f"plain in the schema disagrees with the annotation: {wrong}"

@@ -1,0 +1,215 @@
+"""Components built through the provider host from values shaped the way the engine sends them
+(every number a double, enums as their strings, camelCase names) render exactly what the same
+args render from Python. This is the path a TypeScript, Go, C#, Java or YAML program takes."""
+
+import enum
+
+import pulumi
+import pytest
+from google.protobuf import struct_pb2
+from pulumi.errors import InputPropertyError
+from pulumi.provider.experimental.analyzer import PropertyDefinition, PropertyType
+from pulumi.provider.server import ProviderServicer
+from pulumi.runtime import rpc
+from pulumi.runtime.proto import provider_pb2
+from pulumi.runtime.sync_await import _sync_await
+
+from llmstack_k8s.gpu_autoscaling import AutoscalingMetric
+from llmstack_k8s.gpu_node_pool import GpuInstall, SharingStrategy
+from llmstack_k8s.model_cache import AccessMode, model_dir
+from llmstack_k8s.provider_host import COMPONENTS, LlmstackProvider
+from llmstack_k8s.testing import Rendered, RecordingMocks
+from llmstack_k8s.vllm_pod import Dtype
+
+MODEL, REVISION = "Qwen/Qwen2.5-0.5B-Instruct", "7ae557604adf67be50417f59c2c2f167def9a775"
+ENGINE = {
+    "served_model_name": "qwen", "tensor_parallel_size": 2, "max_model_len": 8192, "max_num_seqs": 64,
+    "gpu_memory_utilization": 0.85, "dtype": Dtype.BFLOAT16, "enable_prefix_caching": True,
+}
+SCHEDULING = {"gpu_resource_name": "nvidia.com/gpu", "node_selector": {"pool": "gpu"},
+              "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}
+
+#: One call per component, with every kind of value the wire changes: integers (top level and
+#: nested), floats, enums, lists and maps of objects.
+CASES = {
+    "ModelCache": {"namespace": "llm", "model": MODEL, "revision": REVISION, "size": "10Gi",
+                   "access_mode": AccessMode.READ_WRITE_ONCE, "backoff_limit": 2, "active_deadline_seconds": 1200,
+                   "hf_token": "hf_example"},
+    "VllmService": {"namespace": "llm", "engine": ENGINE, "model_path": model_dir(MODEL, REVISION),
+                    "cache_claim_name": "qwen-weights", "replicas": 3, "startup_budget_seconds": 900,
+                    "scheduling": SCHEDULING, "api_key": "sk-example",
+                    "rollout": {"max_surge": 0, "max_unavailable": 1},
+                    "network": {"client_namespaces": ["apps"], "monitoring_namespaces": ["monitoring"]}},
+    "KnativeVllmService": {"namespace": "llm", "engine": ENGINE, "model_path": model_dir(MODEL, REVISION),
+                           "cache_claim_name": "qwen-weights", "startup_budget_seconds": 900,
+                           "scaling": {"min_scale": 0, "max_scale": 3, "initial_scale": 1, "target_concurrency": 8},
+                           "request_timeout_seconds": 1800, "api_key": "sk-example"},
+    "KnativeServing": {"max_revision_timeout_seconds": 3600, "allow_zero_initial_scale": True},
+    "GpuNodePool": {"install": GpuInstall.DEVICE_PLUGIN, "namespace": "gpu",
+                    "sharing": {"strategy": SharingStrategy.TIME_SLICING, "replicas": 4},
+                    "node_selector": {"pool": "gpu"}, "taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}],
+                    "priority_class": {"name": "llm-serving", "value": 100000}},
+    "GpuAutoscaling": {"workloads": [{
+        "name": "qwen", "namespace": "llm", "deployment_name": "qwen", "service_name": "qwen",
+        "served_model_name": "qwen", "startup_budget_seconds": 900, "min_replicas": 1, "max_replicas": 4,
+        "metric": AutoscalingMetric.QUEUE_DEPTH, "target": 5.0, "cooldown_seconds": 1200, "polling_interval_seconds": 15,
+    }]},
+    "Observability": {"models": [{"name": "qwen", "namespace": "llm", "served_model_name": "qwen", "ttft_p95_seconds": 2.0,
+                                  "always_on": True}],
+                      "serving_namespaces": ["llm"],
+                      "thresholds": {"queue_waiting_requests": 10, "queue_minutes": 5, "kv_cache_usage_ratio": 0.9,
+                                     "gpu_temperature_celsius": 85}},
+}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+def to_wire(value, keep_keys: bool = False):
+    """What a program in another language sends: camelCase names, enum values; numbers become
+    doubles when packed into the protobuf Struct below. Map keys (``keep_keys``) stay as written."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {(k if keep_keys else _camel(k)): to_wire(v, keep_keys=k in MAP_FIELDS) for k, v in value.items()}
+    if isinstance(value, list):
+        return [to_wire(v) for v in value]
+    return value
+
+
+#: Fields that are maps with keys of the caller's choosing (not field names).
+MAP_FIELDS = {"node_selector", "extra_env", "pod_annotations", "monitor_labels", "service_monitor_labels"}
+
+
+def _render(build) -> Rendered:
+    mocks = RecordingMocks()
+    pulumi.runtime.set_mocks(mocks, project="wire", stack="test", preview=True)
+
+    @pulumi.runtime.test
+    def run():
+        # A component, or the host's ConstructResult: both carry the URN to wait for.
+        return build().urn
+
+    run()
+    return Rendered("test", mocks.registrations)
+
+
+def _wire_inputs(wire: dict, dependencies: dict | None = None) -> dict:
+    struct = struct_pb2.Struct()
+    struct.update(wire)
+    deps = {k: provider_pb2.ConstructRequest.PropertyDependencies(urns=urns) for k, urns in (dependencies or {}).items()}
+    # The servicer's own conversion of a ConstructRequest's inputs (secrets, dependencies, unknowns).
+    return _sync_await(ProviderServicer._construct_inputs(struct, deps))
+
+
+def construct_from_wire(component: str, wire: dict, name: str = "m"):
+    provider = LlmstackProvider()
+    return provider.construct(name, f"llmstack:index:{component}", _wire_inputs(wire), pulumi.ResourceOptions())
+
+
+def _python(component: str, args: dict, name: str = "m"):
+    cls = {c.__name__: c for c in COMPONENTS}[component]
+    return cls(name, args)
+
+
+def test_every_component_has_a_case():
+    assert set(CASES) == {c.__name__ for c in COMPONENTS}
+
+
+def test_numbers_really_travel_as_doubles():
+    struct = struct_pb2.Struct()
+    struct.update(to_wire(CASES["VllmService"]))
+    assert struct["engine"]["tensorParallelSize"] == 2.0 and isinstance(struct["engine"]["tensorParallelSize"], float)
+    assert struct["engine"]["dtype"] == "bfloat16"
+
+
+@pytest.mark.parametrize("component", sorted(CASES))
+def test_wire_shaped_values_render_what_python_renders(component):
+    args = CASES[component]
+    from_python = _render(lambda: _python(component, args))
+    from_wire = _render(lambda: construct_from_wire(component, to_wire(args)))
+    assert from_wire.objects == from_python.objects
+    assert from_wire.helm_releases == from_python.helm_releases
+    # Same children (registration order follows when each one's inputs resolve).
+    assert sorted((r.type, r.name) for r in from_wire.registrations) == sorted((r.type, r.name) for r in from_python.registrations)
+
+
+def test_integers_from_the_wire_are_integers_in_what_is_rendered():
+    """The defects the issue quotes: ``--tensor-parallel-size 2.0`` and Knative ``max-scale: '1.0'``."""
+    for component in ("VllmService", "KnativeVllmService"):
+        rendered = _render(lambda: construct_from_wire(component, to_wire(CASES[component])))
+        (container,) = [c for o in rendered.objects for c in _containers(o) if c["name"] == "vllm"]
+        args = container["args"]
+        assert args[args.index("--tensor-parallel-size") + 1] == "2"
+        assert args[args.index("--max-model-len") + 1] == "8192"
+        assert args[args.index("--max-num-seqs") + 1] == "64"
+    (ksvc,) = [o for o in _render(lambda: construct_from_wire("KnativeVllmService", to_wire(CASES["KnativeVllmService"]))).objects if o["kind"] == "Service" and o["apiVersion"].startswith("serving.knative")]
+    annotations = ksvc["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["autoscaling.knative.dev/max-scale"] == "3"
+    assert annotations["autoscaling.knative.dev/initial-scale"] == "1"
+    assert annotations["autoscaling.knative.dev/min-scale"] == "0"
+    assert annotations["autoscaling.knative.dev/target"] == "8"
+
+
+def _containers(obj: dict) -> list[dict]:
+    spec = obj.get("spec", {})
+    template = spec.get("template", {}).get("spec", {})
+    return list(template.get("containers", []))
+
+
+def _refusal(component: str, wire: dict) -> InputPropertyError:
+    with pytest.raises(InputPropertyError) as err:
+        _render(lambda: construct_from_wire(component, wire))
+    return err.value
+
+
+def test_a_fraction_where_an_integer_belongs_is_refused_naming_the_property():
+    wire = to_wire(CASES["VllmService"])
+    wire["engine"]["tensorParallelSize"] = 2.5
+    err = _refusal("VllmService", wire)
+    assert err.property_path == "engine.tensorParallelSize"
+    assert "2.5" in err.reason and "integer" in err.reason
+
+
+def test_an_unknown_enum_string_is_refused_with_the_allowed_values():
+    wire = to_wire(CASES["VllmService"])
+    wire["engine"]["dtype"] = "bf16"
+    err = _refusal("VllmService", wire)
+    assert err.property_path == "engine.dtype"
+    assert "'bfloat16'" in err.reason
+
+
+def test_a_misspelled_property_is_refused_not_dropped():
+    wire = to_wire(CASES["ModelCache"])
+    wire["backofLimit"] = 3
+    err = _refusal("ModelCache", wire)
+    assert "backofLimit" in err.property_path and "did you mean" in err.reason
+
+
+def test_numbers_inside_outputs_are_converted_too():
+    """A value with dependencies (another resource's output, or a secret) arrives as an Output;
+    the host converts inside it as well."""
+    provider = LlmstackProvider()
+    seen = []
+
+    @pulumi.runtime.test
+    def run():
+        pulumi.runtime.set_mocks(RecordingMocks(), project="wire", stack="test", preview=True)
+        wrapped = pulumi.Output.secret(3.0)
+        converted = provider._value(wrapped, PropertyDefinition(type=PropertyType.INTEGER), "replicas")
+        return converted.apply(seen.append)
+
+    run()
+    assert seen == [3] and isinstance(seen[0], int)
+
+
+#: How the engine sends a secret value (``fn::secret`` in YAML, ``pulumi.secret`` elsewhere).
+SECRET_ON_THE_WIRE = {rpc._special_sig_key: rpc._special_secret_sig, "value": "hf_example"}
+
+
+def test_secret_inputs_stay_secret_through_the_host():
+    inputs = _wire_inputs(to_wire(CASES["ModelCache"]) | {"hfToken": SECRET_ON_THE_WIRE})
+    assert isinstance(inputs["hfToken"], pulumi.Output)
+    assert _sync_await(inputs["hfToken"].is_secret())
