@@ -9,6 +9,7 @@ real Prometheus by the e2e suite. Every metric name comes from ``llmstack_k8s.me
 import re
 from typing import Optional, TypedDict
 
+import pulumi
 from typing_extensions import NotRequired
 
 from . import metrics as m
@@ -74,17 +75,17 @@ class MonitoredModelArgs(TypedDict):
 
     name: str
     """The stack's model name (``app.kubernetes.io/instance`` of its pods)."""
-    namespace: str
-    """Namespace of the model's servers and download Job."""
-    served_model_name: str
-    """Name vLLM reports in its ``model_name`` label."""
+    namespace: pulumi.Input[str]
+    """Namespace of the model's servers and download Job (``VllmService.namespace``)."""
+    served_model_name: pulumi.Input[str]
+    """Name vLLM reports in its ``model_name`` label (``VllmService.served_model_name``)."""
     ttft_p95_seconds: NotRequired[float]
     """This model's TTFT p95 SLO in seconds (default: the thresholds' ``ttft_p95_seconds``)."""
     always_on: NotRequired[bool]
     """The model should always have a replica (default true; false for scale-to-zero services,
     which get no ``VllmModelDown`` alert)."""
-    download_job_name: NotRequired[str]
-    """Name of the model's weight download Job (``ModelCache``), watched by ``ModelDownloadFailed``."""
+    download_job_name: NotRequired[pulumi.Input[str]]
+    """Name of the model's weight download Job (``ModelCache.job_name``), watched by ``ModelDownloadFailed``."""
 
 
 def _q(value: str) -> str:

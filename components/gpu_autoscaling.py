@@ -26,8 +26,9 @@ from typing_extensions import NotRequired
 from . import metrics, versions
 from .helm import pinned_release
 from .package import MANAGED_BY, type_token
-from .validation import validate_args
-from .vllm_pod import HTTP_PORT
+from .validation import args_error, validate_args
+from .wiring import server_facts
+from .vllm_pod import HTTP_PORT, STARTUP_UNKNOWN_SIZE_SECONDS
 
 #: Prometheus of the Observability component (kube-prometheus-stack, release in ``monitoring``).
 DEFAULT_PROMETHEUS_URL = "http://kube-prometheus-stack-prometheus.monitoring.svc.cluster.local:9090"
@@ -75,20 +76,23 @@ class ScaledWorkloadArgs(TypedDict):
     """Deployment to scale (``VllmService.deployment_name``)."""
     service_name: pulumi.Input[str]
     """Service in front of the Deployment (``VllmService.service_name``); the HTTP add-on routes to it."""
-    served_model_name: str
-    """The ``model_name`` label value vLLM exports: the served model name."""
-    startup_budget_seconds: int
-    """Seconds a replica may take to load (the startup probe's budget); cooldowns must cover it."""
-    min_replicas: int
-    """Fewest replicas; 0 (scale to zero) needs ``http_add_on``."""
+    served_model_name: pulumi.Input[str]
+    """The ``model_name`` label value vLLM exports: the served model name (``VllmService.served_model_name``)."""
+    startup_budget_seconds: NotRequired[int]
+    """Seconds a replica may take to load (the startup probe's budget); cooldowns must cover it
+    (default: the VllmService's own budget when ``deployment_name`` is its output, else 1800)."""
+    min_replicas: NotRequired[int]
+    """Fewest replicas (default 1); 0 (scale to zero) needs ``http_add_on``."""
     max_replicas: int
     """Most replicas."""
-    metric: AutoscalingMetric
-    """Primary signal."""
-    target: float
-    """Target of the primary signal per replica (waiting requests, KV fraction, or seconds of TTFT p95)."""
-    cooldown_seconds: int
-    """Seconds of low load before scaling down (HPA scale-down stabilisation; KEDA cooldown before 1 -> 0)."""
+    metric: NotRequired[AutoscalingMetric]
+    """Primary signal (default queueDepth)."""
+    target: NotRequired[float]
+    """Target of the primary signal per replica (default: 4 waiting requests, 0.8 KV-cache use,
+    or 2 s of TTFT p95)."""
+    cooldown_seconds: NotRequired[int]
+    """Seconds of low load before scaling down (HPA scale-down stabilisation; KEDA cooldown before
+    1 -> 0); at least the startup budget (default: the larger of 600 and the budget)."""
     kv_cache_target: NotRequired[float]
     """Secondary trigger: KV-cache use per replica (0..1) that adds replicas even with an empty queue."""
     ttft_p95_seconds: NotRequired[float]
@@ -97,6 +101,57 @@ class ScaledWorkloadArgs(TypedDict):
     """How often KEDA evaluates the triggers (default 15)."""
     http_concurrency_target: NotRequired[int]
     """Scale-to-zero only: in-flight requests per replica for the HTTP add-on's trigger (default 100)."""
+
+
+#: Default target of each primary signal: waiting requests per replica, KV-cache fraction, TTFT p95 s.
+DEFAULT_TARGETS = {AutoscalingMetric.QUEUE_DEPTH: 4.0, AutoscalingMetric.KV_CACHE_USAGE: 0.8, AutoscalingMetric.TTFT_P95: 2.0}
+#: Shortest default cooldown: a lull between bursts should not throw away a loaded model.
+MIN_COOLDOWN_SECONDS = 600
+DEFAULT_POLLING_INTERVAL_SECONDS = 15
+DEFAULT_KEDA_RELEASE = "keda"
+DEFAULT_KEDA_HTTP_RELEASE = "keda-add-ons-http"
+
+
+def with_defaults(w: ScaledWorkloadArgs) -> ScaledWorkloadArgs:
+    """A workload with every default filled in; the startup budget comes from the VllmService
+    whose ``deployment_name`` output it is, when it is one."""
+    facts = server_facts(w["deployment_name"])
+    budget = w.get("startup_budget_seconds") or (facts.startup_budget_seconds if facts else STARTUP_UNKNOWN_SIZE_SECONDS)
+    metric = AutoscalingMetric(w.get("metric", AutoscalingMetric.QUEUE_DEPTH))
+    return {
+        **w,
+        "startup_budget_seconds": budget,
+        "min_replicas": w.get("min_replicas", 1),
+        "metric": metric,
+        "target": w.get("target", DEFAULT_TARGETS[metric]),
+        "cooldown_seconds": w.get("cooldown_seconds", max(MIN_COOLDOWN_SECONDS, budget)),
+        "polling_interval_seconds": w.get("polling_interval_seconds", DEFAULT_POLLING_INTERVAL_SECONDS),
+    }
+
+
+def checked_workloads(name: str, args: "GpuAutoscalingArgs") -> list[ScaledWorkloadArgs]:
+    """The workloads with defaults, refused (naming the component and the key) when they would
+    drop requests, flap, or fight Pulumi over replicas."""
+    out: list[ScaledWorkloadArgs] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(args["workloads"]):
+        w = with_defaults(raw)
+        if w["name"] in seen:
+            raise args_error("GpuAutoscaling", name, f"workloads[{i}].name", f"{w['name']!r} appears twice")
+        seen.add(w["name"])
+        facts = server_facts(w["deployment_name"])
+        if facts is not None and not facts.autoscaled:
+            raise args_error(
+                "GpuAutoscaling", name, f"workloads[{i}].deployment_name",
+                f"VllmService {facts.name!r} was not created with autoscaled=True: Pulumi would reset spec.replicas "
+                "on every update while the HPA sets it, and the two fight over replicas; create it with autoscaled=True",
+            )
+        try:
+            validate_workload(w, args.get("http_add_on", False))
+        except ValueError as e:
+            raise args_error("GpuAutoscaling", name, f"workloads[{i}]", str(e)) from None
+        out.append(w)
+    return out
 
 
 class GpuAutoscalingArgs(TypedDict):
@@ -108,6 +163,10 @@ class GpuAutoscalingArgs(TypedDict):
     """Install the KEDA operator chart (default true; false: use the cluster's KEDA)."""
     keda_namespace: NotRequired[str]
     """Namespace of KEDA and the HTTP add-on (default ``keda``)."""
+    keda_release_name: NotRequired[str]
+    """Helm release name of KEDA (default ``keda``; one KEDA per cluster: its CRDs and webhooks are cluster-wide)."""
+    http_add_on_release_name: NotRequired[str]
+    """Helm release name of the HTTP add-on (default ``keda-add-ons-http``)."""
     http_add_on: NotRequired[bool]
     """Use the KEDA HTTP add-on (installed with KEDA) so Deployments can scale to zero safely."""
     prometheus_url: NotRequired[pulumi.Input[str]]
@@ -194,8 +253,8 @@ def validate_workload(w: ScaledWorkloadArgs, http_add_on: bool) -> None:
         raise ValueError(f"workload {name!r}: target must be > 0")
 
 
-def scaled_triggers(w: ScaledWorkloadArgs, namespace: str, prometheus_url: str) -> list[dict]:
-    """The Prometheus triggers of one workload (plain strings; namespace and URL resolved)."""
+def scaled_triggers(w: ScaledWorkloadArgs, namespace: str, prometheus_url: str, served_model_name: str) -> list[dict]:
+    """The Prometheus triggers of one workload (plain strings; namespace, URL and served name resolved)."""
     wanted = [(w["metric"], w["target"])]
     if w.get("kv_cache_target") is not None and w["metric"] != AutoscalingMetric.KV_CACHE_USAGE:
         wanted.append((AutoscalingMetric.KV_CACHE_USAGE, w["kv_cache_target"]))
@@ -212,7 +271,7 @@ def scaled_triggers(w: ScaledWorkloadArgs, namespace: str, prometheus_url: str) 
                 "metricType": "AverageValue" if per_replica else "Value",
                 "metadata": {
                     "serverAddress": prometheus_url,
-                    "query": prometheus_query(metric, w["served_model_name"], namespace),
+                    "query": prometheus_query(metric, served_model_name, namespace),
                     "threshold": _format_target(target),
                     # A model at zero (or not yet scraped) has no series: that is "no load", not an error.
                     "ignoreNullValues": "true",
@@ -238,18 +297,12 @@ class GpuAutoscaling(pulumi.ComponentResource):
     def __init__(self, name: str, args: GpuAutoscalingArgs, opts: Optional[pulumi.ResourceOptions] = None):
         # Checked before registering: bad args register nothing.
         args = validate_args("GpuAutoscaling", name, args, GpuAutoscalingArgs)
+        workloads = checked_workloads(name, args)
         super().__init__(type_token("GpuAutoscaling"), name, {}, opts)
-        workloads = list(args["workloads"])
         install = args.get("install_keda", True)
         http_add_on = args.get("http_add_on", False)
         keda_ns = args.get("keda_namespace") or DEFAULT_KEDA_NAMESPACE
         prom_url = args.get("prometheus_url") or DEFAULT_PROMETHEUS_URL
-        seen = set()
-        for w in workloads:
-            if w["name"] in seen:
-                raise ValueError(f"workloads: {w['name']!r} appears twice")
-            seen.add(w["name"])
-            validate_workload(w, http_add_on)
         child = pulumi.ResourceOptions(parent=self)
 
         installs: list[pulumi.Resource] = []
@@ -258,7 +311,7 @@ class GpuAutoscaling(pulumi.ComponentResource):
             keda = pinned_release(
                 f"{name}-keda",
                 versions.KEDA,
-                "keda",
+                args.get("keda_release_name") or DEFAULT_KEDA_RELEASE,
                 keda_ns,
                 create_namespace=True,
                 atomic=True,
@@ -279,7 +332,7 @@ class GpuAutoscaling(pulumi.ComponentResource):
                     pinned_release(
                         f"{name}-keda-http",
                         versions.KEDA_HTTP_ADDON,
-                        "keda-add-ons-http",
+                        args.get("http_add_on_release_name") or DEFAULT_KEDA_HTTP_RELEASE,
                         keda_ns,
                         create_namespace=True,
                         atomic=True,
@@ -295,7 +348,7 @@ class GpuAutoscaling(pulumi.ComponentResource):
             wname = w["name"]
             ns = pulumi.Output.from_input(w["namespace"])
             to_zero = w["min_replicas"] == 0
-            triggers = pulumi.Output.all(ns, prom_url).apply(lambda a, w=w: scaled_triggers(w, a[0], a[1]))
+            triggers = pulumi.Output.all(ns, prom_url, w["served_model_name"]).apply(lambda a, w=w: scaled_triggers(w, *a))
             all_average = w["metric"] != AutoscalingMetric.TTFT_P95 and w.get("ttft_p95_seconds") is None
             labels = {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": wname,
                       "app.kubernetes.io/component": "autoscaling", **MANAGED_BY}

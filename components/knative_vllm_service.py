@@ -25,6 +25,8 @@ from typing_extensions import NotRequired
 from .api_key import api_key_secret
 from .package import labels, selector_labels, type_token
 from .validation import validate_args
+from .vllm_pod import API_KEY_SECRET_KEY
+from .wiring import ServerFacts, register_server
 from .scheduling import SchedulingContractArgs
 from .vllm_pod import (
     serving_pod_inputs,
@@ -33,7 +35,7 @@ from .vllm_pod import (
     VllmEngineArgs,
     knative_pod_spec,
 )
-from .vllm_service import NetworkArgs
+from .vllm_service import NetworkArgs, namespace_selector
 
 KNATIVE_SERVING_API = "serving.knative.dev/v1"
 #: Namespaces the Knative data plane runs in: activator and autoscaler (``knative-serving``), the
@@ -152,11 +154,11 @@ class KnativeVllmServiceArgs(TypedDict):
     """Namespace of every object."""
     engine: VllmEngineArgs
     """vLLM engine options (served name, parallelism, context length, ...)."""
-    model_path: str
+    model_path: pulumi.Input[str]
     """Path of the weights inside the cache volume (``ModelCache.model_path``)."""
     cache_claim_name: pulumi.Input[str]
     """PersistentVolumeClaim holding the weights (``ModelCache.claim_name``)."""
-    image: NotRequired[str]
+    image: NotRequired[pulumi.Input[str]]
     """vLLM image (default: the pinned, verified one)."""
     resources: NotRequired[ResourcesArgs]
     """CPU and memory of the server container."""
@@ -168,7 +170,7 @@ class KnativeVllmServiceArgs(TypedDict):
     """Size of the memory-backed /dev/shm (default from the parallelism)."""
     api_key: NotRequired[pulumi.Input[str]]
     """API key clients must send; generated (pulumi-random) when not given."""
-    extra_env: NotRequired[dict[str, str]]
+    extra_env: NotRequired[dict[str, pulumi.Input[str]]]
     """Escape hatch: further environment variables of the server."""
     scaling: NotRequired[KnativeScalingArgs]
     """Autoscaling bounds and behaviour."""
@@ -179,13 +181,13 @@ class KnativeVllmServiceArgs(TypedDict):
     enabled_features: NotRequired[list[str]]
     """The ``config-features`` flags enabled in the cluster's Knative; when given, a pod needing
     another flag is refused here instead of by Knative's webhook at deploy time."""
-    knative_namespaces: NotRequired[list[str]]
+    knative_namespaces: NotRequired[list[pulumi.Input[str]]]
     """Namespaces of the Knative data plane (activator, autoscaler, ingress gateway) the NetworkPolicy admits."""
     network: NotRequired[NetworkArgs]
     """NetworkPolicy settings (``monitoring_namespaces`` may scrape vLLM's /metrics)."""
     cluster_local: NotRequired[bool]
     """Reachable only inside the cluster (default true); false publishes it on Knative's external domain."""
-    pod_annotations: NotRequired[dict[str, str]]
+    pod_annotations: NotRequired[dict[str, pulumi.Input[str]]]
     """Further annotations on the revision's pods."""
 
 
@@ -252,6 +254,12 @@ class KnativeVllmService(pulumi.ComponentResource):
     """The API key (secret)."""
     selector_labels: pulumi.Output[dict[str, str]]
     """Labels selecting this server's pods."""
+    namespace: pulumi.Output[str]
+    """Namespace of the server's objects."""
+    api_key_secret_name: pulumi.Output[str]
+    """Name of the Secret holding the API key (for clients' ``secretKeyRef``)."""
+    api_key_secret_key: pulumi.Output[str]
+    """Key of the API key inside that Secret."""
 
     def __init__(self, name: str, args: KnativeVllmServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         # Checked before registering: bad args register nothing.
@@ -314,11 +322,9 @@ class KnativeVllmService(pulumi.ComponentResource):
         # under a burst) or the ingress gateway; vLLM's own port is reached only by queue-proxy
         # (localhost) and by Prometheus for /metrics.
         net = args.get("network") or {}
-        knative_ns = sorted(set(args.get("knative_namespaces") or DEFAULT_KNATIVE_NAMESPACES))
-        monitoring = sorted(set(net.get("monitoring_namespaces", [])))
-
-        def in_namespaces(names: list[str]) -> dict:
-            return {"namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": names}]}}
+        knative_ns = list(args.get("knative_namespaces") or DEFAULT_KNATIVE_NAMESPACES)
+        monitoring = list(net.get("monitoring_namespaces", []))
+        in_namespaces = namespace_selector
 
         def tcp(*ports: int) -> list[dict]:
             return [{"port": p, "protocol": "TCP"} for p in ports]
@@ -339,11 +345,16 @@ class KnativeVllmService(pulumi.ComponentResource):
         )
 
         self.service_name = service.metadata["name"]
+        # Plain facts (known at preview, not outputs) for the wiring helpers.
+        self.facts = ServerFacts.of("KnativeVllmService", name, args)
         self.url = pulumi.Output.concat("http://", service.metadata["name"], ".", ns, ".svc.cluster.local")
         self.endpoint = pulumi.Output.concat(self.url, "/v1")
         self.served_model_name = pulumi.Output.from_input(engine["served_model_name"])
         self.api_key = api_key
         self.selector_labels = pulumi.Output.from_input(sel)
+        self.namespace = pulumi.Output.from_input(ns)
+        self.api_key_secret_name = key_secret.metadata["name"]
+        self.api_key_secret_key = pulumi.Output.from_input(API_KEY_SECRET_KEY)
         self.register_outputs(
             {
                 "service_name": self.service_name,
@@ -352,5 +363,8 @@ class KnativeVllmService(pulumi.ComponentResource):
                 "served_model_name": self.served_model_name,
                 "api_key": self.api_key,
                 "selector_labels": self.selector_labels,
+                "namespace": self.namespace,
+                "api_key_secret_name": self.api_key_secret_name,
+                "api_key_secret_key": self.api_key_secret_key,
             }
         )

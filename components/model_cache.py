@@ -85,6 +85,8 @@ class ModelCache(pulumi.ComponentResource):
     """Path of the model inside a pod that mounts the claim at ``/models``."""
     job_name: pulumi.Output[str]
     """Name of the download Job."""
+    namespace: pulumi.Output[str]
+    """Namespace of the volume and the download Job."""
 
     def __init__(self, name: str, args: ModelCacheArgs, opts: Optional[pulumi.ResourceOptions] = None):
         # Checked before registering: bad args register nothing.
@@ -173,4 +175,7 @@ class ModelCache(pulumi.ComponentResource):
         self.claim_name = pvc.metadata["name"]
         self.model_path = pulumi.Output.from_input(path)
         self.job_name = job.metadata["name"]
-        self.register_outputs({"claim_name": self.claim_name, "model_path": self.model_path, "job_name": self.job_name})
+        self.namespace = pulumi.Output.from_input(ns)
+        self.register_outputs(
+            {"claim_name": self.claim_name, "model_path": self.model_path, "job_name": self.job_name, "namespace": self.namespace}
+        )

@@ -27,7 +27,7 @@ from . import metrics
 from .alerts import MODEL_LABEL, VLLM_JOB, AlertThresholdsArgs, MonitoredModelArgs, rule_groups
 from .helm import pinned_release
 from .package import MANAGED_BY, type_token
-from .validation import validate_args
+from .validation import args_error, validate_args
 from .scheduling import SchedulingContractArgs, default_contract
 from .versions import DCGM_EXPORTER, KUBE_PROMETHEUS_STACK, Chart
 from .vllm_pod import PORT_NAME
@@ -63,12 +63,47 @@ class PrometheusArgs(TypedDict):
     """Memory request and limit (default ``2Gi``)."""
 
 
+class ObservabilityNamesArgs(TypedDict):
+    """Names of the objects Observability creates under fixed names, so two instances (or another
+    install) in one namespace or cluster never collide."""
+
+    pod_monitor: NotRequired[str]
+    """PodMonitor scraping the vLLM pods (default ``<component name>-vllm``)."""
+    prometheus_rule: NotRequired[str]
+    """PrometheusRule holding the alerts (default ``<component name>-alerts``)."""
+    dashboard_prefix: NotRequired[str]
+    """Prefix of the dashboard ConfigMaps, ``<prefix>-<dashboard>`` (default ``<component name>-dashboard``)."""
+    grafana_admin_secret: NotRequired[str]
+    """Secret holding Grafana's admin credentials (default ``<component name>-grafana-admin``)."""
+    prometheus_stack_release: NotRequired[str]
+    """Helm release name and ``fullnameOverride`` of kube-prometheus-stack; Prometheus is at
+    ``http://<it>-prometheus.<namespace>.svc.cluster.local:9090`` (default ``kube-prometheus-stack``,
+    which GpuAutoscaling's default Prometheus URL assumes; the chart's cluster-wide objects are
+    named from it, so a second install needs another)."""
+    dcgm_exporter_release: NotRequired[str]
+    """Helm release name and ``fullnameOverride`` of the DCGM exporter (default ``dcgm-exporter``)."""
+
+
+def object_names(name: str, names: Optional[ObservabilityNamesArgs]) -> dict[str, str]:
+    """Every configurable name, with its default: from the component name where nothing else
+    relies on it, the well-known release names otherwise."""
+    n = names or {}
+    return {
+        "pod_monitor": n.get("pod_monitor") or f"{name}-vllm",
+        "prometheus_rule": n.get("prometheus_rule") or f"{name}-alerts",
+        "dashboard_prefix": n.get("dashboard_prefix") or f"{name}-dashboard",
+        "grafana_admin_secret": n.get("grafana_admin_secret") or f"{name}-grafana-admin",
+        "prometheus_stack_release": n.get("prometheus_stack_release") or STACK_RELEASE,
+        "dcgm_exporter_release": n.get("dcgm_exporter_release") or "dcgm-exporter",
+    }
+
+
 class ObservabilityArgs(TypedDict):
     """Arguments of Observability."""
 
     models: list[MonitoredModelArgs]
     """The served models: scraped, alerted on (per-model SLO) and shown on the dashboards."""
-    serving_namespaces: list[str]
+    serving_namespaces: list[pulumi.Input[str]]
     """Namespaces of the vLLM pods (the PodMonitor's namespace selector)."""
     namespace: NotRequired[str]
     """Namespace of Prometheus, Grafana, the exporter, monitors, rules and dashboards (default ``monitoring``)."""
@@ -79,9 +114,9 @@ class ObservabilityArgs(TypedDict):
     (whose selectors match ``monitor_labels``) picks up the monitors and rules."""
     prometheus: NotRequired[PrometheusArgs]
     """Retention, storage and resources of Prometheus."""
-    prometheus_url: NotRequired[str]
+    prometheus_url: NotRequired[pulumi.Input[str]]
     """In-cluster URL of an existing Prometheus (only with ``install_prometheus_stack: False``)."""
-    grafana_url: NotRequired[str]
+    grafana_url: NotRequired[pulumi.Input[str]]
     """URL of an existing Grafana (only with ``install_prometheus_stack: False``)."""
     install_dcgm_exporter: NotRequired[bool]
     """Install the DCGM exporter (default true; false where the GPU Operator already runs one)."""
@@ -93,6 +128,8 @@ class ObservabilityArgs(TypedDict):
     """Labels on monitors and rules, for the Prometheus' selectors (default ``release: kube-prometheus-stack``)."""
     scrape_interval: NotRequired[str]
     """Scrape interval of the vLLM pods and GPUs (default ``15s``)."""
+    names: NotRequired[ObservabilityNamesArgs]
+    """Names of the PodMonitor, PrometheusRule, dashboards, Grafana admin Secret and Helm releases."""
 
 
 def dashboard_files() -> dict[str, str]:
@@ -128,6 +165,11 @@ def dashboard_queries(dashboard: dict) -> list[str]:
     return out
 
 
+def resolved_models(models: list[MonitoredModelArgs]) -> pulumi.Output[list[dict]]:
+    """The models with every Output field resolved (the alert rules are plain strings)."""
+    return pulumi.Output.all(*[pulumi.Output.all(**m) for m in models]).apply(list)
+
+
 def _pinned(name: str, chart: Chart, release_name: str, namespace: str, values: dict, opts: pulumi.ResourceOptions):
     # Big charts (CRDs, webhooks) need more than Helm's default 5 minutes.
     return pinned_release(name, chart, release_name, namespace, opts, values, timeout=900)
@@ -151,15 +193,19 @@ class Observability(pulumi.ComponentResource):
     def __init__(self, name: str, args: ObservabilityArgs, opts: Optional[pulumi.ResourceOptions] = None):
         # Checked before registering: bad args register nothing.
         args = validate_args("Observability", name, args, ObservabilityArgs)
-        super().__init__(type_token("Observability"), name, {}, opts)
         install_stack = args.get("install_prometheus_stack", True)
-        ns_name = args.get("namespace") or DEFAULT_NAMESPACE
         if not install_stack and args.get("prometheus"):
-            raise ValueError("Observability: prometheus settings apply only when install_prometheus_stack is true")
+            raise args_error("Observability", name, "prometheus", "applies only when install_prometheus_stack is true")
         if install_stack and (args.get("prometheus_url") or args.get("grafana_url")):
-            raise ValueError("Observability: prometheus_url/grafana_url name an existing install; "
-                             "set install_prometheus_stack to false to use them")
-        monitor_labels = dict(args.get("monitor_labels") or {"release": STACK_RELEASE})
+            raise args_error("Observability", name, "prometheus_url" if args.get("prometheus_url") else "grafana_url",
+                             "names an existing install; set install_prometheus_stack to false to use it")
+        if not args["serving_namespaces"]:
+            raise args_error("Observability", name, "serving_namespaces", "is empty; name the namespaces of the vLLM pods")
+        super().__init__(type_token("Observability"), name, {}, opts)
+        ns_name = args.get("namespace") or DEFAULT_NAMESPACE
+        names = object_names(name, args.get("names"))
+        stack_release = names["prometheus_stack_release"]
+        monitor_labels = dict(args.get("monitor_labels") or {"release": stack_release})
         interval = args.get("scrape_interval") or "15s"
         base_labels = {**MANAGED_BY, "app.kubernetes.io/component": "observability"}
         child = pulumi.ResourceOptions(parent=self)
@@ -186,27 +232,28 @@ class Observability(pulumi.ComponentResource):
             admin_password = random.RandomPassword(f"{name}-grafana-admin", length=32, special=False, opts=child).result
             admin_secret = k8s.core.v1.Secret(
                 f"{name}-grafana-admin",
-                metadata={"name": "grafana-admin", "namespace": ns, "labels": base_labels},
+                metadata={"name": names["grafana_admin_secret"], "namespace": ns, "labels": base_labels},
                 type="Opaque",
                 string_data={"admin-user": "admin", "admin-password": pulumi.Output.secret(admin_password)},
                 opts=in_ns,
             )
             stack = _pinned(
-                f"{name}-kube-prometheus-stack", KUBE_PROMETHEUS_STACK, STACK_RELEASE, ns_name,
-                self._stack_values(args.get("prometheus") or {}), pulumi.ResourceOptions(parent=self, depends_on=[*deps, admin_secret]),
+                f"{name}-kube-prometheus-stack", KUBE_PROMETHEUS_STACK, stack_release, ns_name,
+                self._stack_values(args.get("prometheus") or {}, stack_release, names["grafana_admin_secret"]),
+                pulumi.ResourceOptions(parent=self, depends_on=[*deps, admin_secret]),
             )
             deps.append(stack)  # the chart installs the Prometheus Operator CRDs the objects below use
-            prometheus_url = f"http://{STACK_RELEASE}-prometheus.{ns_name}.svc.cluster.local:9090"
-            grafana_url: Optional[str] = f"http://{STACK_RELEASE}-grafana.{ns_name}.svc.cluster.local"
+            prometheus_url = f"http://{stack_release}-prometheus.{ns_name}.svc.cluster.local:9090"
+            grafana_url: Optional[str] = f"http://{stack_release}-grafana.{ns_name}.svc.cluster.local"
         else:
-            prometheus_url = args.get("prometheus_url") or f"http://{STACK_RELEASE}-prometheus.{ns_name}.svc.cluster.local:9090"
+            prometheus_url = args.get("prometheus_url") or f"http://{stack_release}-prometheus.{ns_name}.svc.cluster.local:9090"
             grafana_url = args.get("grafana_url")
         after_stack = pulumi.ResourceOptions(parent=self, depends_on=list(deps))
 
         if args.get("install_dcgm_exporter", True):
             contract = args.get("scheduling") or default_contract()
             dcgm_values: dict = {
-                "fullnameOverride": "dcgm-exporter",
+                "fullnameOverride": names["dcgm_exporter_release"],
                 "nodeSelector": contract.get("node_selector") or GPU_PRESENT_LABEL,
                 "tolerations": contract.get("tolerations") or [],
                 "serviceMonitor": {
@@ -219,18 +266,15 @@ class Observability(pulumi.ComponentResource):
             }
             if contract.get("runtime_class_name"):
                 dcgm_values["runtimeClassName"] = contract["runtime_class_name"]
-            _pinned(f"{name}-dcgm-exporter", DCGM_EXPORTER, "dcgm-exporter", ns_name, dcgm_values, after_stack)
+            _pinned(f"{name}-dcgm-exporter", DCGM_EXPORTER, names["dcgm_exporter_release"], ns_name, dcgm_values, after_stack)
 
-        serving_namespaces = sorted(set(args["serving_namespaces"]))
-        if not serving_namespaces:
-            raise ValueError("Observability: serving_namespaces is empty; name the namespaces of the vLLM pods")
         k8s.apiextensions.CustomResource(
             f"{name}-vllm-podmonitor",
             api_version="monitoring.coreos.com/v1",
             kind="PodMonitor",
-            metadata={"name": "vllm", "namespace": ns, "labels": {**base_labels, **monitor_labels}},
+            metadata={"name": names["pod_monitor"], "namespace": ns, "labels": {**base_labels, **monitor_labels}},
             spec={
-                "namespaceSelector": {"matchNames": serving_namespaces},
+                "namespaceSelector": {"matchNames": pulumi.Output.all(*args["serving_namespaces"]).apply(lambda n: sorted(set(n)))},
                 "selector": {"matchLabels": {"app.kubernetes.io/name": "vllm"}},
                 "podMetricsEndpoints": [
                     {
@@ -258,8 +302,9 @@ class Observability(pulumi.ComponentResource):
             f"{name}-rules",
             api_version="monitoring.coreos.com/v1",
             kind="PrometheusRule",
-            metadata={"name": "llmstack-alerts", "namespace": ns, "labels": {**base_labels, **monitor_labels}},
-            spec={"groups": rule_groups(list(args["models"]), args.get("thresholds"))},
+            metadata={"name": names["prometheus_rule"], "namespace": ns, "labels": {**base_labels, **monitor_labels}},
+            # Namespaces, served names and Job names may be Outputs (wired from the servers and caches).
+            spec={"groups": resolved_models(args["models"]).apply(lambda models: rule_groups(models, args.get("thresholds")))},
             opts=after_stack,
         )
 
@@ -269,7 +314,7 @@ class Observability(pulumi.ComponentResource):
             k8s.core.v1.ConfigMap(
                 f"{name}-dashboard-{stem}",
                 metadata={
-                    "name": f"llmstack-dashboard-{stem}",
+                    "name": f"{names['dashboard_prefix']}-{stem}",
                     "namespace": ns,
                     "labels": {**base_labels, label_key: label_value},
                 },
@@ -293,7 +338,7 @@ class Observability(pulumi.ComponentResource):
         )
 
     @staticmethod
-    def _stack_values(p: PrometheusArgs) -> dict:
+    def _stack_values(p: PrometheusArgs, release: str = STACK_RELEASE, admin_secret: str = "grafana-admin") -> dict:
         spec: dict = {
             "retention": p.get("retention") or "7d",
             "resources": {
@@ -315,10 +360,10 @@ class Observability(pulumi.ComponentResource):
                 claim["storageClassName"] = p["storage_class_name"]
             spec["storageSpec"] = {"volumeClaimTemplate": {"spec": claim}}
         return {
-            "fullnameOverride": STACK_RELEASE,
+            "fullnameOverride": release,
             "prometheus": {"prometheusSpec": spec},
             "grafana": {
-                "admin": {"existingSecret": "grafana-admin", "userKey": "admin-user", "passwordKey": "admin-password"},
+                "admin": {"existingSecret": admin_secret, "userKey": "admin-user", "passwordKey": "admin-password"},
                 "sidecar": {
                     "dashboards": {
                         "enabled": True,

@@ -103,6 +103,22 @@ def plain(value: Any) -> Any:
     return value
 
 
+#: What ``str()`` of an Output gives: in a rendered object it means an Output was formatted into
+#: a string instead of being resolved with ``apply``/``concat`` (the value never arrives).
+STRINGIFIED_OUTPUT = "Calling __str__ on an Output[T]"
+
+
+def stringified_outputs(value: Any, path: str = "") -> list[str]:
+    """Paths of every string in ``value`` that holds a formatted Output instead of its value."""
+    if isinstance(value, str):
+        return [path or "."] if STRINGIFIED_OUTPUT in value else []
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in stringified_outputs(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in stringified_outputs(v, f"{path}[{i}]")]
+    return []
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     """Echo inputs back as state, the way a preview sees them, and record every registration."""
 
@@ -110,6 +126,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.registrations: list[Registration] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        broken = stringified_outputs(plain(args.inputs))
+        if broken:
+            # Every program rendered under these mocks fails here, not on a cluster.
+            raise ValueError(f"{args.typ} {args.name}: an Output was formatted into a string at {', '.join(broken)}")
         state = dict(args.inputs)
         if args.typ == "random:index/randomPassword:RandomPassword":
             state["result"] = SECRET_PLACEHOLDER

@@ -5,6 +5,7 @@ reaches every way a model is served. Everything here is plain data (dicts whose 
 be Pulumi Inputs), so it can be unit-tested without a Pulumi runtime.
 """
 
+import inspect
 import math
 from enum import Enum
 from typing import Optional, TypedDict
@@ -57,7 +58,7 @@ class Quantization(str, Enum):
 class VllmEngineArgs(TypedDict):
     """The vLLM engine options a model is served with (rendered as ``vllm`` CLI flags)."""
 
-    served_model_name: str
+    served_model_name: pulumi.Input[str]
     """Name clients pass as ``model`` in OpenAI requests."""
     tensor_parallel_size: NotRequired[int]
     """GPUs one model shard spans within a node (default 1)."""
@@ -111,8 +112,9 @@ def vllm_command() -> list[str]:
     return ["python3", "-m", "vllm.entrypoints.openai.api_server"]
 
 
-def vllm_args(engine: VllmEngineArgs, model_path: str) -> list[str]:
-    """The server's CLI flags, in a stable order (rendered diffs stay small)."""
+def vllm_args(engine: VllmEngineArgs, model_path: pulumi.Input[str]) -> list[pulumi.Input[str]]:
+    """The server's CLI flags, in a stable order (rendered diffs stay small). The model path and
+    served name may be Outputs: each is one list element, which Pulumi resolves in place."""
     args = [
         "--model", model_path,
         "--served-model-name", engine["served_model_name"],
@@ -178,7 +180,7 @@ class PodSpecInputs(TypedDict):
     """Everything the builder needs; plain Python apart from Input-valued names."""
 
     engine: VllmEngineArgs
-    model_path: str
+    model_path: pulumi.Input[str]
     claim_name: pulumi.Input[str]
     api_key_secret_name: pulumi.Input[str]
     image: NotRequired[str]
@@ -242,13 +244,24 @@ def vllm_container(p: PodSpecInputs) -> dict:
     }
 
 
-def cache_ready_init_container(model_path: str) -> dict:
-    """Fail fast (and visibly) when the weights are not in the cache, instead of a vLLM crash loop."""
+def wait_for_weights_script(model_path: str) -> str:
     marker = f"{model_path}/{COMPLETE_MARKER}"
+    return f'until test -f "{marker}"; do echo "waiting for {marker}"; sleep 10; done'
+
+
+def resolved(value: pulumi.Input, fn):
+    """``fn(value)`` now for a plain value, inside an apply for an Output (never ``str()`` of an Output)."""
+    if isinstance(value, pulumi.Output) or inspect.isawaitable(value):
+        return pulumi.Output.from_input(value).apply(fn)
+    return fn(value)
+
+
+def cache_ready_init_container(model_path: pulumi.Input[str]) -> dict:
+    """Wait (visibly) until the weights are complete in the cache, instead of a vLLM crash loop."""
     return {
         "name": "wait-for-weights",
         "image": versions.BUSYBOX_IMAGE,
-        "command": ["sh", "-c", f'until test -f "{marker}"; do echo "waiting for {marker}"; sleep 10; done'],
+        "command": ["sh", "-c", resolved(model_path, wait_for_weights_script)],
         "volumeMounts": [{"name": "model-cache", "mountPath": CACHE_MOUNT_PATH, "readOnly": True}],
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}},
         "securityContext": CONTAINER_SECURITY_CONTEXT,

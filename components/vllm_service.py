@@ -9,6 +9,8 @@ from typing_extensions import NotRequired
 from .api_key import api_key_secret
 from .package import labels, selector_labels, type_token
 from .validation import validate_args
+from .vllm_pod import API_KEY_SECRET_KEY
+from .wiring import ServerFacts, register_server
 from .scheduling import SchedulingContractArgs
 from .vllm_pod import (
     serving_pod_inputs,
@@ -32,10 +34,16 @@ class RolloutArgs(TypedDict):
 class NetworkArgs(TypedDict):
     """Who may reach the server's port (API and /metrics share it; ``--api-key`` guards /v1 only)."""
 
-    client_namespaces: NotRequired[list[str]]
+    client_namespaces: NotRequired[list[pulumi.Input[str]]]
     """Namespaces whose pods may call the API (the gateway's, the apps'); the server's own namespace is always allowed."""
-    monitoring_namespaces: NotRequired[list[str]]
-    """Namespaces whose pods may scrape /metrics (Prometheus)."""
+    monitoring_namespaces: NotRequired[list[pulumi.Input[str]]]
+    """Namespaces whose pods may scrape /metrics (Prometheus, e.g. ``Observability.namespace``)."""
+
+
+def namespace_selector(names: list[pulumi.Input[str]]) -> dict:
+    """A NetworkPolicy peer admitting pods of these namespaces (sorted, deduplicated; Outputs resolved)."""
+    values = pulumi.Output.all(*names).apply(lambda ns: sorted(set(ns)))
+    return {"namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": values}]}}
 
 
 class VllmServiceArgs(TypedDict):
@@ -45,7 +53,7 @@ class VllmServiceArgs(TypedDict):
     """Namespace of every object."""
     engine: VllmEngineArgs
     """vLLM engine options (served name, parallelism, context length, ...)."""
-    model_path: str
+    model_path: pulumi.Input[str]
     """Path of the weights inside the cache volume (``ModelCache.model_path``)."""
     cache_claim_name: pulumi.Input[str]
     """PersistentVolumeClaim holding the weights (``ModelCache.claim_name``)."""
@@ -54,7 +62,7 @@ class VllmServiceArgs(TypedDict):
     autoscaled: NotRequired[bool]
     """An autoscaler (KEDA's HPA) owns the replica count: ``spec.replicas`` is left unset, so a
     later ``pulumi up`` never resets what the autoscaler chose (default false)."""
-    image: NotRequired[str]
+    image: NotRequired[pulumi.Input[str]]
     """vLLM image (default: the pinned, verified one)."""
     resources: NotRequired[ResourcesArgs]
     """CPU and memory of the server container."""
@@ -66,13 +74,13 @@ class VllmServiceArgs(TypedDict):
     """Size of the memory-backed /dev/shm (default from the parallelism)."""
     api_key: NotRequired[pulumi.Input[str]]
     """API key clients must send; generated (pulumi-random) when not given."""
-    extra_env: NotRequired[dict[str, str]]
+    extra_env: NotRequired[dict[str, pulumi.Input[str]]]
     """Escape hatch: further environment variables of the server."""
     rollout: NotRequired[RolloutArgs]
     """Rollout and disruption settings."""
     network: NotRequired[NetworkArgs]
     """NetworkPolicy settings."""
-    pod_annotations: NotRequired[dict[str, str]]
+    pod_annotations: NotRequired[dict[str, pulumi.Input[str]]]
     """Annotations on the pods."""
 
 
@@ -92,6 +100,12 @@ class VllmService(pulumi.ComponentResource):
     """The API key (secret)."""
     selector_labels: pulumi.Output[dict[str, str]]
     """Labels selecting this server's pods."""
+    namespace: pulumi.Output[str]
+    """Namespace of the server's objects."""
+    api_key_secret_name: pulumi.Output[str]
+    """Name of the Secret holding the API key (for clients' ``secretKeyRef``)."""
+    api_key_secret_key: pulumi.Output[str]
+    """Key of the API key inside that Secret."""
 
     def __init__(self, name: str, args: VllmServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         # Checked before registering: bad args register nothing.
@@ -153,10 +167,10 @@ class VllmService(pulumi.ComponentResource):
         )
 
         net = args.get("network") or {}
-        allowed = sorted(set(net.get("client_namespaces", [])) | set(net.get("monitoring_namespaces", [])))
+        allowed = [*net.get("client_namespaces", []), *net.get("monitoring_namespaces", [])]
         sources: list = [{"podSelector": {}}]  # the server's own namespace
         if allowed:
-            sources.append({"namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": allowed}]}})
+            sources.append(namespace_selector(allowed))
         k8s.networking.v1.NetworkPolicy(
             f"{name}-netpol",
             metadata={"name": name, "namespace": ns, "labels": meta_labels},
@@ -170,10 +184,16 @@ class VllmService(pulumi.ComponentResource):
 
         self.service_name = service.metadata["name"]
         self.deployment_name = deployment.metadata["name"]
+        # Plain facts (known at preview, not outputs) for GpuAutoscaling and the wiring helpers.
+        self.facts = ServerFacts.of("VllmService", name, args)
+        register_server(self.deployment_name, self.facts)
         self.endpoint = pulumi.Output.concat("http://", service.metadata["name"], ".", ns, ".svc.cluster.local:", str(HTTP_PORT), "/v1")
         self.served_model_name = pulumi.Output.from_input(engine["served_model_name"])
         self.api_key = api_key
         self.selector_labels = pulumi.Output.from_input(sel)
+        self.namespace = pulumi.Output.from_input(ns)
+        self.api_key_secret_name = key_secret.metadata["name"]
+        self.api_key_secret_key = pulumi.Output.from_input(API_KEY_SECRET_KEY)
         self.register_outputs(
             {
                 "service_name": self.service_name,
@@ -182,5 +202,8 @@ class VllmService(pulumi.ComponentResource):
                 "served_model_name": self.served_model_name,
                 "api_key": self.api_key,
                 "selector_labels": self.selector_labels,
+                "namespace": self.namespace,
+                "api_key_secret_name": self.api_key_secret_name,
+                "api_key_secret_key": self.api_key_secret_key,
             }
         )

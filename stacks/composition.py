@@ -8,10 +8,11 @@ from llmstack_k8s.gpu_autoscaling import GpuAutoscaling
 from llmstack_k8s.gpu_node_pool import GpuNodePool
 from llmstack_k8s.knative_serving import KnativeServing
 from llmstack_k8s.knative_vllm_service import ALL_POD_FEATURES as KNATIVE_INSTALLED_FEATURES, KnativeVllmService
-from llmstack_k8s.model_cache import ModelCache, model_dir
+from llmstack_k8s.model_cache import ModelCache
 from llmstack_k8s.observability import Observability
 from llmstack_k8s.package import MANAGED_BY
 from llmstack_k8s.vllm_service import VllmService
+from llmstack_k8s.wiring import scaled_workload
 
 from .config import ModelConfig, StackConfig
 
@@ -71,6 +72,7 @@ def build(cfg: StackConfig) -> dict:
     # --- end knative ---
 
     models = {}
+    caches = {}  # the download Job each model's alerts watch
     scaled: list = []  # autoscaling
     scaled_servers: list = []  # autoscaling
     for m in cfg.models:
@@ -89,6 +91,7 @@ def build(cfg: StackConfig) -> dict:
             },
             opts=in_ns,
         )
+        caches[m.name] = cache
         # --- knative: scale-to-zero models run the same vLLM pod as a Knative Service ---
         if m.serving == "knative":
             k = m.knative_scaling
@@ -97,7 +100,7 @@ def build(cfg: StackConfig) -> dict:
                 {
                     "namespace": ns,
                     "engine": engine_args(m),
-                    "model_path": model_dir(m.model, m.revision),
+                    "model_path": cache.model_path,
                     "cache_claim_name": cache.claim_name,
                     "resources": {"cpu": m.resources.cpu, "memory": m.resources.memory},
                     "startup_budget_seconds": m.startup_budget,
@@ -131,7 +134,7 @@ def build(cfg: StackConfig) -> dict:
             {
                 "namespace": ns,
                 "engine": engine_args(m),
-                "model_path": model_dir(m.model, m.revision),
+                "model_path": cache.model_path,
                 "cache_claim_name": cache.claim_name,
                 "replicas": m.replicas,
                 "autoscaled": m.autoscaling is not None,
@@ -157,16 +160,12 @@ def build(cfg: StackConfig) -> dict:
         # --- autoscaling: collect the autoscaled servers (GpuAutoscaling below) ---
         if m.autoscaling is not None:
             a = m.autoscaling
-            scaled.append({
-                "name": m.name, "namespace": ns, "deployment_name": server.deployment_name,
-                "service_name": server.service_name, "served_model_name": m.served_name,
-                "startup_budget_seconds": m.startup_budget, "min_replicas": a.min_replicas,
-                "max_replicas": a.max_replicas, "metric": a.metric, "target": a.effective_target,
-                "cooldown_seconds": m.cooldown_seconds, "polling_interval_seconds": a.polling_interval_seconds,
-                "http_concurrency_target": m.max_num_seqs or 100,
-                **({"kv_cache_target": a.kv_cache_target} if a.kv_cache_target is not None else {}),
-                **({"ttft_p95_seconds": a.ttft_p95_seconds} if a.ttft_p95_seconds is not None else {}),
-            })
+            # Names, served name and startup budget come from the server; unset keys take GpuAutoscaling's defaults.
+            scaled.append(scaled_workload(
+                server, a.max_replicas, min_replicas=a.min_replicas, metric=a.metric, target=a.target,
+                cooldown_seconds=a.cooldown_seconds, polling_interval_seconds=a.polling_interval_seconds,
+                kv_cache_target=a.kv_cache_target, ttft_p95_seconds=a.ttft_p95_seconds,
+            ))
             scaled_servers.append(server)
 
     outputs = {"namespace": ns, "models": models, "apiKey": pulumi.Output.secret(api_key.result)}
@@ -183,12 +182,15 @@ def build(cfg: StackConfig) -> dict:
                     "served_model_name": m.served_name,
                     "always_on": not (m.autoscaling is not None and m.autoscaling.min_replicas == 0)
                     and not (m.serving == "knative" and m.knative_scaling.min_scale == 0),  # knative
-                    "download_job_name": f"{m.name}-download",
+                    "download_job_name": caches[m.name].job_name,
                     **({"ttft_p95_seconds": m.slo_ttft_p95_seconds} if m.slo_ttft_p95_seconds else {}),
                 }
                 for m in cfg.models
             ],
             "serving_namespaces": [cfg.namespace],
+            # The stack keeps the names its clusters already have (the component derives them from its name).
+            "names": {"pod_monitor": "vllm", "prometheus_rule": "llmstack-alerts",
+                      "dashboard_prefix": "llmstack-dashboard", "grafana_admin_secret": "grafana-admin"},
             "namespace": o.namespace,
             "install_prometheus_stack": o.install_prometheus_stack,
             "install_dcgm_exporter": o.dcgm_exporter,
