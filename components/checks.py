@@ -353,8 +353,11 @@ _CRED_FLAGS = ("--api-key", "--hf-token", "--token", "--password")
 
 
 def is_credential_name(name: str) -> bool:
-    words = [w for w in re.split(r"[^A-Za-z0-9]+", name.upper()) if w]
-    if not words or words[-1] in _REFERENCE_SUFFIXES:
+    """``HF_TOKEN``, ``adminPassword``, ``AWS_SECRET_ACCESS_KEY`` — not ``TOKENIZERS_PARALLELISM``,
+    ``HF_TOKEN_PATH`` or ``existingSecret`` (which name where a credential is)."""
+    snake = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name)
+    words = [w for w in re.split(r"[^A-Za-z0-9]+", snake.upper()) if w]
+    if not words or words[-1] in _REFERENCE_SUFFIXES or words[0] == "EXISTING":
         return False
     return bool(_CRED_WORDS & set(words)) or any(p in _CRED_PAIRS for p in zip(words, words[1:]))
 

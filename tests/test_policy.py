@@ -283,6 +283,7 @@ def test_unknown_values_are_not_judged_during_preview():
 @pytest.mark.parametrize("name,expected", [
     ("TOKENIZERS_PARALLELISM", False), ("HF_TOKEN", True), ("VLLM_API_KEY", True), ("HF_TOKEN_PATH", False),
     ("AWS_SECRET_ACCESS_KEY", True), ("GF_SECURITY_ADMIN_PASSWORD", True), ("KEY", False), ("HF_HUB_OFFLINE", False),
+    ("adminPassword", True), ("existingSecret", False), ("apiKey", True), ("passwordFile", False),
 ])
 def test_credential_names(name, expected):
     assert checks.is_credential_name(name) is expected
