@@ -1,11 +1,12 @@
 """Another Pulumi project can `pip install` this repository and use the components, and the
 README's example of doing so runs."""
 
-import re
+import runpy
 import subprocess
 import sys
 import sysconfig
 
+import consumer_project
 import pulumi
 from conftest import ROOT
 
@@ -37,17 +38,28 @@ def test_built_wheel_is_complete_and_importable_outside_the_repo(tmp_path):
     assert (target / "llmstack_k8s" / "py.typed").exists()
 
 
-def test_readme_import_example_runs():
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Using the components from another Pulumi project"):]
-    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+def test_readme_import_example_runs(tmp_path):
+    """The README's consumer project (its own ``components`` package beside ``llmstack_k8s``) runs;
+    tests/test_consumer.py runs it from a git install in a fresh venv, with its tests and type checkers."""
+    project = consumer_project.write(tmp_path)
+    assert {"__main__.py", "components/__init__.py", "tests/test_program.py"} <= set(consumer_project.files())
     mocks = RecordingMocks()
     pulumi.runtime.set_mocks(mocks, project="other", stack="dev", preview=True)
+    # The repository's components/ (the library's sources) must not stand in for the project's own.
+    saved = {k: sys.modules.pop(k) for k in list(sys.modules) if k == "components" or k.startswith("components.")}
+    sys.path.insert(0, str(project))
+    try:
+        @pulumi.runtime.test
+        def run():
+            runpy.run_path(str(project / "__main__.py"), run_name="__main__")
 
-    @pulumi.runtime.test
-    def run():
-        exec(compile(code, "README.md", "exec"), {})
-
-    run()
+        run()
+        assert sys.modules["components"].__file__ == str(project / "components" / "__init__.py")
+    finally:
+        sys.path.remove(str(project))
+        for k in [k for k in sys.modules if k == "components" or k.startswith("components.")]:
+            del sys.modules[k]
+        sys.modules.update(saved)
     kinds = {to_manifest(r)["kind"] for r in mocks.registrations if r.custom and r.type.startswith("kubernetes:")}
     assert {"PersistentVolumeClaim", "Job", "Deployment", "Service"} <= kinds
+    assert any(r.name == "ml-qwen" for r in mocks.registrations), "the project's own naming rule was not used"
