@@ -6,8 +6,8 @@ from pydantic import Field, model_validator
 
 from llmstack_k8s.gpu_autoscaling import DEFAULT_KEDA_NAMESPACE, DEFAULT_PROMETHEUS_URL, AutoscalingMetric
 
-from .base import StackModel as _Model
-from .quantities import DNS_LABEL
+from .base import ConfigProblem, StackModel as _Model
+from .quantities import DNS_LABEL, TTFT_MAX_SECONDS, ttft_unit_message
 
 #: Default target of each primary signal: waiting requests per replica, KV-cache fraction, TTFT p95 s.
 AUTOSCALING_DEFAULT_TARGETS = {AutoscalingMetric.QUEUE_DEPTH: 4.0, AutoscalingMetric.KV_CACHE_USAGE: 0.8, AutoscalingMetric.TTFT_P95: 2.0}
@@ -40,6 +40,10 @@ class ModelAutoscalingConfig(_Model):
             raise ValueError("kvCacheTarget repeats the primary metric kvCacheUsage; set target instead")
         if self.metric == AutoscalingMetric.TTFT_P95 and self.ttft_p95_seconds is not None:
             raise ValueError("ttftP95Seconds repeats the primary metric ttftP95; set target instead")
+        if self.metric == AutoscalingMetric.TTFT_P95 and self.target is not None and self.target > TTFT_MAX_SECONDS:
+            raise ConfigProblem("target", ttft_unit_message(self.target))
+        if self.ttft_p95_seconds is not None and self.ttft_p95_seconds > TTFT_MAX_SECONDS:
+            raise ConfigProblem("ttftP95Seconds", ttft_unit_message(self.ttft_p95_seconds))
         return self
 
 

@@ -36,24 +36,26 @@ def engine_args(m: ModelConfig) -> dict:
 
 def build(cfg: StackConfig) -> dict:
     """Register every resource of the stack; returns the stack outputs."""
-    provider = k8s.Provider(
-        "k8s",
-        kubeconfig=cfg.kubernetes.kubeconfig,
-        context=cfg.kubernetes.context,
-        enable_server_side_apply=True,
-    )
+    # The stack file's kubernetes:* / llmstack:kubernetes keys (context, kubeconfig, ...): the
+    # default provider's config would not reach this explicit provider.
+    provider = k8s.Provider("k8s", **cfg.kubernetes.provider_args(), enable_server_side_apply=True)
     on_cluster = pulumi.ResourceOptions(provider=provider)
 
-    namespace = k8s.core.v1.Namespace(
-        "namespace",
-        metadata={
-            "name": cfg.namespace,
-            # Every pod the stack runs meets the restricted Pod Security Standard.
-            "labels": {**MANAGED_BY, "pod-security.kubernetes.io/enforce": "restricted"},
-        },
-        opts=on_cluster,
-    )
-    ns = namespace.metadata["name"]
+    if cfg.existing_namespace:
+        # Read, never created or deleted: a preview fails here if it does not exist.
+        namespace = k8s.core.v1.Namespace.get("namespace", cfg.namespace, opts=on_cluster)
+        ns = pulumi.Output.from_input(cfg.namespace)
+    else:
+        namespace = k8s.core.v1.Namespace(
+            "namespace",
+            metadata={
+                "name": cfg.namespace,
+                # Every pod the stack runs meets the restricted Pod Security Standard.
+                "labels": {**MANAGED_BY, "pod-security.kubernetes.io/enforce": "restricted"},
+            },
+            opts=on_cluster,
+        )
+        ns = namespace.metadata["name"]
     api_key = random.RandomPassword("api-key", length=48, special=False)
     in_ns = pulumi.ResourceOptions(provider=provider, depends_on=[namespace])
 

@@ -11,14 +11,16 @@ from typing import Optional
 from pydantic import Field, model_validator
 
 from llmstack_k8s import knative_vllm_service as knative  # knative
+from llmstack_k8s.gpu_node_pool import DEVICE_PLUGIN_NAMESPACE, GPU_OPERATOR_NAMESPACE, GpuInstall
+from llmstack_k8s.knative_serving import DEFAULT_OPERATOR_NAMESPACE as KNATIVE_OPERATOR_NAMESPACE, SERVING_NAMESPACE as KNATIVE_SERVING_NAMESPACE
 from llmstack_k8s.model_cache import AccessMode
 
 from .autoscaling import AUTOSCALING_DEFAULT_TARGETS, AUTOSCALING_MIN_COOLDOWN, AutoscalingConfig, ModelAutoscalingConfig  # noqa: F401
-from .base import StackModel as _Model
-from .cluster import KubernetesConfig, NetworkConfig
-from .gpu_pool import GpuPoolConfig, check_models_fit
+from .base import ConfigProblem, StackModel as _Model
+from .cluster import RESERVED_NAMESPACES, SYSTEM_NAMESPACES, DnsLabel, KubernetesConfig, NetworkConfig
+from .gpu_pool import GpuPoolConfig, check_karpenter_floor, check_models_fit
 from .knative import KnativeConfig, KnativeModelConfig, ServingMode  # noqa: F401
-from .models import MANAGED_FLAGS, UNPINNED_REVISIONS, CacheDefaults, ModelCacheConfig, ModelConfig, ResourcesConfig, RolloutConfig  # noqa: F401
+from .models import DOWNLOAD_START_SECONDS, MANAGED_FLAGS, UNPINNED_REVISIONS, CacheDefaults, ModelCacheConfig, ModelConfig, ResourcesConfig, RolloutConfig  # noqa: F401
 from .observability import AlertsConfig, ObservabilityConfig, PrometheusConfig  # noqa: F401
 from .quantities import DNS_LABEL, Cpu, Duration, Size  # noqa: F401
 
@@ -35,7 +37,8 @@ __all__ = [
 class StackConfig(_Model):
     """The whole stack file."""
 
-    namespace: str = Field("llm", pattern=DNS_LABEL, max_length=63, description="Namespace of the vLLM servers and caches.")
+    namespace: DnsLabel = Field("llm", description="Namespace of the vLLM servers and caches; the stack creates and owns it (never default or kube-*).")
+    existing_namespace: bool = Field(False, description="The namespace exists and is not the stack's: it is read at preview (a missing one fails there), never created, labelled or deleted.")
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig, description="Cluster access.")
     huggingface_token: Optional[str] = Field(None, description="Hugging Face token (set with --secret).")
     cache: CacheDefaults = Field(default_factory=CacheDefaults, description="Cache defaults.")
@@ -97,6 +100,79 @@ class StackConfig(_Model):
     @model_validator(mode="after")
     def _models_fit_gpu_pool(self):
         check_models_fit(self.gpu_pool, self.models)
+        check_karpenter_floor(self.gpu_pool, self.models)
+        return self
+
+    def stack_namespaces(self) -> list[tuple[str, str, str, bool]]:
+        """(name, key, what runs there, whether the stack creates a Namespace object for it) of every
+        namespace this stack deploys into, as configured."""
+        out = [(self.namespace, "namespace", "the vLLM servers", not self.existing_namespace)]
+        o = self.observability
+        out.append((o.namespace, "observability.namespace", "Prometheus and Grafana" if o.install_prometheus_stack else "the monitors and rules", o.install_prometheus_stack))
+        if self.autoscaling.install_keda and any(m.autoscaling for m in self.models):
+            out.append((self.autoscaling.keda_namespace, "autoscaling.kedaNamespace", "KEDA", False))
+        if self.knative.install and any(m.serving == ServingMode.KNATIVE for m in self.models):
+            out.append((KNATIVE_SERVING_NAMESPACE, "knative.install", "Knative Serving", True))
+            out.append((KNATIVE_OPERATOR_NAMESPACE, "knative.install", "the Knative Operator", False))
+        pool = self.gpu_pool
+        if pool.install == GpuInstall.GPU_OPERATOR:
+            out.append((pool.namespace or GPU_OPERATOR_NAMESPACE, "gpuPool.namespace", "the GPU operator", True))
+        elif pool.install == GpuInstall.DEVICE_PLUGIN:
+            out.append((pool.namespace or DEVICE_PLUGIN_NAMESPACE, "gpuPool.namespace", "the NVIDIA device plugin", True))
+        return out
+
+    @model_validator(mode="after")
+    def _namespaces_owned(self):
+        """Every namespace the stack deploys into is one it may own, and no two of its parts share one
+        they would both create (the second create fails on the cluster: half deployed)."""
+        used = self.stack_namespaces()
+        for name, key, what, creates in used:
+            installs = key == "namespace" or creates or key in ("autoscaling.kedaNamespace", "gpuPool.namespace")
+            if name in SYSTEM_NAMESPACES and installs:
+                raise ConfigProblem(key, f"{name!r} is the cluster's own namespace; {what} need a namespace of their own")
+            if name in RESERVED_NAMESPACES and creates:
+                hint = " or set llmstack:existingNamespace: true to use it without owning it" if key == "namespace" else ""
+                raise ConfigProblem(key, f"{name!r} is not a namespace the stack may create, label and delete; choose another{hint}")
+        for i, (name, key, what, creates) in enumerate(used):
+            for other, okey, owhat, ocreates in used[i + 1:]:
+                if name == other and (creates or ocreates) and key != okey:
+                    raise ConfigProblem(
+                        key,
+                        f"{name!r} is also the namespace of {owhat} ({okey}); the stack creates its namespaces separately "
+                        f"(each with its own Pod Security level), so the second create would fail on the cluster; "
+                        f"give {what} another namespace",
+                    )
+        return self
+
+    @model_validator(mode="after")
+    def _download_fits_deadline(self):
+        c = self.cache
+        for i, m in enumerate(self.models):
+            weights = m.weights_estimate
+            if weights is None:
+                continue
+            gib, source = weights
+            need = DOWNLOAD_START_SECONDS + gib * 1024 / c.download_mib_per_second
+            if c.download_deadline_seconds < need:
+                raise ConfigProblem(
+                    "cache.downloadDeadlineSeconds",
+                    f"{c.download_deadline_seconds} s cannot download models[{i}] (name: {m.name}) ({source}) at "
+                    f"cache.downloadMiBps {c.download_mib_per_second:g} MiB/s: that takes ~{need:.0f} s with "
+                    f"{DOWNLOAD_START_SECONDS} s to start the Job, and the Job would be killed at the deadline every "
+                    f"time; raise downloadDeadlineSeconds to at least {need:.0f} (or state your measured downloadMiBps)",
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _keda_has_a_prometheus(self):
+        scaled = [m.name for m in self.models if m.autoscaling is not None]
+        if scaled and not self.observability.install_prometheus_stack and "prometheus_url" not in self.autoscaling.model_fields_set:
+            raise ConfigProblem(
+                "autoscaling.prometheusUrl",
+                f"not set, but observability.installPrometheusStack is false and {scaled[0]!r} is autoscaled: KEDA would "
+                "query the stack's own Prometheus, which is not installed; set it to the in-cluster URL of the Prometheus "
+                "that scrapes vLLM (usually observability.prometheusUrl)",
+            )
         return self
 
     @model_validator(mode="after")
@@ -148,12 +224,13 @@ class StackConfig(_Model):
         dup = {s for s in served if served.count(s) > 1}
         if dup:
             raise ValueError(f"servedModelName {sorted(dup)[0]!r} is used by two models")
-        gated = [m.name for m in self.models if m.gated]
-        if gated and not self.huggingface_token:
-            raise ValueError(
-                f"model {gated[0]!r} is gated but huggingfaceToken is not set; "
-                "run `pulumi config set --secret huggingfaceToken hf_...`"
-            )
+        for i, m in enumerate(self.models):
+            if m.gated and not self.huggingface_token:
+                raise ConfigProblem(
+                    f"models[{i}] (name: {m.name}).gated",
+                    f"model {m.name!r} is gated but huggingfaceToken is not set, so its download would be refused (401); "
+                    "run `pulumi config set --secret huggingfaceToken hf_...`",
+                )
         for m in self.models:
             mode = m.cache.access_mode or self.cache.access_mode
             if mode == AccessMode.READ_WRITE_ONCE and m.replicas > 1:

@@ -10,6 +10,7 @@ that never schedules or a server that dies with CUDA out-of-memory:
   ``gpuMemoryUtilization`` of the GPU's memory.
 """
 
+import math
 import re
 from typing import Literal, Optional, Protocol
 
@@ -18,7 +19,11 @@ from pydantic import Field, model_validator
 from llmstack_k8s import gpu_node_pool as gp
 from llmstack_k8s.gpu_node_pool import ConsolidationPolicy, GpuInstall, MigStrategy, SharingStrategy
 
-from .base import StackModel as _Model
+from .base import ConfigProblem, StackModel as _Model
+from .mig_profiles import MIG_PROFILES, has_no_mig, product_family
+
+#: PriorityClasses Kubernetes reserves for cluster components (names with the system- prefix).
+SYSTEM_PRIORITY_CLASSES = ("system-cluster-critical", "system-node-critical")
 
 #: Time-slicing: share of each GPU kept free for the CUDA contexts of the pods sharing it
 #: (vLLM refuses to start when less than its gpu_memory_utilization is free).
@@ -149,6 +154,15 @@ class GpuPoolConfig(_Model):
     @model_validator(mode="after")
     def _consistent(self):
         gp.validate_sharing(self.sharing.args())
+        self._mig_profile_exists()
+        name = self.priority_class.name or ""
+        if name.startswith("system-"):
+            raise ConfigProblem(
+                "priorityClass.name",
+                f"{name!r} is a system PriorityClass ({', '.join(SYSTEM_PRIORITY_CLASSES)}): Kubernetes reserves the "
+                "system- prefix for cluster components and admits pods using them only in kube-system, while the "
+                "serving pods run in llmstack:namespace; leave name unset (<namespace>-serving) or name your own class",
+            )
         for key in self.node_selector:
             if not re.match(_LABEL_KEY, key):
                 raise ValueError(f"nodeSelector key {key!r} is not a valid label key")
@@ -165,6 +179,35 @@ class GpuPoolConfig(_Model):
                     f"karpenter.gpuLimit {self.karpenter.gpu_limit} is below gpu.perNode {self.gpu.per_node}: no node could ever be provisioned"
                 )
         return self
+
+    def _mig_profile_exists(self) -> None:
+        s = self.sharing
+        if s.strategy != SharingStrategy.MIG or not self.gpu or not s.mig_profile:
+            return
+        if has_no_mig(self.gpu.product):
+            raise ConfigProblem(
+                "sharing.strategy",
+                f"mig, but gpu.product {self.gpu.product} has no MIG (MIG needs an A30, A100, H100, H200 or newer); "
+                "use timeSlicing or mps to share it",
+            )
+        family = product_family(self.gpu.product, self.gpu.memory_gib)
+        if family and s.mig_profile not in MIG_PROFILES[family]:
+            raise ConfigProblem(
+                "sharing.migProfile",
+                f"{s.mig_profile!r} does not exist on {self.gpu.product} ({family}); its profiles are "
+                f"{', '.join(MIG_PROFILES[family])}",
+            )
+
+    def gpus_needed(self, pods: int, gpus_per_pod: int) -> float:
+        """Whole GPUs that ``pods`` pods take on this pool (a share of one under time-slicing/MPS/MIG)."""
+        s = self.sharing
+        if s.strategy == SharingStrategy.NONE:
+            return pods * gpus_per_pod
+        if s.strategy == SharingStrategy.MIG:
+            family = self.gpu and product_family(self.gpu.product, self.gpu.memory_gib)
+            per_gpu = MIG_PROFILES.get(family or "", {}).get(s.mig_profile or "", 7)  # unknown: the most MIG allows
+            return pods / per_gpu
+        return pods / (s.replicas or 1)
 
     def args(self, namespace: str) -> dict:
         """GpuNodePoolArgs for the component (the PriorityClass name defaults from the stack's namespace)."""
@@ -280,6 +323,24 @@ def check_models_fit(pool: GpuPoolConfig, models: list[_ModelLike]) -> None:
                 f"{'' if strategy == SharingStrategy.NONE else f', per {strategy.value} share'}) = {budget:.1f} GiB, "
                 f"{left}; the KV cache needs at least {need:.1f} GiB. Fix: {hint}"
             )
+
+
+def check_karpenter_floor(pool: GpuPoolConfig, models: list) -> None:
+    """The NodePool's GPU limit must cover every model at its minimum (else pods stay Pending forever)."""
+    k = pool.karpenter
+    if k is None:
+        return
+    needed = math.ceil(sum(pool.gpus_needed(m.min_pods, m.gpus_per_replica) for m in models) - 1e-9)
+    usable = (k.gpu_limit // pool.gpu.per_node) * pool.gpu.per_node if pool.gpu else k.gpu_limit
+    if usable < needed:
+        detail = ", ".join(f"{m.name} {m.min_pods} x {m.gpus_per_replica}" for m in models if m.min_pods)
+        whole = f" ({usable} in whole nodes of gpu.perNode {pool.gpu.per_node})" if pool.gpu and usable != k.gpu_limit else ""
+        raise ConfigProblem(
+            "gpuPool.karpenter.gpuLimit",
+            f"{k.gpu_limit}{whole} is below the {needed} GPUs the models need at their minimum replicas "
+            f"({detail} GPUs per pod); Karpenter would stop provisioning and those pods would stay Pending. "
+            f"Raise gpuLimit to at least {needed}",
+        )
 
 
 def math_floor(x: float, digits: int = 2) -> float:

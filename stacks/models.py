@@ -1,17 +1,20 @@
 """One entry of the stack file's ``models`` list: what vLLM serves, its cache, resources, rollout."""
 
+import re
 from typing import Annotated, Optional
 
 from pydantic import AfterValidator, Field, model_validator
 
 from llmstack_k8s import knative_vllm_service as knative
 from llmstack_k8s.model_cache import AccessMode
-from llmstack_k8s.vllm_pod import Dtype, Quantization, startup_budget_seconds
+from llmstack_k8s.gpu_node_pool import estimate_weights_gib
+from llmstack_k8s.vllm_pod import Dtype, Quantization, default_shm_size, startup_budget_seconds
 
 from .autoscaling import AUTOSCALING_MIN_COOLDOWN, ModelAutoscalingConfig
-from .base import StackModel as _Model
+from .base import ConfigProblem, StackModel as _Model
 from .knative import KnativeModelConfig, ServingMode
-from .quantities import DNS_LABEL, Cpu, Size
+from .quantities import DNS_LABEL, TTFT_MAX_SECONDS, Cpu, Size, size_gib, ttft_unit_message
+from .secrets import env_problem
 
 # Flags the stack renders itself; setting them again in extraArgs would silently fight the config.
 MANAGED_FLAGS = {
@@ -21,12 +24,46 @@ MANAGED_FLAGS = {
     "--api-key", "--revision",
 }
 UNPINNED_REVISIONS = {"", "main", "master", "latest", "head"}
+_COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
+#: Image tags that move: the same tag serves different images over time.
+MOVING_IMAGE_TAGS = {"latest", "nightly", "main", "master", "dev", "edge", "head", "stable", "release", "rc"}
 
 
 def _pinned_revision(v: str) -> str:
-    if v.strip().lower() in UNPINNED_REVISIONS:
-        raise ValueError(f"revision {v!r} is a moving branch; pin a commit sha or release tag")
-    return v
+    """Only a full commit SHA names fixed weights: branches, tags and PR refs can all move."""
+    r = v.strip()
+    if _COMMIT_SHA.match(r):
+        return r
+    fix = "pin the full 40-character commit SHA (the model's History page on the Hub)"
+    if r.lower() in UNPINNED_REVISIONS or r.startswith("refs/heads/"):
+        raise ValueError(f"revision {v!r} is a moving branch; {fix}")
+    if re.match(r"^refs/pr/[0-9]+$", r):
+        raise ValueError(f"revision {v!r} is a pull-request ref, which moves with every push to it; {fix}")
+    if re.match(r"^[0-9a-fA-F]{40}$", r):
+        raise ValueError(f"revision {v!r} has upper-case letters; write the commit SHA in lower case")
+    if re.match(r"^[0-9a-f]{7,39}$", r):
+        raise ValueError(f"revision {v!r} is an abbreviated commit SHA; {fix}")
+    raise ValueError(f"revision {v!r} is a branch or tag name, which can be moved to other weights; {fix}")
+
+
+def image_problem(image: str) -> Optional[str]:
+    """Why an image reference is not pinned, or None (a digest, or a version tag)."""
+    if "@sha256:" in image:
+        return None
+    last = image.rsplit("/", 1)[-1]
+    if ":" not in last:
+        return f"image {image!r} has no tag, so it means :latest; give a version tag or a digest"
+    tag = last.rsplit(":", 1)[1]
+    if tag.lower() in MOVING_IMAGE_TAGS or tag.lower().startswith(("nightly", "latest")):
+        return f"image {image!r} is not pinned: tag {tag!r} moves to new builds; give a version tag (e.g. v0.11.0) or a digest"
+    return None
+
+
+#: Throughput assumed for a Hugging Face download from a cluster when checking the deadline:
+#: conservative for one huggingface_hub process (cloud regions usually see 100+ MiB/s).
+DEFAULT_DOWNLOAD_MIBPS = 50
+#: Time the download Job needs besides the transfer: scheduling, image pull, start-up.
+DOWNLOAD_START_SECONDS = 300
 
 
 class CacheDefaults(_Model):
@@ -35,7 +72,11 @@ class CacheDefaults(_Model):
     storage_class: Optional[str] = Field(None, description="StorageClass of cache volumes (default: the cluster's default).")
     access_mode: AccessMode = Field(AccessMode.READ_WRITE_MANY, description="ReadWriteMany (replicas on several nodes) or ReadWriteOnce.")
     download_retries: int = Field(4, ge=0, le=20, description="Retries of the download Job.")
-    download_deadline_seconds: int = Field(3600, ge=300, description="Deadline of the whole download.")
+    download_deadline_seconds: int = Field(3600, ge=300, description="Deadline of the whole download; must cover every model's weights at downloadMiBps plus 5 min to start.")
+    download_mib_per_second: float = Field(
+        DEFAULT_DOWNLOAD_MIBPS, gt=0, alias="downloadMiBps",
+        description="Download throughput assumed when checking downloadDeadlineSeconds (MiB/s; measure yours).",
+    )
 
 
 class NetworkConfig(_Model):
@@ -79,7 +120,7 @@ class ModelConfig(_Model):
 
     name: str = Field(pattern=DNS_LABEL, max_length=40, description="Short DNS-label name; prefixes every object of this model.")
     model: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$", description="Hugging Face repository id (org/name).")
-    revision: Annotated[str, AfterValidator(_pinned_revision)] = Field(description="Pinned revision to serve: a commit sha (preferred) or a release tag; never a branch.")
+    revision: Annotated[str, AfterValidator(_pinned_revision)] = Field(description="Full 40-character commit SHA of the weights to serve; branches, tags and refs/pr/N move and are refused.")
     served_model_name: Optional[str] = Field(None, description="Name clients send as `model` (default: the model id).")
     gated: bool = Field(False, description="The repository needs a Hugging Face token (set huggingfaceToken as a secret).")
     replicas: int = Field(1, ge=1, le=64, description="Always-on replicas.")
@@ -94,7 +135,7 @@ class ModelConfig(_Model):
     max_num_seqs: Optional[int] = Field(None, ge=1, description="Most sequences batched at once.")
     weights_gib: Optional[float] = Field(None, gt=0, alias="weightsGiB", description="Size of the weights in GiB; sizes the startup budget.")
     parameters_billions: Optional[float] = Field(None, gt=0, le=10000, description="Parameters in billions; with dtype/quantization estimates the weights for the GPU fit check when weightsGiB is not given.")
-    startup_timeout_seconds: Optional[int] = Field(None, ge=60, le=7200, description="Override of the derived startup budget.")
+    startup_timeout_seconds: Optional[int] = Field(None, ge=60, le=7200, description="Override of the derived startup budget (300 s + 10 s per GiB of weightsGiB); never below it.")
     cache: ModelCacheConfig = Field(description="Weight cache volume.")
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig, description="CPU and memory.")
     shm_size: Optional[Size] = Field(None, description="Size of /dev/shm (default from the parallelism).")
@@ -102,7 +143,7 @@ class ModelConfig(_Model):
     extra_args: list[str] = Field(default_factory=list, description="Further vLLM flags (not ones the stack manages).")
     extra_env: dict[str, str] = Field(default_factory=dict, description="Further environment variables (no secrets).")
     image: Optional[str] = Field(None, description="vLLM image override (pinned tag or digest).")
-    slo_ttft_p95_seconds: Optional[float] = Field(None, gt=0, le=600, description="Time-to-first-token p95 SLO in seconds; alerts when breached (default: observability.alerts.ttftP95Seconds).")
+    slo_ttft_p95_seconds: Optional[float] = Field(None, gt=0, description="Time-to-first-token p95 SLO in seconds (at most 60); alerts when breached (default: observability.alerts.ttftP95Seconds).")
     autoscaling: Optional[ModelAutoscalingConfig] = Field(None, description="Scale replicas with KEDA on vLLM's queue depth / KV-cache use (replaces replicas).")
     serving: ServingMode = Field(ServingMode.DEPLOYMENT, description="deployment (always on) or knative (scales to zero when idle; settings under knative).")
     knative: Optional[KnativeModelConfig] = Field(None, description="Knative autoscaling, with serving: knative.")
@@ -201,12 +242,69 @@ class ModelConfig(_Model):
             flag = arg.split("=", 1)[0]
             if flag in MANAGED_FLAGS:
                 raise ValueError(f"extraArgs sets {flag}, which the stack renders from its own key; set that key instead")
-        for key in self.extra_env:
-            if key in {"VLLM_API_KEY", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"}:
-                raise ValueError(f"extraEnv sets {key}: secrets come from Pulumi secrets, never plain config")
-        if self.image and (self.image.endswith(":latest") or (":" not in self.image.rsplit("/", 1)[-1] and "@" not in self.image)):
-            raise ValueError(f"image {self.image!r} is not pinned; give a version tag or digest")
+        for key, value in self.extra_env.items():
+            problem = env_problem(key, value)
+            if problem:
+                raise ConfigProblem(f"extraEnv.{key}", problem)
+        if self.image and image_problem(self.image):
+            raise ConfigProblem("image", image_problem(self.image))
         if self.cache.access_mode == AccessMode.READ_WRITE_ONCE and self.replicas > 1:
             raise ValueError("cache.accessMode ReadWriteOnce cannot serve several replicas across nodes; use ReadWriteMany")
+        return self
+
+    @property
+    def min_pods(self) -> int:
+        """Pods the model runs at its lowest (what must fit the GPU pool at all times)."""
+        if self.serving == ServingMode.KNATIVE:
+            k = self.knative_scaling
+            return max(k.min_scale, k.initial_scale)
+        return self.autoscaling.min_replicas if self.autoscaling is not None else self.replicas
+
+    @property
+    def weights_estimate(self) -> Optional[tuple[float, str]]:
+        """(GiB of the weights, how that is known) from weightsGiB, else parametersBillions; None if unknown."""
+        if self.weights_gib is not None:
+            return self.weights_gib, f"weightsGiB {self.weights_gib:g}"
+        if self.parameters_billions is not None:
+            gib = estimate_weights_gib(self.parameters_billions, self.dtype, self.quantization)
+            return gib, f"parametersBillions {self.parameters_billions:g} ~ {gib:.1f} GiB"
+        return None
+
+    @property
+    def effective_shm_size(self) -> str:
+        return self.shm_size or default_shm_size(
+            {"tensor_parallel_size": self.tensor_parallel_size, "pipeline_parallel_size": self.pipeline_parallel_size}
+        )
+
+    @model_validator(mode="after")
+    def _sizes_and_times_fit(self):
+        weights = self.weights_estimate
+        if weights is not None:
+            gib, source = weights
+            if size_gib(self.cache.size) < gib:
+                raise ConfigProblem(
+                    "cache.size",
+                    f"{self.cache.size} cannot hold the weights ({source}); the download would fail with the volume full. "
+                    f"Give at least {gib:.0f}Gi, better twice that (room for the next revision)",
+                )
+        if self.startup_timeout_seconds is not None and self.weights_gib is not None:
+            derived = startup_budget_seconds(self.weights_gib)
+            if self.startup_timeout_seconds < derived:
+                raise ConfigProblem(
+                    "startupTimeoutSeconds",
+                    f"{self.startup_timeout_seconds} s is below the {derived} s that loading weightsGiB {self.weights_gib:g} "
+                    "needs (300 s + 10 s per GiB); the kubelet would restart the server while it loads. "
+                    f"Remove it (the budget is derived) or give at least {derived}",
+                )
+        shm, memory = self.effective_shm_size, self.resources.memory
+        if size_gib(shm) > size_gib(memory):
+            which = "shmSize" if self.shm_size else f"/dev/shm (default {shm} for {self.gpus_per_replica} GPU(s))"
+            raise ConfigProblem(
+                "shmSize" if self.shm_size else "resources.memory",
+                f"{which} is larger than resources.memory {memory}: /dev/shm is memory-backed and counts against the "
+                "container's memory limit, so filling it would OOM-kill the server; raise resources.memory or lower shmSize",
+            )
+        if self.slo_ttft_p95_seconds is not None and self.slo_ttft_p95_seconds > TTFT_MAX_SECONDS:
+            raise ConfigProblem("sloTtftP95Seconds", ttft_unit_message(self.slo_ttft_p95_seconds))
         return self
 

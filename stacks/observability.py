@@ -7,8 +7,8 @@ from pydantic import Field, model_validator
 
 from llmstack_k8s.alerts import DEFAULT_THRESHOLDS
 
-from .base import StackModel as _Model
-from .quantities import BYTES_BINARY as _BYTES_BINARY, BYTES_PROM as _BYTES_PROM, DNS_LABEL, Cpu, Size
+from .base import ConfigProblem, StackModel as _Model
+from .quantities import BYTES_BINARY as _BYTES_BINARY, BYTES_PROM as _BYTES_PROM, DNS_LABEL, TTFT_MAX_SECONDS, Cpu, Size, ttft_unit_message
 
 _T = DEFAULT_THRESHOLDS
 
@@ -22,12 +22,18 @@ class AlertsConfig(_Model):
     kv_cache_usage_ratio: float = Field(_T["kv_cache_usage_ratio"], gt=0, le=1, description="KV-cache use (0..1) of a replica for VllmKvCacheNearlyFull.")
     kv_cache_minutes: int = Field(_T["kv_cache_minutes"], ge=1, le=240, description="Minutes above that ratio before it fires.")
     preemptions_per_minute: float = Field(_T["preemptions_per_minute"], ge=0, description="Preemptions per minute per model for VllmPreemptionsRising.")
-    ttft_p95_seconds: float = Field(_T["ttft_p95_seconds"], gt=0, le=600, description="Default TTFT p95 SLO (seconds) for models without sloTtftP95Seconds.")
+    ttft_p95_seconds: float = Field(_T["ttft_p95_seconds"], gt=0, description="Default TTFT p95 SLO (seconds, at most 60) for models without sloTtftP95Seconds.")
     slo_minutes: int = Field(_T["slo_minutes"], ge=1, le=240, description="Minutes an SLO must be breached before it alerts.")
     error_ratio: float = Field(_T["error_ratio"], gt=0, le=1, description="Fraction of requests ending in error for VllmHighErrorRate.")
     pod_restarts_per_hour: int = Field(_T["pod_restarts_per_hour"], ge=1, description="Container restarts per hour for VllmPodRestarting.")
     gpu_memory_ratio: float = Field(_T["gpu_memory_ratio"], gt=0, le=1, description="GPU memory use (0..1) for GpuMemoryNearlyFull; above every model's gpuMemoryUtilization.")
     gpu_temperature_celsius: int = Field(_T["gpu_temperature_celsius"], ge=50, le=120, description="GPU temperature for GpuTemperatureHigh.")
+
+    @model_validator(mode="after")
+    def _units(self):
+        if self.ttft_p95_seconds > TTFT_MAX_SECONDS:
+            raise ConfigProblem("ttftP95Seconds", ttft_unit_message(self.ttft_p95_seconds))
+        return self
 
 
 class PrometheusConfig(_Model):

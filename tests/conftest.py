@@ -24,9 +24,10 @@ def rendered(request) -> render_mod.Rendered:
 
 
 def render_with(config: dict, stack: str = "test", secret_keys: tuple = (), mocks=None) -> render_mod.Rendered:
-    """Run the program with an in-memory stack config (``{"models": [...]}`` etc.)."""
+    """Run the program with an in-memory stack config (``{"models": [...]}`` etc.; a key with a
+    namespace, such as ``kubernetes:context``, is passed as it is)."""
     project = "llmstack"
-    wire = {f"{project}:{k}": render_mod._wire(v) for k, v in config.items()}
+    wire = {(k if ":" in k else f"{project}:{k}"): render_mod._wire(v) for k, v in config.items()}
     return render_mod.run_program(project, stack, wire, [f"{project}:{k}" for k in secret_keys], mocks=mocks)
 
 

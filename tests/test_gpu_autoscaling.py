@@ -172,6 +172,7 @@ def test_refuses_a_cooldown_shorter_than_the_startup_budget():
 def test_default_cooldown_covers_the_startup_budget():
     model = base_model(minReplicas=1, maxReplicas=2)
     model["weightsGiB"] = 140  # budget 1700 s
+    model["cache"]["size"] = "300Gi"  # room for the weights (refused otherwise)
     [so] = render_with({"models": [model]}).of_kind("ScaledObject")
     assert so["spec"]["cooldownPeriod"] == startup_budget_seconds(140) == 1700
 

@@ -284,7 +284,7 @@ MODEL = {
     "model": "meta-llama/Llama-3.1-8B-Instruct",
     "revision": "0e9e39f249a16976918f6564b8830bc894c89659",
     "weightsGiB": 15,
-    "cache": {"size": "40Gi"},
+    "cache": {"size": "300Gi"},  # holds every weightsGiB the cases below use
 }
 L4_SHARED = {"gpu": {"product": "NVIDIA-L4", "memoryGiB": 22, "perNode": 1},
              "sharing": {"strategy": "timeSlicing", "replicas": 4}}
