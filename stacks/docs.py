@@ -63,8 +63,46 @@ def _table(model: type[BaseModel], prefix: str) -> list[str]:
     return rows
 
 
+#: What the loader refuses before anything is registered (tests/test_bad_input.py has a case for each).
+RULES = [
+    "Keys: unknown keys are refused with a did-you-mean; a key in the wrong place says where it belongs "
+    "(`llmstack:replicas` -> `llmstack:models[N].replicas`); keys for secrets the stack generates "
+    "(Grafana's admin password, the API key) say how the stack handles them.",
+    "Other namespaces: `kubernetes:*` provider keys are honoured (`context`, `kubeconfig`, `cluster`, "
+    "`clusterIdentifier`, `deleteUnreachable`, `skipUpdateUnreachable`, `suppress*Warnings`, "
+    "`enableConfigMapMutable`, `enableSecretMutable`, `kubeClientSettings`, `helmReleaseSettings`) or refused "
+    "(`namespace`: use `llmstack:namespace`; `renderYamlToDirectory`/`alwaysRender`: use `python -m stacks.render`; "
+    "`upsertExistingObjects`; `enableServerSideApply: false`); a key under another project prefix "
+    "(`llm-stack:gpuPool`) or another provider is refused. A `kubernetes:` key that contradicts "
+    "`llmstack:kubernetes` is refused; `llmstack:kubernetes.requireContext: true` refuses to run without a context.",
+    "Namespaces: the stack never creates `default`, `kube-system`, `kube-public` or `kube-node-lease` and never deploys "
+    "into a `kube-*` namespace; its own namespaces (servers, monitoring, KEDA, Knative, GPU plugin/operator) must differ "
+    "where one of them is created as a Namespace; `existingNamespace: true` uses an existing serving namespace (read at "
+    "preview, never created, labelled or deleted). Allow-listed namespaces are exact DNS labels, no wildcards.",
+    "Sizes and times: sizes need a binary unit (`32` is 32 bytes); a bare CPU count above 512 was meant as millicores; "
+    "`cache.size` must hold the weights (weightsGiB, else estimated from parametersBillions); "
+    "`cache.downloadDeadlineSeconds` must cover every model's weights at `cache.downloadMiBps` (default 50 MiB/s, a "
+    "conservative single-process Hugging Face download) plus 300 s; `startupTimeoutSeconds` never below the derived "
+    "budget (300 s + 10 s per GiB); `/dev/shm` (shmSize or its default) not larger than `resources.memory`.",
+    "Secrets: `extraEnv` names with a TOKEN, KEY, PASSWORD, SECRET or CREDENTIAL word, Hugging Face token names, and "
+    "values shaped like `hf_...`, `sk-...`, GitHub/GitLab/AWS/Slack credentials are refused (the Hugging Face token is "
+    "`huggingfaceToken`, set with `--secret`); env vars the stack or the device plugin manage (`HF_HUB_OFFLINE`, "
+    "`TRANSFORMERS_OFFLINE`, `VLLM_API_KEY`, `NVIDIA_VISIBLE_DEVICES`, `CUDA_VISIBLE_DEVICES`, ...) cannot be set, "
+    "in any case; a gated model needs `huggingfaceToken`.",
+    "GPU pool: a MIG profile must exist on the declared `gpu.product` (A30, A100 40/80GB, H100 80GB/NVL, H200 tables "
+    "from NVIDIA's MIG user guide; other products are not checked), MIG on a GPU without MIG (L4, L40S, A10, T4) is "
+    "refused; `karpenter.gpuLimit` (in whole nodes) must cover every model at its minimum replicas; "
+    "`system-*` PriorityClasses are refused for serving pods.",
+    "Pinning: `revision` is a full 40-character commit SHA (branches, tags, `refs/pr/N`, abbreviated SHAs are "
+    "refused); `image` needs a version tag or digest (no tag, `latest`, `nightly`, `main`, `stable`, ... are refused).",
+    "Units: TTFT keys are seconds (above 60 is refused as milliseconds); 0..1 fractions given as percentages get a "
+    "did-you-mean; with `observability.installPrometheusStack: false`, autoscaled models need "
+    "`autoscaling.prometheusUrl`.",
+]
+
+
 def generate() -> str:
-    lines = [BEGIN, "", "### Stack keys", "", *_table(StackConfig, "llmstack:")]
+    lines = [BEGIN, "", "### Rules checked at preview", "", *[f"- {r}" for r in RULES], "", "### Stack keys", "", *_table(StackConfig, "llmstack:")]
     seen: list[type[BaseModel]] = []
     queue = [m for f in StackConfig.model_fields.values() for m in _models_in(f.annotation)]
     while queue:

@@ -85,3 +85,18 @@ def test_outputs_endpoints_names_and_secret_api_key():
     finally:
         os.environ.pop("PULUMI_CONFIG")
         os.environ.pop("PULUMI_CONFIG_SECRET_KEYS")
+
+
+def test_prod_deploys_only_to_its_named_context():
+    """Pulumi.prod.yaml requires an explicit context: without kubernetes:context it is refused
+    (it would otherwise deploy wherever kubectl points), with it the provider gets that context."""
+    import pytest
+
+    from stacks.render import run_program
+
+    project, config, secrets = stack_config_env("prod")
+    assert config.pop("kubernetes:context") == "prod"
+    mocks = RecordingMocks()
+    with pytest.raises(loader.StackConfigError, match=r"Pulumi.prod.yaml: llmstack:kubernetes.requireContext: true, but no context is set"):
+        run_program(project, "prod", config, secrets, mocks=mocks)
+    assert mocks.registrations == []
