@@ -518,8 +518,6 @@ MIN_KV_CACHE_GIB = 1.0
 
 _GIB = 1024**3
 # Bytes per parameter of a checkpoint, embeddings and scales included (conservative).
-_BYTES_PER_PARAM_QUANTIZED = {"awq": 0.7, "gptq": 0.7, "bitsandbytes": 0.7, "fp8": 1.1, "compressed-tensors": 1.1}
-_BYTES_PER_PARAM_DTYPE = {"auto": 2.0, "bfloat16": 2.0, "float16": 2.0, "float32": 4.0}
 
 
 def mig_profile_memory_gib(profile: str) -> float:
@@ -556,10 +554,9 @@ def max_memory_utilization(sharing: Optional[SharingArgs]) -> Optional[float]:
 
 def estimate_weights_gib(parameters_billions: float, dtype: str = "auto", quantization: Optional[str] = None) -> float:
     """Size of a checkpoint from its parameter count, dtype and quantization (estimate)."""
-    q = getattr(quantization, "value", quantization)
-    d = getattr(dtype, "value", dtype) or "auto"
-    per_param = _BYTES_PER_PARAM_QUANTIZED[q] if q else _BYTES_PER_PARAM_DTYPE[d]
-    return parameters_billions * 1e9 * per_param / _GIB
+    from .model_catalog import bytes_per_parameter  # one table for every dtype/quantization vLLM accepts
+
+    return parameters_billions * 1e9 * bytes_per_parameter(dtype, quantization) / _GIB
 
 
 def kv_cache_room_gib(weights_gib: float, gpus_per_replica: int, device_gib: float, gpu_memory_utilization: float) -> tuple[float, float]:

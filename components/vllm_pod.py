@@ -37,22 +37,52 @@ STARTUP_PERIOD_SECONDS = 10
 
 
 class Dtype(str, Enum):
-    """Weight/activation dtype vLLM loads the model in."""
+    """Weight/activation dtype vLLM loads the model in (vLLM's ``--dtype`` choices; ``half`` is
+    float16 and ``float`` float32 there). Kept equal to the pinned vLLM's flag table by a test."""
 
     AUTO = "auto"
     BFLOAT16 = "bfloat16"
+    FLOAT = "float"
     FLOAT16 = "float16"
     FLOAT32 = "float32"
+    HALF = "half"
 
 
 class Quantization(str, Enum):
-    """Quantization method of the checkpoint (must match how the weights were produced)."""
+    """Quantization method of the checkpoint (must match how the weights were produced), or an
+    online method that quantizes at load. Every method the pinned vLLM accepts (its flag table;
+    ``fbgemm_fp8`` and ``fp_quant`` are deprecated there and need ``--allow-deprecated-quantization``)."""
 
+    AUTO_AWQ = "auto_awq"
+    AUTO_GPTQ = "auto_gptq"
     AWQ = "awq"
-    GPTQ = "gptq"
-    FP8 = "fp8"
-    BITSANDBYTES = "bitsandbytes"
+    AWQ_MARLIN = "awq_marlin"
     COMPRESSED_TENSORS = "compressed-tensors"
+    DEEPSEEK_V4_FP8 = "deepseek_v4_fp8"
+    EXPERTS_INT8 = "experts_int8"
+    FBGEMM_FP8 = "fbgemm_fp8"
+    FP8 = "fp8"
+    FP8_PER_BLOCK = "fp8_per_block"
+    FP8_PER_CHANNEL = "fp8_per_channel"
+    FP8_PER_TENSOR = "fp8_per_tensor"
+    FP_QUANT = "fp_quant"
+    GPT_OSS_MXFP4 = "gpt_oss_mxfp4"
+    GPTQ = "gptq"
+    GPTQ_MARLIN = "gptq_marlin"
+    HUMMING = "humming"
+    INC = "inc"
+    INT8_PER_CHANNEL_WEIGHT_ONLY = "int8_per_channel_weight_only"
+    MODELOPT = "modelopt"
+    MODELOPT_FP4 = "modelopt_fp4"
+    MODELOPT_MIXED = "modelopt_mixed"
+    MODELOPT_MXFP8 = "modelopt_mxfp8"
+    MOE_WNA16 = "moe_wna16"
+    MXFP4 = "mxfp4"
+    MXFP8 = "mxfp8"
+    NVFP4_PER_TOKEN = "nvfp4_per_token"
+    ONLINE = "online"
+    QUARK = "quark"
+    TORCHAO = "torchao"
 
 
 class VllmEngineArgs(TypedDict):

@@ -10,19 +10,17 @@ from llmstack_k8s.model_cache import AccessMode
 from llmstack_k8s.gpu_node_pool import estimate_weights_gib
 from llmstack_k8s.vllm_pod import Dtype, Quantization, default_shm_size, startup_budget_seconds
 
+from llmstack_k8s.vllm_flags import load_table, managed_dests
+
 from .autoscaling import AUTOSCALING_MIN_COOLDOWN, ModelAutoscalingConfig
+from .engine import ArchitectureConfig, check_engine
 from .base import ConfigProblem, StackModel as _Model
 from .knative import KnativeModelConfig, ServingMode
 from .quantities import DNS_LABEL, TTFT_MAX_SECONDS, Cpu, Size, size_gib, ttft_unit_message
 from .secrets import env_problem
 
-# Flags the stack renders itself; setting them again in extraArgs would silently fight the config.
-MANAGED_FLAGS = {
-    "--model", "--served-model-name", "--host", "--port", "--tensor-parallel-size", "-tp",
-    "--pipeline-parallel-size", "-pp", "--gpu-memory-utilization", "--dtype", "--max-model-len",
-    "--quantization", "-q", "--enable-prefix-caching", "--no-enable-prefix-caching", "--max-num-seqs",
-    "--api-key", "--revision",
-}
+# Flags the stack sets itself (every spelling, from the pinned vLLM's flag table; see stacks/engine.py).
+MANAGED_FLAGS = frozenset(o for f in load_table().flags.values() if f.dest in managed_dests() for o in f.options)
 UNPINNED_REVISIONS = {"", "main", "master", "latest", "head"}
 _COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
 #: Image tags that move: the same tag serves different images over time.
@@ -140,7 +138,8 @@ class ModelConfig(_Model):
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig, description="CPU and memory.")
     shm_size: Optional[Size] = Field(None, description="Size of /dev/shm (default from the parallelism).")
     rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="Rollout settings.")
-    extra_args: list[str] = Field(default_factory=list, description="Further vLLM flags (not ones the stack manages).")
+    extra_args: list[str] = Field(default_factory=list, description="Further vLLM flags, one word per item (`--flag`, `value`) or `--flag=value`; checked against the pinned vLLM's flags (not ones the stack manages).")
+    architecture: Optional[ArchitectureConfig] = Field(None, description="The model's shape from its config.json, for models the built-in catalog does not know (enables the tensor-parallel and context-length checks).")
     extra_env: dict[str, str] = Field(default_factory=dict, description="Further environment variables (no secrets).")
     image: Optional[str] = Field(None, description="vLLM image override (pinned tag or digest).")
     slo_ttft_p95_seconds: Optional[float] = Field(None, gt=0, description="Time-to-first-token p95 SLO in seconds (at most 60); alerts when breached (default: observability.alerts.ttftP95Seconds).")
@@ -238,10 +237,7 @@ class ModelConfig(_Model):
                 f"gpus is {self.gpus} but tensorParallelSize x pipelineParallelSize is "
                 f"{self.tensor_parallel_size} x {self.pipeline_parallel_size} = {self.gpus_per_replica}; vLLM uses exactly that many"
             )
-        for arg in self.extra_args:
-            flag = arg.split("=", 1)[0]
-            if flag in MANAGED_FLAGS:
-                raise ValueError(f"extraArgs sets {flag}, which the stack renders from its own key; set that key instead")
+        check_engine(self)  # extraArgs as vLLM parses them; parallelism and context vs the architecture
         for key, value in self.extra_env.items():
             problem = env_problem(key, value)
             if problem:
