@@ -459,9 +459,14 @@ def _namespace(m: Mapping) -> Optional[str]:
     return _get(m, "metadata", "namespace")
 
 
+#: Controllers with a scale the disruption controller can read (Knative revisions are Deployments).
+SCALABLE_KINDS = ("Deployment", "StatefulSet", "ReplicaSet", "ReplicationController")
+
+
 def pdb_selects_one_controller(objects: Sequence[Mapping]) -> list[str]:
-    """Each PodDisruptionBudget selects the pods of exactly one controller in its namespace
-    (none: it protects nothing; several: evictions are computed over a mix of workloads)."""
+    """Each PodDisruptionBudget selects the pods of exactly one scalable controller in its namespace
+    (none: it protects nothing; several, or a Job's pods: the disruption controller finds no single
+    scale to count, allows no eviction, and drains and node upgrades block)."""
     workloads = [(m, t[0]) for m in objects if (t := pod_template(m))]
     problems = []
     for pdb in objects:
@@ -480,6 +485,11 @@ def pdb_selects_one_controller(objects: Sequence[Mapping]) -> list[str]:
                 f"{describe(pdb)} selects the pods of {len(hits)} workloads ({', '.join(describe(h) for h in hits)}): "
                 f"narrow spec.selector (e.g. add app.kubernetes.io/component) or give the other workloads' pods "
                 f"labels of their own."
+            )
+        elif hits[0].get("kind") not in SCALABLE_KINDS and not is_knative_service(hits[0]):
+            problems.append(
+                f"{describe(pdb)} selects the pods of {describe(hits[0])}, which has no scale the disruption "
+                f"controller can count: select a Deployment's or StatefulSet's pods, or drop the budget."
             )
     return problems
 

@@ -177,6 +177,11 @@ def _job_labels_like_server(res):
         find(res, "Deployment", "llama-8b")["spec"]["template"]["metadata"]["labels"])
 
 
+def _pdb_selects_the_job(res):
+    find(res, "PodDisruptionBudget", "llama-8b")["spec"]["selector"] = {
+        "matchLabels": find(res, "Job", "llama-8b-download")["spec"]["template"]["metadata"]["labels"]}
+
+
 def _pdb_selects_nothing(res):
     find(res, "PodDisruptionBudget", "llama-8b")["spec"]["selector"] = {"matchLabels": {"app.kubernetes.io/instance": "typo"}}
 
@@ -218,6 +223,7 @@ BROKEN = [
     ("no-plain-credentials", "dev", _args_key, "passes --api-key on its command line"),
     ("pdb-selects-one-controller", "prod", _job_labels_like_server, "selects the pods of 2 workloads"),
     ("pdb-selects-one-controller", "prod", _pdb_selects_nothing, "selects no pods"),
+    ("pdb-selects-one-controller", "prod", _pdb_selects_the_job, "Job llm/llama-8b-download, which has no scale"),
     ("serving-pods-have-network-policy", "dev", _drop_netpol("dev", "qwen-0-5b"), "no NetworkPolicy selects"),
     ("serving-pods-have-network-policy", "dev", _drop_netpol("dev", "qwen-1-5b"), "Service llm-dev/qwen-1-5b runs vLLM"),
     ("serving-pods-non-root", "dev", _escalation, "wait-for-weights allows privilege escalation"),
