@@ -216,3 +216,17 @@ def test_rope_factor_applies_only_where_vllm_applies_it():
     dynamic = mc.ModelArchitecture(8, 8, 4, 4096, rope_type="dynamic", rope_factor=2.0)
     assert dynamic.max_model_len == 8192
     assert LLAMA_8B.max_model_len == 131072  # llama3 RoPE: max_position_embeddings is already scaled
+
+
+# --- what the stacks render ------------------------------------------------------------------------
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_every_rendered_server_command_line_reads_cleanly(stack):
+    from conftest import rendered_stack
+
+    servers = [c for o in rendered_stack(stack).objects if o["kind"] in ("Deployment", "Service")
+               for c in (o.get("spec", {}).get("template", {}).get("spec", {}).get("containers") or []) if c["name"] == "vllm"]
+    assert servers, f"{stack}: no vLLM container rendered"
+    for c in servers:
+        parsed = vf.parse_extra_args([str(a) for a in c["args"]])
+        assert parsed.problems == [], parsed.problems
+        assert {"model", "served_model_name", "tensor_parallel_size", "port"} <= set(parsed.by_dest())
