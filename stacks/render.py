@@ -6,6 +6,8 @@ runs ``__main__.py`` under the Pulumi Python SDK's mocks with the config of
 ``Pulumi.<stack>.yaml`` (no Pulumi CLI, no cluster) and writes
 ``out/<stack>/manifests.yaml`` (all objects) and ``out/<stack>/helm-releases.yaml``
 (chart, version, repository and values of every Helm install). Secret values are redacted.
+With ``--expand-charts`` it also writes ``out/<stack>/cluster.yaml``: our objects plus every Helm
+release rendered with its pinned chart (``stacks/charts.py``), the whole cluster in one file.
 Secure config values cannot be decrypted without the stack's passphrase: they render as a
 placeholder, still marked secret.
 """
@@ -121,13 +123,27 @@ def write(rendered: Rendered, out_dir: Path) -> Path:
     return target
 
 
+def write_cluster(rendered: Rendered, out_dir: Path) -> tuple[Path, int]:
+    """``out/<stack>/cluster.yaml``: our objects and every Helm release expanded with its pinned
+    chart, sorted, secrets redacted (what ``kubectl diff -f`` and policy tools take)."""
+    from . import charts
+
+    cluster = charts.expand(rendered)
+    target = out_dir / rendered.stack / "cluster.yaml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(charts.cluster_yaml(cluster))
+    return target, len(cluster.objects)
+
+
 def main(argv: list[str]) -> int:
     root = ROOT
+    expand_charts = "--expand-charts" in argv
+    argv = [a for a in argv if a != "--expand-charts"]
     if len(argv) == 4 and argv[0] == "--project-dir":
         root, argv = Path(argv[1]).resolve(), argv[2:]
     if len(argv) != 2:
         print(
-            f"usage: python -m stacks.render [--project-dir DIR] STACK OUT_DIR   (stacks: {', '.join(available_stacks(root))})",
+            f"usage: python -m stacks.render [--project-dir DIR] [--expand-charts] STACK OUT_DIR   (stacks: {', '.join(available_stacks(root))})",
             file=sys.stderr,
         )
         return 2
@@ -142,6 +158,15 @@ def main(argv: list[str]) -> int:
         f"{stack}: {len(rendered.objects)} Kubernetes objects, {len(rendered.helm_releases)} Helm releases, "
         f"{rendered.resource_count} resources registered -> {target}/"
     )
+    if expand_charts:
+        from .charts import ChartExpansionError
+
+        try:
+            cluster_file, count = write_cluster(rendered, Path(out))
+        except ChartExpansionError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 1
+        print(f"{stack}: whole cluster with the charts expanded, {count} objects -> {cluster_file}")
     return 0
 
 
