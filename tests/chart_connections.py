@@ -308,8 +308,11 @@ def sidecar_picks(ns: str, env: dict, cm: dict) -> bool:
 
 
 def grafana_sidecar_picks_dashboards(ours: list[dict], objects: list[dict]) -> list[str]:
-    """Every dashboard ConfigMap of ours is loaded by a Grafana dashboard sidecar."""
+    """Every dashboard ConfigMap of ours is loaded by a Grafana dashboard sidecar (none to check
+    when the stack installs no Grafana: the dashboards are for the cluster's)."""
     sidecars = dashboard_sidecars(objects)
+    if not sidecars:
+        return []
     return [f"{describe(cm)} (labels {_labels(cm)}) is loaded by no Grafana dashboard sidecar "
             f"({[(ns, {k: env.get(k) for k in ('LABEL', 'LABEL_VALUE', 'NAMESPACE')}) for ns, env in sidecars]})"
             for cm in ours if is_dashboard(cm) and not any(sidecar_picks(ns, env, cm) for ns, env in sidecars)]
