@@ -440,6 +440,8 @@ def chart_callers(objects: list[dict]) -> list[tuple[Pod, Pod, int, str]]:
                         and "interceptor-proxy" in _name(s) for p in pods_of_service(objects, s)]
         for target in pods_of_service(objects, svc) if svc and sp else []:
             port = _port_number(sp.get("targetPort", sp["port"]), target)
+            if port is None:
+                continue  # a pod without the Service's target port (crosscheck: services_select_templates)
             for caller in interceptors:
                 calls.append((caller, target, port, f"proxy for {describe(hso)}"))
     # Knative's activator, Kourier gateway and autoscaler reach every revision pod.
