@@ -226,13 +226,14 @@ def vllm_rules(models: list[MonitoredModelArgs], thresholds: Optional[AlertThres
 
 def gpu_rules(thresholds: Optional[AlertThresholdsArgs] = None) -> list[dict]:
     t = thresholds_with_defaults(thresholds)
-    gpu = "Hostname, gpu, UUID"
+    gpu = f"{m.DCGM_HOSTNAME_LABEL}, gpu, UUID"
+    on_node = "on {{ $labels." + m.DCGM_HOSTNAME_LABEL + " }}"
     return [
         _rule(
             "GpuXidError",
             f"max by ({gpu}) ({m.DCGM_XID_ERRORS}) > 0",
             None, "critical",
-            "GPU {{ $labels.gpu }} on {{ $labels.Hostname }} reported XID error {{ $value }}",
+            "GPU {{ $labels.gpu }} " + on_node + " reported XID error {{ $value }}",
             "An XID error is a GPU hardware/driver fault (e.g. 79: fallen off the bus, 48/63/64: ECC); "
             "workloads on this GPU may hang or fail. Drain the node and check `nvidia-smi -q`.",
         ),
@@ -241,14 +242,14 @@ def gpu_rules(thresholds: Optional[AlertThresholdsArgs] = None) -> list[dict]:
             f"sum by ({gpu}) ({m.DCGM_FB_USED}) / (sum by ({gpu}) ({m.DCGM_FB_USED}) + sum by ({gpu}) ({m.DCGM_FB_FREE}))"
             f" > {_num(t['gpu_memory_ratio'])}",
             15, "warning",
-            "GPU {{ $labels.gpu }} on {{ $labels.Hostname }} memory is nearly full",
+            "GPU {{ $labels.gpu }} " + on_node + " memory is nearly full",
             "{{ $value | humanizePercentage }} of the framebuffer is used; a new allocation will fail with out-of-memory.",
         ),
         _rule(
             "GpuTemperatureHigh",
             f"max by ({gpu}) ({m.DCGM_GPU_TEMP}) > {t['gpu_temperature_celsius']}",
             10, "warning",
-            "GPU {{ $labels.gpu }} on {{ $labels.Hostname }} is hot",
+            "GPU {{ $labels.gpu }} " + on_node + " is hot",
             "GPU temperature is {{ $value }} C; the GPU will throttle its clocks.",
         ),
     ]

@@ -173,6 +173,9 @@ class GpuAutoscalingArgs(TypedDict):
     """Prometheus KEDA queries (default: the Observability component's)."""
     service_monitor_labels: NotRequired[dict[str, str]]
     """Labels on KEDA's own ServiceMonitors so the stack's Prometheus selects them."""
+    prometheus_operator_api: NotRequired[pulumi.Input[str]]
+    """``Observability.prometheus_operator_api``: KEDA's chart creates ServiceMonitors, so it is
+    installed only once this is known (the Prometheus Operator's CRDs are installed)."""
 
 
 class ReplicaBounds(TypedDict):
@@ -306,6 +309,9 @@ class GpuAutoscaling(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
 
         installs: list[pulumi.Resource] = []
+        # Ordered after the Prometheus Operator's CRDs explicitly: the output carries that dependency.
+        crds = args.get("prometheus_operator_api")
+        after_crds = [pulumi.Output.from_input(crds).apply(lambda _: None)] if crds is not None else []
         if install:
             sm = {"enabled": True, "additionalLabels": dict(args.get("service_monitor_labels") or {})}
             keda = pinned_release(
@@ -323,7 +329,7 @@ class GpuAutoscaling(pulumi.ComponentResource):
                         "webhooks": {"enabled": True, "serviceMonitor": sm},
                     },
                 },
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=after_crds),
             )
             installs.append(keda)
             if http_add_on:

@@ -26,6 +26,11 @@ from .package import MANAGED_BY, type_token
 from .validation import validate_args
 from .scheduling import WHOLE_GPU_RESOURCE, SchedulingContractArgs, TolerationArgs
 
+#: Pod Security level of the namespace the device plugin / GPU operator runs in: the plugin mounts
+#: hostPath (kubelet's device-plugin socket), MPS runs a privileged control daemon, the operator's
+#: driver and toolkit pods are privileged. Clusters enforcing baseline/restricted by default would
+#: reject them in an unlabelled namespace.
+PRIVILEGED_NAMESPACE_LABELS = {"pod-security.kubernetes.io/enforce": "privileged"}
 #: Resource name time-slicing and MPS advertise when they rename the shared GPU.
 SHARED_GPU_RESOURCE = f"{WHOLE_GPU_RESOURCE}.shared"
 #: Name of the sharing configuration inside the device plugin's ConfigMap.
@@ -295,6 +300,8 @@ class GpuNodePool(pulumi.ComponentResource):
     """PriorityClass of serving pods (empty: none)."""
     node_pool_name: pulumi.Output[str]
     """Name of the Karpenter NodePool (empty: none)."""
+    gpu_shared: pulumi.Output[bool]
+    """Pods share physical GPUs (time-slicing or MPS): the device plugin hands out replica devices."""
 
     def __init__(self, name: str, args: GpuNodePoolArgs, opts: Optional[pulumi.ResourceOptions] = None):
         # Checked before registering: bad args register nothing.
@@ -351,9 +358,13 @@ class GpuNodePool(pulumi.ComponentResource):
         if install == GpuInstall.DEVICE_PLUGIN:
             # The plugin's pods use the RuntimeClass: it must exist before they are admitted.
             plugin_opts = pulumi.ResourceOptions(parent=self, depends_on=[runtime_class] if runtime_class else [])
-            self._device_plugin(name, args, sharing, plugin_config, node_selector, tolerations, rc, plugin_opts)
+            self._device_plugin(name, args, sharing, plugin_config, node_selector, tolerations, rc, meta_labels, plugin_opts)
         elif install == GpuInstall.GPU_OPERATOR:
-            self._gpu_operator(name, args, sharing, plugin_config, tolerations, meta_labels, child)
+            operator = self._gpu_operator(name, args, sharing, plugin_config, tolerations, meta_labels, child)
+            if rc and not rc.get("create", True):
+                # The operator creates this RuntimeClass: the name, as an output of the operator's
+                # release, makes every pod using it (serving pods, the DCGM exporter) wait for it.
+                runtime_class_name = operator.name.apply(lambda _, n=rc["name"]: n)
 
         node_pool_name: pulumi.Input[str] = ""
         karpenter = args.get("karpenter")
@@ -361,7 +372,10 @@ class GpuNodePool(pulumi.ComponentResource):
             node_pool_name = self._karpenter(name, karpenter, node_selector, taints, meta_labels, child)
 
         resource = gpu_resource_name(sharing)
+        shared = sharing["strategy"] in (SharingStrategy.TIME_SLICING, SharingStrategy.MPS)
         self.contract: SchedulingContractArgs = {"gpu_resource_name": resource, "tolerations": tolerations}
+        if shared:
+            self.contract["gpu_shared"] = True
         if node_selector:
             self.contract["node_selector"] = node_selector
         if rc:
@@ -375,6 +389,7 @@ class GpuNodePool(pulumi.ComponentResource):
         self.runtime_class_name = pulumi.Output.from_input(runtime_class_name)
         self.priority_class_name = pulumi.Output.from_input(priority_class_name)
         self.node_pool_name = pulumi.Output.from_input(node_pool_name)
+        self.gpu_shared = pulumi.Output.from_input(shared)
         self.register_outputs(
             {
                 "gpu_resource_name": self.gpu_resource_name,
@@ -383,10 +398,11 @@ class GpuNodePool(pulumi.ComponentResource):
                 "runtime_class_name": self.runtime_class_name,
                 "priority_class_name": self.priority_class_name,
                 "node_pool_name": self.node_pool_name,
+                "gpu_shared": self.gpu_shared,
             }
         )
 
-    def _device_plugin(self, name, args, sharing, plugin_config, node_selector, tolerations, rc, child) -> None:
+    def _device_plugin(self, name, args, sharing, plugin_config, node_selector, tolerations, rc, meta_labels, child) -> None:
         chart = versions.NVIDIA_DEVICE_PLUGIN
         # MPS needs the nvidia.com/mps.capable label that GPU feature discovery sets.
         gfd = bool(args.get("gpu_feature_discovery")) or sharing["strategy"] == SharingStrategy.MPS
@@ -414,23 +430,30 @@ class GpuNodePool(pulumi.ComponentResource):
         if gfd:
             values["gfd"] = {"enabled": True}
             values["nfd"] = {"worker": {"tolerations": plugin_tolerations}}
+        ns_name = args.get("namespace") or DEVICE_PLUGIN_NAMESPACE
+        # Created here, not by Helm (createNamespace sets no labels): hostPath and MPS's privileged
+        # daemon need the privileged Pod Security level, as the GPU operator's namespace has.
+        ns = k8s.core.v1.Namespace(
+            f"{name}-device-plugin-ns",
+            metadata={"name": ns_name, "labels": {**meta_labels, **PRIVILEGED_NAMESPACE_LABELS}},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         pinned_release(
             f"{name}-device-plugin",
             chart,
             "nvidia-device-plugin",
-            args.get("namespace") or DEVICE_PLUGIN_NAMESPACE,
-            child,
+            ns_name,
+            pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[ns])),
             values,
-            create_namespace=True,
         )
 
-    def _gpu_operator(self, name, args, sharing, plugin_config, tolerations, meta_labels, child) -> None:
+    def _gpu_operator(self, name, args, sharing, plugin_config, tolerations, meta_labels, child) -> k8s.helm.v3.Release:
         chart = versions.GPU_OPERATOR
         ns_name = args.get("namespace") or GPU_OPERATOR_NAMESPACE
         # The operator's driver and toolkit pods are privileged: its namespace must allow them.
         ns = k8s.core.v1.Namespace(
             f"{name}-gpu-operator-ns",
-            metadata={"name": ns_name, "labels": {**meta_labels, "pod-security.kubernetes.io/enforce": "privileged"}},
+            metadata={"name": ns_name, "labels": {**meta_labels, **PRIVILEGED_NAMESPACE_LABELS}},
             opts=child,
         )
         # No values.yaml fixture is pinned for this chart, so the values stay minimal: only keys
@@ -452,7 +475,7 @@ class GpuNodePool(pulumi.ComponentResource):
             )
             depends.append(cm)
             values["devicePlugin"] = {"config": {"name": f"{name}-gpu-sharing", "default": SHARING_CONFIG_NAME}}
-        pinned_release(
+        return pinned_release(
             f"{name}-gpu-operator",
             chart,
             "gpu-operator",

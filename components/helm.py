@@ -6,6 +6,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
+from .awaits import HELM_TIMEOUT_SECONDS
 from .versions import Chart
 
 
@@ -19,7 +20,10 @@ def pinned_release(
     **release_options,
 ) -> k8s.helm.v3.Release:
     """A ``helm.v3.Release`` of ``chart`` at its pinned version; ``release_options`` are further
-    Release arguments (``create_namespace``, ``atomic``, ``timeout``)."""
+    Release arguments (``create_namespace``, ``atomic``, ``timeout``). Helm waits for the chart's
+    workloads (``--wait``): by default for as long as a new node and the images may take, not
+    Helm's 5 minutes."""
+    release_options.setdefault("timeout", HELM_TIMEOUT_SECONDS)
     return k8s.helm.v3.Release(
         resource_name,
         name=release_name,

@@ -16,6 +16,7 @@ import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
 from . import versions
+from .awaits import SCHEDULING_SECONDS, timeout_annotation
 from .knative_vllm_service import ALL_POD_FEATURES
 from .helm import pinned_release
 from .package import MANAGED_BY, type_token
@@ -25,6 +26,10 @@ KNATIVE_OPERATOR_API = "operator.knative.dev/v1beta1"
 #: The operator installs Serving into the namespace of the KnativeServing resource; Knative's
 #: documentation and tooling expect this one.
 SERVING_NAMESPACE = "knative-serving"
+#: Where the operator runs the data plane a vLLM pod is called from: activator, autoscaler and the
+#: Kourier gateway all run in the KnativeServing's namespace (not ``kourier-system``, where
+#: Knative's release YAMLs put Kourier).
+DATA_PLANE_NAMESPACES = [SERVING_NAMESPACE]
 DEFAULT_OPERATOR_NAMESPACE = "knative-operator"
 KOURIER_INGRESS_CLASS = "kourier.ingress.networking.knative.dev"
 #: Longest request timeout a revision may ask for (Knative's own default is 600 s).
@@ -49,6 +54,8 @@ class KnativeServing(pulumi.ComponentResource):
 
     namespace: pulumi.Output[str]
     """Namespace Knative Serving runs in (activator, autoscaler, Kourier gateway)."""
+    data_plane_namespaces: pulumi.Output[list[str]]
+    """Namespaces a vLLM pod's NetworkPolicy must admit callers from (activator, Kourier gateway)."""
     version: pulumi.Output[str]
     """Installed Knative Serving version."""
     features: pulumi.Output[list[str]]
@@ -87,8 +94,9 @@ class KnativeServing(pulumi.ComponentResource):
                 "name": "knative-serving",
                 "namespace": SERVING_NAMESPACE,
                 "labels": dict(MANAGED_BY),
-                # Services are created only once Serving (its CRDs and webhook) is Ready.
-                "annotations": {"pulumi.com/waitFor": "condition=Ready"},
+                # Services are created only once Serving (its CRDs and webhook) is Ready: its
+                # controllers may need a node and their images.
+                "annotations": {"pulumi.com/waitFor": "condition=Ready", **timeout_annotation(SCHEDULING_SECONDS)},
             },
             spec={
                 "version": versions.KNATIVE_SERVING_VERSION,
@@ -107,12 +115,14 @@ class KnativeServing(pulumi.ComponentResource):
         )
 
         self.namespace = serving.metadata["namespace"]
+        self.data_plane_namespaces = pulumi.Output.from_input(list(DATA_PLANE_NAMESPACES))
         self.version = pulumi.Output.from_input(versions.KNATIVE_SERVING_VERSION)
         self.features = pulumi.Output.from_input(features)
         self.max_revision_timeout_seconds = pulumi.Output.from_input(max_timeout)
         self.register_outputs(
             {
                 "namespace": self.namespace,
+                "data_plane_namespaces": self.data_plane_namespaces,
                 "version": self.version,
                 "features": self.features,
                 "max_revision_timeout_seconds": self.max_revision_timeout_seconds,

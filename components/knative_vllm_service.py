@@ -23,6 +23,7 @@ import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
 from .api_key import api_key_secret
+from .awaits import SCHEDULING_SECONDS, WAIT_FOR_ANNOTATION, knative_await_seconds, timeout_annotation
 from .package import labels, selector_labels, type_token
 from .validation import validate_args
 from .vllm_pod import API_KEY_SECRET_KEY
@@ -38,8 +39,9 @@ from .vllm_pod import (
 from .vllm_service import NetworkArgs, namespace_selector
 
 KNATIVE_SERVING_API = "serving.knative.dev/v1"
-#: Namespaces the Knative data plane runs in: activator and autoscaler (``knative-serving``), the
-#: Kourier gateway (``knative-serving`` when the operator installs it, ``kourier-system`` otherwise).
+#: Namespaces the Knative data plane runs in, for a Knative installed from its release YAMLs:
+#: activator and autoscaler in ``knative-serving``, the Kourier gateway in ``kourier-system``.
+#: (The Knative Operator runs Kourier in ``knative-serving`` too: ``KnativeServing.data_plane_namespaces``.)
 DEFAULT_KNATIVE_NAMESPACES = ["knative-serving", "kourier-system"]
 #: queue-proxy's ports on every Knative pod: HTTP/1, h2c, autoscaler metrics, request metrics.
 QUEUE_PROXY_HTTP_PORT, QUEUE_PROXY_H2C_PORT = 8012, 8013
@@ -78,7 +80,7 @@ DEFAULT_SCALE_DOWN_DELAY = "10m"
 DEFAULT_STABLE_WINDOW = "60s"
 DEFAULT_PANIC_WINDOW_PERCENTAGE = 10.0
 #: Scheduling, possibly a new GPU node, and pulling the ~10 GB vLLM image come before the startup probe's budget.
-PROGRESS_DEADLINE_MARGIN_SECONDS = 600
+PROGRESS_DEADLINE_MARGIN_SECONDS = SCHEDULING_SECONDS
 #: A request may wait out a cold start and then stream for this long.
 GENERATION_SECONDS = 600
 
@@ -279,6 +281,7 @@ class KnativeVllmService(pulumi.ComponentResource):
             **(args.get("pod_annotations") or {}),
             **scaling_annotations(args.get("scaling"), budget, args.get("progress_deadline_seconds")),
         }
+        progress_deadline = args.get("progress_deadline_seconds") or default_progress_deadline(budget)
 
         key_secret, api_key = api_key_secret(name, ns, meta_labels, args.get("api_key"), parent=self)
 
@@ -303,6 +306,9 @@ class KnativeVllmService(pulumi.ComponentResource):
                     **meta_labels,
                     **({"networking.knative.dev/visibility": "cluster-local"} if args.get("cluster_local", True) else {}),
                 },
+                # Awaited like a Deployment: pulumi up ends once the revision is ready (the model loaded,
+                # with initial scale 1) or Knative has failed it at its progress deadline.
+                "annotations": {WAIT_FOR_ANNOTATION: "condition=Ready", **timeout_annotation(knative_await_seconds(progress_deadline))},
             },
             spec={
                 "template": {

@@ -28,8 +28,11 @@ VLLM_E2E_LATENCY_BUCKET = "vllm:e2e_request_latency_seconds_bucket"
 VLLM_QUEUE_TIME_BUCKET = "vllm:request_queue_time_seconds_bucket"
 VLLM_E2E_LATENCY_COUNT = "vllm:e2e_request_latency_seconds_count"
 
-# --- DCGM exporter (label set: gpu, UUID, device, modelName, Hostname, + pod/namespace/container
-# when the exporter maps GPUs to pods) ----------------------------------------------------------
+# --- DCGM exporter (label set: gpu, UUID, pci_bus_id, device, modelName, Hostname, + pod/namespace/
+# container when the exporter maps GPUs to pods) ---------------------------------------------------
+#: The node's name on every DCGM series. dcgm-exporter renamed it to ``hostname`` after 4.8.2: an
+#: upgrade changes this line, and the alerts and dashboards follow (they take it from here).
+DCGM_HOSTNAME_LABEL = "Hostname"
 DCGM_GPU_UTIL = "DCGM_FI_DEV_GPU_UTIL"
 DCGM_FB_USED = "DCGM_FI_DEV_FB_USED"
 DCGM_FB_FREE = "DCGM_FI_DEV_FB_FREE"
@@ -38,7 +41,7 @@ DCGM_POWER_USAGE = "DCGM_FI_DEV_POWER_USAGE"
 DCGM_XID_ERRORS = "DCGM_FI_DEV_XID_ERRORS"
 
 VLLM_METRICS = {v for k, v in dict(globals()).items() if k.startswith("VLLM_") and k != "VLLM_MODEL_LABEL"}
-DCGM_METRICS = {v for k, v in dict(globals()).items() if k.startswith("DCGM_")}
+DCGM_METRICS = {v for k, v in dict(globals()).items() if k.startswith("DCGM_") and not k.endswith("_LABEL")}
 
 # --- kube-state-metrics (shipped with kube-prometheus-stack) and Prometheus' own scrape series --
 #: Job failure condition (labels: namespace, job_name, condition="true"|"false"|"unknown").

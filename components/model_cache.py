@@ -9,11 +9,16 @@ import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
 from . import versions
+from .awaits import job_await_seconds, skip_await_annotation, timeout_annotation
 from .package import labels, type_token
 from .validation import validate_args
 from .vllm_pod import CACHE_MOUNT_PATH, COMPLETE_MARKER, CONTAINER_SECURITY_CONTEXT, POD_SECURITY_CONTEXT
 
 HF_TOKEN_SECRET_KEY = "token"
+#: ``app.kubernetes.io/name`` of the cache's objects and download pods: not the servers' ``vllm``,
+#: so the servers' Service, PodDisruptionBudget, NetworkPolicy and PodMonitor never select them.
+CACHE_APP = "model-cache"
+DEFAULT_DOWNLOAD_DEADLINE_SECONDS = 3600
 
 
 class AccessMode(str, Enum):
@@ -93,7 +98,8 @@ class ModelCache(pulumi.ComponentResource):
         args = validate_args("ModelCache", name, args, ModelCacheArgs)
         super().__init__(type_token("ModelCache"), name, {}, opts)
         ns = args["namespace"]
-        meta_labels = labels(name, "model-cache")
+        meta_labels = labels(name, "model-cache", app=CACHE_APP)
+        deadline = args.get("active_deadline_seconds", DEFAULT_DOWNLOAD_DEADLINE_SECONDS)
         path = model_dir(args["model"], args["revision"])
         child = pulumi.ResourceOptions(parent=self)
 
@@ -105,7 +111,7 @@ class ModelCache(pulumi.ComponentResource):
                 "labels": meta_labels,
                 # With WaitForFirstConsumer classes the claim binds only when the Job mounts it;
                 # awaiting Bound here would deadlock.
-                "annotations": {"pulumi.com/skipAwait": "true"},
+                "annotations": skip_await_annotation(),
             },
             spec={
                 "accessModes": [AccessMode(args.get("access_mode", AccessMode.READ_WRITE_MANY)).value],
@@ -138,10 +144,16 @@ class ModelCache(pulumi.ComponentResource):
 
         job = k8s.batch.v1.Job(
             f"{name}-download",
-            metadata={"name": f"{name}-download", "namespace": ns, "labels": meta_labels},
+            metadata={
+                "name": f"{name}-download",
+                "namespace": ns,
+                "labels": meta_labels,
+                # Awaited until complete (servers depend on it) for as long as the download may take.
+                "annotations": timeout_annotation(job_await_seconds(deadline)),
+            },
             spec={
                 "backoffLimit": args.get("backoff_limit", 4),
-                "activeDeadlineSeconds": args.get("active_deadline_seconds", 3600),
+                "activeDeadlineSeconds": deadline,
                 "template": {
                     "metadata": {"labels": meta_labels},
                     "spec": {

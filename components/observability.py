@@ -40,6 +40,13 @@ DASHBOARD_LABEL = ("grafana_dashboard", "1")
 #: Node label GPU Feature Discovery puts on GPU nodes; the DCGM exporter's node selector when
 #: the scheduling contract has none (the exporter crashes on a node without a GPU).
 GPU_PRESENT_LABEL = {"nvidia.com/gpu.present": "true"}
+#: API of the Prometheus Operator's monitors and rules (CRDs installed by kube-prometheus-stack).
+MONITORING_API = "monitoring.coreos.com/v1"
+#: dcgm-exporter 4.8.x settings (environment of its container) for GPUs handed out under another
+#: resource name than ``nvidia.com/gpu``/``nvidia.com/mig-*``, and for shared GPUs (device ids
+#: ``<uuid>::<n>``): without them it maps no GPU to the pod using it.
+DCGM_RESOURCE_NAMES_ENV = "NVIDIA_RESOURCE_NAMES"
+DCGM_VIRTUAL_GPUS_ENV = "KUBERNETES_VIRTUAL_GPUS"
 #: Port name the Knative queue-proxy sidecar leaves to the user container (Knative renames ports).
 KNATIVE_USER_PORT = "user-port"
 
@@ -189,6 +196,9 @@ class Observability(pulumi.ComponentResource):
     """Namespace of the monitoring objects."""
     rule_name: pulumi.Output[str]
     """Name of the PrometheusRule holding the alerts."""
+    prometheus_operator_api: pulumi.Output[str]
+    """API version of the Prometheus Operator's monitors (``monitoring.coreos.com/v1``), known once
+    its CRDs are installed: give it to whatever installs monitors of its own (``GpuAutoscaling``)."""
 
     def __init__(self, name: str, args: ObservabilityArgs, opts: Optional[pulumi.ResourceOptions] = None):
         # Checked before registering: bad args register nothing.
@@ -245,7 +255,9 @@ class Observability(pulumi.ComponentResource):
             deps.append(stack)  # the chart installs the Prometheus Operator CRDs the objects below use
             prometheus_url = f"http://{stack_release}-prometheus.{ns_name}.svc.cluster.local:9090"
             grafana_url: Optional[str] = f"http://{stack_release}-grafana.{ns_name}.svc.cluster.local"
+            operator_api: pulumi.Input[str] = stack.name.apply(lambda _: MONITORING_API)
         else:
+            operator_api = MONITORING_API  # an existing Prometheus Operator: its CRDs are there
             prometheus_url = args.get("prometheus_url") or f"http://{stack_release}-prometheus.{ns_name}.svc.cluster.local:9090"
             grafana_url = args.get("grafana_url")
         after_stack = pulumi.ResourceOptions(parent=self, depends_on=list(deps))
@@ -264,7 +276,14 @@ class Observability(pulumi.ComponentResource):
                     "additionalLabels": monitor_labels,
                 },
             }
+            # The pool's GPU resource name (and, shared, its replica devices) so that the exporter maps
+            # each GPU to the pods using it: otherwise per-pod panels and alerts stay empty.
+            dcgm_env = [{"name": DCGM_RESOURCE_NAMES_ENV, "value": contract["gpu_resource_name"]}]
+            if contract.get("gpu_shared"):
+                dcgm_env.append({"name": DCGM_VIRTUAL_GPUS_ENV, "value": "true"})
+            dcgm_values["extraEnv"] = dcgm_env
             if contract.get("runtime_class_name"):
+                # An output of whatever provides the RuntimeClass (GpuNodePool): the release waits for it.
                 dcgm_values["runtimeClassName"] = contract["runtime_class_name"]
             _pinned(f"{name}-dcgm-exporter", DCGM_EXPORTER, names["dcgm_exporter_release"], ns_name, dcgm_values, after_stack)
 
@@ -327,6 +346,7 @@ class Observability(pulumi.ComponentResource):
         self.grafana_admin_password = pulumi.Output.secret(admin_password) if admin_password is not None else pulumi.Output.from_input(None)
         self.namespace = pulumi.Output.from_input(ns)
         self.rule_name = rule.metadata["name"]
+        self.prometheus_operator_api = pulumi.Output.from_input(operator_api)
         self.register_outputs(
             {
                 "prometheus_url": self.prometheus_url,
@@ -334,6 +354,7 @@ class Observability(pulumi.ComponentResource):
                 "grafana_admin_password": self.grafana_admin_password,
                 "namespace": self.namespace,
                 "rule_name": self.rule_name,
+                "prometheus_operator_api": self.prometheus_operator_api,
             }
         )
 

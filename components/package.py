@@ -13,11 +13,25 @@ def type_token(cls_name: str) -> str:
     return f"{PACKAGE}:index:{cls_name}"
 
 
-def labels(name: str, component: str) -> dict[str, str]:
+#: ``app.kubernetes.io/name`` of vLLM server pods (the PodMonitor selects it). Only server pods
+#: carry it: anything else of a model (the download Job's pods) has a name of its own, so no
+#: Service, PodDisruptionBudget or NetworkPolicy of the servers selects it.
+SERVER_APP = "vllm"
+#: ``app.kubernetes.io/component`` of the server pods.
+SERVER_COMPONENT = "server"
+
+
+def labels(name: str, component: str, app: str = SERVER_APP) -> dict[str, str]:
     """Recommended labels; ``selector_labels`` is the stable subset used in selectors."""
-    return {**selector_labels(name), "app.kubernetes.io/component": component, **MANAGED_BY}
+    return {**selector_labels(name, app), "app.kubernetes.io/component": component, **MANAGED_BY}
 
 
-def selector_labels(name: str) -> dict[str, str]:
+def selector_labels(name: str, app: str = SERVER_APP) -> dict[str, str]:
     # Selectors are immutable on Deployments: keep them to the name, never to versions.
-    return {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": name}
+    return {"app.kubernetes.io/name": app, "app.kubernetes.io/instance": name}
+
+
+def server_pod_selector(name: str) -> dict[str, str]:
+    """Labels only a model's server pods carry: what a PodDisruptionBudget selects. (Its
+    selector may change in place, unlike the Deployment's, which stays ``selector_labels``.)"""
+    return {**selector_labels(name), "app.kubernetes.io/component": SERVER_COMPONENT}

@@ -39,6 +39,9 @@ class SchedulingContractArgs(TypedDict):
     """RuntimeClass for GPU pods (``nvidia`` where containerd needs the NVIDIA runtime selected)."""
     priority_class_name: NotRequired[pulumi.Input[str]]
     """PriorityClass for serving pods."""
+    gpu_shared: NotRequired[bool]
+    """Pods share physical GPUs (time-slicing or MPS): the device plugin hands each one a replica
+    of a GPU (device id ``<uuid>::<n>``), which the DCGM exporter must be told to map to pods."""
 
 
 def default_contract() -> SchedulingContractArgs:

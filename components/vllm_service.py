@@ -7,7 +7,8 @@ import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
 from .api_key import api_key_secret
-from .package import labels, selector_labels, type_token
+from .awaits import deployment_await_seconds, pod_ready_seconds, skip_await_annotation, startup_probe_seconds, timeout_annotation
+from .package import labels, selector_labels, server_pod_selector, type_token
 from .validation import validate_args
 from .vllm_pod import API_KEY_SECRET_KEY
 from .wiring import ServerFacts, register_server
@@ -62,6 +63,9 @@ class VllmServiceArgs(TypedDict):
     autoscaled: NotRequired[bool]
     """An autoscaler (KEDA's HPA) owns the replica count: ``spec.replicas`` is left unset, so a
     later ``pulumi up`` never resets what the autoscaler chose (default false)."""
+    max_replicas: NotRequired[int]
+    """With ``autoscaled``: the most replicas the autoscaler may run (default ``replicas``); a
+    rollout replaces them in waves, and ``pulumi up`` waits for all of them."""
     image: NotRequired[pulumi.Input[str]]
     """vLLM image (default: the pinned, verified one)."""
     resources: NotRequired[ResourcesArgs]
@@ -126,20 +130,29 @@ class VllmService(pulumi.ComponentResource):
         ]
         rollout = args.get("rollout") or {}
         max_unavailable = rollout.get("max_unavailable", 1)
+        max_surge = rollout.get("max_surge", 0)
+        budget = startup_probe_seconds(pod_spec)  # the startup probe's budget, as the pod carries it
+        most_replicas = args.get("max_replicas", args.get("replicas", 1)) if args.get("autoscaled") else args.get("replicas", 1)
 
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deploy",
-            metadata={"name": name, "namespace": ns, "labels": meta_labels},
+            metadata={
+                "name": name,
+                "namespace": ns,
+                "labels": meta_labels,
+                # pulumi up waits for the rollout: every wave may need a node, the image and the whole startup budget.
+                "annotations": timeout_annotation(deployment_await_seconds(budget, most_replicas, max_surge, max_unavailable)),
+            },
             spec={
                 **({} if args.get("autoscaled") else {"replicas": args.get("replicas", 1)}),
                 "selector": {"matchLabels": sel},
                 # maxSurge 0: the new pod takes the old one's GPU, so a rollout never waits for a spare GPU.
                 "strategy": {
                     "type": "RollingUpdate",
-                    "rollingUpdate": {"maxSurge": rollout.get("max_surge", 0), "maxUnavailable": max_unavailable},
+                    "rollingUpdate": {"maxSurge": max_surge, "maxUnavailable": max_unavailable},
                 },
-                # Model loading counts against the deadline; the startup probe has the real budget.
-                "progressDeadlineSeconds": max(600, (args.get("startup_budget_seconds") or 1800) + 300),
+                # A new pod may wait for a node and the image before its startup budget even starts.
+                "progressDeadlineSeconds": pod_ready_seconds(budget),
                 "template": {
                     "metadata": {"labels": meta_labels, "annotations": args.get("pod_annotations") or {}},
                     "spec": pod_spec,
@@ -150,7 +163,9 @@ class VllmService(pulumi.ComponentResource):
 
         service = k8s.core.v1.Service(
             f"{name}-svc",
-            metadata={"name": name, "namespace": ns, "labels": meta_labels},
+            # Not awaited: the Deployment's await already proves the pods ready, and a Service of a
+            # model scaled to zero has no endpoint to wait for.
+            metadata={"name": name, "namespace": ns, "labels": meta_labels, "annotations": skip_await_annotation()},
             spec={
                 "type": "ClusterIP",
                 "selector": sel,
@@ -162,7 +177,9 @@ class VllmService(pulumi.ComponentResource):
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
             metadata={"name": name, "namespace": ns, "labels": meta_labels},
-            spec={"maxUnavailable": max_unavailable, "selector": {"matchLabels": sel}},
+            # Server pods only: a selector that also matched the download Job's pods would leave
+            # the disruption controller without a scale to count, allowing no eviction at all.
+            spec={"maxUnavailable": max_unavailable, "selector": {"matchLabels": server_pod_selector(name)}},
             opts=child,
         )
 

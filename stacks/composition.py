@@ -6,7 +6,7 @@ import pulumi_random as random
 
 from llmstack_k8s.gpu_autoscaling import GpuAutoscaling
 from llmstack_k8s.gpu_node_pool import GpuNodePool
-from llmstack_k8s.knative_serving import KnativeServing
+from llmstack_k8s.knative_serving import DATA_PLANE_NAMESPACES as KNATIVE_INSTALLED_NAMESPACES, KnativeServing
 from llmstack_k8s.knative_vllm_service import ALL_POD_FEATURES as KNATIVE_INSTALLED_FEATURES, KnativeVllmService
 from llmstack_k8s.model_cache import ModelCache
 from llmstack_k8s.observability import Observability
@@ -68,9 +68,13 @@ def build(cfg: StackConfig) -> dict:
     knative_models = [m for m in cfg.models if m.serving == "knative"]
     knative_install = None
     knative_features = list(cfg.knative.features)
+    knative_namespaces = list(cfg.knative.namespaces)
     if knative_models and cfg.knative.install:
         knative_install = KnativeServing("knative", {}, opts=on_cluster)
         knative_features = sorted(KNATIVE_INSTALLED_FEATURES)
+        # The operator runs Kourier beside the activator; namespaces named in the stack file are added.
+        explicit = list(cfg.knative.namespaces) if "namespaces" in cfg.knative.model_fields_set else []
+        knative_namespaces = sorted(set(KNATIVE_INSTALLED_NAMESPACES) | set(explicit))
     # --- end knative ---
 
     models = {}
@@ -118,7 +122,7 @@ def build(cfg: StackConfig) -> dict:
                     "progress_deadline_seconds": k.progress_deadline_seconds,
                     "request_timeout_seconds": k.request_timeout_seconds,
                     "enabled_features": knative_features,
-                    "knative_namespaces": list(cfg.knative.namespaces),
+                    "knative_namespaces": knative_namespaces,
                     "network": {"monitoring_namespaces": list(cfg.network.monitoring_namespaces)},
                     **({"image": m.image} if m.image else {}),
                     **({"shm_size": m.shm_size} if m.shm_size else {}),
@@ -140,6 +144,7 @@ def build(cfg: StackConfig) -> dict:
                 "cache_claim_name": cache.claim_name,
                 "replicas": m.replicas,
                 "autoscaled": m.autoscaling is not None,
+                **({"max_replicas": m.autoscaling.max_replicas} if m.autoscaling is not None else {}),
                 "resources": {"cpu": m.resources.cpu, "memory": m.resources.memory},
                 "startup_budget_seconds": m.startup_budget,
                 "api_key": api_key.result,
@@ -231,6 +236,8 @@ def build(cfg: StackConfig) -> dict:
                 "prometheus_url": cfg.autoscaling.prometheus_url,
                 # kube-prometheus-stack's default ServiceMonitor selector
                 "service_monitor_labels": {"release": "kube-prometheus-stack"},
+                # KEDA's ServiceMonitors need the Prometheus Operator's CRDs: install KEDA after them.
+                "prometheus_operator_api": observability.prometheus_operator_api,
             },
             opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, *scaled_servers]),
         )

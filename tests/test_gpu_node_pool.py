@@ -70,7 +70,8 @@ def test_whole_gpus_by_default(mocks):
     assert pool.contract["gpu_resource_name"] == "nvidia.com/gpu"
     assert pool.contract["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in values["tolerations"]
-    assert not objects(mocks), "no RuntimeClass, PriorityClass or NodePool unless asked"
+    kinds = [o["kind"] for o in objects(mocks)]
+    assert kinds == ["Namespace"], "no RuntimeClass, PriorityClass or NodePool unless asked (only the plugin's namespace)"
 
 
 def test_time_slicing_renames_the_resource_and_refuses_multi_share_requests(mocks):

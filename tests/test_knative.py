@@ -9,6 +9,7 @@ from schemas import validate_object
 
 from llmstack_k8s import knative_vllm_service as kn
 from llmstack_k8s import versions
+from llmstack_k8s.knative_serving import DATA_PLANE_NAMESPACES
 from llmstack_k8s.vllm_pod import DEPLOYMENT_DRAIN_LIFECYCLE, HTTP_PORT, knative_pod_spec, vllm_container
 
 MODEL = {
@@ -175,8 +176,10 @@ def test_network_policy_admits_knative_data_plane_and_prometheus_only():
     for rule in np["spec"]["ingress"]:
         names = frozenset(v for s in rule["from"] for e in s.get("namespaceSelector", {}).get("matchExpressions", []) for v in e["values"])
         rules[names] = {p["port"] for p in rule["ports"]}
-    assert kn.QUEUE_PROXY_HTTP_PORT in rules[frozenset(kn.DEFAULT_KNATIVE_NAMESPACES)]
-    assert HTTP_PORT not in rules[frozenset(kn.DEFAULT_KNATIVE_NAMESPACES)], "clients go through queue-proxy, never straight to vLLM"
+    # Installed by the operator: activator, autoscaler and Kourier all run in knative-serving.
+    data_plane = frozenset(DATA_PLANE_NAMESPACES)
+    assert kn.QUEUE_PROXY_HTTP_PORT in rules[data_plane]
+    assert HTTP_PORT not in rules[data_plane], "clients go through queue-proxy, never straight to vLLM"
     assert rules[frozenset({"monitoring"})] == {HTTP_PORT, kn.QUEUE_PROXY_USER_METRICS_PORT}
     # The pods it guards are the Knative Service's.
     pod_labels = ksvc(r)["spec"]["template"]["metadata"]["labels"]

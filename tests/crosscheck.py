@@ -1,0 +1,568 @@
+"""Cross-object checks over a whole rendered stack: what selects what, what refers to what,
+who may reach whom, and whether ``pulumi up`` waits long enough.
+
+Schema validation sees one object at a time; these rules see them together. Every rule is a plain
+function over a list of manifests (Kubernetes objects as dicts, plus Helm releases as ``kind:
+Release`` manifests, the shape ``llmstack_k8s.testing.to_manifest`` gives a Release registration)
+and a ``Declared`` (what the stack says exists outside it, and who calls and scrapes it). Each
+returns a list of problems, one sentence each naming the object: empty means fine. Nothing here
+knows our stack files, so a policy pack (or a test of another program) can run the same rules.
+
+    problems = check_all(manifests, Declared(namespaces={"default"}, scrapers=("monitoring",)))
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Optional
+
+from llmstack_k8s.awaits import (
+    DEFAULT_AWAIT_SECONDS,
+    DEFAULT_HELM_TIMEOUT_SECONDS,
+    SCHEDULING_SECONDS,
+    SKIP_AWAIT_ANNOTATION,
+    TIMEOUT_ANNOTATION,
+    WAIT_FOR_ANNOTATION,
+    startup_probe_seconds as startup_seconds,
+)
+from llmstack_k8s.knative_vllm_service import QUEUE_PROXY_HTTP_PORT
+from llmstack_k8s.observability import DCGM_RESOURCE_NAMES_ENV, DCGM_VIRTUAL_GPUS_ENV
+from llmstack_k8s.scheduling import WHOLE_GPU_RESOURCE
+from llmstack_k8s.testing import RELEASE_TYPE, Rendered, to_manifest
+
+#: Kinds that live outside any namespace (a namespace on them is ignored by the API server).
+CLUSTER_SCOPED = frozenset({
+    "Namespace", "Node", "PersistentVolume", "PriorityClass", "RuntimeClass", "StorageClass", "CSIDriver",
+    "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "APIService", "IngressClass",
+    "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding", "PriorityLevelConfiguration", "FlowSchema", "GatewayClass",
+    "NodePool", "EC2NodeClass", "AKSNodeClass", "ClusterTriggerAuthentication", "VolumeSnapshotClass",
+})
+#: Controllers the disruption controller can count through a scale (a PDB with maxUnavailable or a
+#: percentage needs one); a Knative Service's pods belong to its revisions' Deployments.
+SCALABLE = frozenset({"Deployment", "StatefulSet", "ReplicaSet", "ReplicationController", "KnativeService"})
+KNATIVE_SERVICE_API = "serving.knative.dev/v1"
+#: The port name Knative gives the user container's port on the pods it creates.
+KNATIVE_USER_PORT = "user-port"
+#: Knative's default ``serving.knative.dev/progress-deadline``.
+KNATIVE_DEFAULT_PROGRESS_DEADLINE = 600
+#: KEDA's default ``maxReplicaCount``.
+KEDA_DEFAULT_MAX_REPLICAS = 100
+#: The dcgm-exporter chart's name (releases of it are checked against the GPUs pods request).
+DCGM_CHART = "dcgm-exporter"
+SHARED_RESOURCE_SUFFIX = ".shared"
+MIG_RESOURCE_PREFIX = "nvidia.com/mig-"
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What the stack relies on but does not create, and who it expects to reach its pods."""
+
+    namespaces: frozenset = frozenset()
+    """Namespaces that exist already (clients', an existing Prometheus', an existing Knative's)."""
+    objects: frozenset = frozenset()
+    """``(kind, namespace or None, name)`` of objects created outside the stack (a RuntimeClass the
+    GPU operator makes, a Secret the user creates)."""
+    scrapers: tuple = ()
+    """Namespaces Prometheus scrapes from (every PodMonitor/ServiceMonitor of the stack)."""
+    callers: tuple = ()
+    """Namespaces whose clients call every Service of the stack on its ports."""
+    knative_data_plane: tuple = ()
+    """Namespaces of Knative's activator and ingress gateway (they call Knative pods' queue-proxy)."""
+    http_interceptors: tuple = ()
+    """Namespaces of the KEDA HTTP add-on's interceptor (it calls every HTTPScaledObject's Service)."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    """An object with a pod template."""
+
+    kind: str  # "KnativeService" for serving.knative.dev Services
+    namespace: str
+    name: str
+    labels: dict
+    pod: dict
+    obj: dict
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Flow:
+    """Traffic the stack expects: pods in ``source`` reach ``target``'s pods on ``port``."""
+
+    source: str
+    target: Workload
+    port: int
+    why: str
+
+
+# --- reading manifests -------------------------------------------------------------------------
+
+
+def manifests_of(rendered: Rendered) -> list[dict]:
+    """Every object of a render plus its Helm releases (as ``kind: Release`` manifests)."""
+    releases = [to_manifest(r) for r in rendered.registrations if r.type == RELEASE_TYPE]
+    return [*rendered.objects, *releases]
+
+
+def meta(obj: dict) -> dict:
+    return obj.get("metadata") or {}
+
+
+def namespace_of(obj: dict) -> Optional[str]:
+    return obj.get("namespace") if obj["kind"] == "Release" else meta(obj).get("namespace")
+
+
+def name_of(obj: dict) -> str:
+    return obj.get("name") if obj["kind"] == "Release" else meta(obj).get("name")
+
+
+def ident(obj: dict) -> str:
+    ns = namespace_of(obj)
+    return f"{obj['kind']} {ns + '/' if ns else ''}{name_of(obj)}"
+
+
+def annotations(obj: dict) -> dict:
+    return meta(obj).get("annotations") or {}
+
+
+def is_knative_service(obj: dict) -> bool:
+    return obj["kind"] == "Service" and obj.get("apiVersion") == KNATIVE_SERVICE_API
+
+
+def is_core_service(obj: dict) -> bool:
+    return obj["kind"] == "Service" and obj.get("apiVersion") == "v1"
+
+
+def workloads(manifests: Iterable[dict]) -> list[Workload]:
+    out = []
+    for o in manifests:
+        kind = o["kind"]
+        if is_knative_service(o):
+            kind, template = "KnativeService", (o.get("spec") or {}).get("template")
+        elif kind == "CronJob":
+            template = (((o.get("spec") or {}).get("jobTemplate") or {}).get("spec") or {}).get("template")
+        elif kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "ReplicationController"):
+            template = (o.get("spec") or {}).get("template")
+        else:
+            continue
+        if template:
+            out.append(Workload(kind, namespace_of(o), name_of(o), dict(meta(template).get("labels") or {}),
+                                template.get("spec") or {}, o))
+    return out
+
+
+def containers(pod: dict) -> list[dict]:
+    return [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
+
+
+def matches(selector: Optional[dict], labels: dict) -> bool:
+    """A LabelSelector (``matchLabels``/``matchExpressions``) against labels; empty selects all."""
+    selector = selector or {}
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        key, op, values = e["key"], e["operator"], e.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def selected(manifests: list[dict], namespace: str, selector: dict) -> list[Workload]:
+    return [w for w in workloads(manifests) if w.namespace == namespace and matches(selector, w.labels)]
+
+
+def named_ports(w: Workload) -> dict[str, int]:
+    """Port name -> number on the pods of a workload (Knative renames the user container's port)."""
+    if w.kind == "KnativeService":
+        ports = [p for c in w.pod.get("containers") or [] for p in c.get("ports") or []]
+        return {KNATIVE_USER_PORT: ports[0]["containerPort"]} if ports else {}
+    return {p["name"]: p["containerPort"] for c in containers(w.pod) for p in c.get("ports") or [] if p.get("name")}
+
+
+def resolve_port(w: Workload, port) -> Optional[int]:
+    return port if isinstance(port, int) else named_ports(w).get(port)
+
+
+def created_namespaces(manifests: Iterable[dict]) -> set[str]:
+    out = {name_of(o) for o in manifests if o["kind"] == "Namespace"}
+    return out | {namespace_of(o) for o in manifests if o["kind"] == "Release" and o.get("createNamespace")}
+
+
+def existing(manifests: Iterable[dict], declared: Declared) -> set[tuple]:
+    have = {(o["kind"], None if o["kind"] in CLUSTER_SCOPED else namespace_of(o), name_of(o)) for o in manifests}
+    return have | set(declared.objects)
+
+
+def skips_await(obj: dict) -> bool:
+    if obj["kind"] == "Release":
+        return bool(obj.get("skipAwait"))
+    return str(annotations(obj).get(SKIP_AWAIT_ANNOTATION, "")).lower() == "true"
+
+
+def await_seconds(obj: dict) -> int:
+    """How long pulumi-kubernetes waits for the object (``customTimeouts`` are not rendered)."""
+    if obj["kind"] == "Release":
+        return int(obj.get("timeout") or DEFAULT_HELM_TIMEOUT_SECONDS)
+    value = annotations(obj).get(TIMEOUT_ANNOTATION)
+    return int(value) if value is not None else DEFAULT_AWAIT_SECONDS
+
+
+def autoscaler_max(manifests: list[dict], w: Workload) -> Optional[int]:
+    """The most replicas a ScaledObject / HPA may give a workload."""
+    for o in manifests:
+        if namespace_of(o) != w.namespace:
+            continue
+        spec = o.get("spec") or {}
+        target = spec.get("scaleTargetRef") or {}
+        if o["kind"] == "ScaledObject" and target.get("name") == w.name and target.get("kind", "Deployment") == w.kind:
+            return spec.get("maxReplicaCount", KEDA_DEFAULT_MAX_REPLICAS)
+        if o["kind"] == "HorizontalPodAutoscaler" and target.get("name") == w.name and target.get("kind") == w.kind:
+            return spec.get("maxReplicas")
+    return None
+
+
+def scales_to_zero(manifests: list[dict], w: Workload) -> bool:
+    return any(
+        o["kind"] == "ScaledObject" and namespace_of(o) == w.namespace
+        and (o.get("spec") or {}).get("scaleTargetRef", {}).get("name") == w.name
+        and (o.get("spec") or {}).get("minReplicaCount", 0) == 0
+        for o in manifests
+    )
+
+
+# --- rules ---------------------------------------------------------------------------------------
+
+
+def pdbs_select_one_scalable_controller(manifests: list[dict], declared: Declared = Declared()) -> list[str]:
+    """A PodDisruptionBudget that selects no pods protects nothing; one that selects the pods of a
+    Job (or of two controllers) leaves the disruption controller without a scale to count, and it
+    then allows no eviction at all: drains, node upgrades and consolidation block forever."""
+    problems = []
+    for pdb in (o for o in manifests if o["kind"] == "PodDisruptionBudget"):
+        owners = selected(manifests, namespace_of(pdb), (pdb.get("spec") or {}).get("selector"))
+        if not owners:
+            problems.append(f"{ident(pdb)} selects no pods of the stack")
+        elif len(owners) > 1 or owners[0].kind not in SCALABLE:
+            problems.append(
+                f"{ident(pdb)} selects pods of {', '.join(map(str, owners))}: it must select the pods of exactly one "
+                "scalable controller, or the disruption controller allows no eviction"
+            )
+    return problems
+
+
+def services_select_templates(manifests: list[dict], declared: Declared = Declared()) -> list[str]:
+    """A Service selects pods of a template in the stack, only templates that serve its target
+    ports; an ExternalName Service names a Service the stack (or a release of it) provides."""
+    problems = []
+    services = {(namespace_of(o), name_of(o)) for o in manifests if is_core_service(o)}
+    release_namespaces = {namespace_of(o) for o in manifests if o["kind"] == "Release"}
+    for svc in (o for o in manifests if is_core_service(o)):
+        spec = svc.get("spec") or {}
+        if spec.get("type") == "ExternalName":
+            host = spec.get("externalName", "")
+            parts = host.split(".")
+            if host.endswith(".svc.cluster.local") and len(parts) == 5:
+                target = (parts[1], parts[0])
+                known = target in services or ("Service", parts[1], parts[0]) in declared.objects
+                if not known and parts[1] not in release_namespaces:
+                    problems.append(f"{ident(svc)} points at {host}, which nothing in the stack provides")
+            continue
+        if not spec.get("selector"):
+            continue  # endpoints managed by hand
+        pods = selected(manifests, namespace_of(svc), {"matchLabels": spec["selector"]})
+        if not pods:
+            problems.append(f"{ident(svc)} selects no pod template of the stack ({spec['selector']})")
+        for w in pods:
+            for port in spec.get("ports") or []:
+                target = port.get("targetPort", port.get("port"))
+                if isinstance(target, str) and resolve_port(w, target) is None:
+                    problems.append(f"{ident(svc)} selects pods of {w}, which have no port named {target!r}")
+    return problems
+
+
+def references_exist(manifests: list[dict], declared: Declared = Declared()) -> list[str]:
+    """Every Secret, ConfigMap, PVC, RuntimeClass and PriorityClass a pod refers to, and every
+    object a scaler targets, exists in the stack (in the pod's namespace) or is declared external."""
+    have = existing(manifests, declared)
+    problems = []
+
+    def need(kind: str, ns: Optional[str], name, who: str, optional: bool = False) -> None:
+        if name and not optional and (kind, ns, name) not in have:
+            problems.append(f"{who} refers to {kind} {ns + '/' if ns else ''}{name}, which the stack neither creates nor declares")
+
+    for w in workloads(manifests):
+        ns, who, pod = w.namespace, str(w), w.pod
+        for v in pod.get("volumes") or []:
+            need("Secret", ns, (v.get("secret") or {}).get("secretName"), who, (v.get("secret") or {}).get("optional", False))
+            need("ConfigMap", ns, (v.get("configMap") or {}).get("name"), who, (v.get("configMap") or {}).get("optional", False))
+            need("PersistentVolumeClaim", ns, (v.get("persistentVolumeClaim") or {}).get("claimName"), who)
+            for src in (v.get("projected") or {}).get("sources") or []:
+                need("Secret", ns, (src.get("secret") or {}).get("name"), who, (src.get("secret") or {}).get("optional", False))
+                need("ConfigMap", ns, (src.get("configMap") or {}).get("name"), who, (src.get("configMap") or {}).get("optional", False))
+        for c in containers(pod):
+            for e in c.get("env") or []:
+                ref = e.get("valueFrom") or {}
+                for key, kind in (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap")):
+                    if key in ref:
+                        need(kind, ns, ref[key].get("name"), who, ref[key].get("optional", False))
+            for e in c.get("envFrom") or []:
+                for key, kind in (("secretRef", "Secret"), ("configMapRef", "ConfigMap")):
+                    if key in e:
+                        need(kind, ns, e[key].get("name"), who, e[key].get("optional", False))
+        for s in pod.get("imagePullSecrets") or []:
+            need("Secret", ns, s.get("name"), who)
+        need("RuntimeClass", None, pod.get("runtimeClassName"), who)
+        need("PriorityClass", None, pod.get("priorityClassName"), who)
+    for o in manifests:
+        spec = o.get("spec") or {}
+        if o["kind"] in ("ScaledObject", "HTTPScaledObject"):
+            target = spec.get("scaleTargetRef") or {}
+            need(target.get("kind", "Deployment"), namespace_of(o), target.get("name"), ident(o))
+            if o["kind"] == "HTTPScaledObject":
+                need("Service", namespace_of(o), target.get("service"), ident(o))
+    return problems
+
+
+def namespaces_exist(manifests: list[dict], declared: Declared = Declared()) -> list[str]:
+    """Every namespaced object lands in a namespace the stack creates (a Namespace, or a Helm
+    release's createNamespace) or declares; so does every namespace a monitor or NetworkPolicy names."""
+    known = created_namespaces(manifests) | set(declared.namespaces)
+    problems = []
+    for o in manifests:
+        if o["kind"] in CLUSTER_SCOPED:
+            continue
+        ns = namespace_of(o)
+        if not ns:
+            problems.append(f"{ident(o)} has no namespace: it would land in whatever the provider's default is")
+        elif ns not in known:
+            problems.append(f"{ident(o)} lands in namespace {ns!r}, which the stack neither creates nor declares")
+    for o in manifests:
+        spec = o.get("spec") or {}
+        named: list[str] = []
+        if o["kind"] in ("PodMonitor", "ServiceMonitor"):
+            named += (spec.get("namespaceSelector") or {}).get("matchNames") or []
+        if o["kind"] == "NetworkPolicy":
+            for rule in [*(spec.get("ingress") or []), *(spec.get("egress") or [])]:
+                for peer in [*(rule.get("from") or []), *(rule.get("to") or [])]:
+                    named += _namespace_names((peer.get("namespaceSelector") or {}))
+        for ns in sorted(set(named) - known):
+            problems.append(f"{ident(o)} names namespace {ns!r}, which the stack neither creates nor declares")
+    return problems
+
+
+def _namespace_names(selector: dict) -> list[str]:
+    names = [v for k, v in (selector.get("matchLabels") or {}).items() if k == "kubernetes.io/metadata.name"]
+    for e in selector.get("matchExpressions") or []:
+        if e["key"] == "kubernetes.io/metadata.name" and e["operator"] == "In":
+            names += e.get("values") or []
+    return names
+
+
+def declared_flows(manifests: list[dict], declared: Declared) -> list[Flow]:
+    """The traffic the declaration implies: Prometheus scraping every monitored pod on its metrics
+    port, callers reaching every Service's pods on its target ports, Knative's data plane reaching
+    queue-proxy, the KEDA HTTP interceptor reaching the Services it routes to."""
+    flows: list[Flow] = []
+    by_name = {(namespace_of(o), name_of(o)): o for o in manifests if is_core_service(o)}
+    for mon in (o for o in manifests if o["kind"] in ("PodMonitor", "ServiceMonitor")):
+        spec = mon.get("spec") or {}
+        names = (spec.get("namespaceSelector") or {}).get("matchNames") or [namespace_of(mon)]
+        for ns in names:
+            if mon["kind"] == "PodMonitor":
+                for w in selected(manifests, ns, spec.get("selector")):
+                    for ep in spec.get("podMetricsEndpoints") or []:
+                        port = resolve_port(w, ep.get("port") or ep.get("targetPort"))
+                        if port is not None:
+                            flows += [Flow(s, w, port, f"{ident(mon)} scrapes it") for s in declared.scrapers]
+            else:
+                for svc in (o for o in manifests if is_core_service(o) and namespace_of(o) == ns and matches(spec.get("selector"), meta(o).get("labels") or {})):
+                    for ep in spec.get("endpoints") or []:
+                        for w, port in _service_targets(manifests, svc, ep.get("port")):
+                            flows += [Flow(s, w, port, f"{ident(mon)} scrapes it") for s in declared.scrapers]
+    for svc in (o for o in manifests if is_core_service(o) and (o.get("spec") or {}).get("selector")):
+        for w, port in _service_targets(manifests, svc):
+            flows += [Flow(c, w, port, f"clients call {ident(svc)}") for c in declared.callers]
+    for w in workloads(manifests):
+        if w.kind == "KnativeService":
+            flows += [Flow(ns, w, QUEUE_PROXY_HTTP_PORT, "Knative's activator/gateway call queue-proxy") for ns in declared.knative_data_plane]
+    for o in (o for o in manifests if o["kind"] == "HTTPScaledObject"):
+        ref = (o.get("spec") or {}).get("scaleTargetRef") or {}
+        svc = by_name.get((namespace_of(o), ref.get("service")))
+        if svc is not None:
+            for w, port in _service_targets(manifests, svc, ref.get("port")):
+                flows += [Flow(ns, w, port, f"the HTTP add-on routes {ident(o)}") for ns in declared.http_interceptors]
+    return flows
+
+
+def _service_targets(manifests: list[dict], svc: dict, port_ref=None) -> Iterator[tuple[Workload, int]]:
+    spec = svc.get("spec") or {}
+    for p in spec.get("ports") or []:
+        if port_ref is not None and port_ref not in (p.get("name"), p.get("port")):
+            continue
+        for w in selected(manifests, namespace_of(svc), {"matchLabels": spec.get("selector") or {}}):
+            port = resolve_port(w, p.get("targetPort", p.get("port")))
+            if port is not None:
+                yield w, port
+
+
+def network_policies_admit(manifests: list[dict], declared: Declared = Declared()) -> list[str]:
+    """Where NetworkPolicies isolate a pod, some policy admits every flow the stack declares:
+    the scrapers on the metrics port, the callers on the API port, Knative's data plane."""
+    policies = [o for o in manifests if o["kind"] == "NetworkPolicy"]
+    problems = []
+    for f in declared_flows(manifests, declared):
+        isolating = [
+            p for p in policies
+            if namespace_of(p) == f.target.namespace and matches((p.get("spec") or {}).get("podSelector"), f.target.labels)
+            and "Ingress" in ((p.get("spec") or {}).get("policyTypes") or ["Ingress"])
+        ]
+        if isolating and not any(_admits(p, f) for p in isolating):
+            problems.append(
+                f"no NetworkPolicy admits namespace {f.source!r} to {f.target} on port {f.port} ({f.why}); "
+                f"isolated by {', '.join(ident(p) for p in isolating)}"
+            )
+    return problems
+
+
+def _admits(policy: dict, f: Flow) -> bool:
+    for rule in (policy.get("spec") or {}).get("ingress") or []:
+        ports = rule.get("ports")
+        if ports and not any(resolve_port(f.target, p.get("port")) == f.port or p.get("port") is None for p in ports):
+            continue
+        peers = rule.get("from")
+        if not peers:
+            return True
+        for peer in peers:
+            ns_sel = peer.get("namespaceSelector")
+            if ns_sel is None:
+                if f.source == namespace_of(policy):  # podSelector alone: the policy's own namespace
+                    return True
+            elif matches(ns_sel, {"kubernetes.io/metadata.name": f.source}):
+                return True
+    return False
+
+
+def awaits_cover_budgets(manifests: list[dict], declared: Declared = Declared(), scheduling_seconds: int = SCHEDULING_SECONDS) -> list[str]:
+    """``pulumi up`` waits at least as long as what it waits for may legitimately take: a Job its
+    deadline; a Deployment a node, the image and the startup budget per rollout wave (and its
+    progress deadline one such wave); a Service the controllers behind it (a Service of a workload
+    that scales to zero must not be awaited); a Knative Service its progress deadline; a Helm
+    release or another awaited resource a node and its images."""
+    problems = []
+    awaited: dict[tuple, int] = {}
+    for w in workloads(manifests):
+        o = w.obj
+        if skips_await(o):
+            continue
+        have = await_seconds(o)
+        per_pod = scheduling_seconds + startup_seconds(w.pod)
+        spec = o.get("spec") or {}
+        if w.kind == "Job":
+            deadline = spec.get("activeDeadlineSeconds")
+            if deadline is None:
+                problems.append(f"{ident(o)} is awaited but has no activeDeadlineSeconds: the await cannot cover it")
+            elif have < deadline:
+                problems.append(f"{ident(o)} is awaited {have} s, less than its activeDeadlineSeconds {deadline}")
+        elif w.kind == "Deployment":
+            progress = spec.get("progressDeadlineSeconds", 600)
+            if progress < per_pod:
+                problems.append(
+                    f"{ident(o)}: progressDeadlineSeconds {progress} is less than a node, the image and the startup "
+                    f"budget ({per_pod} s): the rollout is failed while a pod is still starting"
+                )
+            replicas = autoscaler_max(manifests, w) or spec.get("replicas", 1)
+            strategy = (spec.get("strategy") or {}).get("rollingUpdate") or {}
+            step = _count(strategy.get("maxSurge", "25%"), replicas, math.ceil) + _count(strategy.get("maxUnavailable", "25%"), replicas, math.floor)
+            need = math.ceil(max(replicas, 1) / max(step, 1)) * per_pod
+            if have < need:
+                problems.append(f"{ident(o)} is awaited {have} s, less than its rollout may take ({need} s for {replicas} replica(s))")
+            awaited[(w.namespace, w.name)] = have
+        elif w.kind in ("StatefulSet", "DaemonSet"):
+            if have < per_pod:
+                problems.append(f"{ident(o)} is awaited {have} s, less than one pod may take to start ({per_pod} s)")
+        elif w.kind == "KnativeService":
+            if WAIT_FOR_ANNOTATION not in annotations(o):
+                continue  # custom resources are awaited only when asked
+            tmpl_ann = annotations((spec.get("template") or {}))
+            progress = _seconds(tmpl_ann.get("serving.knative.dev/progress-deadline"), KNATIVE_DEFAULT_PROGRESS_DEADLINE)
+            if progress < startup_seconds(w.pod):
+                problems.append(f"{ident(o)}: progress deadline {progress} s is less than its startup budget {startup_seconds(w.pod)} s")
+            if have < progress:
+                problems.append(f"{ident(o)} is awaited {have} s, less than its progress deadline {progress} s")
+    for svc in (o for o in manifests if is_core_service(o)):
+        spec = svc.get("spec") or {}
+        if skips_await(svc) or spec.get("type") == "ExternalName" or spec.get("clusterIP") == "None" or not spec.get("selector"):
+            continue
+        for w in selected(manifests, namespace_of(svc), {"matchLabels": spec["selector"]}):
+            if scales_to_zero(manifests, w):
+                problems.append(f"{ident(svc)} is awaited until it has an endpoint, but {w} scales to zero")
+            elif await_seconds(svc) < awaited.get((w.namespace, w.name), 0):
+                problems.append(f"{ident(svc)} is awaited {await_seconds(svc)} s, less than {w} behind it ({awaited[(w.namespace, w.name)]} s)")
+    for o in manifests:
+        if skips_await(o):
+            continue
+        if o["kind"] == "Release" or (WAIT_FOR_ANNOTATION in annotations(o) and not is_knative_service(o)):
+            if await_seconds(o) < scheduling_seconds:
+                problems.append(f"{ident(o)} is awaited {await_seconds(o)} s, less than a new node and its images may take ({scheduling_seconds} s)")
+    return problems
+
+
+def _count(value, replicas: int, rounding) -> int:
+    if isinstance(value, str) and value.endswith("%"):
+        return int(rounding(replicas * int(value[:-1]) / 100))
+    return int(value)
+
+
+def _seconds(value: Optional[str], default: int) -> int:
+    if not value:
+        return default
+    from llmstack_k8s.knative_vllm_service import duration_seconds
+
+    return duration_seconds(value)
+
+
+def dcgm_maps_gpu_resources(manifests: list[dict], declared: Declared = Declared()) -> list[str]:
+    """The DCGM exporter maps a GPU to the pod using it only for resources it is told about
+    (``nvidia.com/gpu``, ``nvidia.com/mig-*``, or ``NVIDIA_RESOURCE_NAMES``), and shared GPUs only
+    with ``KUBERNETES_VIRTUAL_GPUS``: every GPU resource a pod of the stack requests is mapped."""
+    requested = {
+        r for w in workloads(manifests) for c in containers(w.pod)
+        for part in ("requests", "limits") for r in ((c.get("resources") or {}).get(part) or {})
+        if r.startswith("nvidia.com/")
+    }
+    problems = []
+    for rel in (o for o in manifests if o["kind"] == "Release" and o.get("chart") == DCGM_CHART):
+        env = {e["name"]: e.get("value", "") for e in ((rel.get("values") or {}).get("extraEnv") or [])}
+        names = {n.strip() for n in env.get(DCGM_RESOURCE_NAMES_ENV, "").split(",") if n.strip()}
+        for r in sorted(requested):
+            if r != WHOLE_GPU_RESOURCE and not r.startswith(MIG_RESOURCE_PREFIX) and r not in names:
+                problems.append(f"{ident(rel)} does not map {r} to pods (set {DCGM_RESOURCE_NAMES_ENV})")
+            if r.endswith(SHARED_RESOURCE_SUFFIX) and env.get(DCGM_VIRTUAL_GPUS_ENV, "").lower() != "true":
+                problems.append(f"{ident(rel)} does not map shared GPUs ({r}) to pods (set {DCGM_VIRTUAL_GPUS_ENV})")
+    return problems
+
+
+RULES = (
+    pdbs_select_one_scalable_controller,
+    services_select_templates,
+    references_exist,
+    namespaces_exist,
+    network_policies_admit,
+    awaits_cover_budgets,
+    dcgm_maps_gpu_resources,
+)
+
+
+def check_all(manifests: list[dict], declared: Declared = Declared()) -> list[str]:
+    """Every rule over one stack's manifests; the problems of all of them."""
+    return [p for rule in RULES for p in rule(manifests, declared)]

@@ -1,0 +1,212 @@
+"""The cross-object checks (tests/crosscheck.py) over every rendered stack: dev, prod and generated
+stacks that exercise every serving mode, sharing strategy and install path; and the checker's own
+rules, each shown to catch the problem it is for."""
+
+import copy
+import json
+from urllib.parse import urlparse
+
+import pytest
+from conftest import render_with
+from crosscheck import (
+    Declared,
+    awaits_cover_budgets,
+    check_all,
+    dcgm_maps_gpu_resources,
+    declared_flows,
+    manifests_of,
+    namespaces_exist,
+    network_policies_admit,
+    pdbs_select_one_scalable_controller,
+    references_exist,
+    services_select_templates,
+)
+
+from llmstack_k8s.knative_serving import DATA_PLANE_NAMESPACES
+from stacks.config import StackConfig
+from stacks.render import render
+
+# --- what each stack declares ---------------------------------------------------------------------
+
+
+def declared_for(cfg: StackConfig) -> Declared:
+    """What a stack file says exists outside the stack, and who calls and scrapes its pods."""
+    o, net, kn, a, pool = cfg.observability, cfg.network, cfg.knative, cfg.autoscaling, cfg.gpu_pool
+    namespaces = set(net.client_namespaces) | set(net.monitoring_namespaces)
+    if o.install_prometheus_stack:
+        namespaces.discard(o.namespace)  # the stack creates it
+        scrapers = [o.namespace]
+    else:
+        namespaces.add(o.namespace)
+        scrapers = [urlparse(o.prometheus_url).hostname.split(".")[1]]
+    if not a.install_keda:
+        namespaces.add(a.keda_namespace)
+    data_plane: list[str] = []
+    if any(m.serving == "knative" for m in cfg.models):
+        explicit = list(kn.namespaces) if "namespaces" in kn.model_fields_set else []
+        data_plane = sorted(set(DATA_PLANE_NAMESPACES) | set(explicit)) if kn.install else list(kn.namespaces)
+        namespaces |= set(explicit if kn.install else kn.namespaces)
+    objects = set()
+    if pool.runtime_class and not pool.runtime_class.create:
+        objects.add(("RuntimeClass", None, pool.runtime_class.name))
+    if not pool.priority_class.create:
+        objects.add(("PriorityClass", None, pool.priority_class.name))
+    to_zero = any(m.autoscaling and m.autoscaling.min_replicas == 0 for m in cfg.models)
+    return Declared(
+        namespaces=frozenset(namespaces),
+        objects=frozenset(objects),
+        scrapers=tuple(scrapers),
+        callers=tuple(net.client_namespaces),
+        knative_data_plane=tuple(data_plane),
+        http_interceptors=(a.keda_namespace,) if a.http_add_on and to_zero else (),
+    )
+
+
+def render_with_config(render):
+    """Run ``render()`` and return (its result, the StackConfig the program built the stack from)."""
+    from stacks import composition
+
+    seen = []
+    build = composition.build
+
+    def recording(cfg):
+        seen.append(cfg)
+        return build(cfg)
+
+    composition.build = recording
+    try:
+        result = render()
+    finally:
+        composition.build = build
+    return result, seen[-1]
+
+
+# --- generated stacks: every serving mode, sharing strategy and install path ---------------------
+
+REVISION = "0123456789abcdef0123456789abcdef01234567"
+
+
+def model(name: str, **over) -> dict:
+    m = {
+        "name": name, "model": f"org/{name}", "revision": REVISION, "servedModelName": name,
+        "weightsGiB": 2, "maxModelLen": 4096, "gpuMemoryUtilization": 0.85,
+        "cache": {"size": "20Gi"}, "resources": {"cpu": "2", "memory": "16Gi"},
+    }
+    m.update(over)
+    return m
+
+
+H100_POOL = {"gpu": {"product": "NVIDIA-H100-80GB-HBM3", "memoryGiB": 79, "perNode": 8}, "nodeSelector": {"pool": "h100"}}
+BASE = {"namespace": "llm", "network": {"clientNamespaces": ["apps"], "monitoringNamespaces": ["monitoring"]}}
+
+GENERATED = {
+    # Always-on Deployment with fixed replicas, whole GPUs, an existing Prometheus.
+    "fixed-replicas-existing-prometheus": {
+        **BASE,
+        "gpuPool": {**H100_POOL, "runtimeClass": {"name": "nvidia"}},
+        "observability": {
+            "installPrometheusStack": False,
+            "prometheusUrl": "http://prometheus-operated.monitoring.svc.cluster.local:9090",
+            "monitorLabels": {"release": "prom"},
+        },
+        "models": [model("fixed", replicas=3)],
+    },
+    # KEDA on queue depth (1..4) on MPS-shared GPUs; a second model with whole-replica rollouts.
+    "keda-autoscaled-mps": {
+        **BASE,
+        "gpuPool": {**H100_POOL, "sharing": {"strategy": "mps", "replicas": 2}},
+        "models": [
+            model("scaled", autoscaling={"metric": "queueDepth", "minReplicas": 1, "maxReplicas": 4}),
+            model("rolled", replicas=4, rollout={"maxSurge": 1, "maxUnavailable": 1}),
+        ],
+    },
+    # Scale to zero through the KEDA HTTP add-on, time-sliced GPUs.
+    "scale-to-zero-time-slicing": {
+        **BASE,
+        "autoscaling": {"httpAddOn": True},
+        "gpuPool": {**H100_POOL, "sharing": {"strategy": "timeSlicing", "replicas": 4}},
+        "models": [model("zero", gpuMemoryUtilization=0.2, cache={"size": "20Gi", "accessMode": "ReadWriteOnce"},
+                         autoscaling={"minReplicas": 0, "maxReplicas": 1})],
+    },
+    # Knative installed by the stack, MIG (mixed) instances.
+    "knative-installed-mig": {
+        **BASE,
+        "gpuPool": {**H100_POOL, "sharing": {"strategy": "mig", "migStrategy": "mixed", "migProfile": "3g.40gb"}},
+        "models": [model("kn", serving="knative", knative={"minScale": 0, "maxScale": 2})],
+    },
+    # The cluster's Knative, the GPU operator (its RuntimeClass), the cluster's KEDA for a second model.
+    "knative-existing-gpu-operator": {
+        **BASE,
+        "gpuPool": {**H100_POOL, "install": "gpuOperator", "runtimeClass": {"name": "nvidia", "create": False},
+                    "sharing": {"strategy": "mig", "migStrategy": "single", "migProfile": "3g.40gb"}},
+        "observability": {"dcgmExporter": False},
+        "autoscaling": {"installKeda": False},
+        "knative": {
+            "install": False,
+            "features": sorted(
+                ["kubernetes.podspec-init-containers", "kubernetes.podspec-securitycontext", "kubernetes.podspec-tolerations",
+                 "kubernetes.podspec-nodeselector", "kubernetes.podspec-runtimeclassname", "kubernetes.podspec-priorityclassname",
+                 "kubernetes.podspec-persistent-volume-claim", "kubernetes.podspec-volumes-emptydir"]
+            ),
+            "maxRevisionTimeoutSeconds": 3600,
+        },
+        "models": [
+            model("kn-existing", serving="knative", knative={"minScale": 1, "maxScale": 1}),
+            model("keda-existing", autoscaling={"minReplicas": 1, "maxReplicas": 2}),
+        ],
+    },
+}
+
+
+STACKS = ["dev", "prod", *GENERATED]
+
+
+def render_named(name: str):
+    """(manifests, declaration) of a stack file or a generated stack, rendered once."""
+    return _render(name)[:2]
+
+
+_CACHE: dict = {}
+
+
+def _render(name: str):
+    if name not in _CACHE:
+        if name in GENERATED:
+            rendered, cfg = render_with_config(lambda: render_with(copy.deepcopy(GENERATED[name])))
+        else:
+            rendered, cfg = render_with_config(lambda: render(name))
+        _CACHE[name] = (manifests_of(rendered), declared_for(cfg), cfg)
+    return _CACHE[name]
+
+
+@pytest.mark.parametrize("name", STACKS)
+def test_cross_object_checks_pass(name):
+    manifests, declared = render_named(name)
+    assert manifests
+    problems = check_all(manifests, declared)
+    assert not problems, f"{name}:\n  " + "\n  ".join(problems)
+
+
+def test_generated_stacks_cover_every_serving_mode():
+    """The generated stacks are what makes the checks cover the modes dev and prod do not use."""
+    kinds, sharing, installs = set(), set(), set()
+    for name in STACKS:
+        manifests, _ = render_named(name)
+        for o in manifests:
+            if o["kind"] == "ScaledObject":
+                kinds.add("keda-to-zero" if o["spec"]["minReplicaCount"] == 0 else "keda")
+            if o["kind"] == "Deployment" and "replicas" in o["spec"]:
+                kinds.add("fixed")
+            if o["kind"] == "Service" and o["apiVersion"].startswith("serving.knative.dev"):
+                kinds.add("knative")
+            if o["kind"] == "Release":
+                installs.add(o["chart"])
+                if o["chart"] == "nvidia-device-plugin":
+                    sharing.add(next((s for s in ("timeSlicing", "mps") if s in json.dumps(o.get("values"))), "none"))
+        cfg = _render(name)[2]
+        sharing.add(cfg.gpu_pool.sharing.strategy.value)
+        installs.add("existing-prometheus" if not cfg.observability.install_prometheus_stack else "kube-prometheus-stack")
+        installs.add("existing-knative" if any(m.serving == "knative" for m in cfg.models) and not cfg.knative.install else "")
+    assert {"fixed", "keda", "keda-to-zero", "knative"} <= kinds
+    assert {"none", "timeSlicing", "mps", "mig"} <= sharing
+    assert {"gpu-operator", "knative-operator", "existing-prometheus", "existing-knative"} <= installs
