@@ -210,3 +210,100 @@ def test_generated_stacks_cover_every_serving_mode():
     assert {"fixed", "keda", "keda-to-zero", "knative"} <= kinds
     assert {"none", "timeSlicing", "mps", "mig"} <= sharing
     assert {"gpu-operator", "knative-operator", "existing-prometheus", "existing-knative"} <= installs
+
+
+# --- each rule catches what it is for (a broken copy of a real render) ----------------------------
+
+
+def broken(name: str, kind: str, obj_name: str, change) -> tuple[list[dict], Declared]:
+    manifests, declared = render_named(name)
+    manifests = copy.deepcopy(manifests)
+    (obj,) = [o for o in manifests if o["kind"] == kind and (o.get("metadata", {}).get("name") or o.get("name")) == obj_name]
+    if change(obj) == "remove":
+        manifests.remove(obj)
+    return manifests, declared
+
+
+def test_rule_pdb_selecting_the_download_job_too():
+    def widen(pdb):
+        pdb["spec"]["selector"] = {"matchLabels": {"app.kubernetes.io/instance": "qwen-0-5b"}}
+
+    (problem,) = pdbs_select_one_scalable_controller(*broken("dev", "PodDisruptionBudget", "qwen-0-5b", widen))
+    assert "Job llm-dev/qwen-0-5b-download" in problem and "Deployment llm-dev/qwen-0-5b" in problem
+
+
+def test_rule_pdb_selecting_nothing():
+    def miss(pdb):
+        pdb["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"] = "typo"
+
+    assert "selects no pods" in pdbs_select_one_scalable_controller(*broken("dev", "PodDisruptionBudget", "qwen-0-5b", miss))[0]
+
+
+def test_rule_service_selecting_pods_without_its_port():
+    def widen(svc):
+        if svc["apiVersion"] == "v1":
+            svc["spec"]["selector"] = {"app.kubernetes.io/instance": "qwen-0-5b"}
+
+    problems = services_select_templates(*broken("dev", "Service", "qwen-0-5b", widen))
+    assert any("qwen-0-5b-download" in p and "'http1'" in p for p in problems), problems
+
+
+def test_rule_missing_secret_and_runtime_class():
+    problems = references_exist(*broken("dev", "Secret", "qwen-0-5b-api-key", lambda o: "remove"))
+    assert any("Secret llm-dev/qwen-0-5b-api-key" in p for p in problems), problems
+    manifests, declared = render_named("knative-existing-gpu-operator")
+    assert references_exist(manifests, declared) == []
+    undeclared = Declared(**{**declared.__dict__, "objects": frozenset()})
+    assert any("RuntimeClass nvidia" in p for p in references_exist(manifests, undeclared))
+
+
+def test_rule_namespace_not_created_nor_declared():
+    problems = namespaces_exist(*broken("dev", "Namespace", "llm-dev", lambda o: "remove"))
+    assert any("lands in namespace 'llm-dev'" in p for p in problems), problems
+
+    def kourier(np):
+        np["spec"]["ingress"][0]["from"][1]["namespaceSelector"]["matchExpressions"][0]["values"].append("kourier-system")
+
+    problems = namespaces_exist(*broken("dev", "NetworkPolicy", "qwen-1-5b", kourier))
+    assert problems == ["NetworkPolicy llm-dev/qwen-1-5b names namespace 'kourier-system', which the stack neither creates nor declares"]
+
+
+def test_rule_network_policy_blocking_prometheus():
+    def drop_monitoring(np):
+        for rule in np["spec"]["ingress"]:
+            for peer in rule["from"]:
+                for e in peer.get("namespaceSelector", {}).get("matchExpressions", []):
+                    e["values"] = [v for v in e["values"] if v != "monitoring"]
+
+    problems = network_policies_admit(*broken("prod", "NetworkPolicy", "llama-70b", drop_monitoring))
+    assert problems and all("'monitoring'" in p and "llama-70b" in p and "port 8000" in p for p in problems), problems
+
+
+def test_rule_awaits_shorter_than_budgets():
+    def drop_timeout(o):
+        o["metadata"]["annotations"].pop("pulumi.com/timeoutSeconds")
+
+    (p,) = awaits_cover_budgets(*broken("prod", "Job", "llama-70b-download", drop_timeout))
+    assert "awaited 600 s, less than its activeDeadlineSeconds 7200" in p
+    (p,) = awaits_cover_budgets(*broken("prod", "Deployment", "llama-70b", drop_timeout))
+    assert "Deployment llm/llama-70b is awaited 600 s" in p
+    (p,) = awaits_cover_budgets(*broken("dev", "Service", "qwen-0-5b", lambda s: s["metadata"].pop("annotations")))
+    assert "scales to zero" in p
+    (p,) = awaits_cover_budgets(*broken("dev", "Release", "keda", lambda r: r.pop("timeout")))
+    assert "Release keda/keda is awaited 300 s" in p
+
+
+def test_rule_dcgm_not_told_the_shared_resource():
+    (a, b) = dcgm_maps_gpu_resources(*broken("dev", "Release", "dcgm-exporter", lambda r: r["values"].pop("extraEnv")))
+    assert "nvidia.com/gpu.shared" in a and "KUBERNETES_VIRTUAL_GPUS" in b
+
+
+def test_flows_cover_scrapers_callers_knative_and_the_interceptor():
+    manifests, declared = render_named("dev")
+    flows = {(f.source, f.target.name, f.port) for f in declared_flows(manifests, declared)}
+    assert flows == {
+        ("monitoring", "qwen-0-5b", 8000), ("monitoring", "qwen-1-5b", 8000),  # PodMonitor, both port names
+        ("default", "qwen-0-5b", 8000),  # network.clientNamespaces
+        ("keda", "qwen-0-5b", 8000),  # the HTTP add-on routes scale-to-zero traffic
+        ("knative-serving", "qwen-1-5b", 8012),  # activator / Kourier -> queue-proxy
+    }
