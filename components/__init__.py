@@ -17,4 +17,12 @@ from .model_cache import ModelCache, ModelCacheArgs
 from .observability import Observability, ObservabilityArgs
 from .vllm_service import VllmService, VllmServiceArgs
 
-__all__ = ["GpuAutoscaling", "GpuAutoscalingArgs", "GpuNodePool", "GpuNodePoolArgs", "KnativeServing", "KnativeServingArgs", "KnativeVllmService", "KnativeVllmServiceArgs", "ModelCache", "ModelCacheArgs", "Observability", "ObservabilityArgs", "VllmService", "VllmServiceArgs"]
+# The enums the args take, importable from here (listed in __all__, so type checkers treat them as public).
+from .gpu_autoscaling import AutoscalingMetric
+from .gpu_node_pool import ConsolidationPolicy, GpuInstall, MigStrategy, SharingStrategy
+from .model_cache import AccessMode
+from .vllm_pod import Dtype, Quantization
+
+__all__ = ["GpuAutoscaling", "GpuAutoscalingArgs", "GpuNodePool", "GpuNodePoolArgs", "KnativeServing", "KnativeServingArgs", "KnativeVllmService", "KnativeVllmServiceArgs", "ModelCache", "ModelCacheArgs", "Observability", "ObservabilityArgs", "VllmService", "VllmServiceArgs",
+           "AccessMode", "AutoscalingMetric", "ConsolidationPolicy", "Dtype", "GpuInstall", "MigStrategy", "Quantization",
+           "SharingStrategy"]

@@ -1,5 +1,5 @@
 """The consumer project the README's "Using the components from another Pulumi project" section
-shows: each ```python block there starts with ``# <path>``, its file in that project."""
+shows: each ```python (or ```ini) block there starts with ``# <path>``, its file in that project."""
 
 import re
 from pathlib import Path
@@ -14,10 +14,10 @@ def files() -> dict[str, str]:
     end = readme.find("\n## ", start + len(SECTION))
     section = readme[start:end if end != -1 else None]
     out = {}
-    for code in re.findall(r"```python\n(.*?)```", section, re.S):
+    for code in re.findall(r"```(?:python|ini)\n(.*?)```", section, re.S):
         first, _, body = code.partition("\n")
-        match = re.fullmatch(r"# ([\w./-]+\.py)", first.strip())
-        assert match, f"a python block in the README's consumer section does not start with '# <path>': {first!r}"
+        match = re.fullmatch(r"# ([\w./-]+\.(?:py|ini))", first.strip())
+        assert match, f"a code block in the README's consumer section does not start with '# <path>': {first!r}"
         out[match.group(1)] = body
     return out
 

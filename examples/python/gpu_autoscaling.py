@@ -2,8 +2,7 @@
 
 import pulumi
 
-from llmstack_k8s import GpuAutoscaling, VllmService
-from llmstack_k8s.gpu_autoscaling import AutoscalingMetric
+from llmstack_k8s import AutoscalingMetric, GpuAutoscaling, VllmService
 
 server = VllmService("qwen", {
     "namespace": "llm",

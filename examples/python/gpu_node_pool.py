@@ -2,8 +2,7 @@
 
 import pulumi
 
-from llmstack_k8s import GpuNodePool, VllmService
-from llmstack_k8s.gpu_node_pool import GpuInstall, SharingStrategy
+from llmstack_k8s import GpuInstall, GpuNodePool, SharingStrategy, VllmService
 
 pool = GpuNodePool("gpu", {
     "install": GpuInstall.DEVICE_PLUGIN,

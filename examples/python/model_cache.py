@@ -2,8 +2,7 @@
 
 import pulumi
 
-from llmstack_k8s import ModelCache
-from llmstack_k8s.model_cache import AccessMode
+from llmstack_k8s import AccessMode, ModelCache
 
 cache = ModelCache("qwen", {
     "namespace": "llm",

@@ -2,8 +2,7 @@
 
 import pulumi
 
-from llmstack_k8s import ModelCache, VllmService
-from llmstack_k8s.vllm_pod import Dtype
+from llmstack_k8s import Dtype, ModelCache, VllmService
 
 cache = ModelCache("qwen", {
     "namespace": "llm",
