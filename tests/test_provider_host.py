@@ -159,3 +159,13 @@ def test_plain_in_the_schema_follows_the_annotations(served):
     schema, _ = served
     wrong = [where for where, prop, ann in _inputs_with_annotations(schema) if bool(prop.get("plain")) == _takes_outputs(ann)]
     assert not wrong, f"plain in the schema disagrees with the annotation: {wrong}"
+
+
+@pytest.mark.xfail(strict=True, reason="most args are still plain: the conversion of fields to pulumi.Input (issue 11, "
+                   "component boundary) is in progress; remove this marker when it lands (strict: an XPASS fails)")
+def test_most_inputs_accept_outputs(served):
+    """The issue: 67 of 78 inputs were plain, so TypeScript/YAML programs could not pass Outputs."""
+    schema, _ = served
+    pairs = _inputs_with_annotations(schema)
+    plain = [where for where, prop, _ in pairs if prop.get("plain")]
+    assert len(plain) < len(pairs) / 2, f"{len(plain)} of {len(pairs)} inputs are plain: {plain}"
