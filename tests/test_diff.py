@@ -28,13 +28,13 @@ def run_diff(repo, *args):
 
 @pytest.fixture
 def repo(tmp_path):
-    """This project (program, stack files, library) committed once in a new repository."""
+    """This project's committed program, stack file and library, committed once in a new repository."""
     r = tmp_path / "repo"
     r.mkdir()
-    for f in ("Pulumi.yaml", "Pulumi.dev.yaml", "__main__.py"):
-        shutil.copy(ROOT / f, r / f)
-    for d in ("stacks", "components"):
-        shutil.copytree(ROOT / d, r / d, ignore=shutil.ignore_patterns("__pycache__"))
+    paths = ["Pulumi.yaml", "Pulumi.dev.yaml", "__main__.py", "stacks", "components"]
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", "HEAD", *paths],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(r)], input=archive, check=True)
     git(r, "init", "-q", "-b", "main")
     git(r, "config", "user.email", "test@example.invalid")
     git(r, "config", "user.name", "test")
@@ -56,9 +56,13 @@ def test_two_commits(repo, tmp_path):
     _bump_dcgm_chart(repo)
     dev = repo / "Pulumi.dev.yaml"
     shutil.copy(dev, repo / "Pulumi.staging.yaml")
-    text = dev.read_text().replace("maxNumSeqs: 64", "maxNumSeqs: 96", 1)
-    doc = yaml.safe_load(text)
-    doc["config"]["llmstack:models"] = [m for m in doc["config"]["llmstack:models"] if m["name"] != "qwen-1-5b"]
+    doc = yaml.safe_load(dev.read_text())
+    models = doc["config"]["llmstack:models"]
+    assert len(models) >= 2, "the dev stack file serves two models"
+    kept, removed = models[0], models[-1]
+    seqs = kept.get("maxNumSeqs", 64)
+    kept["maxNumSeqs"] = seqs + 32
+    doc["config"]["llmstack:models"] = models[:-1]
     dev.write_text(yaml.safe_dump(doc, sort_keys=False))
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "head")
@@ -84,11 +88,11 @@ def test_two_commits(repo, tmp_path):
     assert "- **changed** Helm release monitoring/dcgm-exporter: `version`" in md
     assert re.search(r"^-version: 4\.\d+\.\d+$", md, re.M) and re.search(r"^\+version: 9\.9\.9$", md, re.M)
     # The stack-file change reaches the server's flags.
-    assert "- **changed** Deployment llm-dev/qwen-0-5b: `spec.template.spec.containers[vllm].args[" in md
-    assert re.search(r"^-\s+- '64'$", md, re.M) and re.search(r"^\+\s+- '96'$", md, re.M)
+    assert re.search(rf"^- \*\*changed\*\* \S+ \S+/{kept['name']}: .*`spec\.template\.spec\.containers\[vllm\]\.args\[", md, re.M)
+    assert re.search(rf"^-\s+- '{seqs}'$", md, re.M) and re.search(rf"^\+\s+- '{seqs + 32}'$", md, re.M)
     # The removed model's objects are listed as removed, Secret values redacted.
-    assert "- **removed** Service (serving.knative.dev) llm-dev/qwen-1-5b" in md
-    assert "- **removed** Secret llm-dev/qwen-1-5b-api-key" in md
+    assert re.search(rf"^- \*\*removed\*\* Secret \S+/{removed['name']}-api-key$", md, re.M)
+    assert re.search(rf"^- \*\*removed\*\* .*/{removed['name']}$", md, re.M)
     assert re.search(r"^-\s+api-key: <redacted>$", md, re.M)
     assert SECRET_PLACEHOLDER not in md
     # Test results under each stack.
@@ -101,12 +105,15 @@ def test_two_commits(repo, tmp_path):
 
 def test_working_tree_and_a_side_that_does_not_render(repo, tmp_path):
     dev = repo / "Pulumi.dev.yaml"
-    dev.write_text(dev.read_text().replace("maxNumSeqs: 64", "maxNumSeqs: 80", 1))
+    doc = yaml.safe_load(dev.read_text())
+    doc["config"]["llmstack:models"][0]["maxNumSeqs"] = 80
+    dev.write_text(yaml.safe_dump(doc, sort_keys=False))
     proc = run_diff(repo, "HEAD", "--stack", "dev")
     assert proc.returncode == 0, proc.stderr
     assert "`working tree`" in proc.stdout and re.search(r"^\+\s+- '80'$", proc.stdout, re.M)
 
-    dev.write_text(dev.read_text().replace("maxNumSeqs: 80", "maxNumSeqs: 80\n      maxNumSeq: 1", 1))
+    doc["config"]["llmstack:models"][0]["maxNumSeq"] = 1  # a typo: the stack file is refused
+    dev.write_text(yaml.safe_dump(doc, sort_keys=False))
     proc = run_diff(repo, "HEAD", "--stack", "dev", "--output", tmp_path / "d.md")
     assert proc.returncode == 0, proc.stderr
     md = (tmp_path / "d.md").read_text()
