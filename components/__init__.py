@@ -14,6 +14,7 @@ from .gpu_node_pool import GpuNodePool, GpuNodePoolArgs
 from .knative_serving import KnativeServing, KnativeServingArgs
 from .knative_vllm_service import KnativeVllmService, KnativeVllmServiceArgs
 from .model_cache import ModelCache, ModelCacheArgs
+from .model_route import ModelRoute, ModelRouteArgs
 from .observability import Observability, ObservabilityArgs
 from .vllm_service import VllmService, VllmServiceArgs
 
@@ -21,8 +22,9 @@ from .vllm_service import VllmService, VllmServiceArgs
 from .gpu_autoscaling import AutoscalingMetric
 from .gpu_node_pool import ConsolidationPolicy, GpuInstall, MigStrategy, SharingStrategy
 from .model_cache import AccessMode
+from .model_route import RouteKind
 from .vllm_pod import Dtype, Quantization
 
-__all__ = ["GpuAutoscaling", "GpuAutoscalingArgs", "GpuNodePool", "GpuNodePoolArgs", "KnativeServing", "KnativeServingArgs", "KnativeVllmService", "KnativeVllmServiceArgs", "ModelCache", "ModelCacheArgs", "Observability", "ObservabilityArgs", "VllmService", "VllmServiceArgs",
+__all__ = ["GpuAutoscaling", "GpuAutoscalingArgs", "GpuNodePool", "GpuNodePoolArgs", "KnativeServing", "KnativeServingArgs", "KnativeVllmService", "KnativeVllmServiceArgs", "ModelCache", "ModelCacheArgs", "ModelRoute", "ModelRouteArgs", "Observability", "ObservabilityArgs", "VllmService", "VllmServiceArgs",
            "AccessMode", "AutoscalingMetric", "ConsolidationPolicy", "Dtype", "GpuInstall", "MigStrategy", "Quantization",
-           "SharingStrategy"]
+           "RouteKind", "SharingStrategy"]

@@ -40,6 +40,7 @@ from .gpu_node_pool import GpuNodePool
 from .knative_serving import KnativeServing
 from .knative_vllm_service import KnativeVllmService
 from .model_cache import ModelCache
+from .model_route import ModelRoute
 from .observability import Observability
 from .package import PACKAGE
 from .validation import ComponentArgsError
@@ -49,7 +50,7 @@ DISTRIBUTION = "llmstack-k8s"
 
 #: Every component the package serves (type token ``llmstack:index:<Class>``).
 COMPONENTS: list[type[pulumi.ComponentResource]] = [
-    GpuAutoscaling, GpuNodePool, KnativeServing, KnativeVllmService, ModelCache, Observability, VllmService,
+    GpuAutoscaling, GpuNodePool, KnativeServing, KnativeVllmService, ModelCache, ModelRoute, Observability, VllmService,
 ]
 
 #: Inputs and outputs that carry credentials (Python names, per component): the schema marks

@@ -9,12 +9,14 @@ from llmstack_k8s.gpu_node_pool import GpuNodePool
 from llmstack_k8s.knative_serving import DATA_PLANE_NAMESPACES as KNATIVE_INSTALLED_NAMESPACES, KnativeServing
 from llmstack_k8s.knative_vllm_service import ALL_POD_FEATURES as KNATIVE_INSTALLED_FEATURES, KnativeVllmService
 from llmstack_k8s.model_cache import ModelCache
+from llmstack_k8s.model_route import ModelRoute
 from llmstack_k8s.observability import Observability
 from llmstack_k8s.package import MANAGED_BY
 from llmstack_k8s.vllm_service import VllmService
 from llmstack_k8s.wiring import scaled_workload
 
 from .config import ModelConfig, StackConfig
+from .gateway import is_exposed, request_budget
 
 
 def engine_args(m: ModelConfig) -> dict:
@@ -154,7 +156,9 @@ def build(cfg: StackConfig) -> dict:
                 "network": {
                     "client_namespaces": list(cfg.network.client_namespaces)
                     # scale-to-zero: clients come through the KEDA HTTP add-on's interceptor
-                    + ([cfg.autoscaling.keda_namespace] if m.autoscaling and m.autoscaling.min_replicas == 0 else []),
+                    + ([cfg.autoscaling.keda_namespace] if m.autoscaling and m.autoscaling.min_replicas == 0 else [])
+                    # gateway: only an exposed model admits the Gateway's (or ingress controller's) pods
+                    + ([cfg.gateway.edge_namespace] if is_exposed(cfg.gateway, m) else []),
                     "monitoring_namespaces": list(cfg.network.monitoring_namespaces),
                 },
                 **({"image": m.image} if m.image else {}),
@@ -164,6 +168,32 @@ def build(cfg: StackConfig) -> dict:
             opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, cache, gpu_pool]),
         )
         models[m.name] = {"endpoint": server.endpoint, "servedModelName": server.served_model_name}
+        # --- gateway: the model's /v1 on the shared host (HTTPRoute by model name, or Ingress) ---
+        if is_exposed(cfg.gateway, m):
+            gw = cfg.gateway
+            ing = gw.ingress
+            route = ModelRoute(
+                m.name,
+                {
+                    "namespace": ns,
+                    "service_name": server.service_name,
+                    "served_model_names": [m.served_name],
+                    "kind": gw.kind,
+                    "request_timeout_seconds": request_budget(gw, m),
+                    **({"hostnames": [gw.hostname]} if gw.hostname else {}),
+                    **({"gateway": {"name": gw.gateway_ref.name, "namespace": gw.gateway_ref.namespace,
+                                    **({"section_name": gw.gateway_ref.section_name} if gw.gateway_ref.section_name else {})}}
+                       if gw.gateway_ref else {}),
+                    **({"ingress": {k: v for k, v in {
+                        "class_name": ing.class_name, "tls_secret_name": ing.tls_secret_name,
+                        "cluster_issuer": ing.cluster_issuer, "max_body_size": ing.max_body_size}.items() if v is not None}}
+                       if ing else {}),
+                },
+                opts=pulumi.ResourceOptions(provider=provider, depends_on=[server]),
+            )
+            if gw.base_url:
+                models[m.name]["url"] = pulumi.Output.concat(gw.base_url, route.path_prefix)
+        # --- end gateway ---
         # --- autoscaling: collect the autoscaled servers (GpuAutoscaling below) ---
         if m.autoscaling is not None:
             a = m.autoscaling

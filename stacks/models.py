@@ -16,6 +16,7 @@ from .autoscaling import AUTOSCALING_MIN_COOLDOWN, ModelAutoscalingConfig
 from .engine import ArchitectureConfig, check_engine
 from .base import ConfigProblem, StackModel as _Model
 from .knative import KnativeModelConfig, ServingMode
+from .gateway import ModelRouteConfig
 from .quantities import DNS_LABEL, TTFT_MAX_SECONDS, Cpu, Size, size_gib, ttft_unit_message
 from .secrets import env_problem
 
@@ -146,6 +147,7 @@ class ModelConfig(_Model):
     autoscaling: Optional[ModelAutoscalingConfig] = Field(None, description="Scale replicas with KEDA on vLLM's queue depth / KV-cache use (replaces replicas).")
     serving: ServingMode = Field(ServingMode.DEPLOYMENT, description="deployment (always on) or knative (scales to zero when idle; settings under knative).")
     knative: Optional[KnativeModelConfig] = Field(None, description="Knative autoscaling, with serving: knative.")
+    route: Optional[ModelRouteConfig] = Field(None, description="Exposure through llmstack:gateway (default: exposed, with the gateway's request budget).")
 
     @property
     def gpus_per_replica(self) -> int:

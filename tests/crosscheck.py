@@ -72,6 +72,8 @@ class Declared:
     """Namespaces of Knative's activator and ingress gateway (they call Knative pods' queue-proxy)."""
     http_interceptors: tuple = ()
     """Namespaces of the KEDA HTTP add-on's interceptor (it calls every HTTPScaledObject's Service)."""
+    ingress_controllers: tuple = ()
+    """Namespaces of the ingress controller (it calls every Ingress's backend Services)."""
 
 
 @dataclass(frozen=True)
@@ -552,6 +554,87 @@ def dcgm_maps_gpu_resources(manifests: list[dict], declared: Declared = Declared
     return problems
 
 
+#: The shortest route timeout an LLM stream survives (a proxy's usual default).
+MIN_ROUTE_TIMEOUT_SECONDS = 60
+INGRESS_NGINX_TIMEOUTS = ("nginx.ingress.kubernetes.io/proxy-read-timeout", "nginx.ingress.kubernetes.io/proxy-send-timeout")
+
+
+def _timeout_seconds(value) -> float:
+    """Seconds of a route timeout: a Gateway API duration (``900s``, ``15m``, ``1h``; ``0s`` means
+    none, i.e. unlimited) or an nginx annotation's plain seconds; 0 when unset or unreadable."""
+    import re
+
+    text = str(value or "").strip()
+    if text.isdigit():
+        return int(text)
+    parts = re.findall(r"([0-9]+)(ms|h|m|s)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return 0
+    total = sum(int(n) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001}[u] for n, u in parts)
+    return math.inf if total == 0 else total
+
+
+def _route_backends(o: dict) -> Iterator[tuple[dict, str, object]]:
+    """(rule, Service name, port) of an HTTPRoute's or Ingress's backends."""
+    spec = o.get("spec") or {}
+    if o["kind"] == "HTTPRoute":
+        for rule in spec.get("rules") or []:
+            for b in rule.get("backendRefs") or []:
+                if b.get("kind", "Service") == "Service" and b.get("group", "") == "":
+                    yield rule, b.get("name"), b.get("port")
+    else:
+        paths = [p for r in spec.get("rules") or [] for p in (r.get("http") or {}).get("paths") or []]
+        for p in paths + ([{"backend": spec["defaultBackend"]}] if spec.get("defaultBackend") else []):
+            svc = (p.get("backend") or {}).get("service") or {}
+            port = svc.get("port") or {}
+            yield p, svc.get("name"), port.get("number", port.get("name"))
+
+
+def routes_reach_servers(manifests: list[dict], declared: Declared = Declared()) -> list[str]:
+    """Every HTTPRoute and Ingress: attaches to a Gateway that exists or is declared; each backend is
+    a Service of the stack with that port, selecting pods; the pods' NetworkPolicies admit the
+    Gateway's (or the declared ingress controller's) namespace; timeouts are set and outlast a
+    stream (at least 60 s: a proxy default cuts generations off)."""
+    have = existing(manifests, declared)
+    services = {(namespace_of(o), name_of(o)): o for o in manifests if is_core_service(o)}
+    policies = [o for o in manifests if o["kind"] == "NetworkPolicy"]
+    problems = []
+    for o in (o for o in manifests if o["kind"] in ("HTTPRoute", "Ingress")):
+        ns, spec = namespace_of(o), o.get("spec") or {}
+        callers: list[str] = []
+        if o["kind"] == "HTTPRoute":
+            for ref in spec.get("parentRefs") or []:
+                gw_ns = ref.get("namespace", ns)
+                if ref.get("kind", "Gateway") == "Gateway" and ("Gateway", gw_ns, ref.get("name")) not in have:
+                    problems.append(f"{ident(o)} attaches to Gateway {gw_ns}/{ref.get('name')}, which the stack neither creates nor declares")
+                callers.append(gw_ns)
+        else:
+            callers += list(declared.ingress_controllers)
+            notes = annotations(o)
+            for key in INGRESS_NGINX_TIMEOUTS:
+                if _timeout_seconds(notes.get(key)) < MIN_ROUTE_TIMEOUT_SECONDS:
+                    problems.append(f"{ident(o)} has {key} {notes.get(key)!r}: below {MIN_ROUTE_TIMEOUT_SECONDS} s (or the controller's 60 s default) a streamed generation is cut off")
+        for rule, name, port in _route_backends(o):
+            if o["kind"] == "HTTPRoute":
+                t = rule.get("timeouts") or {}
+                if min(_timeout_seconds(t.get("request")), _timeout_seconds(t.get("backendRequest", t.get("request")))) < MIN_ROUTE_TIMEOUT_SECONDS:
+                    problems.append(f"{ident(o)} routes to Service {name} with timeouts {t or 'unset (implementation default)'}: below {MIN_ROUTE_TIMEOUT_SECONDS} s a streamed generation is cut off")
+            svc = services.get((ns, name))
+            if svc is None:
+                problems.append(f"{ident(o)} routes to Service {ns}/{name}, which the stack does not create")
+                continue
+            targets = list(_service_targets(manifests, svc, port))
+            if not targets:
+                problems.append(f"{ident(o)} routes to {ident(svc)} port {port}, which selects no pod with that port")
+            for w, target_port in targets:
+                for caller in callers:
+                    f = Flow(caller, w, target_port, f"{ident(o)} routes to it")
+                    isolating = [p for p in policies if namespace_of(p) == w.namespace and matches((p.get("spec") or {}).get("podSelector"), w.labels)]
+                    if isolating and not any(_admits(p, f) for p in isolating):
+                        problems.append(f"no NetworkPolicy admits namespace {caller!r} to {w} on port {target_port} ({f.why})")
+    return problems
+
+
 RULES = (
     pdbs_select_one_scalable_controller,
     services_select_templates,
@@ -560,6 +643,7 @@ RULES = (
     network_policies_admit,
     awaits_cover_budgets,
     dcgm_maps_gpu_resources,
+    routes_reach_servers,
 )
 
 

@@ -52,6 +52,10 @@ def declared_for(cfg: StackConfig) -> Declared:
     if not pool.priority_class.create:
         objects.add(("PriorityClass", None, pool.priority_class.name))
     to_zero = any(m.autoscaling and m.autoscaling.min_replicas == 0 for m in cfg.models)
+    if cfg.gateway is not None:  # the Gateway (or ingress controller) the stack routes through exists
+        namespaces.add(cfg.gateway.edge_namespace)
+        if cfg.gateway.gateway_ref is not None:
+            objects.add(("Gateway", cfg.gateway.gateway_ref.namespace, cfg.gateway.gateway_ref.name))
     return Declared(
         namespaces=frozenset(namespaces),
         objects=frozenset(objects),
@@ -59,6 +63,7 @@ def declared_for(cfg: StackConfig) -> Declared:
         callers=tuple(net.client_namespaces),
         knative_data_plane=tuple(data_plane),
         http_interceptors=(a.keda_namespace,) if a.http_add_on and to_zero else (),
+        ingress_controllers=(cfg.gateway.edge_namespace,) if cfg.gateway is not None and cfg.gateway.kind == "ingress" else (),
     )
 
 
@@ -154,6 +159,14 @@ GENERATED = {
             model("kn-existing", serving="knative", knative={"minScale": 1, "maxScale": 1}),
             model("keda-existing", autoscaling={"minReplicas": 1, "maxReplicas": 2}),
         ],
+    },
+    # gateway: ingress-nginx with TLS from cert-manager; one model exposed, one in-cluster only.
+    "ingress-one-model-exposed": {
+        **BASE,
+        "gpuPool": H100_POOL,
+        "gateway": {"kind": "ingress", "hostname": "llm.example.com", "requestTimeoutSeconds": 1200,
+                    "ingress": {"tlsSecretName": "llm-tls", "clusterIssuer": "letsencrypt", "namespace": "ingress-nginx"}},
+        "models": [model("public", replicas=2), model("internal", route={"expose": False})],
     },
 }
 

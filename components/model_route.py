@@ -1,0 +1,224 @@
+"""ModelRoute: a model's OpenAI API on the serving edge, by Gateway API HTTPRoute or Ingress.
+
+One host serves every model. A request names its model in the JSON body (``"model": ...``); the
+Gateway API Inference Extension's body-based router copies it into the ``X-Gateway-Model-Name``
+header before routing, so each model's HTTPRoute matches that header (one match per served name:
+the base model and each LoRA adapter). Where no body-based router runs, the fallback is a path per
+model: ``/models/<name>/v1/...`` is rewritten to ``/v1/...``. Only ``/v1`` is routed, so the
+server's ``/metrics`` (which vLLM's API key does not protect) never leaves the cluster.
+
+LLM responses stream for minutes: the route's timeouts are the model's request budget (never a
+proxy's 60 s default), and the Ingress option turns off response buffering.
+"""
+
+import re
+from enum import Enum
+from typing import Optional, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+from typing_extensions import NotRequired
+
+from .package import labels, type_token
+from .validation import args_error, validate_args
+from .vllm_pod import HTTP_PORT
+
+#: Header the Inference Extension's body-based router sets from the request body's ``model``.
+MODEL_NAME_HEADER = "X-Gateway-Model-Name"
+#: The OpenAI-compatible API's prefix: the only path the edge routes to a server.
+API_PREFIX = "/v1"
+#: Where the path-per-model fallback puts a model (``/models/<name>/v1/...``).
+MODEL_PATH_ROOT = "/models"
+#: A proxy's usual default; an LLM stream outlives it, so no route may time out sooner.
+MIN_REQUEST_TIMEOUT_SECONDS = 60
+DEFAULT_REQUEST_TIMEOUT_SECONDS = 600
+DEFAULT_INGRESS_CLASS = "nginx"
+#: Request bodies carry whole conversations (and images for multimodal models).
+DEFAULT_MAX_BODY_SIZE = "16m"
+_BODY_SIZE = re.compile(r"^[0-9]+[kmg]?$")
+#: ingress-nginx's cert-manager hook and its proxy settings (all strings, as annotations are).
+CLUSTER_ISSUER_ANNOTATION = "cert-manager.io/cluster-issuer"
+NGINX = "nginx.ingress.kubernetes.io/"
+
+
+class RouteKind(str, Enum):
+    """How the model is exposed."""
+
+    GATEWAY_API = "gatewayApi"
+    """An HTTPRoute attached to a Gateway (Gateway API)."""
+    INGRESS = "ingress"
+    """An Ingress for ingress-nginx (clusters without Gateway API); path per model only."""
+
+
+class ParentRefArgs(TypedDict):
+    """The Gateway the route attaches to (it must allow routes from the model's namespace)."""
+
+    name: pulumi.Input[str]
+    """Name of the Gateway."""
+    namespace: pulumi.Input[str]
+    """Namespace of the Gateway (and of its proxy pods, which NetworkPolicies must admit)."""
+    section_name: NotRequired[pulumi.Input[str]]
+    """Listener of the Gateway to attach to (default: every listener that allows the route)."""
+
+
+class IngressArgs(TypedDict):
+    """The Ingress option (ingress-nginx)."""
+
+    class_name: NotRequired[pulumi.Input[str]]
+    """IngressClass (default ``nginx``)."""
+    tls_secret_name: NotRequired[pulumi.Input[str]]
+    """Secret with the host's certificate (``kubernetes.io/tls``); with ``cluster_issuer`` cert-manager fills it."""
+    cluster_issuer: NotRequired[pulumi.Input[str]]
+    """cert-manager ClusterIssuer that issues the certificate into ``tls_secret_name``."""
+    max_body_size: NotRequired[str]
+    """Largest request body, nginx size syntax (default ``16m``)."""
+
+
+class ModelRouteArgs(TypedDict):
+    """Arguments of a ModelRoute."""
+
+    namespace: pulumi.Input[str]
+    """Namespace of the model's Service (the route lives beside it)."""
+    service_name: pulumi.Input[str]
+    """The model's ClusterIP Service (``VllmService.service_name``)."""
+    served_model_names: list[pulumi.Input[str]]
+    """Every ``model`` value this server answers (base model and LoRA adapters)."""
+    kind: NotRequired[RouteKind]
+    """Gateway API HTTPRoute (default) or Ingress. Plain: it decides which object exists."""
+    gateway: NotRequired[ParentRefArgs]
+    """The Gateway to attach to (required with ``gatewayApi``)."""
+    hostnames: NotRequired[list[pulumi.Input[str]]]
+    """Hosts the route answers (default: every host of the Gateway; required for an Ingress with TLS)."""
+    request_timeout_seconds: NotRequired[int]
+    """The model's request budget: the longest a request (a whole stream) may take; the route's
+    timeouts are set to it (default 600, at least 60). Plain: checked at preview."""
+    ingress: NotRequired[IngressArgs]
+    """Settings of the Ingress option."""
+
+
+def model_path_prefix(name: str) -> str:
+    """The fallback path of a model: ``/models/<name>``."""
+    return f"{MODEL_PATH_ROOT}/{name}"
+
+
+def duration(seconds: int) -> str:
+    """A Gateway API duration (GEP-2257)."""
+    return f"{seconds}s"
+
+
+def httproute_spec(name: str, args: ModelRouteArgs) -> dict:
+    """The HTTPRoute's spec: header match per served name on /v1, then the path-per-model fallback."""
+    backend = [{"name": args["service_name"], "port": HTTP_PORT}]
+    seconds = args.get("request_timeout_seconds", DEFAULT_REQUEST_TIMEOUT_SECONDS)
+    # One attempt per request: backendRequest equal to the whole budget (a retry would restart a stream).
+    timeouts = {"request": duration(seconds), "backendRequest": duration(seconds)}
+    by_header = [
+        {"path": {"type": "PathPrefix", "value": API_PREFIX}, "headers": [{"type": "Exact", "name": MODEL_NAME_HEADER, "value": served}]}
+        for served in args["served_model_names"]
+    ]
+    fallback = {
+        "matches": [{"path": {"type": "PathPrefix", "value": f"{model_path_prefix(name)}{API_PREFIX}"}}],
+        "filters": [{"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": API_PREFIX}}}],
+        "backendRefs": backend,
+        "timeouts": timeouts,
+    }
+    gw = args["gateway"]
+    parent = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gw["name"], "namespace": gw["namespace"]}
+    if gw.get("section_name"):
+        parent["sectionName"] = gw["section_name"]
+    spec = {
+        "parentRefs": [parent],
+        "rules": [{"matches": by_header, "backendRefs": backend, "timeouts": timeouts}, fallback],
+    }
+    if args.get("hostnames"):
+        spec["hostnames"] = list(args["hostnames"])
+    return spec
+
+
+def ingress_annotations(args: ModelRouteArgs) -> dict:
+    ing = args.get("ingress") or {}
+    seconds = str(args.get("request_timeout_seconds", DEFAULT_REQUEST_TIMEOUT_SECONDS))
+    notes = {
+        NGINX + "use-regex": "true",
+        NGINX + "rewrite-target": "/v1/$1",
+        NGINX + "proxy-read-timeout": seconds,
+        NGINX + "proxy-send-timeout": seconds,
+        NGINX + "proxy-body-size": ing.get("max_body_size", DEFAULT_MAX_BODY_SIZE),
+        # Tokens reach the client as vLLM writes them (server-sent events), not when a buffer fills.
+        NGINX + "proxy-buffering": "off",
+        NGINX + "proxy-request-buffering": "off",
+    }
+    if ing.get("cluster_issuer"):
+        notes[CLUSTER_ISSUER_ANNOTATION] = ing["cluster_issuer"]
+    return notes
+
+
+def ingress_spec(name: str, args: ModelRouteArgs) -> dict:
+    ing = args.get("ingress") or {}
+    path = {
+        "path": f"{model_path_prefix(name)}{API_PREFIX}/(.*)",
+        "pathType": "ImplementationSpecific",
+        "backend": {"service": {"name": args["service_name"], "port": {"number": HTTP_PORT}}},
+    }
+    hosts = list(args.get("hostnames") or [])
+    rules = [{"host": h, "http": {"paths": [path]}} for h in hosts] or [{"http": {"paths": [path]}}]
+    spec = {"ingressClassName": ing.get("class_name", DEFAULT_INGRESS_CLASS), "rules": rules}
+    if ing.get("tls_secret_name"):
+        spec["tls"] = [{"hosts": hosts, "secretName": ing["tls_secret_name"]}]
+    return spec
+
+
+def check_route_args(name: str, args: ModelRouteArgs) -> None:
+    kind = RouteKind(args.get("kind", RouteKind.GATEWAY_API))
+    seconds = args.get("request_timeout_seconds", DEFAULT_REQUEST_TIMEOUT_SECONDS)
+    if seconds < MIN_REQUEST_TIMEOUT_SECONDS:
+        raise args_error("ModelRoute", name, "request_timeout_seconds",
+                         f"{seconds} s is below {MIN_REQUEST_TIMEOUT_SECONDS} s: a streamed generation outlives it and would be cut off")
+    if not args["served_model_names"]:
+        raise args_error("ModelRoute", name, "served_model_names", "empty: the route would match no request")
+    if kind == RouteKind.GATEWAY_API and not args.get("gateway"):
+        raise args_error("ModelRoute", name, "gateway", "required with kind gatewayApi (the Gateway the HTTPRoute attaches to)")
+    if kind == RouteKind.INGRESS:
+        ing = args.get("ingress") or {}
+        if not _BODY_SIZE.match(ing.get("max_body_size", DEFAULT_MAX_BODY_SIZE)):
+            raise args_error("ModelRoute", name, "ingress.max_body_size", f"{ing['max_body_size']!r} is not an nginx size (e.g. 16m)")
+        if ing.get("cluster_issuer") and not ing.get("tls_secret_name"):
+            raise args_error("ModelRoute", name, "ingress.tls_secret_name", "required with cluster_issuer: cert-manager writes the certificate there")
+        if ing.get("tls_secret_name") and not args.get("hostnames"):
+            raise args_error("ModelRoute", name, "hostnames", "required with TLS: the certificate is for named hosts")
+
+
+class ModelRoute(pulumi.ComponentResource):
+    """A model's ``/v1`` API on the serving edge: an HTTPRoute to a Gateway (matched by model
+    name, with a path-per-model fallback) or an ingress-nginx Ingress (path per model), with
+    timeouts of the model's request budget. The server's NetworkPolicy must admit the Gateway's
+    (or ingress controller's) namespace: ``VllmService``'s ``network.client_namespaces``."""
+
+    kind: pulumi.Output[str]
+    """``HTTPRoute`` or ``Ingress``."""
+    route_name: pulumi.Output[str]
+    """Name of the HTTPRoute or Ingress."""
+    path_prefix: pulumi.Output[str]
+    """The model's fallback base URL path (``/models/<name>/v1``)."""
+
+    def __init__(self, name: str, args: ModelRouteArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        # Checked before registering: bad args register nothing.
+        args = validate_args("ModelRoute", name, args, ModelRouteArgs)
+        check_route_args(name, args)
+        super().__init__(type_token("ModelRoute"), name, {}, opts)
+        meta = {"name": name, "namespace": args["namespace"], "labels": labels(name, "route")}
+        child = pulumi.ResourceOptions(parent=self)
+        if RouteKind(args.get("kind", RouteKind.GATEWAY_API)) == RouteKind.GATEWAY_API:
+            route = k8s.apiextensions.CustomResource(
+                f"{name}-route", api_version="gateway.networking.k8s.io/v1", kind="HTTPRoute",
+                metadata=meta, spec=httproute_spec(name, args), opts=child,
+            )
+            self.kind = pulumi.Output.from_input("HTTPRoute")
+        else:
+            route = k8s.networking.v1.Ingress(
+                f"{name}-ingress", metadata={**meta, "annotations": ingress_annotations(args)}, spec=ingress_spec(name, args), opts=child,
+            )
+            self.kind = pulumi.Output.from_input("Ingress")
+        self.route_name = route.metadata["name"]
+        self.path_prefix = pulumi.Output.from_input(f"{model_path_prefix(name)}{API_PREFIX}")
+        self.register_outputs({"kind": self.kind, "route_name": self.route_name, "path_prefix": self.path_prefix})

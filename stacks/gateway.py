@@ -1,0 +1,133 @@
+"""The serving edge: which Gateway (or ingress-nginx) exposes the models, on which host, with
+which request budget; and per model whether it is exposed."""
+
+import re
+from typing import Optional
+
+from pydantic import Field, model_validator
+
+from llmstack_k8s.model_route import (
+    DEFAULT_INGRESS_CLASS,
+    DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_REQUEST_TIMEOUT_SECONDS,
+    MIN_REQUEST_TIMEOUT_SECONDS,
+    RouteKind,
+)
+
+from .base import ConfigProblem, StackModel as _Model
+from .cluster import DnsLabel
+
+_HOSTNAME = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_BODY_SIZE = re.compile(r"^[0-9]+[kmg]?$")
+
+
+class GatewayRefConfig(_Model):
+    """An existing Gateway (Gateway API) the models' HTTPRoutes attach to."""
+
+    name: DnsLabel = Field(description="Name of the Gateway.")
+    namespace: DnsLabel = Field(description="Namespace of the Gateway and its proxy pods (the models' NetworkPolicies admit it).")
+    section_name: Optional[str] = Field(None, description="Listener to attach to (default: every listener that allows the routes).")
+
+
+class IngressConfig(_Model):
+    """The Ingress option (ingress-nginx), for clusters without Gateway API."""
+
+    class_name: str = Field(DEFAULT_INGRESS_CLASS, description="IngressClass of ingress-nginx.")
+    namespace: DnsLabel = Field("ingress-nginx", description="Namespace of the ingress controller's pods (the models' NetworkPolicies admit it).")
+    tls_secret_name: Optional[str] = Field(None, description="Secret with the host's TLS certificate.")
+    cluster_issuer: Optional[str] = Field(None, description="cert-manager ClusterIssuer that fills tlsSecretName.")
+    max_body_size: str = Field(DEFAULT_MAX_BODY_SIZE, description="Largest request body (nginx size: 16m).")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if not _BODY_SIZE.match(self.max_body_size):
+            raise ConfigProblem("maxBodySize", f"{self.max_body_size!r} is not an nginx size; write a number with k, m or g (e.g. 16m)")
+        if self.cluster_issuer and not self.tls_secret_name:
+            raise ConfigProblem("tlsSecretName", "not set, but clusterIssuer is: cert-manager needs the Secret to write the certificate into")
+        return self
+
+
+class GatewayConfig(_Model):
+    """One OpenAI endpoint for every model: each model gets an HTTPRoute on this Gateway (or an Ingress)."""
+
+    kind: RouteKind = Field(RouteKind.GATEWAY_API, description="gatewayApi (HTTPRoute per model, routed by the body's model name) or ingress (ingress-nginx, path per model).")
+    gateway_ref: Optional[GatewayRefConfig] = Field(None, description="The Gateway the routes attach to (with kind gatewayApi); it must allow routes from the models' namespace.")
+    hostname: Optional[str] = Field(None, description="Host clients call (default: every host of the Gateway).")
+    request_timeout_seconds: int = Field(
+        DEFAULT_REQUEST_TIMEOUT_SECONDS, ge=MIN_REQUEST_TIMEOUT_SECONDS, le=86400,
+        description="Request budget of every exposed model (a whole streamed response); the routes' timeouts. At least 60.",
+    )
+    ingress: Optional[IngressConfig] = Field(None, description="Ingress settings (with kind ingress).")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.hostname is not None and not _HOSTNAME.match(self.hostname):
+            raise ConfigProblem("hostname", f"{self.hostname!r} is not a DNS host name (lowercase labels separated by dots)")
+        if self.kind == RouteKind.GATEWAY_API:
+            if self.gateway_ref is None:
+                raise ConfigProblem("gatewayRef", "not set: with kind gatewayApi the routes need a Gateway to attach to ({name, namespace})")
+            if self.ingress is not None:
+                raise ConfigProblem("ingress", "applies to kind ingress; remove it or set kind: ingress")
+        else:
+            if self.gateway_ref is not None:
+                raise ConfigProblem("gatewayRef", "applies to kind gatewayApi; remove it or set kind: gatewayApi")
+            if self.ingress is not None and self.ingress.tls_secret_name and not self.hostname:
+                raise ConfigProblem("hostname", "not set, but ingress.tlsSecretName is: a certificate is for a named host")
+        return self
+
+    @property
+    def edge_namespace(self) -> str:
+        """Namespace of the pods that call the models (the Gateway's proxies or the ingress controller)."""
+        if self.kind == RouteKind.GATEWAY_API:
+            return self.gateway_ref.namespace
+        return (self.ingress or IngressConfig()).namespace
+
+    @property
+    def base_url(self) -> Optional[str]:
+        if not self.hostname:
+            return None
+        tls = self.kind == RouteKind.INGRESS and self.ingress is not None and self.ingress.tls_secret_name
+        # A Gateway's TLS is its listener's (not the stack's): https is the usual case for a named host.
+        return f"{'http' if self.kind == RouteKind.INGRESS and not tls else 'https'}://{self.hostname}"
+
+
+class ModelRouteConfig(_Model):
+    """How one model is exposed through llmstack:gateway."""
+
+    expose: bool = Field(True, description="Route the model through the gateway (false: in-cluster clients only).")
+    request_timeout_seconds: Optional[int] = Field(
+        None, ge=MIN_REQUEST_TIMEOUT_SECONDS, le=86400,
+        description="This model's request budget (default: gateway.requestTimeoutSeconds); its route's timeouts.",
+    )
+
+
+def exposure_problem(gateway: Optional[GatewayConfig], model) -> Optional[tuple[str, str]]:
+    """(key, message) when a model's route settings cannot work with the stack's gateway."""
+    if gateway is None:
+        if model.route is not None:
+            return "route", "is set but llmstack:gateway is not: there is no Gateway to route through; add llmstack:gateway or remove route"
+        return None
+    if not is_exposed(gateway, model):
+        return None
+    if model.serving == "knative":
+        return "route.expose", (
+            "serving: knative models are reached through Knative's own ingress (their URL), not an HTTPRoute to a "
+            "Service; set route.expose: false"
+        )
+    if model.autoscaling is not None and model.autoscaling.min_replicas == 0:
+        return "route.expose", (
+            "a Deployment scaled to zero is reached through the KEDA HTTP add-on's interceptor, which a route to the "
+            "model's Service would bypass (requests fail while it is at zero); set route.expose: false or minReplicas >= 1"
+        )
+    return None
+
+
+def is_exposed(gateway: Optional[GatewayConfig], model) -> bool:
+    return gateway is not None and (model.route is None or model.route.expose)
+
+
+def request_budget(gateway: GatewayConfig, model) -> int:
+    """The model's request budget: its route's timeouts."""
+    if model.route is not None and model.route.request_timeout_seconds is not None:
+        return model.route.request_timeout_seconds
+    return gateway.request_timeout_seconds
