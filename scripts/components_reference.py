@@ -125,6 +125,8 @@ def generate() -> str:
             meaning = _cell(out_docs.get(py_name)) + (" **Secret.**" if py_name in secrets.get("outputs", ()) else "")
             lines.append(f"| `{py_name}` | `{_camel(py_name)}` | {type_name(_unwrap_output(hints[py_name]), linked)} | {meaning} |")
         example = example_file(component)
+        if not example.exists():
+            raise SystemExit(f"{component.__name__} has no example: add {example.relative_to(ROOT)} (one short program using it)")
         lines += ["", f"### Example (`{example.relative_to(ROOT)}`)", "", "```python", example.read_text().rstrip(), "```", ""]
 
     sections: dict[str, list[str]] = {}
