@@ -18,6 +18,7 @@ from llmstack_k8s.model_cache import AccessMode
 from .autoscaling import AUTOSCALING_DEFAULT_TARGETS, AUTOSCALING_MIN_COOLDOWN, AutoscalingConfig, ModelAutoscalingConfig  # noqa: F401
 from .base import ConfigProblem, StackModel as _Model
 from .cluster import RESERVED_NAMESPACES, SYSTEM_NAMESPACES, DnsLabel, KubernetesConfig, NetworkConfig
+from .gateway import GatewayConfig, exposure_problem
 from .gpu_pool import GpuPoolConfig, check_karpenter_floor, check_models_fit
 from .knative import KnativeConfig, KnativeModelConfig, ServingMode  # noqa: F401
 from .models import DOWNLOAD_START_SECONDS, MANAGED_FLAGS, UNPINNED_REVISIONS, CacheDefaults, ModelCacheConfig, ModelConfig, ResourcesConfig, RolloutConfig  # noqa: F401
@@ -48,6 +49,15 @@ class StackConfig(_Model):
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig, description="Prometheus, Grafana, DCGM exporter, alerts, dashboards.")
     gpu_pool: GpuPoolConfig = Field(default_factory=GpuPoolConfig, description="GPU nodes: device plugin, sharing, taints, Karpenter; models are checked to fit them.")
     knative: KnativeConfig = Field(default_factory=KnativeConfig, description="Knative Serving (install or use existing) for models with serving: knative.")
+    gateway: Optional[GatewayConfig] = Field(None, description="One OpenAI endpoint for every model: an HTTPRoute per model on a Gateway (or an Ingress); timeouts of the request budget.")
+
+    @model_validator(mode="after")
+    def _routes_work(self):
+        for i, m in enumerate(self.models):
+            problem = exposure_problem(self.gateway, m)
+            if problem:
+                raise ConfigProblem(f"models[{i}] (name: {m.name}).{problem[0]}", problem[1])
+        return self
 
     # --- knative ---
     def knative_pod_features(self) -> set[str]:
