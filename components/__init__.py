@@ -11,6 +11,7 @@ __version__ = "0.2.0"
 
 from .gpu_autoscaling import GpuAutoscaling, GpuAutoscalingArgs
 from .gpu_node_pool import GpuNodePool, GpuNodePoolArgs
+from .image_prepull import ImagePrePull, ImagePrePullArgs
 from .knative_serving import KnativeServing, KnativeServingArgs
 from .knative_vllm_service import KnativeVllmService, KnativeVllmServiceArgs
 from .model_cache import ModelCache, ModelCacheArgs
@@ -25,6 +26,6 @@ from .model_cache import AccessMode
 from .model_route import RouteKind
 from .vllm_pod import Dtype, Quantization
 
-__all__ = ["GpuAutoscaling", "GpuAutoscalingArgs", "GpuNodePool", "GpuNodePoolArgs", "KnativeServing", "KnativeServingArgs", "KnativeVllmService", "KnativeVllmServiceArgs", "ModelCache", "ModelCacheArgs", "ModelRoute", "ModelRouteArgs", "Observability", "ObservabilityArgs", "VllmService", "VllmServiceArgs",
+__all__ = ["GpuAutoscaling", "GpuAutoscalingArgs", "GpuNodePool", "GpuNodePoolArgs", "ImagePrePull", "ImagePrePullArgs", "KnativeServing", "KnativeServingArgs", "KnativeVllmService", "KnativeVllmServiceArgs", "ModelCache", "ModelCacheArgs", "ModelRoute", "ModelRouteArgs", "Observability", "ObservabilityArgs", "VllmService", "VllmServiceArgs",
            "AccessMode", "AutoscalingMetric", "ConsolidationPolicy", "Dtype", "GpuInstall", "MigStrategy", "Quantization",
            "RouteKind", "SharingStrategy"]

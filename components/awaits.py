@@ -11,6 +11,8 @@ rendered manifest shows it and the cross-object checks can compare it with the b
 
 import math
 
+from .cold_start import DEFAULT_SCHEDULING_SECONDS, NODE_PROVISIONING_SECONDS, cold_start_budget
+
 #: Annotations pulumi-kubernetes reads (provider/pkg/metadata).
 TIMEOUT_ANNOTATION = "pulumi.com/timeoutSeconds"
 SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait"
@@ -21,12 +23,11 @@ DEFAULT_AWAIT_SECONDS = 600
 #: Helm's ``--timeout`` where a release gives none.
 DEFAULT_HELM_TIMEOUT_SECONDS = 300
 
-#: A new GPU node: Karpenter launch, boot, driver and device plugin ready (p5/g6 on EKS: 5-7 min).
-NODE_PROVISIONING_SECONDS = 420
-#: Pulling the ~10 GB vLLM image onto a fresh node.
-IMAGE_PULL_SECONDS = 180
-#: What comes before a pod's own budget starts: a node for it, then its image.
-SCHEDULING_SECONDS = NODE_PROVISIONING_SECONDS + IMAGE_PULL_SECONDS
+#: Pulling the ~10 GB vLLM image onto a fresh node (the cold-start defaults, llmstack_k8s.cold_start).
+IMAGE_PULL_SECONDS = cold_start_budget(None).image_seconds
+#: What comes before a pod's own budget starts: a node for it, then its image (default figures;
+#: the serving components take the model's own as ``scheduling_seconds``).
+SCHEDULING_SECONDS = DEFAULT_SCHEDULING_SECONDS
 #: A controller fails an object at the object's own deadline (a Job's ``activeDeadlineSeconds``, a
 #: Knative revision's progress deadline); wait a little longer, so that ``pulumi up`` reports that
 #: failure and its reason rather than a timeout of its own.
@@ -64,10 +65,10 @@ def startup_probe_seconds(pod_spec: dict) -> int:
     return worst
 
 
-def pod_ready_seconds(startup_budget_seconds: int) -> int:
+def pod_ready_seconds(startup_budget_seconds: int, scheduling_seconds: int = SCHEDULING_SECONDS) -> int:
     """From a server pod's creation to ready: a node, the image, then the startup probe's budget.
     The Deployment's ``progressDeadlineSeconds`` and Knative's progress deadline are at least this."""
-    return SCHEDULING_SECONDS + startup_budget_seconds
+    return scheduling_seconds + startup_budget_seconds
 
 
 def rollout_waves(replicas: int, max_surge: int, max_unavailable: int) -> int:
@@ -75,7 +76,9 @@ def rollout_waves(replicas: int, max_surge: int, max_unavailable: int) -> int:
     return max(1, math.ceil(max(replicas, 1) / max(1, max_surge + max_unavailable)))
 
 
-def deployment_await_seconds(startup_budget_seconds: int, replicas: int, max_surge: int, max_unavailable: int) -> int:
+def deployment_await_seconds(
+    startup_budget_seconds: int, replicas: int, max_surge: int, max_unavailable: int, scheduling_seconds: int = SCHEDULING_SECONDS
+) -> int:
     """A Deployment is awaited until every replica of the new version is ready: each wave of the
     rollout may take a whole pod start (a create is one wave: all replicas start at once)."""
-    return rollout_waves(replicas, max_surge, max_unavailable) * pod_ready_seconds(startup_budget_seconds)
+    return rollout_waves(replicas, max_surge, max_unavailable) * pod_ready_seconds(startup_budget_seconds, scheduling_seconds)

@@ -37,6 +37,7 @@ from pulumi.provider.server import ComponentInitError
 from . import __version__
 from .gpu_autoscaling import GpuAutoscaling
 from .gpu_node_pool import GpuNodePool
+from .image_prepull import ImagePrePull
 from .knative_serving import KnativeServing
 from .knative_vllm_service import KnativeVllmService
 from .model_cache import ModelCache
@@ -50,7 +51,7 @@ DISTRIBUTION = "llmstack-k8s"
 
 #: Every component the package serves (type token ``llmstack:index:<Class>``).
 COMPONENTS: list[type[pulumi.ComponentResource]] = [
-    GpuAutoscaling, GpuNodePool, KnativeServing, KnativeVllmService, ModelCache, ModelRoute, Observability, VllmService,
+    GpuAutoscaling, GpuNodePool, ImagePrePull, KnativeServing, KnativeVllmService, ModelCache, ModelRoute, Observability, VllmService,
 ]
 
 #: Inputs and outputs that carry credentials (Python names, per component): the schema marks

@@ -31,3 +31,6 @@ KEDA = Chart("https://kedacore.github.io/charts", "keda", "2.20.2")
 KEDA_HTTP_ADDON = Chart("https://kedacore.github.io/charts", "keda-add-ons-http", "0.15.0")
 KNATIVE_OPERATOR = Chart("https://knative.github.io/operator", "knative-operator", "v1.23.0")
 KNATIVE_SERVING_VERSION = "1.23.0"
+
+#: Idle container of the image pre-pull DaemonSet (keeps the pulled images in use on each node).
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10"

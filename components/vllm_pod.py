@@ -14,6 +14,7 @@ import pulumi
 from typing_extensions import NotRequired
 
 from . import versions
+from .cold_start import ENGINE_START_SECONDS, UNKNOWN_WEIGHTS_LOAD_SECONDS, ColdStartArgs, cold_start_budget
 from .scheduling import SchedulingContractArgs, apply_contract, default_contract
 
 #: Port vLLM's OpenAI-compatible server listens on (API, /health and /metrics share it).
@@ -30,9 +31,10 @@ COMPLETE_MARKER = ".download-complete"
 
 # Startup budget: engine start (CUDA init, graph capture, compile warm-up) plus reading the
 # weights from the cache volume at >= 100 MiB/s. Periods are in seconds.
-STARTUP_BASE_SECONDS = 300
+# The figures and their defaults live in cold_start.py (one function for probe, await and cooldown).
+STARTUP_BASE_SECONDS = ENGINE_START_SECONDS
 STARTUP_SECONDS_PER_GIB = 10
-STARTUP_UNKNOWN_SIZE_SECONDS = 1800
+STARTUP_UNKNOWN_SIZE_SECONDS = ENGINE_START_SECONDS + UNKNOWN_WEIGHTS_LOAD_SECONDS
 STARTUP_PERIOD_SECONDS = 10
 
 
@@ -123,13 +125,10 @@ def gpus_per_replica(engine: VllmEngineArgs) -> int:
     return engine.get("tensor_parallel_size", 1) * engine.get("pipeline_parallel_size", 1)
 
 
-def startup_budget_seconds(weights_gib: Optional[float], override: Optional[int] = None) -> int:
-    """Seconds a pod may take from container start to healthy before the kubelet restarts it."""
-    if override:
-        return override
-    if weights_gib is None:
-        return STARTUP_UNKNOWN_SIZE_SECONDS
-    return STARTUP_BASE_SECONDS + math.ceil(weights_gib * STARTUP_SECONDS_PER_GIB)
+def startup_budget_seconds(weights_gib: Optional[float], override: Optional[int] = None, figures: Optional[ColdStartArgs] = None) -> int:
+    """Seconds a pod may take from container start to healthy before the kubelet restarts it: the
+    startup part of the cold start (weights at the stated storage throughput + engine start)."""
+    return cold_start_budget(weights_gib, figures, override).startup_seconds
 
 
 def default_shm_size(engine: VllmEngineArgs) -> str:

@@ -7,7 +7,7 @@ import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
 from .api_key import api_key_secret
-from .awaits import deployment_await_seconds, pod_ready_seconds, skip_await_annotation, startup_probe_seconds, timeout_annotation
+from .awaits import SCHEDULING_SECONDS, deployment_await_seconds, pod_ready_seconds, skip_await_annotation, startup_probe_seconds, timeout_annotation
 from .package import labels, selector_labels, server_pod_selector, type_token
 from .validation import validate_args
 from .vllm_pod import API_KEY_SECRET_KEY
@@ -74,6 +74,10 @@ class VllmServiceArgs(TypedDict):
     """GPU scheduling contract from a GpuNodePool (default: whole ``nvidia.com/gpu`` with its taint)."""
     startup_budget_seconds: NotRequired[int]
     """Seconds the server may take to load before it is restarted (default 1800)."""
+    scheduling_seconds: NotRequired[int]
+    """Seconds before a new pod's container starts: node provisioning and image pull
+    (``llmstack_k8s.cold_start.cold_start_budget(...).scheduling_seconds``); the progress deadline
+    and ``pulumi up``'s wait add it to the startup budget (default: the cold-start defaults, 600)."""
     shm_size: NotRequired[str]
     """Size of the memory-backed /dev/shm (default from the parallelism)."""
     api_key: NotRequired[pulumi.Input[str]]
@@ -133,6 +137,7 @@ class VllmService(pulumi.ComponentResource):
         max_surge = rollout.get("max_surge", 0)
         budget = startup_probe_seconds(pod_spec)  # the startup probe's budget, as the pod carries it
         most_replicas = args.get("max_replicas", args.get("replicas", 1)) if args.get("autoscaled") else args.get("replicas", 1)
+        scheduling = args.get("scheduling_seconds", SCHEDULING_SECONDS)
 
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deploy",
@@ -141,7 +146,7 @@ class VllmService(pulumi.ComponentResource):
                 "namespace": ns,
                 "labels": meta_labels,
                 # pulumi up waits for the rollout: every wave may need a node, the image and the whole startup budget.
-                "annotations": timeout_annotation(deployment_await_seconds(budget, most_replicas, max_surge, max_unavailable)),
+                "annotations": timeout_annotation(deployment_await_seconds(budget, most_replicas, max_surge, max_unavailable, scheduling)),
             },
             spec={
                 **({} if args.get("autoscaled") else {"replicas": args.get("replicas", 1)}),
@@ -152,7 +157,7 @@ class VllmService(pulumi.ComponentResource):
                     "rollingUpdate": {"maxSurge": max_surge, "maxUnavailable": max_unavailable},
                 },
                 # A new pod may wait for a node and the image before its startup budget even starts.
-                "progressDeadlineSeconds": pod_ready_seconds(budget),
+                "progressDeadlineSeconds": pod_ready_seconds(budget, scheduling),
                 "template": {
                     "metadata": {"labels": meta_labels, "annotations": args.get("pod_annotations") or {}},
                     "spec": pod_spec,

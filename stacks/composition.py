@@ -6,6 +6,8 @@ import pulumi_random as random
 
 from llmstack_k8s.gpu_autoscaling import GpuAutoscaling
 from llmstack_k8s.gpu_node_pool import GpuNodePool
+from llmstack_k8s.image_prepull import ImagePrePull
+from llmstack_k8s.versions import VLLM_IMAGE
 from llmstack_k8s.knative_serving import DATA_PLANE_NAMESPACES as KNATIVE_INSTALLED_NAMESPACES, KnativeServing
 from llmstack_k8s.knative_vllm_service import ALL_POD_FEATURES as KNATIVE_INSTALLED_FEATURES, KnativeVllmService
 from llmstack_k8s.model_cache import ModelCache
@@ -64,6 +66,12 @@ def build(cfg: StackConfig) -> dict:
     # --- gpu pool: device plugin / GPU operator, sharing, taints, classes, Karpenter; the
     # scheduling contract every serving component takes (created before the models) ---
     gpu_pool = GpuNodePool("gpu", cfg.gpu_pool.args(cfg.namespace), opts=on_cluster)
+    if cfg.image_pre_pull.enabled:  # cold start: every model's image already on each GPU node
+        ImagePrePull(
+            "image-prepull",
+            {"namespace": ns, "images": sorted({m.image or VLLM_IMAGE for m in cfg.models}), "scheduling": gpu_pool.contract},
+            opts=in_ns,
+        )
     # --- end gpu pool ---
 
     # --- knative: Knative Serving for models with serving: knative (installed, or the cluster's) ---
@@ -149,6 +157,7 @@ def build(cfg: StackConfig) -> dict:
                 **({"max_replicas": m.autoscaling.max_replicas} if m.autoscaling is not None else {}),
                 "resources": {"cpu": m.resources.cpu, "memory": m.resources.memory},
                 "startup_budget_seconds": m.startup_budget,
+                "scheduling_seconds": m.cold_start_budget.scheduling_seconds,  # node + image, stated figures
                 "api_key": api_key.result,
                 "extra_env": dict(m.extra_env),
                 "scheduling": gpu_pool.contract,  # gpu pool
@@ -200,12 +209,14 @@ def build(cfg: StackConfig) -> dict:
             # Names, served name and startup budget come from the server; unset keys take GpuAutoscaling's defaults.
             scaled.append(scaled_workload(
                 server, a.max_replicas, min_replicas=a.min_replicas, metric=a.metric, target=a.target,
-                cooldown_seconds=a.cooldown_seconds, polling_interval_seconds=a.polling_interval_seconds,
+                cooldown_seconds=m.cooldown_seconds, polling_interval_seconds=a.polling_interval_seconds,
                 kv_cache_target=a.kv_cache_target, ttft_p95_seconds=a.ttft_p95_seconds,
             ))
             scaled_servers.append(server)
 
     outputs = {"namespace": ns, "models": models, "apiKey": pulumi.Output.secret(api_key.result)}
+    # What a cold replica of each model costs, from the stated figures (llmstack_k8s.cold_start).
+    outputs["coldStart"] = {m.name: m.cold_start_budget.as_output() for m in cfg.models}
 
     # --- observability: Prometheus/Grafana, DCGM exporter, vLLM scraping, alerts, dashboards ---
     o = cfg.observability

@@ -17,6 +17,7 @@ from llmstack_k8s.model_cache import AccessMode
 
 from .autoscaling import AUTOSCALING_DEFAULT_TARGETS, AUTOSCALING_MIN_COOLDOWN, AutoscalingConfig, ModelAutoscalingConfig  # noqa: F401
 from .base import ConfigProblem, StackModel as _Model
+from .cold_start import ColdStartConfig, ImagePrePullConfig
 from .cluster import RESERVED_NAMESPACES, SYSTEM_NAMESPACES, DnsLabel, KubernetesConfig, NetworkConfig
 from .gateway import GatewayConfig, exposure_problem
 from .gpu_pool import GpuPoolConfig, check_karpenter_floor, check_models_fit
@@ -49,6 +50,33 @@ class StackConfig(_Model):
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig, description="Prometheus, Grafana, DCGM exporter, alerts, dashboards.")
     gpu_pool: GpuPoolConfig = Field(default_factory=GpuPoolConfig, description="GPU nodes: device plugin, sharing, taints, Karpenter; models are checked to fit them.")
     knative: KnativeConfig = Field(default_factory=KnativeConfig, description="Knative Serving (install or use existing) for models with serving: knative.")
+    cold_start: ColdStartConfig = Field(default_factory=ColdStartConfig, description="Cold-start figures of every model (a model's own coldStart overrides them); the startup probe, await and cooldown derive from them.")
+    image_pre_pull: ImagePrePullConfig = Field(default_factory=ImagePrePullConfig, description="Keep the vLLM image on every GPU node (pre-pull DaemonSet).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cold_start_defaults(cls, data):
+        """The stack-wide coldStart figures under each model's own, so every model check sees its
+        whole budget. A stack-wide value that is itself wrong is reported once, at coldStart."""
+        if not isinstance(data, dict):
+            return data
+        key = "coldStart" if "coldStart" in data else "cold_start"
+        stack_wide = data.get(key)
+        if not isinstance(stack_wide, dict) or not isinstance(data.get("models"), list):
+            return data
+        try:
+            ColdStartConfig.model_validate(stack_wide)
+        except ValueError:
+            return data
+        models = []
+        for m in data["models"]:
+            if isinstance(m, dict):
+                own = "coldStart" if "coldStart" in m else "cold_start"
+                mine = m.get(own, {})
+                if isinstance(mine, dict):  # anything else: the field reports it
+                    m = {**m, own: {**stack_wide, **mine}}
+            models.append(m)
+        return {**data, "models": models}
     gateway: Optional[GatewayConfig] = Field(None, description="One OpenAI endpoint for every model: an HTTPRoute per model on a Gateway (or an Ingress); timeouts of the request budget.")
 
     @model_validator(mode="after")

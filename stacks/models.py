@@ -8,11 +8,13 @@ from pydantic import AfterValidator, Field, model_validator
 from llmstack_k8s import knative_vllm_service as knative
 from llmstack_k8s.model_cache import AccessMode
 from llmstack_k8s.gpu_node_pool import estimate_weights_gib
+from llmstack_k8s.cold_start import ColdStartBudget, cold_start_budget
 from llmstack_k8s.vllm_pod import Dtype, Quantization, default_shm_size, startup_budget_seconds
 
 from llmstack_k8s.vllm_flags import load_table, managed_dests
 
 from .autoscaling import AUTOSCALING_MIN_COOLDOWN, ModelAutoscalingConfig
+from .cold_start import ColdStartConfig
 from .engine import ArchitectureConfig, check_engine
 from .base import ConfigProblem, StackModel as _Model
 from .knative import KnativeModelConfig, ServingMode
@@ -134,7 +136,8 @@ class ModelConfig(_Model):
     max_num_seqs: Optional[int] = Field(None, ge=1, description="Most sequences batched at once.")
     weights_gib: Optional[float] = Field(None, gt=0, alias="weightsGiB", description="Size of the weights in GiB; sizes the startup budget.")
     parameters_billions: Optional[float] = Field(None, gt=0, le=10000, description="Parameters in billions; with dtype/quantization estimates the weights for the GPU fit check when weightsGiB is not given.")
-    startup_timeout_seconds: Optional[int] = Field(None, ge=60, le=7200, description="Override of the derived startup budget (300 s + 10 s per GiB of weightsGiB); never below it.")
+    startup_timeout_seconds: Optional[int] = Field(None, ge=60, le=7200, description="Override of the derived startup budget (coldStart: engine start + weightsGiB at storageMiBps); never below it.")
+    cold_start: ColdStartConfig = Field(default_factory=ColdStartConfig, description="This model's cold-start figures over the stack-wide coldStart (startup probe, await, cooldown derive from them).")
     cache: ModelCacheConfig = Field(description="Weight cache volume.")
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig, description="CPU and memory.")
     shm_size: Optional[Size] = Field(None, description="Size of /dev/shm (default from the parallelism).")
@@ -158,8 +161,14 @@ class ModelConfig(_Model):
         return self.served_model_name or self.model
 
     @property
+    def cold_start_budget(self) -> ColdStartBudget:
+        """Node, image, weights and engine start of one replica, from the stated figures."""
+        weights = self.weights_estimate
+        return cold_start_budget(weights[0] if weights else None, self.cold_start.args(), self.startup_timeout_seconds)
+
+    @property
     def startup_budget(self) -> int:
-        return startup_budget_seconds(self.weights_gib, self.startup_timeout_seconds)
+        return self.cold_start_budget.startup_seconds
 
     @property
     def cooldown_seconds(self) -> Optional[int]:
@@ -167,7 +176,8 @@ class ModelConfig(_Model):
         a = self.autoscaling
         if a is None:
             return None
-        return a.cooldown_seconds if a.cooldown_seconds is not None else max(AUTOSCALING_MIN_COOLDOWN, self.startup_budget)
+        # A replica removed sooner than a new one takes to come back (node, image, load) makes the model flap.
+        return a.cooldown_seconds if a.cooldown_seconds is not None else max(AUTOSCALING_MIN_COOLDOWN, self.cold_start_budget.total_seconds)
 
     # --- knative ---
     @property
@@ -177,7 +187,7 @@ class ModelConfig(_Model):
         budget = self.startup_budget
         return k.model_copy(update={
             "target_concurrency": k.target_concurrency or knative.default_target_concurrency(self.max_num_seqs),
-            "progress_deadline_seconds": k.progress_deadline_seconds or knative.default_progress_deadline(budget),
+            "progress_deadline_seconds": k.progress_deadline_seconds or self.cold_start_budget.total_seconds,
             "request_timeout_seconds": k.request_timeout_seconds or knative.default_request_timeout(budget),
         })
 
@@ -286,12 +296,12 @@ class ModelConfig(_Model):
                     f"Give at least {gib:.0f}Gi, better twice that (room for the next revision)",
                 )
         if self.startup_timeout_seconds is not None and self.weights_gib is not None:
-            derived = startup_budget_seconds(self.weights_gib)
+            derived = startup_budget_seconds(self.weights_gib, figures=self.cold_start.args())
             if self.startup_timeout_seconds < derived:
                 raise ConfigProblem(
                     "startupTimeoutSeconds",
                     f"{self.startup_timeout_seconds} s is below the {derived} s that loading weightsGiB {self.weights_gib:g} "
-                    "needs (300 s + 10 s per GiB); the kubelet would restart the server while it loads. "
+                    "needs (engine start + weights at coldStart.storageMiBps); the kubelet would restart the server while it loads. "
                     f"Remove it (the budget is derived) or give at least {derived}",
                 )
         shm, memory = self.effective_shm_size, self.resources.memory

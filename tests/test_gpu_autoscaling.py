@@ -14,6 +14,7 @@ from test_metrics import exported_wire_names
 
 from llmstack_k8s import metrics
 from llmstack_k8s.gpu_autoscaling import AutoscalingMetric, validate_workload
+from llmstack_k8s.cold_start import cold_start_budget
 from llmstack_k8s.vllm_pod import startup_budget_seconds
 from stacks.loader import StackConfigError
 
@@ -169,12 +170,14 @@ def test_refuses_a_cooldown_shorter_than_the_startup_budget():
     assert f"startup budget ({budget} s" in msg
 
 
-def test_default_cooldown_covers_the_startup_budget():
+def test_default_cooldown_covers_the_whole_cold_start():
+    """A replica removed sooner than a new one takes to come back (node, image, weights, engine) flaps."""
     model = base_model(minReplicas=1, maxReplicas=2)
-    model["weightsGiB"] = 140  # budget 1700 s
+    model["weightsGiB"] = 140  # startup budget 1700 s; node 420 s + image 180 s before it
     model["cache"]["size"] = "300Gi"  # room for the weights (refused otherwise)
     [so] = render_with({"models": [model]}).of_kind("ScaledObject")
-    assert so["spec"]["cooldownPeriod"] == startup_budget_seconds(140) == 1700
+    assert startup_budget_seconds(140) == 1700
+    assert so["spec"]["cooldownPeriod"] == cold_start_budget(140).total_seconds == 2300
 
 
 def test_refuses_replicas_next_to_autoscaling_and_rwo_cache_with_several_replicas():

@@ -1,0 +1,118 @@
+"""The stack file's cold-start figures (stack-wide ``coldStart``, a model's own ``coldStart`` on top)
+and the image pre-pull (``imagePrePull``).
+
+The figures feed ``llmstack_k8s.cold_start.cold_start_budget``, the one function the startup
+probe, the await and the autoscaling cooldown derive from.
+"""
+
+from typing import Optional
+
+from pydantic import Field
+
+from llmstack_k8s import cold_start as cs
+from llmstack_k8s.cold_start import ColdStartArgs
+
+from .base import StackModel as _Model
+
+
+class ColdStartConfig(_Model):
+    """Stated figures of a replica's cold start; unset ones take the measured defaults."""
+
+    node_provisioning_seconds: Optional[int] = Field(
+        None, ge=0, le=3600, description=f"Seconds until a new GPU node is schedulable (0 where the nodes always exist; default {cs.NODE_PROVISIONING_SECONDS})."
+    )
+    image_gib: Optional[float] = Field(None, gt=0, le=100, alias="imageGiB", description=f"Compressed size of the vLLM image in GiB (default {cs.IMAGE_GIB:g}).")
+    image_pull_mib_per_second: Optional[float] = Field(
+        None, gt=0, alias="imagePullMiBps", description=f"Registry pull throughput onto a node, MiB/s (default {cs.IMAGE_PULL_MIBPS:g})."
+    )
+    storage_mib_per_second: Optional[float] = Field(
+        None, gt=0, alias="storageMiBps", description=f"Throughput reading the weights from the cache volume or object storage, MiB/s (default {cs.STORAGE_MIBPS:g})."
+    )
+    engine_start_seconds: Optional[int] = Field(
+        None, ge=10, le=3600, description=f"Engine start besides reading weights: CUDA init, profiling, graph capture (default {cs.ENGINE_START_SECONDS})."
+    )
+
+    def args(self) -> ColdStartArgs:
+        """The component's figures (only the stated ones)."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}  # type: ignore[return-value]
+
+    def over(self, base: "ColdStartConfig") -> "ColdStartConfig":
+        """These figures, falling back to ``base``'s (a model's own over the stack-wide ones)."""
+        return base.model_copy(update={k: v for k, v in self.model_dump().items() if v is not None})
+
+
+class ImagePrePullConfig(_Model):
+    """Keep the vLLM image on every GPU node before a replica needs it."""
+
+    enabled: bool = Field(False, description="Run a DaemonSet on the GPU pool's nodes that pulls every model's vLLM image (tiny requests; tolerates the pool's taints).")
+
+
+# --- the README's cold-start table (python -m stacks.cold_start rewrites it; a test keeps it current) ---
+
+README_BEGIN = "<!-- cold-start-table: generated from Pulumi.prod.yaml by `python -m stacks.cold_start`; do not edit by hand -->"
+README_END = "<!-- /cold-start-table -->"
+
+
+def cold_start_table(cfg) -> str:
+    """Markdown: each model's cold start, part by part (seconds), from its stated figures."""
+    rows = [
+        "| model | weights | node | image pull | weights load | engine start | startup probe | total (new node) | cooldown |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for m in cfg.models:
+        b = m.cold_start_budget
+        weights = m.weights_estimate
+        rows.append(
+            f"| {m.name} | {f'{weights[0]:g} GiB' if weights else 'unknown'} | {b.node_seconds} | {b.image_seconds} | "
+            f"{b.weights_seconds} | {b.engine_seconds} | {b.startup_seconds} | {b.total_seconds} | {m.cooldown_seconds or '-'} |"
+        )
+    return "\n".join(rows)
+
+
+def readme_block(cfg) -> str:
+    return f"{README_BEGIN}\n{cold_start_table(cfg)}\n{README_END}"
+
+
+def load_stack(stack: str):
+    """The validated config of ``Pulumi.<stack>.yaml``, read as ``pulumi`` would (PULUMI_CONFIG)."""
+    import json
+    import os
+
+    from .loader import load
+    from .render import stack_config_env
+
+    project, config, secrets = stack_config_env(stack)
+    saved = {k: os.environ.get(k) for k in ("PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS")}
+    os.environ["PULUMI_CONFIG"], os.environ["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(config), json.dumps(secrets)
+    try:
+        return load(project, stack)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def main(argv: list[str]) -> int:
+    import re
+    from pathlib import Path
+
+    readme = Path(__file__).resolve().parent.parent / "README.md"
+    text = readme.read_text()
+    block = readme_block(load_stack("prod"))
+    pattern = re.compile(re.escape(README_BEGIN) + ".*?" + re.escape(README_END), re.S)
+    if not pattern.search(text):
+        print("README.md has no cold-start table markers")
+        return 1
+    new = pattern.sub(lambda _: block, text)
+    if "--check" in argv:
+        return 0 if new == text else 1
+    readme.write_text(new)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
