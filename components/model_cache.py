@@ -1,5 +1,6 @@
 """ModelCache: a volume of model weights, filled once by a download Job, read by every replica."""
 
+import json
 import re
 from enum import Enum
 from typing import Optional, TypedDict
@@ -30,6 +31,15 @@ class AccessMode(str, Enum):
     """Many nodes: needed when replicas spread over nodes."""
 
 
+class AdapterSourceArgs(TypedDict):
+    """A LoRA adapter to download beside the base weights."""
+
+    model: str
+    """Hugging Face repository id of the adapter. Plain: its cache path is derived at preview."""
+    revision: str
+    """Pinned revision (commit sha) of the adapter; part of its cache path."""
+
+
 class ModelCacheArgs(TypedDict):
     """Arguments of a ModelCache."""
 
@@ -53,6 +63,8 @@ class ModelCacheArgs(TypedDict):
     """Download retries before the Job fails (default 4)."""
     active_deadline_seconds: NotRequired[int]
     """Deadline for the whole download, retries included (default 3600)."""
+    adapters: NotRequired[list[AdapterSourceArgs]]
+    """LoRA adapters the Job downloads too, each into its own directory (``adapter_paths``)."""
 
 
 def model_dir(model: str, revision: str) -> str:
@@ -61,19 +73,22 @@ def model_dir(model: str, revision: str) -> str:
 
 
 # snapshot_download is the stable API across huggingface_hub versions (the CLI was renamed).
-# The marker is written last and makes re-runs of the Job a no-op.
+# Each directory's marker is written last: a re-run skips what is complete (an adapter added
+# later is fetched without downloading the base weights again).
 _DOWNLOAD_SCRIPT = """
-import os, pathlib, sys
+import json, os, pathlib
 from huggingface_hub import snapshot_download
-dest = pathlib.Path(os.environ["MODEL_DIR"])
-marker = dest / "{marker}"
-if marker.exists():
-    print(f"{{dest}} already complete"); sys.exit(0)
-dest.mkdir(parents=True, exist_ok=True)
-snapshot_download(repo_id=os.environ["MODEL_ID"], revision=os.environ["MODEL_REVISION"], local_dir=str(dest),
-                  token=os.environ.get("HF_TOKEN") or None)
-marker.write_text(os.environ["MODEL_REVISION"])
-print(f"downloaded {{os.environ['MODEL_ID']}}@{{os.environ['MODEL_REVISION']}} to {{dest}}")
+items = [(os.environ["MODEL_ID"], os.environ["MODEL_REVISION"], os.environ["MODEL_DIR"])]
+items += [(a["model"], a["revision"], a["dir"]) for a in json.loads(os.environ.get("ADAPTERS") or "[]")]
+for repo, revision, where in items:
+    dest = pathlib.Path(where)
+    marker = dest / "{marker}"
+    if marker.exists():
+        print(f"{{dest}} already complete"); continue
+    dest.mkdir(parents=True, exist_ok=True)
+    snapshot_download(repo_id=repo, revision=revision, local_dir=str(dest), token=os.environ.get("HF_TOKEN") or None)
+    marker.write_text(revision)
+    print(f"downloaded {{repo}}@{{revision}} to {{dest}}")
 """.format(marker=COMPLETE_MARKER)
 
 
@@ -90,6 +105,8 @@ class ModelCache(pulumi.ComponentResource):
     """Path of the model inside a pod that mounts the claim at ``/models``."""
     job_name: pulumi.Output[str]
     """Name of the download Job."""
+    adapter_paths: pulumi.Output[list[str]]
+    """Path of each adapter (in the order of ``adapters``) inside a pod that mounts the claim."""
     namespace: pulumi.Output[str]
     """Namespace of the volume and the download Job."""
 
@@ -128,6 +145,9 @@ class ModelCache(pulumi.ComponentResource):
             {"name": "HOME", "value": "/tmp"},
             {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
         ]
+        adapters = [{**a, "dir": model_dir(a["model"], a["revision"])} for a in args.get("adapters") or []]
+        if adapters:
+            env.append({"name": "ADAPTERS", "value": json.dumps(adapters, sort_keys=True)})
         depends = [pvc]
         if args.get("hf_token") is not None:
             token_secret = k8s.core.v1.Secret(
@@ -188,6 +208,8 @@ class ModelCache(pulumi.ComponentResource):
         self.model_path = pulumi.Output.from_input(path)
         self.job_name = job.metadata["name"]
         self.namespace = pulumi.Output.from_input(ns)
+        self.adapter_paths = pulumi.Output.from_input([a["dir"] for a in adapters])
         self.register_outputs(
-            {"claim_name": self.claim_name, "model_path": self.model_path, "job_name": self.job_name, "namespace": self.namespace}
+            {"claim_name": self.claim_name, "model_path": self.model_path, "job_name": self.job_name, "namespace": self.namespace,
+             "adapter_paths": self.adapter_paths}
         )

@@ -392,6 +392,8 @@ _SAMPLE_ENGINE = {
     "quantization": "awq",
     "enable_prefix_caching": True,
     "max_num_seqs": 8,
+    "lora_adapters": [{"name": "a", "path": "/models/a", "rank": 8}],
+    "max_loras": 1,
 }
 
 #: Flags the pod sets by other means than vllm_args, and why extra args must not.

@@ -87,6 +87,21 @@ class Quantization(str, Enum):
     TORCHAO = "torchao"
 
 
+#: ``--max-lora-rank`` values the pinned vLLM accepts (its flag table's choices; a test keeps them equal).
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+class LoraAdapterArgs(TypedDict):
+    """A LoRA adapter served on top of the base model, under its own model name."""
+
+    name: pulumi.Input[str]
+    """Name clients pass as ``model`` to get the adapter (unique beside the base model's)."""
+    path: pulumi.Input[str]
+    """Directory of the adapter inside the cache volume (``ModelCache.adapter_paths``)."""
+    rank: int
+    """The adapter's LoRA rank ``r`` (its ``adapter_config.json``); sizes ``--max-lora-rank``."""
+
+
 class VllmEngineArgs(TypedDict):
     """The vLLM engine options a model is served with (rendered as ``vllm`` CLI flags)."""
 
@@ -108,6 +123,10 @@ class VllmEngineArgs(TypedDict):
     """Reuse KV cache across requests sharing a prefix (default true)."""
     max_num_seqs: NotRequired[int]
     """Most sequences batched at once (default: vLLM's)."""
+    lora_adapters: NotRequired[list[LoraAdapterArgs]]
+    """LoRA adapters served beside the base model (``--enable-lora --lora-modules``)."""
+    max_loras: NotRequired[int]
+    """Adapters active in one batch (``--max-loras``; default: every adapter, so none waits for a slot)."""
     extra_args: NotRequired[list[str]]
     """Escape hatch: further vLLM flags, appended verbatim."""
 
@@ -161,7 +180,28 @@ def vllm_args(engine: VllmEngineArgs, model_path: pulumi.Input[str]) -> list[pul
     args.append("--enable-prefix-caching" if engine.get("enable_prefix_caching", True) else "--no-enable-prefix-caching")
     if engine.get("max_num_seqs"):
         args += ["--max-num-seqs", str(engine["max_num_seqs"])]
+    adapters = engine.get("lora_adapters") or []
+    if adapters:
+        args += ["--enable-lora", "--lora-modules", *[lora_module(a) for a in adapters],
+                 "--max-loras", str(engine.get("max_loras", len(adapters))),
+                 "--max-lora-rank", str(lora_rank_slot(max(a["rank"] for a in adapters)))]
     return args + list(engine.get("extra_args", []))
+
+
+def lora_rank_slot(rank: int) -> int:
+    """The smallest ``--max-lora-rank`` vLLM accepts that holds an adapter of this rank."""
+    for r in LORA_RANKS:
+        if r >= rank:
+            return r
+    raise ValueError(f"LoRA rank {rank} is above the largest vLLM supports ({LORA_RANKS[-1]})")
+
+
+def lora_module(adapter: LoraAdapterArgs) -> pulumi.Input[str]:
+    """``name=path`` for ``--lora-modules`` (an Output when either part is one)."""
+    name, path = adapter["name"], adapter["path"]
+    if any(isinstance(v, pulumi.Output) or inspect.isawaitable(v) for v in (name, path)):
+        return pulumi.Output.concat(name, "=", path)
+    return f"{name}={path}"
 
 
 def probes(startup_budget: int) -> dict:
@@ -273,9 +313,13 @@ def vllm_container(p: PodSpecInputs) -> dict:
     }
 
 
-def wait_for_weights_script(model_path: str) -> str:
-    marker = f"{model_path}/{COMPLETE_MARKER}"
-    return f'until test -f "{marker}"; do echo "waiting for {marker}"; sleep 10; done'
+def wait_for_weights_script(model_path: str, *more_paths: str) -> str:
+    """Wait for the base weights' marker and then each adapter's (every one the server loads)."""
+    waits = []
+    for path in (model_path, *more_paths):
+        marker = f"{path}/{COMPLETE_MARKER}"
+        waits.append(f'until test -f "{marker}"; do echo "waiting for {marker}"; sleep 10; done')
+    return "; ".join(waits)
 
 
 def resolved(value: pulumi.Input, fn):
@@ -285,12 +329,13 @@ def resolved(value: pulumi.Input, fn):
     return fn(value)
 
 
-def cache_ready_init_container(model_path: pulumi.Input[str]) -> dict:
+def cache_ready_init_container(model_path: pulumi.Input[str], adapter_paths: Optional[list] = None) -> dict:
     """Wait (visibly) until the weights are complete in the cache, instead of a vLLM crash loop."""
     return {
         "name": "wait-for-weights",
         "image": versions.BUSYBOX_IMAGE,
-        "command": ["sh", "-c", resolved(model_path, wait_for_weights_script)],
+        "command": ["sh", "-c", resolved(model_path, wait_for_weights_script) if not adapter_paths else
+                    pulumi.Output.all(model_path, *adapter_paths).apply(lambda ps: wait_for_weights_script(*ps))],
         "volumeMounts": [{"name": "model-cache", "mountPath": CACHE_MOUNT_PATH, "readOnly": True}],
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}},
         "securityContext": CONTAINER_SECURITY_CONTEXT,
@@ -307,7 +352,7 @@ def vllm_pod_spec(p: PodSpecInputs) -> dict:
     """The pod spec (without metadata) for one vLLM server replica."""
     engine = p["engine"]
     spec = {
-        "initContainers": [cache_ready_init_container(p["model_path"])],
+        "initContainers": [cache_ready_init_container(p["model_path"], [a["path"] for a in engine.get("lora_adapters") or []])],
         "containers": [{**vllm_container(p), "lifecycle": DEPLOYMENT_DRAIN_LIFECYCLE}],
         "volumes": [
             {"name": "model-cache", "persistentVolumeClaim": {"claimName": p["claim_name"], "readOnly": True}},

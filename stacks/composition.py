@@ -21,8 +21,9 @@ from .config import ModelConfig, StackConfig
 from .gateway import is_exposed, request_budget
 
 
-def engine_args(m: ModelConfig) -> dict:
-    """The typed vLLM engine args of a model (the pod builder renders them)."""
+def engine_args(m: ModelConfig, cache=None) -> dict:
+    """The typed vLLM engine args of a model (the pod builder renders them); its LoRA adapters
+    are read from ``cache`` (the ModelCache that downloads them)."""
     engine = {
         "served_model_name": m.served_name,
         "tensor_parallel_size": m.tensor_parallel_size,
@@ -35,6 +36,13 @@ def engine_args(m: ModelConfig) -> dict:
     for key in ("max_model_len", "quantization", "max_num_seqs"):
         if getattr(m, key) is not None:
             engine[key] = getattr(m, key)
+    if m.lora_adapters and cache is not None:  # lora: each adapter's directory from the cache's outputs
+        engine["lora_adapters"] = [
+            {"name": a.name, "path": cache.adapter_paths.apply(lambda ps, i=i: ps[i]), "rank": a.rank}
+            for i, a in enumerate(m.lora_adapters)
+        ]
+        if m.max_loras is not None:
+            engine["max_loras"] = m.max_loras
     return engine
 
 
@@ -103,7 +111,8 @@ def build(cfg: StackConfig) -> dict:
                 "storage_class_name": m.cache.storage_class or cfg.cache.storage_class,
                 "backoff_limit": cfg.cache.download_retries,
                 "active_deadline_seconds": cfg.cache.download_deadline_seconds,
-                **({"hf_token": pulumi.Output.secret(cfg.huggingface_token)} if m.gated else {}),
+                **({"hf_token": pulumi.Output.secret(cfg.huggingface_token)} if m.gated or any(a.gated for a in m.lora_adapters) else {}),
+                **({"adapters": [{"model": a.model, "revision": a.revision} for a in m.lora_adapters]} if m.lora_adapters else {}),
             },
             opts=in_ns,
         )
@@ -115,7 +124,7 @@ def build(cfg: StackConfig) -> dict:
                 m.name,
                 {
                     "namespace": ns,
-                    "engine": engine_args(m),
+                    "engine": engine_args(m, cache),
                     "model_path": cache.model_path,
                     "cache_claim_name": cache.claim_name,
                     "resources": {"cpu": m.resources.cpu, "memory": m.resources.memory},
@@ -149,7 +158,7 @@ def build(cfg: StackConfig) -> dict:
             m.name,
             {
                 "namespace": ns,
-                "engine": engine_args(m),
+                "engine": engine_args(m, cache),
                 "model_path": cache.model_path,
                 "cache_claim_name": cache.claim_name,
                 "replicas": m.replicas,
@@ -186,7 +195,7 @@ def build(cfg: StackConfig) -> dict:
                 {
                     "namespace": ns,
                     "service_name": server.service_name,
-                    "served_model_names": [m.served_name],
+                    "served_model_names": [m.served_name, *(a.name for a in m.lora_adapters)],  # adapters by name too
                     "kind": gw.kind,
                     "request_timeout_seconds": request_budget(gw, m),
                     **({"hostnames": [gw.hostname]} if gw.hostname else {}),

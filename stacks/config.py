@@ -262,6 +262,17 @@ class StackConfig(_Model):
         dup = {s for s in served if served.count(s) > 1}
         if dup:
             raise ValueError(f"servedModelName {sorted(dup)[0]!r} is used by two models")
+        # lora: an adapter's name is a model name on the same API; one name, one server
+        owner = {m.served_name: f"models[{i}] (name: {m.name}).servedModelName" for i, m in enumerate(self.models)}
+        for i, m in enumerate(self.models):
+            for j, a in enumerate(m.lora_adapters):
+                key = f"models[{i}] (name: {m.name}).loraAdapters[{j}].name"
+                if a.name in owner and not owner[a.name].startswith(f"models[{i}] "):
+                    raise ConfigProblem(key, f"{a.name!r} is also {owner[a.name]}; every model name clients send must be unique in the stack")
+                owner.setdefault(a.name, key)
+                if a.gated and not self.huggingface_token:
+                    raise ConfigProblem(f"models[{i}] (name: {m.name}).loraAdapters[{j}].gated",
+                                        "the adapter is gated but huggingfaceToken is not set; run `pulumi config set --secret huggingfaceToken hf_...`")
         for i, m in enumerate(self.models):
             if m.gated and not self.huggingface_token:
                 raise ConfigProblem(

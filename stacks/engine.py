@@ -19,7 +19,9 @@ from llmstack_k8s.model_catalog import ModelArchitecture
 from .base import StackModel as _Model
 
 #: Flags vLLM renders from something other than a ModelConfig key of the same name.
-_KEY_OF_DEST = {"model": "model", "host": None, "port": None, "api_key": None, "revision": "revision"}
+_KEY_OF_DEST = {"model": "model", "host": None, "port": None, "api_key": None, "revision": "revision",
+               # LoRA: rendered from the model's loraAdapters (names, paths, ranks) and maxLoras
+               "enable_lora": "loraAdapters", "lora_modules": "loraAdapters", "max_lora_rank": "loraAdapters"}
 _TRUE = ("1", "true", "yes")
 
 

@@ -19,6 +19,7 @@ from .engine import ArchitectureConfig, check_engine
 from .base import ConfigProblem, StackModel as _Model
 from .knative import KnativeModelConfig, ServingMode
 from .gateway import ModelRouteConfig
+from .lora import LoraAdapterConfig, lora_problem
 from .quantities import DNS_LABEL, TTFT_MAX_SECONDS, Cpu, Size, size_gib, ttft_unit_message
 from .secrets import env_problem
 
@@ -151,6 +152,15 @@ class ModelConfig(_Model):
     serving: ServingMode = Field(ServingMode.DEPLOYMENT, description="deployment (always on) or knative (scales to zero when idle; settings under knative).")
     knative: Optional[KnativeModelConfig] = Field(None, description="Knative autoscaling, with serving: knative.")
     route: Optional[ModelRouteConfig] = Field(None, description="Exposure through llmstack:gateway (default: exposed, with the gateway's request budget).")
+    lora_adapters: list[LoraAdapterConfig] = Field(default_factory=list, description="LoRA adapters served on top of these weights, each under its own model name (downloaded into this model's cache).")
+    max_loras: Optional[int] = Field(None, ge=1, description="Adapters active in one batch (--max-loras; default: all loraAdapters).")
+
+    @model_validator(mode="after")
+    def _lora_consistent(self):
+        problem = lora_problem(self)
+        if problem:
+            raise ConfigProblem(*problem)
+        return self
 
     @property
     def gpus_per_replica(self) -> int:

@@ -194,6 +194,40 @@ def tiny_model(vllm_python, tmp_path_factory, figures) -> Path:
     return out
 
 
+def rendered_server() -> "RenderedServer":
+    servers = [s for s in vllm_servers(STACK) if s.kind == "Deployment"]
+    assert servers, f"{STACK}: no Deployment labelled {SERVER_COMPONENT} rendered"
+    return servers[0]
+
+
+def lora_modules(args: list[str]) -> list[tuple[str, str]]:
+    """(name, path) of each ``--lora-modules`` value of an argv."""
+    if "--lora-modules" not in args:
+        return []
+    out, i = [], args.index("--lora-modules") + 1
+    while i < len(args) and not args[i].startswith("--"):
+        name, _, path = args[i].partition("=")
+        out.append((name, path))
+        i += 1
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_lora(vllm_python, tiny_model, tmp_path_factory, figures) -> Optional[Path]:
+    """A LoRA adapter made with peft on the tiny model, at the rank the rendered --max-lora-rank allows
+    (the largest adapter the server's slots hold); None when the rendered server serves no adapter."""
+    args = rendered_server().args
+    if "--enable-lora" not in args:
+        return None
+    out = tmp_path_factory.mktemp("tiny-lora")
+    t0 = time.monotonic()
+    p = subprocess.run([str(vllm_python), str(HERE / "tiny_lora.py"), str(tiny_model), str(out), "--rank", flag_value(args, "--max-lora-rank")],
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert p.returncode == 0, f"tiny LoRA generation failed (is peft in the vLLM venv?):\n{p.stderr[-3000:]}"
+    figures["lora_gen_s"] = round(time.monotonic() - t0, 1)
+    return out
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
@@ -268,10 +302,8 @@ def _resolve_probe(container: dict, name: str, rendered_port: int, test_port: in
     return Probe(probe["httpGet"]["path"], test_port, int(probe.get("periodSeconds", 10)), int(probe.get("failureThreshold", 3)))
 
 
-def server_from_render(model_dir: Path, workdir: Path, vllm_python: Path) -> Server:
-    servers = [s for s in vllm_servers(STACK) if s.kind == "Deployment"]
-    assert servers, f"{STACK}: no Deployment labelled {SERVER_COMPONENT} rendered"
-    r = servers[0]
+def server_from_render(model_dir: Path, workdir: Path, vllm_python: Path, adapter_dir: Optional[Path] = None) -> Server:
+    r = rendered_server()
     c = r.container
     command = [str(x) for x in c["command"]]
     assert command[0] in ("python3", "python"), f"unexpected vLLM command {command}"
@@ -284,6 +316,11 @@ def server_from_render(model_dir: Path, workdir: Path, vllm_python: Path) -> Ser
         args = set_flag(args, "--dtype", "float32")
     if "--enforce-eager" not in args:
         args.append("--enforce-eager")
+    if lora_modules(args):  # every adapter's cache path -> the generated tiny adapter (names kept)
+        assert adapter_dir is not None, "the rendered server serves LoRA adapters but no tiny adapter was made"
+        start = args.index("--lora-modules") + 1
+        for k, (name, _) in enumerate(lora_modules(args)):
+            args[start + k] = f"{name}={adapter_dir}"
 
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     for e in c.get("env", []):
@@ -306,9 +343,9 @@ def server_from_render(model_dir: Path, workdir: Path, vllm_python: Path) -> Ser
 
 
 @pytest.fixture(scope="module")
-def vllm_server(vllm_python, tiny_model, tmp_path_factory, figures, stop_on_sigterm) -> Server:
+def vllm_server(vllm_python, tiny_model, tiny_lora, tmp_path_factory, figures, stop_on_sigterm) -> Server:
     workdir = tmp_path_factory.mktemp("vllm-server")
-    srv = server_from_render(tiny_model, workdir, vllm_python)
+    srv = server_from_render(tiny_model, workdir, vllm_python, tiny_lora)
     startup = srv.probes["startupProbe"]
     budget = startup.period * startup.failure_threshold  # what the kubelet would allow
     figures["startup_budget_s"] = budget
@@ -344,8 +381,12 @@ def test_server_starts_with_the_rendered_container_and_passes_its_startup_probe(
     rendered = vllm_server.rendered.args
     launched = vllm_server.argv[len(vllm_server.rendered.container["command"]):]
     substituted = {"--model", "--host", "--port", "--dtype"}
+    adapters = {f"{n}={p}" for n, p in lora_modules(rendered)}
     for i, tok in enumerate(rendered):
         if i > 0 and rendered[i - 1] in substituted:
+            continue
+        if tok in adapters:  # the adapter's path is substituted, its name is not
+            assert launched[i].split("=")[0] == tok.split("=")[0], f"argument {i} launched as {launched[i]!r}, rendered {tok!r}"
             continue
         assert launched[i] == tok, f"argument {i} launched as {launched[i]!r}, rendered {tok!r}"
     assert launched[len(rendered):] in ([], ["--enforce-eager"])
@@ -391,7 +432,28 @@ def test_api_key_is_enforced_on_v1(vllm_server):
     assert vllm_server.get("/v1/models", key="wrong-key")[0] == 401
     assert vllm_server.post("/v1/completions", {"model": vllm_server.served_name, "prompt": "x", "max_tokens": 1}, key=None)[0] == 401
     status, body = vllm_server.get("/v1/models", key=TEST_API_KEY)
-    assert status == 200 and [m["id"] for m in json.loads(body)["data"]] == [vllm_server.served_name]
+    adapters = [n for n, _ in lora_modules(vllm_server.rendered.args)]
+    assert status == 200 and [m["id"] for m in json.loads(body)["data"]] == [vllm_server.served_name, *adapters]
+
+
+def test_lora_adapter_is_served_by_its_name_beside_the_base_model(vllm_server):
+    """The dev stack's adapter, as rendered (--enable-lora, --lora-modules, --max-loras, --max-lora-rank),
+    answers under its own name while the base model answers under its own, from one server; the
+    adapter's weights really apply (its greedy output differs from the base model's)."""
+    adapters = [n for n, _ in lora_modules(vllm_server.rendered.args)]
+    assert adapters, f"the {STACK} stack's first server renders no LoRA adapter"
+    status, body = vllm_server.get("/v1/models", key=TEST_API_KEY)
+    parents = {m["id"]: m.get("parent") for m in json.loads(body)["data"]}
+    assert all(parents[a] == vllm_server.served_name for a in adapters), parents
+    request = {"prompt": "Hello, world", "max_tokens": 12, "temperature": 0, "ignore_eos": True}
+    texts = {}
+    for name in (vllm_server.served_name, *adapters):
+        status, body = vllm_server.post("/v1/completions", {"model": name, **request})
+        assert status == 200, body[:500]
+        data = json.loads(body)
+        assert data["model"] == name and data["usage"]["completion_tokens"] == 12
+        texts[name] = data["choices"][0]["text"]
+    assert all(texts[a] != texts[vllm_server.served_name] for a in adapters), texts
 
 
 # ------------------------------------------------------------------------------------------------

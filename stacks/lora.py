@@ -1,0 +1,43 @@
+"""LoRA adapters a model serves on top of its base weights, each under its own model name."""
+
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+from llmstack_k8s.vllm_pod import LORA_RANKS
+
+from .base import StackModel as _Model
+
+
+def _pinned(v: str) -> str:
+    from .models import _pinned_revision  # the same rule as the base weights' revision
+
+    return _pinned_revision(v)
+
+
+class LoraAdapterConfig(_Model):
+    """One LoRA adapter: downloaded into the model's cache, served by the model's vLLM under `name`."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][\w.:-]*$", max_length=128, description="Name clients send as `model` to get the adapter; unique across the stack's served names.")
+    model: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$", description="Hugging Face repository id of the adapter (org/name); trained on this model's base weights.")
+    revision: Annotated[str, AfterValidator(_pinned)] = Field(description="Full 40-character commit SHA of the adapter.")
+    rank: int = Field(ge=1, le=LORA_RANKS[-1], description="The adapter's LoRA rank r (`r` in its adapter_config.json); the largest one sets --max-lora-rank.")
+    gated: bool = Field(False, description="The adapter's repository needs the Hugging Face token (huggingfaceToken).")
+
+
+def lora_problem(model) -> tuple[str, str] | None:
+    """(key, message) when a model's adapters cannot be served as configured."""
+    adapters = model.lora_adapters
+    if model.max_loras is not None and not adapters:
+        return "maxLoras", "is set but the model has no loraAdapters"
+    if model.max_loras is not None and model.max_loras > len(adapters):
+        return "maxLoras", (f"{model.max_loras} is more than the model's {len(adapters)} loraAdapters: vLLM would reserve GPU "
+                            "memory for adapter slots nothing can fill")
+    seen: dict[str, int] = {}
+    for i, a in enumerate(adapters):
+        if a.name == model.served_name:
+            return f"loraAdapters[{i}].name", f"{a.name!r} is the model's own served name; an adapter needs a name of its own"
+        if a.name in seen:
+            return f"loraAdapters[{i}].name", f"{a.name!r} is also loraAdapters[{seen[a.name]}]'s name; names must be unique"
+        seen[a.name] = i
+    return None
