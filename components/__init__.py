@@ -17,6 +17,7 @@ from .knative_vllm_service import KnativeVllmService, KnativeVllmServiceArgs
 from .model_cache import ModelCache, ModelCacheArgs
 from .model_route import ModelRoute, ModelRouteArgs
 from .observability import Observability, ObservabilityArgs
+from .team import Team, TeamArgs
 from .vllm_service import VllmService, VllmServiceArgs
 
 # The enums the args take, importable from here (listed in __all__, so type checkers treat them as public).
@@ -26,6 +27,6 @@ from .model_cache import AccessMode
 from .model_route import RouteKind
 from .vllm_pod import Dtype, Quantization
 
-__all__ = ["GpuAutoscaling", "GpuAutoscalingArgs", "GpuNodePool", "GpuNodePoolArgs", "ImagePrePull", "ImagePrePullArgs", "KnativeServing", "KnativeServingArgs", "KnativeVllmService", "KnativeVllmServiceArgs", "ModelCache", "ModelCacheArgs", "ModelRoute", "ModelRouteArgs", "Observability", "ObservabilityArgs", "VllmService", "VllmServiceArgs",
+__all__ = ["GpuAutoscaling", "GpuAutoscalingArgs", "GpuNodePool", "GpuNodePoolArgs", "ImagePrePull", "ImagePrePullArgs", "KnativeServing", "KnativeServingArgs", "KnativeVllmService", "KnativeVllmServiceArgs", "ModelCache", "ModelCacheArgs", "ModelRoute", "ModelRouteArgs", "Observability", "ObservabilityArgs", "Team", "TeamArgs", "VllmService", "VllmServiceArgs",
            "AccessMode", "AutoscalingMetric", "ConsolidationPolicy", "Dtype", "GpuInstall", "MigStrategy", "Quantization",
            "RouteKind", "SharingStrategy"]

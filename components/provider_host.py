@@ -44,6 +44,7 @@ from .model_cache import ModelCache
 from .model_route import ModelRoute
 from .observability import Observability
 from .package import PACKAGE
+from .team import Team
 from .validation import ComponentArgsError
 from .vllm_service import VllmService
 
@@ -51,7 +52,7 @@ DISTRIBUTION = "llmstack-k8s"
 
 #: Every component the package serves (type token ``llmstack:index:<Class>``).
 COMPONENTS: list[type[pulumi.ComponentResource]] = [
-    GpuAutoscaling, GpuNodePool, ImagePrePull, KnativeServing, KnativeVllmService, ModelCache, ModelRoute, Observability, VllmService,
+    GpuAutoscaling, GpuNodePool, ImagePrePull, KnativeServing, KnativeVllmService, ModelCache, ModelRoute, Observability, Team, VllmService,
 ]
 
 #: Inputs and outputs that carry credentials (Python names, per component): the schema marks
@@ -61,6 +62,7 @@ SECRETS: dict[str, dict[str, tuple[str, ...]]] = {
     "VllmService": {"inputs": ("api_key",), "outputs": ("api_key",)},
     "KnativeVllmService": {"inputs": ("api_key",), "outputs": ("api_key",)},
     "Observability": {"outputs": ("grafana_admin_password",)},
+    "Team": {"inputs": ("api_key",), "outputs": ("api_key",)},
 }
 
 

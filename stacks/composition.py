@@ -7,6 +7,7 @@ import pulumi_random as random
 from llmstack_k8s.gpu_autoscaling import GpuAutoscaling
 from llmstack_k8s.gpu_node_pool import GpuNodePool
 from llmstack_k8s.image_prepull import ImagePrePull
+from llmstack_k8s.team import Team
 from llmstack_k8s.versions import VLLM_IMAGE
 from llmstack_k8s.knative_serving import DATA_PLANE_NAMESPACES as KNATIVE_INSTALLED_NAMESPACES, KnativeServing
 from llmstack_k8s.knative_vllm_service import ALL_POD_FEATURES as KNATIVE_INSTALLED_FEATURES, KnativeVllmService
@@ -18,6 +19,7 @@ from llmstack_k8s.vllm_service import VllmService
 from llmstack_k8s.wiring import scaled_workload
 
 from .config import ModelConfig, StackConfig
+from .teams import gpu_resource as team_gpu_resource
 from .gateway import is_exposed, request_budget
 
 
@@ -95,11 +97,28 @@ def build(cfg: StackConfig) -> dict:
         knative_namespaces = sorted(set(KNATIVE_INSTALLED_NAMESPACES) | set(explicit))
     # --- end knative ---
 
+    # --- teams: each team's namespace, quota, limits, API key and boundary; its models go there ---
+    stack_ns, stack_namespace, stack_key = ns, namespace, api_key.result
+    placement: dict = {}
+    team_outputs: dict = {}
+    for t in cfg.teams:
+        team = Team(
+            t.name,
+            {"namespace": t.effective_namespace, "quota": t.quota.args(), "gpu_resource_name": team_gpu_resource(cfg)},
+            opts=on_cluster,
+        )
+        for name in t.models:
+            placement[name] = (team.namespace, team, team.api_key, t)
+        team_outputs[t.name] = {"namespace": team.namespace, "apiKey": team.api_key}
+    # --- end teams ---
+
     models = {}
     caches = {}  # the download Job each model's alerts watch
     scaled: list = []  # autoscaling
     scaled_servers: list = []  # autoscaling
     for m in cfg.models:
+        # teams: a team's model goes to the team's namespace with the team's key (restored after the loop)
+        ns, namespace, model_key, team_cfg = placement.get(m.name, (stack_ns, stack_namespace, stack_key, None))
         cache = ModelCache(
             m.name,
             {
@@ -129,7 +148,7 @@ def build(cfg: StackConfig) -> dict:
                     "cache_claim_name": cache.claim_name,
                     "resources": {"cpu": m.resources.cpu, "memory": m.resources.memory},
                     "startup_budget_seconds": m.startup_budget,
-                    "api_key": api_key.result,
+                    "api_key": model_key,
                     "extra_env": dict(m.extra_env),
                     "scheduling": gpu_pool.contract,
                     "scaling": {
@@ -167,12 +186,13 @@ def build(cfg: StackConfig) -> dict:
                 "resources": {"cpu": m.resources.cpu, "memory": m.resources.memory},
                 "startup_budget_seconds": m.startup_budget,
                 "scheduling_seconds": m.cold_start_budget.scheduling_seconds,  # node + image, stated figures
-                "api_key": api_key.result,
+                "api_key": model_key,
                 "extra_env": dict(m.extra_env),
                 "scheduling": gpu_pool.contract,  # gpu pool
                 "rollout": {"max_surge": m.rollout.max_surge, "max_unavailable": m.rollout.max_unavailable},
                 "network": {
                     "client_namespaces": list(cfg.network.client_namespaces)
+                    + (list(team_cfg.client_namespaces) if team_cfg else [])  # teams: its own callers, no other team's
                     # scale-to-zero: clients come through the KEDA HTTP add-on's interceptor
                     + ([cfg.autoscaling.keda_namespace] if m.autoscaling and m.autoscaling.min_replicas == 0 else [])
                     # gateway: only an exposed model admits the Gateway's (or ingress controller's) pods
@@ -223,7 +243,10 @@ def build(cfg: StackConfig) -> dict:
             ))
             scaled_servers.append(server)
 
+    ns, namespace = stack_ns, stack_namespace  # teams: the loop placed models in team namespaces
     outputs = {"namespace": ns, "models": models, "apiKey": pulumi.Output.secret(api_key.result)}
+    if team_outputs:
+        outputs["teams"] = team_outputs
     # What a cold replica of each model costs, from the stated figures (llmstack_k8s.cold_start).
     outputs["coldStart"] = {m.name: m.cold_start_budget.as_output() for m in cfg.models}
 
@@ -235,7 +258,7 @@ def build(cfg: StackConfig) -> dict:
             "models": [
                 {
                     "name": m.name,
-                    "namespace": cfg.namespace,
+                    "namespace": cfg.team_of(m.name).effective_namespace if cfg.team_of(m.name) else cfg.namespace,  # teams
                     "served_model_name": m.served_name,
                     "always_on": not (m.autoscaling is not None and m.autoscaling.min_replicas == 0)
                     and not (m.serving == "knative" and m.knative_scaling.min_scale == 0),  # knative
@@ -244,7 +267,7 @@ def build(cfg: StackConfig) -> dict:
                 }
                 for m in cfg.models
             ],
-            "serving_namespaces": [cfg.namespace],
+            "serving_namespaces": [cfg.namespace, *(t.effective_namespace for t in cfg.teams)],
             # The stack keeps the names its clusters already have (the component derives them from its name).
             "names": {"pod_monitor": "vllm", "prometheus_rule": "llmstack-alerts",
                       "dashboard_prefix": "llmstack-dashboard", "grafana_admin_secret": "grafana-admin"},

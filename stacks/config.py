@@ -18,6 +18,7 @@ from llmstack_k8s.model_cache import AccessMode
 from .autoscaling import AUTOSCALING_DEFAULT_TARGETS, AUTOSCALING_MIN_COOLDOWN, AutoscalingConfig, ModelAutoscalingConfig  # noqa: F401
 from .base import ConfigProblem, StackModel as _Model
 from .cold_start import ColdStartConfig, ImagePrePullConfig
+from .teams import TeamConfig, check_teams
 from .cluster import RESERVED_NAMESPACES, SYSTEM_NAMESPACES, DnsLabel, KubernetesConfig, NetworkConfig
 from .gateway import GatewayConfig, exposure_problem
 from .gpu_pool import GpuPoolConfig, check_karpenter_floor, check_models_fit
@@ -52,6 +53,15 @@ class StackConfig(_Model):
     knative: KnativeConfig = Field(default_factory=KnativeConfig, description="Knative Serving (install or use existing) for models with serving: knative.")
     cold_start: ColdStartConfig = Field(default_factory=ColdStartConfig, description="Cold-start figures of every model (a model's own coldStart overrides them); the startup probe, await and cooldown derive from them.")
     image_pre_pull: ImagePrePullConfig = Field(default_factory=ImagePrePullConfig, description="Keep the vLLM image on every GPU node (pre-pull DaemonSet).")
+    teams: list[TeamConfig] = Field(default_factory=list, description="Teams sharing the cluster: each gets a namespace for its models, a ResourceQuota, a LimitRange, its own API key and a network boundary.")
+
+    def team_of(self, model_name: str) -> Optional[TeamConfig]:
+        return next((t for t in self.teams if model_name in t.models), None)
+
+    @model_validator(mode="after")
+    def _teams_fit(self):
+        check_teams(self)
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -145,6 +155,7 @@ class StackConfig(_Model):
         """(name, key, what runs there, whether the stack creates a Namespace object for it) of every
         namespace this stack deploys into, as configured."""
         out = [(self.namespace, "namespace", "the vLLM servers", not self.existing_namespace)]
+        out += [(t.effective_namespace, f"teams[{i}].namespace", f"team {t.name}'s models", True) for i, t in enumerate(self.teams)]
         o = self.observability
         out.append((o.namespace, "observability.namespace", "Prometheus and Grafana" if o.install_prometheus_stack else "the monitors and rules", o.install_prometheus_stack))
         if self.autoscaling.install_keda and any(m.autoscaling for m in self.models):

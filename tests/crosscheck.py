@@ -635,6 +635,35 @@ def routes_reach_servers(manifests: list[dict], declared: Declared = Declared())
     return problems
 
 
+def teams_stay_apart(manifests: list[dict], declared: Declared = Declared()) -> list[str]:
+    """A team's namespace (labelled ``llmstack.dev/team``) is isolated by a NetworkPolicy that selects
+    every pod, no NetworkPolicy there admits another team's namespace, and a quota on CPU/memory
+    requests comes with a LimitRange that gives containers without requests some (else they are refused)."""
+    from llmstack_k8s.team import TEAM_LABEL
+
+    teams = {o["metadata"]["name"]: o["metadata"]["labels"][TEAM_LABEL] for o in manifests
+             if o["kind"] == "Namespace" and TEAM_LABEL in (o["metadata"].get("labels") or {})}
+    problems = []
+    for ns, team in sorted(teams.items()):
+        here = [o for o in manifests if namespace_of(o) == ns]
+        policies = [o for o in here if o["kind"] == "NetworkPolicy"]
+        if not any((p["spec"].get("podSelector") or {}) == {} and "Ingress" in p["spec"].get("policyTypes", ["Ingress"]) for p in policies):
+            problems.append(f"team {team}'s namespace {ns!r} has no NetworkPolicy isolating every pod: other namespaces reach them")
+        for p in policies:
+            for rule in p["spec"].get("ingress") or []:
+                for peer in rule.get("from") or []:
+                    sel = peer.get("namespaceSelector")
+                    if sel is None:
+                        continue
+                    for other in teams:
+                        if other != ns and matches(sel, {"kubernetes.io/metadata.name": other}):
+                            problems.append(f"{ident(p)} in team {team}'s namespace admits team {teams[other]}'s namespace {other!r}")
+        hard = {k for q in here if q["kind"] == "ResourceQuota" for k in (q["spec"].get("hard") or {})}
+        if hard & {"requests.cpu", "requests.memory", "cpu", "memory"} and not any(o["kind"] == "LimitRange" for o in here):
+            problems.append(f"team {team}'s namespace {ns!r} has a quota on CPU/memory requests but no LimitRange: a container without requests is refused")
+    return problems
+
+
 RULES = (
     pdbs_select_one_scalable_controller,
     services_select_templates,
@@ -644,6 +673,7 @@ RULES = (
     awaits_cover_budgets,
     dcgm_maps_gpu_resources,
     routes_reach_servers,
+    teams_stay_apart,
 )
 
 

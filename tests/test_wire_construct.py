@@ -47,6 +47,8 @@ CASES = {
                            "request_timeout_seconds": 1800, "api_key": "sk-example"},
     "KnativeServing": {"max_revision_timeout_seconds": 3600, "allow_zero_initial_scale": True},
     "ImagePrePull": {"namespace": "llm", "images": ["docker.io/vllm/vllm-openai:v0.32.0"], "scheduling": SCHEDULING},
+    "Team": {"namespace": "research", "quota": {"gpus": 8, "cpu": "64", "memory": "512Gi", "storage": "2Ti"},
+             "gpu_resource_name": "nvidia.com/gpu", "api_key": "sk-team"},
     "GpuNodePool": {"install": GpuInstall.DEVICE_PLUGIN, "namespace": "gpu",
                     "sharing": {"strategy": SharingStrategy.TIME_SLICING, "replicas": 4},
                     "node_selector": {"pool": "gpu"}, "taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}],
