@@ -69,7 +69,8 @@ class ScaledWorkloadArgs(TypedDict):
     """One vLLM Deployment to scale, and how."""
 
     name: str
-    """Key of the workload (the model's short name); names the ScaledObject."""
+    """Key of the workload (the model's short name); names the ScaledObject. Plain, not an Input:
+    it names child resources, which must be known at preview."""
     namespace: pulumi.Input[str]
     """Namespace of the Deployment and its Service."""
     deployment_name: pulumi.Input[str]
@@ -108,6 +109,13 @@ DEFAULT_TARGETS = {AutoscalingMetric.QUEUE_DEPTH: 4.0, AutoscalingMetric.KV_CACH
 #: Shortest default cooldown: a lull between bursts should not throw away a loaded model.
 MIN_COOLDOWN_SECONDS = 600
 DEFAULT_POLLING_INTERVAL_SECONDS = 15
+
+
+def default_cooldown_seconds(startup_budget_seconds: int) -> int:
+    """Cooldown when none is given: never shorter than a replica takes to load, nor than MIN_COOLDOWN_SECONDS."""
+    return max(MIN_COOLDOWN_SECONDS, startup_budget_seconds)
+
+
 DEFAULT_KEDA_RELEASE = "keda"
 DEFAULT_KEDA_HTTP_RELEASE = "keda-add-ons-http"
 
@@ -124,7 +132,7 @@ def with_defaults(w: ScaledWorkloadArgs) -> ScaledWorkloadArgs:
         "min_replicas": w.get("min_replicas", 1),
         "metric": metric,
         "target": w.get("target", DEFAULT_TARGETS[metric]),
-        "cooldown_seconds": w.get("cooldown_seconds", max(MIN_COOLDOWN_SECONDS, budget)),
+        "cooldown_seconds": w.get("cooldown_seconds", default_cooldown_seconds(budget)),
         "polling_interval_seconds": w.get("polling_interval_seconds", DEFAULT_POLLING_INTERVAL_SECONDS),
     }
 
@@ -162,7 +170,8 @@ class GpuAutoscalingArgs(TypedDict):
     install_keda: NotRequired[bool]
     """Install the KEDA operator chart (default true; false: use the cluster's KEDA)."""
     keda_namespace: NotRequired[str]
-    """Namespace of KEDA and the HTTP add-on (default ``keda``)."""
+    """Namespace of KEDA and the HTTP add-on (default ``keda``). Plain, not an Input: the interceptor's
+    and external scaler's in-cluster addresses are composed from it at preview."""
     keda_release_name: NotRequired[str]
     """Helm release name of KEDA (default ``keda``; one KEDA per cluster: its CRDs and webhooks are cluster-wide)."""
     http_add_on_release_name: NotRequired[str]

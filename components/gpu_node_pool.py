@@ -6,9 +6,9 @@ chart expects, creates the RuntimeClass / PriorityClass serving pods use, option
 Karpenter ``NodePool`` that autoprovisions GPU nodes, and outputs the scheduling contract
 (``llmstack_k8s.scheduling.SchedulingContractArgs``) every serving component consumes.
 
-The sizing helpers at the bottom (``device_memory_gib``, ``estimate_weights_gib``,
-``kv_cache_room_gib``) are plain functions: the stack config uses them to refuse, at
-preview, a model that cannot fit on the pool's GPUs.
+With the nodes' GPU given (``gpu``), ``capacity`` states what a serving pod can get from the
+pool (GPUs per node, memory per device, sharing) as plain values; the contract carries it, so the
+serving components refuse, at preview, a model that cannot fit (``llmstack_k8s.gpu_fit``).
 """
 
 import re
@@ -23,8 +23,11 @@ from typing_extensions import NotRequired
 from . import versions
 from .helm import pinned_release
 from .package import MANAGED_BY, type_token
-from .validation import validate_args
+from .validation import ComponentArgsError, validate_args
 from .scheduling import WHOLE_GPU_RESOURCE, SchedulingContractArgs, TolerationArgs
+# The fit rules live in gpu_fit (pure, shared with the serving components); the sizing helpers
+# stay importable from here.
+from .gpu_fit import GpuArgs, GpuCapacityArgs, SharingStrategy, estimate_weights_gib, min_gpus_to_fit  # noqa: F401
 
 #: Pod Security level of the namespace the device plugin / GPU operator runs in: the plugin mounts
 #: hostPath (kubelet's device-plugin socket), MPS runs a privileged control daemon, the operator's
@@ -57,19 +60,6 @@ class GpuInstall(str, Enum):
     """Install the NVIDIA GPU Operator (driver, toolkit, device plugin, GFD) for nodes without drivers."""
     EXISTING = "existing"
     """Install nothing: the cluster already runs a device plugin (GKE, AKS GPU node pools, a shared operator)."""
-
-
-class SharingStrategy(str, Enum):
-    """How one physical GPU is shared between pods."""
-
-    NONE = "none"
-    """Whole GPUs: one pod per GPU."""
-    TIME_SLICING = "timeSlicing"
-    """Each GPU is advertised ``replicas`` times; pods interleave in time and share (unisolated) memory."""
-    MPS = "mps"
-    """CUDA MPS: each GPU is advertised ``replicas`` times, each slice gets 1/replicas of the memory."""
-    MIG = "mig"
-    """Multi-Instance GPU: each GPU is partitioned into isolated instances (A100/H100/H200 class)."""
 
 
 class MigStrategy(str, Enum):
@@ -186,7 +176,9 @@ class KarpenterArgs(TypedDict):
 
 
 class GpuNodePoolArgs(TypedDict):
-    """Arguments of a GpuNodePool."""
+    """Arguments of a GpuNodePool. Every field is a plain value, not an Input, on purpose: they decide
+    which children exist (plugin chart or operator, sharing config, RuntimeClass, PriorityClass,
+    NodePool) and the contract and capacity serving components check against, all known at preview."""
 
     install: NotRequired[GpuInstall]
     """devicePlugin (default), gpuOperator or existing."""
@@ -194,6 +186,9 @@ class GpuNodePoolArgs(TypedDict):
     """Namespace of the device plugin / GPU operator (default ``nvidia-device-plugin`` / ``gpu-operator``)."""
     sharing: NotRequired[SharingArgs]
     """GPU sharing (default: whole GPUs)."""
+    gpu: NotRequired[GpuArgs]
+    """The nodes' GPU (product, memory, GPUs per node): with it ``capacity`` carries what a pod's
+    device holds and serving components refuse a model that cannot fit (default: unknown, those checks skipped)."""
     gpu_feature_discovery: NotRequired[bool]
     """Deploy GPU feature discovery (node labels ``nvidia.com/gpu.product`` etc.; always on with MPS, which needs its labels)."""
     node_selector: NotRequired[dict[str, str]]
@@ -241,6 +236,53 @@ def validate_sharing(sharing: Optional[SharingArgs]) -> None:
         raise ValueError("sharing.migProfile / migStrategy apply to strategy mig only")
 
 
+def pool_capacity(sharing: Optional[SharingArgs], gpu: Optional[GpuArgs] = None) -> GpuCapacityArgs:
+    """What one serving pod can get from a pool with this sharing and GPU (plain values, known at
+    preview): the facts ``llmstack_k8s.gpu_fit`` measures a model against."""
+    s = sharing_defaults(sharing)
+    out: GpuCapacityArgs = {"gpu_resource_name": gpu_resource_name(s), "sharing": s["strategy"]}
+    if s["strategy"] in (SharingStrategy.TIME_SLICING, SharingStrategy.MPS):
+        out["pods_per_gpu"] = int(s["replicas"])
+    if gpu:
+        out["gpu"] = {"product": gpu["product"], "memory_gib": float(gpu["memory_gib"]), "per_node": int(gpu["per_node"])}
+        out["device_memory_gib"] = device_memory_gib(float(gpu["memory_gib"]), s)
+    return out
+
+
+def check_pool_args(name: str, args: GpuNodePoolArgs) -> None:
+    """The pool's own consistency checks, as ``ComponentArgsError`` (run before registering)."""
+    def fail(path: str, problem: str) -> ComponentArgsError:
+        return ComponentArgsError("GpuNodePool", name, path, problem)
+
+    try:
+        validate_sharing(args.get("sharing"))
+    except ValueError as e:
+        raise fail("sharing", str(e)) from None
+    rc = args.get("runtime_class")
+    if GpuInstall(args.get("install", GpuInstall.DEVICE_PLUGIN)) == GpuInstall.GPU_OPERATOR and rc and rc.get("create", True):
+        raise fail("runtime_class.create", "the GPU operator creates its RuntimeClass itself; set create to false")
+    gpu = args.get("gpu")
+    if gpu is None:
+        return
+    if gpu["memory_gib"] <= 0:
+        raise fail("gpu.memory_gib", f"{gpu['memory_gib']} must be above 0 (GiB per GPU, as nvidia-smi reports it)")
+    if gpu["per_node"] < 1:
+        raise fail("gpu.per_node", f"{gpu['per_node']} must be at least 1")
+    s = sharing_defaults(args.get("sharing"))
+    if s["strategy"] == SharingStrategy.MIG and mig_profile_memory_gib(s["mig_profile"]) > gpu["memory_gib"]:
+        raise fail(
+            "sharing.mig_profile",
+            f"{s['mig_profile']} instances hold {mig_profile_memory_gib(s['mig_profile']):.1f} GiB, more than the whole "
+            f"{gpu['product']} ({gpu['memory_gib']:g} GiB): no such profile exists on this GPU",
+        )
+    karpenter = args.get("karpenter")
+    if karpenter and karpenter["gpu_limit"] < gpu["per_node"]:
+        raise fail(
+            "karpenter.gpu_limit",
+            f"{karpenter['gpu_limit']} is below gpu.per_node {gpu['per_node']}: Karpenter could never provision a node",
+        )
+
+
 def device_plugin_config(sharing: Optional[SharingArgs]) -> Optional[str]:
     """The device plugin's config file (``version: v1``) for the sharing strategy; None for whole GPUs."""
     s = sharing_defaults(sharing)
@@ -285,7 +327,9 @@ class GpuNodePool(pulumi.ComponentResource):
     PriorityClass and optionally a Karpenter NodePool; outputs the scheduling contract.
 
     ``contract`` (a plain ``SchedulingContractArgs``, known at preview) is what serving
-    components take as their ``scheduling`` argument.
+    components take as their ``scheduling`` argument. ``capacity`` (plain ``GpuCapacityArgs``:
+    sharing, GPU resource name, GPUs per node, memory per device) is what a serving pod can get;
+    the contract carries it as ``gpu_capacity``, so serving components run the fit checks.
     """
 
     gpu_resource_name: pulumi.Output[str]
@@ -306,17 +350,15 @@ class GpuNodePool(pulumi.ComponentResource):
     def __init__(self, name: str, args: GpuNodePoolArgs, opts: Optional[pulumi.ResourceOptions] = None):
         # Checked before registering: bad args register nothing.
         args = validate_args("GpuNodePool", name, args, GpuNodePoolArgs)
+        check_pool_args(name, args)
         super().__init__(type_token("GpuNodePool"), name, {}, opts)
         install = GpuInstall(args.get("install", GpuInstall.DEVICE_PLUGIN))
         sharing = sharing_defaults(args.get("sharing"))
-        validate_sharing(sharing)
         node_selector = dict(args.get("node_selector") or {})
         taints = list(args["taints"]) if "taints" in args else [{"key": WHOLE_GPU_RESOURCE, "effect": "NoSchedule"}]
         tolerations = tolerations_for(taints)
         rc = args.get("runtime_class")
         pc = args.get("priority_class")
-        if install == GpuInstall.GPU_OPERATOR and rc and rc.get("create", True):
-            raise ValueError("runtime_class.create: the GPU operator creates its RuntimeClass itself; set create to false")
         meta_labels = {
             "app.kubernetes.io/name": "gpu-node-pool",
             "app.kubernetes.io/instance": name,
@@ -371,6 +413,8 @@ class GpuNodePool(pulumi.ComponentResource):
         if karpenter:
             node_pool_name = self._karpenter(name, karpenter, node_selector, taints, meta_labels, child)
 
+        # Plain facts (known at preview) for the fit checks; the contract carries them to serving components.
+        self.capacity: GpuCapacityArgs = pool_capacity(sharing, args.get("gpu"))
         resource = gpu_resource_name(sharing)
         shared = sharing["strategy"] in (SharingStrategy.TIME_SLICING, SharingStrategy.MPS)
         self.contract: SchedulingContractArgs = {"gpu_resource_name": resource, "tolerations": tolerations}
@@ -382,6 +426,7 @@ class GpuNodePool(pulumi.ComponentResource):
             self.contract["runtime_class_name"] = runtime_class_name
         if pc:
             self.contract["priority_class_name"] = priority_class_name
+        self.contract["gpu_capacity"] = self.capacity
 
         self.gpu_resource_name = pulumi.Output.from_input(resource)
         self.node_selector = pulumi.Output.from_input(node_selector)
@@ -529,18 +574,9 @@ class GpuNodePool(pulumi.ComponentResource):
         return pool.metadata["name"]
 
 
-# --- sizing: will a model fit on the pool's GPUs? -------------------------------------------
-
-#: GPU memory (GiB) vLLM needs per GPU besides weights and KV cache: CUDA context, activations
-#: of a profiling batch, CUDA graphs, NCCL buffers.
-RUNTIME_RESERVE_GIB = 1.0
-#: The KV cache must get at least this share of what vLLM may use (and at least MIN_KV_CACHE_GIB):
-#: below it a server starts but holds only a handful of sequences, or refuses its max length.
-MIN_KV_CACHE_FRACTION = 0.10
-MIN_KV_CACHE_GIB = 1.0
+# --- what a pod's GPU device holds (the fit rules themselves are in gpu_fit) ------------------
 
 _GIB = 1024**3
-# Bytes per parameter of a checkpoint, embeddings and scales included (conservative).
 
 
 def mig_profile_memory_gib(profile: str) -> float:
@@ -555,8 +591,8 @@ def device_memory_gib(gpu_memory_gib: float, sharing: Optional[SharingArgs]) -> 
     """Memory one serving pod's GPU device gives it under the sharing strategy.
 
     Time-slicing does not partition memory: the device is the whole GPU (but see
-    ``max_memory_utilization``). MPS limits each share to 1/replicas of the memory; MIG to
-    the instance's memory.
+    ``gpu_fit.max_gpu_memory_utilization``). MPS limits each share to 1/replicas of the memory;
+    MIG to the instance's memory.
     """
     s = sharing_defaults(sharing)
     if s["strategy"] == SharingStrategy.MPS:
@@ -564,39 +600,3 @@ def device_memory_gib(gpu_memory_gib: float, sharing: Optional[SharingArgs]) -> 
     if s["strategy"] == SharingStrategy.MIG:
         return min(gpu_memory_gib, mig_profile_memory_gib(s["mig_profile"]))
     return gpu_memory_gib
-
-
-def max_memory_utilization(sharing: Optional[SharingArgs]) -> Optional[float]:
-    """Time-slicing: N pods on one GPU each claim their gpu_memory_utilization of the *whole*
-    GPU; the N-th cannot start unless each stays within 1/N. None where no such bound applies."""
-    s = sharing_defaults(sharing)
-    if s["strategy"] == SharingStrategy.TIME_SLICING:
-        return 1.0 / int(s["replicas"])
-    return None
-
-
-def estimate_weights_gib(parameters_billions: float, dtype: str = "auto", quantization: Optional[str] = None) -> float:
-    """Size of a checkpoint from its parameter count, dtype and quantization (estimate)."""
-    from .model_catalog import bytes_per_parameter  # one table for every dtype/quantization vLLM accepts
-
-    return parameters_billions * 1e9 * bytes_per_parameter(dtype, quantization) / _GIB
-
-
-def kv_cache_room_gib(weights_gib: float, gpus_per_replica: int, device_gib: float, gpu_memory_utilization: float) -> tuple[float, float]:
-    """(KV-cache room left per GPU, the minimum the stack requires) in GiB.
-
-    vLLM may use ``gpu_memory_utilization x device memory`` per GPU; the weights are split over
-    tensor x pipeline parallel GPUs; the runtime reserve comes off the top; the rest is KV cache.
-    """
-    budget = gpu_memory_utilization * device_gib
-    room = budget - weights_gib / gpus_per_replica - RUNTIME_RESERVE_GIB
-    return room, max(MIN_KV_CACHE_GIB, MIN_KV_CACHE_FRACTION * budget)
-
-
-def min_gpus_to_fit(weights_gib: float, device_gib: float, gpu_memory_utilization: float) -> Optional[int]:
-    """Smallest power-of-two GPU count on which the weights leave the required KV-cache room."""
-    for n in (1, 2, 4, 8, 16):
-        room, need = kv_cache_room_gib(weights_gib, n, device_gib, gpu_memory_utilization)
-        if room >= need:
-            return n
-    return None

@@ -25,11 +25,13 @@ from typing_extensions import NotRequired
 from .api_key import api_key_secret
 from .awaits import SCHEDULING_SECONDS, WAIT_FOR_ANNOTATION, knative_await_seconds, timeout_annotation
 from .package import labels, selector_labels, type_token
-from .validation import validate_args
+from .validation import ComponentArgsError, validate_args
+from .gpu_fit import check_serving_fit
 from .vllm_pod import API_KEY_SECRET_KEY
 from .wiring import ServerFacts, register_server
 from .scheduling import SchedulingContractArgs
 from .vllm_pod import (
+    STARTUP_UNKNOWN_SIZE_SECONDS,
     serving_pod_inputs,
     HTTP_PORT,
     ResourcesArgs,
@@ -165,7 +167,12 @@ class KnativeVllmServiceArgs(TypedDict):
     resources: NotRequired[ResourcesArgs]
     """CPU and memory of the server container."""
     scheduling: NotRequired[SchedulingContractArgs]
-    """GPU scheduling contract from a GpuNodePool (default: whole ``nvidia.com/gpu`` with its taint)."""
+    """GPU scheduling contract from a GpuNodePool (default: whole ``nvidia.com/gpu`` with its taint);
+    its ``gpu_capacity`` turns on the GPU fit checks."""
+    weights_gib: NotRequired[float]
+    """Size of the weights in GPU memory, GiB (plain: checked at preview). With the contract's
+    ``gpu_capacity`` the service refuses weights that leave no room for a KV cache; for a catalogued
+    model ``llmstack_k8s.model_catalog.estimated_weights_gib(model_id)`` estimates it."""
     startup_budget_seconds: NotRequired[int]
     """Seconds the server may take to load before it is restarted (default 1800)."""
     shm_size: NotRequired[str]
@@ -173,7 +180,7 @@ class KnativeVllmServiceArgs(TypedDict):
     api_key: NotRequired[pulumi.Input[str]]
     """API key clients must send; generated (pulumi-random) when not given."""
     extra_env: NotRequired[dict[str, pulumi.Input[str]]]
-    """Escape hatch: further environment variables of the server."""
+    """Escape hatch: further environment variables of the server (not Knative's own: PORT, K_SERVICE, ...)."""
     scaling: NotRequired[KnativeScalingArgs]
     """Autoscaling bounds and behaviour."""
     progress_deadline_seconds: NotRequired[int]
@@ -182,7 +189,7 @@ class KnativeVllmServiceArgs(TypedDict):
     """Longest a request may take, including waiting out a cold start (default budget + 600)."""
     enabled_features: NotRequired[list[str]]
     """The ``config-features`` flags enabled in the cluster's Knative; when given, a pod needing
-    another flag is refused here instead of by Knative's webhook at deploy time."""
+    another flag is refused here instead of by Knative's webhook at deploy time (plain: checked at preview)."""
     knative_namespaces: NotRequired[list[pulumi.Input[str]]]
     """Namespaces of the Knative data plane (activator, autoscaler, ingress gateway) the NetworkPolicy admits."""
     network: NotRequired[NetworkArgs]
@@ -193,39 +200,61 @@ class KnativeVllmServiceArgs(TypedDict):
     """Further annotations on the revision's pods."""
 
 
-def scaling_annotations(
+def scaling_problems(
     scaling: Optional[KnativeScalingArgs], startup_budget_seconds: int, progress_deadline_seconds: Optional[int] = None
-) -> dict[str, str]:
-    """Knative's per-revision autoscaling annotations, validated the way Knative's webhook would."""
+) -> list[tuple[str, str]]:
+    """(arg path, problem) for every scaling setting Knative's webhook would refuse, or that would
+    fail every revision; empty when Knative takes them."""
     s = scaling or {}
     min_scale = s.get("min_scale", 0)
     max_scale = s.get("max_scale", DEFAULT_MAX_SCALE)
     initial = s.get("initial_scale", DEFAULT_INITIAL_SCALE)
     target = s.get("target_concurrency", DEFAULT_TARGET_CONCURRENCY)
     cc = s.get("container_concurrency", 0)
-    window = s.get("stable_window", DEFAULT_STABLE_WINDOW)
-    delay = s.get("scale_down_delay", DEFAULT_SCALE_DOWN_DELAY)
     panic = float(s.get("panic_window_percentage", DEFAULT_PANIC_WINDOW_PERCENTAGE))
     deadline = progress_deadline_seconds or default_progress_deadline(startup_budget_seconds)
-    if min_scale < 0 or max_scale < 1 or min_scale > max_scale:
-        raise ValueError(f"scaling: need 0 <= min_scale <= max_scale and max_scale >= 1 (got {min_scale}, {max_scale})")
+    out: list[tuple[str, str]] = []
+    if max_scale < 1:
+        out.append(("scaling.max_scale", f"{max_scale} must be at least 1"))
+    if min_scale < 0 or min_scale > max_scale:
+        out.append(("scaling.min_scale", f"{min_scale} must be between 0 and max_scale ({max_scale})"))
     if not 0 <= initial <= max_scale:
-        raise ValueError(f"scaling.initial_scale {initial} is outside 0..max_scale ({max_scale})")
+        out.append(("scaling.initial_scale", f"{initial} is outside 0..max_scale ({max_scale})"))
     if target < 1:
-        raise ValueError(f"scaling.target_concurrency {target} must be at least 1")
+        out.append(("scaling.target_concurrency", f"{target} must be at least 1"))
     if cc and target > cc:
-        raise ValueError(f"scaling.target_concurrency {target} exceeds container_concurrency {cc}: Knative could never reach it")
-    if not 6 <= duration_seconds(window) <= 3600:
-        raise ValueError(f"scaling.stable_window {window!r} must be between 6s and 1h")
-    if duration_seconds(delay) > 3600:
-        raise ValueError(f"scaling.scale_down_delay {delay!r} must be at most 1h")
+        out.append(("scaling.target_concurrency", f"{target} exceeds container_concurrency {cc}: Knative could never reach it"))
+    for key, default, low, high, bounds in (
+        ("stable_window", DEFAULT_STABLE_WINDOW, 6, 3600, "between 6s and 1h"),
+        ("scale_down_delay", DEFAULT_SCALE_DOWN_DELAY, 0, 3600, "at most 1h"),
+    ):
+        value = str(s.get(key, default))
+        try:
+            if not low <= duration_seconds(value) <= high:
+                out.append((f"scaling.{key}", f"{value!r} must be {bounds}"))
+        except ValueError as e:
+            out.append((f"scaling.{key}", str(e)))
     if not 1 <= panic <= 100:
-        raise ValueError(f"scaling.panic_window_percentage {panic} must be between 1 and 100")
+        out.append(("scaling.panic_window_percentage", f"{panic} must be between 1 and 100"))
     if deadline < startup_budget_seconds:
-        raise ValueError(
-            f"progress_deadline_seconds {deadline} is shorter than the startup budget {startup_budget_seconds}: "
-            "Knative would fail every revision while the model is still loading"
-        )
+        out.append((
+            "progress_deadline_seconds",
+            f"{deadline} is shorter than the startup budget {startup_budget_seconds}: Knative would fail every "
+            "revision while the model is still loading",
+        ))
+    return out
+
+
+def scaling_annotations(
+    scaling: Optional[KnativeScalingArgs], startup_budget_seconds: int, progress_deadline_seconds: Optional[int] = None
+) -> dict[str, str]:
+    """Knative's per-revision autoscaling annotations (settings checked by ``scaling_problems``)."""
+    s = scaling or {}
+    deadline = progress_deadline_seconds or default_progress_deadline(startup_budget_seconds)
+    panic = float(s.get("panic_window_percentage", DEFAULT_PANIC_WINDOW_PERCENTAGE))
+    min_scale, max_scale = s.get("min_scale", 0), s.get("max_scale", DEFAULT_MAX_SCALE)
+    initial, target = s.get("initial_scale", DEFAULT_INITIAL_SCALE), s.get("target_concurrency", DEFAULT_TARGET_CONCURRENCY)
+    window, delay = s.get("stable_window", DEFAULT_STABLE_WINDOW), s.get("scale_down_delay", DEFAULT_SCALE_DOWN_DELAY)
     return {
         # KPA is the class that can scale to zero; it scales on in-flight requests per pod.
         "autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev",
@@ -239,6 +268,34 @@ def scaling_annotations(
         "autoscaling.knative.dev/panic-window-percentage": f"{panic:.1f}",
         "serving.knative.dev/progress-deadline": f"{deadline}s",
     }
+
+
+def check_knative_args(name: str, args: KnativeVllmServiceArgs) -> None:
+    """What Knative would refuse (or fail every revision for), as ``ComponentArgsError`` before
+    anything is registered: scaling settings, Knative's own env vars, config-features flags the
+    pod needs but the cluster lacks, and the GPU fit."""
+    def fail(path: str, problem: str) -> ComponentArgsError:
+        return ComponentArgsError("KnativeVllmService", name, path, problem)
+
+    budget = args.get("startup_budget_seconds") or STARTUP_UNKNOWN_SIZE_SECONDS
+    problems = scaling_problems(args.get("scaling"), budget, args.get("progress_deadline_seconds"))
+    if problems:
+        raise fail(*problems[0])
+    for key in sorted(KNATIVE_RESERVED_ENV & set(args.get("extra_env") or {})):
+        raise fail(f"extra_env.{key}", "Knative sets this variable itself and refuses a revision that sets it")
+    enabled = args.get("enabled_features")
+    if enabled is not None:
+        # The flags depend on which pod-spec fields are set, not on their values: a placeholder
+        # Secret name builds the same shape before the real Secret exists.
+        pod_spec = knative_pod_spec(serving_pod_inputs(args, "api-key", budget))
+        missing = sorted(knative_features_needed(pod_spec) - set(enabled))
+        if missing:
+            raise fail(
+                "enabled_features",
+                f"lacks {', '.join(missing)}: Knative would refuse the vLLM pod; enable them in config-features "
+                "(or let KnativeServing install Knative)",
+            )
+    check_serving_fit("KnativeVllmService", name, args)
 
 
 class KnativeVllmService(pulumi.ComponentResource):
@@ -266,17 +323,15 @@ class KnativeVllmService(pulumi.ComponentResource):
     def __init__(self, name: str, args: KnativeVllmServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         # Checked before registering: bad args register nothing.
         args = validate_args("KnativeVllmService", name, args, KnativeVllmServiceArgs)
+        check_knative_args(name, args)
         super().__init__(type_token("KnativeVllmService"), name, {}, opts)
         ns = args["namespace"]
         engine = args["engine"]
         sel = selector_labels(name)
         meta_labels = labels(name, "server")
         child = pulumi.ResourceOptions(parent=self)
-        budget = args.get("startup_budget_seconds") or 1800
+        budget = args.get("startup_budget_seconds") or STARTUP_UNKNOWN_SIZE_SECONDS
         timeout = args.get("request_timeout_seconds") or default_request_timeout(budget)
-        reserved = KNATIVE_RESERVED_ENV & set(args.get("extra_env") or {})
-        if reserved:
-            raise ValueError(f"extra_env sets {sorted(reserved)[0]}, which Knative sets itself and refuses")
         annotations = {
             **(args.get("pod_annotations") or {}),
             **scaling_annotations(args.get("scaling"), budget, args.get("progress_deadline_seconds")),
@@ -286,14 +341,6 @@ class KnativeVllmService(pulumi.ComponentResource):
         key_secret, api_key = api_key_secret(name, ns, meta_labels, args.get("api_key"), parent=self)
 
         pod_spec = knative_pod_spec(serving_pod_inputs(args, key_secret.metadata["name"], budget))
-        enabled = args.get("enabled_features")
-        if enabled is not None:
-            missing = sorted(knative_features_needed(pod_spec) - set(enabled))
-            if missing:
-                raise ValueError(
-                    f"enabled_features lacks {', '.join(missing)}: Knative would refuse the vLLM pod; enable "
-                    "them in config-features (or let KnativeServing install Knative)"
-                )
 
         service = k8s.apiextensions.CustomResource(
             f"{name}-ksvc",

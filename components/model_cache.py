@@ -46,9 +46,10 @@ class ModelCacheArgs(TypedDict):
     namespace: pulumi.Input[str]
     """Namespace of the volume and the download Job."""
     model: str
-    """Hugging Face repository id, e.g. ``Qwen/Qwen2.5-0.5B-Instruct``."""
+    """Hugging Face repository id, e.g. ``Qwen/Qwen2.5-0.5B-Instruct``. Plain, not an Input: the
+    cache path (``model_path``) is derived from it at preview."""
     revision: str
-    """Pinned revision (commit sha or tag) to download; part of the cache path."""
+    """Pinned revision (commit sha or tag) to download; part of the cache path, so plain (known at preview)."""
     size: pulumi.Input[str]
     """Volume size, a Kubernetes quantity (``20Gi``)."""
     access_mode: NotRequired[AccessMode]

@@ -113,7 +113,8 @@ class ObservabilityArgs(TypedDict):
     serving_namespaces: list[pulumi.Input[str]]
     """Namespaces of the vLLM pods (the PodMonitor's namespace selector)."""
     namespace: NotRequired[str]
-    """Namespace of Prometheus, Grafana, the exporter, monitors, rules and dashboards (default ``monitoring``)."""
+    """Namespace of Prometheus, Grafana, the exporter, monitors, rules and dashboards (default
+    ``monitoring``). Plain, not an Input: the Prometheus and Grafana addresses are composed from it at preview."""
     create_namespace: NotRequired[bool]
     """Create that namespace (default: when installing kube-prometheus-stack)."""
     install_prometheus_stack: NotRequired[bool]

@@ -9,6 +9,8 @@ from typing import Optional, TypedDict
 import pulumi
 from typing_extensions import NotRequired
 
+from .gpu_fit import GpuCapacityArgs
+
 #: The extended resource the NVIDIA device plugin advertises for a whole GPU.
 WHOLE_GPU_RESOURCE = "nvidia.com/gpu"
 
@@ -31,6 +33,9 @@ class SchedulingContractArgs(TypedDict):
 
     gpu_resource_name: pulumi.Input[str]
     """Extended resource a pod requests per GPU (``nvidia.com/gpu``, or the renamed shared/MIG resource)."""
+    gpu_capacity: NotRequired[GpuCapacityArgs]
+    """What a pod can get from the pool (``GpuNodePool.capacity``), plain on purpose: with it the
+    serving components refuse, at preview, a model that cannot fit (``llmstack_k8s.gpu_fit``)."""
     node_selector: NotRequired[pulumi.Input[dict[str, pulumi.Input[str]]]]
     """Node labels a GPU pod must match."""
     tolerations: NotRequired[pulumi.Input[list[pulumi.Input[TolerationArgs]]]]

@@ -15,6 +15,7 @@ from typing_extensions import NotRequired
 
 from . import versions
 from .cold_start import ENGINE_START_SECONDS, UNKNOWN_WEIGHTS_LOAD_SECONDS, ColdStartArgs, cold_start_budget
+from .gpu_fit import DEFAULT_GPU_MEMORY_UTILIZATION
 from .scheduling import SchedulingContractArgs, apply_contract, default_contract
 
 #: Port vLLM's OpenAI-compatible server listens on (API, /health and /metrics share it).
@@ -170,7 +171,7 @@ def vllm_args(engine: VllmEngineArgs, model_path: pulumi.Input[str]) -> list[pul
         "--port", str(HTTP_PORT),
         "--tensor-parallel-size", str(engine.get("tensor_parallel_size", 1)),
         "--pipeline-parallel-size", str(engine.get("pipeline_parallel_size", 1)),
-        "--gpu-memory-utilization", str(engine.get("gpu_memory_utilization", 0.9)),
+        "--gpu-memory-utilization", str(engine.get("gpu_memory_utilization", DEFAULT_GPU_MEMORY_UTILIZATION)),
         "--dtype", Dtype(engine.get("dtype", Dtype.AUTO)).value,
     ]
     if engine.get("max_model_len"):

@@ -10,6 +10,7 @@ from .api_key import api_key_secret
 from .awaits import SCHEDULING_SECONDS, deployment_await_seconds, pod_ready_seconds, skip_await_annotation, startup_probe_seconds, timeout_annotation
 from .package import labels, selector_labels, server_pod_selector, type_token
 from .validation import validate_args
+from .gpu_fit import check_serving_fit
 from .vllm_pod import API_KEY_SECRET_KEY
 from .wiring import ServerFacts, register_server
 from .scheduling import SchedulingContractArgs
@@ -62,7 +63,8 @@ class VllmServiceArgs(TypedDict):
     """Replicas (default 1). Ignored when ``autoscaled``."""
     autoscaled: NotRequired[bool]
     """An autoscaler (KEDA's HPA) owns the replica count: ``spec.replicas`` is left unset, so a
-    later ``pulumi up`` never resets what the autoscaler chose (default false)."""
+    later ``pulumi up`` never resets what the autoscaler chose (default false). Plain, not an
+    Input: it decides the Deployment's shape, and GpuAutoscaling checks it, at preview."""
     max_replicas: NotRequired[int]
     """With ``autoscaled``: the most replicas the autoscaler may run (default ``replicas``); a
     rollout replaces them in waves, and ``pulumi up`` waits for all of them."""
@@ -71,7 +73,12 @@ class VllmServiceArgs(TypedDict):
     resources: NotRequired[ResourcesArgs]
     """CPU and memory of the server container."""
     scheduling: NotRequired[SchedulingContractArgs]
-    """GPU scheduling contract from a GpuNodePool (default: whole ``nvidia.com/gpu`` with its taint)."""
+    """GPU scheduling contract from a GpuNodePool (default: whole ``nvidia.com/gpu`` with its taint);
+    its ``gpu_capacity`` turns on the GPU fit checks."""
+    weights_gib: NotRequired[float]
+    """Size of the weights in GPU memory, GiB (plain: checked at preview). With the contract's
+    ``gpu_capacity`` the service refuses weights that leave no room for a KV cache; for a catalogued
+    model ``llmstack_k8s.model_catalog.estimated_weights_gib(model_id)`` estimates it."""
     startup_budget_seconds: NotRequired[int]
     """Seconds the server may take to load before it is restarted (default 1800)."""
     scheduling_seconds: NotRequired[int]
@@ -118,6 +125,7 @@ class VllmService(pulumi.ComponentResource):
     def __init__(self, name: str, args: VllmServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         # Checked before registering: bad args register nothing.
         args = validate_args("VllmService", name, args, VllmServiceArgs)
+        check_serving_fit("VllmService", name, args)
         super().__init__(type_token("VllmService"), name, {}, opts)
         ns = args["namespace"]
         engine = args["engine"]

@@ -4,14 +4,19 @@ from typing import Optional
 
 from pydantic import Field, model_validator
 
-from llmstack_k8s.gpu_autoscaling import DEFAULT_KEDA_NAMESPACE, DEFAULT_PROMETHEUS_URL, AutoscalingMetric
+from llmstack_k8s.gpu_autoscaling import (
+    DEFAULT_KEDA_NAMESPACE,
+    DEFAULT_POLLING_INTERVAL_SECONDS,
+    DEFAULT_PROMETHEUS_URL,
+    DEFAULT_TARGETS as AUTOSCALING_DEFAULT_TARGETS,
+    MIN_COOLDOWN_SECONDS as AUTOSCALING_MIN_COOLDOWN,
+    AutoscalingMetric,
+)
 
 from .base import ConfigProblem, StackModel as _Model
 from .quantities import DNS_LABEL, TTFT_MAX_SECONDS, ttft_unit_message
 
-#: Default target of each primary signal: waiting requests per replica, KV-cache fraction, TTFT p95 s.
-AUTOSCALING_DEFAULT_TARGETS = {AutoscalingMetric.QUEUE_DEPTH: 4.0, AutoscalingMetric.KV_CACHE_USAGE: 0.8, AutoscalingMetric.TTFT_P95: 2.0}
-AUTOSCALING_MIN_COOLDOWN = 600
+# The defaults are GpuAutoscaling's (one source); the names above stay importable from stacks.config.
 
 
 class ModelAutoscalingConfig(_Model):
@@ -24,7 +29,7 @@ class ModelAutoscalingConfig(_Model):
     cooldown_seconds: Optional[int] = Field(None, ge=60, le=86400, description="Low-load seconds before scaling down; at least the startup budget (default: the larger of 600 and the budget).")
     kv_cache_target: Optional[float] = Field(None, gt=0, le=1, description="Also scale up when KV-cache use per replica exceeds this (0..1).")
     ttft_p95_seconds: Optional[float] = Field(None, gt=0, description="Also scale up when TTFT p95 exceeds this many seconds.")
-    polling_interval_seconds: int = Field(15, ge=5, le=300, description="How often KEDA evaluates the triggers.")
+    polling_interval_seconds: int = Field(DEFAULT_POLLING_INTERVAL_SECONDS, ge=5, le=300, description="How often KEDA evaluates the triggers.")
 
     @property
     def effective_target(self) -> float:

@@ -21,6 +21,7 @@ from llmstack_k8s.wiring import scaled_workload
 from .config import ModelConfig, StackConfig
 from .teams import gpu_resource as team_gpu_resource
 from .gateway import is_exposed, request_budget
+from .gpu_pool import fit_weights
 
 
 def engine_args(m: ModelConfig, cache=None) -> dict:
@@ -46,6 +47,13 @@ def engine_args(m: ModelConfig, cache=None) -> dict:
         if m.max_loras is not None:
             engine["max_loras"] = m.max_loras
     return engine
+
+
+def weights_arg(m: ModelConfig) -> dict:
+    """The serving component's ``weights_gib``: the size the stack's fit check used, so the
+    component's own fit check measures the same model."""
+    weights = fit_weights(m)
+    return {"weights_gib": weights[0]} if weights else {}
 
 
 def build(cfg: StackConfig) -> dict:
@@ -151,6 +159,7 @@ def build(cfg: StackConfig) -> dict:
                     "api_key": model_key,
                     "extra_env": dict(m.extra_env),
                     "scheduling": gpu_pool.contract,
+                    **weights_arg(m),
                     "scaling": {
                         "min_scale": k.min_scale, "max_scale": k.max_scale, "initial_scale": k.initial_scale,
                         "target_concurrency": k.target_concurrency, "container_concurrency": k.container_concurrency,
@@ -189,6 +198,7 @@ def build(cfg: StackConfig) -> dict:
                 "api_key": model_key,
                 "extra_env": dict(m.extra_env),
                 "scheduling": gpu_pool.contract,  # gpu pool
+                **weights_arg(m),
                 "rollout": {"max_surge": m.rollout.max_surge, "max_unavailable": m.rollout.max_unavailable},
                 "network": {
                     "client_namespaces": list(cfg.network.client_namespaces)

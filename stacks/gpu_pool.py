@@ -1,13 +1,8 @@
 """The stack file's ``gpuPool`` key, and the preview-time checks that every model fits the pool.
 
-The checks catch, before anything is created, what otherwise surfaces hours later as a pod
-that never schedules or a server that dies with CUDA out-of-memory:
-
-- a replica needing more GPUs than one of the pool's nodes has;
-- tensor/pipeline parallelism on a shared pool (a pod gets one share, never several GPUs);
-- time-sliced GPUs whose sharing pods would together claim more than the whole GPU;
-- weights / (tensor x pipeline parallel) that leave no room for a KV cache within
-  ``gpuMemoryUtilization`` of the GPU's memory.
+The fit rules are the components' (``llmstack_k8s.gpu_fit``: GPUs per node, parallelism on a
+shared pool, time-sliced memory, KV-cache room), so a project importing the components gets
+them too; here they are worded in the stack file's keys (``models[0] (name: x).weightsGiB``).
 """
 
 import math
@@ -16,7 +11,7 @@ from typing import Literal, Optional, Protocol
 
 from pydantic import Field, model_validator
 
-from llmstack_k8s import gpu_node_pool as gp
+from llmstack_k8s import gpu_fit, gpu_node_pool as gp
 from llmstack_k8s.gpu_node_pool import ConsolidationPolicy, GpuInstall, MigStrategy, SharingStrategy
 
 from .base import ConfigProblem, StackModel as _Model
@@ -25,9 +20,6 @@ from .mig_profiles import MIG_PROFILES, has_no_mig, product_family
 #: PriorityClasses Kubernetes reserves for cluster components (names with the system- prefix).
 SYSTEM_PRIORITY_CLASSES = ("system-cluster-critical", "system-node-critical")
 
-#: Time-slicing: share of each GPU kept free for the CUDA contexts of the pods sharing it
-#: (vLLM refuses to start when less than its gpu_memory_utilization is free).
-TIME_SLICING_MARGIN = 0.05
 _DURATION = r"^(([0-9]+(s|m|h))+|Never)$"
 _LABEL_KEY = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
 
@@ -38,6 +30,10 @@ class GpuConfig(_Model):
     product: str = Field(min_length=1, description="GPU product, for people and error messages (e.g. NVIDIA-L4, NVIDIA-H100-80GB-HBM3).")
     memory_gib: float = Field(gt=0, alias="memoryGiB", description="Memory per GPU in GiB, as nvidia-smi reports it (L4: 22, H100 80GB: 79).")
     per_node: int = Field(ge=1, le=16, description="GPUs per node.")
+
+    def args(self) -> dict:
+        """GpuArgs for the component."""
+        return {"product": self.product, "memory_gib": self.memory_gib, "per_node": self.per_node}
 
 
 class SharingConfig(_Model):
@@ -227,6 +223,8 @@ class GpuPoolConfig(_Model):
         }
         if self.namespace:
             out["namespace"] = self.namespace
+        if self.gpu:
+            out["gpu"] = self.gpu.args()
         if self.runtime_class:
             out["runtime_class"] = {k: v for k, v in self.runtime_class.model_dump().items() if v is not None}
         if self.karpenter:
@@ -257,72 +255,76 @@ class _ModelLike(Protocol):
     quantization: object
 
 
+def fit_weights(m: _ModelLike) -> Optional[tuple[float, str, str]]:
+    """(GiB of weights in GPU memory, the key that states them, how) for the fit check: weightsGiB,
+    else an estimate from parametersBillions; None when the stack file gives neither."""
+    if m.weights_gib is not None:
+        return m.weights_gib, "weightsGiB", f"weightsGiB {m.weights_gib}"
+    if m.parameters_billions is not None:
+        gib = gpu_fit.estimate_weights_gib(m.parameters_billions, m.dtype, m.quantization)
+        quant = getattr(m.quantization, "value", m.quantization)
+        return gib, "parametersBillions", f"parametersBillions {m.parameters_billions} at {quant or getattr(m.dtype, 'value', m.dtype)} ~ {gib:.1f} GiB"
+    return None
+
+
 def check_models_fit(pool: GpuPoolConfig, models: list[_ModelLike]) -> None:
-    """Raise ValueError naming the model and the key for the first model the pool cannot run."""
-    sharing = pool.sharing.args()
+    """Raise ValueError naming the model and the key for the first model the pool cannot run
+    (the rules and numbers are ``gpu_fit``'s, the words the stack file's)."""
+    capacity = gp.pool_capacity(pool.sharing.args(), pool.gpu.args() if pool.gpu else None)
     strategy = pool.sharing.strategy
     for i, m in enumerate(models):
         where = f"models[{i}] (name: {m.name})"
-        gpus = m.tensor_parallel_size * m.pipeline_parallel_size
-        if strategy != SharingStrategy.NONE and gpus > 1:
-            key, size = (
-                ("tensorParallelSize", m.tensor_parallel_size) if m.tensor_parallel_size > 1
-                else ("pipelineParallelSize", m.pipeline_parallel_size)
-            )
+        weights = fit_weights(m)
+        problems = gpu_fit.fit_problems(
+            capacity,
+            tensor_parallel_size=m.tensor_parallel_size,
+            pipeline_parallel_size=m.pipeline_parallel_size,
+            gpu_memory_utilization=m.gpu_memory_utilization,
+            weights_gib=weights[0] if weights else None,
+        )
+        if not problems:
+            continue
+        p, gpu = problems[0], pool.gpu
+        tp, pp = m.tensor_parallel_size, m.pipeline_parallel_size
+        if p.rule == "parallel_on_shared_gpu":
+            key, size = ("tensorParallelSize", tp) if tp > 1 else ("pipelineParallelSize", pp)
             raise ValueError(
                 f"{where}.{key}: {key} {size} "
                 f"on a pool with gpuPool.sharing.strategy {strategy.value}: a pod gets one share of a GPU, never several GPUs; "
                 "serve this model from a pool with whole GPUs (sharing strategy none) or on one GPU"
             )
-        if pool.gpu and gpus > pool.gpu.per_node:
-            key = "gpus" if m.gpus is not None else "tensorParallelSize"
-            raise ValueError(
-                f"{where}.{key}: a replica needs {gpus} GPUs (tensorParallelSize {m.tensor_parallel_size} x pipelineParallelSize "
-                f"{m.pipeline_parallel_size}) but a node of the pool has gpuPool.gpu.perNode {pool.gpu.per_node} "
-                f"({pool.gpu.product}); one replica runs on one node, so its pod would never schedule"
-            )
-        bound = gp.max_memory_utilization(sharing)
-        if bound is not None and m.gpu_memory_utilization > bound * (1 - TIME_SLICING_MARGIN):
-            limit = bound * (1 - TIME_SLICING_MARGIN)
+        if p.rule == "time_slicing_utilization":
             raise ValueError(
                 f"{where}.gpuMemoryUtilization: {m.gpu_memory_utilization} on GPUs time-sliced {pool.sharing.replicas} ways "
                 f"(gpuPool.sharing.replicas): each pod sharing a GPU claims that fraction of the whole GPU, so the pods after the "
-                f"first would not start; set gpuMemoryUtilization to at most {math_floor(limit)}"
+                f"first would not start; set gpuMemoryUtilization to at most {p.limit}"
             )
-        if pool.gpu is None:
-            continue
-        if m.weights_gib is not None:
-            weights, size_key, source = m.weights_gib, "weightsGiB", f"weightsGiB {m.weights_gib}"
-        elif m.parameters_billions is not None:
-            weights = gp.estimate_weights_gib(m.parameters_billions, m.dtype, m.quantization)
-            quant = getattr(m.quantization, "value", m.quantization)
-            source = f"parametersBillions {m.parameters_billions} at {quant or getattr(m.dtype, 'value', m.dtype)} ~ {weights:.1f} GiB"
-            size_key = "parametersBillions"
-        else:
-            continue
-        device = gp.device_memory_gib(pool.gpu.memory_gib, sharing)
-        room, need = gp.kv_cache_room_gib(weights, gpus, device, m.gpu_memory_utilization)
-        if room < need:
-            per_gpu = weights / gpus
-            budget = m.gpu_memory_utilization * device
-            left = (
-                f"which leaves {room:.1f} GiB for the KV cache after a {gp.RUNTIME_RESERVE_GIB:.0f} GiB runtime reserve"
-                if per_gpu < budget else "which does not even hold the weights"
-            )
-            if strategy != SharingStrategy.NONE:
-                hint = "give each pod a bigger share (fewer gpuPool.sharing.replicas or a larger MIG profile), serve it from whole GPUs, or use a quantized checkpoint"
-            else:
-                fit = gp.min_gpus_to_fit(weights, device, m.gpu_memory_utilization)
-                hint = (
-                    f"use tensorParallelSize {fit}" if fit and gpus < fit <= pool.gpu.per_node
-                    else "use a GPU with more memory or a quantized checkpoint"
-                )
+        # The remaining rules measure against the pool's GPU, and the KV-cache one against the weights.
+        assert gpu is not None
+        if p.rule == "gpus_per_node":
+            key = "gpus" if m.gpus is not None else "tensorParallelSize"
             raise ValueError(
-                f"{where}.{size_key}: does not fit: {source} / {gpus} GPU(s) = {per_gpu:.1f} GiB per GPU, but vLLM may use "
-                f"gpuMemoryUtilization {m.gpu_memory_utilization} x {device:.1f} GiB ({pool.gpu.product}"
-                f"{'' if strategy == SharingStrategy.NONE else f', per {strategy.value} share'}) = {budget:.1f} GiB, "
-                f"{left}; the KV cache needs at least {need:.1f} GiB. Fix: {hint}"
+                f"{where}.{key}: a replica needs {p.gpus} GPUs (tensorParallelSize {tp} x pipelineParallelSize "
+                f"{pp}) but a node of the pool has gpuPool.gpu.perNode {gpu.per_node} "
+                f"({gpu.product}); one replica runs on one node, so its pod would never schedule"
             )
+        kv = p.kv
+        assert kv is not None and weights is not None
+        _, size_key, source = weights
+        left = (
+            f"which leaves {kv.room_gib:.1f} GiB for the KV cache after a {gpu_fit.RUNTIME_RESERVE_GIB:.0f} GiB runtime reserve"
+            if kv.holds_weights else "which does not even hold the weights"
+        )
+        if strategy != SharingStrategy.NONE:
+            hint = "give each pod a bigger share (fewer gpuPool.sharing.replicas or a larger MIG profile), serve it from whole GPUs, or use a quantized checkpoint"
+        else:
+            hint = f"use tensorParallelSize {p.gpus_that_fit}" if p.gpus_that_fit else "use a GPU with more memory or a quantized checkpoint"
+        raise ValueError(
+            f"{where}.{size_key}: does not fit: {source} / {kv.gpus} GPU(s) = {kv.per_gpu_gib:.1f} GiB per GPU, but vLLM may use "
+            f"gpuMemoryUtilization {m.gpu_memory_utilization} x {kv.device_gib:.1f} GiB ({gpu.product}"
+            f"{'' if strategy == SharingStrategy.NONE else f', per {strategy.value} share'}) = {kv.budget_gib:.1f} GiB, "
+            f"{left}; the KV cache needs at least {kv.need_gib:.1f} GiB. Fix: {hint}"
+        )
 
 
 def check_karpenter_floor(pool: GpuPoolConfig, models: list) -> None:
@@ -341,8 +343,3 @@ def check_karpenter_floor(pool: GpuPoolConfig, models: list) -> None:
             f"({detail} GPUs per pod); Karpenter would stop provisioning and those pods would stay Pending. "
             f"Raise gpuLimit to at least {needed}",
         )
-
-
-def math_floor(x: float, digits: int = 2) -> float:
-    f = 10**digits
-    return int(x * f) / f

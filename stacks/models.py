@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 from pydantic import AfterValidator, Field, model_validator
 
 from llmstack_k8s import knative_vllm_service as knative
+from llmstack_k8s.gpu_autoscaling import default_cooldown_seconds
 from llmstack_k8s.model_cache import AccessMode
 from llmstack_k8s.gpu_node_pool import estimate_weights_gib
 from llmstack_k8s.cold_start import ColdStartBudget, cold_start_budget
@@ -13,7 +14,7 @@ from llmstack_k8s.vllm_pod import Dtype, Quantization, default_shm_size, startup
 
 from llmstack_k8s.vllm_flags import load_table, managed_dests
 
-from .autoscaling import AUTOSCALING_MIN_COOLDOWN, ModelAutoscalingConfig
+from .autoscaling import ModelAutoscalingConfig
 from .cold_start import ColdStartConfig
 from .engine import ArchitectureConfig, check_engine
 from .base import ConfigProblem, StackModel as _Model
@@ -187,7 +188,7 @@ class ModelConfig(_Model):
         if a is None:
             return None
         # A replica removed sooner than a new one takes to come back (node, image, load) makes the model flap.
-        return a.cooldown_seconds if a.cooldown_seconds is not None else max(AUTOSCALING_MIN_COOLDOWN, self.cold_start_budget.total_seconds)
+        return a.cooldown_seconds if a.cooldown_seconds is not None else default_cooldown_seconds(self.cold_start_budget.total_seconds)
 
     # --- knative ---
     @property

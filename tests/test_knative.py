@@ -237,10 +237,10 @@ def test_component_refuses_a_pod_the_declared_knative_would_reject():
     p = {"engine": {"served_model_name": "m"}, "model_path": "/models/m", "claim_name": "c", "api_key_secret_name": "k"}
     needed = kn.knative_features_needed(knative_pod_spec(p))
     assert kn.FIELD_FEATURES["tolerations"] in needed  # the default contract tolerates the GPU taint
-    with pytest.raises(ValueError, match="target_concurrency 40 exceeds container_concurrency 20"):
-        kn.scaling_annotations({"target_concurrency": 40, "container_concurrency": 20}, 300)
-    with pytest.raises(ValueError, match="progress_deadline_seconds 200 is shorter than the startup budget 300"):
-        kn.scaling_annotations({}, 300, 200)
+    assert kn.scaling_problems({"target_concurrency": 40, "container_concurrency": 20}, 300) == [
+        ("scaling.target_concurrency", "40 exceeds container_concurrency 20: Knative could never reach it")]
+    ((path, problem),) = kn.scaling_problems({}, 300, 200)
+    assert path == "progress_deadline_seconds" and problem.startswith("200 is shorter than the startup budget 300")
 
 
 def test_durations_parse_like_knatives():
