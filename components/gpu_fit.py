@@ -243,14 +243,40 @@ def fit_problems(
     return out
 
 
+def capacity_problems(capacity: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(key, problem) for capacity facts that contradict each other (a capacity written by hand
+    rather than taken from ``GpuNodePool.capacity``)."""
+    out: list[tuple[str, str]] = []
+    strategy = SharingStrategy(capacity.get("sharing", SharingStrategy.NONE))
+    pods = capacity.get("pods_per_gpu")
+    if strategy in (SharingStrategy.TIME_SLICING, SharingStrategy.MPS) and (pods is None or pods < 2):
+        out.append(("pods_per_gpu", f"{strategy.value} shares each GPU between 2 or more pods; give their number (got {pods})"))
+    elif strategy not in (SharingStrategy.TIME_SLICING, SharingStrategy.MPS) and pods is not None:
+        out.append(("pods_per_gpu", f"applies to timeSlicing and mps only, not {strategy.value}"))
+    gpu = capacity.get("gpu")
+    if gpu is not None and gpu["memory_gib"] <= 0:
+        out.append(("gpu.memory_gib", f"{gpu['memory_gib']} must be above 0"))
+    if gpu is not None and gpu["per_node"] < 1:
+        out.append(("gpu.per_node", f"{gpu['per_node']} must be at least 1"))
+    device = capacity.get("device_memory_gib")
+    if device is not None and (device <= 0 or (gpu is not None and device > gpu["memory_gib"])):
+        out.append(("device_memory_gib", f"{device} must be above 0 and at most the GPU's memory"))
+    return out
+
+
 def check_serving_fit(component: str, name: str, args: Mapping[str, Any]) -> None:
     """A serving component's fit check on its validated args: the engine against the capacity the
     scheduling contract carries (``scheduling.gpu_capacity``) and ``weights_gib``. Raises
     ``ComponentArgsError`` for the first rule broken; no capacity, nothing to check."""
+    weights = args.get("weights_gib")
+    if weights is not None and weights <= 0:
+        raise ComponentArgsError(component, name, "weights_gib", f"{weights} must be above 0 (GiB of weights in GPU memory)")
     scheduling = args.get("scheduling") or {}
     capacity = scheduling.get("gpu_capacity")
     if capacity is None:
         return
+    for key, problem in capacity_problems(capacity):
+        raise ComponentArgsError(component, name, f"scheduling.gpu_capacity.{key}", problem)
     resource = scheduling.get("gpu_resource_name")
     if isinstance(resource, str) and resource != capacity["gpu_resource_name"]:
         raise ComponentArgsError(

@@ -265,3 +265,29 @@ def test_time_slicing_is_checked_without_the_gpu_key(mocks):
     model = {**STACK_MODEL, "weightsGiB": 1, "gpuMemoryUtilization": 0.9, "cache": {"size": "20Gi"}}
     assert_refused({"gpuPool": {"sharing": {"strategy": "timeSlicing", "replicas": 4}}, "models": [model]},
                    "models[0] (name: llama-70b).gpuMemoryUtilization: 0.9 on GPUs time-sliced 4 ways (gpuPool.sharing.replicas)")
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"weights_gib": 0}, "args.weights_gib: 0 must be above 0"),
+        ({"capacity": {"gpu_resource_name": "nvidia.com/gpu.shared", "sharing": "timeSlicing"}},
+         "args.scheduling.gpu_capacity.pods_per_gpu: timeSlicing shares each GPU between 2 or more pods"),
+        ({"capacity": {"gpu_resource_name": "nvidia.com/gpu", "pods_per_gpu": 4}},
+         "args.scheduling.gpu_capacity.pods_per_gpu: applies to timeSlicing and mps only, not none"),
+        ({"capacity": {"gpu_resource_name": "nvidia.com/gpu", "gpu": L4, "device_memory_gib": 40}},
+         "args.scheduling.gpu_capacity.device_memory_gib: 40 must be above 0 and at most the GPU's memory"),
+    ],
+    ids=["no-weights", "time-slicing-without-pods-per-gpu", "pods-per-gpu-on-whole-gpus", "device-larger-than-the-gpu"],
+)
+def test_a_hand_written_capacity_that_contradicts_itself_is_refused(mocks, change, expected):
+    args = {**copy.deepcopy(SERVING), "engine": {"served_model_name": "m"}}
+    if "weights_gib" in change:
+        args["weights_gib"] = change["weights_gib"]
+    if "capacity" in change:
+        args["scheduling"] = {"gpu_resource_name": change["capacity"]["gpu_resource_name"], "gpu_capacity": change["capacity"]}
+    with pytest.raises(ComponentArgsError) as err:
+        VllmService("llama", args)
+    assert expected in str(err.value), str(err.value)
+    pulumi.runtime.test(lambda: None)()
+    assert mocks.registrations == []
