@@ -24,7 +24,7 @@ import pulumi_random as random
 from typing_extensions import NotRequired
 
 from . import metrics
-from .alerts import MODEL_LABEL, VLLM_JOB, AlertThresholdsArgs, MonitoredModelArgs, rule_groups
+from .alerts import MODEL_LABEL, VLLM_JOB, AlertThresholdsArgs, MonitoredModelArgs, rule_groups, thresholds_with_defaults
 from .helm import pinned_release
 from .package import MANAGED_BY, type_token
 from .validation import args_error, validate_args
@@ -212,6 +212,10 @@ class Observability(pulumi.ComponentResource):
                              "names an existing install; set install_prometheus_stack to false to use it")
         if not args["serving_namespaces"]:
             raise args_error("Observability", name, "serving_namespaces", "is empty; name the namespaces of the vLLM pods")
+        try:  # the rules apply them inside an Output: a bad fraction would surface only after registering
+            thresholds_with_defaults(args.get("thresholds"))
+        except ValueError as e:
+            raise args_error("Observability", name, "thresholds", str(e)) from None
         super().__init__(type_token("Observability"), name, {}, opts)
         ns_name = args.get("namespace") or DEFAULT_NAMESPACE
         names = object_names(name, args.get("names"))

@@ -291,3 +291,16 @@ def test_a_hand_written_capacity_that_contradicts_itself_is_refused(mocks, chang
     assert expected in str(err.value), str(err.value)
     pulumi.runtime.test(lambda: None)()
     assert mocks.registrations == []
+
+
+def test_observability_refuses_a_threshold_that_is_no_fraction_before_registering(mocks):
+    """The alert rules apply the thresholds inside an Output; the check runs where the args enter."""
+    from llmstack_k8s import Observability
+
+    args = {"models": [{"name": "m", "namespace": "llm", "served_model_name": "m"}], "serving_namespaces": ["llm"],
+            "thresholds": {"kv_cache_usage_ratio": 95}}
+    with pytest.raises(ComponentArgsError) as err:
+        Observability("obs", args)
+    assert "Observability 'obs': args.thresholds: thresholds.kv_cache_usage_ratio is 95; it is a fraction between 0 and 1" in str(err.value)
+    pulumi.runtime.test(lambda: None)()
+    assert mocks.registrations == []
