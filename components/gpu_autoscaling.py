@@ -24,6 +24,7 @@ import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
 from . import metrics, versions
+from .cron import cron_problem, timezone_problem
 from .helm import pinned_release
 from .package import MANAGED_BY, type_token
 from .validation import args_error, validate_args
@@ -65,6 +66,20 @@ class AutoscalingMetric(str, Enum):
     """95th percentile time to first token in seconds, over the model's replicas."""
 
 
+class CronScheduleArgs(TypedDict):
+    """A window of warm capacity: KEDA's cron scaler keeps at least ``min_replicas`` replicas from
+    ``start`` to ``end`` (business hours, a known peak), whatever the load says."""
+
+    start: str
+    """Cron expression (five fields) when the window opens, e.g. ``0 8 * * 1-5``; plain: checked at preview."""
+    end: str
+    """Cron expression when the window closes, e.g. ``0 18 * * 1-5``."""
+    min_replicas: int
+    """Replicas kept during the window (the cron scaler's ``desiredReplicas``); at most ``max_replicas``."""
+    timezone: NotRequired[str]
+    """IANA time zone of the expressions (default ``UTC``)."""
+
+
 class ScaledWorkloadArgs(TypedDict):
     """One vLLM Deployment to scale, and how."""
 
@@ -98,6 +113,9 @@ class ScaledWorkloadArgs(TypedDict):
     """Secondary trigger: KV-cache use per replica (0..1) that adds replicas even with an empty queue."""
     ttft_p95_seconds: NotRequired[float]
     """Secondary trigger: TTFT p95 in seconds above which replicas are added."""
+    schedules: NotRequired[list[CronScheduleArgs]]
+    """Warm capacity: windows with a higher replica floor (KEDA cron triggers), started before the
+    traffic so the replicas have loaded by then."""
     polling_interval_seconds: NotRequired[int]
     """How often KEDA evaluates the triggers (default 15)."""
     http_concurrency_target: NotRequired[int]
@@ -263,6 +281,12 @@ def validate_workload(w: ScaledWorkloadArgs, http_add_on: bool) -> None:
         )
     if w["target"] <= 0:
         raise ValueError(f"workload {name!r}: target must be > 0")
+    for i, s in enumerate(w.get("schedules") or []):
+        problem = cron_problem(s["start"]) or cron_problem(s["end"]) or timezone_problem(s.get("timezone", "UTC"))
+        if problem:
+            raise ValueError(f"workload {name!r}: schedules[{i}]: {problem}")
+        if not 1 <= s["min_replicas"] <= w["max_replicas"]:
+            raise ValueError(f"workload {name!r}: schedules[{i}].min_replicas {s['min_replicas']} must be 1..max_replicas ({w['max_replicas']})")
 
 
 def scaled_triggers(w: ScaledWorkloadArgs, namespace: str, prometheus_url: str, served_model_name: str) -> list[dict]:
@@ -290,6 +314,15 @@ def scaled_triggers(w: ScaledWorkloadArgs, namespace: str, prometheus_url: str, 
                 },
             }
         )
+    for i, s in enumerate(w.get("schedules") or []):
+        # Warm capacity: during the window the cron scaler asks for min_replicas; the HPA takes the
+        # largest of all triggers, so load can still add replicas on top.
+        triggers.append({
+            "type": "cron",
+            "name": f"warm-{i}",
+            "metadata": {"timezone": s.get("timezone", "UTC"), "start": s["start"], "end": s["end"],
+                         "desiredReplicas": str(s["min_replicas"])},
+        })
     return triggers
 
 

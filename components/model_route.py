@@ -29,6 +29,7 @@ MODEL_NAME_HEADER = "X-Gateway-Model-Name"
 API_PREFIX = "/v1"
 #: Where the path-per-model fallback puts a model (``/models/<name>/v1/...``).
 MODEL_PATH_ROOT = "/models"
+INFERENCE_GROUP = "inference.networking.k8s.io"
 #: A proxy's usual default; an LLM stream outlives it, so no route may time out sooner.
 MIN_REQUEST_TIMEOUT_SECONDS = 60
 DEFAULT_REQUEST_TIMEOUT_SECONDS = 600
@@ -94,6 +95,9 @@ class ModelRouteArgs(TypedDict):
     timeouts are set to it (default 600, at least 60). Plain: checked at preview."""
     ingress: NotRequired[IngressArgs]
     """Settings of the Ingress option."""
+    inference_pool_name: NotRequired[pulumi.Input[str]]
+    """Route to this InferencePool (``InferencePool.pool_name``, KV-cache-aware replica choice by its
+    Endpoint Picker) instead of the Service (Gateway API only)."""
 
 
 def model_path_prefix(name: str) -> str:
@@ -108,7 +112,10 @@ def duration(seconds: int) -> str:
 
 def httproute_spec(name: str, args: ModelRouteArgs) -> dict:
     """The HTTPRoute's spec: header match per served name on /v1, then the path-per-model fallback."""
-    backend = [{"name": args["service_name"], "port": HTTP_PORT}]
+    if args.get("inference_pool_name") is not None:
+        backend = [{"group": INFERENCE_GROUP, "kind": "InferencePool", "name": args["inference_pool_name"]}]
+    else:
+        backend = [{"name": args["service_name"], "port": HTTP_PORT}]
     seconds = args.get("request_timeout_seconds", DEFAULT_REQUEST_TIMEOUT_SECONDS)
     # One attempt per request: backendRequest equal to the whole budget (a retry would restart a stream).
     timeouts = {"request": duration(seconds), "backendRequest": duration(seconds)}
@@ -178,6 +185,8 @@ def check_route_args(name: str, args: ModelRouteArgs) -> None:
         raise args_error("ModelRoute", name, "served_model_names", "empty: the route would match no request")
     if kind == RouteKind.GATEWAY_API and not args.get("gateway"):
         raise args_error("ModelRoute", name, "gateway", "required with kind gatewayApi (the Gateway the HTTPRoute attaches to)")
+    if kind == RouteKind.INGRESS and args.get("inference_pool_name") is not None:
+        raise args_error("ModelRoute", name, "inference_pool_name", "needs kind gatewayApi: an Ingress cannot route to an InferencePool")
     if kind == RouteKind.INGRESS:
         ing = args.get("ingress") or {}
         if not _BODY_SIZE.match(ing.get("max_body_size", DEFAULT_MAX_BODY_SIZE)):

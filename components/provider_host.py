@@ -41,6 +41,7 @@ from .image_prepull import ImagePrePull
 from .knative_serving import KnativeServing
 from .knative_vllm_service import KnativeVllmService
 from .model_cache import ModelCache
+from .inference_pool import InferencePool
 from .model_route import ModelRoute
 from .observability import Observability
 from .package import PACKAGE
@@ -52,7 +53,7 @@ DISTRIBUTION = "llmstack-k8s"
 
 #: Every component the package serves (type token ``llmstack:index:<Class>``).
 COMPONENTS: list[type[pulumi.ComponentResource]] = [
-    GpuAutoscaling, GpuNodePool, ImagePrePull, KnativeServing, KnativeVllmService, ModelCache, ModelRoute, Observability, Team, VllmService,
+    GpuAutoscaling, GpuNodePool, ImagePrePull, InferencePool, KnativeServing, KnativeVllmService, ModelCache, ModelRoute, Observability, Team, VllmService,
 ]
 
 #: Inputs and outputs that carry credentials (Python names, per component): the schema marks

@@ -34,3 +34,9 @@ KNATIVE_SERVING_VERSION = "1.23.0"
 
 #: Idle container of the image pre-pull DaemonSet (keeps the pulled images in use on each node).
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
+
+#: The Gateway API Inference Extension's Endpoint Picker (EPP): picks the replica of an
+#: InferencePool for each request (queue depth, KV-cache use, prefix-cache affinity, LoRA). v1.5.0
+#: serves InferencePool inference.networking.k8s.io/v1 (the CRD version the tests validate against).
+EPP_VERSION = "v1.5.0"
+EPP_IMAGE = f"registry.k8s.io/gateway-api-inference-extension/epp:{EPP_VERSION}"

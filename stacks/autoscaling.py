@@ -14,6 +14,7 @@ from llmstack_k8s.gpu_autoscaling import (
 )
 
 from .base import ConfigProblem, StackModel as _Model
+from .warm import WarmScheduleConfig
 from .quantities import DNS_LABEL, TTFT_MAX_SECONDS, ttft_unit_message
 
 # The defaults are GpuAutoscaling's (one source); the names above stay importable from stacks.config.
@@ -30,6 +31,7 @@ class ModelAutoscalingConfig(_Model):
     kv_cache_target: Optional[float] = Field(None, gt=0, le=1, description="Also scale up when KV-cache use per replica exceeds this (0..1).")
     ttft_p95_seconds: Optional[float] = Field(None, gt=0, description="Also scale up when TTFT p95 exceeds this many seconds.")
     polling_interval_seconds: int = Field(DEFAULT_POLLING_INTERVAL_SECONDS, ge=5, le=300, description="How often KEDA evaluates the triggers.")
+    schedules: list[WarmScheduleConfig] = Field(default_factory=list, description="Warm capacity: cron windows (KEDA cron scaler) with a higher replica floor, e.g. business hours.")
 
     @property
     def effective_target(self) -> float:
@@ -39,6 +41,9 @@ class ModelAutoscalingConfig(_Model):
     def _bounds(self):
         if self.min_replicas > self.max_replicas:
             raise ValueError(f"minReplicas {self.min_replicas} exceeds maxReplicas {self.max_replicas}")
+        for i, s in enumerate(self.schedules):
+            if s.min_replicas > self.max_replicas:
+                raise ConfigProblem(f"schedules[{i}].minReplicas", f"{s.min_replicas} exceeds maxReplicas {self.max_replicas}")
         if self.metric == AutoscalingMetric.KV_CACHE_USAGE and self.target is not None and self.target > 1:
             raise ValueError(f"target {self.target} for kvCacheUsage is a 0..1 fraction (e.g. 0.8)")
         if self.metric == AutoscalingMetric.KV_CACHE_USAGE and self.kv_cache_target is not None:

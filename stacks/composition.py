@@ -250,6 +250,7 @@ def build(cfg: StackConfig) -> dict:
                 server, a.max_replicas, min_replicas=a.min_replicas, metric=a.metric, target=a.target,
                 cooldown_seconds=m.cooldown_seconds, polling_interval_seconds=a.polling_interval_seconds,
                 kv_cache_target=a.kv_cache_target, ttft_p95_seconds=a.ttft_p95_seconds,
+                **({"schedules": [s.args() for s in a.schedules]} if a.schedules else {}),  # warm capacity
             ))
             scaled_servers.append(server)
 

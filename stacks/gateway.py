@@ -99,6 +99,9 @@ class ModelRouteConfig(_Model):
         None, ge=MIN_REQUEST_TIMEOUT_SECONDS, le=86400,
         description="This model's request budget (default: gateway.requestTimeoutSeconds); its route's timeouts.",
     )
+    kv_cache_aware_routing: bool = Field(
+        False, description="Route through an InferencePool whose Endpoint Picker chooses the replica per request (queue, KV-cache use, prompt-prefix affinity); Gateway API only.",
+    )
 
 
 def exposure_problem(gateway: Optional[GatewayConfig], model) -> Optional[tuple[str, str]]:
@@ -108,7 +111,11 @@ def exposure_problem(gateway: Optional[GatewayConfig], model) -> Optional[tuple[
             return "route", "is set but llmstack:gateway is not: there is no Gateway to route through; add llmstack:gateway or remove route"
         return None
     if not is_exposed(gateway, model):
+        if model.route is not None and model.route.kv_cache_aware_routing:
+            return "route.kvCacheAwareRouting", "needs the model exposed through the gateway (route.expose: true): the Gateway calls the Endpoint Picker"
         return None
+    if model.route is not None and model.route.kv_cache_aware_routing and gateway.kind != RouteKind.GATEWAY_API:
+        return "route.kvCacheAwareRouting", "needs llmstack:gateway.kind gatewayApi: an Ingress cannot route to an InferencePool"
     if model.serving == "knative":
         return "route.expose", (
             "serving: knative models are reached through Knative's own ingress (their URL), not an HTTPRoute to a "
@@ -124,6 +131,10 @@ def exposure_problem(gateway: Optional[GatewayConfig], model) -> Optional[tuple[
 
 def is_exposed(gateway: Optional[GatewayConfig], model) -> bool:
     return gateway is not None and (model.route is None or model.route.expose)
+
+
+def kv_cache_aware(gateway: Optional[GatewayConfig], model) -> bool:
+    return is_exposed(gateway, model) and model.route is not None and model.route.kv_cache_aware_routing
 
 
 def request_budget(gateway: GatewayConfig, model) -> int:

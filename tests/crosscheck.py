@@ -52,6 +52,8 @@ KEDA_DEFAULT_MAX_REPLICAS = 100
 #: The dcgm-exporter chart's name (releases of it are checked against the GPUs pods request).
 DCGM_CHART = "dcgm-exporter"
 SHARED_RESOURCE_SUFFIX = ".shared"
+#: Services of the stack that clients do not call (an InferencePool's endpoint picker: the Gateway does).
+INTERNAL_COMPONENTS = frozenset({"endpoint-picker"})
 MIG_RESOURCE_PREFIX = "nvidia.com/mig-"
 
 
@@ -391,7 +393,8 @@ def declared_flows(manifests: list[dict], declared: Declared) -> list[Flow]:
                     for ep in spec.get("endpoints") or []:
                         for w, port in _service_targets(manifests, svc, ep.get("port")):
                             flows += [Flow(s, w, port, f"{ident(mon)} scrapes it") for s in declared.scrapers]
-    for svc in (o for o in manifests if is_core_service(o) and (o.get("spec") or {}).get("selector")):
+    for svc in (o for o in manifests if is_core_service(o) and (o.get("spec") or {}).get("selector")
+                and (meta(o).get("labels") or {}).get("app.kubernetes.io/component") not in INTERNAL_COMPONENTS):
         for w, port in _service_targets(manifests, svc):
             flows += [Flow(c, w, port, f"clients call {ident(svc)}") for c in declared.callers]
     for w in workloads(manifests):
@@ -664,6 +667,59 @@ def teams_stay_apart(manifests: list[dict], declared: Declared = Declared()) -> 
     return problems
 
 
+def _blocked(policies: list[dict], f: Flow) -> bool:
+    isolating = [p for p in policies if namespace_of(p) == f.target.namespace and matches((p.get("spec") or {}).get("podSelector"), f.target.labels)
+                 and "Ingress" in ((p.get("spec") or {}).get("policyTypes") or ["Ingress"])]
+    return bool(isolating) and not any(_admits(p, f) for p in isolating)
+
+
+def inference_pools_reach_servers(manifests: list[dict], declared: Declared = Declared()) -> list[str]:
+    """Every InferencePool (Gateway API Inference Extension) selects server pods that listen on its
+    target ports; its endpoint picker is a Service of the stack selecting pods with that port; every
+    HTTPRoute backendRef to a pool names one that exists; and NetworkPolicies admit the routes'
+    Gateway to the picker (ext-proc) and to the pool's pods (the Gateway then calls the chosen pod
+    directly), and the picker to the pool's pods (it scrapes their metrics)."""
+    policies = [o for o in manifests if o["kind"] == "NetworkPolicy"]
+    services = {(namespace_of(o), name_of(o)): o for o in manifests if is_core_service(o)}
+    pools = {(namespace_of(o), name_of(o)): o for o in manifests if o["kind"] == "InferencePool"}
+    gateways: dict[tuple, set] = {}
+    problems = []
+    for route in (o for o in manifests if o["kind"] == "HTTPRoute"):
+        ns, spec = namespace_of(route), route.get("spec") or {}
+        for rule in spec.get("rules") or []:
+            for b in rule.get("backendRefs") or []:
+                if b.get("kind") != "InferencePool":
+                    continue
+                if (ns, b.get("name")) not in pools:
+                    problems.append(f"{ident(route)} routes to InferencePool {ns}/{b.get('name')}, which the stack does not create")
+                    continue
+                gateways.setdefault((ns, b.get("name")), set()).update(r.get("namespace", ns) for r in spec.get("parentRefs") or [])
+    for key, pool in pools.items():
+        ns, spec = key[0], pool.get("spec") or {}
+        ports = [p.get("number") for p in spec.get("targetPorts") or []]
+        servers = selected(manifests, ns, spec.get("selector"))
+        if not servers:
+            problems.append(f"{ident(pool)} selects no pods")
+        picker_ref = spec.get("endpointPickerRef") or {}
+        svc = services.get((ns, picker_ref.get("name")))
+        pickers = list(_service_targets(manifests, svc, (picker_ref.get("port") or {}).get("number"))) if svc else []
+        if not pickers:
+            problems.append(f"{ident(pool)} names endpoint picker Service {ns}/{picker_ref.get('name')} port {(picker_ref.get('port') or {}).get('number')}, which selects no pod with that port")
+        for w in servers:
+            for port in ports:
+                if port not in named_ports(w).values() and port not in [p.get("containerPort") for c in containers(w.pod) for p in c.get("ports") or []]:
+                    problems.append(f"{ident(pool)} targets port {port}, on which {w} does not listen")
+                flows = [Flow(g, w, port, f"the Gateway sends {ident(pool)}'s requests to the chosen pod") for g in gateways.get(key, ())]
+                flows += [Flow(p.namespace, w, port, f"{ident(pool)}'s endpoint picker scrapes its metrics") for p, _ in pickers]
+                problems += [f"no NetworkPolicy admits namespace {f.source!r} to {w} on port {f.port} ({f.why})" for f in flows if _blocked(policies, f)]
+        for p, port in pickers:
+            for g in gateways.get(key, ()):
+                f = Flow(g, p, port, f"the Gateway calls {ident(pool)}'s endpoint picker (ext-proc)")
+                if _blocked(policies, f):
+                    problems.append(f"no NetworkPolicy admits namespace {g!r} to {p} on port {port} ({f.why})")
+    return problems
+
+
 RULES = (
     pdbs_select_one_scalable_controller,
     services_select_templates,
@@ -673,6 +729,7 @@ RULES = (
     awaits_cover_budgets,
     dcgm_maps_gpu_resources,
     routes_reach_servers,
+    inference_pools_reach_servers,
     teams_stay_apart,
 )
 

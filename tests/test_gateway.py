@@ -41,7 +41,9 @@ def test_prod_routes_both_models_through_one_gateway_host():
         # ... or by the path-per-model fallback, rewritten to /v1.
         assert fallback["matches"][0]["path"]["value"] == f"/models/{m.name}{API_PREFIX}"
         assert fallback["filters"][0]["urlRewrite"]["path"]["replacePrefixMatch"] == API_PREFIX
-        assert {(b["name"], b["port"]) for rule in r["spec"]["rules"] for b in rule["backendRefs"]} == {(m.name, HTTP_PORT)}
+        backends = {(b.get("kind", "Service"), b["name"], b.get("port")) for rule in r["spec"]["rules"] for b in rule["backendRefs"]}
+        # The model's Service, or (kvCacheAwareRouting) its InferencePool: tests/test_inference_pool.py.
+        assert backends == ({("InferencePool", m.name, None)} if m.route and m.route.kv_cache_aware_routing else {("Service", m.name, HTTP_PORT)})
 
 
 @pytest.mark.parametrize("stack", ["prod", "ingress-one-model-exposed"])
@@ -160,20 +162,20 @@ def test_rule_short_or_missing_timeouts():
 
 def test_rule_gateway_blocked_by_network_policy():
     def drop_gateway(o):
-        if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "llama-8b":
+        if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "llama-70b":
             for rule in o["spec"]["ingress"]:
                 for peer in rule["from"]:
                     for e in (peer.get("namespaceSelector") or {}).get("matchExpressions") or []:
                         e["values"] = [v for v in e["values"] if v != "gateway"]
     problems = _broken("prod", drop_gateway)
-    assert any("'gateway'" in p and "llama-8b" in p for p in problems), problems
+    assert any("'gateway'" in p and "llama-70b" in p for p in problems), problems
 
 
 def test_rule_backend_and_gateway_must_exist():
     def typo(o):
-        if o["kind"] == "HTTPRoute" and o["metadata"]["name"] == "llama-8b":
-            o["spec"]["rules"][0]["backendRefs"][0]["name"] = "llama-8"
-    assert any("Service llm/llama-8," in p for p in _broken("prod", typo))
+        if o["kind"] == "HTTPRoute" and o["metadata"]["name"] == "llama-70b":
+            o["spec"]["rules"][0]["backendRefs"][0]["name"] = "llama-7"
+    assert any("Service llm/llama-7," in p for p in _broken("prod", typo))
     manifests, declared, _ = _render("prod")
     undeclared = Declared(**{**declared.__dict__, "objects": frozenset()})
     assert any("Gateway gateway/inference-gateway" in p for p in routes_reach_servers(manifests, undeclared))

@@ -60,12 +60,17 @@ def test_prometheus_retention_and_storage_per_environment(rendered):
         assert spec["retentionSize"] == "85GB"
 
 
+def _servers(deployments: list[dict]) -> list[dict]:
+    """The vLLM server Deployments (not, e.g., an InferencePool's endpoint picker, which needs no GPU)."""
+    return [d for d in deployments if d["metadata"]["labels"].get("app.kubernetes.io/component") == "server"]
+
+
 def test_dcgm_exporter_runs_on_gpu_nodes_only(rendered):
     r = _release(rendered, "dcgm-exporter")
     assert r["version"] == DCGM_EXPORTER.version and r["version"].startswith("4.8.")
     v = r["values"]
     assert v["nodeSelector"], "without a node selector the exporter lands (and crashes) on CPU nodes"
-    for d in rendered.of_kind("Deployment"):  # same nodes as the GPU pods (the pool's contract)
+    for d in _servers(rendered.of_kind("Deployment")):  # same nodes as the GPU pods (the pool's contract)
         assert d["spec"]["template"]["spec"].get("nodeSelector") == v["nodeSelector"], d["metadata"]["name"]
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in v["tolerations"]
     assert v["serviceMonitor"]["enabled"] is True
@@ -74,7 +79,7 @@ def test_dcgm_exporter_runs_on_gpu_nodes_only(rendered):
 def test_every_vllm_pod_is_scraped_with_its_model_name_kept(rendered):
     pm = _one(rendered, "PodMonitor", "vllm")
     endpoints = {e["port"] for e in pm["spec"]["podMetricsEndpoints"]}
-    servers = rendered.of_kind("Deployment") + [s for s in rendered.of_kind("Service") if s["apiVersion"].startswith("serving.knative.dev/")]
+    servers = _servers(rendered.of_kind("Deployment")) + [s for s in rendered.of_kind("Service") if s["apiVersion"].startswith("serving.knative.dev/")]
     assert servers
     for d in servers:
         pod_labels = d["spec"]["template"]["metadata"]["labels"]

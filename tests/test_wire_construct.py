@@ -17,6 +17,7 @@ from pulumi.runtime.sync_await import _sync_await
 from llmstack_k8s.gpu_autoscaling import AutoscalingMetric
 from llmstack_k8s.gpu_node_pool import GpuInstall, SharingStrategy
 from llmstack_k8s.model_cache import AccessMode, model_dir
+from llmstack_k8s.inference_pool import FailureMode
 from llmstack_k8s.model_route import RouteKind
 from llmstack_k8s.provider_host import COMPONENTS, LlmstackProvider
 from llmstack_k8s.testing import Rendered, RecordingMocks
@@ -61,6 +62,8 @@ CASES = {
     "ModelRoute": {"namespace": "llm", "service_name": "qwen", "served_model_names": ["qwen", "qwen-sql"],
                    "kind": RouteKind.INGRESS, "hostnames": ["llm.example.com"], "request_timeout_seconds": 900.0,
                    "ingress": {"tls_secret_name": "llm-tls", "max_body_size": "32m"}},
+    "InferencePool": {"namespace": "llm", "pod_selector": {"app.kubernetes.io/instance": "qwen"}, "gateway_namespace": "gateway",
+                      "monitoring_namespaces": ["monitoring"], "serves_lora": True, "failure_mode": FailureMode.FAIL_CLOSE},
     "Observability": {"models": [{"name": "qwen", "namespace": "llm", "served_model_name": "qwen", "ttft_p95_seconds": 2.0,
                                   "always_on": True}],
                       "serving_namespaces": ["llm"],

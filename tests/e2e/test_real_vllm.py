@@ -510,6 +510,16 @@ def test_every_vllm_metric_the_stack_uses_is_exported(vllm_server):
             f"{name}: {metrics.VLLM_MODEL_LABEL} label is not the served model name: {samples[name][:2]}")
 
 
+def test_every_metric_the_endpoint_picker_reads_is_exported(vllm_server):
+    """The InferencePool's Endpoint Picker reads these per pod (components/inference_pool.py); dev's
+    server serves a LoRA adapter, so the LoRA info gauge is there too."""
+    status, text = vllm_server.get("/metrics")
+    assert status == 200
+    _, samples = parse_exposition(text)
+    missing = sorted(metrics.PICKER_METRICS - set(samples))
+    assert not missing, f"vLLM {versions.VLLM_VERSION} does not export {missing}, which the Endpoint Picker reads"
+
+
 # ------------------------------------------------------------------------------------------------
 # a real Prometheus, labelled the way the rendered monitors would label the server
 # ------------------------------------------------------------------------------------------------
