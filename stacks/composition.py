@@ -12,7 +12,9 @@ from llmstack_k8s.versions import VLLM_IMAGE
 from llmstack_k8s.knative_serving import DATA_PLANE_NAMESPACES as KNATIVE_INSTALLED_NAMESPACES, KnativeServing
 from llmstack_k8s.knative_vllm_service import ALL_POD_FEATURES as KNATIVE_INSTALLED_FEATURES, KnativeVllmService
 from llmstack_k8s.model_cache import ModelCache
+from llmstack_k8s.inference_pool import InferencePool
 from llmstack_k8s.model_route import ModelRoute
+from llmstack_k8s.package import selector_labels
 from llmstack_k8s.observability import Observability
 from llmstack_k8s.package import MANAGED_BY
 from llmstack_k8s.vllm_service import VllmService
@@ -20,7 +22,7 @@ from llmstack_k8s.wiring import scaled_workload
 
 from .config import ModelConfig, StackConfig
 from .teams import gpu_resource as team_gpu_resource
-from .gateway import is_exposed, request_budget
+from .gateway import is_exposed, kv_cache_aware, request_budget
 from .gpu_pool import fit_weights
 
 
@@ -220,6 +222,19 @@ def build(cfg: StackConfig) -> dict:
         if is_exposed(cfg.gateway, m):
             gw = cfg.gateway
             ing = gw.ingress
+            pool = None
+            if kv_cache_aware(gw, m):  # the Endpoint Picker chooses the replica for every request
+                pool = InferencePool(
+                    m.name,
+                    {
+                        "namespace": ns,
+                        "pod_selector": selector_labels(m.name),  # the server's pods (VllmService's selector)
+                        "gateway_namespace": gw.edge_namespace,
+                        "monitoring_namespaces": list(cfg.network.monitoring_namespaces),
+                        "serves_lora": bool(m.lora_adapters),
+                    },
+                    opts=pulumi.ResourceOptions(provider=provider, depends_on=[server]),
+                )
             route = ModelRoute(
                 m.name,
                 {
@@ -228,6 +243,7 @@ def build(cfg: StackConfig) -> dict:
                     "served_model_names": [m.served_name, *(a.name for a in m.lora_adapters)],  # adapters by name too
                     "kind": gw.kind,
                     "request_timeout_seconds": request_budget(gw, m),
+                    **({"inference_pool_name": pool.pool_name} if pool is not None else {}),
                     **({"hostnames": [gw.hostname]} if gw.hostname else {}),
                     **({"gateway": {"name": gw.gateway_ref.name, "namespace": gw.gateway_ref.namespace,
                                     **({"section_name": gw.gateway_ref.section_name} if gw.gateway_ref.section_name else {})}}
