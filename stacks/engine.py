@@ -178,7 +178,8 @@ def weights_estimate(m: _EngineModel) -> Optional[tuple[float, str, str]]:
         return m.weights_gib, f"weightsGiB {m.weights_gib:g}", "weightsGiB"
     if m.parameters_billions is not None:
         gib = m.parameters_billions * 1e9 * model_catalog.bytes_per_parameter(m.dtype, m.quantization) / 2**30
-        return gib, f"parametersBillions {m.parameters_billions:g} ~ {gib:.1f} GiB", "parametersBillions"
+        loaded = getattr(m.quantization, "value", m.quantization) or getattr(m.dtype, "value", m.dtype)
+        return gib, f"parametersBillions {m.parameters_billions:g} at {loaded} ~ {gib:.1f} GiB", "parametersBillions"
     gib = model_catalog.estimated_weights_gib(m.model, m.dtype, m.quantization)
     if gib is not None:
         arch = model_catalog.known(m.model)

@@ -15,6 +15,7 @@ from llmstack_k8s import gpu_fit, gpu_node_pool as gp
 from llmstack_k8s.gpu_node_pool import ConsolidationPolicy, GpuInstall, MigStrategy, SharingStrategy
 
 from .base import ConfigProblem, StackModel as _Model
+from .engine import unknown_size_message, weights_estimate
 from .mig_profiles import MIG_PROFILES, has_no_mig, product_family
 
 #: PriorityClasses Kubernetes reserves for cluster components (names with the system- prefix).
@@ -253,18 +254,18 @@ class _ModelLike(Protocol):
     parameters_billions: Optional[float]
     dtype: object
     quantization: object
+    model: str
 
 
 def fit_weights(m: _ModelLike) -> Optional[tuple[float, str, str]]:
     """(GiB of weights in GPU memory, the key that states them, how) for the fit check: weightsGiB,
-    else an estimate from parametersBillions; None when the stack file gives neither."""
-    if m.weights_gib is not None:
-        return m.weights_gib, "weightsGiB", f"weightsGiB {m.weights_gib}"
-    if m.parameters_billions is not None:
-        gib = gpu_fit.estimate_weights_gib(m.parameters_billions, m.dtype, m.quantization)
-        quant = getattr(m.quantization, "value", m.quantization)
-        return gib, "parametersBillions", f"parametersBillions {m.parameters_billions} at {quant or getattr(m.dtype, 'value', m.dtype)} ~ {gib:.1f} GiB"
-    return None
+    else an estimate from parametersBillions, else the catalog's architecture (one source:
+    ``stacks.engine.weights_estimate``); None when nothing tells the size."""
+    weights = weights_estimate(m)
+    if weights is None:
+        return None
+    gib, source, key = weights
+    return gib, key, source
 
 
 def check_models_fit(pool: GpuPoolConfig, models: list[_ModelLike]) -> None:
@@ -275,6 +276,10 @@ def check_models_fit(pool: GpuPoolConfig, models: list[_ModelLike]) -> None:
     for i, m in enumerate(models):
         where = f"models[{i}] (name: {m.name})"
         weights = fit_weights(m)
+        if weights is None and gpu_fit.device_memory_of(capacity) is not None:
+            # A model of unknown size would pass the memory check by default and die with CUDA
+            # out of memory at start-up: say the check could not run, and which key lets it.
+            raise ValueError(f"{where}.{unknown_size_message(m.model)}")
         problems = gpu_fit.fit_problems(
             capacity,
             tensor_parallel_size=m.tensor_parallel_size,

@@ -8,7 +8,6 @@ from pydantic import AfterValidator, Field, model_validator
 from llmstack_k8s import knative_vllm_service as knative
 from llmstack_k8s.gpu_autoscaling import default_cooldown_seconds
 from llmstack_k8s.model_cache import AccessMode
-from llmstack_k8s.gpu_node_pool import estimate_weights_gib
 from llmstack_k8s.cold_start import ColdStartBudget, cold_start_budget
 from llmstack_k8s.vllm_pod import Dtype, Quantization, default_shm_size, startup_budget_seconds
 
@@ -16,7 +15,7 @@ from llmstack_k8s.vllm_flags import load_table, managed_dests
 
 from .autoscaling import ModelAutoscalingConfig
 from .cold_start import ColdStartConfig
-from .engine import ArchitectureConfig, check_engine
+from .engine import ArchitectureConfig, check_engine, weights_estimate as engine_weights_estimate
 from .base import ConfigProblem, StackModel as _Model
 from .knative import KnativeModelConfig, ServingMode
 from .gateway import ModelRouteConfig
@@ -136,7 +135,7 @@ class ModelConfig(_Model):
     quantization: Optional[Quantization] = Field(None, description="Quantization method of the checkpoint.")
     enable_prefix_caching: bool = Field(True, description="Reuse KV cache across shared prompt prefixes.")
     max_num_seqs: Optional[int] = Field(None, ge=1, description="Most sequences batched at once.")
-    weights_gib: Optional[float] = Field(None, gt=0, alias="weightsGiB", description="Size of the weights in GiB; sizes the startup budget.")
+    weights_gib: Optional[float] = Field(None, gt=0, alias="weightsGiB", description="Size of the weights in GPU memory, GiB: sizes the GPU fit check, cache and startup budget (default: from parametersBillions, else from the catalog for the models it knows; a model of unknown size on a pool with gpuPool.gpu is refused).")
     parameters_billions: Optional[float] = Field(None, gt=0, le=10000, description="Parameters in billions; with dtype/quantization estimates the weights for the GPU fit check when weightsGiB is not given.")
     startup_timeout_seconds: Optional[int] = Field(None, ge=60, le=7200, description="Override of the derived startup budget (coldStart: engine start + weightsGiB at storageMiBps); never below it.")
     cold_start: ColdStartConfig = Field(default_factory=ColdStartConfig, description="This model's cold-start figures over the stack-wide coldStart (startup probe, await, cooldown derive from them).")
@@ -281,13 +280,10 @@ class ModelConfig(_Model):
 
     @property
     def weights_estimate(self) -> Optional[tuple[float, str]]:
-        """(GiB of the weights, how that is known) from weightsGiB, else parametersBillions; None if unknown."""
-        if self.weights_gib is not None:
-            return self.weights_gib, f"weightsGiB {self.weights_gib:g}"
-        if self.parameters_billions is not None:
-            gib = estimate_weights_gib(self.parameters_billions, self.dtype, self.quantization)
-            return gib, f"parametersBillions {self.parameters_billions:g} ~ {gib:.1f} GiB"
-        return None
+        """(GiB of the weights, how that is known) from weightsGiB, else parametersBillions, else the
+        catalog (``stacks.engine.weights_estimate``, the fit check's source too); None if unknown."""
+        weights = engine_weights_estimate(self)
+        return None if weights is None else weights[:2]
 
     @property
     def effective_shm_size(self) -> str:

@@ -188,3 +188,47 @@ def test_long_context_allowed_by_rope_override_or_env():
     long = dict(model="Qwen/Qwen2.5-7B-Instruct", maxModelLen=131072)
     render_with(model(**long, extraArgs=["--hf-overrides", '{"rope_scaling": {"rope_type": "yarn", "factor": 4.0}}']))
     render_with(model(**long, extraEnv={"VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"}))
+
+
+# --- the GPU fit check never skipped for want of a size (issue 10) -------------------------------
+L4_SHARED = {"gpu": {"product": "NVIDIA-L4", "memoryGiB": 22, "perNode": 1}, "sharing": {"strategy": "timeSlicing", "replicas": 4}}
+NO_SIZE_70B = {"name": "llama-70b", "model": "meta-llama/Llama-3.1-70B-Instruct",
+               "revision": "0e9e39f249a16976918f6564b8830bc894c89659", "gpuMemoryUtilization": 0.2, "cache": {"size": "300Gi"}}
+
+
+def test_catalogued_70b_without_a_size_is_refused_with_the_derived_figure():
+    # No weightsGiB, no parametersBillions: the catalog's architecture gives the size (70.55B x 2 bytes).
+    message = assert_refused(
+        {"gpuPool": L4_SHARED, "models": [NO_SIZE_70B]},
+        "models[0] (name: llama-70b).weightsGiB: does not fit: meta-llama/Llama-3.1-70B-Instruct "
+        "(70.55B parameters per its config.json) ~ 131.4 GiB / 1 GPU(s) = 131.4 GiB per GPU",
+    )
+    assert "per timeSlicing share) = 4.4 GiB" in message
+
+
+def test_uncatalogued_model_without_a_size_on_a_declared_gpu_is_refused():
+    unknown = {**NO_SIZE_70B, "model": "acme/house-70b"}
+    assert_refused(
+        {"gpuPool": L4_SHARED, "models": [unknown]},
+        "models[0] (name: llama-70b).weightsGiB: the size of acme/house-70b is not known (no weightsGiB, no "
+        "parametersBillions, not in the catalog), so the GPU fit check cannot run",
+    )
+    # Stating the size lets the check run (and pass for a model that fits the share).
+    render_with({"gpuPool": L4_SHARED, "models": [{**unknown, "weightsGiB": 1, "cache": {"size": "10Gi"}}]})
+    # Without a declared GPU there is no memory to check against: nothing to refuse.
+    render_with({"models": [{**unknown, "cache": {"size": "10Gi"}}]})
+
+
+def test_catalogued_size_reaches_the_serving_component(monkeypatch):
+    """The composition hands the component the size the stack checked (derived from the catalog
+    here), so the component's own fit check refuses the 70B model too."""
+    import stacks.config
+
+    monkeypatch.setattr(stacks.config, "check_models_fit", lambda pool, models: None)
+    with pytest.raises(Exception) as err:
+        render_with({"gpuPool": L4_SHARED, "models": [NO_SIZE_70B]})
+    assert "VllmService 'llama-70b': args.weights_gib: does not fit: 131.4 GiB of weights" in str(err.value)
+    # A catalogued model that fits renders, its derived size passed on.
+    small = {**NO_SIZE_70B, "name": "qwen", "model": "Qwen/Qwen2.5-0.5B-Instruct", "cache": {"size": "10Gi"}}
+    r = render_with({"gpuPool": L4_SHARED, "models": [small]})
+    assert any(o["kind"] == "Deployment" and o["metadata"]["name"].startswith("qwen") for o in r.objects)

@@ -237,7 +237,7 @@ STACK_L4_SHARED = {"gpu": {"product": "NVIDIA-L4", "memoryGiB": 22, "perNode": 1
 
 def test_the_stack_names_its_key_for_the_same_numbers(mocks):
     message = assert_refused({"gpuPool": STACK_L4_SHARED, "models": [STACK_MODEL]},
-                             "models[0] (name: llama-70b).weightsGiB: does not fit: weightsGiB 132.0 / 1 GPU(s) = 132.0 GiB per GPU")
+                             "models[0] (name: llama-70b).weightsGiB: does not fit: weightsGiB 132 / 1 GPU(s) = 132.0 GiB per GPU")
     # The same arithmetic as the component's refusal above: one source for the rule.
     assert "gpuMemoryUtilization 0.2 x 22.0 GiB (NVIDIA-L4, per timeSlicing share) = 4.4 GiB" in message
 

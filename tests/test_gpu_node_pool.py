@@ -322,11 +322,11 @@ REFUSALS = {
     ),
     "70B weights on two H100s": (
         stack(H100, model="meta-llama/Llama-3.1-70B-Instruct", weightsGiB=132, tensorParallelSize=2, gpuMemoryUtilization=0.92),
-        "models[0] (name: llama-8b).weightsGiB: does not fit: weightsGiB 132.0 / 2 GPU(s) = 66.0 GiB per GPU",
+        "models[0] (name: llama-8b).weightsGiB: does not fit: weightsGiB 132 / 2 GPU(s) = 66.0 GiB per GPU",
     ),
     "8B bf16 estimated from parameters on a time-sliced L4 share": (
         stack(L4_SHARED, weightsGiB=None, parametersBillions=8, dtype="bfloat16", gpuMemoryUtilization=0.2),
-        "models[0] (name: llama-8b).parametersBillions: does not fit: parametersBillions 8.0 at bfloat16 ~ 14.9 GiB",
+        "models[0] (name: llama-8b).parametersBillions: does not fit: parametersBillions 8 at bfloat16 ~ 14.9 GiB",
     ),
     "a model larger than an MPS share": (
         stack({"gpu": {"product": "NVIDIA-A100-80GB", "memoryGiB": 79, "perNode": 8},
