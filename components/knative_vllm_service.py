@@ -27,6 +27,7 @@ from .awaits import SCHEDULING_SECONDS, WAIT_FOR_ANNOTATION, knative_await_secon
 from .package import labels, selector_labels, type_token
 from .validation import ComponentArgsError, validate_args
 from .gpu_fit import check_serving_fit
+from .vllm_flags import check_extra_args
 from .vllm_pod import API_KEY_SECRET_KEY
 from .wiring import ServerFacts, register_server
 from .scheduling import SchedulingContractArgs
@@ -323,6 +324,7 @@ class KnativeVllmService(pulumi.ComponentResource):
     def __init__(self, name: str, args: KnativeVllmServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         # Checked before registering: bad args register nothing.
         args = validate_args("KnativeVllmService", name, args, KnativeVllmServiceArgs)
+        check_extra_args("KnativeVllmService", name, args["engine"])
         check_knative_args(name, args)
         super().__init__(type_token("KnativeVllmService"), name, {}, opts)
         ns = args["namespace"]

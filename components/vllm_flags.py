@@ -470,3 +470,37 @@ def extra_args_problems(args: list[str], table: Optional[FlagTable] = None) -> t
             ), "abbreviation", dest))
     problems.sort(key=lambda p: p.index)
     return parsed, problems
+
+
+#: The serving components' arg that renders a managed flag whose dest is not an ``engine`` key of
+#: the same name (None: the component fixes the flag itself).
+_COMPONENT_ARG_OF_DEST = {"model": "model_path", "host": None, "port": None, "api_key": "api_key",
+                          "enable_lora": "engine.lora_adapters", "lora_modules": "engine.lora_adapters",
+                          "max_lora_rank": "engine.lora_adapters"}
+
+
+def check_extra_args(component: str, name: str, engine: Any) -> None:
+    """A serving component's check of ``engine.extra_args`` on entry (the same rules the stack
+    applies to its ``extraArgs``): raise ``ComponentArgsError`` naming ``engine.extra_args[i]``
+    for the first flag vLLM would refuse, one the component renders itself, one that changes the
+    GPU count or stops serving, or an abbreviation. An importing project gets this protection
+    without the stack."""
+    from .validation import ComponentArgsError  # here: validation is imported by the components, not the table
+    from .vllm_pod import VllmEngineArgs
+
+    extra = list(engine.get("extra_args") or [])
+    parsed, problems = extra_args_problems(extra)
+    if not problems:
+        return
+    p = problems[0]
+    path = f"engine.extra_args[{p.index}]"
+    if p.kind != "managed":
+        raise ComponentArgsError(component, name, path, p.message)
+    flag = load_table().flag(p.dest).name
+    given = next(a.given for a in parsed.args if a.index == p.index)
+    spelled = given if given == flag else f"{given} (that is {flag})"
+    arg = _COMPONENT_ARG_OF_DEST.get(p.dest, f"engine.{p.dest}" if p.dest in VllmEngineArgs.__annotations__ else None)
+    if arg is not None and p.dest not in SET_OUTSIDE_ARGS:
+        raise ComponentArgsError(component, name, path, f"sets {spelled}, which {component} renders from args.{arg}; set that instead")
+    why = SET_OUTSIDE_ARGS.get(p.dest, "the Service, probes and NetworkPolicy use the port and address the component sets")
+    raise ComponentArgsError(component, name, path, f"sets {spelled}, which {component} sets itself: {why}")

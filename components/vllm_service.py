@@ -11,6 +11,7 @@ from .awaits import SCHEDULING_SECONDS, deployment_await_seconds, pod_ready_seco
 from .package import labels, selector_labels, server_pod_selector, type_token
 from .validation import validate_args
 from .gpu_fit import check_serving_fit
+from .vllm_flags import check_extra_args
 from .vllm_pod import API_KEY_SECRET_KEY
 from .wiring import ServerFacts, register_server
 from .scheduling import SchedulingContractArgs
@@ -125,6 +126,7 @@ class VllmService(pulumi.ComponentResource):
     def __init__(self, name: str, args: VllmServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         # Checked before registering: bad args register nothing.
         args = validate_args("VllmService", name, args, VllmServiceArgs)
+        check_extra_args("VllmService", name, args["engine"])
         check_serving_fit("VllmService", name, args)
         super().__init__(type_token("VllmService"), name, {}, opts)
         ns = args["namespace"]

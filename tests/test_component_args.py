@@ -250,3 +250,33 @@ def test_whole_floats_become_ints_in_autoscaling_strings(mocks):
     objs = _render(mocks, lambda: GpuAutoscaling("autoscaling", {"workloads": [w], "http_add_on": True}))
     (httpso,) = [o for o in objs if o["kind"] == "HTTPScaledObject"]
     assert httpso["spec"]["timeouts"]["conditionWait"] == "960s"
+
+
+# --- engine.extra_args: the same rules as the stack's extraArgs, in the component ------------------
+
+EXTRA_ARGS_CASES = {
+    "a flag the component renders": (["--enforce-eager", "--tensor_parallel_size=2"],
+                                      "args.engine.extra_args[1]: sets --tensor_parallel_size (that is --tensor-parallel-size), "
+                                      "which {cls} renders from args.engine.tensor_parallel_size; set that instead"),
+    "the model path": (["--model", "/elsewhere"], "args.engine.extra_args[0]: sets --model, which {cls} renders from args.model_path"),
+    "the API key in plain text": (["--api-key", "sk-1"], "args.engine.extra_args[0]: sets --api-key, which {cls} sets itself: the API key comes from a Secret"),
+    "the port the Service uses": (["--port=9000"], "args.engine.extra_args[0]: sets --port, which {cls} sets itself"),
+    "a flag vLLM does not have": (["--max-batch", "8"], "args.engine.extra_args[0]: '--max-batch' is not a flag of vLLM"),
+    "more GPUs than the pod requests": (["--data-parallel-size", "2"], "args.engine.extra_args[0]: --data-parallel-size runs several engine copies"),
+    "an abbreviation": (["--enforce-eag"], "args.engine.extra_args[0]: --enforce-eag is an abbreviation vLLM expands to --enforce-eager"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EXTRA_ARGS_CASES))
+@pytest.mark.parametrize("cls", [VllmService, KnativeVllmService], ids=["VllmService", "KnativeVllmService"])
+def test_extra_args_are_checked_by_the_serving_component(mocks, cls, case):
+    extra, expected = EXTRA_ARGS_CASES[case]
+    _refused(mocks, cls, {**SERVING, "engine": {**ENGINE, "extra_args": extra}}, expected.format(cls=cls.__name__))
+
+
+@pytest.mark.parametrize("cls", [VllmService, KnativeVllmService], ids=["VllmService", "KnativeVllmService"])
+def test_extra_args_vllm_accepts_render(mocks, cls):
+    extra = ["--enforce-eager", "--max-num-batched-tokens", "8192"]
+    objs = _render(mocks, lambda: cls("qwen", {**SERVING, "engine": {**ENGINE, "extra_args": extra}}))
+    (server,) = [o for o in objs if o["kind"] in ("Deployment", "Service") and "template" in o.get("spec", {})]
+    assert server["spec"]["template"]["spec"]["containers"][0]["args"][-3:] == extra
