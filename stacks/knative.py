@@ -7,6 +7,7 @@ from pydantic import AfterValidator, Field, model_validator
 from pydantic.alias_generators import to_camel
 
 from llmstack_k8s import knative_vllm_service as knative
+from llmstack_k8s.knative_serving import DATA_PLANE_NAMESPACES as INSTALLED_DATA_PLANE_NAMESPACES
 
 from .base import StackModel as _Model
 from .quantities import Duration, dns_label
@@ -62,7 +63,11 @@ class KnativeConfig(_Model):
     features: list[str] = Field(default_factory=list, description="With install false: the config-features flags your Knative has enabled (the vLLM pod needs kubernetes.podspec-* flags).")
     max_revision_timeout_seconds: int = Field(600, ge=30, description="With install false: your config-defaults max-revision-timeout-seconds (Knative's default 600).")
     allow_zero_initial_scale: bool = Field(False, description="With install false: whether your config-autoscaler allows initial-scale 0.")
-    namespaces: list[DnsLabel] = Field(default_factory=lambda: list(knative.DEFAULT_KNATIVE_NAMESPACES), description="Namespaces of Knative's activator, autoscaler and ingress gateway (admitted by the NetworkPolicy).")
+    namespaces: list[DnsLabel] = Field(default_factory=lambda: list(knative.DEFAULT_KNATIVE_NAMESPACES), description=(
+        "Namespaces of Knative's activator, autoscaler and ingress gateway (admitted by the NetworkPolicy). "
+        f"With install true: {', '.join(INSTALLED_DATA_PLANE_NAMESPACES)} (the operator runs Kourier beside the activator), "
+        "plus any listed here; with install false: your Knative's "
+        f"(default {', '.join(knative.DEFAULT_KNATIVE_NAMESPACES)})."))
 
     @model_validator(mode="after")
     def _install_or_describe(self):

@@ -186,6 +186,22 @@ def test_network_policy_admits_knative_data_plane_and_prometheus_only():
     assert all(pod_labels[k] == v for k, v in np["spec"]["podSelector"]["matchLabels"].items())
 
 
+def test_namespaces_key_says_what_install_true_admits():
+    """The README's knative.namespaces row tells what the policy above admits with install: true
+    (the installed data plane, plus what is listed), not only the default for an existing Knative."""
+    from stacks.knative import KnativeConfig
+
+    described = KnativeConfig.model_fields["namespaces"].description
+    assert f"With install true: {', '.join(DATA_PLANE_NAMESPACES)}" in described
+    assert "plus any listed here" in described and "with install false" in described
+    # What the row says is what the composition admits: listed namespaces join the installed data plane.
+    r = render_with({**stack(), "knative": {"namespaces": ["mesh-gateway"]}})  # the stack-wide llmstack:knative
+    (np,) = [o for o in r.of_kind("NetworkPolicy") if o["metadata"]["name"] == "qwen"]
+    admitted = {v for rule in np["spec"]["ingress"] for s in rule["from"]
+                for e in s.get("namespaceSelector", {}).get("matchExpressions", []) for v in e["values"]}
+    assert set(DATA_PLANE_NAMESPACES) | {"mesh-gateway"} <= admitted and "kourier-system" not in admitted
+
+
 REFUSALS = {
     "KEDA autoscaling on a Knative model": (
         stack(model={"autoscaling": {"maxReplicas": 2}}),
