@@ -16,6 +16,7 @@ from llmstack_k8s.gpu_node_pool import ConsolidationPolicy, GpuInstall, MigStrat
 
 from .base import ConfigProblem, StackModel as _Model
 from .engine import unknown_size_message, weights_estimate
+from .lora import lora_gib
 from .mig_profiles import MIG_PROFILES, has_no_mig, product_family
 
 #: PriorityClasses Kubernetes reserves for cluster components (names with the system- prefix).
@@ -265,6 +266,9 @@ def fit_weights(m: _ModelLike) -> Optional[tuple[float, str, str]]:
     if weights is None:
         return None
     gib, source, key = weights
+    lora = lora_gib(m) if getattr(m, "lora_adapters", None) else None  # lora: the adapter slots take GPU memory too
+    if lora and lora[0]:
+        return gib + lora[0], key, f"{source} + {lora[1]}"
     return gib, key, source
 
 

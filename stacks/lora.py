@@ -41,3 +41,23 @@ def lora_problem(model) -> tuple[str, str] | None:
             return f"loraAdapters[{i}].name", f"{a.name!r} is also loraAdapters[{seen[a.name]}]'s name; names must be unique"
         seen[a.name] = i
     return None
+
+
+def lora_gib(model) -> tuple[float, str] | None:
+    """(GiB vLLM reserves for the model's LoRA slots, how that is known) for the fit check; (0, "")
+    without adapters; None when neither loraMemoryGiB nor the model's shape (the catalog) tells it."""
+    from llmstack_k8s.lora import lora_slots_gib_of
+    from llmstack_k8s.vllm_pod import lora_rank_slot
+
+    from .engine import architecture_of
+
+    if not model.lora_adapters:
+        return 0.0, ""
+    if model.lora_memory_gib is not None:
+        return model.lora_memory_gib, f"loraMemoryGiB {model.lora_memory_gib:g}"
+    slots = model.max_loras or len(model.lora_adapters)
+    rank = lora_rank_slot(max(a.rank for a in model.lora_adapters))
+    gib = lora_slots_gib_of(architecture_of(model), slots, rank)
+    if gib is None:
+        return None
+    return gib, f"{slots} LoRA slot(s) at rank {rank} ~ {gib:.2f} GiB"

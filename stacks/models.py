@@ -19,7 +19,7 @@ from .engine import ArchitectureConfig, check_engine, weights_estimate as engine
 from .base import ConfigProblem, StackModel as _Model
 from .knative import KnativeModelConfig, ServingMode
 from .gateway import ModelRouteConfig
-from .lora import LoraAdapterConfig, lora_problem
+from .lora import LoraAdapterConfig, lora_gib, lora_problem
 from .quantities import DNS_LABEL, TTFT_MAX_SECONDS, Cpu, Size, size_gib, ttft_unit_message
 from .secrets import env_problem
 
@@ -154,12 +154,17 @@ class ModelConfig(_Model):
     route: Optional[ModelRouteConfig] = Field(None, description="Exposure through llmstack:gateway (default: exposed, with the gateway's request budget).")
     lora_adapters: list[LoraAdapterConfig] = Field(default_factory=list, description="LoRA adapters served on top of these weights, each under its own model name (downloaded into this model's cache).")
     max_loras: Optional[int] = Field(None, ge=1, description="Adapters active in one batch (--max-loras; default: all loraAdapters).")
+    lora_memory_gib: Optional[float] = Field(None, gt=0, alias="loraMemoryGiB", description="GPU memory vLLM reserves for the LoRA slots, GiB (default: computed from the model's shape in the catalog); counted by the GPU fit check.")
 
     @model_validator(mode="after")
     def _lora_consistent(self):
         problem = lora_problem(self)
         if problem:
             raise ConfigProblem(*problem)
+        if lora_gib(self) is None:  # the fit check must count the adapter slots: never skipped for want of a size
+            raise ConfigProblem("loraMemoryGiB", (
+                f"not set, and the shape of {self.model} is not in the catalog, so the GPU memory vLLM reserves for the "
+                "LoRA slots (maxLoras x max rank on every layer) cannot be computed for the fit check; set loraMemoryGiB"))
         return self
 
     @property

@@ -75,7 +75,7 @@ def test_every_adapter_is_rendered_and_max_loras_overrides_the_count():
 
 def test_a_route_reaches_adapters_by_name():
     cfg = {**copy.deepcopy(BASE), "gpuPool": H100_POOL, "gateway": {"gatewayRef": {"name": "gw", "namespace": "edge"}},
-           "models": [model("m", loraAdapters=[ADAPTER])]}
+           "models": [model("m", loraMemoryGiB=0.1, loraAdapters=[ADAPTER])]}
     (route,) = [o for o in render_with(cfg).objects if o["kind"] == "HTTPRoute"]
     names = [h["value"] for match in route["spec"]["rules"][0]["matches"] for h in match["headers"] if h["name"] == MODEL_NAME_HEADER]
     assert names == ["m", "m-sql"]
@@ -83,7 +83,7 @@ def test_a_route_reaches_adapters_by_name():
 
 def test_knative_models_serve_adapters_from_the_same_pod():
     cfg = {**copy.deepcopy(BASE), "gpuPool": H100_POOL,
-           "models": [model("kn", serving="knative", knative={"minScale": 1}, loraAdapters=[ADAPTER])]}
+           "models": [model("kn", serving="knative", knative={"minScale": 1}, loraMemoryGiB=0.1, loraAdapters=[ADAPTER])]}
     (ksvc,) = [o for o in render_with(cfg).objects if o["kind"] == "Service" and o["apiVersion"].startswith("serving.knative")]
     args = words(ksvc["spec"]["template"]["spec"]["containers"][0])
     assert f"m-sql={model_dir(ADAPTER['model'], SHA)}" in args
@@ -97,17 +97,17 @@ def _stack(*models, **over):
 
 
 @pytest.mark.parametrize("config, expected", [
-    (_stack(model("a"), model("b", loraAdapters=[{**ADAPTER, "name": "a"}])),
+    (_stack(model("a"), model("b", loraMemoryGiB=0.1, loraAdapters=[{**ADAPTER, "name": "a"}])),
      "models[1] (name: b).loraAdapters[0].name: 'a' is also models[0] (name: a).servedModelName"),
-    (_stack(model("a", loraAdapters=[ADAPTER]), model("b", loraAdapters=[ADAPTER])),
+    (_stack(model("a", loraMemoryGiB=0.1, loraAdapters=[ADAPTER]), model("b", loraMemoryGiB=0.1, loraAdapters=[ADAPTER])),
      "models[1] (name: b).loraAdapters[0].name: 'm-sql' is also models[0] (name: a).loraAdapters[0].name"),
-    (_stack(model("a", loraAdapters=[{**ADAPTER, "name": "a"}])), "loraAdapters[0].name: 'a' is the model's own served name"),
-    (_stack(model("a", loraAdapters=[ADAPTER, {**ADAPTER, "model": "org/other"}])), "loraAdapters[1].name: 'm-sql' is also loraAdapters[0]'s name"),
+    (_stack(model("a", loraMemoryGiB=0.1, loraAdapters=[{**ADAPTER, "name": "a"}])), "loraAdapters[0].name: 'a' is the model's own served name"),
+    (_stack(model("a", loraMemoryGiB=0.1, loraAdapters=[ADAPTER, {**ADAPTER, "model": "org/other"}])), "loraAdapters[1].name: 'm-sql' is also loraAdapters[0]'s name"),
     (_stack(model("a", maxLoras=2)), "maxLoras: is set but the model has no loraAdapters"),
     (_stack(model("a", maxLoras=2, loraAdapters=[ADAPTER])), "maxLoras: 2 is more than the model's 1 loraAdapters"),
-    (_stack(model("a", loraAdapters=[{**ADAPTER, "revision": "main"}])), "moving branch"),
-    (_stack(model("a", loraAdapters=[{**ADAPTER, "rank": 1024}])), "rank"),
-    (_stack(model("a", loraAdapters=[{**ADAPTER, "gated": True}])), "loraAdapters[0].gated: the adapter is gated but huggingfaceToken is not set"),
+    (_stack(model("a", loraMemoryGiB=0.1, loraAdapters=[{**ADAPTER, "revision": "main"}])), "moving branch"),
+    (_stack(model("a", loraMemoryGiB=0.1, loraAdapters=[{**ADAPTER, "rank": 1024}])), "rank"),
+    (_stack(model("a", loraMemoryGiB=0.1, loraAdapters=[{**ADAPTER, "gated": True}])), "loraAdapters[0].gated: the adapter is gated but huggingfaceToken is not set"),
     (_stack(model("a", extraArgs=["--max-loras", "4"])), "maxLoras"),
     (_stack(model("a", extraArgs=["--enable-lora"])), "loraAdapters"),
 ])
@@ -146,3 +146,40 @@ def test_download_job_fetches_base_and_adapters_and_only_what_is_missing(tmp_pat
     # An adapter added later: only it is fetched (the base weights are complete).
     assert _run_download(tmp_path, ["org/sql", "org/chat"]) == ["org/chat"]
     assert (tmp_path / "chat" / COMPLETE_MARKER).exists()
+
+
+# --- the GPU fit check counts the adapter slots ---------------------------------------------------
+
+
+def test_lora_slot_memory_follows_vllms_allocation():
+    from llmstack_k8s import model_catalog
+    from llmstack_k8s.lora import lora_slots_gib, lora_slots_gib_of
+
+    # Llama-3.1-8B: per layer and rank, qkv 4096->6144, o 4096->4096, gate_up 4096->28672, down 14336->4096.
+    per_layer_rank = (4096 + 6144) + (4096 + 4096) + (4096 + 28672) + (14336 + 4096)
+    assert lora_slots_gib_of(model_catalog.known("meta-llama/Llama-3.1-8B-Instruct"), 4, 64) == pytest.approx(
+        4 * 64 * per_layer_rank * 32 * 2 / 2**30)
+    # qkv 256->768, o 256->256, gate_up 256->1024, down 512->256
+    assert lora_slots_gib(layers=2, hidden_size=256, intermediate_size=512, kv_dim=256, max_loras=2, max_lora_rank=16) == pytest.approx(
+        2 * 16 * ((256 + 768) + (256 + 256) + (256 + 1024) + (512 + 256)) * 2 * 2 / 2**30)
+
+
+L4_ONE_GPU = {"gpu": {"product": "NVIDIA-L4", "memoryGiB": 22, "perNode": 1}}
+QWEN_7B = {"name": "q", "model": "Qwen/Qwen2.5-7B-Instruct", "revision": SHA, "servedModelName": "q", "maxModelLen": 4096,
+           "cache": {"size": "40Gi"}, "resources": {"cpu": "4", "memory": "32Gi"}, "weightsGiB": 15.2, "gpuMemoryUtilization": 0.9}
+
+
+def test_the_fit_check_counts_the_adapter_slots():
+    # 15.2 GiB of weights fit an L4 at 0.9 (room for a KV cache) ...
+    ok = _stack({**QWEN_7B}, gpuPool=L4_ONE_GPU)
+    assert any(o["kind"] == "Deployment" for o in render_with(ok).objects)
+    # ... but not with 8 adapter slots at rank 256 reserved before the KV cache.
+    many = [{**ADAPTER, "name": f"q-{i}", "rank": 256} for i in range(8)]
+    assert_refused(_stack({**QWEN_7B, "loraAdapters": many}, gpuPool=L4_ONE_GPU), "LoRA slot(s) at rank 256")
+
+
+def test_adapters_on_a_model_of_unknown_shape_need_their_memory_stated():
+    unknown = model("a", loraAdapters=[ADAPTER])  # org/a: not in the catalog
+    assert_refused(_stack(unknown), "loraMemoryGiB: not set, and the shape of org/a is not in the catalog")
+    stated = model("a", loraAdapters=[ADAPTER], loraMemoryGiB=0.5)
+    assert any(o["kind"] == "Deployment" for o in render_with(_stack(stated)).objects)
