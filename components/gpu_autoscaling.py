@@ -198,7 +198,7 @@ class GpuAutoscalingArgs(TypedDict):
     """Use the KEDA HTTP add-on (installed with KEDA) so Deployments can scale to zero safely."""
     prometheus_url: NotRequired[pulumi.Input[str]]
     """Prometheus KEDA queries (default: the Observability component's)."""
-    service_monitor_labels: NotRequired[dict[str, str]]
+    service_monitor_labels: NotRequired[dict[str, pulumi.Input[str]]]
     """Labels on KEDA's own ServiceMonitors so the stack's Prometheus selects them."""
     prometheus_operator_api: NotRequired[pulumi.Input[str]]
     """``Observability.prometheus_operator_api``: KEDA's chart creates ServiceMonitors, so it is

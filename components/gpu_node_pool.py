@@ -109,9 +109,9 @@ class TaintArgs(TypedDict):
 class RuntimeClassArgs(TypedDict):
     """The RuntimeClass GPU pods run with (containerd clusters whose default runtime is not NVIDIA's)."""
 
-    name: str
+    name: pulumi.Input[str]
     """RuntimeClass name pods refer to (``nvidia``)."""
-    handler: NotRequired[str]
+    handler: NotRequired[pulumi.Input[str]]
     """containerd runtime handler (default: the name)."""
     create: NotRequired[bool]
     """Create the RuntimeClass (default true); false when the cluster or the GPU operator already has it."""
@@ -120,7 +120,7 @@ class RuntimeClassArgs(TypedDict):
 class PriorityClassArgs(TypedDict):
     """The PriorityClass of serving pods."""
 
-    name: str
+    name: pulumi.Input[str]
     """PriorityClass name (cluster-scoped: unique per cluster)."""
     value: NotRequired[int]
     """Priority (default 100000: above ordinary workloads, far below system-critical ones)."""
@@ -133,11 +133,11 @@ class PriorityClassArgs(TypedDict):
 class NodeClassRefArgs(TypedDict):
     """The cloud-specific node class a Karpenter NodePool launches nodes from."""
 
-    group: str
+    group: pulumi.Input[str]
     """API group (``karpenter.k8s.aws``, ``karpenter.azure.com``)."""
-    kind: str
+    kind: pulumi.Input[str]
     """Kind (``EC2NodeClass``, ``AKSNodeClass``)."""
-    name: str
+    name: pulumi.Input[str]
     """Name of the node class, created by the user (AMI/image with NVIDIA drivers, subnets, disks)."""
 
 
@@ -182,7 +182,7 @@ class GpuNodePoolArgs(TypedDict):
 
     install: NotRequired[GpuInstall]
     """devicePlugin (default), gpuOperator or existing."""
-    namespace: NotRequired[str]
+    namespace: NotRequired[pulumi.Input[str]]
     """Namespace of the device plugin / GPU operator (default ``nvidia-device-plugin`` / ``gpu-operator``)."""
     sharing: NotRequired[SharingArgs]
     """GPU sharing (default: whole GPUs)."""
@@ -191,8 +191,9 @@ class GpuNodePoolArgs(TypedDict):
     device holds and serving components refuse a model that cannot fit (default: unknown, those checks skipped)."""
     gpu_feature_discovery: NotRequired[bool]
     """Deploy GPU feature discovery (node labels ``nvidia.com/gpu.product`` etc.; always on with MPS, which needs its labels)."""
-    node_selector: NotRequired[dict[str, str]]
-    """Labels of the pool's nodes: serving pods and the device plugin select them."""
+    node_selector: NotRequired[dict[str, pulumi.Input[str]]]
+    """Labels of the pool's nodes: serving pods and the device plugin select them (the keys are plain:
+    Karpenter requirements and node labels are told apart by key at preview)."""
     taints: NotRequired[list[TaintArgs]]
     """Taints of the pool's nodes (default ``nvidia.com/gpu:NoSchedule``; empty: untainted nodes)."""
     runtime_class: NotRequired[RuntimeClassArgs]

@@ -67,7 +67,7 @@ class InferencePoolArgs(TypedDict):
     """The servers run LoRA adapters: the picker reads which adapters each replica holds (default false)."""
     failure_mode: NotRequired[FailureMode]
     """When the picker is down (default FailOpen: an LLM endpoint should degrade, not stop)."""
-    image: NotRequired[str]
+    image: NotRequired[pulumi.Input[str]]
     """Endpoint Picker image (default: the pinned one)."""
 
 

@@ -45,7 +45,7 @@ class KnativeServingArgs(TypedDict):
     """Longest request timeout a revision may ask for (default 3600)."""
     allow_zero_initial_scale: NotRequired[bool]
     """Let revisions start with ``initial-scale: 0`` (default true)."""
-    operator_namespace: NotRequired[str]
+    operator_namespace: NotRequired[pulumi.Input[str]]
     """Namespace of the Knative Operator (default ``knative-operator``)."""
 
 

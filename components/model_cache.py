@@ -58,7 +58,7 @@ class ModelCacheArgs(TypedDict):
     """StorageClass of the volume (default: the cluster's default class)."""
     hf_token: NotRequired[pulumi.Input[str]]
     """Hugging Face token for gated models; stored in a Secret, never in the Job spec."""
-    image: NotRequired[str]
+    image: NotRequired[pulumi.Input[str]]
     """Image with ``huggingface_hub`` for the download (default: the pinned vLLM image)."""
     backoff_limit: NotRequired[int]
     """Download retries before the Job fails (default 4)."""

@@ -132,7 +132,7 @@ class ObservabilityArgs(TypedDict):
     """GPU scheduling contract (tolerations, node selector, runtime class) for the DCGM exporter."""
     thresholds: NotRequired[AlertThresholdsArgs]
     """Alert thresholds (``llmstack_k8s.alerts.DEFAULT_THRESHOLDS`` where not given)."""
-    monitor_labels: NotRequired[dict[str, str]]
+    monitor_labels: NotRequired[dict[str, pulumi.Input[str]]]
     """Labels on monitors and rules, for the Prometheus' selectors (default ``release: kube-prometheus-stack``)."""
     scrape_interval: NotRequired[str]
     """Scrape interval of the vLLM pods and GPUs (default ``15s``)."""

@@ -267,3 +267,114 @@ def plain_value(component: str, name: str, path: str, value: Optional[Any]) -> A
     if _is_deferred(value):
         raise ComponentArgsError(component, name, path, "must be a plain value known at preview, not an Output")
     return value
+
+
+# --- which args stay plain, and why (issue 11: an arg another resource's Output can feed is an Input) ---
+_SHAPE = "decides which children exist or their shape (switch, enum, count), known at preview"
+_CHECKED = "a number or duration checked at preview (fit check, budgets, bounds, alert/scale rules)"
+_FIT = "a fact of the GPU pool the fit check measures against at preview"
+_ENGINE = "a vLLM engine setting: the fit check, budgets and flag checks read it at preview"
+_KEY = "a key or name composed into other names, keys or addresses at preview"
+
+#: Every component arg (``Type.field``) that is plain in the schema rather than a ``pulumi.Input``,
+#: with the reason. Anything else that names or points at another object (namespaces, names,
+#: URLs, paths, images, labels, secrets, classes) takes an Output; tests/test_provider_host.py
+#: fails on a plain field missing here.
+PLAIN_BY_DESIGN: dict[str, str] = {
+    # GpuAutoscaling
+    "ScaledWorkloadArgs.name": "names the ScaledObject and its triggers' child resources (Pulumi names are plain)",
+    **{f"ScaledWorkloadArgs.{f}": _CHECKED for f in ("startup_budget_seconds", "min_replicas", "max_replicas", "target",
+                                                       "cooldown_seconds", "kv_cache_target", "ttft_p95_seconds",
+                                                       "polling_interval_seconds", "http_concurrency_target")},
+    "ScaledWorkloadArgs.metric": _SHAPE,
+    **{f"CronScheduleArgs.{f}": "a cron window checked as KEDA parses it, at preview" for f in ("start", "end", "timezone")},
+    "CronScheduleArgs.min_replicas": _CHECKED,
+    "GpuAutoscaling.install_keda": _SHAPE,
+    "GpuAutoscaling.http_add_on": _SHAPE,
+    "GpuAutoscaling.keda_namespace": "the interceptor's and external scaler's in-cluster addresses are composed from it at preview",
+    "GpuAutoscaling.keda_release_name": "the charts name their Services after the release; KEDA's addresses are composed from it at preview",
+    "GpuAutoscaling.http_add_on_release_name": "the charts name their Services after the release; KEDA's addresses are composed from it at preview",
+    # GpuNodePool (and the capacity/contract it hands on)
+    "GpuNodePool.install": _SHAPE,
+    "GpuNodePool.gpu_feature_discovery": _SHAPE,
+    "GpuNodePool.install_driver": _SHAPE,
+    **{f"SharingArgs.{f}": _SHAPE for f in ("strategy", "replicas", "rename_resource", "mig_strategy")},
+    "SharingArgs.mig_profile": "checked against the GPU product's MIG profiles at preview; decides the resource name",
+    **{f"GpuArgs.{f}": _FIT for f in ("product", "memory_gib", "per_node")},
+    **{f"TaintArgs.{f}": "matched against the serving pods' tolerations at preview" for f in ("key", "value", "effect")},
+    "RuntimeClassArgs.create": _SHAPE,
+    "PriorityClassArgs.create": _SHAPE,
+    "PriorityClassArgs.value": _CHECKED,
+    "PriorityClassArgs.preempt": _SHAPE,
+    "KarpenterArgs.gpu_limit": "checked against the models' minimum GPUs at preview",
+    **{f"KarpenterArgs.{f}": "a Karpenter setting checked against its enum/format at preview"
+       for f in ("capacity_types", "consolidation_policy", "consolidate_after", "disruption_budget_nodes", "expire_after", "weight")},
+    **{f"NodeRequirementArgs.{f}": "a node-selector term checked (operator, values) at preview" for f in ("key", "operator", "values")},
+    "GpuCapacityArgs.gpu_resource_name": "compared with the contract's resource at preview (the capacity must describe the same pool)",
+    **{f"GpuCapacityArgs.{f}": _FIT for f in ("sharing", "pods_per_gpu", "device_memory_gib")},
+    "SchedulingContractArgs.gpu_shared": _SHAPE,
+    # InferencePool
+    "InferencePool.serves_lora": _SHAPE,
+    "InferencePool.failure_mode": _SHAPE,
+    # KnativeServing
+    "KnativeServing.features": "config-features flags checked against what the vLLM pod needs at preview",
+    "KnativeServing.max_revision_timeout_seconds": _CHECKED,
+    "KnativeServing.allow_zero_initial_scale": _SHAPE,
+    # the serving components' engine
+    **{f"VllmEngineArgs.{f}": _ENGINE for f in ("tensor_parallel_size", "pipeline_parallel_size", "max_model_len",
+                                                 "gpu_memory_utilization", "dtype", "quantization", "enable_prefix_caching",
+                                                 "max_num_seqs", "max_loras", "extra_args")},
+    "LoraAdapterArgs.rank": _ENGINE,
+    # KnativeVllmService / VllmService
+    **{f"{c}.{f}": _CHECKED for c in ("KnativeVllmService", "VllmService")
+       for f in ("weights_gib", "startup_budget_seconds")},
+    **{f"{c}.shm_size": "compared with the container's memory at preview (/dev/shm counts against it)" for c in ("KnativeVllmService", "VllmService")},
+    **{f"KnativeScalingArgs.{f}": _CHECKED for f in ("min_scale", "max_scale", "initial_scale", "target_concurrency",
+                                                      "container_concurrency", "scale_down_delay", "stable_window",
+                                                      "panic_window_percentage")},
+    "KnativeVllmService.progress_deadline_seconds": _CHECKED,
+    "KnativeVllmService.request_timeout_seconds": _CHECKED,
+    "KnativeVllmService.enabled_features": "compared with the flags the pod spec needs at preview",
+    "KnativeVllmService.cluster_local": _SHAPE,
+    "VllmService.replicas": _CHECKED,
+    "VllmService.autoscaled": _SHAPE,
+    "VllmService.max_replicas": _CHECKED,
+    "VllmService.warmup": _SHAPE,
+    "KnativeVllmService.warmup": _SHAPE,
+    "VllmService.scheduling_seconds": _CHECKED,
+    "RolloutArgs.max_surge": _CHECKED,
+    "RolloutArgs.max_unavailable": _CHECKED,
+    # ModelCache
+    "ModelCache.model": "the Hub id: the cache's path and the download's marker are composed from it at preview",
+    "ModelCache.revision": "a pinned commit checked (no moving tags) at preview; part of the cache's path",
+    "ModelCache.access_mode": _SHAPE,
+    "ModelCache.backoff_limit": _CHECKED,
+    "ModelCache.active_deadline_seconds": _CHECKED,
+    "AdapterSourceArgs.model": "the adapter's Hub id: its directory in the cache is composed from it at preview",
+    "AdapterSourceArgs.revision": "a pinned commit checked at preview; part of the adapter's path",
+    # ModelRoute
+    "ModelRoute.kind": _SHAPE,
+    "ModelRoute.request_timeout_seconds": _CHECKED,
+    "IngressArgs.max_body_size": "an nginx size checked at preview",
+    # Observability
+    "MonitoredModelArgs.name": "names the model's alert rules and dashboard panels",
+    "MonitoredModelArgs.ttft_p95_seconds": _CHECKED,
+    "MonitoredModelArgs.always_on": _SHAPE,
+    "Observability.namespace": "created with create_namespace, and composed into the Prometheus/Grafana URLs at preview",
+    "Observability.create_namespace": _SHAPE,
+    "Observability.install_prometheus_stack": _SHAPE,
+    "Observability.install_dcgm_exporter": _SHAPE,
+    "Observability.scrape_interval": _CHECKED,
+    "PrometheusArgs.storage_size": _CHECKED,
+    **{f"AlertThresholdsArgs.{f}": "an alert threshold written into PromQL and checked at preview"
+       for f in ("no_ready_replica_minutes", "queue_waiting_requests", "queue_minutes", "kv_cache_usage_ratio",
+                 "kv_cache_minutes", "preemptions_per_minute", "ttft_p95_seconds", "slo_minutes", "error_ratio",
+                 "pod_restarts_per_hour", "gpu_memory_ratio", "gpu_temperature_celsius")},
+    **{f"ObservabilityNamesArgs.{f}": "the name of an object Observability creates itself; " + _KEY
+       for f in ("pod_monitor", "prometheus_rule", "dashboard_prefix", "grafana_admin_secret",
+                 "prometheus_stack_release", "dcgm_exporter_release")},
+    # Team
+    "Team.namespace": "the namespace the Team creates and owns; the quota and the boundary are checked against it at preview",
+    "Team.gpu_resource_name": "a ResourceQuota key (requests.<resource>): keys cannot be Outputs",
+    "TeamQuotaArgs.gpus": _CHECKED,
+}

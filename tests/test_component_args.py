@@ -280,3 +280,37 @@ def test_extra_args_vllm_accepts_render(mocks, cls):
     objs = _render(mocks, lambda: cls("qwen", {**SERVING, "engine": {**ENGINE, "extra_args": extra}}))
     (server,) = [o for o in objs if o["kind"] in ("Deployment", "Service") and "template" in o.get("spec", {})]
     assert server["spec"]["template"]["spec"]["containers"][0]["args"][-3:] == extra
+
+
+# --- fields that point at other objects take Outputs (issue 11; the plain ones: validation.PLAIN_BY_DESIGN) ---
+
+
+def test_pointer_fields_take_outputs_and_resolve(mocks):
+    from llmstack_k8s import InferencePool
+
+    out = pulumi.Output.from_input
+
+    def build():
+        pool = GpuNodePool("gpu", {
+            "namespace": out("gpu-system"), "node_selector": {"pool": out("l4")},
+            "runtime_class": {"name": out("nvidia-rc"), "handler": out("nvidia")},
+            "priority_class": {"name": out("llm-critical")},
+            "karpenter": {"gpu_limit": 8, "node_class_ref": {"group": out("karpenter.k8s.aws"), "kind": out("EC2NodeClass"),
+                                                             "name": out("gpu-nodes")}},
+        })
+        ModelCache("qwen", {"namespace": "llm", "model": "org/qwen", "revision": "abc", "size": "20Gi", "image": out("mirror/vllm:1")})
+        Observability("obs", {"models": [], "serving_namespaces": ["llm"], "monitor_labels": {"release": out("prom-main")}})
+        GpuAutoscaling("autoscaling", {"workloads": [WORKLOAD], "service_monitor_labels": {"release": out("prom-main")}})
+        KnativeServing("knative", {"operator_namespace": out("kn-operator")})
+        InferencePool("qwen-pool", {"namespace": "llm", "pod_selector": {"app": "qwen"}, "gateway_namespace": "edge", "image": out("mirror/epp:1")})
+        return pool
+
+    objs = _render(mocks, build)
+    text = repr(objs) + repr([r for r in mocks.registrations])
+    for value in ("gpu-system", "nvidia-rc", "llm-critical", "gpu-nodes", "EC2NodeClass", "mirror/vllm:1", "prom-main",
+                  "kn-operator", "mirror/epp:1"):
+        assert value in text, value
+    (rc,) = [o for o in objs if o["kind"] == "RuntimeClass"]
+    assert rc["metadata"]["name"] == "nvidia-rc" and rc["handler"] == "nvidia" and rc["scheduling"]["nodeSelector"] == {"pool": "l4"}
+    (job,) = [o for o in objs if o["kind"] == "Job"]
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == "mirror/vllm:1"
