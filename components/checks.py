@@ -434,6 +434,57 @@ def serving_pod_security(m: Mapping) -> list[str]:
 _PINNED_CHART_VERSION = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]+)?$")
 
 
+#: A proxy's usual default, which cuts a streamed generation off: no route to an LLM may time out sooner.
+MIN_ROUTE_TIMEOUT_SECONDS = 60
+INGRESS_NGINX_TIMEOUTS = ("nginx.ingress.kubernetes.io/proxy-read-timeout", "nginx.ingress.kubernetes.io/proxy-send-timeout")
+_DURATION_PART = re.compile(r"([0-9]+)(ms|h|m|s)")
+
+
+def timeout_seconds(value: Any) -> Optional[float]:
+    """Seconds of a route timeout: a Gateway API duration (``900s``, ``15m``, ``1h30m``; ``0s`` means
+    no timeout: infinite) or an nginx annotation's plain seconds; None when unset or unreadable."""
+    text = str(value).strip() if value is not None else ""
+    if text.isdigit():
+        return float(text)
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    total = sum(int(n) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001}[u] for n, u in parts)
+    return float("inf") if total == 0 else total
+
+
+def route_timeouts(m: Mapping, min_seconds: float = MIN_ROUTE_TIMEOUT_SECONDS) -> list[str]:
+    """An HTTPRoute rule that forwards somewhere sets ``timeouts.request`` (and ``backendRequest``, if
+    set) to at least ``min_seconds``; an ingress-nginx Ingress sets its proxy read/send timeouts so
+    (the controller's default is 60 s). Long generations stream for minutes."""
+    problems = []
+    if m.get("kind") == "HTTPRoute":
+        for i, rule in enumerate(_list(_get(m, "spec", "rules"))):
+            if not _list(_map(rule).get("backendRefs")):
+                continue
+            t = _map(_map(rule).get("timeouts"))
+            for key in ("request", "backendRequest"):
+                value = t.get(key)
+                if value == UNKNOWN or (key == "backendRequest" and value is None):
+                    continue
+                seconds = timeout_seconds(value)
+                if seconds is None or seconds < min_seconds:
+                    problems.append(f"{describe(m)}: rules[{i}].timeouts.{key} is {value or 'unset (the implementation default)'}: "
+                                    f"set at least {min_seconds:g}s (the model's request budget), or a streamed answer is cut off")
+    elif m.get("kind") == "Ingress":
+        notes = _map(_get(m, "metadata", "annotations"))
+        nginx = "nginx" in str(_get(m, "spec", "ingressClassName") or "") or any(k.startswith("nginx.ingress.kubernetes.io/") for k in notes)
+        for key in INGRESS_NGINX_TIMEOUTS if nginx else ():
+            value = notes.get(key)
+            if value == UNKNOWN:
+                continue
+            seconds = timeout_seconds(value)
+            if seconds is None or seconds < min_seconds:
+                problems.append(f"{describe(m)}: {key} is {value or 'unset (60 s)'}: set at least {min_seconds:g} "
+                                "(the model's request budget), or a streamed answer is cut off")
+    return problems
+
+
 def helm_chart_pinned(kind: str, name: str, chart: Any, version: Any) -> list[str]:
     """A Helm chart install names an exact chart version (not empty, not a range such as ``^1.2``)."""
     if chart == UNKNOWN or version == UNKNOWN:

@@ -19,6 +19,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
+from .checks import MIN_ROUTE_TIMEOUT_SECONDS
 from .package import labels, type_token
 from .validation import args_error, validate_args
 from .vllm_pod import HTTP_PORT
@@ -30,8 +31,9 @@ API_PREFIX = "/v1"
 #: Where the path-per-model fallback puts a model (``/models/<name>/v1/...``).
 MODEL_PATH_ROOT = "/models"
 INFERENCE_GROUP = "inference.networking.k8s.io"
-#: A proxy's usual default; an LLM stream outlives it, so no route may time out sooner.
-MIN_REQUEST_TIMEOUT_SECONDS = 60
+#: A proxy's usual default; an LLM stream outlives it, so no route may time out sooner (the policy
+#: pack's llm-route-timeouts minimum).
+MIN_REQUEST_TIMEOUT_SECONDS = MIN_ROUTE_TIMEOUT_SECONDS
 DEFAULT_REQUEST_TIMEOUT_SECONDS = 600
 DEFAULT_INGRESS_CLASS = "nginx"
 #: Request bodies carry whole conversations (and images for multimodal models).

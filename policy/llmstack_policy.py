@@ -217,6 +217,19 @@ SPECS: list[Spec] = [
         check_object=lambda m, conf: (checks.pod_security if conf("allWorkloads", False) else checks.serving_pod_security)(m),
     ),
     Spec(
+        name="llm-route-timeouts",
+        description="Routes to model servers (Gateway API HTTPRoutes, ingress-nginx Ingresses) time out no sooner "
+                    "than a streamed generation may take, never at a proxy's 60 s default.",
+        remediation="Set the HTTPRoute rules' timeouts.request (and backendRequest) or the Ingress's "
+                    "proxy-read/send-timeout annotations to the model's request budget (ModelRoute does).",
+        level=EnforcementLevel.MANDATORY,
+        properties={
+            "minTimeoutSeconds": {"type": "integer", "minimum": 1, "default": checks.MIN_ROUTE_TIMEOUT_SECONDS,
+                                  "description": "Shortest timeout a route to a model may have."},
+        },
+        check_object=lambda m, conf: checks.route_timeouts(m, conf("minTimeoutSeconds", checks.MIN_ROUTE_TIMEOUT_SECONDS)),
+    ),
+    Spec(
         name="helm-releases-pinned",
         description="Helm releases and charts name an exact chart version.",
         remediation="Set version to an exact chart release (components/versions.py holds every pin).",

@@ -26,6 +26,7 @@ from llmstack_k8s.awaits import (
     WAIT_FOR_ANNOTATION,
     startup_probe_seconds as startup_seconds,
 )
+from llmstack_k8s.checks import route_timeouts
 from llmstack_k8s.knative_vllm_service import QUEUE_PROXY_HTTP_PORT
 from llmstack_k8s.observability import DCGM_RESOURCE_NAMES_ENV, DCGM_VIRTUAL_GPUS_ENV
 from llmstack_k8s.scheduling import WHOLE_GPU_RESOURCE
@@ -557,26 +558,6 @@ def dcgm_maps_gpu_resources(manifests: list[dict], declared: Declared = Declared
     return problems
 
 
-#: The shortest route timeout an LLM stream survives (a proxy's usual default).
-MIN_ROUTE_TIMEOUT_SECONDS = 60
-INGRESS_NGINX_TIMEOUTS = ("nginx.ingress.kubernetes.io/proxy-read-timeout", "nginx.ingress.kubernetes.io/proxy-send-timeout")
-
-
-def _timeout_seconds(value) -> float:
-    """Seconds of a route timeout: a Gateway API duration (``900s``, ``15m``, ``1h``; ``0s`` means
-    none, i.e. unlimited) or an nginx annotation's plain seconds; 0 when unset or unreadable."""
-    import re
-
-    text = str(value or "").strip()
-    if text.isdigit():
-        return int(text)
-    parts = re.findall(r"([0-9]+)(ms|h|m|s)", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        return 0
-    total = sum(int(n) * {"h": 3600, "m": 60, "s": 1, "ms": 0.001}[u] for n, u in parts)
-    return math.inf if total == 0 else total
-
-
 def _route_backends(o: dict) -> Iterator[tuple[dict, str, object]]:
     """(rule, Service name, port) of an HTTPRoute's or Ingress's backends."""
     spec = o.get("spec") or {}
@@ -613,15 +594,8 @@ def routes_reach_servers(manifests: list[dict], declared: Declared = Declared())
                 callers.append(gw_ns)
         else:
             callers += list(declared.ingress_controllers)
-            notes = annotations(o)
-            for key in INGRESS_NGINX_TIMEOUTS:
-                if _timeout_seconds(notes.get(key)) < MIN_ROUTE_TIMEOUT_SECONDS:
-                    problems.append(f"{ident(o)} has {key} {notes.get(key)!r}: below {MIN_ROUTE_TIMEOUT_SECONDS} s (or the controller's 60 s default) a streamed generation is cut off")
+        problems += route_timeouts(o)  # the policy pack's rule (llmstack_k8s.checks), one source
         for rule, name, port in _route_backends(o):
-            if o["kind"] == "HTTPRoute":
-                t = rule.get("timeouts") or {}
-                if min(_timeout_seconds(t.get("request")), _timeout_seconds(t.get("backendRequest", t.get("request")))) < MIN_ROUTE_TIMEOUT_SECONDS:
-                    problems.append(f"{ident(o)} routes to Service {name} with timeouts {t or 'unset (implementation default)'}: below {MIN_ROUTE_TIMEOUT_SECONDS} s a streamed generation is cut off")
             svc = services.get((ns, name))
             if svc is None:
                 problems.append(f"{ident(o)} routes to Service {ns}/{name}, which the stack does not create")

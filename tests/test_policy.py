@@ -83,6 +83,7 @@ def test_pack_has_every_invariant_of_the_issue():
         "images-pinned", "gpu-request-matches-parallelism", "gpu-pods-tolerate-pool-taints",
         "vllm-startup-probe-budget", "no-plain-credentials", "pdb-selects-one-controller",
         "serving-pods-have-network-policy", "serving-pods-non-root", "helm-releases-pinned",
+        "llm-route-timeouts",  # issue 13
     }
 
 
@@ -210,6 +211,13 @@ def _release(version):
     return mutate
 
 
+def _route_timeout(value):
+    def mutate(res):
+        rule = find(res, "HTTPRoute", "llama-70b")["spec"]["rules"][0]
+        rule["timeouts"] = {"request": value} if value else {}
+    return mutate
+
+
 BROKEN = [
     ("images-pinned", "dev", _image("docker.io/vllm/vllm-openai:latest"), "uses the moving tag 'latest'"),
     ("images-pinned", "dev", _image("docker.io/vllm/vllm-openai"), "has no tag (so: latest"),
@@ -228,6 +236,8 @@ BROKEN = [
     ("serving-pods-have-network-policy", "dev", _drop_netpol("dev", "qwen-1-5b"), "Service llm-dev/qwen-1-5b runs vLLM"),
     ("serving-pods-non-root", "dev", _escalation, "wait-for-weights allows privilege escalation"),
     ("serving-pods-non-root", "prod", _root, "may run as root: set securityContext.runAsNonRoot: true"),
+    ("llm-route-timeouts", "prod", _route_timeout("30s"), "rules[0].timeouts.request is 30s"),
+    ("llm-route-timeouts", "prod", _route_timeout(None), "timeouts.request is unset"),
     ("helm-releases-pinned", "dev", _release(""), "has no version"),
     ("helm-releases-pinned", "dev", _release("^4.8"), "a range: set an exact release"),
 ]
