@@ -176,6 +176,9 @@ class KnativeVllmServiceArgs(TypedDict):
     model ``llmstack_k8s.model_catalog.estimated_weights_gib(model_id)`` estimates it."""
     startup_budget_seconds: NotRequired[int]
     """Seconds the server may take to load before it is restarted (default 1800)."""
+    warmup: NotRequired[bool]
+    """A new replica answers one real completion (one token, its own API key) before it is Ready:
+    the startup probe sends it, so readiness waits for it (default true; false: ``/health`` only)."""
     shm_size: NotRequired[str]
     """Size of the memory-backed /dev/shm (default from the parallelism)."""
     api_key: NotRequired[pulumi.Input[str]]

@@ -17,6 +17,7 @@ from . import versions
 from .cold_start import ENGINE_START_SECONDS, UNKNOWN_WEIGHTS_LOAD_SECONDS, ColdStartArgs, cold_start_budget
 from .gpu_fit import DEFAULT_GPU_MEMORY_UTILIZATION
 from .scheduling import SchedulingContractArgs, apply_contract, default_contract
+from .warmup import warmup_startup_probe
 
 #: Port vLLM's OpenAI-compatible server listens on (API, /health and /metrics share it).
 HTTP_PORT = 8000
@@ -205,16 +206,19 @@ def lora_module(adapter: LoraAdapterArgs) -> pulumi.Input[str]:
     return f"{name}={path}"
 
 
-def probes(startup_budget: int) -> dict:
-    """Startup probe with the whole budget; then tight readiness/liveness (no initial delay)."""
+def probes(startup_budget: int, warmup_served_name: Optional[pulumi.Input[str]] = None) -> dict:
+    """Startup probe with the whole budget; then tight readiness/liveness (no initial delay). With
+    ``warmup_served_name`` the startup probe is one real completion (warmup.py): not Ready before it."""
     # By number, not name: Knative renames the serving port on the pods it creates.
     http = {"path": HEALTH_PATH, "port": HTTP_PORT}
+    failures = math.ceil(startup_budget / STARTUP_PERIOD_SECONDS)
     return {
-        "startupProbe": {
+        "startupProbe": warmup_startup_probe(warmup_served_name, HTTP_PORT, STARTUP_PERIOD_SECONDS, failures)
+        if warmup_served_name is not None else {
             "httpGet": http,
             "periodSeconds": STARTUP_PERIOD_SECONDS,
             "timeoutSeconds": 5,
-            "failureThreshold": math.ceil(startup_budget / STARTUP_PERIOD_SECONDS),
+            "failureThreshold": failures,
         },
         "readinessProbe": {"httpGet": http, "periodSeconds": 5, "timeoutSeconds": 5, "failureThreshold": 3},
         "livenessProbe": {"httpGet": http, "periodSeconds": 10, "timeoutSeconds": 10, "failureThreshold": 6},
@@ -260,6 +264,7 @@ class PodSpecInputs(TypedDict):
     shm_size: NotRequired[str]
     extra_env: NotRequired[dict[str, str]]
     termination_grace_period_seconds: NotRequired[int]
+    warmup: NotRequired[bool]
 
 
 API_KEY_SECRET_KEY = "api-key"
@@ -277,6 +282,7 @@ def serving_pod_inputs(args: dict, api_key_secret_name: pulumi.Input[str], start
         "resources": args.get("resources"),
         "scheduling": args.get("scheduling"),
         "startup_budget_seconds": startup_budget,
+        "warmup": args.get("warmup", True),  # not Ready before one real completion (warmup.py)
         "shm_size": args.get("shm_size"),
         "extra_env": args.get("extra_env"),
     }
@@ -304,7 +310,8 @@ def vllm_container(p: PodSpecInputs) -> dict:
             "requests": {"cpu": res.get("cpu", "4"), "memory": memory, contract["gpu_resource_name"]: gpus},
             "limits": {"memory": memory, contract["gpu_resource_name"]: gpus},
         },
-        **probes(p.get("startup_budget_seconds") or STARTUP_UNKNOWN_SIZE_SECONDS),
+        **probes(p.get("startup_budget_seconds") or STARTUP_UNKNOWN_SIZE_SECONDS,
+                 engine["served_model_name"] if p.get("warmup") else None),
         "volumeMounts": [
             {"name": "model-cache", "mountPath": CACHE_MOUNT_PATH, "readOnly": True},
             {"name": "dshm", "mountPath": "/dev/shm"},

@@ -82,6 +82,9 @@ class VllmServiceArgs(TypedDict):
     model ``llmstack_k8s.model_catalog.estimated_weights_gib(model_id)`` estimates it."""
     startup_budget_seconds: NotRequired[int]
     """Seconds the server may take to load before it is restarted (default 1800)."""
+    warmup: NotRequired[bool]
+    """A new replica answers one real completion (one token, its own API key) before it is Ready:
+    the startup probe sends it, so readiness waits for it (default true; false: ``/health`` only)."""
     scheduling_seconds: NotRequired[int]
     """Seconds before a new pod's container starts: node provisioning and image pull
     (``llmstack_k8s.cold_start.cold_start_budget(...).scheduling_seconds``); the progress deadline

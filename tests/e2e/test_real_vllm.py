@@ -262,6 +262,17 @@ class Probe:
     port: int
     period: int
     failure_threshold: int
+    exec: Optional[list[str]] = None  # an exec probe's command, python3 and port substituted
+
+    def passes(self, env: dict) -> bool:
+        """Run the probe as the kubelet would: an exec command exits 0, an httpGet answers 200."""
+        if self.exec:
+            try:
+                return subprocess.run(self.exec, env=env, capture_output=True, timeout=60).returncode == 0
+            except subprocess.TimeoutExpired:
+                return False
+        status, _ = smoke.http("GET", f"http://{HOST}:{self.port}{self.path}", timeout=3)
+        return status == 200
 
 
 @dataclass
@@ -290,8 +301,13 @@ class Server:
         return smoke.http("POST", self.base + path, body=body, key=key, timeout=timeout)
 
 
-def _resolve_probe(container: dict, name: str, rendered_port: int, test_port: int) -> Probe:
+def _resolve_probe(container: dict, name: str, rendered_port: int, test_port: int, python: str = "python3") -> Probe:
     probe = container.get(name)
+    if probe and "exec" in probe:  # the warm-up gate (llmstack_k8s.warmup): same python, same port substitution
+        cmd = [str(x) for x in probe["exec"]["command"]]
+        assert cmd[0] == "python3" and str(rendered_port) in cmd, f"{name} exec {cmd[:2]} does not run python3 against --port"
+        cmd = [python, *[str(test_port) if x == str(rendered_port) else x for x in cmd[1:]]]
+        return Probe("", test_port, int(probe.get("periodSeconds", 10)), int(probe.get("failureThreshold", 3)), cmd)
     assert probe and "httpGet" in probe, f"rendered vLLM container has no {name} httpGet"
     port = probe["httpGet"]["port"]
     if isinstance(port, str) and not port.isdigit():
@@ -338,7 +354,7 @@ def server_from_render(model_dir: Path, workdir: Path, vllm_python: Path, adapte
     env["HOME"] = str(home)
     env["VLLM_CPU_KVCACHE_SPACE"] = "1"
 
-    probes = {n: _resolve_probe(c, n, rendered_port, port) for n in ("startupProbe", "readinessProbe", "livenessProbe")}
+    probes = {n: _resolve_probe(c, n, rendered_port, port, str(vllm_python)) for n in ("startupProbe", "readinessProbe", "livenessProbe")}
     return Server(r, port, [str(vllm_python), *command[1:], *args], env, probes, workdir / "server.log")
 
 
@@ -354,16 +370,20 @@ def vllm_server(vllm_python, tiny_model, tiny_lora, tmp_path_factory, figures, s
     srv.proc = subprocess.Popen(srv.argv, stdout=logf, stderr=subprocess.STDOUT, env=srv.env, cwd=workdir, start_new_session=True)
     try:
         status = None
+        figures["startup_probe_failures"] = 0
         while time.monotonic() - t0 < budget:
             if srv.proc.poll() is not None:
                 break
             try:
-                status, _ = srv.get(startup.path, timeout=3)
-                if status == 200:
+                if startup.passes(srv.env):
+                    status = 200
                     break
             except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
                 pass
+            figures["startup_probe_failures"] += 1
             time.sleep(1)  # polled every second (not the probe's period) to measure time to ready
+        if status == 200 and startup.exec:  # what the warm-up left behind, before any test sends a request
+            figures["requests_when_ready"] = smoke.metric_value(srv.get("/metrics")[1], metrics.VLLM_REQUEST_SUCCESS)
         srv.ready_s = round(time.monotonic() - t0, 1)
         figures["server_ready_s"] = srv.ready_s
         if status != 200:
@@ -391,6 +411,18 @@ def test_server_starts_with_the_rendered_container_and_passes_its_startup_probe(
         assert launched[i] == tok, f"argument {i} launched as {launched[i]!r}, rendered {tok!r}"
     assert launched[len(rendered):] in ([], ["--enforce-eager"])
     assert vllm_server.ready_s is not None and vllm_server.ready_s < vllm_server.probes["startupProbe"].period * vllm_server.probes["startupProbe"].failure_threshold
+
+
+def test_a_cold_replica_serves_one_real_request_before_it_is_ready(vllm_server, figures):
+    """The rendered startup probe is the warm-up (llmstack_k8s.warmup): it failed while vLLM loaded,
+    passed only once a completion was answered (vLLM counted it before any test sent a request),
+    and it is a real authenticated request, not a health check: with a wrong key it fails."""
+    startup = vllm_server.probes["startupProbe"]
+    assert startup.exec, "the rendered startup probe is not the warm-up completion"
+    assert figures["startup_probe_failures"] > 0, "the warm-up never failed: it did not wait for the engine"
+    assert figures["requests_when_ready"] >= 1, "vLLM had answered no request when the warm-up passed"
+    assert startup.passes(vllm_server.env)
+    assert not startup.passes({**vllm_server.env, "VLLM_API_KEY": "wrong"})
 
 
 def test_readiness_and_liveness_probe_paths_answer(vllm_server):
