@@ -11,7 +11,7 @@ rendered manifest shows it and the cross-object checks can compare it with the b
 
 import math
 
-from .cold_start import DEFAULT_SCHEDULING_SECONDS, NODE_PROVISIONING_SECONDS, cold_start_budget
+from .cold_start import DEFAULT_SCHEDULING_SECONDS, cold_start_budget
 
 #: Annotations pulumi-kubernetes reads (provider/pkg/metadata).
 TIMEOUT_ANNOTATION = "pulumi.com/timeoutSeconds"
@@ -58,10 +58,12 @@ def startup_probe_seconds(pod_spec: dict) -> int:
     """The longest a pod's containers may take to start before the kubelet restarts them: the
     startup probe's ``initialDelaySeconds + periodSeconds x failureThreshold`` (Kubernetes'
     defaults where unset; the readiness probe where a container has no startup probe)."""
+    from .checks import startup_budget_seconds  # one formula for a probe's budget (the policy pack's)
+
     worst = 0
     for c in pod_spec.get("containers") or []:
         p = c.get("startupProbe") or c.get("readinessProbe") or {}
-        worst = max(worst, p.get("initialDelaySeconds", 0) + p.get("periodSeconds", 10) * p.get("failureThreshold", 3))
+        worst = max(worst, startup_budget_seconds(p) or 0)
     return worst
 
 

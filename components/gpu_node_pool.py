@@ -27,7 +27,14 @@ from .validation import ComponentArgsError, validate_args
 from .scheduling import WHOLE_GPU_RESOURCE, SchedulingContractArgs, TolerationArgs
 # The fit rules live in gpu_fit (pure, shared with the serving components); the sizing helpers
 # stay importable from here.
-from .gpu_fit import GpuArgs, GpuCapacityArgs, SharingStrategy, estimate_weights_gib, min_gpus_to_fit  # noqa: F401
+# Re-exported (``X as X``: public for type checkers) where the pool's callers have always found them.
+from .gpu_fit import (
+    GpuArgs as GpuArgs,
+    GpuCapacityArgs as GpuCapacityArgs,
+    SharingStrategy as SharingStrategy,
+    estimate_weights_gib as estimate_weights_gib,
+    min_gpus_to_fit as min_gpus_to_fit,
+)
 
 #: Pod Security level of the namespace the device plugin / GPU operator runs in: the plugin mounts
 #: hostPath (kubelet's device-plugin socket), MPS runs a privileged control daemon, the operator's

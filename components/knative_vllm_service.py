@@ -29,7 +29,7 @@ from .validation import ComponentArgsError, validate_args
 from .gpu_fit import check_serving_fit
 from .vllm_flags import check_extra_args
 from .vllm_pod import API_KEY_SECRET_KEY
-from .wiring import ServerFacts, register_server
+from .wiring import ServerFacts
 from .scheduling import SchedulingContractArgs
 from .vllm_pod import (
     STARTUP_UNKNOWN_SIZE_SECONDS,

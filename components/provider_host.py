@@ -34,26 +34,17 @@ from pulumi.provider.experimental.analyzer import PropertyDefinition, PropertyTy
 from pulumi.provider.experimental.component import ComponentProvider
 from pulumi.provider.server import ComponentInitError
 
-from . import __version__
-from .gpu_autoscaling import GpuAutoscaling
-from .gpu_node_pool import GpuNodePool
-from .image_prepull import ImagePrePull
-from .knative_serving import KnativeServing
-from .knative_vllm_service import KnativeVllmService
-from .model_cache import ModelCache
-from .inference_pool import InferencePool
-from .model_route import ModelRoute
-from .observability import Observability
+from . import __all__ as PUBLIC_NAMES, __version__
 from .package import PACKAGE
-from .team import Team
 from .validation import ComponentArgsError
-from .vllm_service import VllmService
 
 DISTRIBUTION = "llmstack-k8s"
 
-#: Every component the package serves (type token ``llmstack:index:<Class>``).
+#: Every component the package serves (type token ``llmstack:index:<Class>``): the components
+#: ``llmstack_k8s.__all__`` exports, in its order (one list to extend when a component is added).
 COMPONENTS: list[type[pulumi.ComponentResource]] = [
-    GpuAutoscaling, GpuNodePool, ImagePrePull, InferencePool, KnativeServing, KnativeVllmService, ModelCache, ModelRoute, Observability, Team, VllmService,
+    c for c in (getattr(importlib.import_module(__package__ or "llmstack_k8s"), n) for n in PUBLIC_NAMES)
+    if isinstance(c, type) and issubclass(c, pulumi.ComponentResource)
 ]
 
 #: Inputs and outputs that carry credentials (Python names, per component): the schema marks

@@ -26,6 +26,7 @@ from llmstack_k8s.awaits import (
     WAIT_FOR_ANNOTATION,
     startup_probe_seconds as startup_seconds,
 )
+from llmstack_k8s import checks
 from llmstack_k8s.checks import route_timeouts
 from llmstack_k8s.knative_vllm_service import QUEUE_PROXY_HTTP_PORT
 from llmstack_k8s.observability import DCGM_RESOURCE_NAMES_ENV, DCGM_VIRTUAL_GPUS_ENV
@@ -40,9 +41,6 @@ CLUSTER_SCOPED = frozenset({
     "ValidatingAdmissionPolicyBinding", "PriorityLevelConfiguration", "FlowSchema", "GatewayClass",
     "NodePool", "EC2NodeClass", "AKSNodeClass", "ClusterTriggerAuthentication", "VolumeSnapshotClass",
 })
-#: Controllers the disruption controller can count through a scale (a PDB with maxUnavailable or a
-#: percentage needs one); a Knative Service's pods belong to its revisions' Deployments.
-SCALABLE = frozenset({"Deployment", "StatefulSet", "ReplicaSet", "ReplicationController", "KnativeService"})
 KNATIVE_SERVICE_API = "serving.knative.dev/v1"
 #: The port name Knative gives the user container's port on the pods it creates.
 KNATIVE_USER_PORT = "user-port"
@@ -142,44 +140,33 @@ def is_core_service(obj: dict) -> bool:
     return obj["kind"] == "Service" and obj.get("apiVersion") == "v1"
 
 
+#: Kinds whose pods the rules follow (bare Pods are not rendered by a stack).
+_CONTROLLERS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "ReplicationController", "CronJob"})
+
+
 def workloads(manifests: Iterable[dict]) -> list[Workload]:
+    """Every controller with a pod template; the labels and pod spec as ``llmstack_k8s.checks`` reads
+    them (the policy pack's reading: Knative pods carry Knative's own labels too)."""
     out = []
     for o in manifests:
-        kind = o["kind"]
-        if is_knative_service(o):
-            kind, template = "KnativeService", (o.get("spec") or {}).get("template")
-        elif kind == "CronJob":
-            template = (((o.get("spec") or {}).get("jobTemplate") or {}).get("spec") or {}).get("template")
-        elif kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "ReplicationController"):
-            template = (o.get("spec") or {}).get("template")
-        else:
+        if not (is_knative_service(o) or o["kind"] in _CONTROLLERS):
             continue
+        template = checks.pod_template(o)
         if template:
-            out.append(Workload(kind, namespace_of(o), name_of(o), dict(meta(template).get("labels") or {}),
-                                template.get("spec") or {}, o))
+            labels, pod = template
+            kind = "KnativeService" if is_knative_service(o) else o["kind"]
+            out.append(Workload(kind, namespace_of(o), name_of(o), labels, dict(pod), o))
     return out
 
 
 def containers(pod: dict) -> list[dict]:
-    return [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
+    return [dict(c) for c in checks.containers(pod)]
 
 
 def matches(selector: Optional[dict], labels: dict) -> bool:
-    """A LabelSelector (``matchLabels``/``matchExpressions``) against labels; empty selects all."""
-    selector = selector or {}
-    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
-        return False
-    for e in selector.get("matchExpressions") or []:
-        key, op, values = e["key"], e["operator"], e.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
+    """A LabelSelector (``matchLabels``/``matchExpressions``) against labels (``checks.selector_matches``);
+    here a missing selector selects all (a NetworkPolicy's podSelector)."""
+    return checks.selector_matches(selector or {}, labels)
 
 
 def selected(manifests: list[dict], namespace: str, selector: dict) -> list[Workload]:
@@ -252,17 +239,8 @@ def pdbs_select_one_scalable_controller(manifests: list[dict], declared: Declare
     """A PodDisruptionBudget that selects no pods protects nothing; one that selects the pods of a
     Job (or of two controllers) leaves the disruption controller without a scale to count, and it
     then allows no eviction at all: drains, node upgrades and consolidation block forever."""
-    problems = []
-    for pdb in (o for o in manifests if o["kind"] == "PodDisruptionBudget"):
-        owners = selected(manifests, namespace_of(pdb), (pdb.get("spec") or {}).get("selector"))
-        if not owners:
-            problems.append(f"{ident(pdb)} selects no pods of the stack")
-        elif len(owners) > 1 or owners[0].kind not in SCALABLE:
-            problems.append(
-                f"{ident(pdb)} selects pods of {', '.join(map(str, owners))}: it must select the pods of exactly one "
-                "scalable controller, or the disruption controller allows no eviction"
-            )
-    return problems
+    # One source: the policy pack's rule (llmstack_k8s.checks), over the stack's Kubernetes objects.
+    return checks.pdb_selects_one_controller([o for o in manifests if o["kind"] != "Release"])
 
 
 def services_select_templates(manifests: list[dict], declared: Declared = Declared()) -> list[str]:
