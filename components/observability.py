@@ -35,6 +35,8 @@ from .vllm_pod import PORT_NAME
 #: Helm release name and fullnameOverride of kube-prometheus-stack (other components rely on it).
 STACK_RELEASE = "kube-prometheus-stack"
 DEFAULT_NAMESPACE = "monitoring"
+#: Namespace of the DCGM exporter beside an existing Prometheus (created privileged by Observability).
+DEFAULT_DCGM_NAMESPACE = "dcgm-exporter"
 #: Label (and value) Grafana's dashboard sidecar watches for (the chart's default).
 DASHBOARD_LABEL = ("grafana_dashboard", "1")
 #: Node label GPU Feature Discovery puts on GPU nodes; the DCGM exporter's node selector when
@@ -128,6 +130,14 @@ class ObservabilityArgs(TypedDict):
     """URL of an existing Grafana (only with ``install_prometheus_stack: False``)."""
     install_dcgm_exporter: NotRequired[bool]
     """Install the DCGM exporter (default true; false where the GPU Operator already runs one)."""
+    dcgm_exporter_namespace: NotRequired[pulumi.Input[str]]
+    """Namespace of the DCGM exporter where Observability does not create ``namespace`` (an
+    existing Prometheus): the exporter runs as root with SYS_ADMIN and hostPath, which only the
+    privileged Pod Security level admits, and the level of a namespace the component does not own
+    is not its to know; so it creates this one, labelled privileged (default ``dcgm-exporter``).
+    The exporter's ServiceMonitor lives there with ``monitor_labels``: the existing Prometheus must
+    select ServiceMonitors in it (kube-prometheus-stack's default namespace selector is every
+    namespace). Where Observability creates ``namespace`` (privileged), the exporter runs there."""
     scheduling: NotRequired[SchedulingContractArgs]
     """GPU scheduling contract (tolerations, node selector, runtime class) for the DCGM exporter."""
     thresholds: NotRequired[AlertThresholdsArgs]
@@ -178,7 +188,7 @@ def resolved_models(models: list[MonitoredModelArgs]) -> pulumi.Output[list[dict
     return pulumi.Output.all(*[pulumi.Output.all(**m) for m in models]).apply(list)
 
 
-def _pinned(name: str, chart: Chart, release_name: str, namespace: str, values: dict, opts: pulumi.ResourceOptions):
+def _pinned(name: str, chart: Chart, release_name: str, namespace: pulumi.Input[str], values: dict, opts: pulumi.ResourceOptions):
     # Big charts (CRDs, webhooks) need more than Helm's default 5 minutes.
     return pinned_release(name, chart, release_name, namespace, opts, values, timeout=900)
 
@@ -227,7 +237,8 @@ class Observability(pulumi.ComponentResource):
 
         deps: list[pulumi.Resource] = []
         ns: pulumi.Input[str] = ns_name
-        if args.get("create_namespace", install_stack):
+        created_namespace = bool(args.get("create_namespace", install_stack))
+        if created_namespace:
             namespace = k8s.core.v1.Namespace(
                 f"{name}-ns",
                 metadata={
@@ -268,6 +279,18 @@ class Observability(pulumi.ComponentResource):
         after_stack = pulumi.ResourceOptions(parent=self, depends_on=list(deps))
 
         if args.get("install_dcgm_exporter", True):
+            dcgm_ns: pulumi.Input[str] = ns_name
+            dcgm_opts = after_stack
+            if not created_namespace:
+                # Not our namespace: its Pod Security level is unknown, the exporter needs privileged.
+                dcgm_ns = args.get("dcgm_exporter_namespace") or DEFAULT_DCGM_NAMESPACE
+                dcgm_namespace = k8s.core.v1.Namespace(
+                    f"{name}-dcgm-ns",
+                    metadata={"name": dcgm_ns, "labels": {**base_labels, "pod-security.kubernetes.io/enforce": "privileged"}},
+                    opts=child,
+                )
+                dcgm_ns = dcgm_namespace.metadata["name"]
+                dcgm_opts = pulumi.ResourceOptions(parent=self, depends_on=[*deps, dcgm_namespace])
             contract = args.get("scheduling") or default_contract()
             dcgm_values: dict = {
                 "fullnameOverride": names["dcgm_exporter_release"],
@@ -290,7 +313,7 @@ class Observability(pulumi.ComponentResource):
             if contract.get("runtime_class_name"):
                 # An output of whatever provides the RuntimeClass (GpuNodePool): the release waits for it.
                 dcgm_values["runtimeClassName"] = contract["runtime_class_name"]
-            _pinned(f"{name}-dcgm-exporter", DCGM_EXPORTER, names["dcgm_exporter_release"], ns_name, dcgm_values, after_stack)
+            _pinned(f"{name}-dcgm-exporter", DCGM_EXPORTER, names["dcgm_exporter_release"], dcgm_ns, dcgm_values, dcgm_opts)
 
         k8s.apiextensions.CustomResource(
             f"{name}-vllm-podmonitor",

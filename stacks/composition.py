@@ -301,6 +301,7 @@ def build(cfg: StackConfig) -> dict:
             "namespace": o.namespace,
             "install_prometheus_stack": o.install_prometheus_stack,
             "install_dcgm_exporter": o.dcgm_exporter,
+            "dcgm_exporter_namespace": o.dcgm_exporter_namespace,  # created privileged beside an existing Prometheus
             "scheduling": gpu_pool.contract,  # the DCGM exporter runs where the GPU pods run
             "scrape_interval": o.scrape_interval,
             "thresholds": o.alerts.model_dump(),

@@ -158,6 +158,8 @@ class StackConfig(_Model):
         out += [(t.effective_namespace, f"teams[{i}].namespace", f"team {t.name}'s models", True) for i, t in enumerate(self.teams)]
         o = self.observability
         out.append((o.namespace, "observability.namespace", "Prometheus and Grafana" if o.install_prometheus_stack else "the monitors and rules", o.install_prometheus_stack))
+        if o.dcgm_exporter and not o.install_prometheus_stack:
+            out.append((o.dcgm_exporter_namespace, "observability.dcgmExporterNamespace", "the DCGM exporter", True))
         if self.autoscaling.install_keda and any(m.autoscaling for m in self.models):
             out.append((self.autoscaling.keda_namespace, "autoscaling.kedaNamespace", "KEDA", False))
         if self.knative.install and any(m.serving == ServingMode.KNATIVE for m in self.models):

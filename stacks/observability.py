@@ -6,6 +6,7 @@ from typing import Optional
 from pydantic import Field, model_validator
 
 from llmstack_k8s.alerts import DEFAULT_THRESHOLDS
+from llmstack_k8s.observability import DEFAULT_DCGM_NAMESPACE
 
 from .base import ConfigProblem, StackModel as _Model
 from .quantities import BYTES_BINARY as _BYTES_BINARY, BYTES_PROM as _BYTES_PROM, DNS_LABEL, TTFT_MAX_SECONDS, Cpu, Size, ttft_unit_message
@@ -75,6 +76,13 @@ class ObservabilityConfig(_Model):
     grafana_url: Optional[str] = Field(None, pattern=r"^https?://", description="URL of an existing Grafana (installPrometheusStack: false).")
     monitor_labels: Optional[dict[str, str]] = Field(None, description="Labels on monitors and rules that the Prometheus' selectors match (default release: kube-prometheus-stack).")
     dcgm_exporter: bool = Field(True, description="Install the DCGM exporter (false where the GPU Operator runs one).")
+    dcgm_exporter_namespace: str = Field(
+        DEFAULT_DCGM_NAMESPACE, pattern=DNS_LABEL, max_length=63,
+        description="With installPrometheusStack false: the namespace the stack creates for the DCGM exporter, labelled "
+                    "privileged (it runs as root with SYS_ADMIN and hostPath; your monitoring namespace's Pod Security level "
+                    "is not the stack's to know). Your Prometheus must select ServiceMonitors there with monitorLabels "
+                    "(kube-prometheus-stack's default selects every namespace). With installPrometheusStack true the exporter "
+                    "runs in namespace, which the stack creates privileged.")
     scrape_interval: str = Field("15s", pattern=r"^[0-9]+(s|m)$", description="Scrape interval of vLLM pods and GPUs.")
     prometheus: PrometheusConfig = Field(default_factory=PrometheusConfig, description="Prometheus retention, storage, resources.")
     alerts: AlertsConfig = Field(default_factory=AlertsConfig, description="Alert thresholds.")

@@ -6,6 +6,7 @@ A break on the chart side re-renders the real chart with changed values; a break
 edits our rendered object. Either side changing breaks ``make test``."""
 
 import copy
+import functools
 import dataclasses
 
 import pytest
@@ -299,3 +300,74 @@ def test_break_restricted_namespace_refuses_a_root_pod():
         sc["runAsNonRoot"] = False
     problems = cc.pods_admitted_by_namespace_pod_security(_objects(broken("prod", edit)))
     assert any("needs Pod Security level baseline" in p and "enforces restricted" in p for p in problems), problems
+
+
+# --- 7. The generated stacks of the cross-object checks (modes dev and prod do not use) -------------
+
+from test_cross_objects import GENERATED  # noqa: E402
+
+
+@functools.cache
+def expanded_generated(name: str) -> charts.Cluster:
+    from conftest import render_with
+
+    try:
+        return charts.expand(render_with(copy.deepcopy(GENERATED[name])))
+    except charts.ChartExpansionError as e:  # a chart the build machines cannot fetch (the GPU operator)
+        pytest.skip(str(e))
+
+
+def _all_connection_problems(cluster: charts.Cluster) -> list[str]:
+    objects = _objects(cluster)
+    return [
+        *cc.prometheus_selects_monitors(objects), *cc.monitors_reach_targets(objects),
+        *cc.keda_prometheus_address_resolves(objects), *cc.grafana_sidecar_picks_dashboards(cluster.ours, objects),
+        *cc.device_plugin_advertises_requested_resources(cluster.ours, objects),
+        *cc.network_policies_admit_chart_callers(objects), *cc.buffered_services_resolve(objects),
+        *cc.pods_admitted_by_namespace_pod_security(objects),
+    ]
+
+
+@pytest.mark.parametrize("name", sorted(GENERATED))
+def test_generated_stacks_connect_to_their_charts(name):
+    cluster = expanded_generated(name)
+    assert cluster.objects
+    problems = _all_connection_problems(cluster)
+    assert not problems, f"{name}:\n  " + "\n  ".join(problems)
+
+
+def test_dcgm_exporter_beside_an_existing_prometheus_gets_a_privileged_namespace_of_its_own():
+    """With installPrometheusStack false the monitoring namespace is the user's (its Pod Security
+    level unknown): the exporter runs in a namespace the stack creates, labelled privileged, and its
+    ServiceMonitor there carries the labels the user's Prometheus selects."""
+    cluster = expanded_generated("fixed-replicas-existing-prometheus")
+    objects = _objects(cluster)
+    (ds,) = [o for o in from_chart(cluster, "dcgm-exporter", "DaemonSet")]
+    ns = ds["metadata"]["namespace"]
+    assert ns == "dcgm-exporter" and ours(cluster, "Namespace", ns), ns
+    assert cc.namespace_level(objects, ns) == ("privileged", True)
+    (sm,) = from_chart(cluster, "dcgm-exporter", "ServiceMonitor")
+    assert sm["metadata"]["namespace"] == ns and sm["metadata"]["labels"]["release"] == "prom"
+    # The monitors and rules stay in the user's namespace; the stack does not create it.
+    assert not ours(cluster, "Namespace", "monitoring")
+    assert {o["metadata"]["namespace"] for o in ours(cluster, "PodMonitor") + ours(cluster, "PrometheusRule")} == {"monitoring"}
+
+
+def test_break_dcgm_exporter_in_the_existing_monitoring_namespace():
+    """Where the exporter used to land: the user's namespace, whose level the stack cannot vouch for."""
+    def edit(c):
+        for o in c.release("dcgm-exporter").objects:
+            if o["metadata"].get("namespace"):
+                o["metadata"]["namespace"] = "monitoring"
+    cluster = copy.deepcopy(expanded_generated("fixed-replicas-existing-prometheus"))
+    edit(cluster)
+    problems = cc.pods_admitted_by_namespace_pod_security(_objects(cluster))
+    assert any(p.startswith("DaemonSet monitoring/dcgm-exporter ") and "has no" in p for p in problems), problems
+
+
+def test_refused_dcgm_namespace_the_stack_cannot_own():
+    from conftest import assert_refused
+
+    config = copy.deepcopy(GENERATED["fixed-replicas-existing-prometheus"])
+    config["observability"]["dcgmExporterNamespace"] = "kube-system"
+    assert_refused(config, "observability.dcgmExporterNamespace")
