@@ -208,6 +208,8 @@ def test_every_plain_input_is_plain_by_design(served):
     assert not unlisted, (f"plain in the schema but not in llmstack_k8s.validation.PLAIN_BY_DESIGN: {unlisted}; "
                           "make them pulumi.Input[...] (or list them with the reason preview needs the value)")
     assert all(reason.strip() for reason in PLAIN_BY_DESIGN.values())
+    stale = sorted(set(PLAIN_BY_DESIGN) - set(plain))
+    assert not stale, f"PLAIN_BY_DESIGN lists fields that are not plain inputs (gone, renamed or now Inputs): {stale}"
     # Most of what a program passes takes Outputs (the issue: 67 of 78 inputs were plain).
     pairs = _inputs_with_annotations(schema)
     assert len(plain) < len(pairs) * 0.6, f"{len(plain)} of {len(pairs)} inputs are plain"
