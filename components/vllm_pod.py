@@ -130,7 +130,9 @@ class VllmEngineArgs(TypedDict):
     max_loras: NotRequired[int]
     """Adapters active in one batch (``--max-loras``; default: every adapter, so none waits for a slot)."""
     extra_args: NotRequired[list[str]]
-    """Escape hatch: further vLLM flags, appended verbatim."""
+    """Escape hatch: further vLLM flags, appended after the component's own. Checked on entry as the pinned
+    vLLM parses them: unknown flags, flags the component renders itself, flags that change the GPU
+    count or stop serving, and abbreviations are refused (``llmstack_k8s.vllm_flags.check_extra_args``)."""
 
 
 class ResourcesArgs(TypedDict):
