@@ -299,7 +299,7 @@ def test_rule_awaits_shorter_than_budgets():
     (p,) = awaits_cover_budgets(*broken("prod", "Job", "llama-70b-download", drop_timeout))
     assert "awaited 600 s, less than its activeDeadlineSeconds 7200" in p
     (p,) = awaits_cover_budgets(*broken("prod", "Deployment", "llama-70b", drop_timeout))
-    assert "Deployment llm/llama-70b is awaited 600 s" in p
+    assert "Deployment research/llama-70b is awaited 600 s" in p  # prod: the research team's namespace
     (p,) = awaits_cover_budgets(*broken("dev", "Service", "qwen-0-5b", lambda s: s["metadata"].pop("annotations")))
     assert "scales to zero" in p
     (p,) = awaits_cover_budgets(*broken("dev", "Release", "keda", lambda r: r.pop("timeout")))

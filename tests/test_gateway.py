@@ -104,9 +104,11 @@ def test_ingress_option_streams_with_tls_from_cert_manager():
 
 
 def _admitted(manifests, workload_name: str, source: str) -> bool:
-    (w,) = [w for w in selected(manifests, "llm", {"matchLabels": {"app.kubernetes.io/instance": workload_name}}) if w.kind == "Deployment"]
-    policies = [p for p in objects(manifests, "NetworkPolicy") if p["metadata"]["namespace"] == "llm"
-                and all(w.labels.get(k) == v for k, v in p["spec"]["podSelector"]["matchLabels"].items())]
+    # The model's namespace: the stack's, or its team's (prod's llama-70b is the research team's).
+    ns = next(d["metadata"]["namespace"] for d in objects(manifests, "Deployment") if d["metadata"]["name"] == workload_name)
+    (w,) = [w for w in selected(manifests, ns, {"matchLabels": {"app.kubernetes.io/instance": workload_name}}) if w.kind == "Deployment"]
+    policies = [p for p in objects(manifests, "NetworkPolicy") if p["metadata"]["namespace"] == ns
+                and all(w.labels.get(k) == v for k, v in p["spec"]["podSelector"].get("matchLabels", {}).items())]
     assert policies, f"{workload_name} has no NetworkPolicy"
     return any(_admits(p, Flow(source, w, HTTP_PORT, "test")) for p in policies)
 
@@ -175,7 +177,7 @@ def test_rule_backend_and_gateway_must_exist():
     def typo(o):
         if o["kind"] == "HTTPRoute" and o["metadata"]["name"] == "llama-70b":
             o["spec"]["rules"][0]["backendRefs"][0]["name"] = "llama-7"
-    assert any("Service llm/llama-7," in p for p in _broken("prod", typo))
+    assert any("Service research/llama-7," in p for p in _broken("prod", typo))  # the research team's namespace
     manifests, declared, _ = _render("prod")
     undeclared = Declared(**{**declared.__dict__, "objects": frozenset()})
     assert any("Gateway gateway/inference-gateway" in p for p in routes_reach_servers(manifests, undeclared))

@@ -234,9 +234,9 @@ def test_each_query_selects_its_own_model_by_a_label_vllm_exports():
     assert "Label set:" in header and metrics.VLLM_MODEL_LABEL in header.split("Label set:", 1)[1]
     for stack in ("dev", "prod"):
         models = autoscaled_models(stack)
-        ns = stack_file(stack).get("namespace", "llm")
         seen = set()
         for name, so in scaled_objects(stack).items():
+            ns = so["metadata"]["namespace"]  # the model's own (a team's model lives in the team's namespace)
             for t in prom_triggers(so):
                 q = t["metadata"]["query"]
                 assert f'{metrics.VLLM_MODEL_LABEL}="{models[name]["servedModelName"]}"' in q

@@ -96,6 +96,8 @@ def test_every_vllm_pod_is_scraped_with_its_model_name_kept(rendered):
             assert rl.get("action", "replace") == "replace" and rl["targetLabel"] != metrics.VLLM_MODEL_LABEL
     # the monitoring namespace may scrape: the servers' NetworkPolicy admits it
     for np in rendered.of_kind("NetworkPolicy"):
+        if "llmstack.dev/team" in np["metadata"].get("labels", {}):
+            continue  # a team's boundary admits its own namespace only; the model's own policy admits Prometheus
         allowed = [v for rule in np["spec"]["ingress"] for s in rule["from"]
                    for e in s.get("namespaceSelector", {}).get("matchExpressions", []) for v in e["values"]]
         assert "monitoring" in allowed, np["metadata"]["name"]

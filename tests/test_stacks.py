@@ -76,7 +76,8 @@ def test_outputs_endpoints_names_and_secret_api_key():
                 resolved, is_secret = args
                 assert is_secret, "the API key output must be a secret"
                 for name, (endpoint, served) in resolved.items():
-                    assert endpoint == f"http://{name}.llm.svc.cluster.local:8000/v1"
+                    team = cfg.team_of(name)  # a team's model lives in the team's namespace
+                    assert endpoint == f"http://{name}.{team.effective_namespace if team else 'llm'}.svc.cluster.local:8000/v1"
                     assert served == next(m.served_name for m in cfg.models if m.name == name)
 
             return pulumi.Output.all(pulumi.Output.all(**model_outputs), pulumi.Output.is_secret(out["apiKey"])).apply(check)

@@ -122,3 +122,15 @@ def test_refuses_bad_teams(change, expected):
     cfg = two_teams()
     change(cfg)
     assert_refused(cfg, expected)
+
+
+def test_prod_serves_the_70b_model_for_a_second_team_within_its_quota():
+    from conftest import rendered_stack
+
+    objs = rendered_stack("prod").objects
+    (quota,) = in_ns(objs, "research", "ResourceQuota")
+    validate_object(quota)
+    assert quota["spec"]["hard"]["requests.nvidia.com/gpu"] == "16"  # llama-70b at maxReplicas 4 x 4 GPUs, surge 0
+    assert [d["metadata"]["name"] for d in in_ns(objs, "research", "Deployment")] == ["llama-70b"]
+    assert "llama-8b" in [d["metadata"]["name"] for d in in_ns(objs, "llm", "Deployment")]  # the platform's model stays
+    assert in_ns(objs, "research", "LimitRange") and not teams_stay_apart(objs)
