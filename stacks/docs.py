@@ -83,7 +83,8 @@ RULES = [
     "`cache.size` must hold the weights (weightsGiB, else estimated from parametersBillions); "
     "`cache.downloadDeadlineSeconds` must cover every model's weights at `cache.downloadMiBps` (default 50 MiB/s, a "
     "conservative single-process Hugging Face download) plus 300 s; `startupTimeoutSeconds` never below the derived "
-    "budget (300 s + 10 s per GiB); `/dev/shm` (shmSize or its default) not larger than `resources.memory`.",
+    "budget (`engineStartSeconds` + weights at `coldStart.storageMiBps`; defaults 300 s + 10 s per GiB); `/dev/shm` "
+    "(shmSize or its default) not larger than `resources.memory`.",
     "Secrets: `extraEnv` names with a TOKEN, KEY, PASSWORD, SECRET or CREDENTIAL word, Hugging Face token names, and "
     "values shaped like `hf_...`, `sk-...`, GitHub/GitLab/AWS/Slack credentials are refused (the Hugging Face token is "
     "`huggingfaceToken`, set with `--secret`); env vars the stack or the device plugin manage (`HF_HUB_OFFLINE`, "
@@ -95,6 +96,11 @@ RULES = [
     "`system-*` PriorityClasses are refused for serving pods.",
     "Pinning: `revision` is a full 40-character commit SHA (branches, tags, `refs/pr/N`, abbreviated SHAs are "
     "refused); `image` needs a version tag or digest (no tag, `latest`, `nightly`, `main`, `stable`, ... are refused).",
+    "Capacity: `coldStart` figures are positive (engine start 10-3600 s) and checked stack-wide and per model; every "
+    "`teams[].models` entry names a model (did-you-mean) of one team only, team names and namespaces are unique and the "
+    "stack's own; a team whose models at `maxReplicas` (or `replicas`, Knative `maxScale`) plus `rollout.maxSurge` exceed "
+    "its quota's GPUs, CPU, memory or storage is refused with the figures; `autoscaling.schedules` need five-field cron "
+    "expressions KEDA's parser accepts, an IANA `timezone` (did-you-mean) and `minReplicas` up to `maxReplicas`.",
     "Units: TTFT keys are seconds (above 60 is refused as milliseconds); 0..1 fractions given as percentages get a "
     "did-you-mean; with `observability.installPrometheusStack: false`, autoscaled models need "
     "`autoscaling.prometheusUrl`.",
