@@ -51,6 +51,15 @@ class StackConfig(_Model):
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig, description="Prometheus, Grafana, DCGM exporter, alerts, dashboards.")
     gpu_pool: GpuPoolConfig = Field(default_factory=GpuPoolConfig, description="GPU nodes: device plugin, sharing, taints, Karpenter; models are checked to fit them.")
     knative: KnativeConfig = Field(default_factory=KnativeConfig, description="Knative Serving (install or use existing) for models with serving: knative.")
+    gateway: Optional[GatewayConfig] = Field(None, description="One OpenAI endpoint for every model: an HTTPRoute per model on a Gateway (or an Ingress); timeouts of the request budget.")
+
+    @model_validator(mode="after")
+    def _routes_work(self):
+        for i, m in enumerate(self.models):
+            problem = exposure_problem(self.gateway, m)
+            if problem:
+                raise ConfigProblem(f"models[{i}] (name: {m.name}).{problem[0]}", problem[1])
+        return self
     cold_start: ColdStartConfig = Field(default_factory=ColdStartConfig, description="Cold-start figures of every model (a model's own coldStart overrides them); the startup probe, await and cooldown derive from them.")
     image_pre_pull: ImagePrePullConfig = Field(default_factory=ImagePrePullConfig, description="Keep the vLLM image on every GPU node (pre-pull DaemonSet).")
     teams: list[TeamConfig] = Field(default_factory=list, description="Teams sharing the cluster: each gets a namespace for its models, a ResourceQuota, a LimitRange, its own API key and a network boundary.")
@@ -87,15 +96,6 @@ class StackConfig(_Model):
                     m = {**m, own: {**stack_wide, **mine}}
             models.append(m)
         return {**data, "models": models}
-    gateway: Optional[GatewayConfig] = Field(None, description="One OpenAI endpoint for every model: an HTTPRoute per model on a Gateway (or an Ingress); timeouts of the request budget.")
-
-    @model_validator(mode="after")
-    def _routes_work(self):
-        for i, m in enumerate(self.models):
-            problem = exposure_problem(self.gateway, m)
-            if problem:
-                raise ConfigProblem(f"models[{i}] (name: {m.name}).{problem[0]}", problem[1])
-        return self
 
     # --- knative ---
     def knative_pod_features(self) -> set[str]:

@@ -17,6 +17,32 @@ def rendered_stack(stack: str) -> render_mod.Rendered:
     return render_mod.render(stack)
 
 
+def example_adapter_block() -> list[dict]:
+    """The commented ``loraAdapters`` example of Pulumi.dev.yaml, uncommented and parsed (the stack
+    file keeps it commented: its stand-in repo is not on the Hub, so a real deploy would fail)."""
+    import re
+
+    import yaml
+
+    text = (ROOT / "Pulumi.dev.yaml").read_text()
+    block = re.search(r"^(\s*)# loraAdapters:\n((?:\1#.*\n)+)", text, re.M)
+    assert block, "Pulumi.dev.yaml lost its commented loraAdapters example"
+    lines = ["loraAdapters:"] + [re.sub(r"^\s*# ?", "", line, count=1) for line in block.group(2).splitlines()]
+    return yaml.safe_load("\n".join(lines))["loraAdapters"]
+
+
+@functools.cache
+def rendered_dev_with_adapter() -> render_mod.Rendered:
+    """Pulumi.dev.yaml with its commented LoRA adapter example switched on (first model)."""
+    import json
+
+    project, config, secrets = render_mod.stack_config_env("dev")
+    models = json.loads(config[f"{project}:models"])
+    models[0]["loraAdapters"] = example_adapter_block()
+    config[f"{project}:models"] = json.dumps(models)
+    return render_mod.run_program(project, "dev", config, secrets)
+
+
 @pytest.fixture(params=STACKS)
 def rendered(request) -> render_mod.Rendered:
     """The whole stack rendered offline under mocks, once per stack file."""

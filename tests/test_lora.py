@@ -10,7 +10,7 @@ import sys
 import textwrap
 
 import pytest
-from conftest import assert_refused, render_with, rendered_stack
+from conftest import assert_refused, example_adapter_block, render_with, rendered_dev_with_adapter
 from test_cross_objects import BASE, H100_POOL, _render, model
 
 from llmstack_k8s import model_cache
@@ -33,24 +33,28 @@ def words(container):
 
 
 def test_dev_serves_its_adapter_with_flags_derived_from_the_config():
+    """Pulumi.dev.yaml's adapter example (kept commented in the file: its repo is a stand-in),
+    switched on: the flags, the init container and the download Job all follow from it."""
+    (a,) = example_adapter_block()
     _, _, cfg = _render("dev")
-    (m,) = [m for m in cfg.models if m.lora_adapters]
-    (a,) = m.lora_adapters
-    pod = server(rendered_stack("dev").objects, m.name)
+    m = cfg.models[0]
+    assert not m.lora_adapters, "the deployable dev stack must not download the stand-in adapter"
+    objects = rendered_dev_with_adapter().objects
+    pod = server(objects, m.name)
     args = words(pod["containers"][0])
-    path = model_dir(a.model, a.revision)
+    path = model_dir(a["model"], a["revision"])
     i = args.index("--lora-modules")
-    assert args[i + 1] == f"{a.name}={path}"
+    assert args[i + 1] == f"{a['name']}={path}"
     assert "--enable-lora" in args
     assert args[args.index("--max-loras") + 1] == "1"
-    assert int(args[args.index("--max-lora-rank") + 1]) == lora_rank_slot(a.rank) >= a.rank
+    assert int(args[args.index("--max-lora-rank") + 1]) == lora_rank_slot(a["rank"]) >= a["rank"]
     # The server starts only once the adapter is in the cache, like the base weights.
     wait = pod["initContainers"][0]["command"][-1]
     assert f"{path}/{COMPLETE_MARKER}" in wait and f"{model_dir(m.model, m.revision)}/{COMPLETE_MARKER}" in wait
     # The cache's download Job fetches it into that very directory.
-    (job,) = [o for o in rendered_stack("dev").objects if o["kind"] == "Job" and o["metadata"]["name"] == f"{m.name}-download"]
+    (job,) = [o for o in objects if o["kind"] == "Job" and o["metadata"]["name"] == f"{m.name}-download"]
     env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
-    assert json.loads(env["ADAPTERS"]) == [{"dir": path, "model": a.model, "revision": a.revision}]
+    assert json.loads(env["ADAPTERS"]) == [{"dir": path, "model": a["model"], "revision": a["revision"]}]
 
 
 def test_max_lora_rank_is_the_smallest_slot_vllm_accepts():

@@ -64,7 +64,14 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 
 import smoke  # noqa: E402  (stdlib-only driver: http, stop, tail)
-from conftest import rendered_stack  # noqa: E402
+from conftest import rendered_dev_with_adapter  # noqa: E402
+from conftest import rendered_stack as _rendered_stack  # noqa: E402
+
+
+def rendered_stack(stack: str):
+    """The stack under test; dev with its commented LoRA adapter example switched on, so the real
+    server also proves the adapter flags (the stack file keeps it commented: stand-in repo)."""
+    return rendered_dev_with_adapter() if stack == "dev" else _rendered_stack(stack)
 
 from llmstack_k8s import metrics, versions  # noqa: E402
 from llmstack_k8s.gpu_autoscaling import AutoscalingMetric, prometheus_query  # noqa: E402
