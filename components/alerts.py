@@ -19,6 +19,8 @@ VLLM_JOB = "vllm"
 #: Label Observability's PodMonitor copies from the pods' ``app.kubernetes.io/instance``: the
 #: stack's model name (``model_name`` on vLLM's own series is the *served* model name).
 MODEL_LABEL = "model"
+#: Label the PodMonitor puts on every vLLM series: ``stable`` or ``canary`` (a model's canary release).
+VARIANT_LABEL = "variant"
 
 VLLM_GROUP = "llmstack-vllm"
 GPU_GROUP = "llmstack-gpu"
@@ -192,6 +194,35 @@ def vllm_rules(models: list[MonitoredModelArgs], thresholds: Optional[AlertThres
         5, "critical",
         "Requests to {{ $labels.model_name }} are failing",
         "{{ $value | humanizePercentage }} of finished requests ended with an error over the last 5 minutes.",
+    ))
+    # Canary releases: the canary against the stable variant of the same model and served name.
+    by_variant = f"namespace, {MODEL_LABEL}, {ml}"
+    canary, stable = f'{VARIANT_LABEL}="canary"', f'{VARIANT_LABEL}="stable"'
+
+    def _errors(variant: str) -> str:
+        finished = f"sum by ({by_variant}) (rate({m.VLLM_REQUEST_SUCCESS}{{{ns_sel}, {variant}}}[10m]))"
+        # A variant that never failed may have no error series at all: its ratio is 0, not absent.
+        failed = f"sum by ({by_variant}) (rate({m.VLLM_REQUEST_SUCCESS}{{{ns_sel}, {variant}, finished_reason=\"error\"}}[10m]))"
+        return f"({failed} or {finished} * 0) / {finished}"
+
+    def _ttft_p95(variant: str) -> str:
+        return f"histogram_quantile(0.95, sum by ({by_variant}, le) (rate({m.VLLM_TTFT_BUCKET}{{{ns_sel}, {variant}}}[10m])))"
+
+    rules.append(_rule(
+        "VllmCanaryErrorsAboveStable",
+        f"({_errors(canary)}) > ({_errors(stable)}) + {_num(t['error_ratio'] / 2)}",
+        10, "warning",
+        "The canary of {{ $labels.model }} fails more requests than its stable variant",
+        f"The canary's error ratio is {{{{ $value | humanizePercentage }}}}, more than {_num(t['error_ratio'] / 2 * 100)} points "
+        "above the stable variant's over 10 minutes: do not promote it; set its weight lower or remove canary.",
+    ))
+    rules.append(_rule(
+        "VllmCanaryTtftAboveStable",
+        f"({_ttft_p95(canary)}) > 1.5 * ({_ttft_p95(stable)})",
+        15, "warning",
+        "The canary of {{ $labels.model }} answers slower than its stable variant",
+        "The canary's time-to-first-token p95 is {{ $value | humanizeDuration }}, more than 1.5 times the stable "
+        "variant's over 15 minutes: do not promote it as it is.",
     ))
     rules.append(_rule(
         "VllmPodCrashLooping",

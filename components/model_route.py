@@ -77,6 +77,18 @@ class IngressArgs(TypedDict):
     """Largest request body, nginx size syntax (default ``16m``)."""
 
 
+class CanaryBackendArgs(TypedDict):
+    """The model's canary variant: a second server under the same served names taking a share of the requests."""
+
+    service_name: pulumi.Input[str]
+    """The canary's ClusterIP Service (its own ``VllmService``)."""
+    weight: int
+    """Percent of the requests the canary gets (1-99); the stable backend gets ``100 - weight``. Plain: checked at preview."""
+    inference_pool_name: NotRequired[pulumi.Input[str]]
+    """The canary's own InferencePool, with ``inference_pool_name`` (both variants KV-cache-aware, each pool
+    choosing among its own replicas)."""
+
+
 class ModelRouteArgs(TypedDict):
     """Arguments of a ModelRoute."""
 
@@ -100,6 +112,8 @@ class ModelRouteArgs(TypedDict):
     inference_pool_name: NotRequired[pulumi.Input[str]]
     """Route to this InferencePool (``InferencePool.pool_name``, KV-cache-aware replica choice by its
     Endpoint Picker) instead of the Service (Gateway API only)."""
+    canary: NotRequired[CanaryBackendArgs]
+    """Split the requests between the stable and a canary backend by weight (Gateway API only)."""
 
 
 def model_path_prefix(name: str) -> str:
@@ -112,12 +126,19 @@ def duration(seconds: int) -> str:
     return f"{seconds}s"
 
 
+def _backend(service_name, pool_name=None) -> dict:
+    if pool_name is not None:
+        return {"group": INFERENCE_GROUP, "kind": "InferencePool", "name": pool_name}
+    return {"name": service_name, "port": HTTP_PORT}
+
+
 def httproute_spec(name: str, args: ModelRouteArgs) -> dict:
     """The HTTPRoute's spec: header match per served name on /v1, then the path-per-model fallback."""
-    if args.get("inference_pool_name") is not None:
-        backend = [{"group": INFERENCE_GROUP, "kind": "InferencePool", "name": args["inference_pool_name"]}]
-    else:
-        backend = [{"name": args["service_name"], "port": HTTP_PORT}]
+    backend = [_backend(args["service_name"], args.get("inference_pool_name"))]
+    canary = args.get("canary")
+    if canary is not None:  # weights are relative; summing to 100 makes them the percent each variant gets
+        backend = [{**backend[0], "weight": 100 - canary["weight"]},
+                   {**_backend(canary["service_name"], canary.get("inference_pool_name")), "weight": canary["weight"]}]
     seconds = args.get("request_timeout_seconds", DEFAULT_REQUEST_TIMEOUT_SECONDS)
     # One attempt per request: backendRequest equal to the whole budget (a retry would restart a stream).
     timeouts = {"request": duration(seconds), "backendRequest": duration(seconds)}
@@ -189,6 +210,15 @@ def check_route_args(name: str, args: ModelRouteArgs) -> None:
         raise args_error("ModelRoute", name, "gateway", "required with kind gatewayApi (the Gateway the HTTPRoute attaches to)")
     if kind == RouteKind.INGRESS and args.get("inference_pool_name") is not None:
         raise args_error("ModelRoute", name, "inference_pool_name", "needs kind gatewayApi: an Ingress cannot route to an InferencePool")
+    canary = args.get("canary")
+    if canary is not None:
+        if kind == RouteKind.INGRESS:
+            raise args_error("ModelRoute", name, "canary", "needs kind gatewayApi: the split is the HTTPRoute's weighted backends")
+        if not 1 <= canary["weight"] <= 99:
+            raise args_error("ModelRoute", name, "canary.weight", f"{canary['weight']} is not a percent between 1 and 99")
+        if (canary.get("inference_pool_name") is None) != (args.get("inference_pool_name") is None):
+            raise args_error("ModelRoute", name, "canary.inference_pool_name",
+                             "given for one variant only: both variants route through a pool, or neither")
     if kind == RouteKind.INGRESS:
         ing = args.get("ingress") or {}
         if not _BODY_SIZE.match(ing.get("max_body_size", DEFAULT_MAX_BODY_SIZE)):

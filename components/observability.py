@@ -24,9 +24,9 @@ import pulumi_random as random
 from typing_extensions import NotRequired
 
 from . import metrics
-from .alerts import MODEL_LABEL, VLLM_JOB, AlertThresholdsArgs, MonitoredModelArgs, rule_groups, thresholds_with_defaults
+from .alerts import MODEL_LABEL, VARIANT_LABEL, VLLM_JOB, AlertThresholdsArgs, MonitoredModelArgs, rule_groups, thresholds_with_defaults
 from .helm import pinned_release
-from .package import MANAGED_BY, type_token
+from .package import MANAGED_BY, STABLE_VARIANT, VARIANT_OF_POD_LABEL, VARIANT_POD_LABEL, type_token
 from .validation import args_error, validate_args
 from .scheduling import SchedulingContractArgs, default_contract
 from .versions import DCGM_EXPORTER, KUBE_PROMETHEUS_STACK, Chart
@@ -54,6 +54,11 @@ KNATIVE_USER_PORT = "user-port"
 
 _PLACEHOLDER = re.compile(r"\{\{metric:([A-Z0-9_]+)\}\}")
 
+
+
+def _pod_label_meta(key: str) -> str:
+    """Prometheus' discovery label of a pod label (every character outside [a-zA-Z0-9_] becomes ``_``)."""
+    return "__meta_kubernetes_pod_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", key)
 
 class PrometheusArgs(TypedDict):
     """Prometheus server sizing (kube-prometheus-stack only)."""
@@ -336,6 +341,19 @@ class Observability(pulumi.ComponentResource):
                                 "targetLabel": MODEL_LABEL,
                             },
                             {"targetLabel": "job", "replacement": VLLM_JOB},
+                            # Canary pods: the model they are a variant of, and variant="canary"; every
+                            # other pod is variant="stable" (dashboards and alerts compare the two).
+                            {
+                                "sourceLabels": [_pod_label_meta(VARIANT_OF_POD_LABEL)],
+                                "regex": "(.+)",
+                                "targetLabel": MODEL_LABEL,
+                            },
+                            {"targetLabel": VARIANT_LABEL, "replacement": STABLE_VARIANT},
+                            {
+                                "sourceLabels": [_pod_label_meta(VARIANT_POD_LABEL)],
+                                "regex": "(.+)",
+                                "targetLabel": VARIANT_LABEL,
+                            },
                         ],
                     }
                     # Deployments name the port "http"; Knative renames the user container's port.

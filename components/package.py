@@ -21,6 +21,16 @@ SERVER_APP = "vllm"
 SERVER_COMPONENT = "server"
 
 
+#: Pod labels of a canary's server pods: which variant it is and which model it is a variant of. The
+#: PodMonitor copies them into every series (``variant``, and the model's name), so dashboards and
+#: alerts compare the variants under one model. Stable pods carry neither (adding a canary must not
+#: roll the stable pods): the PodMonitor labels them ``variant="stable"``.
+VARIANT_POD_LABEL = "llmstack.dev/variant"
+VARIANT_OF_POD_LABEL = "llmstack.dev/variant-of"
+CANARY_VARIANT = "canary"
+STABLE_VARIANT = "stable"
+
+
 def labels(name: str, component: str, app: str = SERVER_APP) -> dict[str, str]:
     """Recommended labels; ``selector_labels`` is the stable subset used in selectors."""
     return {**selector_labels(name, app), "app.kubernetes.io/component": component, **MANAGED_BY}

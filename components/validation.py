@@ -340,6 +340,7 @@ PLAIN_BY_DESIGN: dict[str, str] = {
     "VllmService.autoscaled": _SHAPE,
     "VllmService.max_replicas": _CHECKED,
     "VllmService.warmup": _SHAPE,
+    "VllmService.canary_of": "the name of the model this is a canary of (a component name, plain like every Pulumi name), put on the pods as a label",
     "KnativeVllmService.warmup": _SHAPE,
     "VllmService.scheduling_seconds": _CHECKED,
     "RolloutArgs.max_surge": _CHECKED,
@@ -355,6 +356,7 @@ PLAIN_BY_DESIGN: dict[str, str] = {
     # ModelRoute
     "ModelRoute.kind": _SHAPE,
     "ModelRoute.request_timeout_seconds": _CHECKED,
+    "CanaryBackendArgs.weight": _CHECKED,
     "IngressArgs.max_body_size": "an nginx size checked at preview",
     # Observability
     "MonitoredModelArgs.name": "names the model's alert rules and dashboard panels",

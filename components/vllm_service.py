@@ -8,7 +8,7 @@ from typing_extensions import NotRequired
 
 from .api_key import api_key_secret
 from .awaits import SCHEDULING_SECONDS, deployment_await_seconds, pod_ready_seconds, skip_await_annotation, startup_probe_seconds, timeout_annotation
-from .package import labels, selector_labels, server_pod_selector, type_token
+from .package import CANARY_VARIANT, VARIANT_OF_POD_LABEL, VARIANT_POD_LABEL, labels, selector_labels, server_pod_selector, type_token
 from .validation import validate_args
 from .gpu_fit import check_serving_fit
 from .vllm_flags import check_extra_args
@@ -101,6 +101,10 @@ class VllmServiceArgs(TypedDict):
     """NetworkPolicy settings."""
     pod_annotations: NotRequired[dict[str, pulumi.Input[str]]]
     """Annotations on the pods."""
+    canary_of: NotRequired[str]
+    """This server is the canary variant of that model (its name): its pods carry
+    ``llmstack.dev/variant: canary`` and ``llmstack.dev/variant-of: <model>``, which the PodMonitor
+    turns into the series' ``variant`` and model labels. Its own name (selectors) stays its own."""
 
 
 class VllmService(pulumi.ComponentResource):
@@ -149,6 +153,7 @@ class VllmService(pulumi.ComponentResource):
         max_unavailable = rollout.get("max_unavailable", 1)
         max_surge = rollout.get("max_surge", 0)
         budget = startup_probe_seconds(pod_spec)  # the startup probe's budget, as the pod carries it
+        variant_labels = {VARIANT_POD_LABEL: CANARY_VARIANT, VARIANT_OF_POD_LABEL: args["canary_of"]} if args.get("canary_of") else {}
         most_replicas = args.get("max_replicas", args.get("replicas", 1)) if args.get("autoscaled") else args.get("replicas", 1)
         scheduling = args.get("scheduling_seconds", SCHEDULING_SECONDS)
 
@@ -172,7 +177,7 @@ class VllmService(pulumi.ComponentResource):
                 # A new pod may wait for a node and the image before its startup budget even starts.
                 "progressDeadlineSeconds": pod_ready_seconds(budget, scheduling),
                 "template": {
-                    "metadata": {"labels": meta_labels, "annotations": args.get("pod_annotations") or {}},
+                    "metadata": {"labels": {**meta_labels, **variant_labels}, "annotations": args.get("pod_annotations") or {}},
                     "spec": pod_spec,
                 },
             },

@@ -129,22 +129,19 @@ def build(cfg: StackConfig) -> dict:
     for m in cfg.models:
         # teams: a team's model goes to the team's namespace with the team's key (restored after the loop)
         ns, namespace, model_key, team_cfg = placement.get(m.name, (stack_ns, stack_namespace, stack_key, None))
-        cache = ModelCache(
-            m.name,
-            {
-                "namespace": ns,
-                "model": m.model,
-                "revision": m.revision,
-                "size": m.cache.size,
-                "access_mode": m.cache.access_mode or cfg.cache.access_mode,
-                "storage_class_name": m.cache.storage_class or cfg.cache.storage_class,
-                "backoff_limit": cfg.cache.download_retries,
-                "active_deadline_seconds": cfg.cache.download_deadline_seconds,
-                **({"hf_token": pulumi.Output.secret(cfg.huggingface_token)} if m.gated or any(a.gated for a in m.lora_adapters) else {}),
-                **({"adapters": [{"model": a.model, "revision": a.revision} for a in m.lora_adapters]} if m.lora_adapters else {}),
-            },
-            opts=in_ns,
-        )
+        cache_args = {
+            "namespace": ns,
+            "model": m.model,
+            "revision": m.revision,
+            "size": m.cache.size,
+            "access_mode": m.cache.access_mode or cfg.cache.access_mode,
+            "storage_class_name": m.cache.storage_class or cfg.cache.storage_class,
+            "backoff_limit": cfg.cache.download_retries,
+            "active_deadline_seconds": cfg.cache.download_deadline_seconds,
+            **({"hf_token": pulumi.Output.secret(cfg.huggingface_token)} if m.gated or any(a.gated for a in m.lora_adapters) else {}),
+            **({"adapters": [{"model": a.model, "revision": a.revision} for a in m.lora_adapters]} if m.lora_adapters else {}),
+        }
+        cache = ModelCache(m.name, cache_args, opts=in_ns)
         caches[m.name] = cache
         # --- knative: scale-to-zero models run the same vLLM pod as a Knative Service ---
         if m.serving == "knative":
@@ -184,40 +181,64 @@ def build(cfg: StackConfig) -> dict:
             models[m.name] = {"endpoint": kserver.endpoint, "servedModelName": kserver.served_model_name}
             continue
         # --- end knative ---
-        server = VllmService(
-            m.name,
-            {
-                "namespace": ns,
-                "engine": engine_args(m, cache),
-                "model_path": cache.model_path,
-                "cache_claim_name": cache.claim_name,
-                "replicas": m.replicas,
-                "autoscaled": m.autoscaling is not None,
-                **({"max_replicas": m.autoscaling.max_replicas} if m.autoscaling is not None else {}),
-                "resources": {"cpu": m.resources.cpu, "memory": m.resources.memory},
-                "startup_budget_seconds": m.startup_budget,
-                "scheduling_seconds": m.cold_start_budget.scheduling_seconds,  # node + image, stated figures
-                "api_key": model_key,
-                "extra_env": dict(m.extra_env),
-                "scheduling": gpu_pool.contract,  # gpu pool
-                **weights_arg(m),
-                "rollout": {"max_surge": m.rollout.max_surge, "max_unavailable": m.rollout.max_unavailable},
-                "network": {
-                    "client_namespaces": list(cfg.network.client_namespaces)
-                    + (list(team_cfg.client_namespaces) if team_cfg else [])  # teams: its own callers, no other team's
-                    # scale-to-zero: clients come through the KEDA HTTP add-on's interceptor
-                    + ([cfg.autoscaling.keda_namespace] if m.autoscaling and m.autoscaling.min_replicas == 0 else [])
-                    # gateway: only an exposed model admits the Gateway's (or ingress controller's) pods
-                    + ([cfg.gateway.edge_namespace] if is_exposed(cfg.gateway, m) else []),
-                    "monitoring_namespaces": list(cfg.network.monitoring_namespaces),
-                },
-                **({"image": m.image} if m.image else {}),
-                **({"shm_size": m.shm_size} if m.shm_size else {}),
+        server_args = {
+            "namespace": ns,
+            "engine": engine_args(m, cache),
+            "model_path": cache.model_path,
+            "cache_claim_name": cache.claim_name,
+            "replicas": m.replicas,
+            "autoscaled": m.autoscaling is not None,
+            **({"max_replicas": m.autoscaling.max_replicas} if m.autoscaling is not None else {}),
+            "resources": {"cpu": m.resources.cpu, "memory": m.resources.memory},
+            "startup_budget_seconds": m.startup_budget,
+            "scheduling_seconds": m.cold_start_budget.scheduling_seconds,  # node + image, stated figures
+            "api_key": model_key,
+            "extra_env": dict(m.extra_env),
+            "scheduling": gpu_pool.contract,  # gpu pool
+            **weights_arg(m),
+            "rollout": {"max_surge": m.rollout.max_surge, "max_unavailable": m.rollout.max_unavailable},
+            "network": {
+                "client_namespaces": list(cfg.network.client_namespaces)
+                + (list(team_cfg.client_namespaces) if team_cfg else [])  # teams: its own callers, no other team's
+                # scale-to-zero: clients come through the KEDA HTTP add-on's interceptor
+                + ([cfg.autoscaling.keda_namespace] if m.autoscaling and m.autoscaling.min_replicas == 0 else [])
+                # gateway: only an exposed model admits the Gateway's (or ingress controller's) pods
+                + ([cfg.gateway.edge_namespace] if is_exposed(cfg.gateway, m) else []),
+                "monitoring_namespaces": list(cfg.network.monitoring_namespaces),
             },
-            # The Job must have completed (weights in the cache) before servers start.
-            opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, cache, gpu_pool]),
-        )
+            **({"image": m.image} if m.image else {}),
+            **({"shm_size": m.shm_size} if m.shm_size else {}),
+        }
+        # The Job must have completed (weights in the cache) before servers start.
+        server = VllmService(m.name, server_args, opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, cache, gpu_pool]))
         models[m.name] = {"endpoint": server.endpoint, "servedModelName": server.served_model_name}
+        # --- canary: a second server under the same served name; the route splits the traffic by weight ---
+        canary_server = None
+        cv = m.canary_variant
+        if cv is not None:
+            canary_name = f"{m.name}-canary"
+            canary_cache = cache
+            if cv.revision != m.revision:  # other weights: their own volume and download (same adapters)
+                canary_cache = ModelCache(
+                    canary_name,
+                    {**cache_args, "revision": cv.revision},
+                    opts=in_ns,
+                )
+            canary_server = VllmService(
+                canary_name,
+                {
+                    **{k: v for k, v in server_args.items() if k not in ("image", "autoscaled", "max_replicas")},
+                    "engine": engine_args(cv, canary_cache),
+                    "model_path": canary_cache.model_path,
+                    "cache_claim_name": canary_cache.claim_name,
+                    "replicas": cv.replicas,
+                    **({"image": cv.image} if cv.image else {}),
+                    "canary_of": m.name,
+                },
+                opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, canary_cache, gpu_pool]),
+            )
+            models[m.name]["canary"] = {"endpoint": canary_server.endpoint, "weight": m.canary.weight}
+        # --- end canary ---
         # --- gateway: the model's /v1 on the shared host (HTTPRoute by model name, or Ingress) ---
         if is_exposed(cfg.gateway, m):
             gw = cfg.gateway
@@ -235,6 +256,19 @@ def build(cfg: StackConfig) -> dict:
                     },
                     opts=pulumi.ResourceOptions(provider=provider, depends_on=[server]),
                 )
+            canary_pool = None
+            if pool is not None and canary_server is not None:  # the canary's replicas get a picker of their own
+                canary_pool = InferencePool(
+                    f"{m.name}-canary",
+                    {
+                        "namespace": ns,
+                        "pod_selector": selector_labels(f"{m.name}-canary"),  # the canary's pods only
+                        "gateway_namespace": gw.edge_namespace,
+                        "monitoring_namespaces": list(cfg.network.monitoring_namespaces),
+                        "serves_lora": bool(m.lora_adapters),
+                    },
+                    opts=pulumi.ResourceOptions(provider=provider, depends_on=[canary_server]),
+                )
             route = ModelRoute(
                 m.name,
                 {
@@ -244,6 +278,9 @@ def build(cfg: StackConfig) -> dict:
                     "kind": gw.kind,
                     "request_timeout_seconds": request_budget(gw, m),
                     **({"inference_pool_name": pool.pool_name} if pool is not None else {}),
+                    **({"canary": {"service_name": canary_server.service_name, "weight": m.canary.weight,
+                                   **({"inference_pool_name": canary_pool.pool_name} if canary_pool is not None else {})}}
+                       if canary_server is not None else {}),
                     **({"hostnames": [gw.hostname]} if gw.hostname else {}),
                     **({"gateway": {"name": gw.gateway_ref.name, "namespace": gw.gateway_ref.namespace,
                                     **({"section_name": gw.gateway_ref.section_name} if gw.gateway_ref.section_name else {})}}
@@ -253,7 +290,7 @@ def build(cfg: StackConfig) -> dict:
                         "cluster_issuer": ing.cluster_issuer, "max_body_size": ing.max_body_size}.items() if v is not None}}
                        if ing else {}),
                 },
-                opts=pulumi.ResourceOptions(provider=provider, depends_on=[server]),
+                opts=pulumi.ResourceOptions(provider=provider, depends_on=[server, *([canary_server] if canary_server else [])]),
             )
             if gw.base_url:
                 models[m.name]["url"] = pulumi.Output.concat(gw.base_url, route.path_prefix)

@@ -104,6 +104,10 @@ RULES = [
     "Units: TTFT keys are seconds (above 60 is refused as milliseconds); 0..1 fractions given as percentages get a "
     "did-you-mean; with `observability.installPrometheusStack: false`, autoscaled models need "
     "`autoscaling.prometheusUrl`.",
+    "Canary (`models[].canary`): `weight` 1-99; it must differ from the model (`revision`, `image` or `extraArgs`, each "
+    "checked like the model's); the model must be exposed through `llmstack:gateway` with `kind: gatewayApi` (the "
+    "split is the HTTPRoute's weighted backends); refused on `serving: knative` models; its replicas count in the GPU "
+    "fit check.",
 ]
 
 

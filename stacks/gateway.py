@@ -106,6 +106,13 @@ class ModelRouteConfig(_Model):
 
 def exposure_problem(gateway: Optional[GatewayConfig], model) -> Optional[tuple[str, str]]:
     """(key, message) when a model's route settings cannot work with the stack's gateway."""
+    canary = getattr(model, "canary", None) is not None
+    if canary and model.serving != "knative" and (not is_exposed(gateway, model) or gateway.kind != RouteKind.GATEWAY_API):
+        return "canary", (
+            "needs the model exposed through llmstack:gateway with kind gatewayApi: the traffic split is the HTTPRoute's "
+            "weighted backends (a ClusterIP Service or an Ingress cannot split by weight); add llmstack:gateway "
+            "(route.expose: true) or remove canary"
+        )
     if gateway is None:
         if model.route is not None:
             return "route", "is set but llmstack:gateway is not: there is no Gateway to route through; add llmstack:gateway or remove route"

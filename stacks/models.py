@@ -117,6 +117,16 @@ class RolloutConfig(_Model):
 
 
 
+class CanaryConfig(_Model):
+    """A second variant of the model (other weights, image or engine args) taking a share of its traffic."""
+
+    weight: int = Field(ge=1, le=99, description="Percent of the model's requests the canary gets (1-99); the stable variant gets the rest.")
+    replicas: int = Field(1, ge=1, le=64, description="Replicas of the canary (always on; not autoscaled).")
+    revision: Optional[Annotated[str, AfterValidator(_pinned_revision)]] = Field(None, description="Commit SHA of the canary's weights (default: the model's); another revision gets its own cache volume.")
+    image: Optional[str] = Field(None, description="vLLM image of the canary, pinned tag or digest (default: the model's).")
+    extra_args: Optional[list[str]] = Field(None, description="vLLM flags of the canary, replacing the model's extraArgs (default: the model's).")
+
+
 class ModelConfig(_Model):
     """One model served by vLLM."""
 
@@ -154,6 +164,7 @@ class ModelConfig(_Model):
     route: Optional[ModelRouteConfig] = Field(None, description="Exposure through llmstack:gateway (default: exposed, with the gateway's request budget).")
     lora_adapters: list[LoraAdapterConfig] = Field(default_factory=list, description="LoRA adapters served on top of these weights, each under its own model name (downloaded into this model's cache).")
     max_loras: Optional[int] = Field(None, ge=1, description="Adapters active in one batch (--max-loras; default: all loraAdapters).")
+    canary: Optional[CanaryConfig] = Field(None, description="Canary release: a second variant under the same served name taking canary.weight percent of the traffic through the gateway; promote by copying its revision/image/extraArgs here and removing canary.")
     lora_memory_gib: Optional[float] = Field(None, gt=0, alias="loraMemoryGiB", description="GPU memory vLLM reserves for the LoRA slots, GiB (default: computed from the model's shape in the catalog); counted by the GPU fit check.")
 
     @model_validator(mode="after")
@@ -271,9 +282,40 @@ class ModelConfig(_Model):
                 raise ConfigProblem(f"extraEnv.{key}", problem)
         if self.image and image_problem(self.image):
             raise ConfigProblem("image", image_problem(self.image))
+        self._check_canary()
         if self.cache.access_mode == AccessMode.READ_WRITE_ONCE and self.replicas > 1:
             raise ValueError("cache.accessMode ReadWriteOnce cannot serve several replicas across nodes; use ReadWriteMany")
         return self
+
+    def _check_canary(self) -> None:
+        c = self.canary
+        if c is None:
+            return
+        if self.serving == ServingMode.KNATIVE:
+            raise ConfigProblem("canary", (
+                "is not supported with serving: knative: the stack runs one Knative Service per model and a traffic "
+                "split needs two named revisions of it; use serving: deployment for a canary, or roll the new version out directly"))
+        if all(getattr(c, k) is None or getattr(c, k) == getattr(self, k) for k in ("revision", "image", "extra_args")):
+            raise ConfigProblem("canary", "differs from the model in nothing: set canary.revision, canary.image or canary.extraArgs")
+        if c.image and image_problem(c.image):
+            raise ConfigProblem("canary.image", image_problem(c.image))
+        if c.extra_args is not None:
+            try:
+                check_engine(self.model_copy(update={"extra_args": list(c.extra_args)}))
+            except ValueError as e:
+                raise ConfigProblem("canary.extraArgs", str(e)) from None
+
+    @property
+    def canary_variant(self) -> Optional["ModelConfig"]:
+        """The canary as a model of its own (same name and served name; its revision, image, extraArgs), or None."""
+        c = self.canary
+        if c is None:
+            return None
+        return self.model_copy(update={
+            "revision": c.revision or self.revision, "image": c.image or self.image,
+            "extra_args": list(c.extra_args) if c.extra_args is not None else list(self.extra_args),
+            "replicas": c.replicas, "autoscaling": None, "canary": None,
+        })
 
     @property
     def min_pods(self) -> int:
@@ -281,7 +323,8 @@ class ModelConfig(_Model):
         if self.serving == ServingMode.KNATIVE:
             k = self.knative_scaling
             return max(k.min_scale, k.initial_scale)
-        return self.autoscaling.min_replicas if self.autoscaling is not None else self.replicas
+        stable = self.autoscaling.min_replicas if self.autoscaling is not None else self.replicas
+        return stable + (self.canary.replicas if self.canary is not None else 0)  # the canary's GPUs count too
 
     @property
     def weights_estimate(self) -> Optional[tuple[float, str]]:

@@ -110,6 +110,9 @@ MODELS: list = [
 V1 = 'namespace="llm", model_name="served-1"'
 V2 = 'namespace="llm", model_name="served-2"'
 GPU = 'Hostname="gpu-node-1", gpu="0", UUID="GPU-1"'
+# model m1's two variants, as the PodMonitor labels a canary's series
+C1 = 'namespace="llm", model="m1", model_name="served-1", variant="canary"'
+S1 = 'namespace="llm", model="m1", model_name="served-1", variant="stable"'
 GPU_LABELS = {"Hostname": "gpu-node-1", "gpu": "0", "UUID": "GPU-1"}
 
 
@@ -165,6 +168,26 @@ CASES = {
         [{"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{V1}, finished_reason="error"}}', "values": "0+0x20"},
          {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{V1}, finished_reason="abort"}}', "values": "0+5x20"},
          {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{V1}, finished_reason="stop"}}', "values": "0+10x20"}],
+    ),
+    # Canary vs stable of model m1: 20 % errors against none (the stable variant has no error series at all).
+    "VllmCanaryErrorsAboveStable": (
+        "20m",
+        [{"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{C1}, finished_reason="error"}}', "values": "0+2x30"},
+         {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{C1}, finished_reason="stop"}}', "values": "0+8x30"},
+         {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{S1}, finished_reason="stop"}}', "values": "0+90x30"}],
+        [{"severity": "warning", "namespace": "llm", "model": "m1", "model_name": "served-1"}],
+        # both variants fail 1 %: the canary is no worse
+        [{"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{C1}, finished_reason="error"}}', "values": "0+1x30"},
+         {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{C1}, finished_reason="stop"}}', "values": "0+99x30"},
+         {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{S1}, finished_reason="error"}}', "values": "0+1x30"},
+         {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{S1}, finished_reason="stop"}}', "values": "0+99x30"}],
+    ),
+    # Canary p95 ~1.95 s against the stable variant's ~0.5 s.
+    "VllmCanaryTtftAboveStable": (
+        "30m",
+        _ttft(C1, {"0.5": 0, "1": 0, "2": 10, "5": 10, "+Inf": 10}) + _ttft(S1, {"0.5": 10, "1": 10, "2": 10, "5": 10, "+Inf": 10}),
+        [{"severity": "warning", "namespace": "llm", "model": "m1", "model_name": "served-1"}],
+        _ttft(C1, {"0.5": 9, "1": 10, "2": 10, "5": 10, "+Inf": 10}) + _ttft(S1, {"0.5": 9, "1": 10, "2": 10, "5": 10, "+Inf": 10}),
     ),
     "VllmPodCrashLooping": (
         "10m",

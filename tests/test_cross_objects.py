@@ -168,6 +168,18 @@ GENERATED = {
                     "ingress": {"tlsSecretName": "llm-tls", "clusterIssuer": "letsencrypt", "namespace": "ingress-nginx"}},
         "models": [model("public", replicas=2), model("internal", route={"expose": False})],
     },
+    # canary: one model with a canary on other weights (its own cache) behind the Gateway's weighted
+    # backends; a second with a canary on another image, both variants KV-cache-aware (a pool each).
+    "gateway-canary": {
+        **BASE,
+        "gpuPool": H100_POOL,
+        "gateway": {"gatewayRef": {"name": "inference-gateway", "namespace": "gateway"}, "hostname": "llm.example.com"},
+        "models": [
+            model("split", replicas=2, canary={"weight": 10, "revision": "fedcba9876543210fedcba9876543210fedcba98"}),
+            model("pooled", replicas=2, route={"kvCacheAwareRouting": True},
+                  canary={"weight": 25, "image": "vllm/vllm-openai:v0.11.1", "extraArgs": ["--max-num-batched-tokens", "8192"]}),
+        ],
+    },
 }
 
 
