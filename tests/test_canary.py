@@ -10,6 +10,7 @@ import pytest
 import yaml
 from conftest import ROOT, assert_refused
 from crosscheck import check_all, matches as selected
+from schemas import validate_object
 from test_cross_objects import BASE, GENERATED, H100_POOL, _render, declared_for, manifests_of, model, render_with_config
 
 from llmstack_k8s.model_route import ModelRoute
@@ -65,6 +66,9 @@ def _check_variants(manifests, cfg):
 def test_canary_weights_sum_to_100_and_both_variants_exist():
     manifests, _, cfg = _render("gateway-canary")
     _check_variants(manifests, cfg)
+    for obj in manifests:  # weighted backendRefs and both pools against the pinned CRDs
+        if obj["kind"] in ("HTTPRoute", "InferencePool", "Deployment", "PodMonitor"):
+            validate_object(obj)
     by_name = {m.name: m for m in cfg.models}
     # Other weights: their own cache volume and download; another image or args only: the model's cache.
     assert _of(manifests, "Job", "split-canary-download") and not _of(manifests, "Job", "pooled-canary-download")
