@@ -13,6 +13,7 @@ import pulumi
 from typing_extensions import NotRequired
 
 from . import metrics as m
+from .package import CANARY_VARIANT, STABLE_VARIANT
 
 #: Value of the ``job`` label Observability's PodMonitor gives every vLLM target.
 VLLM_JOB = "vllm"
@@ -137,7 +138,10 @@ def vllm_rules(models: list[MonitoredModelArgs], thresholds: Optional[AlertThres
     for model in models:
         if not model.get("always_on", True):
             continue
-        sel = f"job={_q(VLLM_JOB)}, namespace={_q(model['namespace'])}, {MODEL_LABEL}={_q(model['name'])}"
+        # The stable variant only: with a canary, the canary's pods carry the same model label, and a
+        # live canary must not hide a dead stable variant (which takes most of the traffic).
+        sel = (f"job={_q(VLLM_JOB)}, namespace={_q(model['namespace'])}, {MODEL_LABEL}={_q(model['name'])}, "
+               f"{VARIANT_LABEL}!={_q(CANARY_VARIANT)}")
         rules.append(_rule(
             "VllmModelDown",
             f"absent({m.PROM_UP}{{{sel}}} == 1)",
@@ -197,7 +201,7 @@ def vllm_rules(models: list[MonitoredModelArgs], thresholds: Optional[AlertThres
     ))
     # Canary releases: the canary against the stable variant of the same model and served name.
     by_variant = f"namespace, {MODEL_LABEL}, {ml}"
-    canary, stable = f'{VARIANT_LABEL}="canary"', f'{VARIANT_LABEL}="stable"'
+    canary, stable = f"{VARIANT_LABEL}={_q(CANARY_VARIANT)}", f"{VARIANT_LABEL}={_q(STABLE_VARIANT)}"
 
     def _errors(variant: str) -> str:
         finished = f"sum by ({by_variant}) (rate({m.VLLM_REQUEST_SUCCESS}{{{ns_sel}, {variant}}}[10m]))"

@@ -126,12 +126,15 @@ def _ttft(sel: str, per_min: dict) -> list[dict]:
 
 # alert -> (eval_time, bad series, expected alerts' labels, healthy series)
 CASES = {
+    # The stable variant down while its canary answers still fires: the stable variant takes most traffic.
     "VllmModelDown": (
         "10m",
-        [{"series": 'up{job="vllm", namespace="llm", model="m1", pod="m1-a"}', "values": "0x20"},
+        [{"series": 'up{job="vllm", namespace="llm", model="m1", pod="m1-a", variant="stable"}', "values": "0x20"},
+         {"series": 'up{job="vllm", namespace="llm", model="m1", pod="m1-canary-a", variant="canary"}', "values": "1x20"},
          {"series": 'up{job="vllm", namespace="llm", model="m2", pod="m2-a"}', "values": "0x20"}],
         [{"severity": "critical", "namespace": "llm", "model": "m1", "model_name": "served-1"}],
-        [{"series": 'up{job="vllm", namespace="llm", model="m1", pod="m1-a"}', "values": "1x20"}],
+        [{"series": 'up{job="vllm", namespace="llm", model="m1", pod="m1-a", variant="stable"}', "values": "1x20"},
+         {"series": 'up{job="vllm", namespace="llm", model="m1", pod="m1-canary-a", variant="canary"}', "values": "0x20"}],
     ),
     "VllmQueueBuildingUp": (
         "10m",
