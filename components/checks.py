@@ -227,16 +227,18 @@ def vllm_gpus_needed(c: Mapping) -> Optional[int]:
     return ints[0] * ints[1] * ints[2]
 
 
+def _vllm_containers(m: Mapping):
+    """(``"<object>: container <name>"``, container) for every vLLM container of a workload's pod template."""
+    t = pod_template(m)
+    for c in containers(t[1]) if t else []:
+        if is_vllm_container(c):
+            yield f"{describe(m)}: container {c.get('name')}", c
+
+
 def gpu_request_matches_parallelism(m: Mapping, prefixes: Sequence[str] = GPU_RESOURCE_PREFIXES) -> list[str]:
     """A vLLM container requests exactly tensor x pipeline parallel size GPUs (requests = limits)."""
-    t = pod_template(m)
-    if not t:
-        return []
     problems = []
-    for c in containers(t[1]):
-        if not is_vllm_container(c):
-            continue
-        where = f"{describe(m)}: container {c.get('name')}"
+    for where, c in _vllm_containers(m):
         needed = vllm_gpus_needed(c)
         if flag_value(_words(c), "--device") == "cpu":
             continue
@@ -313,14 +315,8 @@ def startup_budget_seconds(probe: Mapping) -> Optional[int]:
 def vllm_startup_probe(m: Mapping, min_budget_seconds: int = STARTUP_BASE_SECONDS) -> list[str]:
     """A vLLM container has a startup probe whose budget covers at least the derived minimum
     (engine start before any weights are read; weights add 10 s/GiB on top)."""
-    t = pod_template(m)
-    if not t:
-        return []
     problems = []
-    for c in containers(t[1]):
-        if not is_vllm_container(c):
-            continue
-        where = f"{describe(m)}: container {c.get('name')}"
+    for where, c in _vllm_containers(m):
         probe = c.get("startupProbe")
         if not isinstance(probe, Mapping):
             problems.append(
