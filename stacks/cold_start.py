@@ -75,23 +75,12 @@ def readme_block(cfg) -> str:
 
 def load_stack(stack: str):
     """The validated config of ``Pulumi.<stack>.yaml``, read as ``pulumi`` would (PULUMI_CONFIG)."""
-    import json
-    import os
-
     from .loader import load
-    from .render import stack_config_env
+    from .render import config_env, stack_config_env
 
     project, config, secrets = stack_config_env(stack)
-    saved = {k: os.environ.get(k) for k in ("PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS")}
-    os.environ["PULUMI_CONFIG"], os.environ["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(config), json.dumps(secrets)
-    try:
+    with config_env(config, secrets):
         return load(project, stack)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def main(argv: list[str]) -> int:

@@ -12,6 +12,7 @@ Secure config values cannot be decrypted without the stack's passphrase: they re
 placeholder, still marked secret.
 """
 
+import contextlib
 import json
 import os
 import runpy
@@ -68,6 +69,21 @@ def available_stacks(root: Path = ROOT) -> list[str]:
     return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
 
 
+@contextlib.contextmanager
+def config_env(config: dict[str, str], secret_keys: list[str]):
+    """The stack's config in the environment the SDK reads it from (as the engine passes it), restored after."""
+    saved = {k: os.environ.get(k) for k in ("PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS")}
+    os.environ["PULUMI_CONFIG"], os.environ["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(config), json.dumps(secret_keys)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def run_program(
     project: str,
     stack: str,
@@ -78,22 +94,13 @@ def run_program(
 ) -> Rendered:
     """Run ``__main__.py`` under mocks with exactly this config; raise what the program raises
     (``mocks.registrations`` then shows what had been registered before it did)."""
-    saved = {k: os.environ.get(k) for k in ("PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS")}
-    os.environ["PULUMI_CONFIG"] = json.dumps(config)
-    os.environ["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(secret_keys)
     mocks = mocks if mocks is not None else RecordingMocks()
-    try:
+    with config_env(config, secret_keys):
         pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=True)
         pulumi.runtime.set_all_config({}, [])
         if str(root) not in sys.path:
             sys.path.insert(0, str(root))
         _sync_await(run_pulumi_func(lambda: runpy.run_path(str(root / "__main__.py"), run_name="__main__")))
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     return Rendered(stack, mocks.registrations)
 
 
