@@ -28,6 +28,7 @@ from .package import labels, selector_labels, type_token
 from .validation import ComponentArgsError, validate_args
 from .gpu_fit import check_serving_fit
 from .vllm_flags import check_extra_args
+from .object_storage import ObjectStorageArgs, check_weights_source, object_storage_access, pod_shape
 from .vllm_pod import API_KEY_SECRET_KEY
 from .wiring import ServerFacts
 from .scheduling import SchedulingContractArgs
@@ -159,10 +160,14 @@ class KnativeVllmServiceArgs(TypedDict):
     """Namespace of every object."""
     engine: VllmEngineArgs
     """vLLM engine options (served name, parallelism, context length, ...)."""
-    model_path: pulumi.Input[str]
-    """Path of the weights inside the cache volume (``ModelCache.model_path``)."""
-    cache_claim_name: pulumi.Input[str]
+    model_path: NotRequired[pulumi.Input[str]]
+    """Path of the weights inside the cache volume (``ModelCache.model_path``); with ``cache_claim_name``,
+    unless the weights are in ``object_storage``."""
+    cache_claim_name: NotRequired[pulumi.Input[str]]
     """PersistentVolumeClaim holding the weights (``ModelCache.claim_name``)."""
+    object_storage: NotRequired[ObjectStorageArgs]
+    """Weights in a bucket instead of a cache volume: every replica streams them with vLLM's Run:ai
+    model streamer (no ModelCache, no wait for a download; credentials and endpoint here)."""
     image: NotRequired[pulumi.Input[str]]
     """vLLM image (default: the pinned, verified one)."""
     resources: NotRequired[ResourcesArgs]
@@ -291,7 +296,8 @@ def check_knative_args(name: str, args: KnativeVllmServiceArgs) -> None:
     if enabled is not None:
         # The flags depend on which pod-spec fields are set, not on their values: a placeholder
         # Secret name builds the same shape before the real Secret exists.
-        pod_spec = knative_pod_spec(serving_pod_inputs(args, "api-key", budget))
+        source = args.get("object_storage")
+        pod_spec = knative_pod_spec(serving_pod_inputs(args, "api-key", budget, pod_shape(source) if source else None))
         missing = sorted(knative_features_needed(pod_spec) - set(enabled))
         if missing:
             raise fail(
@@ -328,6 +334,7 @@ class KnativeVllmService(pulumi.ComponentResource):
         # Checked before registering: bad args register nothing.
         args = validate_args("KnativeVllmService", name, args, KnativeVllmServiceArgs)
         check_extra_args("KnativeVllmService", name, args["engine"])
+        source = check_weights_source("KnativeVllmService", name, args)  # cache volume or object storage
         check_knative_args(name, args)
         super().__init__(type_token("KnativeVllmService"), name, {}, opts)
         ns = args["namespace"]
@@ -345,7 +352,8 @@ class KnativeVllmService(pulumi.ComponentResource):
 
         key_secret, api_key = api_key_secret(name, ns, meta_labels, args.get("api_key"), parent=self)
 
-        pod_spec = knative_pod_spec(serving_pod_inputs(args, key_secret.metadata["name"], budget))
+        streaming = object_storage_access(name, ns, meta_labels, source, parent=self) if source else None
+        pod_spec = knative_pod_spec(serving_pod_inputs(args, key_secret.metadata["name"], budget, streaming))
 
         service = k8s.apiextensions.CustomResource(
             f"{name}-ksvc",

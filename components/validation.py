@@ -343,6 +343,9 @@ PLAIN_BY_DESIGN: dict[str, str] = {
     "VllmService.canary_of": "the name of the model this is a canary of (a component name, plain like every Pulumi name), put on the pods as a label",
     "KnativeVllmService.warmup": _SHAPE,
     "VllmService.scheduling_seconds": _CHECKED,
+    "ObjectStorageArgs.uri": "the weights' bucket and prefix: scheme and bucket name checked at preview; decide the pod's shape (no cache volume)",
+    "ObjectStorageArgs.concurrency": _CHECKED,
+    "ObjectStorageArgs.memory_limit_bytes": _CHECKED,
     "RolloutArgs.max_surge": _CHECKED,
     "RolloutArgs.max_unavailable": _CHECKED,
     # ModelCache

@@ -16,6 +16,7 @@ from typing_extensions import NotRequired
 from . import versions
 from .cold_start import ENGINE_START_SECONDS, UNKNOWN_WEIGHTS_LOAD_SECONDS, ColdStartArgs, cold_start_budget
 from .gpu_fit import DEFAULT_GPU_MEMORY_UTILIZATION
+from .object_storage import ObjectStoragePod
 from .scheduling import SchedulingContractArgs, apply_contract, default_contract
 from .warmup import warmup_startup_probe
 
@@ -164,9 +165,10 @@ def vllm_command() -> list[str]:
     return ["python3", "-m", "vllm.entrypoints.openai.api_server"]
 
 
-def vllm_args(engine: VllmEngineArgs, model_path: pulumi.Input[str]) -> list[pulumi.Input[str]]:
+def vllm_args(engine: VllmEngineArgs, model_path: pulumi.Input[str], loader_args: tuple = ()) -> list[pulumi.Input[str]]:
     """The server's CLI flags, in a stable order (rendered diffs stay small). The model path and
-    served name may be Outputs: each is one list element, which Pulumi resolves in place."""
+    served name may be Outputs: each is one list element, which Pulumi resolves in place.
+    ``loader_args``: how the weights are loaded (object storage: the Run:ai streamer), before extra args."""
     args = [
         "--model", model_path,
         "--served-model-name", engine["served_model_name"],
@@ -189,7 +191,7 @@ def vllm_args(engine: VllmEngineArgs, model_path: pulumi.Input[str]) -> list[pul
         args += ["--enable-lora", "--lora-modules", *[lora_module(a) for a in adapters],
                  "--max-loras", str(engine.get("max_loras", len(adapters))),
                  "--max-lora-rank", str(lora_rank_slot(max(a["rank"] for a in adapters)))]
-    return args + list(engine.get("extra_args", []))
+    return args + list(loader_args) + list(engine.get("extra_args", []))
 
 
 def lora_rank_slot(rank: int) -> int:
@@ -256,9 +258,11 @@ class PodSpecInputs(TypedDict):
     """Everything the builder needs; plain Python apart from Input-valued names."""
 
     engine: VllmEngineArgs
-    model_path: pulumi.Input[str]
-    claim_name: pulumi.Input[str]
+    model_path: NotRequired[pulumi.Input[str]]
+    claim_name: NotRequired[pulumi.Input[str]]
     api_key_secret_name: pulumi.Input[str]
+    #: Weights streamed from a bucket instead of the cache volume (no claim, no wait-for-weights).
+    object_storage: NotRequired[Optional[ObjectStoragePod]]
     image: NotRequired[str]
     resources: NotRequired[ResourcesArgs]
     scheduling: NotRequired[Optional[SchedulingContractArgs]]
@@ -272,13 +276,16 @@ class PodSpecInputs(TypedDict):
 API_KEY_SECRET_KEY = "api-key"
 
 
-def serving_pod_inputs(args: dict, api_key_secret_name: pulumi.Input[str], startup_budget: Optional[int]) -> PodSpecInputs:
+def serving_pod_inputs(args: dict, api_key_secret_name: pulumi.Input[str], startup_budget: Optional[int],
+                       object_storage: Optional[ObjectStoragePod] = None) -> PodSpecInputs:
     """The builder's inputs from a serving component's args (VllmService and KnativeVllmService
-    share these field names), so both serve a model from the very same pod."""
+    share these field names), so both serve a model from the very same pod. ``object_storage``: the
+    component's streamer access (``object_storage.object_storage_access``) when the weights are in a bucket."""
     return {
         "engine": args["engine"],
-        "model_path": args["model_path"],
-        "claim_name": args["cache_claim_name"],
+        "model_path": object_storage["uri"] if object_storage else args["model_path"],
+        "claim_name": None if object_storage else args["cache_claim_name"],
+        "object_storage": object_storage,
         "api_key_secret_name": api_key_secret_name,
         "image": args.get("image"),
         "resources": args.get("resources"),
@@ -297,15 +304,16 @@ def vllm_container(p: PodSpecInputs) -> dict:
     res = p.get("resources") or {}
     gpus = str(gpus_per_replica(engine))
     memory = res.get("memory", "32Gi")
+    source = p.get("object_storage")
     env = offline_env() + [
         {"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": p["api_key_secret_name"], "key": API_KEY_SECRET_KEY}}}
-    ] + [{"name": k, "value": v} for k, v in sorted((p.get("extra_env") or {}).items())]
+    ] + (source["env"] if source else []) + [{"name": k, "value": v} for k, v in sorted((p.get("extra_env") or {}).items())]
     return {
         "name": "vllm",
         "image": p.get("image") or versions.VLLM_IMAGE,
         "imagePullPolicy": "IfNotPresent",
         "command": vllm_command(),
-        "args": vllm_args(engine, p["model_path"]),
+        "args": vllm_args(engine, p["model_path"], tuple(source["loader_args"]) if source else ()),
         "env": env,
         "ports": [{"name": PORT_NAME, "containerPort": HTTP_PORT, "protocol": "TCP"}],
         "resources": {
@@ -315,7 +323,7 @@ def vllm_container(p: PodSpecInputs) -> dict:
         **probes(p.get("startup_budget_seconds") or STARTUP_UNKNOWN_SIZE_SECONDS,
                  engine["served_model_name"] if p.get("warmup") else None),
         "volumeMounts": [
-            {"name": "model-cache", "mountPath": CACHE_MOUNT_PATH, "readOnly": True},
+            *([] if source else [{"name": "model-cache", "mountPath": CACHE_MOUNT_PATH, "readOnly": True}]),
             {"name": "dshm", "mountPath": "/dev/shm"},
             {"name": "tmp", "mountPath": "/tmp"},
         ],
@@ -361,11 +369,13 @@ DEPLOYMENT_DRAIN_LIFECYCLE = {"preStop": {"exec": {"command": ["sleep", "10"]}}}
 def vllm_pod_spec(p: PodSpecInputs) -> dict:
     """The pod spec (without metadata) for one vLLM server replica."""
     engine = p["engine"]
+    source = p.get("object_storage")  # weights streamed from a bucket: no cache volume to wait for or mount
     spec = {
-        "initContainers": [cache_ready_init_container(p["model_path"], [a["path"] for a in engine.get("lora_adapters") or []])],
+        **({} if source else {"initContainers": [
+            cache_ready_init_container(p["model_path"], [a["path"] for a in engine.get("lora_adapters") or []])]}),
         "containers": [{**vllm_container(p), "lifecycle": DEPLOYMENT_DRAIN_LIFECYCLE}],
         "volumes": [
-            {"name": "model-cache", "persistentVolumeClaim": {"claimName": p["claim_name"], "readOnly": True}},
+            *([] if source else [{"name": "model-cache", "persistentVolumeClaim": {"claimName": p["claim_name"], "readOnly": True}}]),
             {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": p.get("shm_size") or default_shm_size(engine)}},
             {"name": "tmp", "emptyDir": {"sizeLimit": "20Gi"}},
         ],
@@ -374,6 +384,8 @@ def vllm_pod_spec(p: PodSpecInputs) -> dict:
         "terminationGracePeriodSeconds": p.get("termination_grace_period_seconds", 120),
         "enableServiceLinks": False,
         "automountServiceAccountToken": False,
+        # Workload identity for the bucket (IRSA / GKE): the ServiceAccount carrying it.
+        **({"serviceAccountName": source["service_account_name"]} if source and source.get("service_account_name") is not None else {}),
     }
     return apply_contract(spec, p.get("scheduling"))
 

@@ -12,6 +12,7 @@ from .package import CANARY_VARIANT, VARIANT_OF_POD_LABEL, VARIANT_POD_LABEL, la
 from .validation import validate_args
 from .gpu_fit import check_serving_fit
 from .vllm_flags import check_extra_args
+from .object_storage import ObjectStorageArgs, check_weights_source, object_storage_access
 from .vllm_pod import API_KEY_SECRET_KEY
 from .wiring import ServerFacts, register_server
 from .scheduling import SchedulingContractArgs
@@ -56,10 +57,14 @@ class VllmServiceArgs(TypedDict):
     """Namespace of every object."""
     engine: VllmEngineArgs
     """vLLM engine options (served name, parallelism, context length, ...)."""
-    model_path: pulumi.Input[str]
-    """Path of the weights inside the cache volume (``ModelCache.model_path``)."""
-    cache_claim_name: pulumi.Input[str]
+    model_path: NotRequired[pulumi.Input[str]]
+    """Path of the weights inside the cache volume (``ModelCache.model_path``); with ``cache_claim_name``,
+    unless the weights are in ``object_storage``."""
+    cache_claim_name: NotRequired[pulumi.Input[str]]
     """PersistentVolumeClaim holding the weights (``ModelCache.claim_name``)."""
+    object_storage: NotRequired[ObjectStorageArgs]
+    """Weights in a bucket instead of a cache volume: every replica streams them with vLLM's Run:ai
+    model streamer (no ModelCache, no wait for a download; credentials and endpoint here)."""
     replicas: NotRequired[int]
     """Replicas (default 1). Ignored when ``autoscaled``."""
     autoscaled: NotRequired[bool]
@@ -134,6 +139,7 @@ class VllmService(pulumi.ComponentResource):
         # Checked before registering: bad args register nothing.
         args = validate_args("VllmService", name, args, VllmServiceArgs)
         check_extra_args("VllmService", name, args["engine"])
+        source = check_weights_source("VllmService", name, args)  # cache volume or object storage
         check_serving_fit("VllmService", name, args)
         super().__init__(type_token("VllmService"), name, {}, opts)
         ns = args["namespace"]
@@ -144,7 +150,8 @@ class VllmService(pulumi.ComponentResource):
 
         key_secret, api_key = api_key_secret(name, ns, meta_labels, args.get("api_key"), parent=self)
 
-        pod_spec = vllm_pod_spec(serving_pod_inputs(args, key_secret.metadata["name"], args.get("startup_budget_seconds")))
+        streaming = object_storage_access(name, ns, meta_labels, source, parent=self) if source else None
+        pod_spec = vllm_pod_spec(serving_pod_inputs(args, key_secret.metadata["name"], args.get("startup_budget_seconds"), streaming))
         # Spread replicas over GPU nodes, but never leave a pod pending for it (GPUs are scarce).
         pod_spec["topologySpreadConstraints"] = [
             {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": sel}}
