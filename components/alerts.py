@@ -89,6 +89,8 @@ class MonitoredModelArgs(TypedDict):
     which get no ``VllmModelDown`` alert)."""
     download_job_name: NotRequired[pulumi.Input[str]]
     """Name of the model's weight download Job (``ModelCache.job_name``), watched by ``ModelDownloadFailed``."""
+    download_job_names: NotRequired[list[pulumi.Input[str]]]
+    """Every further download Job of the model (a canary's own ``ModelCache``), each watched like ``download_job_name``."""
 
 
 def _q(value: str) -> str:
@@ -125,6 +127,12 @@ def thresholds_with_defaults(thresholds: Optional[AlertThresholdsArgs]) -> Alert
         if not 0 < merged[key] <= 1:
             raise ValueError(f"thresholds.{key} is {merged[key]}; it is a fraction between 0 and 1")
     return merged
+
+
+def download_jobs(model: MonitoredModelArgs) -> list[str]:
+    """Every download Job of a model (its own and, say, its canary's), once each."""
+    jobs = [model.get("download_job_name"), *(model.get("download_job_names") or [])]
+    return list(dict.fromkeys(j for j in jobs if j))
 
 
 def vllm_rules(models: list[MonitoredModelArgs], thresholds: Optional[AlertThresholdsArgs] = None) -> list[dict]:
@@ -243,10 +251,8 @@ def vllm_rules(models: list[MonitoredModelArgs], thresholds: Optional[AlertThres
         "{{ $labels.namespace }}/{{ $labels.pod }} restarts repeatedly",
         "Container {{ $labels.container }} restarted {{ $value | humanize }} times in the last hour.",
     ))
-    for model in models:
-        if not model.get("download_job_name"):
-            continue
-        sel = f"namespace={_q(model['namespace'])}, job_name={_q(model['download_job_name'])}"
+    for model, job in ((x, j) for x in models for j in download_jobs(x)):
+        sel = f"namespace={_q(model['namespace'])}, job_name={_q(job)}"
         rules.append(_rule(
             "ModelDownloadFailed",
             f"max by (namespace, job_name) ({m.KSM_JOB_FAILED}{{{sel}, condition=\"true\"}}) == 1",

@@ -123,7 +123,7 @@ def build(cfg: StackConfig) -> dict:
     # --- end teams ---
 
     models = {}
-    caches = {}  # the download Job each model's alerts watch
+    caches: dict = {}  # every download Job of each model (its own, its canary's): the alerts watch each
     scaled: list = []  # autoscaling
     scaled_servers: list = []  # autoscaling
     for m in cfg.models:
@@ -142,7 +142,7 @@ def build(cfg: StackConfig) -> dict:
             **({"adapters": [{"model": a.model, "revision": a.revision} for a in m.lora_adapters]} if m.lora_adapters else {}),
         }
         cache = ModelCache(m.name, cache_args, opts=in_ns)
-        caches[m.name] = cache
+        caches[m.name] = [cache]
         # --- knative: scale-to-zero models run the same vLLM pod as a Knative Service ---
         if m.serving == "knative":
             k = m.knative_scaling
@@ -224,6 +224,7 @@ def build(cfg: StackConfig) -> dict:
                     {**cache_args, "revision": cv.revision},
                     opts=in_ns,
                 )
+                caches[m.name].append(canary_cache)
             canary_server = VllmService(
                 canary_name,
                 {
@@ -326,7 +327,8 @@ def build(cfg: StackConfig) -> dict:
                     "served_model_name": m.served_name,
                     "always_on": not (m.autoscaling is not None and m.autoscaling.min_replicas == 0)
                     and not (m.serving == "knative" and m.knative_scaling.min_scale == 0),  # knative
-                    "download_job_name": caches[m.name].job_name,
+                    "download_job_name": caches[m.name][0].job_name,
+                    "download_job_names": [c.job_name for c in caches[m.name][1:]],  # a canary's own cache
                     **({"ttft_p95_seconds": m.slo_ttft_p95_seconds} if m.slo_ttft_p95_seconds else {}),
                 }
                 for m in cfg.models

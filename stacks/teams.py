@@ -2,6 +2,7 @@
 API key and network boundary (``llmstack_k8s.team.Team``)."""
 
 import difflib
+from dataclasses import replace
 from typing import Optional
 
 from pydantic import Field
@@ -70,6 +71,18 @@ def footprint(m) -> Footprint:
     )
 
 
+def footprints(m) -> list[Footprint]:
+    """What a model runs in its namespace at its most: the model, and its canary (``<name>-canary``:
+    its replicas plus the rollout surge, the model's per-pod requests, and its own cache volume when
+    it serves another revision; the same revision shares the model's volume)."""
+    out = [footprint(m)]
+    cv = m.canary_variant
+    if cv is not None:
+        out.append(replace(footprint(cv), name=f"{m.name}-canary",
+                           storage_gib=size_gib(cv.cache.size) if cv.revision != m.revision else 0.0))
+    return out
+
+
 def check_teams(cfg) -> None:
     """Every team's models exist and belong to one team only, and fit the team's quota at their most."""
     names = [m.name for m in cfg.models]
@@ -87,11 +100,11 @@ def check_teams(cfg) -> None:
                 raise ConfigProblem(f"{where}.models[{j}]", f"{name!r} is already a model of {owner[name]}; a model is served in one namespace")
             owner[name] = where
         models = [m for m in cfg.models if m.name in t.models]
-        problems = quota_problems(t.quota.figures(), [footprint(m) for m in models])
+        problems = quota_problems(t.quota.figures(), [f for m in models for f in footprints(m)])  # canaries count
         if problems:
             raise ConfigProblem(
                 f"{where}.quota",
-                "the team's models cannot fit its quota at their autoscaling maximum plus the rollout surge, so "
+                "the team's models (and their canaries) cannot fit its quota at their autoscaling maximum plus the rollout surge, so "
                 "a scale-up or rollout would leave pods pending: " + "; ".join(problems)
                 + "; raise the quota or lower maxReplicas / maxSurge / the models' resources",
             )
