@@ -27,6 +27,8 @@ from .awaits import SCHEDULING_SECONDS, WAIT_FOR_ANNOTATION, knative_await_secon
 from .package import labels, selector_labels, type_token
 from .validation import ComponentArgsError, validate_args
 from .gpu_fit import check_serving_fit
+from . import knative_canary as kc
+from .knative_canary import KnativeCanaryArgs
 from .vllm_flags import check_extra_args
 from .object_storage import ObjectStorageArgs, check_weights_source, object_storage_access, pod_shape
 from .vllm_pod import API_KEY_SECRET_KEY
@@ -207,6 +209,10 @@ class KnativeVllmServiceArgs(TypedDict):
     """Reachable only inside the cluster (default true); false publishes it on Knative's external domain."""
     pod_annotations: NotRequired[dict[str, pulumi.Input[str]]]
     """Further annotations on the revision's pods."""
+    canary: NotRequired[KnativeCanaryArgs]
+    """A canary: a second revision of this Knative Service (other weights, image or engine args)
+    taking ``canary.weight`` percent of the requests through Knative's traffic split. The stable
+    revision must exist already (deployed by an earlier ``pulumi up``): see ``knative_canary``."""
 
 
 def scaling_problems(
@@ -308,6 +314,38 @@ def check_knative_args(name: str, args: KnativeVllmServiceArgs) -> None:
     check_serving_fit("KnativeVllmService", name, args)
 
 
+def check_canary_args(name: str, args: KnativeVllmServiceArgs) -> Optional[dict]:
+    """The canary's args (the model's, with the canary's engine, image and weights path), checked like
+    the model's; None without a canary. Also refuses a name too long for a named revision."""
+    def fail(path: str, problem: str) -> ComponentArgsError:
+        return ComponentArgsError("KnativeVllmService", name, path, problem)
+
+    if len(name) > kc.MAX_SERVICE_NAME:  # every template is named <name>-<digest>, a DNS label of 63 at most
+        raise fail("", f"name {name!r} is longer than {kc.MAX_SERVICE_NAME} characters: its revision names "
+                       f"(<name>-<{kc.DIGEST_CHARS} hex digits>) would exceed Knative's 63")
+    canary = args.get("canary")
+    if canary is None:
+        return None
+    if not 1 <= canary["weight"] <= 99:
+        raise fail("canary.weight", f"{canary['weight']} is not a percent between 1 and 99")
+    overrides = {k: canary[k] for k in ("engine", "image", "model_path") if k in canary}
+    if not overrides:
+        raise fail("canary", "differs from the model in nothing: give its engine, image or model_path")
+    if "engine" in overrides:
+        served, own = args["engine"]["served_model_name"], overrides["engine"]["served_model_name"]
+        if not isinstance(served, pulumi.Output) and not isinstance(own, pulumi.Output) and own != served:
+            raise fail("canary.engine.served_model_name", f"{own!r} differs from the model's {served!r}: "
+                       "both variants answer the same name (clients cannot tell them apart)")
+        try:
+            check_extra_args("KnativeVllmService", name, overrides["engine"])
+        except ComponentArgsError as e:
+            raise fail(f"canary.{e.path}", e.problem) from None
+    canary_args = {**args, **overrides}
+    del canary_args["canary"]
+    check_serving_fit("KnativeVllmService", name, canary_args)
+    return canary_args
+
+
 class KnativeVllmService(pulumi.ComponentResource):
     """A vLLM server as a Knative Service (scale to zero), with its API-key Secret and NetworkPolicy."""
 
@@ -329,6 +367,12 @@ class KnativeVllmService(pulumi.ComponentResource):
     """Name of the Secret holding the API key (for clients' ``secretKeyRef``)."""
     api_key_secret_key: pulumi.Output[str]
     """Key of the API key inside that Secret."""
+    revision_name: pulumi.Output[str]
+    """Knative revision of the model's settings (``<service>-<digest>``): the stable revision under a canary."""
+    canary_revision_name: pulumi.Output[Optional[str]]
+    """Knative revision of the canary, when there is one (the PodMonitor labels its series ``variant="canary"``)."""
+    canary_url: pulumi.Output[Optional[str]]
+    """In-cluster URL that reaches the canary revision only (its traffic tag), when there is one."""
 
     def __init__(self, name: str, args: KnativeVllmServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         # Checked before registering: bad args register nothing.
@@ -336,6 +380,7 @@ class KnativeVllmService(pulumi.ComponentResource):
         check_extra_args("KnativeVllmService", name, args["engine"])
         source = check_weights_source("KnativeVllmService", name, args)  # cache volume or object storage
         check_knative_args(name, args)
+        canary_args = check_canary_args(name, args)
         super().__init__(type_token("KnativeVllmService"), name, {}, opts)
         ns = args["namespace"]
         engine = args["engine"]
@@ -353,7 +398,34 @@ class KnativeVllmService(pulumi.ComponentResource):
         key_secret, api_key = api_key_secret(name, ns, meta_labels, args.get("api_key"), parent=self)
 
         streaming = object_storage_access(name, ns, meta_labels, source, parent=self) if source else None
-        pod_spec = knative_pod_spec(serving_pod_inputs(args, key_secret.metadata["name"], budget, streaming))
+
+        def pod_for(a: dict) -> dict:
+            return knative_pod_spec(serving_pod_inputs(a, key_secret.metadata["name"], budget, streaming))
+
+        def template(a: dict) -> pulumi.Output[dict]:
+            """A revision template, named for its content (``knative_canary.revision_name``)."""
+            return kc.named_template(name, {
+                "metadata": {"labels": meta_labels, "annotations": annotations},
+                "spec": {
+                    **pod_for(a),
+                    # 0: no hard per-pod limit; vLLM batches and queues itself.
+                    "containerConcurrency": (args.get("scaling") or {}).get("container_concurrency", 0),
+                    "timeoutSeconds": timeout,
+                },
+            })
+
+        stable_template = template(args)
+        service_spec: dict = {"template": stable_template}
+        canary_template = None
+        if canary_args is not None:
+            # One template per Service: the canary's is the new revision; the stable one already exists.
+            canary_template = template(canary_args)
+            weight = args["canary"]["weight"]
+            service_spec = {
+                "template": canary_template,
+                "traffic": pulumi.Output.all(stable_template, canary_template).apply(
+                    lambda ts: kc.traffic(ts[0]["metadata"]["name"], ts[1]["metadata"]["name"], weight)),
+            }
 
         service = k8s.apiextensions.CustomResource(
             f"{name}-ksvc",
@@ -370,17 +442,7 @@ class KnativeVllmService(pulumi.ComponentResource):
                 # with initial scale 1) or Knative has failed it at its progress deadline.
                 "annotations": {WAIT_FOR_ANNOTATION: "condition=Ready", **timeout_annotation(knative_await_seconds(progress_deadline))},
             },
-            spec={
-                "template": {
-                    "metadata": {"labels": meta_labels, "annotations": annotations},
-                    "spec": {
-                        **pod_spec,
-                        # 0: no hard per-pod limit; vLLM batches and queues itself.
-                        "containerConcurrency": (args.get("scaling") or {}).get("container_concurrency", 0),
-                        "timeoutSeconds": timeout,
-                    },
-                },
-            },
+            spec=service_spec,
             opts=child,
         )
 
@@ -411,6 +473,11 @@ class KnativeVllmService(pulumi.ComponentResource):
         )
 
         self.service_name = service.metadata["name"]
+        self.revision_name = stable_template.apply(lambda t: t["metadata"]["name"])
+        self.canary_revision_name = (canary_template.apply(lambda t: t["metadata"]["name"]) if canary_template is not None
+                                     else pulumi.Output.from_input(None))
+        self.canary_url = (kc.tagged_url(kc.CANARY_TAG, service.metadata["name"], ns) if canary_template is not None
+                           else pulumi.Output.from_input(None))
         # Plain facts (known at preview, not outputs) for the wiring helpers.
         self.facts = ServerFacts.of("KnativeVllmService", name, args)
         self.url = pulumi.Output.concat("http://", service.metadata["name"], ".", ns, ".svc.cluster.local")
@@ -424,6 +491,9 @@ class KnativeVllmService(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "service_name": self.service_name,
+                "revision_name": self.revision_name,
+                "canary_revision_name": self.canary_revision_name,
+                "canary_url": self.canary_url,
                 "url": self.url,
                 "endpoint": self.endpoint,
                 "served_model_name": self.served_model_name,

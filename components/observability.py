@@ -26,7 +26,8 @@ from typing_extensions import NotRequired
 from . import metrics
 from .alerts import MODEL_LABEL, VARIANT_LABEL, VLLM_JOB, AlertThresholdsArgs, MonitoredModelArgs, rule_groups, thresholds_with_defaults
 from .helm import pinned_release
-from .package import MANAGED_BY, STABLE_VARIANT, VARIANT_OF_POD_LABEL, VARIANT_POD_LABEL, type_token
+from .knative_canary import REVISION_POD_LABEL
+from .package import CANARY_VARIANT, MANAGED_BY, STABLE_VARIANT, VARIANT_OF_POD_LABEL, VARIANT_POD_LABEL, type_token
 from .validation import args_error, validate_args
 from .scheduling import SchedulingContractArgs, default_contract
 from .versions import DCGM_EXPORTER, KUBE_PROMETHEUS_STACK, Chart
@@ -59,6 +60,19 @@ _PLACEHOLDER = re.compile(r"\{\{metric:([A-Z0-9_]+)\}\}")
 def _pod_label_meta(key: str) -> str:
     """Prometheus' discovery label of a pod label (every character outside [a-zA-Z0-9_] becomes ``_``)."""
     return "__meta_kubernetes_pod_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", key)
+
+def knative_canary_relabeling(revisions: list) -> list[dict]:
+    """``variant="canary"`` on the series of pods of these Knative revisions (names are DNS labels:
+    no regex metacharacters)."""
+    if not revisions:
+        return []
+    return [{
+        "sourceLabels": [_pod_label_meta(REVISION_POD_LABEL)],
+        "regex": pulumi.Output.all(*revisions).apply(lambda names: "|".join(sorted(set(names)))),
+        "targetLabel": VARIANT_LABEL,
+        "replacement": CANARY_VARIANT,
+    }]
+
 
 class PrometheusArgs(TypedDict):
     """Prometheus server sizing (kube-prometheus-stack only)."""
@@ -119,6 +133,10 @@ class ObservabilityArgs(TypedDict):
     """The served models: scraped, alerted on (per-model SLO) and shown on the dashboards."""
     serving_namespaces: list[pulumi.Input[str]]
     """Namespaces of the vLLM pods (the PodMonitor's namespace selector)."""
+    knative_canary_revisions: NotRequired[list[pulumi.Input[str]]]
+    """Knative revisions that are canaries (``KnativeVllmService.canary_revision_name``): their pods' series
+    get ``variant="canary"``. Read from the revision's name, not from a pod label: the revision is
+    reused as it is when the canary is promoted, and its series then say ``stable``."""
     namespace: NotRequired[str]
     """Namespace of Prometheus, Grafana, the exporter, monitors, rules and dashboards (default
     ``monitoring``). Plain, not an Input: the Prometheus and Grafana addresses are composed from it at preview."""
@@ -354,6 +372,7 @@ class Observability(pulumi.ComponentResource):
                                 "regex": "(.+)",
                                 "targetLabel": VARIANT_LABEL,
                             },
+                            *knative_canary_relabeling(args.get("knative_canary_revisions") or []),
                         ],
                     }
                     # Deployments name the port "http"; Knative renames the user container's port.

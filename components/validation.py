@@ -360,6 +360,7 @@ PLAIN_BY_DESIGN: dict[str, str] = {
     "ModelRoute.kind": _SHAPE,
     "ModelRoute.request_timeout_seconds": _CHECKED,
     "CanaryBackendArgs.weight": _CHECKED,
+    "KnativeCanaryArgs.weight": _CHECKED,
     "IngressArgs.max_body_size": "an nginx size checked at preview",
     # Observability
     "MonitoredModelArgs.name": "names the model's alert rules and dashboard panels",

@@ -51,6 +51,18 @@ def engine_args(m: ModelConfig, cache=None) -> dict:
     return engine
 
 
+def knative_canary_args(m: ModelConfig, cache) -> dict:
+    """The canary of a Knative model (KnativeVllmService's ``canary``): its engine args and image, and
+    its weights' directory in the model's cache when they are another revision (the last download)."""
+    cv = m.canary_variant
+    return {
+        "weight": m.canary.weight,
+        "engine": engine_args(cv, cache),
+        **({"image": cv.image} if cv.image else {}),
+        **({"model_path": cache.adapter_paths.apply(lambda ps: ps[-1])} if cv.revision != m.revision else {}),
+    }
+
+
 def weights_arg(m: ModelConfig) -> dict:
     """The serving component's ``weights_gib``: the size the stack's fit check used, so the
     component's own fit check measures the same model."""
@@ -123,6 +135,7 @@ def build(cfg: StackConfig) -> dict:
     # --- end teams ---
 
     models = {}
+    knative_canaries: list = []  # canary revisions of Knative models (the PodMonitor labels them)
     caches: dict = {}  # every download Job of each model (its own, its canary's): the alerts watch each
     scaled: list = []  # autoscaling
     scaled_servers: list = []  # autoscaling
@@ -141,6 +154,11 @@ def build(cfg: StackConfig) -> dict:
             **({"hf_token": pulumi.Output.secret(cfg.huggingface_token)} if m.gated or any(a.gated for a in m.lora_adapters) else {}),
             **({"adapters": [{"model": a.model, "revision": a.revision} for a in m.lora_adapters]} if m.lora_adapters else {}),
         }
+        knative_canary = m.serving == "knative" and m.canary_variant is not None
+        if knative_canary and m.canary_variant.revision != m.revision:
+            # A Knative canary's other weights go into the model's own volume beside its revision (one
+            # directory each): its revision then equals what the promoted model renders (knative_canary).
+            cache_args["adapters"] = [*cache_args.get("adapters", []), {"model": m.model, "revision": m.canary_variant.revision}]
         cache = ModelCache(m.name, cache_args, opts=in_ns)
         caches[m.name] = [cache]
         # --- knative: scale-to-zero models run the same vLLM pod as a Knative Service ---
@@ -172,6 +190,7 @@ def build(cfg: StackConfig) -> dict:
                     "network": {"monitoring_namespaces": list(cfg.network.monitoring_namespaces)},
                     **({"image": m.image} if m.image else {}),
                     **({"shm_size": m.shm_size} if m.shm_size else {}),
+                    **({"canary": knative_canary_args(m, cache)} if knative_canary else {}),
                 },
                 opts=pulumi.ResourceOptions(
                     provider=provider,
@@ -179,6 +198,10 @@ def build(cfg: StackConfig) -> dict:
                 ),
             )
             models[m.name] = {"endpoint": kserver.endpoint, "servedModelName": kserver.served_model_name}
+            if knative_canary:  # Knative splits the model's URL; the canary's tagged URL reaches it alone
+                models[m.name]["canary"] = {"url": kserver.canary_url, "weight": m.canary.weight,
+                                            "revision": kserver.canary_revision_name, "stableRevision": kserver.revision_name}
+                knative_canaries.append(kserver.canary_revision_name)
             continue
         # --- end knative ---
         server_args = {
@@ -334,6 +357,7 @@ def build(cfg: StackConfig) -> dict:
                 for m in cfg.models
             ],
             "serving_namespaces": [cfg.namespace, *(t.effective_namespace for t in cfg.teams)],
+            **({"knative_canary_revisions": knative_canaries} if knative_canaries else {}),
             # The stack keeps the names its clusters already have (the component derives them from its name).
             "names": {"pod_monitor": "vllm", "prometheus_rule": "llmstack-alerts",
                       "dashboard_prefix": "llmstack-dashboard", "grafana_admin_secret": "grafana-admin"},

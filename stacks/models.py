@@ -292,9 +292,7 @@ class ModelConfig(_Model):
         if c is None:
             return
         if self.serving == ServingMode.KNATIVE:
-            raise ConfigProblem("canary", (
-                "is not supported with serving: knative: the stack runs one Knative Service per model and a traffic "
-                "split needs two named revisions of it; use serving: deployment for a canary, or roll the new version out directly"))
+            self._check_knative_canary()
         if all(getattr(c, k) is None or getattr(c, k) == getattr(self, k) for k in ("revision", "image", "extra_args")):
             raise ConfigProblem("canary", "differs from the model in nothing: set canary.revision, canary.image or canary.extraArgs")
         if c.image and image_problem(c.image):
@@ -304,6 +302,20 @@ class ModelConfig(_Model):
                 check_engine(self.model_copy(update={"extra_args": list(c.extra_args)}))
             except ValueError as e:
                 raise ConfigProblem("canary.extraArgs", str(e)) from None
+
+    def _check_knative_canary(self) -> None:
+        """A Knative canary is a second revision of the model's Knative Service (knative_canary)."""
+        c = self.canary
+        if "replicas" in c.model_fields_set:
+            raise ConfigProblem("canary.replicas", (
+                "applies to serving: deployment; a Knative canary is a revision of the model's Knative Service and "
+                "scales like it (knative.minScale/maxScale/initialScale); remove canary.replicas"))
+        weights = self.weights_estimate
+        if c.revision not in (None, self.revision) and weights is not None and size_gib(self.cache.size) < 2 * weights[0]:
+            raise ConfigProblem("cache.size", (
+                f"{self.cache.size} cannot hold two revisions of the weights ({weights[1]}, each): a Knative canary of "
+                "another revision downloads it beside the model's into the same volume (so that promoting it reuses the "
+                f"canary's revision); give at least {2 * weights[0]:.0f}Gi"))
 
     @property
     def canary_variant(self) -> Optional["ModelConfig"]:
@@ -322,7 +334,8 @@ class ModelConfig(_Model):
         """Pods the model runs at its lowest (what must fit the GPU pool at all times)."""
         if self.serving == ServingMode.KNATIVE:
             k = self.knative_scaling
-            return max(k.min_scale, k.initial_scale)
+            # a canary is a second revision, scaled by the same settings (its initial pods included)
+            return max(k.min_scale, k.initial_scale) * (2 if self.canary is not None else 1)
         stable = self.autoscaling.min_replicas if self.autoscaling is not None else self.replicas
         return stable + (self.canary.replicas if self.canary is not None else 0)  # the canary's GPUs count too
 

@@ -118,8 +118,9 @@ def _stack(**canary_model) -> dict:
     ({**_stack(canary={"weight": 10, "revision": OTHER_REVISION}), "gateway": None}, "canary: needs the model exposed"),
     ({**_stack(canary={"weight": 10, "revision": OTHER_REVISION}),
       "gateway": {"kind": "ingress", "hostname": "llm.example.com"}}, "canary: needs the model exposed"),
-    ({**BASE, "gpuPool": H100_POOL, "models": [model("kn", serving="knative", canary={"weight": 10, "revision": OTHER_REVISION})]},
-     "canary: is not supported with serving: knative"),
+    # Knative canaries (tests/test_knative_canary.py): a revision of the model's Service, scaled like it
+    ({**BASE, "gpuPool": H100_POOL, "models": [model("kn", serving="knative", canary={"weight": 10, "replicas": 2, "revision": OTHER_REVISION})]},
+     "canary.replicas: applies to serving: deployment"),
 ])
 def test_bad_canaries_are_refused(config, expected):
     if config.get("gateway", "") is None:
