@@ -181,9 +181,12 @@ def fit_problems(
     pipeline_parallel_size: int = 1,
     gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
     weights_gib: Optional[float] = None,
+    multi_node: bool = False,
 ) -> list[FitProblem]:
     """Every rule a replica breaks on a pod's share of the pool, in the order to fix them.
-    The KV-cache rule runs only where the weights and the pool's GPU memory are both known."""
+    The KV-cache rule runs only where the weights and the pool's GPU memory are both known.
+    ``multi_node``: the replica is a group of whole nodes (MultiNodeVllmService), so more GPUs than
+    one node holds is its point; the node rules are ``multi_node_problems``'."""
     out: list[FitProblem] = []
     tp, pp = tensor_parallel_size, pipeline_parallel_size
     gpus = tp * pp
@@ -199,7 +202,9 @@ def fit_problems(
             "or on one GPU",
             gpus,
         ))
-    if gpu and gpus > int(gpu["per_node"]):
+    if gpu and multi_node and not shared:
+        out += multi_node_problems(int(gpu["per_node"]), tp, pp, gpu["product"])
+    elif gpu and gpus > int(gpu["per_node"]):
         out.append(FitProblem(
             "gpus_per_node", parallel_arg,
             f"a replica needs {gpus} GPUs (tensor_parallel_size {tp} x pipeline_parallel_size {pp}) but a node of the "
@@ -243,6 +248,32 @@ def fit_problems(
     return out
 
 
+def multi_node_problems(per_node: int, tp: int, pp: int, product: str = "GPU") -> list[FitProblem]:
+    """How a replica spread over whole nodes breaks the node boundary: tensor parallelism stays
+    within a node (its all-reduce runs every layer, too often for the network between nodes), the
+    replica takes whole nodes, and a node holds whole tensor-parallel groups (vLLM numbers ranks
+    tensor-innermost, so a group that does not divide the node would straddle two)."""
+    gpus = tp * pp
+    if tp > per_node:
+        return [FitProblem(
+            "tensor_across_nodes", "engine.tensor_parallel_size",
+            f"tensor_parallel_size {tp} is above the {per_node} GPUs of a node ({product}): tensor parallelism "
+            f"all-reduces every layer and must stay within a node; use tensor_parallel_size {per_node} (or less) and "
+            "spread the replica across nodes with pipeline_parallel_size",
+            gpus,
+        )]
+    if gpus % per_node or per_node % tp:
+        return [FitProblem(
+            "partial_node", "engine.pipeline_parallel_size",
+            f"{gpus} GPUs per replica (tensor_parallel_size {tp} x pipeline_parallel_size {pp}) do not fill whole "
+            f"nodes of {per_node} GPUs ({product}) in whole tensor-parallel groups: a replica across nodes takes "
+            f"every GPU of each node it uses; make tensor x pipeline parallel size a multiple of {per_node} with "
+            f"tensor_parallel_size dividing {per_node}",
+            gpus,
+        )]
+    return []
+
+
 def capacity_problems(capacity: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(key, problem) for capacity facts that contradict each other (a capacity written by hand
     rather than taken from ``GpuNodePool.capacity``)."""
@@ -264,7 +295,7 @@ def capacity_problems(capacity: Mapping[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
-def check_serving_fit(component: str, name: str, args: Mapping[str, Any]) -> None:
+def check_serving_fit(component: str, name: str, args: Mapping[str, Any], multi_node: bool = False) -> None:
     """A serving component's fit check on its validated args: the engine against the capacity the
     scheduling contract carries (``scheduling.gpu_capacity``) and ``weights_gib``. Raises
     ``ComponentArgsError`` for the first rule broken; no capacity, nothing to check."""
@@ -291,6 +322,7 @@ def check_serving_fit(component: str, name: str, args: Mapping[str, Any]) -> Non
         pipeline_parallel_size=engine.get("pipeline_parallel_size", 1),
         gpu_memory_utilization=engine.get("gpu_memory_utilization", DEFAULT_GPU_MEMORY_UTILIZATION),
         weights_gib=args.get("weights_gib"),
+        multi_node=multi_node,
     )
     if problems:
         raise ComponentArgsError(component, name, problems[0].arg, problems[0].message)

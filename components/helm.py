@@ -28,9 +28,10 @@ def pinned_release(
         resource_name,
         name=release_name,
         namespace=namespace,
-        chart=chart.chart,
+        # An OCI registry is no chart repository: Helm takes the chart's full oci:// reference instead.
+        chart=f"{chart.repo}/{chart.chart}" if chart.repo.startswith("oci://") else chart.chart,
         version=chart.version,
-        repository_opts={"repo": chart.repo},
+        **({} if chart.repo.startswith("oci://") else {"repository_opts": {"repo": chart.repo}}),
         **({"values": values} if values is not None else {}),
         **release_options,
         opts=opts,

@@ -31,6 +31,10 @@ KEDA = Chart("https://kedacore.github.io/charts", "keda", "2.20.2")
 KEDA_HTTP_ADDON = Chart("https://kedacore.github.io/charts", "keda-add-ons-http", "0.15.0")
 KNATIVE_OPERATOR = Chart("https://knative.github.io/operator", "knative-operator", "v1.23.0")
 KNATIVE_SERVING_VERSION = "1.23.0"
+#: LeaderWorkerSet controller (kubernetes-sigs/lws): runs a model replica across several nodes
+#: (MultiNodeVllmService). Published only as an OCI chart (its installation docs: ``helm install lws
+#: oci://registry.k8s.io/lws/charts/lws --version=0.10.0``); serves leaderworkerset.x-k8s.io/v1.
+LWS = Chart("oci://registry.k8s.io/lws/charts", "lws", "0.10.0")
 
 #: Idle container of the image pre-pull DaemonSet (keeps the pulled images in use on each node).
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
@@ -40,3 +44,6 @@ PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 #: serves InferencePool inference.networking.k8s.io/v1 (the CRD version the tests validate against).
 EPP_VERSION = "v1.5.0"
 EPP_IMAGE = f"registry.k8s.io/gateway-api-inference-extension/epp:{EPP_VERSION}"
+#: The same release's body-based router (BBR): copies the request body's "model" into the headers the
+#: routes match and the picker reads (components/body_router.py mirrors its chart at this tag).
+BBR_IMAGE = f"registry.k8s.io/gateway-api-inference-extension/bbr:{EPP_VERSION}"

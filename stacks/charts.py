@@ -227,7 +227,7 @@ def _releases_of(rendered) -> list[Release]:
         unsupported = sorted(k for k in ("valueYamlFiles", "postrender") if r.get(k))
         if unsupported:
             raise ChartExpansionError(f"release {r.get('name')}: {', '.join(unsupported)} is not supported by the expansion")
-        out.append(Release(name=r["name"], namespace=r.get("namespace") or "default", chart=r["chart"],
+        out.append(Release(name=r["name"], namespace=r.get("namespace") or "default", chart=r["chart"].rsplit("/", 1)[-1],  # an oci:// reference ends in the chart's name
                            version=r["version"], values=r.get("values") or {},
                            create_namespace=bool(r.get("createNamespace"))))
     return out
