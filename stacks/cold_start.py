@@ -26,7 +26,11 @@ class ColdStartConfig(_Model):
         None, gt=0, alias="imagePullMiBps", description=f"Registry pull throughput onto a node, MiB/s (default {cs.IMAGE_PULL_MIBPS:g})."
     )
     storage_mib_per_second: Optional[float] = Field(
-        None, gt=0, alias="storageMiBps", description=f"Throughput reading the weights from the cache volume or object storage, MiB/s (default {cs.STORAGE_MIBPS:g})."
+        None, gt=0, alias="storageMiBps", description=f"Throughput reading the weights from the cache volume, MiB/s (default {cs.STORAGE_MIBPS:g})."
+    )
+    object_storage_mib_per_second: Optional[float] = Field(
+        None, gt=0, alias="objectStorageMiBps",
+        description=f"Throughput streaming the weights of a model in object storage (s3://, gs://) with the Run:ai streamer, MiB/s (default {cs.OBJECT_STORAGE_MIBPS:g}).",
     )
     engine_start_seconds: Optional[int] = Field(
         None, ge=10, le=3600, description=f"Engine start besides reading weights: CUDA init, profiling, graph capture (default {cs.ENGINE_START_SECONDS})."

@@ -24,6 +24,7 @@ from .config import ModelConfig, StackConfig
 from .teams import gpu_resource as team_gpu_resource
 from .gateway import is_exposed, kv_cache_aware, request_budget
 from .gpu_pool import fit_weights
+from .object_storage import model_object_storage_args
 
 
 def engine_args(m: ModelConfig, cache=None) -> dict:
@@ -61,6 +62,14 @@ def knative_canary_args(m: ModelConfig, cache) -> dict:
         **({"image": cv.image} if cv.image else {}),
         **({"model_path": cache.adapter_paths.apply(lambda ps: ps[-1])} if cv.revision != m.revision else {}),
     }
+
+
+def source_args(cfg: StackConfig, m: ModelConfig, cache) -> dict:
+    """Where a serving component reads the weights: the ModelCache's volume, or (``cache`` None) the
+    bucket the model's URL names, streamed by every replica."""
+    if cache is None:
+        return {"object_storage": model_object_storage_args(cfg, m)}
+    return {"model_path": cache.model_path, "cache_claim_name": cache.claim_name}
 
 
 def weights_arg(m: ModelConfig) -> dict:
@@ -142,7 +151,7 @@ def build(cfg: StackConfig) -> dict:
     for m in cfg.models:
         # teams: a team's model goes to the team's namespace with the team's key (restored after the loop)
         ns, namespace, model_key, team_cfg = placement.get(m.name, (stack_ns, stack_namespace, stack_key, None))
-        cache_args = {
+        cache_args = {} if m.is_object_storage else {
             "namespace": ns,
             "model": m.model,
             "revision": m.revision,
@@ -159,8 +168,9 @@ def build(cfg: StackConfig) -> dict:
             # A Knative canary's other weights go into the model's own volume beside its revision (one
             # directory each): its revision then equals what the promoted model renders (knative_canary).
             cache_args["adapters"] = [*cache_args.get("adapters", []), {"model": m.model, "revision": m.canary_variant.revision}]
-        cache = ModelCache(m.name, cache_args, opts=in_ns)
-        caches[m.name] = [cache]
+        # object storage: no volume and no download; each replica streams the weights itself
+        cache = None if m.is_object_storage else ModelCache(m.name, cache_args, opts=in_ns)
+        caches[m.name] = [cache] if cache else []
         # --- knative: scale-to-zero models run the same vLLM pod as a Knative Service ---
         if m.serving == "knative":
             k = m.knative_scaling
@@ -169,8 +179,7 @@ def build(cfg: StackConfig) -> dict:
                 {
                     "namespace": ns,
                     "engine": engine_args(m, cache),
-                    "model_path": cache.model_path,
-                    "cache_claim_name": cache.claim_name,
+                    **source_args(cfg, m, cache),
                     "resources": {"cpu": m.resources.cpu, "memory": m.resources.memory},
                     "startup_budget_seconds": m.startup_budget,
                     "api_key": model_key,
@@ -194,7 +203,7 @@ def build(cfg: StackConfig) -> dict:
                 },
                 opts=pulumi.ResourceOptions(
                     provider=provider,
-                    depends_on=[namespace, cache, gpu_pool, *([knative_install] if knative_install else [])],
+                    depends_on=[namespace, *([cache] if cache else []), gpu_pool, *([knative_install] if knative_install else [])],
                 ),
             )
             models[m.name] = {"endpoint": kserver.endpoint, "servedModelName": kserver.served_model_name}
@@ -207,8 +216,7 @@ def build(cfg: StackConfig) -> dict:
         server_args = {
             "namespace": ns,
             "engine": engine_args(m, cache),
-            "model_path": cache.model_path,
-            "cache_claim_name": cache.claim_name,
+            **source_args(cfg, m, cache),
             "replicas": m.replicas,
             "autoscaled": m.autoscaling is not None,
             **({"max_replicas": m.autoscaling.max_replicas} if m.autoscaling is not None else {}),
@@ -233,7 +241,7 @@ def build(cfg: StackConfig) -> dict:
             **({"shm_size": m.shm_size} if m.shm_size else {}),
         }
         # The Job must have completed (weights in the cache) before servers start.
-        server = VllmService(m.name, server_args, opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, cache, gpu_pool]))
+        server = VllmService(m.name, server_args, opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, *([cache] if cache else []), gpu_pool]))
         models[m.name] = {"endpoint": server.endpoint, "servedModelName": server.served_model_name}
         # --- canary: a second server under the same served name; the route splits the traffic by weight ---
         canary_server = None
@@ -253,13 +261,12 @@ def build(cfg: StackConfig) -> dict:
                 {
                     **{k: v for k, v in server_args.items() if k not in ("image", "autoscaled", "max_replicas")},
                     "engine": engine_args(cv, canary_cache),
-                    "model_path": canary_cache.model_path,
-                    "cache_claim_name": canary_cache.claim_name,
+                    **source_args(cfg, cv, canary_cache),
                     "replicas": cv.replicas,
                     **({"image": cv.image} if cv.image else {}),
                     "canary_of": m.name,
                 },
-                opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, canary_cache, gpu_pool]),
+                opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, *([canary_cache] if canary_cache else []), gpu_pool]),
             )
             models[m.name]["canary"] = {"endpoint": canary_server.endpoint, "weight": m.canary.weight}
         # --- end canary ---
@@ -350,7 +357,7 @@ def build(cfg: StackConfig) -> dict:
                     "served_model_name": m.served_name,
                     "always_on": not (m.autoscaling is not None and m.autoscaling.min_replicas == 0)
                     and not (m.serving == "knative" and m.knative_scaling.min_scale == 0),  # knative
-                    "download_job_name": caches[m.name][0].job_name,
+                    **({"download_job_name": caches[m.name][0].job_name} if caches[m.name] else {}),  # none: object storage
                     "download_job_names": [c.job_name for c in caches[m.name][1:]],  # a canary's own cache
                     **({"ttft_p95_seconds": m.slo_ttft_p95_seconds} if m.slo_ttft_p95_seconds else {}),
                 }

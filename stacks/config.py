@@ -23,6 +23,7 @@ from .cluster import RESERVED_NAMESPACES, SYSTEM_NAMESPACES, DnsLabel, Kubernete
 from .gateway import GatewayConfig, exposure_problem
 from .gpu_pool import GpuPoolConfig, check_karpenter_floor, check_models_fit
 from .knative import KnativeConfig, KnativeModelConfig, ServingMode  # noqa: F401
+from .object_storage import ObjectStorageConfig, check_stack as check_object_storage
 from .models import DOWNLOAD_START_SECONDS, MANAGED_FLAGS, UNPINNED_REVISIONS, CacheDefaults, ModelCacheConfig, ModelConfig, ResourcesConfig, RolloutConfig  # noqa: F401
 from .observability import AlertsConfig, ObservabilityConfig, PrometheusConfig  # noqa: F401
 from .quantities import DNS_LABEL, Cpu, Duration, Size  # noqa: F401
@@ -63,6 +64,14 @@ class StackConfig(_Model):
     cold_start: ColdStartConfig = Field(default_factory=ColdStartConfig, description="Cold-start figures of every model (a model's own coldStart overrides them); the startup probe, await and cooldown derive from them.")
     image_pre_pull: ImagePrePullConfig = Field(default_factory=ImagePrePullConfig, description="Keep the vLLM image on every GPU node (pre-pull DaemonSet).")
     teams: list[TeamConfig] = Field(default_factory=list, description="Teams sharing the cluster: each gets a namespace for its models, a ResourceQuota, a LimitRange, its own API key and a network boundary.")
+    object_storage: Optional[ObjectStorageConfig] = Field(None, description="Endpoint, region, credentials and streamer settings for models whose `model` is an s3:// or gs:// URL.")
+    object_storage_access_key_id: Optional[str] = Field(None, description="S3 access key id for models in object storage (set with --secret).")
+    object_storage_secret_access_key: Optional[str] = Field(None, description="S3 secret access key for models in object storage (set with --secret).")
+
+    @model_validator(mode="after")
+    def _object_storage_fits(self):
+        check_object_storage(self)
+        return self
 
     def team_of(self, model_name: str) -> Optional[TeamConfig]:
         return next((t for t in self.teams if model_name in t.models), None)
@@ -131,7 +140,7 @@ class StackConfig(_Model):
                     f"{where}.initialScale is 0 but knative.allowZeroInitialScale is false: Knative refuses it unless "
                     "config-autoscaler allow-zero-initial-scale is true"
                 )
-            mode = m.cache.access_mode or self.cache.access_mode
+            mode = m.cache.access_mode or self.cache.access_mode if m.cache else None  # object storage: no volume
             if mode == AccessMode.READ_WRITE_ONCE and k.max_scale > 1:
                 raise ValueError(f"{where}.maxScale is {k.max_scale} but the cache accessMode is ReadWriteOnce; use ReadWriteMany or maxScale 1")
             if not kn.install:
@@ -200,7 +209,7 @@ class StackConfig(_Model):
         c = self.cache
         for i, m in enumerate(self.models):
             weights = m.weights_estimate
-            if weights is None:
+            if weights is None or m.is_object_storage:  # streamed from the bucket: no download Job
                 continue
             gib, source = weights
             need = DOWNLOAD_START_SECONDS + gib * 1024 / c.download_mib_per_second
@@ -256,7 +265,7 @@ class StackConfig(_Model):
                     "autoscaling.httpAddOn: true (the KEDA HTTP add-on buffers requests while a replica starts), "
                     "minReplicas >= 1, or serve the model with serving: knative"
                 )
-            mode = m.cache.access_mode or self.cache.access_mode
+            mode = m.cache.access_mode or self.cache.access_mode if m.cache else None  # object storage: no volume
             if mode == AccessMode.READ_WRITE_ONCE and a.max_replicas > 1:
                 raise ValueError(
                     f"{where}.maxReplicas is {a.max_replicas} but the cache accessMode is ReadWriteOnce, which "
@@ -294,7 +303,7 @@ class StackConfig(_Model):
                     "run `pulumi config set --secret huggingfaceToken hf_...`",
                 )
         for m in self.models:
-            mode = m.cache.access_mode or self.cache.access_mode
+            mode = m.cache.access_mode or self.cache.access_mode if m.cache else None  # object storage: no volume
             if mode == AccessMode.READ_WRITE_ONCE and m.replicas > 1:
                 raise ValueError(f"model {m.name!r}: cache accessMode ReadWriteOnce cannot serve {m.replicas} replicas; use ReadWriteMany")
         return self

@@ -19,7 +19,7 @@ from .config import StackConfig
 from .messages import siblings_at, unknown_key, words
 
 #: Keys whose values must be Pulumi secrets (``secure:`` in the stack file).
-SECRET_KEYS = {"huggingfaceToken"}
+SECRET_KEYS = {"huggingfaceToken", "objectStorageAccessKeyId", "objectStorageSecretAccessKey"}
 
 
 class StackConfigError(pulumi.RunError):

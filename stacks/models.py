@@ -9,9 +9,10 @@ from llmstack_k8s import knative_vllm_service as knative
 from llmstack_k8s.gpu_autoscaling import default_cooldown_seconds
 from llmstack_k8s.model_cache import AccessMode
 from llmstack_k8s.cold_start import ColdStartBudget, cold_start_budget
-from llmstack_k8s.vllm_pod import Dtype, Quantization, default_shm_size, startup_budget_seconds
+from llmstack_k8s.vllm_pod import Dtype, Quantization, default_shm_size
 
 from llmstack_k8s.vllm_flags import load_table, managed_dests
+from llmstack_k8s import object_storage as objstore
 
 from .autoscaling import ModelAutoscalingConfig
 from .cold_start import ColdStartConfig
@@ -20,6 +21,7 @@ from .base import ConfigProblem, StackModel as _Model
 from .knative import KnativeModelConfig, ServingMode
 from .gateway import ModelRouteConfig
 from .lora import LoraAdapterConfig, lora_gib, lora_problem
+from .object_storage import model_source_problem
 from .quantities import DNS_LABEL, TTFT_MAX_SECONDS, Cpu, Size, size_gib, ttft_unit_message
 from .secrets import env_problem
 
@@ -46,6 +48,22 @@ def _pinned_revision(v: str) -> str:
     if re.match(r"^[0-9a-f]{7,39}$", r):
         raise ValueError(f"revision {v!r} is an abbreviated commit SHA; {fix}")
     raise ValueError(f"revision {v!r} is a branch or tag name, which can be moved to other weights; {fix}")
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def _model_source(v: str) -> str:
+    """A Hugging Face repository id (org/name), or an object-storage URL the Run:ai streamer reads."""
+    if objstore.is_object_storage(v):
+        problem = objstore.uri_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+    if not _HUB_ID.match(v):
+        raise ValueError(f"{v!r} must be a Hugging Face repository id, org/name (e.g. meta-llama/Llama-3.1-8B-Instruct), "
+                         "or object storage: s3://bucket/prefix/ or gs://bucket/prefix/")
+    return v
 
 
 def image_problem(image: str) -> Optional[str]:
@@ -131,8 +149,8 @@ class ModelConfig(_Model):
     """One model served by vLLM."""
 
     name: str = Field(pattern=DNS_LABEL, max_length=40, description="Short DNS-label name; prefixes every object of this model.")
-    model: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$", description="Hugging Face repository id (org/name).")
-    revision: Annotated[str, AfterValidator(_pinned_revision)] = Field(description="Full 40-character commit SHA of the weights to serve; branches, tags and refs/pr/N move and are refused.")
+    model: Annotated[str, AfterValidator(_model_source)] = Field(description="Hugging Face repository id (org/name), or object storage: s3://bucket/prefix/ or gs://bucket/prefix/ (streamed by the Run:ai model streamer; settings under objectStorage).")
+    revision: Optional[Annotated[str, AfterValidator(_pinned_revision)]] = Field(None, description="Full 40-character commit SHA of the weights to serve (required for a Hub model; none for object storage); branches, tags and refs/pr/N move and are refused.")
     served_model_name: Optional[str] = Field(None, description="Name clients send as `model` (default: the model id).")
     gated: bool = Field(False, description="The repository needs a Hugging Face token (set huggingfaceToken as a secret).")
     replicas: int = Field(1, ge=1, le=64, description="Always-on replicas.")
@@ -149,7 +167,7 @@ class ModelConfig(_Model):
     parameters_billions: Optional[float] = Field(None, gt=0, le=10000, description="Parameters in billions; with dtype/quantization estimates the weights for the GPU fit check when weightsGiB is not given.")
     startup_timeout_seconds: Optional[int] = Field(None, ge=60, le=7200, description="Override of the derived startup budget (coldStart: engine start + weightsGiB at storageMiBps); never below it.")
     cold_start: ColdStartConfig = Field(default_factory=ColdStartConfig, description="This model's cold-start figures over the stack-wide coldStart (startup probe, await, cooldown derive from them).")
-    cache: ModelCacheConfig = Field(description="Weight cache volume.")
+    cache: Optional[ModelCacheConfig] = Field(None, description="Weight cache volume (required for a Hub model; none for object storage).")
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig, description="CPU and memory.")
     shm_size: Optional[Size] = Field(None, description="Size of /dev/shm (default from the parallelism).")
     rollout: RolloutConfig = Field(default_factory=RolloutConfig, description="Rollout settings.")
@@ -166,6 +184,24 @@ class ModelConfig(_Model):
     max_loras: Optional[int] = Field(None, ge=1, description="Adapters active in one batch (--max-loras; default: all loraAdapters).")
     canary: Optional[CanaryConfig] = Field(None, description="Canary release: a second variant under the same served name taking canary.weight percent of the traffic through the gateway; promote by copying its revision/image/extraArgs here and removing canary.")
     lora_memory_gib: Optional[float] = Field(None, gt=0, alias="loraMemoryGiB", description="GPU memory vLLM reserves for the LoRA slots, GiB (default: computed from the model's shape in the catalog); counted by the GPU fit check.")
+
+    @property
+    def is_object_storage(self) -> bool:
+        """The weights are streamed from a bucket (s3://, gs://), not downloaded into a cache volume."""
+        return objstore.is_object_storage(self.model)
+
+    @model_validator(mode="after")
+    def _source_consistent(self):
+        """Hub models need a pinned revision and a cache; object-storage models refuse the Hub-only keys."""
+        if self.is_object_storage:
+            problem = model_source_problem(self)
+            if problem:
+                raise ConfigProblem(*problem)
+            return self
+        for key in ("revision", "cache"):
+            if getattr(self, key) is None:
+                raise ConfigProblem(key, f"required key is missing (a Hugging Face model needs its {'pinned commit SHA' if key == 'revision' else 'cache volume'})")
+        return self
 
     @model_validator(mode="after")
     def _lora_consistent(self):
@@ -190,7 +226,8 @@ class ModelConfig(_Model):
     def cold_start_budget(self) -> ColdStartBudget:
         """Node, image, weights and engine start of one replica, from the stated figures."""
         weights = self.weights_estimate
-        return cold_start_budget(weights[0] if weights else None, self.cold_start.args(), self.startup_timeout_seconds)
+        return cold_start_budget(weights[0] if weights else None, self.cold_start.args(), self.startup_timeout_seconds,
+                                 object_storage=self.is_object_storage)
 
     @property
     def startup_budget(self) -> int:
@@ -283,7 +320,7 @@ class ModelConfig(_Model):
         if self.image and image_problem(self.image):
             raise ConfigProblem("image", image_problem(self.image))
         self._check_canary()
-        if self.cache.access_mode == AccessMode.READ_WRITE_ONCE and self.replicas > 1:
+        if self.cache is not None and self.cache.access_mode == AccessMode.READ_WRITE_ONCE and self.replicas > 1:
             raise ValueError("cache.accessMode ReadWriteOnce cannot serve several replicas across nodes; use ReadWriteMany")
         return self
 
@@ -355,7 +392,7 @@ class ModelConfig(_Model):
     @model_validator(mode="after")
     def _sizes_and_times_fit(self):
         weights = self.weights_estimate
-        if weights is not None:
+        if weights is not None and self.cache is not None:
             gib, source = weights
             if size_gib(self.cache.size) < gib:
                 raise ConfigProblem(
@@ -364,12 +401,13 @@ class ModelConfig(_Model):
                     f"Give at least {gib:.0f}Gi, better twice that (room for the next revision)",
                 )
         if self.startup_timeout_seconds is not None and self.weights_gib is not None:
-            derived = startup_budget_seconds(self.weights_gib, figures=self.cold_start.args())
+            derived = cold_start_budget(self.weights_gib, self.cold_start.args(), object_storage=self.is_object_storage).startup_seconds
             if self.startup_timeout_seconds < derived:
+                figure = "coldStart.objectStorageMiBps" if self.is_object_storage else "coldStart.storageMiBps"
                 raise ConfigProblem(
                     "startupTimeoutSeconds",
                     f"{self.startup_timeout_seconds} s is below the {derived} s that loading weightsGiB {self.weights_gib:g} "
-                    "needs (engine start + weights at coldStart.storageMiBps); the kubelet would restart the server while it loads. "
+                    f"needs (engine start + weights at {figure}); the kubelet would restart the server while it loads. "
                     f"Remove it (the budget is derived) or give at least {derived}",
                 )
         shm, memory = self.effective_shm_size, self.resources.memory

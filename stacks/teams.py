@@ -67,7 +67,7 @@ def footprint(m) -> Footprint:
         pods = (m.autoscaling.max_replicas if m.autoscaling is not None else m.replicas) + m.rollout.max_surge
     return Footprint(
         name=m.name, pods=pods, gpus=m.gpus_per_replica, cpu_cores=cpu_cores(m.resources.cpu),
-        memory_gib=size_gib(m.resources.memory), storage_gib=size_gib(m.cache.size),
+        memory_gib=size_gib(m.resources.memory), storage_gib=size_gib(m.cache.size) if m.cache else 0.0,  # object storage: no volume
     )
 
 
