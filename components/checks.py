@@ -427,6 +427,45 @@ def serving_pod_security(m: Mapping) -> list[str]:
     return pod_security(m)
 
 
+def knative_traffic(m: Mapping) -> list[str]:
+    """A Knative Service's ``traffic`` reaches revisions of that Service: every ``revisionName`` starts with
+    ``<service>-`` (Knative fails a Route to another Service's revision, and a revision the Service never made
+    does not exist: the Route then serves nothing, ``RevisionMissing``); no target both names a revision and
+    sets ``latestRevision: true``; percents sum to 100; tags are unique DNS labels; and the revision the
+    template creates (a named template) gets traffic or a tag, or it loads the model on GPUs for nothing."""
+    if not is_knative_service(m) or m.get("kind") != "Service":
+        return []
+    service, targets = _get(m, "metadata", "name"), _list(_get(m, "spec", "traffic"))
+    if not targets or service == UNKNOWN:
+        return []
+    problems, tags, total, known = [], set(), 0, True
+    template_name = _get(m, "spec", "template", "metadata", "name")
+    routed = template_name in (None, UNKNOWN)
+    for i, t in enumerate(_map(t) for t in targets):
+        rev, pct, tag = t.get("revisionName"), t.get("percent"), t.get("tag")
+        if rev and rev != UNKNOWN and not str(rev).startswith(f"{service}-"):
+            problems.append(f"{describe(m)}: traffic[{i}].revisionName {rev!r} is not a revision of this Service "
+                            f"(its revisions are named {service}-...): the Route would serve nothing")
+        if rev and t.get("latestRevision") is True:
+            problems.append(f"{describe(m)}: traffic[{i}] names revision {rev!r} and sets latestRevision: true; Knative refuses both")
+        if rev == template_name or (not rev and t.get("latestRevision", True) is not False):
+            routed = True
+        if tag is not None and tag != UNKNOWN:
+            if not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", str(tag)) or tag in tags:
+                problems.append(f"{describe(m)}: traffic[{i}].tag {tag!r} is repeated or not a DNS label")
+            tags.add(tag)
+        if pct == UNKNOWN:
+            known = False
+        else:
+            total += _int(pct) or 0
+    if known and total != 100:
+        problems.append(f"{describe(m)}: traffic percents sum to {total}, not 100; Knative refuses the Service")
+    if not routed:
+        problems.append(f"{describe(m)}: the template's revision {template_name!r} is in no traffic target: it would start "
+                        "(GPUs, weights) and serve nothing; route a percent or a tag to it")
+    return problems
+
+
 _PINNED_CHART_VERSION = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]+)?$")
 
 

@@ -672,6 +672,14 @@ def inference_pools_reach_servers(manifests: list[dict], declared: Declared = De
     return problems
 
 
+def knative_traffic_reaches_revisions(manifests: list[dict], declared: Declared = Declared()) -> list[str]:
+    """Every Knative Service's traffic targets name its own revisions, sum to 100 and include the
+    template's revision (the policy pack's rule, ``llmstack_k8s.checks.knative_traffic``)."""
+    from llmstack_k8s.checks import knative_traffic
+
+    return [p for o in manifests for p in knative_traffic(o)]
+
+
 RULES = (
     pdbs_select_one_scalable_controller,
     services_select_templates,
@@ -683,6 +691,7 @@ RULES = (
     routes_reach_servers,
     inference_pools_reach_servers,
     teams_stay_apart,
+    knative_traffic_reaches_revisions,
 )
 
 
