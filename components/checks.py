@@ -37,6 +37,11 @@ _TEMPLATE_PATHS = {
 }
 _KNATIVE_GROUP = "serving.knative.dev/"
 _VLLM_ENTRYPOINTS = ("vllm.entrypoints.openai.api_server", "vllm.entrypoints.api_server")
+#: vLLM's CLI module (``python -m vllm.entrypoints.cli.main serve`` is ``vllm serve``).
+_VLLM_CLI = "vllm.entrypoints.cli.main"
+#: A LeaderWorkerSet (leaderworkerset.x-k8s.io) runs a group of pods per replica: a leader template
+#: and a worker template, each in StatefulSets its controller creates (the disruption controller counts them).
+_LWS_GROUP = "leaderworkerset.x-k8s.io/"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -70,9 +75,36 @@ def is_knative_service(m: Mapping) -> bool:
     return str(m.get("apiVersion", "")).startswith(_KNATIVE_GROUP) and m.get("kind") in ("Service", "Configuration")
 
 
+def is_leader_worker_set(m: Mapping) -> bool:
+    return str(m.get("apiVersion", "")).startswith(_LWS_GROUP) and m.get("kind") == "LeaderWorkerSet"
+
+
+def _lws_templates(m: Mapping) -> list[tuple[dict, Mapping]]:
+    """(labels, spec) of a LeaderWorkerSet's leader template (the worker template where none is
+    given), then of its worker template when its group has workers (size > 1)."""
+    lwt = _map(_get(m, "spec", "leaderWorkerTemplate"))
+    worker = _map(lwt.get("workerTemplate"))
+    leader = _map(lwt.get("leaderTemplate")) or worker
+    out = [(dict(_map(_get(leader, "metadata", "labels"))), _map(leader.get("spec")))]
+    if (_int(lwt.get("size", 1)) or 1) > 1:
+        out.append((dict(_map(_get(worker, "metadata", "labels"))), _map(worker.get("spec"))))
+    return out
+
+
+def pod_templates(m: Mapping) -> list[tuple[dict, Mapping]]:
+    """Every pod template of a workload: one, or a LeaderWorkerSet's leader and worker templates."""
+    if is_leader_worker_set(m):
+        return _lws_templates(m)
+    t = pod_template(m)
+    return [t] if t else []
+
+
 def pod_template(m: Mapping) -> Optional[tuple[dict, Mapping]]:
-    """(labels its pods carry, pod spec) of a workload, or None for objects that run no pods."""
+    """(labels its pods carry, pod spec) of a workload, or None for objects that run no pods
+    (a LeaderWorkerSet: its leader's, the pods that serve; ``pod_templates`` has the workers' too)."""
     kind = m.get("kind")
+    if is_leader_worker_set(m):
+        return _lws_templates(m)[0]
     if kind == "Pod" and m.get("apiVersion") == "v1":
         return dict(_map(_get(m, "metadata", "labels"))), _map(m.get("spec"))
     if is_knative_service(m):
@@ -104,7 +136,12 @@ def is_vllm_container(c: Mapping) -> bool:
     words = _words(c)
     if any(e in w for w in words for e in _VLLM_ENTRYPOINTS):
         return True
-    return any(a.rsplit("/", 1)[-1] == "vllm" and b == "serve" for a, b in zip(words, words[1:]))
+    return any((a.rsplit("/", 1)[-1] == "vllm" or a == _VLLM_CLI) and b == "serve" for a, b in zip(words, words[1:]))
+
+
+def is_headless_vllm(c: Mapping) -> bool:
+    """A multi-node worker (``--headless``): runs its node's ranks, serves no HTTP, has nothing to probe."""
+    return "--headless" in _words(c)
 
 
 def serving_pods(objects: Iterable[Mapping]) -> list[tuple[Mapping, dict, Mapping]]:
@@ -222,17 +259,20 @@ def vllm_gpus_needed(c: Mapping) -> Optional[int]:
         ("--tensor-parallel-size", "-tp"), ("--pipeline-parallel-size", "-pp"), ("--data-parallel-size", "-dp"),
     )]
     ints = [_int(s) for s in sizes]
-    if any(i is None for i in ints):
+    nodes = _int(flag_value(words, "--nnodes", "-n") or "1")  # multi-node: each pod runs its node's share
+    if any(i is None for i in ints) or not nodes:
         return None
-    return ints[0] * ints[1] * ints[2]
+    return ints[0] * ints[1] * ints[2] // nodes
 
 
 def _vllm_containers(m: Mapping):
-    """(``"<object>: container <name>"``, container) for every vLLM container of a workload's pod template."""
-    t = pod_template(m)
-    for c in containers(t[1]) if t else []:
-        if is_vllm_container(c):
-            yield f"{describe(m)}: container {c.get('name')}", c
+    """(``"<object>: container <name>"``, container) for every vLLM container of a workload's pod templates."""
+    templates = pod_templates(m)
+    for i, t in enumerate(templates):
+        role = "" if len(templates) == 1 else (" (leader)" if i == 0 else " (worker)")
+        for c in containers(t[1]):
+            if is_vllm_container(c):
+                yield f"{describe(m)}{role}: container {c.get('name')}", c
 
 
 def gpu_request_matches_parallelism(m: Mapping, prefixes: Sequence[str] = GPU_RESOURCE_PREFIXES) -> list[str]:
@@ -317,6 +357,8 @@ def vllm_startup_probe(m: Mapping, min_budget_seconds: int = STARTUP_BASE_SECOND
     (engine start before any weights are read; weights add 10 s/GiB on top)."""
     problems = []
     for where, c in _vllm_containers(m):
+        if is_headless_vllm(c):
+            continue  # no HTTP server: a probe could never pass (the leader's covers the group)
         probe = c.get("startupProbe")
         if not isinstance(probe, Mapping):
             problems.append(
@@ -553,7 +595,7 @@ def pdb_selects_one_controller(objects: Sequence[Mapping]) -> list[str]:
     """Each PodDisruptionBudget selects the pods of exactly one scalable controller in its namespace
     (none: it protects nothing; several, or a Job's pods: the disruption controller finds no single
     scale to count, allows no eviction, and drains and node upgrades block)."""
-    workloads = [(m, t[0]) for m in objects if (t := pod_template(m))]
+    workloads = [(m, t[0]) for m in objects for t in pod_templates(m)]
     problems = []
     for pdb in objects:
         if pdb.get("kind") != "PodDisruptionBudget":
@@ -572,12 +614,25 @@ def pdb_selects_one_controller(objects: Sequence[Mapping]) -> list[str]:
                 f"narrow spec.selector (e.g. add app.kubernetes.io/component) or give the other workloads' pods "
                 f"labels of their own."
             )
-        elif hits[0].get("kind") not in SCALABLE_KINDS and not is_knative_service(hits[0]):
+        elif hits[0].get("kind") not in SCALABLE_KINDS and not is_knative_service(hits[0]) and not is_leader_worker_set(hits[0]):
             problems.append(
                 f"{describe(pdb)} selects the pods of {describe(hits[0])}, which has no scale the disruption "
                 f"controller can count: select a Deployment's or StatefulSet's pods, or drop the budget."
             )
     return problems
+
+
+def lws_headless_service_free(objects: Sequence[Mapping]) -> list[str]:
+    """No Service of the stack has a LeaderWorkerSet's name in its namespace: the LWS controller creates
+    the headless Service of that name its pods' DNS names (``LWS_LEADER_ADDRESS``) live in, and keeps
+    an existing one as it finds it, so workers would never resolve their leader."""
+    services = {(_namespace(o), _get(o, "metadata", "name")) for o in objects if o.get("kind") == "Service" and o.get("apiVersion") == "v1"}
+    return [
+        f"{describe(m)}: the Service {_get(m, 'metadata', 'name')} exists in its namespace, so the LeaderWorkerSet "
+        f"controller does not create its headless Service and the group's pods cannot resolve their leader; give the "
+        f"LeaderWorkerSet or the Service another name."
+        for m in objects if is_leader_worker_set(m) and (_namespace(m), _get(m, "metadata", "name")) in services
+    ]
 
 
 def _admits_ingress(np: Mapping) -> bool:

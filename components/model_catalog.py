@@ -112,6 +112,7 @@ class ModelArchitecture:
 # The catalog. Sources (pinned commits; each file copies the models' config.json values):
 _MLC = "mlc-ai/mlc-llm@79d603f python/mlc_llm/model/model_preset.py"
 _TORCHTUNE_QWEN25 = "pytorch/torchtune@bd2a0fc torchtune/models/qwen2_5/_model_builders.py (the *_instruct builders)"
+_TORCHTUNE_LLAMA31_405B = "pytorch/torchtune torchtune/models/llama3_1/_model_builders.py: llama3_1_405b"
 _TORCHTUNE_LLAMA33 = "pytorch/torchtune@bd2a0fc torchtune/models/llama3_3/_model_builders.py: llama3_3_70b = llama3_1_70b"
 
 
@@ -138,6 +139,8 @@ _CATALOG: dict[str, ModelArchitecture] = {
     "meta-llama/Llama-3.1-8B": _llama(32, 8, 32, 4096, 14336),
     "meta-llama/Llama-3.1-70B-Instruct": _llama(64, 8, 80, 8192, 28672),
     "meta-llama/Llama-3.1-70B": _llama(64, 8, 80, 8192, 28672),
+    # 405B: the largest Llama 3.1; 16-bit weights need two 8-GPU 80 GB nodes (a multi-node model).
+    "meta-llama/Llama-3.1-405B-Instruct": _llama(128, 8, 126, 16384, 53248, source=_TORCHTUNE_LLAMA31_405B),
     "meta-llama/Llama-3.3-70B-Instruct": _llama(64, 8, 80, 8192, 28672, source=_TORCHTUNE_LLAMA33),
     "meta-llama/Llama-3.2-1B-Instruct": _llama(32, 8, 16, 2048, 8192, head_dim=64, tied=True),
     "meta-llama/Llama-3.2-3B-Instruct": _llama(24, 8, 28, 3072, 8192, head_dim=128, tied=True),

@@ -18,12 +18,15 @@ from llmstack_k8s.package import selector_labels
 from llmstack_k8s.observability import Observability
 from llmstack_k8s.package import MANAGED_BY
 from llmstack_k8s.vllm_service import VllmService
+from llmstack_k8s.multi_node import MultiNodeVllmService
+from llmstack_k8s.multi_node_controller import LeaderWorkerSetController
 from llmstack_k8s.wiring import scaled_workload
 
 from .config import ModelConfig, StackConfig
 from .teams import gpu_resource as team_gpu_resource
 from .gateway import is_exposed, kv_cache_aware, request_budget
 from .gpu_pool import fit_weights
+from .multi_node import is_multi_node, multi_node_args
 from .object_storage import model_object_storage_args
 
 
@@ -143,6 +146,11 @@ def build(cfg: StackConfig) -> dict:
         team_outputs[t.name] = {"namespace": team.namespace, "apiKey": team.api_key}
     # --- end teams ---
 
+    # --- multi-node: the LeaderWorkerSet controller, when a model spans nodes ---
+    lws_controller = None
+    if cfg.leader_worker_set.install and any(is_multi_node(cfg, m) for m in cfg.models):
+        lws_controller = LeaderWorkerSetController("lws", {"namespace": cfg.leader_worker_set.namespace}, opts=on_cluster)
+    # --- end multi-node ---
     models = {}
     knative_canaries: list = []  # canary revisions of Knative models (the PodMonitor labels them)
     caches: dict = {}  # every download Job of each model (its own, its canary's): the alerts watch each
@@ -241,7 +249,12 @@ def build(cfg: StackConfig) -> dict:
             **({"shm_size": m.shm_size} if m.shm_size else {}),
         }
         # The Job must have completed (weights in the cache) before servers start.
-        server = VllmService(m.name, server_args, opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, *([cache] if cache else []), gpu_pool]))
+        server_opts = pulumi.ResourceOptions(provider=provider, depends_on=[namespace, *([cache] if cache else []), gpu_pool])
+        if is_multi_node(cfg, m):  # multi-node: a group of whole nodes per replica, after the LWS webhook is up
+            server = MultiNodeVllmService(m.name, multi_node_args(cfg, m, server_args), opts=pulumi.ResourceOptions.merge(
+                server_opts, pulumi.ResourceOptions(depends_on=[*([lws_controller] if lws_controller else [])])))
+        else:
+            server = VllmService(m.name, server_args, opts=server_opts)
         models[m.name] = {"endpoint": server.endpoint, "servedModelName": server.served_model_name}
         # --- canary: a second server under the same served name; the route splits the traffic by weight ---
         canary_server = None

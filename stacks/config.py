@@ -22,6 +22,7 @@ from .teams import TeamConfig, check_teams
 from .cluster import RESERVED_NAMESPACES, SYSTEM_NAMESPACES, DnsLabel, KubernetesConfig, NetworkConfig
 from .gateway import GatewayConfig, exposure_problem
 from .gpu_pool import GpuPoolConfig, check_karpenter_floor, check_models_fit
+from .multi_node import LeaderWorkerSetConfig, check_multi_node, is_multi_node
 from .knative import KnativeConfig, KnativeModelConfig, ServingMode  # noqa: F401
 from .object_storage import ObjectStorageConfig, check_stack as check_object_storage
 from .models import DOWNLOAD_START_SECONDS, MANAGED_FLAGS, UNPINNED_REVISIONS, CacheDefaults, ModelCacheConfig, ModelConfig, ResourcesConfig, RolloutConfig  # noqa: F401
@@ -71,6 +72,13 @@ class StackConfig(_Model):
     @model_validator(mode="after")
     def _object_storage_fits(self):
         check_object_storage(self)
+        return self
+
+    leader_worker_set: LeaderWorkerSetConfig = Field(default_factory=LeaderWorkerSetConfig, description="The LeaderWorkerSet controller for models whose GPUs per replica exceed gpuPool.gpu.perNode (install the pinned chart, or use the cluster's).")
+
+    @model_validator(mode="after")
+    def _multi_node_runnable(self):
+        check_multi_node(self)
         return self
 
     def team_of(self, model_name: str) -> Optional[TeamConfig]:
@@ -174,6 +182,8 @@ class StackConfig(_Model):
         if self.knative.install and any(m.serving == ServingMode.KNATIVE for m in self.models):
             out.append((KNATIVE_SERVING_NAMESPACE, "knative.install", "Knative Serving", True))
             out.append((KNATIVE_OPERATOR_NAMESPACE, "knative.install", "the Knative Operator", False))
+        if self.leader_worker_set.install and any(is_multi_node(self, m) for m in self.models):
+            out.append((self.leader_worker_set.namespace, "leaderWorkerSet.namespace", "the LeaderWorkerSet controller", False))
         pool = self.gpu_pool
         if pool.install == GpuInstall.GPU_OPERATOR:
             out.append((pool.namespace or GPU_OPERATOR_NAMESPACE, "gpuPool.namespace", "the GPU operator", True))

@@ -290,6 +290,8 @@ def check_models_fit(pool: GpuPoolConfig, models: list[_ModelLike]) -> None:
             pipeline_parallel_size=m.pipeline_parallel_size,
             gpu_memory_utilization=m.gpu_memory_utilization,
             weights_gib=weights[0] if weights else None,
+            # multi-node: a replica beyond one node is a LeaderWorkerSet group of whole nodes (stacks/multi_node.py)
+            multi_node=pool.gpu is not None and m.gpus_per_replica > pool.gpu.per_node,
         )
         if not problems:
             continue
@@ -317,6 +319,16 @@ def check_models_fit(pool: GpuPoolConfig, models: list[_ModelLike]) -> None:
                 f"{pp}) but a node of the pool has gpuPool.gpu.perNode {gpu.per_node} "
                 f"({gpu.product}); one replica runs on one node, so its pod would never schedule"
             )
+        if p.rule in ("tensor_across_nodes", "partial_node"):  # multi-node: the shape of a group of nodes
+            key = "tensorParallelSize" if p.rule == "tensor_across_nodes" else "pipelineParallelSize"
+            raise ValueError(f"{where}.{key}: " + (
+                f"tensorParallelSize {tp} is above gpuPool.gpu.perNode {gpu.per_node} ({gpu.product}): tensor parallelism "
+                f"all-reduces every layer and must stay within a node; use tensorParallelSize {gpu.per_node} (or less) and "
+                "spread the replica across nodes with pipelineParallelSize" if p.rule == "tensor_across_nodes" else
+                f"a replica needs {p.gpus} GPUs (tensorParallelSize {tp} x pipelineParallelSize {pp}), which is more than "
+                f"one node (gpuPool.gpu.perNode {gpu.per_node}, {gpu.product}) but not whole nodes in whole tensor-parallel "
+                f"groups: a replica across nodes takes every GPU of each node; make tensorParallelSize x pipelineParallelSize "
+                f"a multiple of {gpu.per_node} with tensorParallelSize dividing {gpu.per_node}"))
         kv = p.kv
         assert kv is not None and weights is not None
         _, size_key, source = weights

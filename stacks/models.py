@@ -21,6 +21,7 @@ from .base import ConfigProblem, StackModel as _Model
 from .knative import KnativeModelConfig, ServingMode
 from .gateway import ModelRouteConfig
 from .lora import LoraAdapterConfig, lora_gib, lora_problem
+from .multi_node import MultiNodeConfig
 from .object_storage import model_source_problem
 from .quantities import DNS_LABEL, TTFT_MAX_SECONDS, Cpu, Size, size_gib, ttft_unit_message
 from .secrets import env_problem
@@ -183,6 +184,7 @@ class ModelConfig(_Model):
     lora_adapters: list[LoraAdapterConfig] = Field(default_factory=list, description="LoRA adapters served on top of these weights, each under its own model name (downloaded into this model's cache).")
     max_loras: Optional[int] = Field(None, ge=1, description="Adapters active in one batch (--max-loras; default: all loraAdapters).")
     canary: Optional[CanaryConfig] = Field(None, description="Canary release: a second variant under the same served name taking canary.weight percent of the traffic through the gateway; promote by copying its revision/image/extraArgs here and removing canary.")
+    multi_node: Optional[MultiNodeConfig] = Field(None, description="Settings of a model whose GPUs per replica exceed gpuPool.gpu.perNode: it runs as a LeaderWorkerSet, one pod per node (group placement, RDMA).")
     lora_memory_gib: Optional[float] = Field(None, gt=0, alias="loraMemoryGiB", description="GPU memory vLLM reserves for the LoRA slots, GiB (default: computed from the model's shape in the catalog); counted by the GPU fit check.")
 
     @property

@@ -13,6 +13,7 @@ from llmstack_k8s.team import Footprint, quota_problems
 from .base import ConfigProblem, StackModel as _Model
 from .cluster import DnsLabel
 from .knative import ServingMode
+from .multi_node import group_size
 from .quantities import Cpu, Size, size_gib
 
 
@@ -59,23 +60,24 @@ class TeamConfig(_Model):
         return self.namespace or self.name
 
 
-def footprint(m) -> Footprint:
-    """A model's most pods (autoscaling maximum or replicas, plus the rollout surge) and each pod's requests."""
+def footprint(m, group: int = 1) -> Footprint:
+    """A model's most pods (autoscaling maximum or replicas, plus the rollout surge) and each pod's requests;
+    a model across nodes (multi-node) runs ``group`` pods per replica, each with its share of the GPUs."""
     if m.serving == ServingMode.KNATIVE:
         pods = m.knative_scaling.max_scale
     else:
         pods = (m.autoscaling.max_replicas if m.autoscaling is not None else m.replicas) + m.rollout.max_surge
     return Footprint(
-        name=m.name, pods=pods, gpus=m.gpus_per_replica, cpu_cores=cpu_cores(m.resources.cpu),
+        name=m.name, pods=pods * group, gpus=m.gpus_per_replica // group, cpu_cores=cpu_cores(m.resources.cpu),
         memory_gib=size_gib(m.resources.memory), storage_gib=size_gib(m.cache.size) if m.cache else 0.0,  # object storage: no volume
     )
 
 
-def footprints(m) -> list[Footprint]:
+def footprints(m, group: int = 1) -> list[Footprint]:
     """What a model runs in its namespace at its most: the model, and its canary (``<name>-canary``:
     its replicas plus the rollout surge, the model's per-pod requests, and its own cache volume when
     it serves another revision; the same revision shares the model's volume)."""
-    out = [footprint(m)]
+    out = [footprint(m, group)]
     cv = m.canary_variant
     if cv is not None:
         out.append(replace(footprint(cv), name=f"{m.name}-canary",
@@ -100,7 +102,7 @@ def check_teams(cfg) -> None:
                 raise ConfigProblem(f"{where}.models[{j}]", f"{name!r} is already a model of {owner[name]}; a model is served in one namespace")
             owner[name] = where
         models = [m for m in cfg.models if m.name in t.models]
-        problems = quota_problems(t.quota.figures(), [f for m in models for f in footprints(m)])  # canaries count
+        problems = quota_problems(t.quota.figures(), [f for m in models for f in footprints(m, group_size(cfg, m))])  # canaries count
         if problems:
             raise ConfigProblem(
                 f"{where}.quota",
