@@ -81,7 +81,8 @@ def footprints(m, group: int = 1) -> list[Footprint]:
     cv = m.canary_variant
     if cv is not None:
         out.append(replace(footprint(cv), name=f"{m.name}-canary",
-                           storage_gib=size_gib(cv.cache.size) if cv.revision != m.revision else 0.0))
+                           # a Knative canary's weights go into the model's own volume (knative_canary)
+                           storage_gib=size_gib(cv.cache.size) if cv.revision != m.revision and m.serving != ServingMode.KNATIVE else 0.0))
     return out
 
 

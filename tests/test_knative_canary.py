@@ -304,3 +304,26 @@ def test_dev_canary_example_renders_and_passes_the_cross_checks():
 
 def template_name_of(rendered, name: str) -> str:
     return ksvc(manifests_of(rendered), name)["spec"]["template"]["metadata"]["name"]
+
+
+def test_a_teams_quota_counts_a_knative_canarys_revision_but_no_second_volume():
+    """The canary revision scales to knative.maxScale like the model (its GPUs count); its weights are in
+    the model's volume (no storage counted twice)."""
+    m = kn_model({"weight": 10, "revision": OTHER_REVISION})  # maxScale 2, 1 GPU per pod, cache 20Gi
+
+    def team(quota):
+        return {**stack(copy.deepcopy(m)), "teams": [{"name": "alpha", "models": ["kn"], "quota": quota}]}
+
+    assert render_with(team({"gpus": 4, "storage": "20Gi"})).of_kind("ResourceQuota")
+    assert "gpus: the models need 4 GPU(s)" in assert_refused(team({"gpus": 2, "storage": "20Gi"}), "quota")
+
+
+def test_karpenter_floor_counts_the_canary_revisions_pods():
+    """Each revision starts with knative.initialScale pods: with a canary the model needs twice the GPUs
+    at deploy time (a Karpenter limit that fits one revision would leave the canary Pending)."""
+    m = kn_model(tensorParallelSize=4, gpus=4, resources={"cpu": "2", "memory": "64Gi"})
+    pool = {**H100_POOL, "gpu": {**H100_POOL["gpu"], "perNode": 4},
+            "karpenter": {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "gpu"}, "gpuLimit": 4}}
+    assert render_with({**stack(m), "gpuPool": pool}).of_kind("NodePool")
+    m["canary"] = {"weight": 10, "image": NEW_IMAGE}
+    assert_refused({**stack(m), "gpuPool": pool}, "below the 8 GPUs the models need")
