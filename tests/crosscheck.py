@@ -305,6 +305,7 @@ def references_exist(manifests: list[dict], declared: Declared = Declared()) -> 
         for s in pod.get("imagePullSecrets") or []:
             need("Secret", ns, s.get("name"), who)
         need("RuntimeClass", None, pod.get("runtimeClassName"), who)
+        need("ServiceAccount", ns, pod.get("serviceAccountName"), who)  # e.g. the workload identity for object storage
         need("PriorityClass", None, pod.get("priorityClassName"), who)
     for o in manifests:
         spec = o.get("spec") or {}

@@ -51,6 +51,11 @@ def declared_for(cfg: StackConfig) -> Declared:
         objects.add(("RuntimeClass", None, pool.runtime_class.name))
     if not pool.priority_class.create:
         objects.add(("PriorityClass", None, pool.priority_class.name))
+    if cfg.object_storage is not None and cfg.object_storage.existing_secret:  # the user's S3 keys, in each such model's namespace
+        for m in cfg.models:
+            if m.is_object_storage:
+                team = cfg.team_of(m.name)
+                objects.add(("Secret", team.effective_namespace if team else cfg.namespace, cfg.object_storage.existing_secret))
     to_zero = any(m.autoscaling and m.autoscaling.min_replicas == 0 for m in cfg.models)
     if cfg.gateway is not None:  # the Gateway (or ingress controller) the stack routes through exists
         namespaces.add(cfg.gateway.edge_namespace)

@@ -234,3 +234,35 @@ def test_a_component_without_any_source_names_what_is_missing():
 def test_valid_uris_pass(uri):
     assert objstore.uri_problem(uri) is None
     assert objstore.normalized(uri).endswith("/") and not objstore.normalized(uri).endswith("//")
+
+
+# --- cross-object checks: what the pods refer to exists (ServiceAccount, Secrets) ---
+
+CROSS = {
+    "keys": (stack(**KEYS), SECURE),
+    "workload identity": (stack(objectStorage={"serviceAccountAnnotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/r"}}), ()),
+    "existing secret": (stack(objectStorage={"existingSecret": "weights-reader"}), ()),
+    "knative on GCS": (stack({"model": "gs://llm-weights/llama/v1/", "serving": "knative"},
+                             objectStorage={"serviceAccountAnnotations": {"iam.gke.io/gcp-service-account": "r@p.iam.gserviceaccount.com"}}), ()),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CROSS))
+def test_object_storage_stacks_pass_the_cross_object_checks(case):
+    from crosscheck import check_all
+    from test_cross_objects import declared_for
+
+    from stacks.config import StackConfig
+
+    config, secure = CROSS[case]
+    objects = render_with(config, secret_keys=secure).objects
+    cfg = StackConfig.model_validate({k: v for k, v in config.items()})
+    assert check_all(objects, declared_for(cfg)) == []
+
+
+def test_a_missing_service_account_is_caught_by_the_cross_object_checks():
+    from crosscheck import references_exist
+
+    config, _ = CROSS["workload identity"]
+    objects = [o for o in render_with(config).objects if o["kind"] != "ServiceAccount"]
+    assert any("refers to ServiceAccount llm/llama-8b" in p for p in references_exist(objects))
