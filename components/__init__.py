@@ -16,6 +16,7 @@ from .knative_serving import KnativeServing, KnativeServingArgs
 from .knative_vllm_service import KnativeVllmService, KnativeVllmServiceArgs
 from .model_cache import ModelCache, ModelCacheArgs
 from .inference_pool import InferencePool, InferencePoolArgs
+from .body_router import BodyRouter, BodyRouterArgs
 from .model_route import ModelRoute, ModelRouteArgs
 from .observability import Observability, ObservabilityArgs
 from .team import Team, TeamArgs
@@ -26,9 +27,10 @@ from .gpu_autoscaling import AutoscalingMetric
 from .gpu_node_pool import ConsolidationPolicy, GpuInstall, MigStrategy, SharingStrategy
 from .model_cache import AccessMode
 from .inference_pool import FailureMode
+from .body_router import BodyRouterProvider
 from .model_route import RouteKind
 from .vllm_pod import Dtype, Quantization
 
-__all__ = ["GpuAutoscaling", "GpuAutoscalingArgs", "GpuNodePool", "GpuNodePoolArgs", "ImagePrePull", "ImagePrePullArgs", "InferencePool", "InferencePoolArgs", "KnativeServing", "KnativeServingArgs", "KnativeVllmService", "KnativeVllmServiceArgs", "ModelCache", "ModelCacheArgs", "ModelRoute", "ModelRouteArgs", "Observability", "ObservabilityArgs", "Team", "TeamArgs", "VllmService", "VllmServiceArgs",
-           "AccessMode", "AutoscalingMetric", "ConsolidationPolicy", "Dtype", "FailureMode", "GpuInstall", "MigStrategy", "Quantization",
+__all__ = ["BodyRouter", "BodyRouterArgs", "GpuAutoscaling", "GpuAutoscalingArgs", "GpuNodePool", "GpuNodePoolArgs", "ImagePrePull", "ImagePrePullArgs", "InferencePool", "InferencePoolArgs", "KnativeServing", "KnativeServingArgs", "KnativeVllmService", "KnativeVllmServiceArgs", "ModelCache", "ModelCacheArgs", "ModelRoute", "ModelRouteArgs", "Observability", "ObservabilityArgs", "Team", "TeamArgs", "VllmService", "VllmServiceArgs",
+           "AccessMode", "AutoscalingMetric", "BodyRouterProvider", "ConsolidationPolicy", "Dtype", "FailureMode", "GpuInstall", "MigStrategy", "Quantization",
            "RouteKind", "SharingStrategy"]

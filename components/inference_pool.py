@@ -23,6 +23,7 @@ import yaml
 from typing_extensions import NotRequired
 
 from . import metrics, versions
+from .inference_objective import InferenceObjectiveArgs, inference_objective, objective_name_problem, priority_problem
 from .awaits import deployment_await_seconds, pod_ready_seconds, skip_await_annotation, timeout_annotation
 from .package import labels, selector_labels, type_token
 from .validation import args_error, validate_args
@@ -69,6 +70,9 @@ class InferencePoolArgs(TypedDict):
     """When the picker is down (default FailOpen: an LLM endpoint should degrade, not stop)."""
     image: NotRequired[pulumi.Input[str]]
     """Endpoint Picker image (default: the pinned one)."""
+    objectives: NotRequired[list[InferenceObjectiveArgs]]
+    """Priorities per served name: an ``InferenceObjective`` each, named after the served name, pointing at
+    this pool (requests select one by the ``x-gateway-inference-objective`` header: ``BodyRouter`` sets it)."""
 
 
 def picker_config(serves_lora: bool) -> str:
@@ -109,6 +113,14 @@ class InferencePool(pulumi.ComponentResource):
         args = validate_args("InferencePool", name, args, InferencePoolArgs)
         if not args["pod_selector"]:
             raise args_error("InferencePool", name, "pod_selector", "empty: the pool would select every pod of the namespace")
+        seen: set = set()
+        for i, o in enumerate(args.get("objectives") or []):
+            problem = objective_name_problem(o["served_model_name"]) or priority_problem(o["priority"])
+            if o["served_model_name"] in seen:
+                problem = f"{o['served_model_name']!r} is given twice: one objective per served name"
+            if problem:
+                raise args_error("InferencePool", name, f"objectives[{i}]", problem)
+            seen.add(o["served_model_name"])
         super().__init__(type_token("InferencePool"), name, {}, opts)
         ns = args["namespace"]
         picker = f"{name}-epp"
@@ -224,6 +236,8 @@ class InferencePool(pulumi.ComponentResource):
             },
             opts=child,
         )
+        for o in args.get("objectives") or []:  # the picker loads the objectives whose poolRef is its pool
+            inference_objective(f"{name}-objective-{o['served_model_name']}", name, ns, pool.metadata["name"], o, child)
         self.pool_name = pool.metadata["name"]
         self.picker_service_name = service.metadata["name"]
         self.register_outputs({"pool_name": self.pool_name, "picker_service_name": self.picker_service_name})

@@ -316,6 +316,11 @@ PLAIN_BY_DESIGN: dict[str, str] = {
     # InferencePool
     "InferencePool.serves_lora": _SHAPE,
     "InferencePool.failure_mode": _SHAPE,
+    "InferenceObjectiveArgs.served_model_name": "names the InferenceObjective (the picker finds it by name); checked as an object name at preview",
+    "InferenceObjectiveArgs.priority": _CHECKED,
+    # BodyRouter
+    "BodyRouter.provider": _SHAPE,
+    "BodyRouter.replicas": _CHECKED,
     # KnativeServing
     "KnativeServing.features": "config-features flags checked against what the vLLM pod needs at preview",
     "KnativeServing.max_revision_timeout_seconds": _CHECKED,

@@ -13,6 +13,7 @@ from llmstack_k8s.knative_serving import DATA_PLANE_NAMESPACES as KNATIVE_INSTAL
 from llmstack_k8s.knative_vllm_service import ALL_POD_FEATURES as KNATIVE_INSTALLED_FEATURES, KnativeVllmService
 from llmstack_k8s.model_cache import ModelCache
 from llmstack_k8s.inference_pool import InferencePool
+from llmstack_k8s.body_router import BodyRouter
 from llmstack_k8s.model_route import ModelRoute
 from llmstack_k8s.package import selector_labels
 from llmstack_k8s.observability import Observability
@@ -24,7 +25,7 @@ from llmstack_k8s.wiring import scaled_workload
 
 from .config import ModelConfig, StackConfig
 from .teams import gpu_resource as team_gpu_resource
-from .gateway import is_exposed, kv_cache_aware, request_budget
+from .gateway import is_exposed, kv_cache_aware, prioritized_names, request_budget
 from .gpu_pool import fit_weights
 from .multi_node import is_multi_node, multi_node_args
 from .object_storage import model_object_storage_args
@@ -297,6 +298,9 @@ def build(cfg: StackConfig) -> dict:
                         "gateway_namespace": gw.edge_namespace,
                         "monitoring_namespaces": list(cfg.network.monitoring_namespaces),
                         "serves_lora": bool(m.lora_adapters),
+                        # priorities per served name: InferenceObjectives of this pool
+                        **({"objectives": [{"served_model_name": s, "priority": p} for _, s, p in prioritized_names(m)]}
+                           if prioritized_names(m) else {}),
                     },
                     opts=pulumi.ResourceOptions(provider=provider, depends_on=[server]),
                 )
@@ -352,6 +356,14 @@ def build(cfg: StackConfig) -> dict:
             scaled_servers.append(server)
 
     ns, namespace = stack_ns, stack_namespace  # teams: the loop placed models in team namespaces
+    # --- body-based router: beside the user's Gateway, the body's model becomes the routes' header ---
+    bbr = cfg.gateway.body_based_routing if cfg.gateway is not None else None
+    if bbr is not None and bbr.install:
+        ref = cfg.gateway.gateway_ref
+        BodyRouter("body-based-router", {"namespace": ref.namespace, "gateway_name": ref.name, "provider": bbr.provider,
+                                          "replicas": bbr.replicas}, opts=on_cluster)
+    # --- end body-based router ---
+
     outputs = {"namespace": ns, "models": models, "apiKey": pulumi.Output.secret(api_key.result)}
     if team_outputs:
         outputs["teams"] = team_outputs

@@ -6,6 +6,8 @@ from typing import Optional
 
 from pydantic import Field, model_validator
 
+from llmstack_k8s.body_router import DEFAULT_REPLICAS as DEFAULT_BBR_REPLICAS, BodyRouterProvider
+from llmstack_k8s.inference_objective import PRIORITY_RANGE, objective_name_problem
 from llmstack_k8s.model_route import (
     DEFAULT_INGRESS_CLASS,
     DEFAULT_MAX_BODY_SIZE,
@@ -47,6 +49,23 @@ class IngressConfig(_Model):
         return self
 
 
+class BodyBasedRoutingConfig(_Model):
+    """The Inference Extension's body-based router, installed beside the Gateway (llmstack_k8s.body_router.BodyRouter)."""
+
+    install: bool = Field(False, description="Install the body-based router in the Gateway's namespace (one per Gateway): the body's model picks the route, and a served name's priority applies.")
+    provider: Optional[BodyRouterProvider] = Field(None, description="Gateway implementation whose hook calls the router: istio (an EnvoyFilter) or gke (a GCPRoutingExtension); required with install.")
+    replicas: int = Field(DEFAULT_BBR_REPLICAS, ge=1, le=16, description="Router replicas (the Gateway fails requests when none answers).")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.install and self.provider is None:
+            raise ConfigProblem("provider", "not set, but install is: name the Gateway implementation whose hook calls the router (istio or gke)")
+        if not self.install and self.model_fields_set - {"install"}:
+            key = sorted(self.model_fields_set - {"install"})[0]
+            raise ConfigProblem(key, "applies to the router the stack installs; set install: true or remove it")
+        return self
+
+
 class GatewayConfig(_Model):
     """One OpenAI endpoint for every model: each model gets an HTTPRoute on this Gateway (or an Ingress)."""
 
@@ -58,6 +77,7 @@ class GatewayConfig(_Model):
         description="Request budget of every exposed model (a whole streamed response); the routes' timeouts. At least 60.",
     )
     ingress: Optional[IngressConfig] = Field(None, description="Ingress settings (with kind ingress).")
+    body_based_routing: Optional[BodyBasedRoutingConfig] = Field(None, description="Install the Inference Extension's body-based router beside the Gateway (kind gatewayApi): one URL for every model, the model named only in the body.")
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -68,6 +88,8 @@ class GatewayConfig(_Model):
                 raise ConfigProblem("gatewayRef", "not set: with kind gatewayApi the routes need a Gateway to attach to ({name, namespace})")
             if self.ingress is not None:
                 raise ConfigProblem("ingress", "applies to kind ingress; remove it or set kind: ingress")
+        elif self.body_based_routing is not None:
+            raise ConfigProblem("bodyBasedRouting", "applies to kind gatewayApi (the router is a hook of the Gateway); an Ingress routes by path per model")
         else:
             if self.gateway_ref is not None:
                 raise ConfigProblem("gatewayRef", "applies to kind gatewayApi; remove it or set kind: gatewayApi")
@@ -102,10 +124,47 @@ class ModelRouteConfig(_Model):
     kv_cache_aware_routing: bool = Field(
         False, description="Route through an InferencePool whose Endpoint Picker chooses the replica per request (queue, KV-cache use, prompt-prefix affinity); Gateway API only.",
     )
+    priority: Optional[int] = Field(
+        None, ge=PRIORITY_RANGE[0], le=PRIORITY_RANGE[1],
+        description="Priority of the model's served name in its InferencePool (an InferenceObjective): higher is served first when requests queue, unset is 0, negative is shed while the pool is saturated. Needs kvCacheAwareRouting and gateway.bodyBasedRouting.install.",
+    )
+
+
+def prioritized_names(model) -> list[tuple[str, str, int]]:
+    """(key of the priority, served name, priority) of each of a model's served names with a priority."""
+    out = []
+    if model.route is not None and model.route.priority is not None:
+        out.append(("route.priority", model.served_name, model.route.priority))
+    out += [(f"loraAdapters[{j}].priority", a.name, a.priority) for j, a in enumerate(model.lora_adapters) if a.priority is not None]
+    return out
+
+
+def priority_problem(gateway: Optional[GatewayConfig], model) -> Optional[tuple[str, str]]:
+    """(key, message) when a served name's priority would not reach the Endpoint Picker."""
+    for key, served, _ in prioritized_names(model):
+        if not kv_cache_aware(gateway, model):
+            return key, ("needs route.kvCacheAwareRouting: true (and the model exposed through llmstack:gateway): a priority "
+                         "is an InferenceObjective of the model's InferencePool, applied by its Endpoint Picker")
+        bbr = gateway.body_based_routing
+        if bbr is None or not bbr.install:
+            return key, ("needs llmstack:gateway.bodyBasedRouting.install: true: the stack's body-based router sets the header "
+                         "x-gateway-inference-objective from the body's model, which is how the picker finds the priority; "
+                         "without it requests carry no objective and run at priority 0")
+        problem = objective_name_problem(served)
+        if problem:
+            return ("servedModelName" if key == "route.priority" else key.replace(".priority", ".name")), problem
+        if model.canary is not None:
+            return key, ("cannot be combined with canary: the canary's requests go to its own InferencePool, whose picker "
+                         "cannot find an objective of the same name (one name per namespace), so the canary would serve at "
+                         "priority 0 and compare unfairly; remove the priorities while the canary runs, or promote it first")
+    return None
 
 
 def exposure_problem(gateway: Optional[GatewayConfig], model) -> Optional[tuple[str, str]]:
     """(key, message) when a model's route settings cannot work with the stack's gateway."""
+    problem = priority_problem(gateway, model)
+    if problem:
+        return problem
     canary = getattr(model, "canary", None) is not None
     if canary and model.serving != "knative" and (not is_exposed(gateway, model) or gateway.kind != RouteKind.GATEWAY_API):
         return "canary", (

@@ -1,9 +1,10 @@
 """LoRA adapters a model serves on top of its base weights, each under its own model name."""
 
-from typing import Annotated
+from typing import Annotated, Optional
 
 from pydantic import AfterValidator, Field
 
+from llmstack_k8s.inference_objective import PRIORITY_RANGE
 from llmstack_k8s.vllm_pod import LORA_RANKS
 
 from .base import StackModel as _Model
@@ -23,6 +24,7 @@ class LoraAdapterConfig(_Model):
     revision: Annotated[str, AfterValidator(_pinned)] = Field(description="Full 40-character commit SHA of the adapter.")
     rank: int = Field(ge=1, le=LORA_RANKS[-1], description="The adapter's LoRA rank r (`r` in its adapter_config.json); the largest one sets --max-lora-rank.")
     gated: bool = Field(False, description="The adapter's repository needs the Hugging Face token (huggingfaceToken).")
+    priority: Optional[int] = Field(None, ge=PRIORITY_RANGE[0], le=PRIORITY_RANGE[1], description="Priority of this adapter's requests in the model's InferencePool (an InferenceObjective; see route.priority).")
 
 
 def lora_problem(model) -> tuple[str, str] | None:

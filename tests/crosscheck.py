@@ -13,6 +13,7 @@ knows our stack files, so a policy pack (or a test of another program) can run t
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Optional
@@ -27,6 +28,8 @@ from llmstack_k8s.awaits import (
     startup_probe_seconds as startup_seconds,
 )
 from llmstack_k8s import checks
+from llmstack_k8s.inference_objective import OBJECTIVE_HEADER
+from llmstack_k8s.model_route import MODEL_NAME_HEADER
 from llmstack_k8s.checks import route_timeouts
 from llmstack_k8s.knative_vllm_service import QUEUE_PROXY_HTTP_PORT
 from llmstack_k8s.observability import DCGM_RESOURCE_NAMES_ENV, DCGM_VIRTUAL_GPUS_ENV
@@ -52,7 +55,7 @@ KEDA_DEFAULT_MAX_REPLICAS = 100
 DCGM_CHART = "dcgm-exporter"
 SHARED_RESOURCE_SUFFIX = ".shared"
 #: Services of the stack that clients do not call (an InferencePool's endpoint picker: the Gateway does).
-INTERNAL_COMPONENTS = frozenset({"endpoint-picker"})
+INTERNAL_COMPONENTS = frozenset({"endpoint-picker", "body-based-router"})
 MIG_RESOURCE_PREFIX = "nvidia.com/mig-"
 
 
@@ -681,6 +684,103 @@ def knative_traffic_reaches_revisions(manifests: list[dict], declared: Declared 
     return [p for o in manifests for p in knative_traffic(o)]
 
 
+def _plugin_headers(w: Workload) -> dict[str, str]:
+    """Headers a body-based router's pods set from the body: ``{header (lower case): body field}``,
+    read from its ``--plugin body-field-to-header:<name>:<json>`` flags."""
+    out = {}
+    for c in containers(w.pod):
+        args = c.get("args") or []
+        for flag, value in zip(args, args[1:]):
+            parts = value.split(":", 2) if flag == "--plugin" else []
+            if len(parts) == 3 and parts[0] == "body-field-to-header":
+                conf = json.loads(parts[2])
+                out[conf.get("headerName", "").lower()] = conf.get("fieldName")
+    return out
+
+
+def _ext_proc_service(envoy_filter: dict) -> Optional[tuple[str, str, int]]:
+    """(namespace, Service, port) an Istio EnvoyFilter's ext_proc filter calls (``outbound|port||host``)."""
+    for patch in (envoy_filter.get("spec") or {}).get("configPatches") or []:
+        config = ((patch.get("patch") or {}).get("value") or {}).get("typed_config") or {}
+        cluster = ((config.get("grpc_service") or {}).get("envoy_grpc") or {}).get("cluster_name") or ""
+        parts = cluster.split("|")
+        if config.get("@type", "").endswith("ext_proc.v3.ExternalProcessor") and len(parts) == 4 and parts[0] == "outbound":
+            host = parts[3].split(".")
+            return host[1], host[0], int(parts[1])
+    return None
+
+
+def body_routers_reach_routes(manifests: list[dict], declared: Declared = Declared()) -> list[str]:
+    """Every EnvoyFilter that hooks an external processor (the body-based router) into a Gateway:
+    targets a Gateway of its own namespace that exists or is declared (Istio applies it to no other);
+    calls a Service of the stack that selects pods listening on that port; NetworkPolicies admit the
+    Gateway's namespace to them; and every header the Gateway's HTTPRoutes match is one the router
+    sets from the body (otherwise "one URL, model in the body" matches nothing)."""
+    have = existing(manifests, declared)
+    policies = [o for o in manifests if o["kind"] == "NetworkPolicy"]
+    services = {(namespace_of(o), name_of(o)): o for o in manifests if is_core_service(o)}
+    problems = []
+    for ef in (o for o in manifests if o["kind"] == "EnvoyFilter"):
+        target = _ext_proc_service(ef)
+        if target is None:
+            continue
+        ns = namespace_of(ef)
+        gateways = [r.get("name") for r in (ef.get("spec") or {}).get("targetRefs") or [] if r.get("kind") == "Gateway"]
+        if not gateways:
+            problems.append(f"{ident(ef)} targets no Gateway: Istio would apply it to every proxy of its namespace")
+        for g in gateways:
+            if ("Gateway", ns, g) not in have:
+                problems.append(f"{ident(ef)} targets Gateway {ns}/{g}, which is neither in the stack nor declared (an EnvoyFilter targets its own namespace only)")
+        svc = services.get(target[:2])
+        routers = list(_service_targets(manifests, svc, target[2])) if svc else []
+        if not routers:
+            problems.append(f"{ident(ef)} calls {target[1]}.{target[0]} port {target[2]}, which is no Service of the stack selecting pods with that port")
+        headers: dict = {}
+        for w, port in routers:
+            headers.update(_plugin_headers(w))
+            f = Flow(ns, w, port, f"the Gateway calls the body-based router ({ident(ef)})")
+            if _blocked(policies, f):
+                problems.append(f"no NetworkPolicy admits namespace {ns!r} to {w} on port {port} ({f.why})")
+        for route in (o for o in manifests if o["kind"] == "HTTPRoute"):
+            parents = {(r.get("namespace", namespace_of(route)), r.get("name")) for r in (route.get("spec") or {}).get("parentRefs") or []}
+            if not parents & {(ns, g) for g in gateways} or not routers:
+                continue
+            for rule in (route.get("spec") or {}).get("rules") or []:
+                for match in rule.get("matches") or []:
+                    for h in match.get("headers") or []:
+                        if h.get("name", "").lower() not in headers:
+                            problems.append(f"{ident(route)} matches header {h.get('name')}, which the body-based router behind {ident(ef)} does not set (it sets {sorted(headers)})")
+    return problems
+
+
+def objectives_select_pools(manifests: list[dict], declared: Declared = Declared()) -> list[str]:
+    """Every InferenceObjective: its poolRef names an InferencePool of the stack in its namespace
+    (the picker loads only objectives naming its own pool), and it is selectable: some HTTPRoute
+    sends requests for the served name it is named after to that pool, and a body-based router of
+    the stack copies the body's model into the header the picker finds objectives by."""
+    pools = {(namespace_of(o), name_of(o)) for o in manifests if o["kind"] == "InferencePool"}
+    routed: set = set()  # (namespace, pool, served name)
+    for route in (o for o in manifests if o["kind"] == "HTTPRoute"):
+        for rule in (route.get("spec") or {}).get("rules") or []:
+            names = {h.get("value") for m in rule.get("matches") or [] for h in m.get("headers") or [] if h.get("name", "").lower() == MODEL_NAME_HEADER.lower()}
+            for b in rule.get("backendRefs") or []:
+                if b.get("kind") == "InferencePool":
+                    routed |= {(namespace_of(route), b.get("name"), n) for n in names}
+    setters = {h: field for w in workloads(manifests) for h, field in _plugin_headers(w).items()}
+    problems = []
+    for o in (o for o in manifests if o["kind"] == "InferenceObjective"):
+        ns, ref = namespace_of(o), (o.get("spec") or {}).get("poolRef") or {}
+        if ref.get("group", "inference.networking.k8s.io") != "inference.networking.k8s.io" or ref.get("kind", "InferencePool") != "InferencePool":
+            problems.append(f"{ident(o)} refers to {ref.get('group')}/{ref.get('kind')}, not an InferencePool (inference.networking.k8s.io)")
+        elif (ns, ref.get("name")) not in pools:
+            problems.append(f"{ident(o)} refers to InferencePool {ns}/{ref.get('name')}, which the stack does not create")
+        elif (ns, ref.get("name"), name_of(o)) not in routed:
+            problems.append(f"{ident(o)} is named {name_of(o)!r}, but no HTTPRoute sends requests for that model name to InferencePool {ns}/{ref.get('name')}")
+        if setters.get(OBJECTIVE_HEADER) != "model":
+            problems.append(f"{ident(o)}: no body-based router of the stack sets {OBJECTIVE_HEADER} from the body's model, so no request selects it")
+    return problems
+
+
 RULES = (
     pdbs_select_one_scalable_controller,
     services_select_templates,
@@ -692,6 +792,8 @@ RULES = (
     routes_reach_servers,
     inference_pools_reach_servers,
     teams_stay_apart,
+    body_routers_reach_routes,
+    objectives_select_pools,
     knative_traffic_reaches_revisions,
 )
 

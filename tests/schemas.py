@@ -77,8 +77,10 @@ def validate_custom(obj: dict) -> None:
     schema = crd_schemas().get(key)
     if schema is None:
         raise AssertionError(f"no CRD fixture for {key}; copy it into tests/fixtures/crds")
-    # metadata is ObjectMeta, checked by the API server, not the CRD schema.
-    body = {k: v for k, v in obj.items() if k != "metadata"}
+    # metadata is ObjectMeta, checked by the API server, not the CRD schema; apiVersion and kind are the
+    # API server's too (Istio's CRDs do not declare them, yet every object carries them).
+    declared = schema.get("properties", {})
+    body = {k: v for k, v in obj.items() if k != "metadata" and (k in declared or k not in ("apiVersion", "kind"))}
     schema = {**schema, "properties": {k: v for k, v in schema.get("properties", {}).items() if k != "metadata"}}
     jsonschema.validate(body, schema)
 

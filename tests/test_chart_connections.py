@@ -296,7 +296,8 @@ def test_break_monitoring_namespace_level():
 
 def test_break_restricted_namespace_refuses_a_root_pod():
     def edit(c):
-        sc = ours(c, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]["securityContext"]
+        # a model's server (llm enforces restricted; the router lives in the user's Gateway namespace)
+        sc = ours(c, "Deployment", "llama-8b")[0]["spec"]["template"]["spec"]["containers"][0]["securityContext"]
         sc["runAsNonRoot"] = False
     problems = cc.pods_admitted_by_namespace_pod_security(_objects(broken("prod", edit)))
     assert any("needs Pod Security level baseline" in p and "enforces restricted" in p for p in problems), problems
