@@ -47,6 +47,3 @@ EPP_IMAGE = f"registry.k8s.io/gateway-api-inference-extension/epp:{EPP_VERSION}"
 #: The same release's body-based router (BBR): copies the request body's "model" into the headers the
 #: routes match and the picker reads (components/body_router.py mirrors its chart at this tag).
 BBR_IMAGE = f"registry.k8s.io/gateway-api-inference-extension/bbr:{EPP_VERSION}"
-#: The same release's body-based router (BBR): copies the request body's "model" into the headers the
-#: routes match and the picker reads (components/body_router.py mirrors its chart at this tag).
-BBR_IMAGE = f"registry.k8s.io/gateway-api-inference-extension/bbr:{EPP_VERSION}"
