@@ -105,8 +105,10 @@ RULES = [
     "did-you-mean; with `observability.installPrometheusStack: false`, autoscaled models need "
     "`autoscaling.prometheusUrl`.",
     "Canary (`models[].canary`): `weight` 1-99; it must differ from the model (`revision`, `image` or `extraArgs`, each "
-    "checked like the model's); the model must be exposed through `llmstack:gateway` with `kind: gatewayApi` (the "
-    "split is the HTTPRoute's weighted backends); refused on `serving: knative` models; its replicas count in the GPU "
+    "checked like the model's); a Deployment model must be exposed through `llmstack:gateway` with `kind: gatewayApi` (the "
+    "split is the HTTPRoute's weighted backends); its replicas count in the GPU fit check. A Knative canary (a second "
+    "revision of the model's Knative Service, split by Knative) takes no `canary.replicas` (it scales like the model), "
+    "another `canary.revision` needs `cache.size` for both revisions (one volume), and both revisions count in the GPU "
     "fit check.",
 ]
 
