@@ -26,7 +26,7 @@ class RdmaConfig(_Model):
     """An RDMA device per pod for NCCL between a group's nodes."""
 
     resource_name: str = Field(pattern=r"^[a-z0-9.-]+/[A-Za-z0-9._-]+$", description="Extended resource of the RDMA device plugin (e.g. rdma/ib).")
-    per_pod: int = Field(1, ge=1, le=16, description="Devices each pod requests.")
+    per_pod: int = Field(1, ge=1, le=64, description="Devices each pod requests (an EFA-enabled p5.48xlarge has 32).")
 
 
 class MultiNodeConfig(_Model):

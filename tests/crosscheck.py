@@ -152,6 +152,11 @@ def workloads(manifests: Iterable[dict]) -> list[Workload]:
     them (the policy pack's reading: Knative pods carry Knative's own labels too)."""
     out = []
     for o in manifests:
+        if checks.is_leader_worker_set(o):  # multi-node: a group's leader and worker templates (two StatefulSets)
+            templates = checks.pod_templates(o)
+            for i, (labels, pod) in enumerate(templates):
+                out.append(Workload("LeaderWorkerSet", namespace_of(o), name_of(o) + ("" if i == 0 else "/worker"), labels, dict(pod), o))
+            continue
         if not (is_knative_service(o) or o["kind"] in _CONTROLLERS):
             continue
         template = checks.pod_template(o)
@@ -475,6 +480,18 @@ def awaits_cover_budgets(manifests: list[dict], declared: Declared = Declared(),
             if have < need:
                 problems.append(f"{ident(o)} is awaited {have} s, less than its rollout may take ({need} s for {replicas} replica(s))")
             awaited[(w.namespace, w.name)] = have
+        elif w.kind == "LeaderWorkerSet":  # multi-node: every group ready, each rollout wave a whole start
+            if w.name.endswith("/worker"):
+                continue  # the leader's startup budget covers the group (workers have no probe)
+            if WAIT_FOR_ANNOTATION not in annotations(o):
+                problems.append(f"{ident(o)} is not awaited: custom resources are awaited only with {WAIT_FOR_ANNOTATION}")
+                continue
+            replicas = spec.get("replicas", 1)
+            rolling = (spec.get("rolloutStrategy") or {}).get("rollingUpdateConfiguration") or {}
+            step = _count(rolling.get("maxSurge", 0), replicas, math.ceil) + _count(rolling.get("maxUnavailable", 1), replicas, math.floor)
+            need = math.ceil(max(replicas, 1) / max(step, 1)) * per_pod
+            if have < need:
+                problems.append(f"{ident(o)} is awaited {have} s, less than its groups may take ({need} s for {replicas} group(s))")
         elif w.kind in ("StatefulSet", "DaemonSet"):
             if have < per_pod:
                 problems.append(f"{ident(o)} is awaited {have} s, less than one pod may take to start ({per_pod} s)")
@@ -796,6 +813,15 @@ RULES = (
     objectives_select_pools,
     knative_traffic_reaches_revisions,
 )
+
+
+def lws_headless_services_free(manifests: list[dict], declared: Declared = Declared()) -> list[str]:
+    """A LeaderWorkerSet's name is free for the headless Service its controller creates (the pods'
+    DNS names, LWS_LEADER_ADDRESS, live in it); one rule with the policy pack (llmstack_k8s.checks)."""
+    return checks.lws_headless_service_free(manifests)
+
+
+RULES = RULES + (lws_headless_services_free,)  # multi-node
 
 
 def check_all(manifests: list[dict], declared: Declared = Declared()) -> list[str]:
