@@ -327,3 +327,24 @@ def test_karpenter_floor_counts_the_canary_revisions_pods():
     assert render_with({**stack(m), "gpuPool": pool}).of_kind("NodePool")
     m["canary"] = {"weight": 10, "image": NEW_IMAGE}
     assert_refused({**stack(m), "gpuPool": pool}, "below the 8 GPUs the models need")
+
+
+def test_a_knative_canary_of_a_model_in_object_storage_streams_like_it():
+    """Weights in a bucket have no revision (canary.revision is refused there); an image/args canary of
+    such a model streams the same weights, and its promotion reuses its revision too."""
+    from test_object_storage import KEYS, MODEL, SECURE
+
+    def s3_stack(m):
+        return {"models": [m], "objectStorage": {"region": "eu-west-1"}, **KEYS}
+
+    m = {**MODEL, "serving": "knative", "canary": {"weight": 20, "extraArgs": ["--max-num-batched-tokens", "4096"]}}
+    manifests = manifests_of(render_with(s3_stack(m), secret_keys=SECURE))
+    svc = ksvc(manifests, "llama-8b")
+    stable_rev, canary_rev = (t["revisionName"] for t in svc["spec"]["traffic"])
+    args = svc["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--model") + 1] == MODEL["model"] and "--max-num-batched-tokens" in args
+    assert not [o for o in manifests if o["kind"] in ("PersistentVolumeClaim", "Job")]
+    after = {**MODEL, "serving": "knative", "extraArgs": ["--max-num-batched-tokens", "4096"]}
+    assert ksvc(manifests_of(render_with(s3_stack(after), secret_keys=SECURE)), "llama-8b")["spec"]["template"]["metadata"]["name"] == canary_rev
+    before = {**MODEL, "serving": "knative"}
+    assert ksvc(manifests_of(render_with(s3_stack(before), secret_keys=SECURE)), "llama-8b")["spec"]["template"]["metadata"]["name"] == stable_rev
