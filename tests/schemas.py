@@ -72,15 +72,19 @@ def crd_schemas() -> dict[tuple[str, str], dict]:
     return out
 
 
+def crd_body(obj: dict, schema: dict) -> dict:
+    """What a CRD's schema checks of an object: metadata is ObjectMeta, checked by the API server; so
+    are apiVersion and kind where the schema does not declare them (Istio's CRDs do not)."""
+    declared = schema.get("properties", {})
+    return {k: v for k, v in obj.items() if k != "metadata" and (k in declared or k not in ("apiVersion", "kind"))}
+
+
 def validate_custom(obj: dict) -> None:
     key = (obj["apiVersion"], obj["kind"])
     schema = crd_schemas().get(key)
     if schema is None:
         raise AssertionError(f"no CRD fixture for {key}; copy it into tests/fixtures/crds")
-    # metadata is ObjectMeta, checked by the API server, not the CRD schema; apiVersion and kind are the
-    # API server's too (Istio's CRDs do not declare them, yet every object carries them).
-    declared = schema.get("properties", {})
-    body = {k: v for k, v in obj.items() if k != "metadata" and (k in declared or k not in ("apiVersion", "kind"))}
+    body = crd_body(obj, schema)
     schema = {**schema, "properties": {k: v for k, v in schema.get("properties", {}).items() if k != "metadata"}}
     jsonschema.validate(body, schema)
 

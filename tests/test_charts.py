@@ -12,7 +12,7 @@ import tarfile
 import pytest
 import yaml
 from conftest import STACKS, rendered_stack
-from schemas import K8S_VERSIONS, _strict, crd_schemas, validate_core
+from schemas import K8S_VERSIONS, _strict, crd_body, crd_schemas, validate_core
 
 import jsonschema
 import kubernetes_validate.utils
@@ -181,7 +181,7 @@ def validate_in_cluster(stack: str, obj: dict) -> None:
     key = (obj["apiVersion"], obj["kind"])
     group = obj["apiVersion"].rpartition("/")[0]
     if key in _cluster_crd_schemas(stack):
-        _crd_validator(stack, key).validate({k: v for k, v in obj.items() if k != "metadata"})
+        _crd_validator(stack, key).validate(crd_body(obj, _cluster_crd_schemas(stack)[key]))
     elif "." in group and not group.endswith(".k8s.io"):
         raise AssertionError(f"no CRD in the cluster or the fixtures for {key}")
     else:

@@ -23,6 +23,8 @@ pool = InferencePool("qwen", {
     "pod_selector": {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": "qwen"},  # server.selector_labels
     "gateway_namespace": "gateway",
     "monitoring_namespaces": ["monitoring"],
+    # queued requests for this name go first (the body-based router puts the name in the objective header)
+    "objectives": [{"served_model_name": "qwen2.5-0.5b-instruct", "priority": 10}],
 }, opts=pulumi.ResourceOptions(depends_on=[server]))
 ModelRoute("qwen", {
     "namespace": "llm",
