@@ -17,9 +17,16 @@ def rendered_stack(stack: str) -> render_mod.Rendered:
     return render_mod.render(stack)
 
 
-def example_adapter_block() -> list[dict]:
-    """The commented ``loraAdapters`` example of Pulumi.dev.yaml, uncommented and parsed (the stack
-    file keeps it commented: its stand-in repo is not on the Hub, so a real deploy would fail)."""
+#: The placeholder dev's adapter example carries until its commit is pinned (README: LoRA adapters).
+ADAPTER_SHA_PLACEHOLDER = "PASTE-ITS-COMMIT-SHA"
+#: What the tests render in its place: any full SHA (the render never reaches the Hub).
+ADAPTER_TEST_SHA = "0" * 40
+
+
+def example_adapter_block(as_written: bool = False) -> list[dict]:
+    """The commented ``loraAdapters`` example of Pulumi.dev.yaml, uncommented and parsed. The stack
+    file keeps it commented until its commit is pinned (no Hub access where it was written); unless
+    ``as_written``, the placeholder revision is replaced by a test SHA."""
     import re
 
     import yaml
@@ -28,7 +35,12 @@ def example_adapter_block() -> list[dict]:
     block = re.search(r"^(\s*)# loraAdapters:\n((?:\1#.*\n)+)", text, re.M)
     assert block, "Pulumi.dev.yaml lost its commented loraAdapters example"
     lines = ["loraAdapters:"] + [re.sub(r"^\s*# ?", "", line, count=1) for line in block.group(2).splitlines()]
-    return yaml.safe_load("\n".join(lines))["loraAdapters"]
+    adapters = yaml.safe_load("\n".join(lines))["loraAdapters"]
+    if not as_written:
+        for a in adapters:
+            if a.get("revision") == ADAPTER_SHA_PLACEHOLDER:
+                a["revision"] = ADAPTER_TEST_SHA
+    return adapters
 
 
 @functools.cache

@@ -33,12 +33,12 @@ def words(container):
 
 
 def test_dev_serves_its_adapter_with_flags_derived_from_the_config():
-    """Pulumi.dev.yaml's adapter example (kept commented in the file: its repo is a stand-in),
+    """Pulumi.dev.yaml's adapter example (kept commented in the file until its commit is pinned),
     switched on: the flags, the init container and the download Job all follow from it."""
     (a,) = example_adapter_block()
     _, _, cfg = _render("dev")
     m = cfg.models[0]
-    assert not m.lora_adapters, "the deployable dev stack must not download the stand-in adapter"
+    assert not m.lora_adapters, "the deployable dev stack must not download an adapter whose commit is not pinned"
     objects = rendered_dev_with_adapter().objects
     pod = server(objects, m.name)
     args = words(pod["containers"][0])
@@ -55,6 +55,20 @@ def test_dev_serves_its_adapter_with_flags_derived_from_the_config():
     (job,) = [o for o in objects if o["kind"] == "Job" and o["metadata"]["name"] == f"{m.name}-download"]
     env = {e["name"]: e.get("value") for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert json.loads(env["ADAPTERS"]) == [{"dir": path, "model": a["model"], "revision": a["revision"]}]
+
+
+def test_dev_adapter_example_uncommented_as_written_is_refused_until_pinned():
+    """A user who uncomments dev's adapter without pinning its commit gets one message naming the key,
+    and nothing is registered (the placeholder never reaches a download Job)."""
+    import yaml
+
+    from conftest import ADAPTER_SHA_PLACEHOLDER, ROOT
+
+    (a,) = example_adapter_block(as_written=True)
+    assert a["revision"] == ADAPTER_SHA_PLACEHOLDER
+    stack = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())["config"]
+    model = dict(stack["llmstack:models"][0], loraAdapters=[a])
+    assert_refused({"models": [model]}, "loraAdapters[0] (name: qwen2.5-0.5b-chatbot).revision: revision 'PASTE-ITS-COMMIT-SHA'")
 
 
 def test_max_lora_rank_is_the_smallest_slot_vllm_accepts():

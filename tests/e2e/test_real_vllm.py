@@ -70,7 +70,7 @@ from conftest import rendered_stack as _rendered_stack  # noqa: E402
 
 def rendered_stack(stack: str):
     """The stack under test; dev with its commented LoRA adapter example switched on, so the real
-    server also proves the adapter flags (the stack file keeps it commented: stand-in repo)."""
+    server also proves the adapter flags (the stack file keeps it commented until its commit is pinned)."""
     return rendered_dev_with_adapter() if stack == "dev" else _rendered_stack(stack)
 
 from llmstack_k8s import metrics, versions  # noqa: E402
