@@ -32,6 +32,14 @@ SERVING_NAMESPACE = "knative-serving"
 DATA_PLANE_NAMESPACES = [SERVING_NAMESPACE]
 DEFAULT_OPERATOR_NAMESPACE = "knative-operator"
 KOURIER_INGRESS_CLASS = "kourier.ingress.networking.knative.dev"
+#: Kourier's Service for cluster-local traffic (its internal listener): it picks a Knative Service by the
+#: request's Host (``<ksvc>.<namespace>.svc.cluster.local``), through the activator while at zero. A
+#: Gateway's HTTPRoute routes a Knative model here (Gateway API implementations SHOULD NOT follow the
+#: ExternalName Service Knative makes per ksvc, so that one is no backend for a Gateway).
+LOCAL_GATEWAY_SERVICE = "kourier-internal"
+LOCAL_GATEWAY_PORT = 80
+#: Where Knative's release YAMLs (not the operator) put Kourier: an existing Knative's usual place.
+RELEASE_KOURIER_NAMESPACE = "kourier-system"
 #: Longest request timeout a revision may ask for (Knative's own default is 600 s).
 DEFAULT_MAX_REVISION_TIMEOUT_SECONDS = 3600
 
@@ -62,6 +70,8 @@ class KnativeServing(pulumi.ComponentResource):
     """The ``config-features`` flags enabled."""
     max_revision_timeout_seconds: pulumi.Output[int]
     """Longest request timeout a revision may ask for."""
+    local_gateway: pulumi.Output[dict]
+    """Kourier's cluster-local Service (``name``, ``namespace``, ``port``): where a Gateway routes a Knative model."""
 
     def __init__(self, name: str, args: KnativeServingArgs, opts: Optional[pulumi.ResourceOptions] = None):
         # Checked before registering: bad args register nothing.
@@ -119,6 +129,8 @@ class KnativeServing(pulumi.ComponentResource):
         self.version = pulumi.Output.from_input(versions.KNATIVE_SERVING_VERSION)
         self.features = pulumi.Output.from_input(features)
         self.max_revision_timeout_seconds = pulumi.Output.from_input(max_timeout)
+        self.local_gateway = pulumi.Output.from_input(
+            {"name": LOCAL_GATEWAY_SERVICE, "namespace": SERVING_NAMESPACE, "port": LOCAL_GATEWAY_PORT})
         self.register_outputs(
             {
                 "namespace": self.namespace,
@@ -126,5 +138,6 @@ class KnativeServing(pulumi.ComponentResource):
                 "version": self.version,
                 "features": self.features,
                 "max_revision_timeout_seconds": self.max_revision_timeout_seconds,
+                "local_gateway": self.local_gateway,
             }
         )

@@ -9,6 +9,14 @@ server's ``/metrics`` (which vLLM's API key does not protect) never leaves the c
 
 LLM responses stream for minutes: the route's timeouts are the model's request budget (never a
 proxy's 60 s default), and the Ingress option turns off response buffering.
+
+A Knative model (``knative``) is reached through Knative's own ingress, never its pods: the HTTPRoute's
+backend is the ingress's cluster-local Service (Kourier's ``kourier-internal``, in another namespace, so
+the route brings a ReferenceGrant there) and a URLRewrite sets the Host to the Knative Service's
+cluster-local name, which is how Knative's ingress picks the Service (through the activator while it is
+at zero; its traffic split, a canary included, applies). The Ingress option reaches the Service Knative
+creates per Knative Service (an ExternalName to its ingress, which ingress-nginx follows) with
+``upstream-vhost``. The activator holds a request while a pod starts, so the timeouts add the cold start.
 """
 
 import re
@@ -20,6 +28,7 @@ import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
 from .checks import MIN_ROUTE_TIMEOUT_SECONDS
+from .knative_serving import LOCAL_GATEWAY_PORT as KNATIVE_HTTP_PORT, LOCAL_GATEWAY_SERVICE as DEFAULT_LOCAL_GATEWAY
 from .package import labels, type_token
 from .validation import args_error, validate_args
 from .vllm_pod import HTTP_PORT
@@ -77,6 +86,22 @@ class IngressArgs(TypedDict):
     """Largest request body, nginx size syntax (default ``16m``)."""
 
 
+class KnativeBackendArgs(TypedDict):
+    """A Knative model's backend: Knative's ingress, which picks the Knative Service by Host."""
+
+    host: pulumi.Input[str]
+    """The Knative Service's cluster-local host (``<name>.<namespace>.svc.cluster.local``)."""
+    local_gateway_name: NotRequired[pulumi.Input[str]]
+    """Knative ingress's cluster-local Service (default ``kourier-internal``; net-istio: ``knative-local-gateway``)."""
+    local_gateway_namespace: pulumi.Input[str]
+    """Namespace of that Service (the stack's KnativeServing: ``knative-serving``; Knative's release YAMLs: ``kourier-system``)."""
+    local_gateway_port: NotRequired[int]
+    """Its HTTP port (default 80)."""
+    cold_start_seconds: int
+    """The longest a request may wait for a pod while the Knative Service is at zero (its startup budget);
+    added to the route's timeouts. Plain: checked at preview."""
+
+
 class CanaryBackendArgs(TypedDict):
     """The model's canary variant: a second server under the same served names taking a share of the requests."""
 
@@ -114,6 +139,9 @@ class ModelRouteArgs(TypedDict):
     Endpoint Picker) instead of the Service (Gateway API only)."""
     canary: NotRequired[CanaryBackendArgs]
     """Split the requests between the stable and a canary backend by weight (Gateway API only)."""
+    knative: NotRequired[KnativeBackendArgs]
+    """The model is a Knative Service (``service_name`` is its name): route through Knative's ingress,
+    whose traffic split (a Knative canary) applies; no ``canary``, no ``inference_pool_name``."""
 
 
 def model_path_prefix(name: str) -> str:
@@ -122,8 +150,25 @@ def model_path_prefix(name: str) -> str:
 
 
 def duration(seconds: int) -> str:
-    """A Gateway API duration (GEP-2257)."""
-    return f"{seconds}s"
+    """A Gateway API duration (GEP-2257: at most 5 digits per unit)."""
+    if seconds <= 99999:
+        return f"{seconds}s"
+    h, rest = divmod(seconds, 3600)
+    return f"{h}h{rest // 60}m{rest % 60}s"
+
+
+def route_timeout_seconds(args: ModelRouteArgs) -> int:
+    """The route's timeouts: the request budget, plus a Knative model's cold start (the activator holds
+    the request meanwhile)."""
+    seconds = args.get("request_timeout_seconds", DEFAULT_REQUEST_TIMEOUT_SECONDS)
+    knative = args.get("knative")
+    return seconds + (knative["cold_start_seconds"] if knative is not None else 0)
+
+
+def knative_grant_name(name: str, namespace: str) -> str:
+    """The ReferenceGrant's name in the Knative ingress's namespace (routes of several namespaces and
+    stacks meet there)."""
+    return f"{namespace}-{name}"
 
 
 def _backend(service_name, pool_name=None) -> dict:
@@ -135,11 +180,17 @@ def _backend(service_name, pool_name=None) -> dict:
 def httproute_spec(name: str, args: ModelRouteArgs) -> dict:
     """The HTTPRoute's spec: header match per served name on /v1, then the path-per-model fallback."""
     backend = [_backend(args["service_name"], args.get("inference_pool_name"))]
+    knative = args.get("knative")
+    host_rewrite = {}
+    if knative is not None:  # Knative's ingress picks the Knative Service by Host
+        backend = [{"name": knative.get("local_gateway_name", DEFAULT_LOCAL_GATEWAY), "namespace": knative["local_gateway_namespace"],
+                    "port": knative.get("local_gateway_port", KNATIVE_HTTP_PORT)}]
+        host_rewrite = {"hostname": knative["host"]}
     canary = args.get("canary")
     if canary is not None:  # weights are relative; summing to 100 makes them the percent each variant gets
         backend = [{**backend[0], "weight": 100 - canary["weight"]},
                    {**_backend(canary["service_name"], canary.get("inference_pool_name")), "weight": canary["weight"]}]
-    seconds = args.get("request_timeout_seconds", DEFAULT_REQUEST_TIMEOUT_SECONDS)
+    seconds = route_timeout_seconds(args)
     # One attempt per request: backendRequest equal to the whole budget (a retry would restart a stream).
     timeouts = {"request": duration(seconds), "backendRequest": duration(seconds)}
     by_header = [
@@ -148,7 +199,7 @@ def httproute_spec(name: str, args: ModelRouteArgs) -> dict:
     ]
     fallback = {
         "matches": [{"path": {"type": "PathPrefix", "value": f"{model_path_prefix(name)}{API_PREFIX}"}}],
-        "filters": [{"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": API_PREFIX}}}],
+        "filters": [{"type": "URLRewrite", "urlRewrite": {**host_rewrite, "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": API_PREFIX}}}],
         "backendRefs": backend,
         "timeouts": timeouts,
     }
@@ -158,16 +209,30 @@ def httproute_spec(name: str, args: ModelRouteArgs) -> dict:
         parent["sectionName"] = gw["section_name"]
     spec = {
         "parentRefs": [parent],
-        "rules": [{"matches": by_header, "backendRefs": backend, "timeouts": timeouts}, fallback],
+        "rules": [{"matches": by_header, "backendRefs": backend, "timeouts": timeouts,
+                   **({"filters": [{"type": "URLRewrite", "urlRewrite": host_rewrite}]} if host_rewrite else {})}, fallback],
     }
     if args.get("hostnames"):
         spec["hostnames"] = list(args["hostnames"])
     return spec
 
 
+#: v1beta1: served by every Gateway API release that has ReferenceGrant (v1 only by the newest).
+REFERENCE_GRANT_API = "gateway.networking.k8s.io/v1beta1"
+
+
+def reference_grant_spec(args: ModelRouteArgs) -> dict:
+    """Lets this model's HTTPRoutes (their namespace) use Knative's cluster-local ingress Service, and nothing else."""
+    knative = args["knative"]
+    return {
+        "from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": args["namespace"]}],
+        "to": [{"group": "", "kind": "Service", "name": knative.get("local_gateway_name", DEFAULT_LOCAL_GATEWAY)}],
+    }
+
+
 def ingress_annotations(args: ModelRouteArgs) -> dict:
     ing = args.get("ingress") or {}
-    seconds = str(args.get("request_timeout_seconds", DEFAULT_REQUEST_TIMEOUT_SECONDS))
+    seconds = str(route_timeout_seconds(args))
     notes = {
         NGINX + "use-regex": "true",
         NGINX + "rewrite-target": "/v1/$1",
@@ -180,6 +245,8 @@ def ingress_annotations(args: ModelRouteArgs) -> dict:
     }
     if ing.get("cluster_issuer"):
         notes[CLUSTER_ISSUER_ANNOTATION] = ing["cluster_issuer"]
+    if args.get("knative") is not None:  # Knative's ingress picks the Knative Service by Host
+        notes[NGINX + "upstream-vhost"] = args["knative"]["host"]
     return notes
 
 
@@ -188,7 +255,8 @@ def ingress_spec(name: str, args: ModelRouteArgs) -> dict:
     path = {
         "path": f"{model_path_prefix(name)}{API_PREFIX}/(.*)",
         "pathType": "ImplementationSpecific",
-        "backend": {"service": {"name": args["service_name"], "port": {"number": HTTP_PORT}}},
+        # A Knative model: the Service Knative makes per Knative Service (an ExternalName to its ingress).
+        "backend": {"service": {"name": args["service_name"], "port": {"number": KNATIVE_HTTP_PORT if args.get("knative") else HTTP_PORT}}},
     }
     hosts = list(args.get("hostnames") or [])
     rules = [{"host": h, "http": {"paths": [path]}} for h in hosts] or [{"http": {"paths": [path]}}]
@@ -210,6 +278,18 @@ def check_route_args(name: str, args: ModelRouteArgs) -> None:
         raise args_error("ModelRoute", name, "gateway", "required with kind gatewayApi (the Gateway the HTTPRoute attaches to)")
     if kind == RouteKind.INGRESS and args.get("inference_pool_name") is not None:
         raise args_error("ModelRoute", name, "inference_pool_name", "needs kind gatewayApi: an Ingress cannot route to an InferencePool")
+    knative = args.get("knative")
+    if knative is not None:
+        if args.get("inference_pool_name") is not None:
+            raise args_error("ModelRoute", name, "inference_pool_name",
+                             "cannot be combined with knative: a picker would call the pods directly, past Knative's "
+                             "activator (no scale from zero) and its traffic split")
+        if args.get("canary") is not None:
+            raise args_error("ModelRoute", name, "canary",
+                             "cannot be combined with knative: a Knative canary is a revision of the same Knative Service, "
+                             "split by Knative (KnativeVllmService's canary); the route has one backend")
+        if not isinstance(knative.get("cold_start_seconds"), int) or knative["cold_start_seconds"] < 0:
+            raise args_error("ModelRoute", name, "knative.cold_start_seconds", f"{knative.get('cold_start_seconds')!r} is not a whole number of seconds >= 0")
     canary = args.get("canary")
     if canary is not None:
         if kind == RouteKind.INGRESS:
@@ -250,9 +330,19 @@ class ModelRoute(pulumi.ComponentResource):
         meta = {"name": name, "namespace": args["namespace"], "labels": labels(name, "route")}
         child = pulumi.ResourceOptions(parent=self)
         if RouteKind(args.get("kind", RouteKind.GATEWAY_API)) == RouteKind.GATEWAY_API:
+            grants = []
+            knative = args.get("knative")
+            if knative is not None:  # the backend is in Knative's namespace: its owner lets this route in
+                grants.append(k8s.apiextensions.CustomResource(
+                    f"{name}-grant", api_version=REFERENCE_GRANT_API, kind="ReferenceGrant",
+                    metadata={"name": pulumi.Output.from_input(args["namespace"]).apply(lambda ns: knative_grant_name(name, ns)),
+                              "namespace": knative["local_gateway_namespace"], "labels": labels(name, "route")},
+                    spec=reference_grant_spec(args), opts=child,
+                ))
             route = k8s.apiextensions.CustomResource(
                 f"{name}-route", api_version="gateway.networking.k8s.io/v1", kind="HTTPRoute",
-                metadata=meta, spec=httproute_spec(name, args), opts=child,
+                metadata=meta, spec=httproute_spec(name, args),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=grants),
             )
             self.kind = pulumi.Output.from_input("HTTPRoute")
         else:

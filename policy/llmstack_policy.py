@@ -230,6 +230,16 @@ SPECS: list[Spec] = [
         check_object=lambda m, conf: checks.route_timeouts(m, conf("minTimeoutSeconds", checks.MIN_ROUTE_TIMEOUT_SECONDS)),
     ),
     Spec(
+        name="knative-traffic",
+        description="A Knative Service's traffic targets are revisions of that Service, sum to 100 percent, carry "
+                    "unique tags, and include the revision its template creates (a Knative canary's split).",
+        remediation="Name revisions <service>-..., make the percents sum to 100, keep tags unique DNS labels, and route "
+                    "a percent or a tag to the template's revision (KnativeVllmService's canary does).",
+        level=EnforcementLevel.MANDATORY,
+        properties={},
+        check_object=lambda m, conf: checks.knative_traffic(m),
+    ),
+    Spec(
         name="helm-releases-pinned",
         description="Helm releases and charts name an exact chart version.",
         remediation="Set version to an exact chart release (components/versions.py holds every pin).",

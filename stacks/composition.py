@@ -25,7 +25,7 @@ from llmstack_k8s.wiring import scaled_workload
 
 from .config import ModelConfig, StackConfig
 from .teams import gpu_resource as team_gpu_resource
-from .gateway import is_exposed, kv_cache_aware, prioritized_names, request_budget
+from .gateway import is_exposed, knative_request_timeout, kv_cache_aware, prioritized_names, request_budget
 from .gpu_pool import fit_weights
 from .multi_node import is_multi_node, multi_node_args
 from .object_storage import model_object_storage_args
@@ -54,6 +54,38 @@ def engine_args(m: ModelConfig, cache=None) -> dict:
         if m.max_loras is not None:
             engine["max_loras"] = m.max_loras
     return engine
+
+
+def knative_route_args(cfg: StackConfig, m: ModelConfig, ns, kserver) -> dict:
+    """ModelRoute args of an exposed Knative model: one backend, Knative's cluster-local ingress, which
+    picks the Knative Service by Host (a Knative canary is split there)."""
+    gw, local = cfg.gateway, cfg.knative.effective_local_gateway
+    return {
+        "namespace": ns,
+        "service_name": kserver.service_name,
+        "served_model_names": [m.served_name, *(a.name for a in m.lora_adapters)],
+        "kind": gw.kind,
+        "request_timeout_seconds": request_budget(gw, m),
+        "knative": {"host": kserver.url.apply(lambda u: u.split("://", 1)[1]), "local_gateway_name": local.name,
+                    "local_gateway_namespace": local.namespace, "local_gateway_port": local.port,
+                    "cold_start_seconds": m.startup_budget},
+        **edge_args(gw),
+    }
+
+
+def edge_args(gw) -> dict:
+    """ModelRoute args every route of the stack shares: the host, the Gateway or the Ingress settings."""
+    ing = gw.ingress
+    return {
+        **({"hostnames": [gw.hostname]} if gw.hostname else {}),
+        **({"gateway": {"name": gw.gateway_ref.name, "namespace": gw.gateway_ref.namespace,
+                        **({"section_name": gw.gateway_ref.section_name} if gw.gateway_ref.section_name else {})}}
+           if gw.gateway_ref else {}),
+        **({"ingress": {k: v for k, v in {
+            "class_name": ing.class_name, "tls_secret_name": ing.tls_secret_name,
+            "cluster_issuer": ing.cluster_issuer, "max_body_size": ing.max_body_size}.items() if v is not None}}
+           if ing else {}),
+    }
 
 
 def knative_canary_args(m: ModelConfig, cache) -> dict:
@@ -202,7 +234,7 @@ def build(cfg: StackConfig) -> dict:
                         "panic_window_percentage": k.panic_window_percentage,
                     },
                     "progress_deadline_seconds": k.progress_deadline_seconds,
-                    "request_timeout_seconds": k.request_timeout_seconds,
+                    "request_timeout_seconds": knative_request_timeout(cfg.gateway, m),  # covers its route's
                     "enabled_features": knative_features,
                     "knative_namespaces": knative_namespaces,
                     "network": {"monitoring_namespaces": list(cfg.network.monitoring_namespaces)},
@@ -220,6 +252,11 @@ def build(cfg: StackConfig) -> dict:
                 models[m.name]["canary"] = {"url": kserver.canary_url, "weight": m.canary.weight,
                                             "revision": kserver.canary_revision_name, "stableRevision": kserver.revision_name}
                 knative_canaries.append(kserver.canary_revision_name)
+            if is_exposed(cfg.gateway, m):  # gateway: through Knative's ingress (activator, traffic split)
+                route = ModelRoute(m.name, knative_route_args(cfg, m, ns, kserver), opts=pulumi.ResourceOptions(
+                    provider=provider, depends_on=[kserver, *([knative_install] if knative_install else [])]))
+                if cfg.gateway.base_url:
+                    models[m.name]["url"] = pulumi.Output.concat(cfg.gateway.base_url, route.path_prefix)
             continue
         # --- end knative ---
         server_args = {
@@ -287,7 +324,6 @@ def build(cfg: StackConfig) -> dict:
         # --- gateway: the model's /v1 on the shared host (HTTPRoute by model name, or Ingress) ---
         if is_exposed(cfg.gateway, m):
             gw = cfg.gateway
-            ing = gw.ingress
             pool = None
             if kv_cache_aware(gw, m):  # the Endpoint Picker chooses the replica for every request
                 pool = InferencePool(
@@ -329,14 +365,7 @@ def build(cfg: StackConfig) -> dict:
                     **({"canary": {"service_name": canary_server.service_name, "weight": m.canary.weight,
                                    **({"inference_pool_name": canary_pool.pool_name} if canary_pool is not None else {})}}
                        if canary_server is not None else {}),
-                    **({"hostnames": [gw.hostname]} if gw.hostname else {}),
-                    **({"gateway": {"name": gw.gateway_ref.name, "namespace": gw.gateway_ref.namespace,
-                                    **({"section_name": gw.gateway_ref.section_name} if gw.gateway_ref.section_name else {})}}
-                       if gw.gateway_ref else {}),
-                    **({"ingress": {k: v for k, v in {
-                        "class_name": ing.class_name, "tls_secret_name": ing.tls_secret_name,
-                        "cluster_issuer": ing.cluster_issuer, "max_body_size": ing.max_body_size}.items() if v is not None}}
-                       if ing else {}),
+                    **edge_args(gw),
                 },
                 opts=pulumi.ResourceOptions(provider=provider, depends_on=[server, *([canary_server] if canary_server else [])]),
             )

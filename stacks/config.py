@@ -58,7 +58,7 @@ class StackConfig(_Model):
     @model_validator(mode="after")
     def _routes_work(self):
         for i, m in enumerate(self.models):
-            problem = exposure_problem(self.gateway, m)
+            problem = exposure_problem(self.gateway, m, self.knative)
             if problem:
                 raise ConfigProblem(f"models[{i}] (name: {m.name}).{problem[0]}", problem[1])
         return self

@@ -160,8 +160,9 @@ def priority_problem(gateway: Optional[GatewayConfig], model) -> Optional[tuple[
     return None
 
 
-def exposure_problem(gateway: Optional[GatewayConfig], model) -> Optional[tuple[str, str]]:
-    """(key, message) when a model's route settings cannot work with the stack's gateway."""
+def exposure_problem(gateway: Optional[GatewayConfig], model, knative=None) -> Optional[tuple[str, str]]:
+    """(key, message) when a model's route settings cannot work with the stack's gateway (``knative``:
+    the stack's KnativeConfig, for a Knative model's timeouts)."""
     problem = priority_problem(gateway, model)
     if problem:
         return problem
@@ -183,16 +184,63 @@ def exposure_problem(gateway: Optional[GatewayConfig], model) -> Optional[tuple[
     if model.route is not None and model.route.kv_cache_aware_routing and gateway.kind != RouteKind.GATEWAY_API:
         return "route.kvCacheAwareRouting", "needs llmstack:gateway.kind gatewayApi: an Ingress cannot route to an InferencePool"
     if model.serving == "knative":
-        return "route.expose", (
-            "serving: knative models are reached through Knative's own ingress (their URL), not an HTTPRoute to a "
-            "Service; set route.expose: false"
-        )
+        return knative_exposure_problem(gateway, model, knative)
     if model.autoscaling is not None and model.autoscaling.min_replicas == 0:
         return "route.expose", (
             "a Deployment scaled to zero is reached through the KEDA HTTP add-on's interceptor, which a route to the "
             "model's Service would bypass (requests fail while it is at zero); set route.expose: false or minReplicas >= 1"
         )
     return None
+
+
+def knative_exposure_problem(gateway: GatewayConfig, model, knative=None) -> Optional[tuple[str, str]]:
+    """An exposed Knative model is routed to Knative's ingress (ModelRoute's knative): no picker, and its
+    revision's request timeout covers the route's (cold start + request budget)."""
+    if model.route is not None and model.route.kv_cache_aware_routing:
+        return "route.kvCacheAwareRouting", (
+            "cannot be used with serving: knative: an InferencePool's Endpoint Picker sends requests straight to the "
+            "pods, past Knative's activator (nothing starts a pod while the model is at zero) and past Knative's "
+            "traffic split (a canary); the route goes to Knative's ingress instead. Remove it, or serve the model as "
+            "serving: deployment"
+        )
+    if knative is not None and not knative.install and knative.effective_local_gateway.namespace not in knative.namespaces:
+        return "route.expose", (
+            f"routes through your Knative's cluster-local ingress in {knative.effective_local_gateway.namespace!r} "
+            f"(llmstack:knative.localGateway), which llmstack:knative.namespaces ({', '.join(knative.namespaces)}) does not "
+            "list: the model's NetworkPolicy would block it; add the namespace there or set localGateway"
+        )
+    route_seconds = knative_route_timeout(gateway, model)
+    explicit = model.knative.request_timeout_seconds if model.knative is not None else None
+    if explicit is not None and explicit < route_seconds:
+        return "knative.requestTimeoutSeconds", (
+            f"{explicit} s is shorter than the route's timeout, {route_seconds} s (startup budget {model.startup_budget} s, "
+            f"which the activator waits out at zero, + request budget {request_budget(gateway, model)} s): Knative would cut "
+            "off answers the gateway still allows; raise it or remove it (the default then covers the route)"
+        )
+    limit = knative.effective_max_revision_timeout if knative is not None else None
+    if limit is not None and explicit is None and route_seconds > limit:
+        return "route.requestTimeoutSeconds", (
+            f"the route's timeout, startup budget {model.startup_budget} s + request budget {request_budget(gateway, model)} s "
+            f"(this key, else llmstack:gateway.requestTimeoutSeconds) = {route_seconds} s, exceeds the longest request "
+            f"Knative allows ({limit} s, knative.maxRevisionTimeoutSeconds): lower the request budget, or raise "
+            "max-revision-timeout-seconds in Knative's config-defaults and say so there"
+        )
+    return None
+
+
+def knative_route_timeout(gateway: GatewayConfig, model) -> int:
+    """An exposed Knative model's route timeouts: its startup budget (the activator holds a request while a
+    pod starts from zero) plus its request budget."""
+    return model.startup_budget + request_budget(gateway, model)
+
+
+def knative_request_timeout(gateway: Optional[GatewayConfig], model) -> int:
+    """A Knative model's revision timeoutSeconds: its own (or Knative's default); an exposed model's default
+    covers its route's, so the gateway and Knative cut a request at the same budget."""
+    seconds = model.knative_scaling.request_timeout_seconds
+    if not is_exposed(gateway, model) or (model.knative is not None and model.knative.request_timeout_seconds is not None):
+        return seconds
+    return max(seconds, knative_route_timeout(gateway, model))
 
 
 def is_exposed(gateway: Optional[GatewayConfig], model) -> bool:

@@ -8,6 +8,7 @@ from pydantic.alias_generators import to_camel
 
 from llmstack_k8s import knative_vllm_service as knative
 from llmstack_k8s.knative_serving import DATA_PLANE_NAMESPACES as INSTALLED_DATA_PLANE_NAMESPACES
+from llmstack_k8s.knative_serving import LOCAL_GATEWAY_PORT, LOCAL_GATEWAY_SERVICE, RELEASE_KOURIER_NAMESPACE, SERVING_NAMESPACE
 
 from .base import StackModel as _Model
 from .quantities import Duration, dns_label
@@ -56,6 +57,14 @@ class KnativeModelConfig(_Model):
         return self
 
 
+class LocalGatewayConfig(_Model):
+    """An existing Knative's cluster-local ingress Service: where llmstack:gateway routes a Knative model."""
+
+    name: DnsLabel = Field(LOCAL_GATEWAY_SERVICE, description="The Service (Kourier: kourier-internal; net-istio: knative-local-gateway).")
+    namespace: DnsLabel = Field(RELEASE_KOURIER_NAMESPACE, description="Its namespace (Kourier from Knative's release YAMLs: kourier-system; net-istio: istio-system).")
+    port: int = Field(LOCAL_GATEWAY_PORT, ge=1, le=65535, description="Its HTTP port.")
+
+
 class KnativeConfig(_Model):
     """Knative Serving, for models with `serving: knative`."""
 
@@ -68,16 +77,33 @@ class KnativeConfig(_Model):
         f"With install true: {', '.join(INSTALLED_DATA_PLANE_NAMESPACES)} (the operator runs Kourier beside the activator), "
         "plus any listed here; with install false: your Knative's "
         f"(default {', '.join(knative.DEFAULT_KNATIVE_NAMESPACES)})."))
+    local_gateway: Optional[LocalGatewayConfig] = Field(None, description=(
+        "With install false: your Knative ingress's cluster-local Service, which llmstack:gateway routes an exposed "
+        f"Knative model to (default {LOCAL_GATEWAY_SERVICE} in {RELEASE_KOURIER_NAMESPACE}, port {LOCAL_GATEWAY_PORT}); "
+        f"with install true it is {LOCAL_GATEWAY_SERVICE} in {SERVING_NAMESPACE}."))
 
     @model_validator(mode="after")
     def _install_or_describe(self):
-        described = sorted({"features", "max_revision_timeout_seconds", "allow_zero_initial_scale"} & self.model_fields_set)
+        described = sorted({"features", "max_revision_timeout_seconds", "allow_zero_initial_scale", "local_gateway"} & self.model_fields_set)
         if self.install and described:
             raise ValueError(
                 f"{to_camel(described[0])} describes an existing Knative, but install is true (the stack then "
                 "configures Knative itself); remove it or set install: false"
             )
+        local = self.effective_local_gateway
+        if not self.install and self.local_gateway is not None and local.namespace not in self.namespaces:
+            raise ValueError(
+                f"localGateway.namespace {local.namespace!r} is not in namespaces ({', '.join(self.namespaces)}): the Knative "
+                "ingress's pods there call the models' pods, whose NetworkPolicy admits only the namespaces listed; add it"
+            )
         return self
+
+    @property
+    def effective_local_gateway(self) -> LocalGatewayConfig:
+        """Knative ingress's cluster-local Service (the stack's Kourier, or the one described)."""
+        if self.install:
+            return LocalGatewayConfig(namespace=SERVING_NAMESPACE)
+        return self.local_gateway or LocalGatewayConfig()
 
     @property
     def effective_max_revision_timeout(self) -> int:

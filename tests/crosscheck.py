@@ -78,6 +78,9 @@ class Declared:
     """Namespaces of the KEDA HTTP add-on's interceptor (it calls every HTTPScaledObject's Service)."""
     ingress_controllers: tuple = ()
     """Namespaces of the ingress controller (it calls every Ingress's backend Services)."""
+    knative_local_gateways: tuple = ()
+    """``(namespace, name)`` of an existing Knative's cluster-local ingress Service (routes to Knative
+    models go there); a KnativeServing of the stack brings its own (Kourier's)."""
 
 
 @dataclass(frozen=True)
@@ -557,29 +560,102 @@ def dcgm_maps_gpu_resources(manifests: list[dict], declared: Declared = Declared
     return problems
 
 
-def _route_backends(o: dict) -> Iterator[tuple[dict, str, object]]:
-    """(rule, Service name, port) of an HTTPRoute's or Ingress's backends."""
+def _route_backends(o: dict) -> Iterator[tuple[dict, str, str, object]]:
+    """(rule, Service namespace, Service name, port) of an HTTPRoute's or Ingress's backends."""
     spec = o.get("spec") or {}
     if o["kind"] == "HTTPRoute":
         for rule in spec.get("rules") or []:
             for b in rule.get("backendRefs") or []:
                 if b.get("kind", "Service") == "Service" and b.get("group", "") == "":
-                    yield rule, b.get("name"), b.get("port")
+                    yield rule, b.get("namespace", namespace_of(o)), b.get("name"), b.get("port")
     else:
         paths = [p for r in spec.get("rules") or [] for p in (r.get("http") or {}).get("paths") or []]
         for p in paths + ([{"backend": spec["defaultBackend"]}] if spec.get("defaultBackend") else []):
             svc = (p.get("backend") or {}).get("service") or {}
             port = svc.get("port") or {}
-            yield p, svc.get("name"), port.get("number", port.get("name"))
+            yield p, namespace_of(o), svc.get("name"), port.get("number", port.get("name"))
+
+
+#: Knative's cluster-local ingress Service: Kourier's, which the Knative Operator runs beside a KnativeServing.
+KOURIER_LOCAL_GATEWAY = ("kourier-internal", 80)
+#: Knative's per-Service Service (an ExternalName to its ingress) answers on this port.
+KNATIVE_SERVICE_PORT = 80
+
+
+def knative_local_gateways(manifests: list[dict], declared: Declared) -> set[tuple[str, str, int]]:
+    """(namespace, name, port) of the Knative ingress Services routes may use: Kourier's beside each
+    KnativeServing of the stack with Kourier enabled, and the declared ones (port 80)."""
+    out = {(namespace_of(o), *KOURIER_LOCAL_GATEWAY) for o in manifests if o["kind"] == "KnativeServing"
+           and (((o.get("spec") or {}).get("ingress") or {}).get("kourier") or {}).get("enabled")}
+    return out | {(ns, name, KNATIVE_SERVICE_PORT) for ns, name in declared.knative_local_gateways}
+
+
+def _grant_permits(manifests: list[dict], route: dict, ns: str, name: str) -> bool:
+    """A ReferenceGrant in ``ns`` lets HTTPRoutes of the route's namespace use Service ``ns/name``."""
+    for g in (o for o in manifests if o["kind"] == "ReferenceGrant" and namespace_of(o) == ns):
+        spec = g.get("spec") or {}
+        if any(f.get("group") == "gateway.networking.k8s.io" and f.get("kind") == "HTTPRoute" and f.get("namespace") == namespace_of(route)
+               for f in spec.get("from") or []) and any(
+               t.get("group", "") == "" and t.get("kind") == "Service" and t.get("name", name) == name for t in spec.get("to") or []):
+            return True
+    return False
+
+
+def _cluster_local_ksvc(manifests: list[dict], host) -> Optional[Workload]:
+    """The Knative Service of the stack a cluster-local host names (``<name>.<namespace>[.svc[.cluster.local]]``)."""
+    parts = str(host or "").split(".")
+    if len(parts) < 2 or ".".join(parts[2:]) not in ("", "svc", "svc.cluster.local"):
+        return None
+    return next((w for w in workloads(manifests) if w.kind == "KnativeService" and (w.namespace, w.name) == (parts[1], parts[0])), None)
+
+
+def _knative_route_problems(manifests: list[dict], o: dict, rule: dict, ns: str, name, port,
+                            local_gateways: set, policies: list[dict]) -> list[str]:
+    """A route to a Knative model: its backend is Knative's ingress (a cluster-local gateway, another namespace
+    needing a ReferenceGrant; or, for an Ingress, the Service Knative makes per Knative Service), and the Host
+    it sends (URLRewrite hostname / upstream-vhost) names a Knative Service of the stack, whose NetworkPolicy
+    admits the ingress (Knative's data plane)."""
+    problems = []
+    if o["kind"] == "HTTPRoute":
+        if ns != namespace_of(o) and not _grant_permits(manifests, o, ns, name):
+            problems.append(f"{ident(o)} routes to Service {ns}/{name} in another namespace, but no ReferenceGrant there "
+                            f"lets HTTPRoutes of namespace {namespace_of(o)!r} use it (the Gateway refuses the backend)")
+        if (ns, name, port) not in local_gateways:
+            problems.append(f"{ident(o)} routes to {ns}/{name} port {port}, which is not the Knative ingress's cluster-local "
+                            f"Service ({', '.join(f'{n}/{s}:{p}' for n, s, p in sorted(local_gateways))})")
+        rewrites = [f.get("urlRewrite") or {} for f in rule.get("filters") or [] if f.get("type") == "URLRewrite"]
+        host = next((r["hostname"] for r in rewrites if r.get("hostname")), None)
+        ingress_ns = [ns]
+    else:
+        host = (annotations(o) or {}).get("nginx.ingress.kubernetes.io/upstream-vhost")
+        if port != KNATIVE_SERVICE_PORT:
+            problems.append(f"{ident(o)} routes to Knative Service {ns}/{name} on port {port}; Knative's Service for it answers on {KNATIVE_SERVICE_PORT}")
+        ingress_ns = sorted({n for n, _, _ in local_gateways})
+    w = _cluster_local_ksvc(manifests, host)
+    if w is None:
+        problems.append(f"{ident(o)} sends Knative's ingress the Host {host!r}, which names no Knative Service of the stack "
+                        "(<name>.<namespace>.svc.cluster.local): Knative's ingress would answer 404")
+        return problems
+    if o["kind"] == "Ingress" and (w.namespace, w.name) != (ns, name):
+        problems.append(f"{ident(o)} routes to Knative Service {ns}/{name} but its upstream-vhost names {w}")
+    for gw_ns in ingress_ns:  # Knative's ingress (then the activator) calls queue-proxy
+        f = Flow(gw_ns, w, QUEUE_PROXY_HTTP_PORT, f"{ident(o)} routes to it through Knative's ingress")
+        isolating = [p for p in policies if namespace_of(p) == w.namespace and matches((p.get("spec") or {}).get("podSelector"), w.labels)]
+        if isolating and not any(_admits(p, f) for p in isolating):
+            problems.append(f"no NetworkPolicy admits namespace {gw_ns!r} to {w} on port {QUEUE_PROXY_HTTP_PORT} ({f.why})")
+    return problems
 
 
 def routes_reach_servers(manifests: list[dict], declared: Declared = Declared()) -> list[str]:
     """Every HTTPRoute and Ingress: attaches to a Gateway that exists or is declared; each backend is
     a Service of the stack with that port, selecting pods; the pods' NetworkPolicies admit the
     Gateway's (or the declared ingress controller's) namespace; timeouts are set and outlast a
-    stream (at least 60 s: a proxy default cuts generations off)."""
+    stream (at least 60 s: a proxy default cuts generations off). A route to a Knative model goes to
+    Knative's ingress instead (``_knative_route_problems``)."""
     have = existing(manifests, declared)
     services = {(namespace_of(o), name_of(o)): o for o in manifests if is_core_service(o)}
+    ksvcs = {(w.namespace, w.name) for w in workloads(manifests) if w.kind == "KnativeService"}
+    local_gateways = knative_local_gateways(manifests, declared)
     policies = [o for o in manifests if o["kind"] == "NetworkPolicy"]
     problems = []
     for o in (o for o in manifests if o["kind"] in ("HTTPRoute", "Ingress")):
@@ -594,8 +670,13 @@ def routes_reach_servers(manifests: list[dict], declared: Declared = Declared())
         else:
             callers += list(declared.ingress_controllers)
         problems += route_timeouts(o)  # the policy pack's rule (llmstack_k8s.checks), one source
-        for rule, name, port in _route_backends(o):
-            svc = services.get((ns, name))
+        for rule, backend_ns, name, port in _route_backends(o):
+            svc = services.get((backend_ns, name))
+            to_knative = (o["kind"] == "HTTPRoute" and (backend_ns, name) in {(n, s) for n, s, _ in local_gateways}) or (
+                o["kind"] == "Ingress" and svc is None and (backend_ns, name) in ksvcs)  # Knative's Service for it
+            if to_knative or (o["kind"] == "HTTPRoute" and backend_ns != ns):
+                problems += _knative_route_problems(manifests, o, rule, backend_ns, name, port, local_gateways, policies)
+                continue
             if svc is None:
                 problems.append(f"{ident(o)} routes to Service {ns}/{name}, which the stack does not create")
                 continue

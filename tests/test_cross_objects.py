@@ -69,6 +69,8 @@ def declared_for(cfg: StackConfig) -> Declared:
         knative_data_plane=tuple(data_plane),
         http_interceptors=(a.keda_namespace,) if a.http_add_on and to_zero else (),
         ingress_controllers=(cfg.gateway.edge_namespace,) if cfg.gateway is not None and cfg.gateway.kind == "ingress" else (),
+        # an existing Knative's cluster-local ingress (routes to exposed Knative models go there)
+        knative_local_gateways=() if kn.install else ((kn.effective_local_gateway.namespace, kn.effective_local_gateway.name),),
     )
 
 

@@ -221,11 +221,15 @@ def test_bad_knative_canaries_are_refused(canary, over, expected):
     assert_refused(stack(kn_model(canary, **over)), expected)
 
 
-def test_a_knative_canary_needs_no_gateway_but_still_cannot_be_exposed():
-    """Knative splits its own URL (in-cluster callers get the split); routing a Knative model through
-    the gateway is refused as before, canary or not."""
+def test_a_knative_canary_needs_no_gateway_and_may_be_exposed():
+    """Knative splits its own URL (in-cluster callers get the split); exposed through the gateway, the
+    route has one backend (Knative's ingress) and the split stays Knative's (tests/test_knative_route.py)."""
     gw = {"gatewayRef": {"name": "gw", "namespace": "gateway"}}
-    assert_refused({**stack(kn_model({"weight": 10, "image": NEW_IMAGE})), "gateway": gw}, "route.expose")
+    rendered, _ = render_with_config(lambda: render_with({**stack(kn_model({"weight": 10, "image": NEW_IMAGE})), "gateway": gw}))
+    manifests = manifests_of(rendered)
+    (route,) = [o for o in manifests if o["kind"] == "HTTPRoute"]
+    assert all(len(rule["backendRefs"]) == 1 and "weight" not in rule["backendRefs"][0] for rule in route["spec"]["rules"])
+    assert [t["percent"] for t in ksvc(manifests)["spec"]["traffic"]] == [90, 10]
 
 
 # --- the component ------------------------------------------------------------------------------

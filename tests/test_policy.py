@@ -83,7 +83,7 @@ def test_pack_has_every_invariant_of_the_issue():
         "images-pinned", "gpu-request-matches-parallelism", "gpu-pods-tolerate-pool-taints",
         "vllm-startup-probe-budget", "no-plain-credentials", "pdb-selects-one-controller",
         "serving-pods-have-network-policy", "serving-pods-non-root", "helm-releases-pinned",
-        "llm-route-timeouts",  # issue 13
+        "llm-route-timeouts", "knative-traffic",  # issue 13
     }
 
 
