@@ -70,8 +70,12 @@ class KnativeServing(pulumi.ComponentResource):
     """The ``config-features`` flags enabled."""
     max_revision_timeout_seconds: pulumi.Output[int]
     """Longest request timeout a revision may ask for."""
-    local_gateway: pulumi.Output[dict]
-    """Kourier's cluster-local Service (``name``, ``namespace``, ``port``): where a Gateway routes a Knative model."""
+    local_gateway_name: pulumi.Output[str]
+    """Kourier's cluster-local Service, where a Gateway routes a Knative model (``ModelRoute``'s ``knative``)."""
+    local_gateway_namespace: pulumi.Output[str]
+    """Namespace of that Service (Knative's)."""
+    local_gateway_port: pulumi.Output[int]
+    """Its HTTP port."""
 
     def __init__(self, name: str, args: KnativeServingArgs, opts: Optional[pulumi.ResourceOptions] = None):
         # Checked before registering: bad args register nothing.
@@ -129,8 +133,9 @@ class KnativeServing(pulumi.ComponentResource):
         self.version = pulumi.Output.from_input(versions.KNATIVE_SERVING_VERSION)
         self.features = pulumi.Output.from_input(features)
         self.max_revision_timeout_seconds = pulumi.Output.from_input(max_timeout)
-        self.local_gateway = pulumi.Output.from_input(
-            {"name": LOCAL_GATEWAY_SERVICE, "namespace": SERVING_NAMESPACE, "port": LOCAL_GATEWAY_PORT})
+        self.local_gateway_name = pulumi.Output.from_input(LOCAL_GATEWAY_SERVICE)
+        self.local_gateway_namespace = self.namespace
+        self.local_gateway_port = pulumi.Output.from_input(LOCAL_GATEWAY_PORT)
         self.register_outputs(
             {
                 "namespace": self.namespace,
@@ -138,6 +143,8 @@ class KnativeServing(pulumi.ComponentResource):
                 "version": self.version,
                 "features": self.features,
                 "max_revision_timeout_seconds": self.max_revision_timeout_seconds,
-                "local_gateway": self.local_gateway,
+                "local_gateway_name": self.local_gateway_name,
+                "local_gateway_namespace": self.local_gateway_namespace,
+                "local_gateway_port": self.local_gateway_port,
             }
         )

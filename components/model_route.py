@@ -95,7 +95,7 @@ class KnativeBackendArgs(TypedDict):
     """Knative ingress's cluster-local Service (default ``kourier-internal``; net-istio: ``knative-local-gateway``)."""
     local_gateway_namespace: pulumi.Input[str]
     """Namespace of that Service (the stack's KnativeServing: ``knative-serving``; Knative's release YAMLs: ``kourier-system``)."""
-    local_gateway_port: NotRequired[int]
+    local_gateway_port: NotRequired[pulumi.Input[int]]
     """Its HTTP port (default 80)."""
     cold_start_seconds: int
     """The longest a request may wait for a pod while the Knative Service is at zero (its startup budget);

@@ -365,6 +365,7 @@ PLAIN_BY_DESIGN: dict[str, str] = {
     "ModelRoute.kind": _SHAPE,
     "ModelRoute.request_timeout_seconds": _CHECKED,
     "CanaryBackendArgs.weight": _CHECKED,
+    "KnativeBackendArgs.cold_start_seconds": "added to the request budget into the route's timeouts (a duration string) at preview",
     "KnativeCanaryArgs.weight": _CHECKED,
     "IngressArgs.max_body_size": "an nginx size checked at preview",
     # Observability

@@ -110,6 +110,11 @@ RULES = [
     "revision of the model's Knative Service, split by Knative) takes no `canary.replicas` (it scales like the model), "
     "another `canary.revision` needs `cache.size` for both revisions (one volume), and both revisions count in the GPU "
     "fit check.",
+    "Knative models through `llmstack:gateway` (routed to Knative's cluster-local ingress): no `route.kvCacheAwareRouting` "
+    "(a picker would bypass the activator and the split); the route's timeout is the startup budget plus the request "
+    "budget, so a `knative.requestTimeoutSeconds` below it, or a total above Knative's `maxRevisionTimeoutSeconds`, is "
+    "refused; `knative.localGateway` describes an existing Knative only (`install: false`) and its namespace must be in "
+    "`knative.namespaces`.",
 ]
 
 
