@@ -197,6 +197,18 @@ def test_ingress_option_reaches_knatives_service_with_the_host():
     assert not problems, "\n".join(problems)
 
 
+def test_knative_canary_through_an_ingress_needs_no_weighted_backends():
+    """A Deployment's canary needs Gateway API (weighted backends); a Knative canary splits inside
+    Knative, so the Ingress option carries it too."""
+    _, manifests, cfg = dev_with_gateway({"kind": "ingress"}, canary=True)
+    m = knative_model(cfg)
+    (ing,) = objects(manifests, "Ingress", m.name)
+    assert [p["backend"]["service"]["name"] for r in ing["spec"]["rules"] for p in r["http"]["paths"]] == [m.name]
+    assert [t["percent"] for t in ksvc(manifests, m.name)["spec"]["traffic"]] == [100 - m.canary.weight, m.canary.weight]
+    problems = check_all(manifests, declared_for(cfg))
+    assert not problems, "\n".join(problems)
+
+
 EXISTING = {"install": False, "maxRevisionTimeoutSeconds": 3600, "features": [
     "kubernetes.podspec-persistent-volume-claim", "kubernetes.podspec-persistent-volume-write", "kubernetes.podspec-init-containers",
     "kubernetes.podspec-securitycontext", "kubernetes.podspec-tolerations", "kubernetes.podspec-nodeselector",

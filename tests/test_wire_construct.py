@@ -61,7 +61,10 @@ CASES = {
     }]},
     "ModelRoute": {"namespace": "llm", "service_name": "qwen", "served_model_names": ["qwen", "qwen-sql"],
                    "kind": RouteKind.INGRESS, "hostnames": ["llm.example.com"], "request_timeout_seconds": 900.0,
-                   "ingress": {"tls_secret_name": "llm-tls", "max_body_size": "32m"}},
+                   "ingress": {"tls_secret_name": "llm-tls", "max_body_size": "32m"},
+                   # a Knative model (its Service is Knative's): whole seconds arrive as doubles
+                   "knative": {"host": "qwen.llm.svc.cluster.local", "local_gateway_namespace": "knative-serving",
+                               "local_gateway_port": 80.0, "cold_start_seconds": 600.0}},
     "BodyRouter": {"namespace": "gateway", "gateway_name": "inference-gateway", "provider": "gke", "replicas": 3.0},
     "InferencePool": {"namespace": "llm", "pod_selector": {"app.kubernetes.io/instance": "qwen"}, "gateway_namespace": "gateway",
                       "monitoring_namespaces": ["monitoring"], "serves_lora": True, "failure_mode": FailureMode.FAIL_CLOSE,
