@@ -313,7 +313,8 @@ class ModelRoute(pulumi.ComponentResource):
     """A model's ``/v1`` API on the serving edge: an HTTPRoute to a Gateway (matched by model
     name, with a path-per-model fallback) or an ingress-nginx Ingress (path per model), with
     timeouts of the model's request budget. The server's NetworkPolicy must admit the Gateway's
-    (or ingress controller's) namespace: ``VllmService``'s ``network.client_namespaces``."""
+    (or ingress controller's) namespace: ``VllmService``'s ``network.client_namespaces``; a Knative
+    model's (``knative``) admits Knative's namespaces instead, whose ingress the route calls."""
 
     kind: pulumi.Output[str]
     """``HTTPRoute`` or ``Ingress``."""
