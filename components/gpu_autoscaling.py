@@ -24,6 +24,7 @@ import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
 from . import metrics, versions
+from .cold_start import DEFAULT_SCHEDULING_SECONDS
 from .cron import cron_problem, timezone_problem
 from .helm import pinned_release
 from .package import MANAGED_BY, type_token
@@ -97,6 +98,10 @@ class ScaledWorkloadArgs(TypedDict):
     startup_budget_seconds: NotRequired[int]
     """Seconds a replica may take to load (the startup probe's budget); cooldowns must cover it
     (default: the VllmService's own budget when ``deployment_name`` is its output, else 1800)."""
+    scheduling_seconds: NotRequired[int]
+    """Seconds before a new replica's container starts (a node, then the image; default: the
+    VllmService's own figure when ``deployment_name`` is its output, else the default figures). At
+    zero the HTTP add-on holds the first request through them and the load."""
     min_replicas: NotRequired[int]
     """Fewest replicas (default 1); 0 (scale to zero) needs ``http_add_on``."""
     max_replicas: int
@@ -147,6 +152,7 @@ def with_defaults(w: ScaledWorkloadArgs) -> ScaledWorkloadArgs:
     return {
         **w,
         "startup_budget_seconds": budget,
+        "scheduling_seconds": w.get("scheduling_seconds") or (facts.scheduling_seconds if facts else DEFAULT_SCHEDULING_SECONDS),
         "min_replicas": w.get("min_replicas", 1),
         "metric": metric,
         "target": w.get("target", DEFAULT_TARGETS[metric]),
@@ -440,8 +446,9 @@ class GpuAutoscaling(pulumi.ComponentResource):
                         "scaledownPeriod": w["cooldown_seconds"],
                         "scalingMetric": {"concurrency": {"targetValue": w.get("http_concurrency_target", 100)}},
                         "timeouts": {
-                            # Hold the first request for as long as a replica may take to load.
-                            "conditionWait": f"{w['startup_budget_seconds'] + 60}s",
+                            # Hold the first request for as long as a replica may take to come up
+                            # from zero: a node, the image, the load (+ a minute's margin).
+                            "conditionWait": f"{w['scheduling_seconds'] + w['startup_budget_seconds'] + 60}s",
                             # Non-streamed completions send headers only when done.
                             "responseHeader": "600s",
                         },

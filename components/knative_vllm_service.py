@@ -110,9 +110,10 @@ def default_progress_deadline(startup_budget_seconds: int) -> int:
     return startup_budget_seconds + PROGRESS_DEADLINE_MARGIN_SECONDS
 
 
-def default_request_timeout(startup_budget_seconds: int) -> int:
-    """The activator counts a cold start against the request timeout: budget + a long generation."""
-    return startup_budget_seconds + GENERATION_SECONDS
+def default_request_timeout(cold_start_seconds: int) -> int:
+    """The activator counts a cold start (node, image, load: at zero it holds the request through all of
+    it) against the request timeout: the cold start + a long generation."""
+    return cold_start_seconds + GENERATION_SECONDS
 
 
 def knative_features_needed(pod_spec: dict) -> set[str]:
@@ -388,7 +389,7 @@ class KnativeVllmService(pulumi.ComponentResource):
         meta_labels = labels(name, "server")
         child = pulumi.ResourceOptions(parent=self)
         budget = args.get("startup_budget_seconds") or STARTUP_UNKNOWN_SIZE_SECONDS
-        timeout = args.get("request_timeout_seconds") or default_request_timeout(budget)
+        timeout = args.get("request_timeout_seconds") or default_request_timeout(budget + SCHEDULING_SECONDS)
         annotations = {
             **(args.get("pod_annotations") or {}),
             **scaling_annotations(args.get("scaling"), budget, args.get("progress_deadline_seconds")),

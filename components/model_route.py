@@ -98,7 +98,8 @@ class KnativeBackendArgs(TypedDict):
     local_gateway_port: NotRequired[pulumi.Input[int]]
     """Its HTTP port (default 80)."""
     cold_start_seconds: int
-    """The longest a request may wait for a pod while the Knative Service is at zero (its startup budget);
+    """The longest a request may wait for a pod while the Knative Service is at zero (its whole cold start:
+    node, image, load);
     added to the route's timeouts. Plain: checked at preview."""
 
 

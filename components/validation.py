@@ -283,7 +283,7 @@ _KEY = "a key or name composed into other names, keys or addresses at preview"
 PLAIN_BY_DESIGN: dict[str, str] = {
     # GpuAutoscaling
     "ScaledWorkloadArgs.name": "names the ScaledObject and its triggers' child resources (Pulumi names are plain)",
-    **{f"ScaledWorkloadArgs.{f}": _CHECKED for f in ("startup_budget_seconds", "min_replicas", "max_replicas", "target",
+    **{f"ScaledWorkloadArgs.{f}": _CHECKED for f in ("startup_budget_seconds", "scheduling_seconds", "min_replicas", "max_replicas", "target",
                                                        "cooldown_seconds", "kv_cache_target", "ttft_p95_seconds",
                                                        "polling_interval_seconds", "http_concurrency_target")},
     "ScaledWorkloadArgs.metric": _SHAPE,

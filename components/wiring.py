@@ -14,6 +14,7 @@ from typing import Any, Optional
 import pulumi
 
 from .validation import ComponentArgsError
+from .cold_start import DEFAULT_SCHEDULING_SECONDS
 from .vllm_pod import STARTUP_UNKNOWN_SIZE_SECONDS
 
 
@@ -29,6 +30,9 @@ class ServerFacts:
     """An autoscaler owns the replica count (VllmService ``autoscaled=True``; Knative always)."""
     startup_budget_seconds: int
     """Seconds a replica may take to load (its startup probe's budget)."""
+    scheduling_seconds: int = DEFAULT_SCHEDULING_SECONDS
+    """Seconds before a new replica's container starts (a node, then the image): a request held while
+    the model is at zero waits through them too."""
     max_num_seqs: Optional[int] = None
     """vLLM's batch bound, if set (sizes the HTTP add-on's concurrency target)."""
     scales_to_zero: Optional[bool] = None
@@ -44,6 +48,7 @@ class ServerFacts:
             name=name,
             autoscaled=knative or bool(args.get("autoscaled")),
             startup_budget_seconds=args.get("startup_budget_seconds") or STARTUP_UNKNOWN_SIZE_SECONDS,
+            scheduling_seconds=args.get("scheduling_seconds") or DEFAULT_SCHEDULING_SECONDS,
             max_num_seqs=args["engine"].get("max_num_seqs"),
             scales_to_zero=(args.get("scaling") or {}).get("min_scale", 0) == 0 if knative else None,
         )
@@ -82,6 +87,7 @@ def scaled_workload(service: Any, max_replicas: int, **settings: Any) -> dict:
         "service_name": service.service_name,
         "served_model_name": service.served_model_name,
         "startup_budget_seconds": facts.startup_budget_seconds,
+        "scheduling_seconds": facts.scheduling_seconds,
         "max_replicas": max_replicas,
     }
     if facts.max_num_seqs:

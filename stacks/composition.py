@@ -68,7 +68,7 @@ def knative_route_args(cfg: StackConfig, m: ModelConfig, ns, kserver) -> dict:
         "request_timeout_seconds": request_budget(gw, m),
         "knative": {"host": kserver.url.apply(lambda u: u.split("://", 1)[1]), "local_gateway_name": local.name,
                     "local_gateway_namespace": local.namespace, "local_gateway_port": local.port,
-                    "cold_start_seconds": m.startup_budget},
+                    "cold_start_seconds": m.cold_start_budget.total_seconds},
         **edge_args(gw),
     }
 

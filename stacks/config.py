@@ -139,7 +139,7 @@ class StackConfig(_Model):
             k = m.knative_scaling
             if k.request_timeout_seconds > kn.effective_max_revision_timeout:
                 raise ValueError(
-                    f"{where}.requestTimeoutSeconds is {k.request_timeout_seconds} (default: startup budget + 600) but "
+                    f"{where}.requestTimeoutSeconds is {k.request_timeout_seconds} (default: cold start + 600) but "
                     f"Knative allows at most {kn.effective_max_revision_timeout} (knative.maxRevisionTimeoutSeconds); "
                     "raise max-revision-timeout-seconds in Knative's config-defaults and say so here, or lower the timeout"
                 )

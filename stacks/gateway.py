@@ -213,14 +213,14 @@ def knative_exposure_problem(gateway: GatewayConfig, model, knative=None) -> Opt
     explicit = model.knative.request_timeout_seconds if model.knative is not None else None
     if explicit is not None and explicit < route_seconds:
         return "knative.requestTimeoutSeconds", (
-            f"{explicit} s is shorter than the route's timeout, {route_seconds} s (startup budget {model.startup_budget} s, "
+            f"{explicit} s is shorter than the route's timeout, {route_seconds} s (cold start {model.cold_start_budget.total_seconds} s, "
             f"which the activator waits out at zero, + request budget {request_budget(gateway, model)} s): Knative would cut "
             "off answers the gateway still allows; raise it or remove it (the default then covers the route)"
         )
     limit = knative.effective_max_revision_timeout if knative is not None else None
     if limit is not None and explicit is None and route_seconds > limit:
         return "route.requestTimeoutSeconds", (
-            f"the route's timeout, startup budget {model.startup_budget} s + request budget {request_budget(gateway, model)} s "
+            f"the route's timeout, cold start {model.cold_start_budget.total_seconds} s + request budget {request_budget(gateway, model)} s "
             f"(this key, else llmstack:gateway.requestTimeoutSeconds) = {route_seconds} s, exceeds the longest request "
             f"Knative allows ({limit} s, knative.maxRevisionTimeoutSeconds): lower the request budget, or raise "
             "max-revision-timeout-seconds in Knative's config-defaults and say so there"
@@ -229,9 +229,9 @@ def knative_exposure_problem(gateway: GatewayConfig, model, knative=None) -> Opt
 
 
 def knative_route_timeout(gateway: GatewayConfig, model) -> int:
-    """An exposed Knative model's route timeouts: its startup budget (the activator holds a request while a
-    pod starts from zero) plus its request budget."""
-    return model.startup_budget + request_budget(gateway, model)
+    """An exposed Knative model's route timeouts: its whole cold start (at zero the activator holds a request
+    while a pod gets a node, pulls the image and loads the model) plus its request budget."""
+    return model.cold_start_budget.total_seconds + request_budget(gateway, model)
 
 
 def knative_request_timeout(gateway: Optional[GatewayConfig], model) -> int:

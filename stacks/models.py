@@ -253,7 +253,8 @@ class ModelConfig(_Model):
         return k.model_copy(update={
             "target_concurrency": k.target_concurrency or knative.default_target_concurrency(self.max_num_seqs),
             "progress_deadline_seconds": k.progress_deadline_seconds or self.cold_start_budget.total_seconds,
-            "request_timeout_seconds": k.request_timeout_seconds or knative.default_request_timeout(budget),
+            # At zero the activator holds a request through the whole cold start (node, image, load).
+            "request_timeout_seconds": k.request_timeout_seconds or knative.default_request_timeout(self.cold_start_budget.total_seconds),
         })
 
     @model_validator(mode="after")

@@ -7,6 +7,8 @@ import copy
 import pulumi
 import pytest
 
+from llmstack_k8s.cold_start import DEFAULT_SCHEDULING_SECONDS
+
 from llmstack_k8s import (
     GpuAutoscaling,
     GpuNodePool,
@@ -249,7 +251,8 @@ def test_whole_floats_become_ints_in_autoscaling_strings(mocks):
     w = {**WORKLOAD, "startup_budget_seconds": 900.0, "min_replicas": 0.0, "max_replicas": 2.0, "cooldown_seconds": 900.0}
     objs = _render(mocks, lambda: GpuAutoscaling("autoscaling", {"workloads": [w], "http_add_on": True}))
     (httpso,) = [o for o in objs if o["kind"] == "HTTPScaledObject"]
-    assert httpso["spec"]["timeouts"]["conditionWait"] == "960s"
+    # held through a node, the image (default figures: the workload names no VllmService) and the load
+    assert httpso["spec"]["timeouts"]["conditionWait"] == f"{DEFAULT_SCHEDULING_SECONDS + 900 + 60}s"
 
 
 # --- engine.extra_args: the same rules as the stack's extraArgs, in the component ------------------

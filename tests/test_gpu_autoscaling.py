@@ -14,7 +14,7 @@ from test_metrics import exported_wire_names
 
 from llmstack_k8s import metrics
 from llmstack_k8s.gpu_autoscaling import AutoscalingMetric, validate_workload
-from llmstack_k8s.cold_start import cold_start_budget
+from llmstack_k8s.cold_start import DEFAULT_SCHEDULING_SECONDS, cold_start_budget
 from llmstack_k8s.vllm_pod import startup_budget_seconds
 from stacks.loader import StackConfigError
 
@@ -125,9 +125,10 @@ def test_dev_scales_to_zero_through_the_http_add_on_buffer():
     assert httpso["spec"]["scaleTargetRef"]["name"] == so["spec"]["scaleTargetRef"]["name"]
     # exactly one of port / portName (the CRD's CEL rule, which jsonschema does not evaluate)
     assert ("port" in httpso["spec"]["scaleTargetRef"]) != ("portName" in httpso["spec"]["scaleTargetRef"])
-    # the interceptor holds the first request at least as long as the model may take to load
+    # the interceptor holds the first request at least as long as a replica may take to come up from
+    # zero: a node and the image (dev states no coldStart figures: the defaults), then the load
     budget = startup_budget_seconds(model.get("weightsGiB"), model.get("startupTimeoutSeconds"))
-    assert int(httpso["spec"]["timeouts"]["conditionWait"].removesuffix("s")) >= budget
+    assert int(httpso["spec"]["timeouts"]["conditionWait"].removesuffix("s")) >= DEFAULT_SCHEDULING_SECONDS + budget
     assert so["spec"]["initialCooldownPeriod"] >= budget
     validate_custom(httpso)
     assert "keda-add-ons-http" in {rel["chart"] for rel in r.helm_releases}

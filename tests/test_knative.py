@@ -131,8 +131,8 @@ def test_defaults_scale_to_zero_batch_and_outlast_the_startup_budget():
     assert deadline == BUDGET + kn.PROGRESS_DEADLINE_MARGIN_SECONDS
     startup = svc["spec"]["template"]["spec"]["containers"][0]["startupProbe"]
     assert deadline >= startup["periodSeconds"] * startup["failureThreshold"] >= BUDGET
-    # The activator counts a cold start against the request timeout: budget plus a long generation.
-    assert svc["spec"]["template"]["spec"]["timeoutSeconds"] == BUDGET + kn.GENERATION_SECONDS
+    # The activator counts a whole cold start (node, image, load) against the request timeout, plus a long generation.
+    assert svc["spec"]["template"]["spec"]["timeoutSeconds"] == BUDGET + kn.SCHEDULING_SECONDS + kn.GENERATION_SECONDS
     assert svc["metadata"]["labels"]["networking.knative.dev/visibility"] == "cluster-local"
 
 
@@ -231,7 +231,7 @@ REFUSALS = {
     ),
     "existing Knative whose timeout ceiling is too low": (
         {**stack(), "knative": {"install": False, "features": sorted(kn.ALL_POD_FEATURES)}},
-        f"requestTimeoutSeconds is {BUDGET + 600} (default: startup budget + 600) but Knative allows at most 600",
+        f"requestTimeoutSeconds is {BUDGET + kn.SCHEDULING_SECONDS + 600} (default: cold start + 600) but Knative allows at most 600",
     ),
     "initial scale 0 on a Knative that refuses it": (
         {**stack(knative={"initialScale": 0, "requestTimeoutSeconds": 600}), "knative": {"install": False, "features": sorted(kn.ALL_POD_FEATURES)}},

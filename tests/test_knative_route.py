@@ -88,7 +88,7 @@ def assert_routed_through_knative(manifests, cfg, m, local=(SERVING_NAMESPACE, L
     validate_object(route)
     host = f"{m.name}.{ns}.svc.cluster.local"
     budget = knative_route_timeout(cfg.gateway, m)
-    assert budget == m.startup_budget + request_budget(cfg.gateway, m)
+    assert budget == m.cold_start_budget.total_seconds + request_budget(cfg.gateway, m)
     for rule in route["spec"]["rules"]:
         assert rule["backendRefs"] == [{"name": local[1], "namespace": local[0], "port": local[2]}]  # one backend, no weights
         (rewrite,) = [f["urlRewrite"] for f in rule["filters"] if f["type"] == "URLRewrite"]
@@ -190,7 +190,7 @@ def test_ingress_option_reaches_knatives_service_with_the_host():
     assert path["backend"]["service"] == {"name": m.name, "port": {"number": 80}}  # Knative's Service for the ksvc
     notes = ing["metadata"]["annotations"]
     assert notes["nginx.ingress.kubernetes.io/upstream-vhost"] == f"{m.name}.{cfg.namespace}.svc.cluster.local"
-    budget = m.startup_budget + request_budget(cfg.gateway, m)
+    budget = m.cold_start_budget.total_seconds + request_budget(cfg.gateway, m)
     assert int(notes["nginx.ingress.kubernetes.io/proxy-read-timeout"]) == budget
     assert not objects(manifests, "ReferenceGrant")  # an Ingress stays in its namespace
     problems = check_all(manifests, declared_for(cfg))
@@ -245,7 +245,7 @@ def test_an_exposed_models_revision_timeout_covers_the_route():
     manifests = manifests_of(rendered)
     m = knative_model(cfg)
     # default would be startup + 600: raised to the route's startup + 1800
-    assert ksvc(manifests, "kn")["spec"]["template"]["spec"]["timeoutSeconds"] == m.startup_budget + 1800
+    assert ksvc(manifests, "kn")["spec"]["template"]["spec"]["timeoutSeconds"] == m.cold_start_budget.total_seconds + 1800
     assert_routed_through_knative(manifests, cfg, m)
 
 
