@@ -110,7 +110,9 @@ class MultiNodeVllmServiceArgs(TypedDict):
     extra_env: NotRequired[dict[str, pulumi.Input[str]]]
     """Escape hatch: further environment variables of every pod (NCCL settings, e.g. ``NCCL_SOCKET_IFNAME``)."""
     max_unavailable: NotRequired[int]
-    """Groups replaced at once in a rolling update (default 1; LWS never surges here: a group is whole nodes)."""
+    """Groups down at once in a rolling update (default 1)."""
+    max_surge: NotRequired[int]
+    """Extra groups during a rolling update (default 0: a surge is whole spare nodes)."""
     group_topology_key: NotRequired[str]
     """Node label whose value a group's pods share (default ``topology.kubernetes.io/zone``; ``""``: anywhere)."""
     rdma: NotRequired[RdmaArgs]
@@ -241,9 +243,9 @@ class MultiNodeVllmService(pulumi.ComponentResource):
                 f"{per_node} but the pool's nodes have {capacity_gpu['per_node']} GPUs (scheduling.gpu_capacity.gpu.per_node): "
                 "a pod takes every GPU of its node")
         nodes, gpus_per_pod = group_shape("MultiNodeVllmService", name, args["engine"], int(per_node))
-        if args.get("max_unavailable", 1) < 1:
+        if args.get("max_unavailable", 1) < 1 and args.get("max_surge", 0) < 1:
             raise ComponentArgsError("MultiNodeVllmService", name, "max_unavailable",
-                                     "must be at least 1: LWS never surges here, so a rolling update could not start")
+                                     "and max_surge are both 0: a rolling update could never start (LWS refuses it)")
         super().__init__(type_token("MultiNodeVllmService"), name, {}, opts)
         ns = args["namespace"]
         engine = args["engine"]
@@ -257,6 +259,7 @@ class MultiNodeVllmService(pulumi.ComponentResource):
 
         replicas = args.get("replicas", 1)
         max_unavailable = args.get("max_unavailable", 1)
+        max_surge = args.get("max_surge", 0)
         budget = startup_probe_seconds(leader_spec)
         scheduling = args.get("scheduling_seconds", SCHEDULING_SECONDS)
         pod_annotations = args.get("pod_annotations") or {}
@@ -272,7 +275,7 @@ class MultiNodeVllmService(pulumi.ComponentResource):
                 # controller's Available condition, reason AllGroupsReady), each wave a whole start.
                 "annotations": {
                     WAIT_FOR_ANNOTATION: "condition=Available",
-                    **timeout_annotation(deployment_await_seconds(budget, replicas, 0, max_unavailable, scheduling)),
+                    **timeout_annotation(deployment_await_seconds(budget, replicas, max_surge, max_unavailable, scheduling)),
                 },
             },
             spec={
@@ -282,7 +285,7 @@ class MultiNodeVllmService(pulumi.ComponentResource):
                 "startupPolicy": "LeaderCreated",
                 "rolloutStrategy": {
                     "type": "RollingUpdate",
-                    "rollingUpdateConfiguration": {"maxUnavailable": max_unavailable, "maxSurge": 0},
+                    "rollingUpdateConfiguration": {"maxUnavailable": max_unavailable, "maxSurge": max_surge},
                 },
                 "leaderWorkerTemplate": {
                     "size": nodes,

@@ -311,10 +311,9 @@ REFUSALS = {
         stack({"sharing": {"strategy": "mps", "replicas": 2}}, pipelineParallelSize=2),
         "models[0] (name: llama-8b).pipelineParallelSize: pipelineParallelSize 2 on a pool with gpuPool.sharing.strategy mps",
     ),
-    "more GPUs than a node has": (
+    "more GPUs than a node has": (  # multi-node: a replica may span nodes, but tensor parallelism stays within one
         stack({"gpu": {"product": "NVIDIA-A10G", "memoryGiB": 22, "perNode": 4}}, tensorParallelSize=8, gpus=8),
-        "models[0] (name: llama-8b).gpus: a replica needs 8 GPUs (tensorParallelSize 8 x pipelineParallelSize 1) "
-        "but a node of the pool has gpuPool.gpu.perNode 4",
+        "models[0] (name: llama-8b).tensorParallelSize: tensorParallelSize 8 is above gpuPool.gpu.perNode 4 (NVIDIA-A10G)",
     ),
     "time-sliced pods that together claim more than the GPU": (
         stack(L4_SHARED, weightsGiB=1, gpuMemoryUtilization=0.85),

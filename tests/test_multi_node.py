@@ -428,3 +428,20 @@ def test_prod_example_renders_validates_and_passes_the_cross_and_chart_checks():
     for rule in (cc.prometheus_selects_monitors, cc.monitors_reach_targets, cc.network_policies_admit_chart_callers,
                  cc.pods_admitted_by_namespace_pod_security):
         assert rule(objects) == [], rule.__name__
+
+
+def test_rollout_surges_and_drains_whole_groups_and_the_await_covers_the_waves(mocks):
+    objs = make(mocks, replicas=3, max_surge=1, max_unavailable=0)
+    lws = objs["LeaderWorkerSet/big-lws"]
+    assert lws["spec"]["rolloutStrategy"]["rollingUpdateConfiguration"] == {"maxUnavailable": 0, "maxSurge": 1}
+    # 3 groups one at a time: 3 waves of node + image + startup budget.
+    assert int(lws["metadata"]["annotations"]["pulumi.com/timeoutSeconds"]) >= 3 * (600 + 1800)
+
+
+def test_stack_rollout_reaches_the_group_and_the_quota_counts_the_surge_group():
+    _, manifests, _ = _render(stack(rollout={"maxSurge": 1, "maxUnavailable": 0}))
+    (lws,) = [o for o in manifests if o["kind"] == "LeaderWorkerSet"]
+    assert lws["spec"]["rolloutStrategy"]["rollingUpdateConfiguration"] == {"maxUnavailable": 0, "maxSurge": 1}
+    team = {"name": "research", "models": ["llama-405b"], "quota": {"gpus": 16}}
+    msg = assert_refused({**stack(rollout={"maxSurge": 1, "maxUnavailable": 0}), "teams": [team]}, "teams[0] (name: research).quota")
+    assert "32" in msg, msg  # (1 group + 1 surge group) x 2 pods x 8 GPUs
