@@ -602,7 +602,7 @@ def pdb_selects_one_controller(objects: Sequence[Mapping]) -> list[str]:
             continue
         selector = _get(pdb, "spec", "selector")
         ns = _namespace(pdb)
-        hits = [m for m, labels in workloads if _namespace(m) == ns and selector_matches(selector, labels)]
+        hits = list({id(m): m for m, labels in workloads if _namespace(m) == ns and selector_matches(selector, labels)}.values())
         if not hits:
             problems.append(
                 f"{describe(pdb)} selects no pods of any workload in the stack: make spec.selector the "
