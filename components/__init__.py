@@ -15,6 +15,8 @@ from .image_prepull import ImagePrePull, ImagePrePullArgs
 from .knative_serving import KnativeServing, KnativeServingArgs
 from .knative_vllm_service import KnativeVllmService, KnativeVllmServiceArgs
 from .model_cache import ModelCache, ModelCacheArgs
+from .multi_node import MultiNodeVllmService, MultiNodeVllmServiceArgs
+from .multi_node_controller import LeaderWorkerSetController, LeaderWorkerSetControllerArgs
 from .inference_pool import InferencePool, InferencePoolArgs
 from .body_router import BodyRouter, BodyRouterArgs
 from .model_route import ModelRoute, ModelRouteArgs
@@ -31,6 +33,6 @@ from .body_router import BodyRouterProvider
 from .model_route import RouteKind
 from .vllm_pod import Dtype, Quantization
 
-__all__ = ["BodyRouter", "BodyRouterArgs", "GpuAutoscaling", "GpuAutoscalingArgs", "GpuNodePool", "GpuNodePoolArgs", "ImagePrePull", "ImagePrePullArgs", "InferencePool", "InferencePoolArgs", "KnativeServing", "KnativeServingArgs", "KnativeVllmService", "KnativeVllmServiceArgs", "ModelCache", "ModelCacheArgs", "ModelRoute", "ModelRouteArgs", "Observability", "ObservabilityArgs", "Team", "TeamArgs", "VllmService", "VllmServiceArgs",
+__all__ = ["BodyRouter", "BodyRouterArgs", "GpuAutoscaling", "GpuAutoscalingArgs", "GpuNodePool", "GpuNodePoolArgs", "ImagePrePull", "ImagePrePullArgs", "InferencePool", "InferencePoolArgs", "KnativeServing", "KnativeServingArgs", "KnativeVllmService", "KnativeVllmServiceArgs", "LeaderWorkerSetController", "LeaderWorkerSetControllerArgs", "ModelCache", "ModelCacheArgs", "MultiNodeVllmService", "MultiNodeVllmServiceArgs", "ModelRoute", "ModelRouteArgs", "Observability", "ObservabilityArgs", "Team", "TeamArgs", "VllmService", "VllmServiceArgs",
            "AccessMode", "AutoscalingMetric", "BodyRouterProvider", "ConsolidationPolicy", "Dtype", "FailureMode", "GpuInstall", "MigStrategy", "Quantization",
            "RouteKind", "SharingStrategy"]

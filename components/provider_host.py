@@ -53,6 +53,7 @@ SECRETS: dict[str, dict[str, tuple[str, ...]]] = {
     "ModelCache": {"inputs": ("hf_token",)},
     "VllmService": {"inputs": ("api_key",), "outputs": ("api_key",)},
     "KnativeVllmService": {"inputs": ("api_key",), "outputs": ("api_key",)},
+    "MultiNodeVllmService": {"inputs": ("api_key",), "outputs": ("api_key",)},
     "Observability": {"outputs": ("grafana_admin_password",)},
     "Team": {"inputs": ("api_key",), "outputs": ("api_key",)},
 }

@@ -333,7 +333,14 @@ PLAIN_BY_DESIGN: dict[str, str] = {
     # KnativeVllmService / VllmService
     **{f"{c}.{f}": _CHECKED for c in ("KnativeVllmService", "VllmService")
        for f in ("weights_gib", "startup_budget_seconds")},
-    **{f"{c}.shm_size": "compared with the container's memory at preview (/dev/shm counts against it)" for c in ("KnativeVllmService", "VllmService")},
+    **{f"{c}.shm_size": "compared with the container's memory at preview (/dev/shm counts against it)" for c in ("KnativeVllmService", "VllmService", "MultiNodeVllmService")},
+    # MultiNodeVllmService: the group's shape (pods, GPUs per pod, placement) is decided and checked at preview
+    **{f"MultiNodeVllmService.{f}": _CHECKED for f in ("gpus_per_node", "replicas", "weights_gib", "startup_budget_seconds",
+                                                        "scheduling_seconds", "max_surge", "max_unavailable")},
+    "MultiNodeVllmService.warmup": _SHAPE,
+    "MultiNodeVllmService.group_topology_key": "a node label key in the pods' affinity terms (keys cannot be Outputs)",
+    "RdmaArgs.resource_name": "a key of the container's resource requests and limits (keys cannot be Outputs)",
+    "RdmaArgs.per_pod": _CHECKED,
     **{f"KnativeScalingArgs.{f}": _CHECKED for f in ("min_scale", "max_scale", "initial_scale", "target_concurrency",
                                                       "container_concurrency", "scale_down_delay", "stable_window",
                                                       "panic_window_percentage")},

@@ -240,6 +240,15 @@ SPECS: list[Spec] = [
         check_object=lambda m, conf: checks.knative_traffic(m),
     ),
     Spec(
+        name="lws-headless-service-free",
+        description="No Service has a LeaderWorkerSet's name in its namespace (the LWS controller keeps such a Service "
+                    "instead of making the headless one its pods resolve their leader through).",
+        remediation="Name the LeaderWorkerSet apart from every Service (MultiNodeVllmService names it <model>-lws).",
+        level=EnforcementLevel.MANDATORY,
+        properties={},
+        check_stack=lambda ms, conf: checks.lws_headless_service_free(ms),
+    ),
+    Spec(
         name="helm-releases-pinned",
         description="Helm releases and charts name an exact chart version.",
         remediation="Set version to an exact chart release (components/versions.py holds every pin).",

@@ -111,10 +111,26 @@ RULES = [
     "another `canary.revision` needs `cache.size` for both revisions (one volume), and both revisions count in the GPU "
     "fit check.",
     "Knative models through `llmstack:gateway` (routed to Knative's cluster-local ingress): no `route.kvCacheAwareRouting` "
-    "(a picker would bypass the activator and the split); the route's timeout is the startup budget plus the request "
-    "budget, so a `knative.requestTimeoutSeconds` below it, or a total above Knative's `maxRevisionTimeoutSeconds`, is "
+    "(a picker would bypass the activator and the split); the route's timeout is the whole cold start (node, image, "
+    "load) plus the request budget, so a `knative.requestTimeoutSeconds` below it, or a total above Knative's `maxRevisionTimeoutSeconds`, is "
     "refused; `knative.localGateway` describes an existing Knative only (`install: false`) and its namespace must be in "
     "`knative.namespaces`.",
+    "Priorities (`route.priority`, `loraAdapters[].priority`, -1000..1000, negative = sheddable): need "
+    "`route.kvCacheAwareRouting` (the picker applies them) and `llmstack:gateway.bodyBasedRouting.install` (the router "
+    "copies the body's model into the objective header); the served name must be a valid object name; not while the "
+    "model runs a canary.",
+    "Object storage (`models[].model: s3://bucket/prefix/` or `gs://...`, streamed by vLLM's Run:ai streamer): bucket "
+    "names follow S3/GCS rules; a whole bucket, or a prefix whose last segment moves (`latest`, `current`, `main`, "
+    "`stable`, ...), is refused (the prefix is the version); `servedModelName` is required; Hub-only keys (`revision`, "
+    "`cache`, `gated`, `loraAdapters`, `canary.revision`), `--load-format`/`--model-loader-extra-config` in `extraArgs` "
+    "and streamer/cloud variables in `extraEnv` are refused on such a model; `objectStorageAccessKeyId`/"
+    "`objectStorageSecretAccessKey` must be secrets; keys, `objectStorage.existingSecret` and workload-identity "
+    "annotations exclude each other; S3 settings with only GCS models, the other cloud's identity annotation, and "
+    "`objectStorage` without a bucket model are refused.",
+    "Multi-node models (tensor x pipeline parallel GPUs above `gpuPool.gpu.perNode`: a LeaderWorkerSet group): tensor "
+    "parallel may not exceed one node's GPUs, a replica fills whole nodes, pipeline stages divide the model's layers "
+    "when the catalog knows them (`extraEnv.VLLM_PP_LAYER_PARTITION` overrides); refused with them: `serving: knative`, "
+    "`autoscaling`, `canary`, shared GPUs (time-slicing, MPS, MIG), a ReadWriteOnce cache, object-storage weights.",
 ]
 
 

@@ -445,3 +445,24 @@ def test_stack_rollout_reaches_the_group_and_the_quota_counts_the_surge_group():
     team = {"name": "research", "models": ["llama-405b"], "quota": {"gpus": 16}}
     msg = assert_refused({**stack(rollout={"maxSurge": 1, "maxUnavailable": 0}), "teams": [team]}, "teams[0] (name: research).quota")
     assert "32" in msg, msg  # (1 group + 1 surge group) x 2 pods x 8 GPUs
+
+
+def test_policy_pack_passes_on_the_prod_example_and_catches_an_lws_named_like_a_service():
+    """Every policy of the pack, run as the CLI's analyzer runs it, passes on prod with its multi-node example
+    switched on (GPU count per pod from --nnodes, probes on the leader only, images, credentials...); the LWS
+    rule fails once the LeaderWorkerSet takes its Service's name."""
+    import copy
+
+    from test_policy import POLICIES, run
+
+    text = (ROOT / "Pulumi.prod.yaml").read_text()
+    stated = int(re.search(r"downloadDeadlineSeconds >= (\d+)", text).group(1))
+    rendered, _ = render_with_config(lambda: render_mod.run_program(*_prod_with_example(stated)))
+    res = [(r.type, r.name, copy.deepcopy(r.inputs)) for r in rendered.registrations if r.custom]
+    assert any(t.endswith(":LeaderWorkerSet") for t, _, _ in res)
+    for name, policy in POLICIES.items():
+        assert run(policy, "prod", res) == [], name
+    (lws,) = [i for t, _, i in res if t.endswith(":LeaderWorkerSet")]
+    lws["metadata"]["name"] = lws["metadata"]["name"].removesuffix("-lws")
+    (problem,) = run(POLICIES["lws-headless-service-free"], "prod", res)
+    assert "headless Service" in problem[0]

@@ -47,6 +47,13 @@ CASES = {
                            "scaling": {"min_scale": 0, "max_scale": 3, "initial_scale": 1, "target_concurrency": 8},
                            "request_timeout_seconds": 1800, "api_key": "sk-example"},
     "KnativeServing": {"max_revision_timeout_seconds": 3600, "allow_zero_initial_scale": True},
+    # TP 2 x PP 2 over nodes of 2 GPUs: a group of two pods (whole numbers arrive as doubles)
+    "MultiNodeVllmService": {"namespace": "llm", "engine": {**ENGINE, "pipeline_parallel_size": 2},
+                             "model_path": model_dir(MODEL, REVISION), "cache_claim_name": "qwen-weights",
+                             "gpus_per_node": 2, "replicas": 2, "weights_gib": 1.5, "startup_budget_seconds": 900,
+                             "max_unavailable": 1, "rdma": {"resource_name": "rdma/ib", "per_pod": 2},
+                             "api_key": "sk-example"},
+    "LeaderWorkerSetController": {"namespace": "lws-system"},
     "ImagePrePull": {"namespace": "llm", "images": ["docker.io/vllm/vllm-openai:v0.32.0"], "scheduling": SCHEDULING},
     "Team": {"namespace": "research", "quota": {"gpus": 8, "cpu": "64", "memory": "512Gi", "storage": "2Ti"},
              "gpu_resource_name": "nvidia.com/gpu", "api_key": "sk-team"},
