@@ -622,6 +622,31 @@ def pdb_selects_one_controller(objects: Sequence[Mapping]) -> list[str]:
     return problems
 
 
+#: What an InferenceObjective's poolRef must name (the picker loads objectives of its own pool only).
+POOL_GROUP, POOL_KIND = "inference.networking.k8s.io", "InferencePool"
+
+
+def inference_objectives_name_pools(objects: Sequence[Mapping]) -> list[str]:
+    """Every InferenceObjective's poolRef names an InferencePool (inference.networking.k8s.io) of the stack in
+    the objective's namespace: the Endpoint Picker loads only objectives naming its own pool, so any other
+    objective is silently ignored and its served name runs at priority 0."""
+    pools = {(_namespace(m), _get(m, "metadata", "name")) for m in objects if m.get("kind") == POOL_KIND}
+    problems = []
+    for m in objects:
+        if m.get("kind") != "InferenceObjective":
+            continue
+        ref = _get(m, "spec", "poolRef") or {}
+        group, kind, name = ref.get("group", POOL_GROUP), ref.get("kind", POOL_KIND), ref.get("name")
+        if UNKNOWN in (group, kind, name):
+            continue
+        if (group, kind) != (POOL_GROUP, POOL_KIND):
+            problems.append(f"{describe(m)} refers to {group}/{kind}, not an {POOL_KIND} ({POOL_GROUP}): no picker loads it")
+        elif (_namespace(m), name) not in pools:
+            problems.append(f"{describe(m)} refers to InferencePool {_namespace(m)}/{name}, which the stack does not create: "
+                            "no picker loads it, and its served name runs at priority 0")
+    return problems
+
+
 def lws_headless_service_free(objects: Sequence[Mapping]) -> list[str]:
     """No Service of the stack has a LeaderWorkerSet's name in its namespace: the LWS controller creates
     the headless Service of that name its pods' DNS names (``LWS_LEADER_ADDRESS``) live in, and keeps

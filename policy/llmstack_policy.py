@@ -240,6 +240,15 @@ SPECS: list[Spec] = [
         check_object=lambda m, conf: checks.knative_traffic(m),
     ),
     Spec(
+        name="inference-objectives-name-pools",
+        description="Every InferenceObjective's poolRef names an InferencePool of the stack in its namespace (the "
+                    "Endpoint Picker loads only its own pool's objectives; any other runs its model at priority 0).",
+        remediation="Point poolRef at the model's InferencePool (InferencePool's objectives arg does), in the same namespace.",
+        level=EnforcementLevel.MANDATORY,
+        properties={},
+        check_stack=lambda ms, conf: checks.inference_objectives_name_pools(ms),
+    ),
+    Spec(
         name="lws-headless-service-free",
         description="No Service has a LeaderWorkerSet's name in its namespace (the LWS controller keeps such a Service "
                     "instead of making the headless one its pods resolve their leader through).",

@@ -865,14 +865,12 @@ def objectives_select_pools(manifests: list[dict], declared: Declared = Declared
                 if b.get("kind") == "InferencePool":
                     routed |= {(namespace_of(route), b.get("name"), n) for n in names}
     setters = {h: field for w in workloads(manifests) for h, field in _plugin_headers(w).items()}
-    problems = []
+    problems = checks.inference_objectives_name_pools(manifests)  # the poolRef: one source with the policy pack
     for o in (o for o in manifests if o["kind"] == "InferenceObjective"):
         ns, ref = namespace_of(o), (o.get("spec") or {}).get("poolRef") or {}
-        if ref.get("group", "inference.networking.k8s.io") != "inference.networking.k8s.io" or ref.get("kind", "InferencePool") != "InferencePool":
-            problems.append(f"{ident(o)} refers to {ref.get('group')}/{ref.get('kind')}, not an InferencePool (inference.networking.k8s.io)")
-        elif (ns, ref.get("name")) not in pools:
-            problems.append(f"{ident(o)} refers to InferencePool {ns}/{ref.get('name')}, which the stack does not create")
-        elif (ns, ref.get("name"), name_of(o)) not in routed:
+        if (ns, ref.get("name")) not in pools:
+            continue  # reported above
+        if (ns, ref.get("name"), name_of(o)) not in routed:
             problems.append(f"{ident(o)} is named {name_of(o)!r}, but no HTTPRoute sends requests for that model name to InferencePool {ns}/{ref.get('name')}")
         if setters.get(OBJECTIVE_HEADER) != "model":
             problems.append(f"{ident(o)}: no body-based router of the stack sets {OBJECTIVE_HEADER} from the body's model, so no request selects it")

@@ -84,6 +84,7 @@ def test_pack_has_every_invariant_of_the_issue():
         "vllm-startup-probe-budget", "no-plain-credentials", "pdb-selects-one-controller",
         "serving-pods-have-network-policy", "serving-pods-non-root", "helm-releases-pinned",
         "llm-route-timeouts", "knative-traffic",  # issue 13
+        "inference-objectives-name-pools",  # issue 13
         "lws-headless-service-free",  # issue 14
     }
 

@@ -57,7 +57,7 @@ def test_engine_sees_every_policy_with_its_level_and_schema(analyzer):
     info = analyzer.GetAnalyzerInfo(empty_pb2.Empty())
     assert info.name == "llmstack"
     policies = {p.name: p for p in info.policies}
-    assert len(policies) == 12
+    assert len(policies) == 13
     assert all(p.enforcementLevel == analyzer_pb2.MANDATORY for p in policies.values())
     assert "minStartupSeconds" in policies["vllm-startup-probe-budget"].configSchema.properties
     assert policies["pdb-selects-one-controller"].policy_type == analyzer_pb2.POLICY_TYPE_STACK

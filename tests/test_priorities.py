@@ -121,3 +121,19 @@ def test_the_pool_refuses_bad_objectives_before_registering(objectives, expected
     with pytest.raises(ComponentArgsError) as err:
         InferencePool("p", {"namespace": "llm", "pod_selector": {"app": "x"}, "gateway_namespace": "gateway", "objectives": objectives})
     assert expected in str(err.value) and mocks.registrations == []
+
+
+def test_policy_pack_checks_every_objective_names_a_pool_of_the_stack(rendered):
+    """The pack's inference-objectives-name-pools policy (the same checks function as the cross-object rule)
+    passes on the render as the CLI's analyzer sends it, and fails once an objective's poolRef names no pool."""
+    from test_policy import POLICIES, run
+
+    r, _ = render_with_config(lambda: render_with(stack()))
+    res = [(x.type, x.name, copy.deepcopy(x.inputs)) for x in r.registrations if x.custom]
+    policy = POLICIES["inference-objectives-name-pools"]
+    assert any(t.endswith(":InferenceObjective") for t, _, _ in res)
+    assert run(policy, "test", res) == []
+    objective = next(i for t, _, i in res if t.endswith(":InferenceObjective"))
+    objective["spec"]["poolRef"]["name"] = "gone"
+    ((message, _),) = run(policy, "test", res)
+    assert "InferencePool llm/gone, which the stack does not create" in message
