@@ -19,7 +19,6 @@ from test_cross_objects import declared_for, render_with_config
 import chart_connections as cc
 from llmstack_k8s import checks, multi_node, versions
 from llmstack_k8s.multi_node import MultiNodeVllmService
-from llmstack_k8s.testing import RecordingMocks, to_manifest
 from llmstack_k8s.validation import ComponentArgsError
 from stacks import charts
 from stacks import render as render_mod
@@ -49,17 +48,7 @@ def stack(**model_over) -> dict:
 
 # --- the component --------------------------------------------------------------------------------
 
-@pytest.fixture
-def mocks():
-    m = RecordingMocks()
-    pulumi.runtime.set_mocks(m, project="llmstack", stack="unit", preview=True)
-    return m
-
-
-def objects(mocks, kind=None):
-    out = [to_manifest(r) for r in mocks.registrations if r.custom and r.type.startswith("kubernetes:")]
-    return [o for o in out if kind is None or o["kind"] == kind]
-
+from test_components import mocks, objects  # noqa: E402,F401  (the unit tests' mocks fixture and object list)
 
 ENGINE = {"served_model_name": "big", "tensor_parallel_size": 8, "pipeline_parallel_size": 2, "max_model_len": 8192}
 
