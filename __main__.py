@@ -1,9 +1,12 @@
 """Pulumi entry point: read the stack's config, build the stack, export its outputs."""
 
+from pathlib import Path
+
 import pulumi
 
 from stacks import composition, loader
 
-config = loader.load(pulumi.get_project(), pulumi.get_stack())
+# The project directory (beside Pulumi.yaml) anchors relative paths in the stack file.
+config = loader.load(pulumi.get_project(), pulumi.get_stack(), Path(__file__).resolve().parent)
 for key, value in composition.build(config).items():
     pulumi.export(key, value)

@@ -26,7 +26,7 @@ from typing_extensions import NotRequired
 from . import metrics, versions
 from .cold_start import DEFAULT_SCHEDULING_SECONDS
 from .cron import cron_problem, timezone_problem
-from .helm import pinned_release
+from .helm import ChartSourceArgs, check_chart_source, pinned_release
 from .package import MANAGED_BY, type_token
 from .validation import args_error, validate_args
 from .wiring import server_facts
@@ -209,6 +209,16 @@ class GpuAutoscalingArgs(TypedDict):
     prometheus_operator_api: NotRequired[pulumi.Input[str]]
     """``Observability.prometheus_operator_api``: KEDA's chart creates ServiceMonitors, so it is
     installed only once this is known (the Prometheus Operator's CRDs are installed)."""
+    chart_source: NotRequired[ChartSourceArgs]
+    """Where the KEDA and HTTP add-on charts come from: a directory of packaged charts or a private
+    mirror (default: the pins' upstream repository)."""
+
+
+def autoscaling_charts(args: GpuAutoscalingArgs) -> list[versions.Chart]:
+    """The pinned charts a GpuAutoscaling with these args installs."""
+    if not args.get("install_keda", True):
+        return []
+    return [versions.KEDA, *([versions.KEDA_HTTP_ADDON] if args.get("http_add_on", False) else [])]
 
 
 class ReplicaBounds(TypedDict):
@@ -349,6 +359,7 @@ class GpuAutoscaling(pulumi.ComponentResource):
         # Checked before registering: bad args register nothing.
         args = validate_args("GpuAutoscaling", name, args, GpuAutoscalingArgs)
         workloads = checked_workloads(name, args)
+        check_chart_source("GpuAutoscaling", name, args.get("chart_source"), autoscaling_charts(args))
         super().__init__(type_token("GpuAutoscaling"), name, {}, opts)
         install = args.get("install_keda", True)
         http_add_on = args.get("http_add_on", False)
@@ -377,6 +388,7 @@ class GpuAutoscaling(pulumi.ComponentResource):
                         "webhooks": {"enabled": True, "serviceMonitor": sm},
                     },
                 },
+                chart_source=args.get("chart_source"),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=after_crds),
             )
             installs.append(keda)
@@ -390,6 +402,7 @@ class GpuAutoscaling(pulumi.ComponentResource):
                         keda_ns,
                         create_namespace=True,
                         atomic=True,
+                        chart_source=args.get("chart_source"),
                         opts=pulumi.ResourceOptions(parent=self, depends_on=[keda]),
                     )
                 )

@@ -21,7 +21,7 @@ import yaml
 from typing_extensions import NotRequired
 
 from . import versions
-from .helm import pinned_release
+from .helm import ChartSourceArgs, check_chart_source, pinned_release
 from .package import MANAGED_BY, type_token
 from .validation import ComponentArgsError, validate_args
 from .scheduling import WHOLE_GPU_RESOURCE, SchedulingContractArgs, TolerationArgs
@@ -211,6 +211,9 @@ class GpuNodePoolArgs(TypedDict):
     """Karpenter NodePool for GPU node autoprovisioning (default: none, nodes exist already)."""
     install_driver: NotRequired[bool]
     """gpuOperator only: the operator installs the NVIDIA driver (default true; false on images with drivers)."""
+    chart_source: NotRequired[ChartSourceArgs]
+    """Where the device plugin or GPU operator chart comes from: a directory of packaged charts or a
+    private mirror (default: the pin's upstream repository)."""
 
 
 def sharing_defaults(sharing: Optional[SharingArgs]) -> SharingArgs:
@@ -255,6 +258,12 @@ def pool_capacity(sharing: Optional[SharingArgs], gpu: Optional[GpuArgs] = None)
         out["gpu"] = {"product": gpu["product"], "memory_gib": float(gpu["memory_gib"]), "per_node": int(gpu["per_node"])}
         out["device_memory_gib"] = device_memory_gib(float(gpu["memory_gib"]), s)
     return out
+
+
+def pool_charts(args: GpuNodePoolArgs) -> list[versions.Chart]:
+    """The pinned charts a pool with these args installs."""
+    install = GpuInstall(args.get("install", GpuInstall.DEVICE_PLUGIN))
+    return {GpuInstall.DEVICE_PLUGIN: [versions.NVIDIA_DEVICE_PLUGIN], GpuInstall.GPU_OPERATOR: [versions.GPU_OPERATOR]}.get(install, [])
 
 
 def check_pool_args(name: str, args: GpuNodePoolArgs) -> None:
@@ -359,6 +368,7 @@ class GpuNodePool(pulumi.ComponentResource):
         # Checked before registering: bad args register nothing.
         args = validate_args("GpuNodePool", name, args, GpuNodePoolArgs)
         check_pool_args(name, args)
+        check_chart_source("GpuNodePool", name, args.get("chart_source"), pool_charts(args))
         super().__init__(type_token("GpuNodePool"), name, {}, opts)
         install = GpuInstall(args.get("install", GpuInstall.DEVICE_PLUGIN))
         sharing = sharing_defaults(args.get("sharing"))
@@ -498,6 +508,7 @@ class GpuNodePool(pulumi.ComponentResource):
             ns_name,
             pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[ns])),
             values,
+            chart_source=args.get("chart_source"),
         )
 
     def _gpu_operator(self, name, args, sharing, plugin_config, tolerations, meta_labels, child) -> k8s.helm.v3.Release:
@@ -535,6 +546,7 @@ class GpuNodePool(pulumi.ComponentResource):
             ns_name,
             pulumi.ResourceOptions(parent=self, depends_on=depends),
             values,
+            chart_source=args.get("chart_source"),
         )
 
     def _karpenter(self, name, karpenter, node_selector, taints, meta_labels, child) -> pulumi.Output[str]:

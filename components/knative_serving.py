@@ -18,7 +18,7 @@ from typing_extensions import NotRequired
 from . import versions
 from .awaits import SCHEDULING_SECONDS, timeout_annotation
 from .knative_vllm_service import ALL_POD_FEATURES
-from .helm import pinned_release
+from .helm import ChartSourceArgs, check_chart_source, pinned_release
 from .package import MANAGED_BY, type_token
 from .validation import validate_args
 
@@ -55,6 +55,9 @@ class KnativeServingArgs(TypedDict):
     """Let revisions start with ``initial-scale: 0`` (default true)."""
     operator_namespace: NotRequired[pulumi.Input[str]]
     """Namespace of the Knative Operator (default ``knative-operator``)."""
+    chart_source: NotRequired[ChartSourceArgs]
+    """Where the Knative Operator chart comes from: a directory of packaged charts or a private mirror
+    (default: the pin's upstream repository)."""
 
 
 class KnativeServing(pulumi.ComponentResource):
@@ -80,6 +83,7 @@ class KnativeServing(pulumi.ComponentResource):
     def __init__(self, name: str, args: KnativeServingArgs, opts: Optional[pulumi.ResourceOptions] = None):
         # Checked before registering: bad args register nothing.
         args = validate_args("KnativeServing", name, args, KnativeServingArgs)
+        check_chart_source("KnativeServing", name, args.get("chart_source"), [versions.KNATIVE_OPERATOR])
         super().__init__(type_token("KnativeServing"), name, {}, opts)
         features = sorted(set(args.get("features") or ALL_POD_FEATURES))
         max_timeout = args.get("max_revision_timeout_seconds") or DEFAULT_MAX_REVISION_TIMEOUT_SECONDS
@@ -92,6 +96,7 @@ class KnativeServing(pulumi.ComponentResource):
             "knative-operator",
             args.get("operator_namespace") or DEFAULT_OPERATOR_NAMESPACE,
             pulumi.ResourceOptions(parent=self),
+            chart_source=args.get("chart_source"),
             create_namespace=True,
             atomic=True,
         )

@@ -13,7 +13,7 @@ import pulumi
 from typing_extensions import NotRequired
 
 from . import versions
-from .helm import pinned_release
+from .helm import ChartSourceArgs, check_chart_source, pinned_release
 from .package import type_token
 from .validation import validate_args
 
@@ -26,6 +26,9 @@ class LeaderWorkerSetControllerArgs(TypedDict):
 
     namespace: NotRequired[pulumi.Input[str]]
     """Namespace of the controller (default ``lws-system``; created by the release)."""
+    chart_source: NotRequired[ChartSourceArgs]
+    """Where the lws chart comes from: a directory of packaged charts or a private mirror (default:
+    the pin's upstream OCI registry)."""
 
 
 class LeaderWorkerSetController(pulumi.ComponentResource):
@@ -38,6 +41,7 @@ class LeaderWorkerSetController(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: LeaderWorkerSetControllerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         args = validate_args("LeaderWorkerSetController", name, args, LeaderWorkerSetControllerArgs)
+        check_chart_source("LeaderWorkerSetController", name, args.get("chart_source"), [versions.LWS])
         super().__init__(type_token("LeaderWorkerSetController"), name, {}, opts)
         chart = versions.LWS
         namespace = args.get("namespace") or DEFAULT_NAMESPACE
@@ -45,6 +49,7 @@ class LeaderWorkerSetController(pulumi.ComponentResource):
             f"{name}-chart", chart, "lws", namespace, pulumi.ResourceOptions(parent=self),
             # The controller image of exactly the chart's release (the chart at its git tag says "main").
             values={"image": {"manager": {"tag": f"v{chart.version}", "pullPolicy": "IfNotPresent"}}},
+            chart_source=args.get("chart_source"),
             create_namespace=True,
             atomic=True,
         )

@@ -25,7 +25,7 @@ from typing_extensions import NotRequired
 
 from . import metrics
 from .alerts import MODEL_LABEL, VARIANT_LABEL, VLLM_JOB, AlertThresholdsArgs, MonitoredModelArgs, rule_groups, thresholds_with_defaults
-from .helm import pinned_release
+from .helm import ChartSourceArgs, check_chart_source, pinned_release
 from .knative_canary import REVISION_POD_LABEL
 from .package import CANARY_VARIANT, MANAGED_BY, STABLE_VARIANT, VARIANT_OF_POD_LABEL, VARIANT_POD_LABEL, type_token
 from .validation import args_error, validate_args
@@ -171,6 +171,9 @@ class ObservabilityArgs(TypedDict):
     """Scrape interval of the vLLM pods and GPUs (default ``15s``)."""
     names: NotRequired[ObservabilityNamesArgs]
     """Names of the PodMonitor, PrometheusRule, dashboards, Grafana admin Secret and Helm releases."""
+    chart_source: NotRequired[ChartSourceArgs]
+    """Where the kube-prometheus-stack and DCGM exporter charts come from: a directory of packaged
+    charts or a private mirror (default: the pins' upstream repositories)."""
 
 
 def dashboard_files() -> dict[str, str]:
@@ -211,9 +214,16 @@ def resolved_models(models: list[MonitoredModelArgs]) -> pulumi.Output[list[dict
     return pulumi.Output.all(*[pulumi.Output.all(**m) for m in models]).apply(list)
 
 
-def _pinned(name: str, chart: Chart, release_name: str, namespace: pulumi.Input[str], values: dict, opts: pulumi.ResourceOptions):
+def observability_charts(args: ObservabilityArgs) -> list[Chart]:
+    """The pinned charts an Observability with these args installs."""
+    return [*([KUBE_PROMETHEUS_STACK] if args.get("install_prometheus_stack", True) else []),
+            *([DCGM_EXPORTER] if args.get("install_dcgm_exporter", True) else [])]
+
+
+def _pinned(name: str, chart: Chart, release_name: str, namespace: pulumi.Input[str], values: dict,
+            opts: pulumi.ResourceOptions, chart_source: Optional[ChartSourceArgs]):
     # Big charts (CRDs, webhooks) need more than Helm's default 5 minutes.
-    return pinned_release(name, chart, release_name, namespace, opts, values, timeout=900)
+    return pinned_release(name, chart, release_name, namespace, opts, values, chart_source=chart_source, timeout=900)
 
 
 class Observability(pulumi.ComponentResource):
@@ -249,6 +259,7 @@ class Observability(pulumi.ComponentResource):
             thresholds_with_defaults(args.get("thresholds"))
         except ValueError as e:
             raise args_error("Observability", name, "thresholds", str(e)) from None
+        check_chart_source("Observability", name, args.get("chart_source"), observability_charts(args))
         super().__init__(type_token("Observability"), name, {}, opts)
         ns_name = args.get("namespace") or DEFAULT_NAMESPACE
         names = object_names(name, args.get("names"))
@@ -289,7 +300,7 @@ class Observability(pulumi.ComponentResource):
             stack = _pinned(
                 f"{name}-kube-prometheus-stack", KUBE_PROMETHEUS_STACK, stack_release, ns_name,
                 self._stack_values(args.get("prometheus") or {}, stack_release, names["grafana_admin_secret"]),
-                pulumi.ResourceOptions(parent=self, depends_on=[*deps, admin_secret]),
+                pulumi.ResourceOptions(parent=self, depends_on=[*deps, admin_secret]), args.get("chart_source"),
             )
             deps.append(stack)  # the chart installs the Prometheus Operator CRDs the objects below use
             prometheus_url = f"http://{stack_release}-prometheus.{ns_name}.svc.cluster.local:9090"
@@ -336,7 +347,8 @@ class Observability(pulumi.ComponentResource):
             if contract.get("runtime_class_name"):
                 # An output of whatever provides the RuntimeClass (GpuNodePool): the release waits for it.
                 dcgm_values["runtimeClassName"] = contract["runtime_class_name"]
-            _pinned(f"{name}-dcgm-exporter", DCGM_EXPORTER, names["dcgm_exporter_release"], dcgm_ns, dcgm_values, dcgm_opts)
+            _pinned(f"{name}-dcgm-exporter", DCGM_EXPORTER, names["dcgm_exporter_release"], dcgm_ns, dcgm_values, dcgm_opts,
+                    args.get("chart_source"))
 
         k8s.apiextensions.CustomResource(
             f"{name}-vllm-podmonitor",

@@ -294,6 +294,9 @@ PLAIN_BY_DESIGN: dict[str, str] = {
     "GpuAutoscaling.keda_namespace": "the interceptor's and external scaler's in-cluster addresses are composed from it at preview",
     "GpuAutoscaling.keda_release_name": "the charts name their Services after the release; KEDA's addresses are composed from it at preview",
     "GpuAutoscaling.http_add_on_release_name": "the charts name their Services after the release; KEDA's addresses are composed from it at preview",
+    # every component that installs a pinned chart (llmstack_k8s.helm)
+    "ChartSourceArgs.directory": "becomes each release's chart (the package's path, checked to exist at preview) in place of its repository",
+    "ChartSourceArgs.mirror": _SHAPE + ": an oci:// mirror makes the chart a registry reference without repository options",
     # GpuNodePool (and the capacity/contract it hands on)
     "GpuNodePool.install": _SHAPE,
     "GpuNodePool.gpu_feature_discovery": _SHAPE,

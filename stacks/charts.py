@@ -1,8 +1,8 @@
 """Expand every Helm release of a rendered stack with its real pinned chart, offline.
 
 Each ``helm.v3.Release`` the program registers is rendered with the packaged chart of exactly
-the pinned version (``tests/fixtures/charts/<chart>-<version>.tgz``) and exactly the values the
-program passes, by Helm's own Go SDK (PyPI ``helm-python-sdk``: no helm binary, no cluster, no
+the pinned version (``tests/fixtures/charts/<chart>-<version>.tgz``; a release whose chart is a local
+package, a stack with ``charts.directory``, with that package) and exactly the values the program passes, by Helm's own Go SDK (PyPI ``helm-python-sdk``: no helm binary, no cluster, no
 network). The result is the whole cluster a ``pulumi up`` creates: our objects, every chart's
 objects (namespace filled in, Helm's ownership metadata added, ``helm test`` hooks left out, since
 an install does not run them), the CRDs the charts install and the namespaces
@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -25,6 +27,7 @@ from typing import Any, Iterable, Optional
 import yaml
 
 from llmstack_k8s import versions
+from llmstack_k8s.helm import package_file_names
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The packaged upstream charts, one per pinned chart version (tests/test_charts.py keeps it so).
@@ -70,8 +73,9 @@ class ChartExpansionError(Exception):
 
 
 def package_path(chart: str, version: str, packages: Path = PACKAGES) -> Path:
-    """``<chart>-<version>.tgz``; a pin written ``v1.23.0`` is packaged as ``1.23.0`` (Helm's naming)."""
-    return packages / f"{chart}-{version.removeprefix('v')}.tgz"
+    """``<chart>-<version>.tgz``; a pin written ``v1.23.0`` is packaged as ``1.23.0`` (Helm's naming,
+    the one ``charts.directory`` follows: ``llmstack_k8s.helm.package_file_names``)."""
+    return packages / package_file_names(versions.Chart("", chart, version))[0]
 
 
 def pinned_charts() -> list[versions.Chart]:
@@ -87,6 +91,8 @@ class Release:
     version: str
     values: dict
     create_namespace: bool = False
+    #: The local package the release installs (``charts.directory``); None: the pin's package in PACKAGES.
+    package: Optional[Path] = None
     #: The chart's objects as installed (templates rendered, namespace set), CRDs from crds/ apart.
     objects: list[dict] = field(default_factory=list)
     #: CRDs from the chart's crds/ folder (Helm installs them before the templates).
@@ -221,15 +227,42 @@ def _namespaced(kind: str, crds: Iterable[dict]) -> bool:
     return kind not in _CLUSTER_SCOPED
 
 
+def is_local_package(chart: str) -> bool:
+    """A release's ``chart`` that is a packaged chart on disk (``charts.directory``), not a name or an
+    ``oci://`` reference."""
+    return not chart.startswith("oci://") and chart.endswith(".tgz")
+
+
+@functools.cache
+def package_chart_name(path: str) -> str:
+    """The chart's name, as its packaged ``Chart.yaml`` says (``<name>/Chart.yaml`` at the top)."""
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            for member in tar:
+                top, _, rest = member.name.partition("/")
+                if rest == "Chart.yaml" and member.isfile():
+                    return str(yaml.safe_load(tar.extractfile(member).read())["name"])  # type: ignore[union-attr]
+    except (OSError, tarfile.TarError, KeyError, TypeError, yaml.YAMLError) as err:
+        raise ChartExpansionError(f"{path}: not a packaged chart ({err})") from err
+    raise ChartExpansionError(f"{path}: not a packaged chart (no <name>/Chart.yaml)")
+
+
 def _releases_of(rendered) -> list[Release]:
     out = []
     for r in rendered.helm_releases:
         unsupported = sorted(k for k in ("valueYamlFiles", "postrender") if r.get(k))
         if unsupported:
             raise ChartExpansionError(f"release {r.get('name')}: {', '.join(unsupported)} is not supported by the expansion")
-        out.append(Release(name=r["name"], namespace=r.get("namespace") or "default", chart=r["chart"].rsplit("/", 1)[-1],  # an oci:// reference ends in the chart's name
+        chart, package = r["chart"], None
+        if is_local_package(chart):  # charts.directory: the package itself, its chart named inside it
+            package = Path(chart)
+            if not package.is_file():
+                raise ChartExpansionError(f"release {r['name']}: its chart {chart} does not exist")
+            chart = package_chart_name(chart)
+        out.append(Release(name=r["name"], namespace=r.get("namespace") or "default",
+                           chart=chart.rsplit("/", 1)[-1],  # an oci:// reference ends in the chart's name
                            version=r["version"], values=r.get("values") or {},
-                           create_namespace=bool(r.get("createNamespace"))))
+                           create_namespace=bool(r.get("createNamespace")), package=package))
     return out
 
 
@@ -238,7 +271,7 @@ def expand(rendered, packages: Path = PACKAGES) -> Cluster:
     releases = _releases_of(rendered)
     paths = {}
     for r in releases:
-        path = package_path(r.chart, r.version, packages)
+        path = r.package or package_path(r.chart, r.version, packages)
         if not path.exists():
             why = UNPACKAGED_PINS.get(r.chart, f"copy {path.name} into {packages}")
             raise ChartExpansionError(f"release {r.name}: no package of chart {r.chart} {r.version} ({why})")
@@ -291,3 +324,25 @@ def owner(o: dict) -> Optional[str]:
 def values_of(cluster: Cluster, chart: str) -> Any:
     r = cluster.release(chart)
     return None if r is None else r.values
+
+
+# --- filling a chart directory (``charts.directory``, README: Air-gapped clusters) ------------------
+
+def pull_commands(destination: str) -> list[str]:
+    """One ``helm pull`` per pinned chart, into ``destination``: what fills a ``charts.directory``."""
+    from llmstack_k8s.helm import pull_command
+
+    return [pull_command(pin, destination) for pin in pinned_charts()]
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or argv[0] != "pull-commands":
+        print("usage: python -m stacks.charts pull-commands DIRECTORY   (prints one `helm pull` per pinned chart)",
+              file=sys.stderr)
+        return 2
+    print("\n".join(pull_commands(argv[1])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -142,7 +142,8 @@ def build(cfg: StackConfig) -> dict:
 
     # --- gpu pool: device plugin / GPU operator, sharing, taints, classes, Karpenter; the
     # scheduling contract every serving component takes (created before the models) ---
-    gpu_pool = GpuNodePool("gpu", cfg.gpu_pool.args(cfg.namespace), opts=on_cluster)
+    charts = cfg.charts.component_args()  # where every chart comes from (default: the pins' repositories)
+    gpu_pool = GpuNodePool("gpu", {**cfg.gpu_pool.args(cfg.namespace), **charts}, opts=on_cluster)
     if cfg.image_pre_pull.enabled:  # cold start: every model's image already on each GPU node
         ImagePrePull(
             "image-prepull",
@@ -157,7 +158,7 @@ def build(cfg: StackConfig) -> dict:
     knative_features = list(cfg.knative.features)
     knative_namespaces = list(cfg.knative.namespaces)
     if knative_models and cfg.knative.install:
-        knative_install = KnativeServing("knative", {}, opts=on_cluster)
+        knative_install = KnativeServing("knative", {**charts}, opts=on_cluster)
         knative_features = sorted(KNATIVE_INSTALLED_FEATURES)
         # The operator runs Kourier beside the activator; namespaces named in the stack file are added.
         explicit = list(cfg.knative.namespaces) if "namespaces" in cfg.knative.model_fields_set else []
@@ -182,7 +183,7 @@ def build(cfg: StackConfig) -> dict:
     # --- multi-node: the LeaderWorkerSet controller, when a model spans nodes ---
     lws_controller = None
     if cfg.leader_worker_set.install and any(is_multi_node(cfg, m) for m in cfg.models):
-        lws_controller = LeaderWorkerSetController("lws", {"namespace": cfg.leader_worker_set.namespace}, opts=on_cluster)
+        lws_controller = LeaderWorkerSetController("lws", {"namespace": cfg.leader_worker_set.namespace, **charts}, opts=on_cluster)
     # --- end multi-node ---
     models = {}
     knative_canaries: list = []  # canary revisions of Knative models (the PodMonitor labels them)
@@ -422,6 +423,7 @@ def build(cfg: StackConfig) -> dict:
             # The stack keeps the names its clusters already have (the component derives them from its name).
             "names": {"pod_monitor": "vllm", "prometheus_rule": "llmstack-alerts",
                       "dashboard_prefix": "llmstack-dashboard", "grafana_admin_secret": "grafana-admin"},
+            **charts,
             "namespace": o.namespace,
             "install_prometheus_stack": o.install_prometheus_stack,
             "install_dcgm_exporter": o.dcgm_exporter,
@@ -463,6 +465,7 @@ def build(cfg: StackConfig) -> dict:
                 "service_monitor_labels": {"release": "kube-prometheus-stack"},
                 # KEDA's ServiceMonitors need the Prometheus Operator's CRDs: install KEDA after them.
                 "prometheus_operator_api": observability.prometheus_operator_api,
+                **charts,
             },
             opts=pulumi.ResourceOptions(provider=provider, depends_on=[namespace, *scaled_servers]),
         )

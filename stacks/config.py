@@ -17,6 +17,7 @@ from llmstack_k8s.model_cache import AccessMode
 
 from .autoscaling import AUTOSCALING_DEFAULT_TARGETS, AUTOSCALING_MIN_COOLDOWN, AutoscalingConfig, ModelAutoscalingConfig  # noqa: F401
 from .base import ConfigProblem, StackModel as _Model
+from .chart_source import ChartsConfig, check_packages as check_chart_packages
 from .cold_start import ColdStartConfig, ImagePrePullConfig
 from .teams import TeamConfig, check_teams
 from .cluster import RESERVED_NAMESPACES, SYSTEM_NAMESPACES, DnsLabel, KubernetesConfig, NetworkConfig
@@ -31,7 +32,7 @@ from .quantities import DNS_LABEL, Cpu, Duration, Size  # noqa: F401
 
 # Re-exported: importers of stacks.config keep working after the split per feature.
 __all__ = [
-    "AUTOSCALING_DEFAULT_TARGETS", "AUTOSCALING_MIN_COOLDOWN", "AlertsConfig", "AutoscalingConfig", "CacheDefaults",
+    "AUTOSCALING_DEFAULT_TARGETS", "AUTOSCALING_MIN_COOLDOWN", "AlertsConfig", "AutoscalingConfig", "CacheDefaults", "ChartsConfig",
     "Cpu", "DNS_LABEL", "Duration", "GpuPoolConfig", "KnativeConfig", "KnativeModelConfig", "KubernetesConfig",
     "MANAGED_FLAGS", "ModelAutoscalingConfig", "ModelCacheConfig", "ModelConfig", "NetworkConfig",
     "ObservabilityConfig", "PrometheusConfig", "ResourcesConfig", "RolloutConfig", "ServingMode", "Size",
@@ -79,6 +80,13 @@ class StackConfig(_Model):
     @model_validator(mode="after")
     def _multi_node_runnable(self):
         check_multi_node(self)
+        return self
+
+    charts: ChartsConfig = Field(default_factory=ChartsConfig, description="Where the Helm charts come from: each pin's upstream repository (default), a local directory of packaged charts or a private mirror (air-gapped clusters); names and versions always from the pins.")
+
+    @model_validator(mode="after")
+    def _charts_available(self):
+        check_chart_packages(self)
         return self
 
     def team_of(self, model_name: str) -> Optional[TeamConfig]:

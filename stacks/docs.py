@@ -127,6 +127,10 @@ RULES = [
     "`objectStorageSecretAccessKey` must be secrets; keys, `objectStorage.existingSecret` and workload-identity "
     "annotations exclude each other; S3 settings with only GCS models, the other cloud's identity annotation, and "
     "`objectStorage` without a bucket model are refused.",
+    "Charts (`charts`): `directory` or `mirror`, not both; a `directory` (relative to the project directory) must "
+    "exist and hold `<chart>-<version>.tgz` of every chart the stack installs (the refusal names the missing files, "
+    "their pins and the `helm pull` that fetches them); a `mirror` is an `http://`/`https://` chart repository URL or "
+    "an `oci://` registry prefix.",
     "Multi-node models (tensor x pipeline parallel GPUs above `gpuPool.gpu.perNode`: a LeaderWorkerSet group): tensor "
     "parallel may not exceed one node's GPUs, a replica fills whole nodes, pipeline stages divide the model's layers "
     "when the catalog knows them (`extraEnv.VLLM_PP_LAYER_PARTITION` overrides); refused with them: `serving: knative`, "

@@ -7,13 +7,15 @@ raised before any resource is registered, so nothing is half-deployed.
 
 import difflib
 import json
-from typing import Any
+from pathlib import Path
+from typing import Any, Optional
 
 import pulumi
 from pulumi.runtime import config as runtime_config
 from pydantic import ValidationError
 
 from .base import ConfigProblem
+from .chart_source import PROJECT_DIR_CONTEXT
 from .cluster import HONOURED_PROVIDER_KEYS, REFUSED_PROVIDER_KEYS, SATISFIED_PROVIDER_KEYS
 from .config import StackConfig
 from .messages import siblings_at, unknown_key, words
@@ -118,7 +120,10 @@ def _where(loc: tuple, raw: dict) -> str:
     return out
 
 
-def load(project: str, stack: str) -> StackConfig:
+def load(project: str, stack: str, project_dir: Optional[Path] = None) -> StackConfig:
+    """The validated config of ``stack``; ``project_dir`` (where Pulumi.yaml is; default: the engine's
+    root directory, else the working directory) anchors relative paths such as ``charts.directory``."""
+    project_dir = project_dir or Path(pulumi.get_root_directory() or Path.cwd())
     values, secrets, others = _split_config(project)
     file = stack_file(stack)
     problems: list[str] = [f"{file}: {p}" for p in _other_namespaces(project, values, others)]
@@ -129,7 +134,7 @@ def load(project: str, stack: str) -> StackConfig:
                 f"(pulumi config set --secret {key} ... -s {stack})"
             )
     try:
-        cfg = StackConfig.model_validate(values)
+        cfg = StackConfig.model_validate(values, context={PROJECT_DIR_CONTEXT: str(project_dir)})
     except ValidationError as err:
         for e in err.errors():
             key = _where(e["loc"], values)

@@ -217,6 +217,13 @@ NEW_CASES = {
     "wildcard client namespace": (stack(network={"clientNamespaces": ["*"]}), "llmstack:network.clientNamespaces[0]", "is a pattern"),
     "monitoring namespace not a DNS label": (stack(network={"monitoringNamespaces": ["Monitoring"]}), "llmstack:network.monitoringNamespaces[0]", "is not a namespace name"),
     "wildcard Knative namespace": (stack(knative={"namespaces": ["kourier-*"]}), "llmstack:knative.namespaces[0]", "is a pattern"),
+    # Charts from a directory or a mirror (air-gapped clusters; tests/test_chart_source.py has the rest).
+    "charts from a directory and a mirror": (
+        stack(charts={"directory": "tests/fixtures/charts", "mirror": "https://charts.example.internal"}), "llmstack:charts", "both directory and mirror are set"),
+    "charts directory that does not exist": (stack(charts={"directory": "air-gap/charts"}), "llmstack:charts.directory", "does not exist"),
+    "charts directory without a chart the stack installs": (
+        stack(gpuPool={"install": "gpuOperator"}, charts={"directory": "tests/fixtures/charts"}), "llmstack:charts.directory", "has no package of gpu-operator-"),
+    "charts mirror that is no repository": (stack(charts={"mirror": "registry.example.internal/charts"}), "llmstack:charts.mirror", "nor an OCI registry prefix"),
 }
 
 
