@@ -62,6 +62,10 @@ PULUMI_VERSION = "3.259.0"
 #: so the Python SDK is pinned to 4.25.0 as well (the engine matches plugin and SDK versions).
 PULUMI_KUBERNETES_VERSION = "4.25.0"
 PULUMI_KUBERNETES_PROVIDER_MODULE = "v4.0.0-20260115033456-f47bc2d6f199"
+#: pulumi-random: the proxy serves no provider module at all; v4.19.1 is the newest release whose
+#: dependencies it serves (third_party/pulumi-resource-random/NOTICE.md), so its source is vendored and
+#: the Python SDK pinned to it.
+PULUMI_RANDOM_VERSION = "4.19.1"
 #: The local control plane: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl.
 KUBERNETES_VERSION = "1.36.3"
 ETCD_VERSION = "3.6.16"

@@ -20,13 +20,16 @@ import engine  # noqa: E402
 import local_cluster  # noqa: E402
 
 STACK = "dev"
+DEMO = engine.STATE / "demo"
 
 
 def up() -> int:
-    local_cluster.provide([STACK])
-    project = engine.Project.of_repository(STACK)
+    # The program of this checkout with Pulumi.dev.yaml as an air-gapped cluster needs it: charts from the
+    # packaged fixtures (``llmstack:charts``), the rest as committed.
+    project = engine.Project.copy(DEMO, STACK, local_cluster.stack_file(STACK))
+    local_cluster.provide([STACK], project.directory)
     project.select()
-    print(f"demo: pulumi up -s {STACK} (state in {engine.STATE / 'state'})", flush=True)
+    print(f"demo: pulumi up -s {STACK} in {DEMO} (state in {engine.STATE / 'state'})", flush=True)
     result = project.up(check=False)
     print(result.stdout[-4000:])
     if result.returncode != 0:
@@ -41,15 +44,16 @@ demo: the dev stack runs on the local cluster (no containers: kwok plays the kub
   {kubectl} get nodes
   {kubectl} get pods -A -o wide
   {kubectl} -n llm-dev get deploy,svc,pvc,job,pdb,networkpolicy
-  PATH={local_cluster.BIN}:$PATH PULUMI_BACKEND_URL=file://{engine.STATE / 'state'} \\
-    PULUMI_CONFIG_PASSPHRASE={engine.EXAMPLE_PASSPHRASE} pulumi stack output -s {STACK}
+  cd {DEMO} && PATH={local_cluster.BIN}:$PATH PULUMI_HOME={engine.STATE / 'pulumi-home'} \\
+    PULUMI_BACKEND_URL=file://{engine.STATE / 'state'} PULUMI_CONFIG_PASSPHRASE={engine.EXAMPLE_PASSPHRASE} \\
+    pulumi stack output -s {STACK}
 Stop it with: make demo-down""")
     return 0
 
 
 def down() -> int:
-    if engine.available():
-        engine.Project.of_repository(STACK).remove()
+    if engine.available() and DEMO.exists():
+        engine.Project(DEMO, STACK).remove()
     local_cluster.stop()
     print("demo: stopped")
     return 0

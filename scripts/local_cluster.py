@@ -44,6 +44,8 @@ BIN = STATE / "bin"
 KUBECONFIG = STATE / "kubeconfig"
 WORKDIR = STATE / "kwok"
 NAME = "llmstack"
+#: kwokctl names the kubeconfig context after the cluster.
+CONTEXT = f"kwok-{NAME}"
 CRDS = ROOT / "tests" / "fixtures" / "crds"
 CHARTS = ROOT / "tests" / "fixtures" / "charts"
 
@@ -324,6 +326,20 @@ def provide(stacks: list[str], root: Path = ROOT) -> dict:
     start()
     apply(cpu_nodes() + [DEFAULT_STORAGE_CLASS])
     return {s: prepare(s, root) for s in stacks}
+
+
+def stack_file(stack: str, edit=None, root: Path = ROOT) -> str:
+    """``Pulumi.<stack>.yaml`` made for this cluster, as a user would for an air-gapped one: charts from the
+    packaged fixtures (``llmstack:charts.directory``: no network here), the local kubeconfig context where
+    the file names one. ``edit`` may change the parsed config further (a variant)."""
+    doc = yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text())
+    config = doc["config"]
+    config["llmstack:charts"] = {"directory": str(CHARTS)}
+    if "kubernetes:context" in config:
+        config["kubernetes:context"] = CONTEXT
+    if edit is not None:
+        edit(config)
+    return yaml.safe_dump(doc, sort_keys=False)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Build the real-engine toolchain from Go modules: the Pulumi CLI and its Python and Node.js language
-hosts, the kubernetes provider, the Kubernetes control plane (kube-apiserver, kube-controller-manager,
+hosts, the kubernetes and random providers, the Kubernetes control plane (kube-apiserver, kube-controller-manager,
 kube-scheduler, kubectl), etcd and kwok.
 
 No download site is needed: every binary comes from the Go module proxy (or, for the two language hosts,
@@ -66,8 +66,8 @@ class Tool:
         go = subprocess.run(["go", "env", "GOVERSION"], capture_output=True, text=True, check=True).stdout.strip()
         blob = json.dumps([self.requires, self.packages, self.replaces, self.ldflags, self.extra, go], sort_keys=True)
         if self.source is not None:
-            for path in sorted(self.source.iterdir()):
-                blob += path.name + hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(p for p in self.source.rglob("*") if p.is_file()):
+                blob += str(path.relative_to(self.source)) + hashlib.sha256(path.read_bytes()).hexdigest()
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def directory(self) -> Path:
@@ -112,6 +112,11 @@ def tools() -> list[Tool]:
              ldflags="-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version="
                      f"{V.PULUMI_KUBERNETES_VERSION}",
              prepare="kubernetes_provider"),
+        # Vendored (the proxy serves no pulumi-random provider module); its go.mod pins every dependency.
+        Tool("pulumi-resource-random", {}, {"pulumi-resource-random": "./cmd/pulumi-resource-random"},
+             ldflags="-s -w -X github.com/pulumi/pulumi-random/provider/v4/pkg/version.Version="
+                     f"{V.PULUMI_RANDOM_VERSION}",
+             source=ROOT / "third_party" / "pulumi-resource-random"),
         Tool("kubernetes", {"k8s.io/kubernetes": f"v{k8s}"},
              {b: f"k8s.io/kubernetes/cmd/{b}" for b in
               ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")},
@@ -171,7 +176,8 @@ def build(tool: Tool) -> Path:
             shutil.copytree(tool.source, work)
             for module, version in tool.requires.items():
                 _go(["mod", "edit", f"-require={module}@{version}"], cwd=work)
-            _go(["mod", "tidy"], cwd=work)
+            if tool.requires:
+                _go(["mod", "tidy"], cwd=work)
         else:
             work.mkdir()
             lines = [f"module llmstack.local/toolchain/{tool.name}", "", "go 1.26.0", ""]

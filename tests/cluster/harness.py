@@ -5,31 +5,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import engine  # noqa: E402
 import local_cluster  # noqa: E402
 
-#: kwokctl names the kubeconfig context after the cluster.
-LOCAL_CONTEXT = f"kwok-{local_cluster.NAME}"
-
-
 def stack_text(stack: str, edit=None) -> str:
-    """``Pulumi.<stack>.yaml`` for the local cluster: its kubeconfig context is the local one; ``edit``
-    may change the parsed file (a variant), which is then written back as YAML."""
-    text = (ROOT / f"Pulumi.{stack}.yaml").read_text()
-    doc = yaml.safe_load(text)
-    config = doc["config"]
-    if "kubernetes:context" in config or edit is not None:
-        if "kubernetes:context" in config:
-            config["kubernetes:context"] = LOCAL_CONTEXT
-        if edit is not None:
-            edit(config)
-        return yaml.safe_dump(doc, sort_keys=False)
-    return text
+    return local_cluster.stack_file(stack, edit)
 
 
 class Deployed:
