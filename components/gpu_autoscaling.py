@@ -26,7 +26,7 @@ from typing_extensions import NotRequired
 from . import metrics, versions
 from .cold_start import DEFAULT_SCHEDULING_SECONDS
 from .cron import cron_problem, timezone_problem
-from .helm import ChartSourceArgs, check_chart_source, pinned_release
+from .helm import release_namespace, ChartSourceArgs, check_chart_source, pinned_release
 from .package import MANAGED_BY, type_token
 from .validation import args_error, validate_args
 from .wiring import server_facts
@@ -372,13 +372,13 @@ class GpuAutoscaling(pulumi.ComponentResource):
         crds = args.get("prometheus_operator_api")
         after_crds = [pulumi.Output.from_input(crds).apply(lambda _: None)] if crds is not None else []
         if install:
+            keda_namespace = release_namespace(f"{name}-keda-ns", keda_ns, self)
             sm = {"enabled": True, "additionalLabels": dict(args.get("service_monitor_labels") or {})}
             keda = pinned_release(
                 f"{name}-keda",
                 versions.KEDA,
                 args.get("keda_release_name") or DEFAULT_KEDA_RELEASE,
                 keda_ns,
-                create_namespace=True,
                 atomic=True,
                 values={
                     # KEDA's own health: operator, metrics API server and webhooks, scraped by Prometheus.
@@ -389,7 +389,7 @@ class GpuAutoscaling(pulumi.ComponentResource):
                     },
                 },
                 chart_source=args.get("chart_source"),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=after_crds),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*after_crds, keda_namespace]),
             )
             installs.append(keda)
             if http_add_on:
@@ -400,7 +400,6 @@ class GpuAutoscaling(pulumi.ComponentResource):
                         versions.KEDA_HTTP_ADDON,
                         args.get("http_add_on_release_name") or DEFAULT_KEDA_HTTP_RELEASE,
                         keda_ns,
-                        create_namespace=True,
                         atomic=True,
                         chart_source=args.get("chart_source"),
                         opts=pulumi.ResourceOptions(parent=self, depends_on=[keda]),

@@ -19,6 +19,7 @@ from typing_extensions import NotRequired
 
 from .awaits import HELM_TIMEOUT_SECONDS
 from .validation import args_error
+from .package import MANAGED_BY
 from .versions import Chart
 
 #: What a mirror may be: an HTTP(S) chart repository or an OCI registry prefix, with a host.
@@ -120,6 +121,18 @@ def chart_reference(chart: Chart, source: Optional[ChartSourceArgs] = None) -> d
     return {"chart": chart.chart, "version": chart.version, "repository_opts": {"repo": source.get("mirror") or chart.repo}}
 
 
+def release_namespace(resource_name: str, namespace: str, parent: pulumi.Resource,
+                      labels: Optional[dict] = None) -> k8s.core.v1.Namespace:
+    """The namespace a release installs into, as a child of ``parent``: created and deleted with the stack.
+    Not Helm's ``createNamespace``: Helm creates a namespace but never deletes it, so ``pulumi destroy``
+    would leave it behind (seen on a real cluster; the SDK's mocks cannot show it)."""
+    return k8s.core.v1.Namespace(
+        resource_name,
+        metadata={"name": namespace, "labels": {**MANAGED_BY, **(labels or {})}},
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
 def pinned_release(
     resource_name: str,
     chart: Chart,
@@ -131,8 +144,8 @@ def pinned_release(
     **release_options,
 ) -> k8s.helm.v3.Release:
     """A ``helm.v3.Release`` of ``chart`` at its pinned version, from ``chart_source`` (default: the
-    pin's repository); ``release_options`` are further Release arguments (``create_namespace``,
-    ``atomic``, ``timeout``). Helm waits for the chart's workloads (``--wait``): by default for as
+    pin's repository); ``release_options`` are further Release arguments (``atomic``, ``timeout``);
+    the namespace comes from ``release_namespace``. Helm waits for the chart's workloads (``--wait``): by default for as
     long as a new node and the images may take, not Helm's 5 minutes."""
     release_options.setdefault("timeout", HELM_TIMEOUT_SECONDS)
     return k8s.helm.v3.Release(

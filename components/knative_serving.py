@@ -18,7 +18,7 @@ from typing_extensions import NotRequired
 from . import versions
 from .awaits import SCHEDULING_SECONDS, timeout_annotation
 from .knative_vllm_service import ALL_POD_FEATURES
-from .helm import ChartSourceArgs, check_chart_source, pinned_release
+from .helm import release_namespace, ChartSourceArgs, check_chart_source, pinned_release
 from .package import MANAGED_BY, type_token
 from .validation import validate_args
 
@@ -90,14 +90,15 @@ class KnativeServing(pulumi.ComponentResource):
         allow_zero = args.get("allow_zero_initial_scale", True)
         chart = versions.KNATIVE_OPERATOR
 
+        operator_ns = args.get("operator_namespace") or DEFAULT_OPERATOR_NAMESPACE
+        operator_namespace = release_namespace(f"{name}-operator-ns", operator_ns, self)
         operator = pinned_release(
             f"{name}-operator",
             chart,
             "knative-operator",
-            args.get("operator_namespace") or DEFAULT_OPERATOR_NAMESPACE,
-            pulumi.ResourceOptions(parent=self),
+            operator_ns,
+            pulumi.ResourceOptions(parent=self, depends_on=[operator_namespace]),
             chart_source=args.get("chart_source"),
-            create_namespace=True,
             atomic=True,
         )
         namespace = k8s.core.v1.Namespace(

@@ -13,7 +13,7 @@ import pulumi
 from typing_extensions import NotRequired
 
 from . import versions
-from .helm import ChartSourceArgs, check_chart_source, pinned_release
+from .helm import release_namespace, ChartSourceArgs, check_chart_source, pinned_release
 from .package import type_token
 from .validation import validate_args
 
@@ -45,12 +45,12 @@ class LeaderWorkerSetController(pulumi.ComponentResource):
         super().__init__(type_token("LeaderWorkerSetController"), name, {}, opts)
         chart = versions.LWS
         namespace = args.get("namespace") or DEFAULT_NAMESPACE
+        controller_namespace = release_namespace(f"{name}-ns", namespace, self)
         release = pinned_release(
-            f"{name}-chart", chart, "lws", namespace, pulumi.ResourceOptions(parent=self),
+            f"{name}-chart", chart, "lws", namespace, pulumi.ResourceOptions(parent=self, depends_on=[controller_namespace]),
             # The controller image of exactly the chart's release (the chart at its git tag says "main").
             values={"image": {"manager": {"tag": f"v{chart.version}", "pullPolicy": "IfNotPresent"}}},
             chart_source=args.get("chart_source"),
-            create_namespace=True,
             atomic=True,
         )
         self.namespace = release.namespace

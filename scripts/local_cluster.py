@@ -106,6 +106,40 @@ def _stages() -> list[dict]:
     return docs
 
 
+#: Custom resources whose controller cannot run here (its operator would run in a container) but whose
+#: readiness the stack awaits (``pulumi.com/waitFor``): a kwok stage reports them ready the way their
+#: controller would once done (the conditions the await reads, at the object's generation). What this
+#: proves and what it does not: docs/local-cluster.md.
+SIMULATED_CONTROLLERS = {
+    # (apiVersion, kind): conditions set True
+    ("operator.knative.dev/v1beta1", "KnativeServing"): ["Ready", "DependenciesInstalled", "DeploymentsAvailable",
+                                                         "InstallSucceeded", "VersionMigrationEligible"],
+    ("serving.knative.dev/v1", "Service"): ["Ready", "ConfigurationsReady", "RoutesReady"],
+}
+
+
+def simulated_controller_stages() -> list[dict]:
+    stages = []
+    for (api_version, kind), conditions in SIMULATED_CONTROLLERS.items():
+        condition_yaml = "".join(
+            f"- type: {c}\n  status: \"True\"\n  lastTransitionTime: {{{{ Now | Quote }}}}\n" for c in conditions)
+        stages.append({
+            "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Stage",
+            "metadata": {"name": f"simulated-{kind.lower()}-{api_version.split('/')[0].replace('.', '-')}-ready"},
+            "spec": {
+                "resourceRef": {"apiGroup": api_version, "kind": kind},
+                "selector": {"matchExpressions": [
+                    {"cel": {"expression": "!has(self.metadata.deletionTimestamp)"}},
+                    {"cel": {"expression": "!has(self.status) || !has(self.status.observedGeneration)"
+                                           " || self.status.observedGeneration != self.metadata.generation"}},
+                ]},
+                "steps": [{"patch": {"root": "status", "subresource": "status", "template":
+                                     "observedGeneration: {{ .metadata.generation }}\nconditions:\n" + condition_yaml}}],
+            },
+        })
+    return stages
+
+
 def _config() -> str:
     tools = {
         "kubeApiserverBinary": "kube-apiserver", "kubeControllerManagerBinary": "kube-controller-manager",
@@ -117,7 +151,10 @@ def _config() -> str:
         "bindAddress": "127.0.0.1",
         "kubeAdmission": True,
         "kubeAuthorization": True,
-        "secureport": True,
+        "securePort": True,
+        # Stages are objects in the cluster (kwok.x-k8s.io Stage), so stages for a kind whose CRD arrives
+        # later (a stack's) can be added while kwok runs.
+        "enableCRDs": ["Stage"],
         "kubeVersion": _kube_version(),
         **{key: str((BIN / name).resolve()) for key, name in tools.items()},
     }
@@ -131,9 +168,11 @@ def _config() -> str:
         ]},
     ]
     kwok = {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokConfiguration",
-            "options": {"cidr": POD_CIDR}}
+            # kwokctl passes this file on without kwok's defaulting: the parallelism options are kwok's defaults.
+            "options": {"cidr": POD_CIDR, "podPlayStageParallelism": 4, "nodePlayStageParallelism": 4,
+                        "nodeLeaseParallelism": 4, "podsOnNodeSyncParallelism": 1}}
     docs = [{"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokctlConfiguration",
-             "options": options, "componentsPatches": patches}, kwok, *_stages()]
+             "options": options, "componentsPatches": patches}, kwok]
     return yaml.safe_dump_all(docs, sort_keys=False)
 
 
@@ -167,6 +206,7 @@ def start() -> None:
                    "--wait=120s", check=False)
     if out.returncode != 0:
         raise SystemExit(f"local-cluster: kwokctl create cluster failed:\n{out.stdout}\n{out.stderr}")
+    apply(_stages())
     print(f"local-cluster: control plane ready in {time.monotonic() - started:.0f} s", flush=True)
 
 
@@ -180,13 +220,27 @@ def stop() -> None:
 # --- what the stacks need from the cluster ------------------------------------------------------
 
 
+_RENDER = """
+import json, sys
+from pathlib import Path
+from stacks import charts
+from stacks.render import render
+rendered = render(sys.argv[1], Path(sys.argv[2]))
+groups = set(json.loads(sys.argv[3]))
+chart_crds = [o for r in charts.expand(rendered).releases for o in r.crds + r.objects
+              if o["kind"] == "CustomResourceDefinition" and o["spec"]["group"] in groups]
+print(json.dumps({"objects": rendered.objects, "releases": rendered.helm_releases, "chart_crds": chart_crds},
+                 default=str))
+"""
+
+
 def render(stack: str, root: Path = ROOT) -> dict:
     """The stack's objects and Helm releases, rendered offline from ``root/Pulumi.<stack>.yaml`` (a
-    subprocess: the SDK's mocks stay out of this process)."""
-    code = ("import json, sys; from pathlib import Path; from stacks.render import render;"
-            "r = render(sys.argv[1], Path(sys.argv[2]));"
-            "print(json.dumps({'objects': r.objects, 'releases': r.helm_releases}, default=str))")
-    out = subprocess.run([sys.executable, "-c", code, stack, str(root)], cwd=ROOT, capture_output=True, text=True)
+    subprocess: the SDK's mocks stay out of this process), and the CRDs its charts install for kinds
+    whose controller is simulated here (``chart_crds``, with Helm's ownership metadata)."""
+    groups = json.dumps(sorted({api.split("/")[0] for api, _ in SIMULATED_CONTROLLERS}))
+    out = subprocess.run([sys.executable, "-c", _RENDER, stack, str(root), groups], cwd=ROOT,
+                         capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"local-cluster: rendering {stack} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.splitlines()[-1])
@@ -305,7 +359,9 @@ def prepare(stack: str, root: Path = ROOT, spare_nodes: int = 0) -> dict:
     uses that neither it nor its charts install, the storage classes it names. Returns its offline render."""
     rendered = render(stack, root)
     apply(gpu_nodes(stack, rendered, root, spare_nodes))
-    crds = cluster_crds(rendered)
+    # The CRDs of a chart whose controller is simulated exist before the chart, as the chart renders them and
+    # with its release's ownership metadata, so Helm adopts them and kwok can watch the kind from the start.
+    crds = cluster_crds(rendered) + rendered["chart_crds"]
     apply(crds)
     apply([{"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": c},
             "provisioner": "kwok.x-k8s.io/volume", "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate"}
@@ -313,8 +369,24 @@ def prepare(stack: str, root: Path = ROOT, spare_nodes: int = 0) -> dict:
     if crds:
         kubectl("wait", "--for=condition=Established", "--timeout=60s",
                 *[f"crd/{c['metadata']['name']}" for c in crds])
+    served = {(c["spec"]["group"], c["spec"]["names"]["kind"]) for c in crds}
+    _wait_openapi({f"{c['spec']['group']}/{v['name']}" for c in crds for v in c["spec"]["versions"] if v.get("served")})
+    apply([s for s in simulated_controller_stages()
+           if (s["spec"]["resourceRef"]["apiGroup"].split("/")[0], s["spec"]["resourceRef"]["kind"]) in served])
     kubectl("wait", "--for=condition=Ready", "--timeout=60s", "node", "--all")
     return rendered
+
+
+def _wait_openapi(group_versions: set[str], timeout: float = 60) -> None:
+    """kwok reads a kind's schema from the OpenAPI v3 document, published a moment after a CRD is
+    Established; a stage for a kind not yet there fails until the next change of stages."""
+    deadline = time.monotonic() + timeout
+    while group_versions:
+        paths = json.loads(kubectl("get", "--raw", "/openapi/v3").stdout)["paths"]
+        group_versions = {gv for gv in group_versions if f"apis/{gv}" not in paths}
+        if group_versions and time.monotonic() > deadline:
+            raise SystemExit(f"local-cluster: no OpenAPI for {sorted(group_versions)} after {timeout:.0f} s")
+        time.sleep(0.5 if group_versions else 0)
 
 
 def release_gpu_nodes(stack: str) -> None:
