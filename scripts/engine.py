@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import local_cluster
+
 ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / ".local-cluster"
 BIN = STATE / "bin"
@@ -49,7 +51,7 @@ def environment(backend: Path = STATE / "state", home: Path = STATE / "pulumi-ho
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
         "PULUMI_SKIP_CONFIRMATIONS": "true",
         "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
-        "KUBECONFIG": str(STATE / "kubeconfig"),
+        "KUBECONFIG": str(local_cluster.KUBECONFIG),
         "NO_COLOR": "1",
         # Providers come from PULUMI_HOME at the SDKs' exact versions (``install_plugins``), never PATH.
         "PULUMI_IGNORE_AMBIENT_PLUGINS": "true",
@@ -95,7 +97,8 @@ class Project:
         return cls(ROOT, stack)
 
     @classmethod
-    def copy(cls, directory: Path, stack: str, stack_file: str, files: tuple[str, ...] = PROGRAM) -> "Project":
+    def copy(cls, directory: Path, stack: str, stack_file: str, files: tuple[str, ...] = PROGRAM,
+             env: dict[str, str] | None = None) -> "Project":
         """A project in ``directory`` whose program files link to this checkout's."""
         directory.mkdir(parents=True, exist_ok=True)
         for name in files:
@@ -103,7 +106,7 @@ class Project:
             if not link.exists():
                 link.symlink_to(ROOT / name)
         (directory / f"Pulumi.{stack}.yaml").write_text(stack_file)
-        return cls(directory, stack)
+        return cls(directory, stack, env=env) if env is not None else cls(directory, stack)
 
     def run(self, *args: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess:
         started = time.monotonic()

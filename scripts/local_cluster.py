@@ -32,7 +32,6 @@ import math
 import os
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
@@ -41,9 +40,11 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / ".local-cluster"
 BIN = STATE / "bin"
-KUBECONFIG = STATE / "kubeconfig"
 WORKDIR = STATE / "kwok"
-NAME = "llmstack"
+#: ``make demo`` and ``make cluster-up`` run ``llmstack``; the test suite its own (``LLMSTACK_CLUSTER``),
+#: started afresh each session, so tests never disturb a demo and a crashed run leaves nothing for the next.
+NAME = os.environ.get("LLMSTACK_CLUSTER", "llmstack")
+KUBECONFIG = STATE / ("kubeconfig" if NAME == "llmstack" else f"kubeconfig-{NAME}")
 #: kwokctl names the kubeconfig context after the cluster.
 CONTEXT = f"kwok-{NAME}"
 CRDS = ROOT / "tests" / "fixtures" / "crds"
@@ -69,6 +70,8 @@ DEFAULT_STORAGE_CLASS = {
     "metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
     "provisioner": "kwok.x-k8s.io/volume", "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate",
 }
+#: Label of what the cluster provides to a stack (namespaces it refers to, ...), as a real one would.
+PROVIDED_LABEL = "llmstack.local/provided-by-cluster"
 #: Label of the simulated GPU nodes: the stack they were shaped for.
 GPU_NODE_LABEL = "llmstack.local/gpu-nodes-for"
 
@@ -193,9 +196,9 @@ def running() -> bool:
     return kubectl("get", "--raw=/readyz", check=False).returncode == 0
 
 
-def start() -> None:
+def start(fresh: bool = False) -> None:
     subprocess.run([sys.executable, str(ROOT / "scripts" / "toolchain.py")], check=True)
-    if running():
+    if running() and not fresh:
         return
     _kwokctl("delete", "cluster", check=False)
     STATE.mkdir(exist_ok=True)
@@ -227,10 +230,10 @@ from stacks import charts
 from stacks.render import render
 rendered = render(sys.argv[1], Path(sys.argv[2]))
 groups = set(json.loads(sys.argv[3]))
-chart_crds = [o for r in charts.expand(rendered).releases for o in r.crds + r.objects
-              if o["kind"] == "CustomResourceDefinition" and o["spec"]["group"] in groups]
-print(json.dumps({"objects": rendered.objects, "releases": rendered.helm_releases, "chart_crds": chart_crds},
-                 default=str))
+crds = [o for r in charts.expand(rendered).releases for o in r.crds + r.objects if o["kind"] == "CustomResourceDefinition"]
+print(json.dumps({"objects": rendered.objects, "releases": rendered.helm_releases,
+                  "chart_kinds": sorted({(o["spec"]["group"], o["spec"]["names"]["kind"]) for o in crds}),
+                  "chart_crds": [o for o in crds if o["spec"]["group"] in groups]}, default=str))
 """
 
 
@@ -314,39 +317,28 @@ def cpu_nodes() -> list[dict]:
     return [_node(f"cpu-{n}", {}, CPU_NODE, []) for n in range(CPU_NODES)]
 
 
-def _chart_groups(releases: list[dict]) -> set[str]:
-    """API groups whose CRDs the stack's own charts install (those the cluster must not pre-create)."""
-    groups: set[str] = set()
-    for release in releases:
-        chart = Path(str(release.get("chart", ""))).name.removesuffix(".tgz")
-        version = str(release.get("version", "")).removeprefix("v")
-        path = next(iter(sorted(CHARTS.glob(f"{chart}-{version}.tgz") or CHARTS.glob(f"{chart}.tgz"))), None)
-        if path is None:
-            continue
-        with tarfile.open(path) as tar:
-            for member in tar.getmembers():
-                if not member.isfile() or not member.name.endswith((".yaml", ".yml")):
-                    continue
-                text = tar.extractfile(member).read().decode(errors="replace")
-                if "CustomResourceDefinition" in text:
-                    groups.update(line.split(":", 1)[1].strip().strip("'\"") for line in text.splitlines()
-                                  if line.strip().startswith("group:"))
-    return groups
-
-
 def cluster_crds(rendered: dict) -> list[dict]:
     """CRDs for kinds the stack uses that neither it nor its charts install (the cluster's, or an operator's)."""
     used = {(o["apiVersion"].split("/")[0], o["kind"]) for o in rendered["objects"] if "/" in o.get("apiVersion", "")}
     own = {(o["spec"]["group"], o["spec"]["names"]["kind"]) for o in rendered["objects"]
            if o.get("kind") == "CustomResourceDefinition"}
-    from_charts = _chart_groups(rendered["releases"])
+    from_charts = {tuple(k) for k in rendered["chart_kinds"]}
     crds = []
     for path in sorted(CRDS.glob("*.yaml")):
         crd = yaml.safe_load(path.read_text())
         key = (crd["spec"]["group"], crd["spec"]["names"]["kind"])
-        if key in used and key not in own and key[0] not in from_charts:
+        if key in used and key not in own and key not in from_charts:
             crds.append(crd)
     return crds
+
+
+def cluster_namespaces(rendered: dict) -> list[dict]:
+    """Namespaces the stack puts objects into but does not create: the cluster's own (the Gateway's, for
+    instance, where the stack adds its body-based router)."""
+    created = {o["metadata"]["name"] for o in rendered["objects"] if o["kind"] == "Namespace"}
+    used = {(o.get("metadata") or {}).get("namespace") for o in rendered["objects"]} - {None, ""}
+    return [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": {PROVIDED_LABEL: "true"}}}
+            for n in sorted(used - created)]
 
 
 def storage_classes(rendered: dict) -> list[str]:
@@ -358,7 +350,7 @@ def prepare(stack: str, root: Path = ROOT, spare_nodes: int = 0) -> dict:
     """Give the running cluster what ``root/Pulumi.<stack>.yaml`` needs: its GPU nodes, the CRDs of kinds it
     uses that neither it nor its charts install, the storage classes it names. Returns its offline render."""
     rendered = render(stack, root)
-    apply(gpu_nodes(stack, rendered, root, spare_nodes))
+    apply(gpu_nodes(stack, rendered, root, spare_nodes) + cluster_namespaces(rendered))
     # The CRDs of a chart whose controller is simulated exist before the chart, as the chart renders them and
     # with its release's ownership metadata, so Helm adopts them and kwok can watch the kind from the start.
     crds = cluster_crds(rendered) + rendered["chart_crds"]
@@ -393,9 +385,10 @@ def release_gpu_nodes(stack: str) -> None:
     kubectl("delete", "node", "-l", f"{GPU_NODE_LABEL}={stack}", "--wait=true", check=False)
 
 
-def provide(stacks: list[str], root: Path = ROOT) -> dict:
-    """Start the control plane (or reuse it) with its CPU nodes, then ``prepare`` it for each stack."""
-    start()
+def provide(stacks: list[str], root: Path = ROOT, fresh: bool = False) -> dict:
+    """Start the control plane (or reuse it; ``fresh``: a new one) with its CPU nodes, then ``prepare`` it
+    for each stack."""
+    start(fresh)
     apply(cpu_nodes() + [DEFAULT_STORAGE_CLASS])
     return {s: prepare(s, root) for s in stacks}
 

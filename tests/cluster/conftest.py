@@ -14,9 +14,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
+# The suite's own cluster and state, never a running demo's.
+os.environ.setdefault("LLMSTACK_CLUSTER", "llmstack-test")
 
 import engine  # noqa: E402
 import local_cluster  # noqa: E402
+
+TEST_STATE = engine.STATE / "test-state"
+
 
 def pytest_collection_modifyitems(items):
     here = Path(__file__).parent
@@ -33,5 +38,7 @@ def cluster():
         if os.environ.get("LLMSTACK_REQUIRE_CLUSTER"):
             pytest.fail(message)
         pytest.skip(message)
-    local_cluster.provide([])
-    return local_cluster
+    local_cluster.provide([], fresh=True)
+    engine.reset_backend(TEST_STATE)
+    yield local_cluster
+    local_cluster.stop()

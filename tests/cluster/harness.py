@@ -28,13 +28,26 @@ class Deployed:
         return self.rendered["objects"]
 
 
+def project(tmp_path_factory, name: str, text: str) -> engine.Project:
+    """A project of this program with one stack file, its state in the suite's own backend."""
+    directory = tmp_path_factory.mktemp(name)
+    env = engine.environment(backend=engine.STATE / "test-state")
+    return engine.Project.copy(directory, name, text, env=env)
+
+
 def deploy(tmp_path_factory, cluster, name: str, text: str, spare_nodes: int = 0) -> Deployed:
-    project = engine.Project.copy(tmp_path_factory.mktemp(name), name, text)
-    rendered = cluster.prepare(name, project.directory, spare_nodes)
-    project.select()
-    deployed = Deployed(project, rendered)
-    deployed.preview_result = project.preview()
-    deployed.up_result = project.up()
+    """preview, then up; a failure destroys what was created before it is raised (nothing half-deployed
+    is left for the next test)."""
+    proj = project(tmp_path_factory, name, text)
+    rendered = cluster.prepare(name, proj.directory, spare_nodes)
+    proj.select()
+    deployed = Deployed(proj, rendered)
+    try:
+        deployed.preview_result = proj.preview()
+        deployed.up_result = proj.up()
+    except Exception:
+        teardown(deployed, cluster)
+        raise
     return deployed
 
 

@@ -5,29 +5,28 @@ from __future__ import annotations
 
 import pytest
 
-import engine
 import local_cluster
-from harness import ROOT
+from harness import ROOT, project
 
 POLICY = str(ROOT / "policy")
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_the_pack_passes_on_the_shipped_stacks(stack, tmp_path, cluster):
-    project = engine.Project.copy(tmp_path, stack, local_cluster.stack_file(stack))
-    cluster.prepare(stack, project.directory)
-    project.select()
-    result = project.preview("--policy-pack", POLICY)
+def test_the_pack_passes_on_the_shipped_stacks(stack, tmp_path_factory, cluster):
+    proj = project(tmp_path_factory, f"{stack}-policy", local_cluster.stack_file(stack))
+    cluster.prepare(proj.stack, proj.directory)
+    proj.select()
+    result = proj.preview("--policy-pack", POLICY)
     assert "llmstack" in result.stdout and "mandatory" not in result.stdout.lower(), result.stdout[-3000:]
 
 
-def test_the_pack_stops_a_program_that_breaks_a_policy(tmp_path, cluster):
+def test_the_pack_stops_a_program_that_breaks_a_policy(tmp_path_factory, cluster):
     program = ROOT / "tests" / "cluster" / "programs" / "unpinned-image"
-    project = engine.Project.copy(tmp_path, "violation", "config: {}\n", files=())
+    proj = project(tmp_path_factory, "violation", "config: {}\n")
     for name in ("__main__.py", "Pulumi.yaml"):
-        (tmp_path / name).write_text((program / name).read_text())
-    (tmp_path / ".venv").symlink_to(ROOT / ".venv")
-    project.select()
-    result = project.preview("--policy-pack", POLICY, check=False)
+        (proj.directory / name).unlink()
+        (proj.directory / name).write_text((program / name).read_text())
+    proj.select()
+    result = proj.preview("--policy-pack", POLICY, check=False)
     assert result.returncode != 0
     assert "images-pinned" in result.stdout and "latest" in result.stdout, result.stdout[-3000:]
