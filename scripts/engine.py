@@ -126,6 +126,18 @@ class Project:
     def preview(self, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
         return self.run("preview", "--stack", self.stack, "--diff", *extra, check=check)
 
+    def changes(self, *extra: str) -> list[tuple[str, str, str]]:
+        """What a preview would do: ``(op, type, name)`` of every step that is not ``same``."""
+        result = self.run("preview", "--stack", self.stack, "--json", *extra)
+        steps = json.loads(result.stdout).get("steps") or []
+        out = []
+        for step in steps:
+            if step.get("op") == "same":
+                continue
+            urn = step["urn"]
+            out.append((step["op"], urn.split("::")[2].split("$")[-1], urn.split("::")[3]))
+        return sorted(out)
+
     def up(self, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
         return self.run("up", "--stack", self.stack, "--yes", "--skip-preview", *extra, check=check)
 

@@ -328,6 +328,7 @@ def cluster_crds(rendered: dict) -> list[dict]:
         crd = yaml.safe_load(path.read_text())
         key = (crd["spec"]["group"], crd["spec"]["names"]["kind"])
         if key in used and key not in own and key not in from_charts:
+            crd["metadata"].setdefault("labels", {})[PROVIDED_LABEL] = "true"
             crds.append(crd)
     return crds
 

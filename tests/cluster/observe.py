@@ -13,7 +13,7 @@ def get(kind: str, namespace: str | None = None) -> list[dict]:
     scope = ["-n", namespace] if namespace else ["-A"]
     out = local_cluster.kubectl("get", kind, *scope, "-o", "json", check=False)
     if out.returncode != 0:
-        if "the server doesn't have a resource type" in out.stderr:
+        if "the server doesn't have a resource type" in out.stderr or "could not find the requested resource" in out.stderr:
             return []
         raise AssertionError(f"kubectl get {kind}: {out.stderr}")
     return json.loads(out.stdout)["items"]

@@ -6,12 +6,12 @@ from __future__ import annotations
 import time
 
 import pytest
+import yaml
 
+import local_cluster
 import observe
 from harness import deploy, stack_text, teardown
 
-#: Kinds the offline render carries that are no cluster objects (Helm releases are checked through
-#: their workloads below).
 STACKS = ("dev", "prod")
 
 
@@ -99,3 +99,107 @@ def test_awaits_finished_well_inside_their_timeouts(deployed):
     # the whole `up` took less than the shortest await timeout the stack sets (minutes): no await ran out
     seconds = dict(deployed.project.log)["up --stack"]
     assert seconds < 600, f"up took {seconds:.0f} s"
+
+
+def _fill_spare_gpus(stack: str) -> list[str]:
+    """Pods that take every GPU the stack's pods left free on its nodes: from now on, no spare GPU."""
+    nodes = [n for n in observe.get("nodes") if n["metadata"]["labels"].get(local_cluster.GPU_NODE_LABEL) == stack]
+    pods = observe.get("pods")
+    fillers = []
+    for node in nodes:
+        name = node["metadata"]["name"]
+        resource = next(k for k in node["status"]["allocatable"] if k.startswith("nvidia.com/"))
+        used = sum(int(((c.get("resources") or {}).get("requests") or {}).get(resource, 0))
+                   for p in pods if p["spec"].get("nodeName") == name and p["status"].get("phase") in ("Pending", "Running")
+                   for c in p["spec"]["containers"])
+        free = int(node["status"]["allocatable"][resource]) - used
+        if free <= 0:
+            continue
+        fillers.append({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": f"gpu-filler-{name}", "namespace": "default", "labels": {"app": "gpu-filler"}},
+            "spec": {"nodeName": name, "tolerations": [{"operator": "Exists"}],
+                     "containers": [{"name": "fill", "image": "registry.k8s.io/pause:3.10",
+                                     "resources": {"limits": {resource: str(free)}, "requests": {resource: str(free)}}}]},
+        })
+    local_cluster.apply(fillers)
+    return [f["metadata"]["name"] for f in fillers]
+
+
+def test_a_typical_change_previews_exactly_and_rolls_out_on_gpu_nodes_with_no_spare_gpu(deployed):
+    stack = deployed.project.stack
+    model = TYPICAL_CHANGE[stack]
+    stack_path = deployed.project.directory / f"Pulumi.{stack}.yaml"
+    before = stack_path.read_text()
+    doc = yaml.safe_load(before)
+    entry = next(m for m in doc["config"]["llmstack:models"] if m["name"] == model)
+    entry["maxModelLen"] = entry["maxModelLen"] // 2
+    stack_path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    fillers = _fill_spare_gpus(stack)
+    try:
+        changes = deployed.project.changes()
+        assert changes == EXPECTED_CHANGES[stack], changes
+        deployed.project.up()
+        live = next(d for d in observe.get("Deployment.v1.apps") if d["metadata"]["name"] == model)
+        status = live["status"]
+        assert status.get("updatedReplicas") == status.get("replicas") == status.get("readyReplicas") == live["spec"]["replicas"]
+        assert f"--max-model-len={entry['maxModelLen']}" in " ".join(live["spec"]["template"]["spec"]["containers"][0]["args"]) \
+            or str(entry["maxModelLen"]) in live["spec"]["template"]["spec"]["containers"][0]["args"]
+    finally:
+        local_cluster.kubectl("delete", "pod", "-n", "default", "-l", "app=gpu-filler", "--wait=false", check=False)
+        stack_path.write_text(before)
+
+
+#: The model whose ``maxModelLen`` the typical change halves, per stack.
+TYPICAL_CHANGE = {"dev": "qwen-0-5b", "prod": "llama-8b"}
+#: What that change is, and only that: the server's args (its Deployment updated in place, nothing replaced).
+EXPECTED_CHANGES = {
+    "dev": [("update", "kubernetes:apps/v1:Deployment", "qwen-0-5b-deploy")],
+    "prod": [("update", "kubernetes:apps/v1:Deployment", "llama-8b-deploy")],
+}
+
+
+def _snapshot(objects: list[dict]) -> dict[str, str]:
+    """uid -> resourceVersion of every object of the kinds the stack renders, in the whole cluster."""
+    kinds = {observe.kubectl_kind(o["apiVersion"], o["kind"]) for o in objects}
+    return {o["metadata"]["uid"]: o["metadata"]["resourceVersion"] for k in sorted(kinds) for o in observe.get(k)}
+
+
+def test_a_refused_stack_file_leaves_the_cluster_untouched(deployed):
+    stack = deployed.project.stack
+    stack_path = deployed.project.directory / f"Pulumi.{stack}.yaml"
+    before_text = stack_path.read_text()
+    doc = yaml.safe_load(before_text)
+    doc["config"]["llmstack:models"][0]["maxModelLenn"] = 4096  # a typo'd key
+    stack_path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    before = _snapshot(deployed.objects)
+    resources = len(deployed.project.resources())
+    try:
+        result = deployed.project.up(check=False)
+    finally:
+        stack_path.write_text(before_text)
+    assert result.returncode != 0
+    assert "maxModelLenn" in result.stdout and f"Pulumi.{stack}.yaml" in result.stdout, result.stdout[-2000:]
+    assert _snapshot(deployed.objects) == before
+    assert len(deployed.project.resources()) == resources
+
+
+#: What `pulumi destroy` leaves on purpose: CRDs a chart installs from its crds/ folder (Helm never deletes
+#: them: deleting a CRD deletes every object of it in the cluster, other teams' too).
+KEPT_CRD_GROUPS = {"monitoring.coreos.com"}
+
+
+def test_destroy_leaves_nothing_behind(deployed):
+    stack_namespaces = observe.namespaces_of(deployed.objects) | {r["namespace"] for r in deployed.rendered["releases"]}
+    deployed.project.destroy()
+    assert deployed.project.resources() == []
+    rendered = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in deployed.objects}
+    assert len(observe.missing(deployed.objects)) == len(rendered), "objects of the stack outlived destroy"
+    namespaces = {n["metadata"]["name"]: n for n in observe.get("namespaces")}
+    left = {n for n in stack_namespaces & set(namespaces)
+            if not (namespaces[n]["metadata"].get("labels") or {}).get(local_cluster.PROVIDED_LABEL)}
+    assert not left, f"namespaces left after destroy (or stuck Terminating): {sorted(left)}"
+    assert not observe.get("persistentvolumeclaims") and not observe.get("persistentvolumes")
+    crds = {c["spec"]["group"] for c in observe.get("customresourcedefinitions")
+            if not (c["metadata"].get("labels") or {}).get(local_cluster.PROVIDED_LABEL)}
+    assert crds - {"kwok.x-k8s.io"} - KEPT_CRD_GROUPS == set(), f"CRDs left after destroy: {sorted(crds)}"
