@@ -20,7 +20,8 @@ os.environ.setdefault("LLMSTACK_CLUSTER", "llmstack-test")
 import engine  # noqa: E402
 import local_cluster  # noqa: E402
 
-TEST_STATE = engine.STATE / "test-state"
+#: The suite's Pulumi state: one backend per cluster name, wiped when the suite starts its cluster.
+TEST_STATE = engine.STATE / f"state-{local_cluster.NAME}"
 
 
 def pytest_collection_modifyitems(items):

@@ -31,7 +31,7 @@ class Deployed:
 def project(tmp_path_factory, name: str, text: str) -> engine.Project:
     """A project of this program with one stack file, its state in the suite's own backend."""
     directory = tmp_path_factory.mktemp(name)
-    env = engine.environment(backend=engine.STATE / "test-state")
+    env = engine.environment(backend=engine.STATE / f"state-{local_cluster.NAME}")
     return engine.Project.copy(directory, name, text, env=env)
 
 
