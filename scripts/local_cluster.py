@@ -83,8 +83,10 @@ def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> subproc
 
 def apply(objects: list[dict]) -> None:
     if objects:
-        kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=local-cluster", "-f", "-",
-                stdin=yaml.safe_dump_all(objects))
+        out = kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=local-cluster", "-f", "-",
+                      stdin=yaml.safe_dump_all(objects), check=False)
+        if out.returncode != 0:
+            raise SystemExit(f"local-cluster: kubectl apply failed: {out.stderr.strip()}")
 
 
 def _kwok_module() -> Path:
@@ -118,14 +120,22 @@ SIMULATED_CONTROLLERS = {
     ("operator.knative.dev/v1beta1", "KnativeServing"): ["Ready", "DependenciesInstalled", "DeploymentsAvailable",
                                                          "InstallSucceeded", "VersionMigrationEligible"],
     ("serving.knative.dev/v1", "Service"): ["Ready", "ConfigurationsReady", "RoutesReady"],
+    # The LWS controller's module is not served by the Go module proxy (403), so it cannot run here either.
+    ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"): ["Available"],
 }
+
+
+#: Reason and message of a simulated condition (metav1.Condition requires both), so nobody mistakes it.
+SIMULATED_REASON = "SimulatedByKwok"
+SIMULATED_MESSAGE = "no controller runs on the local cluster; a kwok stage reports this ready"
 
 
 def simulated_controller_stages() -> list[dict]:
     stages = []
     for (api_version, kind), conditions in SIMULATED_CONTROLLERS.items():
         condition_yaml = "".join(
-            f"- type: {c}\n  status: \"True\"\n  lastTransitionTime: {{{{ Now | Quote }}}}\n" for c in conditions)
+            f"- type: {c}\n  status: \"True\"\n  reason: {SIMULATED_REASON}\n  message: {SIMULATED_MESSAGE}\n"
+            f"  lastTransitionTime: {{{{ Now | Quote }}}}\n" for c in conditions)
         stages.append({
             "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Stage",
             "metadata": {"name": f"simulated-{kind.lower()}-{api_version.split('/')[0].replace('.', '-')}-ready"},
@@ -230,8 +240,10 @@ from stacks import charts
 from stacks.render import render
 rendered = render(sys.argv[1], Path(sys.argv[2]))
 groups = set(json.loads(sys.argv[3]))
-crds = [o for r in charts.expand(rendered).releases for o in r.crds + r.objects if o["kind"] == "CustomResourceDefinition"]
+releases = charts.expand(rendered).releases
+crds = [o for r in releases for o in r.crds + r.objects if o["kind"] == "CustomResourceDefinition"]
 print(json.dumps({"objects": rendered.objects, "releases": rendered.helm_releases,
+                  "crd_folder_groups": sorted({o["spec"]["group"] for r in releases for o in r.crds}),
                   "chart_kinds": sorted({(o["spec"]["group"], o["spec"]["names"]["kind"]) for o in crds}),
                   "chart_crds": [o for o in crds if o["spec"]["group"] in groups]}, default=str))
 """

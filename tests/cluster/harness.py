@@ -42,6 +42,7 @@ def deploy(tmp_path_factory, cluster, name: str, text: str, spare_nodes: int = 0
     rendered = cluster.prepare(name, proj.directory, spare_nodes)
     proj.select()
     deployed = Deployed(proj, rendered)
+    deployed.crds_before = {c["metadata"]["name"] for c in _crds()}
     try:
         deployed.preview_result = proj.preview()
         deployed.up_result = proj.up()
@@ -49,6 +50,12 @@ def deploy(tmp_path_factory, cluster, name: str, text: str, spare_nodes: int = 0
         teardown(deployed, cluster)
         raise
     return deployed
+
+
+def _crds() -> list[dict]:
+    import json  # noqa: PLC0415
+
+    return json.loads(local_cluster.kubectl("get", "customresourcedefinitions", "-o", "json").stdout)["items"]
 
 
 def teardown(deployed: Deployed, cluster) -> None:
