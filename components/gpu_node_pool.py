@@ -353,7 +353,7 @@ class GpuNodePool(pulumi.ComponentResource):
     """Extended resource a serving pod requests per GPU (``nvidia.com/gpu``, ``nvidia.com/gpu.shared``, ``nvidia.com/mig-<profile>``)."""
     node_selector: pulumi.Output[dict[str, str]]
     """Node labels serving pods must match."""
-    tolerations: pulumi.Output[list[dict[str, str]]]
+    tolerations: pulumi.Output[list[TolerationArgs]]
     """Tolerations serving pods need for the pool's taints."""
     runtime_class_name: pulumi.Output[str]
     """RuntimeClass of GPU pods (empty: the node's default runtime)."""

@@ -38,6 +38,7 @@ from .vllm_pod import (
     PORT_NAME,
     ResourcesArgs,
     VllmEngineArgs,
+    container_resources,
     default_shm_size,
     gpus_per_replica,
     serving_pod_inputs,
@@ -167,15 +168,14 @@ def group_pod_specs(name: str, lws_name: str, args: dict, api_key_secret_name: p
     # /dev/shm carries NCCL between the GPUs of one pod: size it for that pod's GPUs.
     inputs["shm_size"] = args.get("shm_size") or default_shm_size({"served_model_name": "", "tensor_parallel_size": gpus_per_pod})
     contract = args.get("scheduling") or default_contract()
-    gpu_resource = contract["gpu_resource_name"]
     rdma = args.get("rdma")
-    # Each pod takes every GPU of its node; vLLM's local world size is gpus / nodes (the same number).
-    extra = {gpu_resource: str(gpus_per_pod), **({rdma["resource_name"]: str(rdma.get("per_pod", 1))} if rdma else {})}
+    rdma_devices = {rdma["resource_name"]: str(rdma.get("per_pod", 1))} if rdma else {}
 
     def build(leader: bool) -> dict:
         spec = vllm_pod_spec(inputs)
         c = spec["containers"][0]
-        c["resources"] = {k: {**v, **extra} for k, v in c["resources"].items()}
+        # Each pod takes every GPU of its node; vLLM's local world size is gpus / nodes (the same number).
+        c["resources"] = container_resources(inputs.get("resources") or {}, contract["gpu_resource_name"], gpus_per_pod, rdma_devices)
         c["args"] = [*c["args"], *multi_node_flags(nodes, leader)]
         if not leader:
             c["command"] = list(WORKER_COMMAND)

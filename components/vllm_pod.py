@@ -301,9 +301,6 @@ def vllm_container(p: PodSpecInputs) -> dict:
     """The vLLM server container: identical wherever the model is served."""
     engine = p["engine"]
     contract = p.get("scheduling") or default_contract()
-    res = p.get("resources") or {}
-    gpus = str(gpus_per_replica(engine))
-    memory = res.get("memory", "32Gi")
     source = p.get("object_storage")
     env = offline_env() + [
         {"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": p["api_key_secret_name"], "key": API_KEY_SECRET_KEY}}}
@@ -316,10 +313,7 @@ def vllm_container(p: PodSpecInputs) -> dict:
         "args": vllm_args(engine, p["model_path"], tuple(source["loader_args"]) if source else ()),
         "env": env,
         "ports": [{"name": PORT_NAME, "containerPort": HTTP_PORT, "protocol": "TCP"}],
-        "resources": {
-            "requests": {"cpu": res.get("cpu", "4"), "memory": memory, contract["gpu_resource_name"]: gpus},
-            "limits": {"memory": memory, contract["gpu_resource_name"]: gpus},
-        },
+        "resources": container_resources(p.get("resources") or {}, contract["gpu_resource_name"], gpus_per_replica(engine)),
         **probes(p.get("startup_budget_seconds") or STARTUP_UNKNOWN_SIZE_SECONDS,
                  engine["served_model_name"] if p.get("warmup") else None),
         "volumeMounts": [
@@ -329,6 +323,24 @@ def vllm_container(p: PodSpecInputs) -> dict:
         ],
         "securityContext": CONTAINER_SECURITY_CONTEXT,
     }
+
+
+def container_resources(res: ResourcesArgs, gpu_resource_name: pulumi.Input[str], gpus: int,
+                        extra: Optional[dict[str, str]] = None) -> pulumi.Input[dict]:
+    """Requests and limits of a server container: CPU, memory, ``gpus`` of the contract's GPU resource and
+    ``extra`` devices. The resource name is a key of both maps: when it is an Output (a pool's
+    ``gpu_resource_name`` passed from another language) the whole block is built inside it, since a key
+    cannot be an Output; a plain name gives a plain block."""
+    memory = res.get("memory", "32Gi")
+
+    def build(gpu: str) -> dict:
+        devices = {gpu: str(gpus), **(extra or {})}
+        return {"requests": {"cpu": res.get("cpu", "4"), "memory": memory, **devices}, "limits": {"memory": memory, **devices}}
+
+    if isinstance(gpu_resource_name, pulumi.Output) or inspect.isawaitable(gpu_resource_name):
+        # from_input resolves the CPU and memory Inputs inside the block as well.
+        return pulumi.Output.from_input(gpu_resource_name).apply(lambda gpu: pulumi.Output.from_input(build(gpu)))
+    return build(gpu_resource_name)
 
 
 def wait_for_weights_script(model_path: str, *more_paths: str) -> str:

@@ -229,3 +229,28 @@ def test_fields_that_point_at_objects_take_outputs(served):
     assert not [w for w, prop, ann in _inputs_with_annotations(schema)
                 if POINTER_NAME.search(w.split(".", 1)[1].lower()) and typing.get_origin(_strip(ann)) in (list, dict)
                 and not _structural(ann) and not _takes_outputs(ann)]
+
+
+def _shape(prop: dict) -> dict:
+    """A property's type without what differs between an input and an output (docs, plainness)."""
+    out = {k: v for k, v in prop.items() if k not in ("description", "plain", "secret", "willReplaceOnChanges")}
+    for key in ("items", "additionalProperties"):
+        if key in out:
+            out[key] = _shape(out[key])
+    return out
+
+
+def test_a_pools_outputs_fit_the_scheduling_contract_field_by_field(served):
+    """Other languages wire a GpuNodePool into a serving component's ``scheduling`` one output at a time
+    (Python passes the plain ``pool.contract``). Each output must have the type of the contract field it
+    feeds, or the generated SDK refuses the assignment: the TypeScript consumer on the real engine
+    (tests/cluster/test_typescript_consumer.py) found ``tolerations`` typed as a list of string maps, which
+    TypeScript does not accept as ``TolerationArgs[]``."""
+    schema, _ = served
+    pool = schema["resources"]["llmstack:index:GpuNodePool"]["properties"]
+    contract = schema["types"]["llmstack:index:SchedulingContractArgs"]["properties"]
+    shared = sorted(set(pool) & set(contract))
+    assert {"gpuResourceName", "nodeSelector", "tolerations", "runtimeClassName", "priorityClassName"} <= set(shared)
+    mismatched = {name: (_shape(pool[name]), _shape(contract[name])) for name in shared
+                  if _shape(pool[name]) != _shape(contract[name])}
+    assert not mismatched, mismatched

@@ -2,7 +2,9 @@
 (every number a double, enums as their strings, camelCase names) render exactly what the same
 args render from Python. This is the path a TypeScript, Go, C#, Java or YAML program takes."""
 
+import copy
 import enum
+import functools
 
 import pulumi
 import pytest
@@ -12,6 +14,7 @@ from pulumi.provider.experimental.analyzer import PropertyDefinition, PropertyTy
 from pulumi.provider.server import ProviderServicer
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import provider_pb2
+from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
 from llmstack_k8s.gpu_autoscaling import AutoscalingMetric
@@ -45,14 +48,14 @@ CASES = {
     "KnativeVllmService": {"namespace": "llm", "engine": ENGINE, "model_path": model_dir(MODEL, REVISION),
                            "cache_claim_name": "qwen-weights", "startup_budget_seconds": 900,
                            "scaling": {"min_scale": 0, "max_scale": 3, "initial_scale": 1, "target_concurrency": 8},
-                           "request_timeout_seconds": 1800, "api_key": "sk-example"},
+                           "request_timeout_seconds": 1800, "api_key": "sk-example", "scheduling": SCHEDULING},
     "KnativeServing": {"max_revision_timeout_seconds": 3600, "allow_zero_initial_scale": True},
     # TP 2 x PP 2 over nodes of 2 GPUs: a group of two pods (whole numbers arrive as doubles)
     "MultiNodeVllmService": {"namespace": "llm", "engine": {**ENGINE, "pipeline_parallel_size": 2},
                              "model_path": model_dir(MODEL, REVISION), "cache_claim_name": "qwen-weights",
                              "gpus_per_node": 2, "replicas": 2, "weights_gib": 1.5, "startup_budget_seconds": 900,
                              "max_unavailable": 1, "rdma": {"resource_name": "rdma/ib", "per_pod": 2},
-                             "api_key": "sk-example"},
+                             "api_key": "sk-example", "scheduling": SCHEDULING},
     "LeaderWorkerSetController": {"namespace": "lws-system"},
     "ImagePrePull": {"namespace": "llm", "images": ["docker.io/vllm/vllm-openai:v0.32.0"], "scheduling": SCHEDULING},
     "Team": {"namespace": "research", "quota": {"gpus": 8, "cpu": "64", "memory": "512Gi", "storage": "2Ti"},
@@ -237,3 +240,89 @@ def test_secret_inputs_stay_secret_through_the_host():
     inputs = _wire_inputs(to_wire(CASES["ModelCache"]) | {"hfToken": SECRET_ON_THE_WIRE})
     assert isinstance(inputs["hfToken"], pulumi.Output)
     assert _sync_await(inputs["hfToken"].is_secret())
+
+
+#: Another resource's output as the engine sends it: an output value carrying its dependency, without a
+#: value while it is unknown (at preview).
+OTHER_RESOURCE = "urn:pulumi:test::wire::kubernetes:core/v1:Namespace::elsewhere"
+
+
+def _output_value(value, known: bool) -> dict:
+    out = {rpc._special_sig_key: rpc._special_output_value_sig, "dependencies": [OTHER_RESOURCE]}
+    return {**out, "value": value} if known else out
+
+
+def _output_paths(value, prop: dict, types: dict, path: tuple):
+    """Where a program may pass an Output: every value whose schema property is not plain (nested too)."""
+    if not prop.get("plain"):
+        yield path
+    ref = types.get(prop.get("$ref", "").split("/")[-1]) or {}
+    if "properties" in ref and isinstance(value, dict):
+        for key, v in value.items():
+            if key in ref["properties"]:
+                yield from _output_paths(v, ref["properties"][key], types, (*path, key))
+    elif prop.get("type") == "array" and isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _output_paths(v, prop["items"], types, (*path, i))
+    elif prop.get("type") == "object" and "additionalProperties" in prop and isinstance(value, dict):
+        for key, v in value.items():
+            yield from _output_paths(v, prop["additionalProperties"], types, (*path, key))
+
+
+def _replaced(wire: dict, path: tuple, known: bool) -> dict:
+    out = copy.deepcopy(wire)
+    holder = out
+    for step in path[:-1]:
+        holder = holder[step]
+    holder[path[-1]] = _output_value(holder[path[-1]], known)
+    return out
+
+
+@functools.cache
+def _provider() -> LlmstackProvider:
+    return LlmstackProvider()  # infers the schema of every component: once
+
+
+def _construct_as_the_server_does(component: str, wire: dict) -> Rendered:
+    """A Construct call the way ``pulumi.provider.server`` runs it: build, send back the component's
+    outputs, wait for every registration (an error in any of them is raised)."""
+    mocks = RecordingMocks()
+    pulumi.runtime.set_mocks(mocks, project="wire", stack="test", preview=True)
+
+    async def construct():
+        struct = struct_pb2.Struct()
+        struct.update(wire)
+        inputs = await ProviderServicer._construct_inputs(struct, {})
+        result = _provider().construct("m", f"llmstack:index:{component}", inputs, pulumi.ResourceOptions())
+        await rpc.serialize_properties(result.state, {})
+        await wait_for_rpcs()
+
+    _sync_await(construct())
+    return Rendered("test", mocks.registrations)
+
+
+@pytest.mark.parametrize("component", sorted(CASES))
+def test_every_field_typed_input_takes_another_resources_output(component):
+    """The schema types these fields ``pulumi.Input``, so a TypeScript, Go or YAML program passes outputs
+    there (a pool's ``gpuResourceName``, a namespace's name). Known, an output renders what its value
+    renders; unknown (a preview before the other resource exists), the component is still built. The real
+    engine found ``scheduling.gpuResourceName`` breaking VllmService and MultiNodeVllmService: it is a key
+    of the container's resources, and a key cannot be an Output (Python callers pass the pool's plain
+    ``contract``, so no Python test saw it)."""
+    schema = _provider().schema_dict()
+    props = schema["resources"][f"llmstack:index:{component}"]["inputProperties"]
+    wire = to_wire(CASES[component])
+    plain = _construct_as_the_server_does(component, wire)
+    failures = []
+    for key, value in wire.items():
+        for path in _output_paths(value, props[key], schema["types"], (key,)):
+            where = ".".join(map(str, path))
+            for known in (True, False):
+                try:
+                    rendered = _construct_as_the_server_does(component, _replaced(wire, path, known))
+                except Exception as e:  # noqa: BLE001 (every failure is reported below)
+                    failures.append(f"{where} ({'known' if known else 'unknown'}): {type(e).__name__}: {e}")
+                    continue
+                if known and (rendered.objects, rendered.helm_releases) != (plain.objects, plain.helm_releases):
+                    failures.append(f"{where} (known): renders differently from the plain value")
+    assert not failures, "\n".join(failures)
