@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "scripts"))
+# A package (tests/cluster/__init__.py), so this conftest does not take the place of tests/conftest.py as
+# the module ``conftest``; its modules import each other (and scripts/) by plain name.
+sys.path[:0] = [str(ROOT / "scripts"), str(Path(__file__).parent)]
 # The suite's own cluster and state, never a running demo's.
 os.environ.setdefault("LLMSTACK_CLUSTER", "llmstack-test")
 
