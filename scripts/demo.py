@@ -27,10 +27,16 @@ def up() -> int:
     # The program of this checkout with Pulumi.dev.yaml as an air-gapped cluster needs it: charts from the
     # packaged fixtures (``llmstack:charts``), the rest as committed.
     project = engine.Project.copy(DEMO, STACK, local_cluster.stack_file(STACK))
+    fresh_cluster = not local_cluster.running()
+    if fresh_cluster and engine.available():
+        # State of a cluster that is gone (stopped without `make demo-down`, machine restarted) describes
+        # objects that no longer exist: start the stack afresh on the new cluster.
+        project.remove()
     local_cluster.provide([STACK], project.directory)
     project.select()
     print(f"demo: pulumi up -s {STACK} in {DEMO} (state in {engine.STATE / 'state'})", flush=True)
-    result = project.up(check=False)
+    # --refresh: state of objects the cluster no longer holds (a cluster restarted under it) is dropped first.
+    result = project.up("--refresh", check=False)
     print(result.stdout[-4000:])
     if result.returncode != 0:
         print(result.stderr[-4000:], file=sys.stderr)
