@@ -3,7 +3,6 @@ by the local cluster's API server, scheduler and controllers (not by mocks)."""
 
 from __future__ import annotations
 
-import time
 
 import pytest
 import yaml
@@ -140,7 +139,7 @@ def test_a_typical_change_previews_exactly_and_rolls_out_on_gpu_nodes_with_no_sp
     entry = next(m for m in doc["config"]["llmstack:models"] if m["name"] == model)
     entry["maxModelLen"] = entry["maxModelLen"] // 2
     stack_path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    fillers = _fill_spare_gpus(stack)
+    _fill_spare_gpus(stack)
     try:
         changes = deployed.project.changes()
         assert changes == EXPECTED_CHANGES[stack], changes
