@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import local_cluster
+import toolchain
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / ".local-cluster"
@@ -59,23 +60,13 @@ def environment(backend: Path = STATE / "state", home: Path = STATE / "pulumi-ho
     return env
 
 
-def _versions():
-    import importlib.util  # noqa: PLC0415
-
-    spec = importlib.util.spec_from_file_location("_llmstack_versions", ROOT / "components" / "versions.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def install_plugins(env: dict[str, str]) -> None:
     """Register the toolchain's provider binaries as plugins at the versions the Python SDKs ask for,
     the way ``pulumi plugin install --file`` installs a provider built by hand."""
-    versions = _versions()
-    for name, version in (("kubernetes", versions.PULUMI_KUBERNETES_VERSION),
-                          ("random", getattr(versions, "PULUMI_RANDOM_VERSION", None))):
+    for name, version in (("kubernetes", toolchain.V.PULUMI_KUBERNETES_VERSION),
+                          ("random", toolchain.V.PULUMI_RANDOM_VERSION)):
         binary = BIN / f"pulumi-resource-{name}"
-        if version is None or not binary.exists():
+        if not binary.exists():
             continue
         if (Path(env["PULUMI_HOME"]) / "plugins" / f"resource-{name}-v{version}").exists():
             continue

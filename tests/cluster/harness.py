@@ -10,6 +10,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import engine  # noqa: E402
 import local_cluster  # noqa: E402
+import observe  # noqa: E402
 
 def stack_text(stack: str, edit=None) -> str:
     return local_cluster.stack_file(stack, edit)
@@ -42,7 +43,7 @@ def deploy(tmp_path_factory, cluster, name: str, text: str, spare_nodes: int = 0
     rendered = cluster.prepare(name, proj.directory, spare_nodes)
     proj.select()
     deployed = Deployed(proj, rendered)
-    deployed.crds_before = {c["metadata"]["name"] for c in _crds()}
+    deployed.crds_before = {c["metadata"]["name"] for c in observe.get("customresourcedefinitions")}
     try:
         deployed.preview_result = proj.preview()
         deployed.up_result = proj.up()
@@ -50,12 +51,6 @@ def deploy(tmp_path_factory, cluster, name: str, text: str, spare_nodes: int = 0
         teardown(deployed, cluster)
         raise
     return deployed
-
-
-def _crds() -> list[dict]:
-    import json  # noqa: PLC0415
-
-    return json.loads(local_cluster.kubectl("get", "customresourcedefinitions", "-o", "json").stdout)["items"]
 
 
 def teardown(deployed: Deployed, cluster) -> None:
