@@ -58,7 +58,7 @@ def startup_probe_seconds(pod_spec: dict) -> int:
     """The longest a pod's containers may take to start before the kubelet restarts them: the
     startup probe's ``initialDelaySeconds + periodSeconds x failureThreshold`` (Kubernetes'
     defaults where unset; the readiness probe where a container has no startup probe)."""
-    from .checks import startup_budget_seconds  # one formula for a probe's budget (the policy pack's)
+    from .rules.timing import startup_budget_seconds  # one formula for a probe's budget (the policy pack's)
 
     worst = 0
     for c in pod_spec.get("containers") or []:

@@ -27,7 +27,6 @@ import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from .checks import MIN_ROUTE_TIMEOUT_SECONDS
 from .knative_serving import LOCAL_GATEWAY_PORT as KNATIVE_HTTP_PORT, LOCAL_GATEWAY_SERVICE as DEFAULT_LOCAL_GATEWAY
 from .package import labels, type_token
 from .validation import args_error, validate_args
@@ -41,8 +40,8 @@ API_PREFIX = "/v1"
 MODEL_PATH_ROOT = "/models"
 INFERENCE_GROUP = "inference.networking.k8s.io"
 #: A proxy's usual default; an LLM stream outlives it, so no route may time out sooner (the policy
-#: pack's llm-route-timeouts minimum).
-MIN_REQUEST_TIMEOUT_SECONDS = MIN_ROUTE_TIMEOUT_SECONDS
+#: pack's llm-route-timeouts minimum, ``llmstack_k8s.rules.MIN_ROUTE_TIMEOUT_SECONDS``).
+MIN_REQUEST_TIMEOUT_SECONDS = 60
 DEFAULT_REQUEST_TIMEOUT_SECONDS = 600
 DEFAULT_INGRESS_CLASS = "nginx"
 #: Request bodies carry whole conversations (and images for multimodal models).

@@ -1,6 +1,6 @@
 """The llmstack policy pack's policies: the platform's invariants, checked at every preview and up.
 
-The rules themselves are ``llmstack_k8s.checks`` (shipped in the library wheel, so the test
+The rules themselves are ``llmstack_k8s.rules`` (shipped in the library wheel, so the test
 suite, this pack and an importing project's own pack share one source for each rule); this
 module only adapts them to the Pulumi Policy SDK: which resources each rule sees, its default
 enforcement level and the config it accepts.
@@ -28,7 +28,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-from llmstack_k8s import checks
+from llmstack_k8s import rules
 
 PACK_NAME = "llmstack"
 PACK_DESCRIPTION = "Invariants of the llmstack serving platform (vLLM on Kubernetes with NVIDIA GPUs)."
@@ -36,14 +36,14 @@ PACK_DESCRIPTION = "Invariants of the llmstack serving platform (vLLM on Kuberne
 
 def plain(value: Any) -> Any:
     """The SDK's read-only proxies as plain dicts and lists; a value unknown during preview
-    becomes ``checks.UNKNOWN`` (the rules skip what they cannot see; ``up`` checks it)."""
+    becomes ``rules.UNKNOWN`` (the rules skip what they cannot see; ``up`` checks it)."""
     if isinstance(value, Mapping):
         out = {}
         for key in value:
             try:
                 out[key] = plain(value[key])
             except UnknownValueError:
-                out[key] = checks.UNKNOWN
+                out[key] = rules.UNKNOWN
         return out
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
         items = []
@@ -51,7 +51,7 @@ def plain(value: Any) -> Any:
             try:
                 items.append(plain(value[i]))
             except UnknownValueError:
-                items.append(checks.UNKNOWN)
+                items.append(rules.UNKNOWN)
         return items
     return value
 
@@ -80,14 +80,14 @@ def _resource_validate(spec: Spec):
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
         conf = lambda key, default: _config(args, key, default)  # noqa: E731
         if spec.check_helm:
-            if args.resource_type not in checks.HELM_TYPES:
+            if args.resource_type not in rules.HELM_TYPES:
                 return
             props = plain(args.props)
-            problems = checks.helm_chart_pinned(
+            problems = rules.helm_chart_pinned(
                 args.resource_type.rsplit(":", 1)[-1], args.name, props.get("chart"), props.get("version")
             )
         else:
-            manifest = checks.pulumi_manifest(args.resource_type, plain(args.props))
+            manifest = rules.pulumi_manifest(args.resource_type, plain(args.props))
             if manifest is None:
                 return
             problems = spec.check_object(manifest, conf)
@@ -102,10 +102,10 @@ def _stack_validate(spec: Spec):
         conf = lambda key, default: _config(args, key, default)  # noqa: E731
         manifests, urns = [], {}
         for r in args.resources:
-            m = checks.pulumi_manifest(r.resource_type, plain(r.props))
+            m = rules.pulumi_manifest(r.resource_type, plain(r.props))
             if m is not None:
                 manifests.append(m)
-                urns[checks.describe(m)] = r.urn
+                urns[rules.describe(m)] = r.urn
         for problem in spec.check_stack(manifests, conf):
             # Attach the violation to the object the message starts with.
             urn = next((u for d, u in urns.items() if problem.startswith(d + " ") or problem.startswith(d + ":")), None)
@@ -127,13 +127,13 @@ SPECS: list[Spec] = [
         remediation="Pin the image to a release tag (vLLM: components/versions.py) or to @sha256:<digest>.",
         level=EnforcementLevel.MANDATORY,
         properties={
-            "movingTags": {"type": "array", "items": {"type": "string"}, "default": list(checks.MOVING_TAGS),
+            "movingTags": {"type": "array", "items": {"type": "string"}, "default": list(rules.MOVING_TAGS),
                            "description": "Tags that count as moving."},
             "requireDigest": {"type": "boolean", "default": False,
                               "description": "Require every image to be pinned by digest."},
         },
-        check_object=lambda m, conf: checks.images_pinned(
-            m, [t.lower() for t in conf("movingTags", checks.MOVING_TAGS)], conf("requireDigest", False)
+        check_object=lambda m, conf: rules.images_pinned(
+            m, [t.lower() for t in conf("movingTags", rules.MOVING_TAGS)], conf("requireDigest", False)
         ),
     ),
     Spec(
@@ -144,11 +144,11 @@ SPECS: list[Spec] = [
         level=EnforcementLevel.MANDATORY,
         properties={
             "gpuResourcePrefixes": {"type": "array", "items": {"type": "string"},
-                                    "default": list(checks.GPU_RESOURCE_PREFIXES),
+                                    "default": list(rules.GPU_RESOURCE_PREFIXES),
                                     "description": "Extended resource prefixes that are GPUs."},
         },
-        check_object=lambda m, conf: checks.gpu_request_matches_parallelism(
-            m, conf("gpuResourcePrefixes", checks.GPU_RESOURCE_PREFIXES)
+        check_object=lambda m, conf: rules.gpu_request_matches_parallelism(
+            m, conf("gpuResourcePrefixes", rules.GPU_RESOURCE_PREFIXES)
         ),
     ),
     Spec(
@@ -159,10 +159,10 @@ SPECS: list[Spec] = [
                     "taints in this policy's config (taints: []).",
         level=EnforcementLevel.MANDATORY,
         properties={
-            "taints": {"type": "array", "items": _TAINT, "default": [dict(t) for t in checks.DEFAULT_GPU_TAINTS],
+            "taints": {"type": "array", "items": _TAINT, "default": [dict(t) for t in rules.DEFAULT_GPU_TAINTS],
                        "description": "Taints every GPU node carries."},
         },
-        check_stack=lambda ms, conf: checks.gpu_pods_tolerate_pool_taints(ms, conf("taints", checks.DEFAULT_GPU_TAINTS)),
+        check_stack=lambda ms, conf: rules.gpu_pods_tolerate_pool_taints(ms, conf("taints", rules.DEFAULT_GPU_TAINTS)),
     ),
     Spec(
         name="vllm-startup-probe-budget",
@@ -170,11 +170,11 @@ SPECS: list[Spec] = [
         remediation="Use VllmService's startup probe (300 s + 10 s per GiB of weights), or raise failureThreshold.",
         level=EnforcementLevel.MANDATORY,
         properties={
-            "minStartupSeconds": {"type": "integer", "minimum": 1, "default": checks.STARTUP_BASE_SECONDS,
+            "minStartupSeconds": {"type": "integer", "minimum": 1, "default": rules.STARTUP_BASE_SECONDS,
                                   "description": "Least startup budget (initialDelaySeconds + periodSeconds x "
                                                  "failureThreshold) of a vLLM container."},
         },
-        check_object=lambda m, conf: checks.vllm_startup_probe(m, conf("minStartupSeconds", checks.STARTUP_BASE_SECONDS)),
+        check_object=lambda m, conf: rules.vllm_startup_probe(m, conf("minStartupSeconds", rules.STARTUP_BASE_SECONDS)),
     ),
     Spec(
         name="no-plain-credentials",
@@ -185,7 +185,7 @@ SPECS: list[Spec] = [
             "allowedNames": {"type": "array", "items": {"type": "string"}, "default": [],
                              "description": "Env names that look like credentials but are not."},
         },
-        check_object=lambda m, conf: checks.no_plain_credentials(m, conf("allowedNames", [])),
+        check_object=lambda m, conf: rules.no_plain_credentials(m, conf("allowedNames", [])),
     ),
     Spec(
         name="pdb-selects-one-controller",
@@ -193,7 +193,7 @@ SPECS: list[Spec] = [
         remediation="Make the PodDisruptionBudget's selector the server pods' own labels.",
         level=EnforcementLevel.MANDATORY,
         properties={},
-        check_stack=lambda ms, conf: checks.pdb_selects_one_controller(ms),
+        check_stack=lambda ms, conf: rules.pdb_selects_one_controller(ms),
     ),
     Spec(
         name="serving-pods-have-network-policy",
@@ -202,7 +202,7 @@ SPECS: list[Spec] = [
                     "/metrics (VllmService creates one).",
         level=EnforcementLevel.MANDATORY,
         properties={},
-        check_stack=lambda ms, conf: checks.serving_pods_have_network_policy(ms),
+        check_stack=lambda ms, conf: rules.serving_pods_have_network_policy(ms),
     ),
     Spec(
         name="serving-pods-non-root",
@@ -214,7 +214,7 @@ SPECS: list[Spec] = [
             "allWorkloads": {"type": "boolean", "default": False,
                              "description": "Check every pod, not only those running vLLM."},
         },
-        check_object=lambda m, conf: (checks.pod_security if conf("allWorkloads", False) else checks.serving_pod_security)(m),
+        check_object=lambda m, conf: (rules.pod_security if conf("allWorkloads", False) else rules.serving_pod_security)(m),
     ),
     Spec(
         name="llm-route-timeouts",
@@ -224,10 +224,10 @@ SPECS: list[Spec] = [
                     "proxy-read/send-timeout annotations to the model's request budget (ModelRoute does).",
         level=EnforcementLevel.MANDATORY,
         properties={
-            "minTimeoutSeconds": {"type": "integer", "minimum": 1, "default": checks.MIN_ROUTE_TIMEOUT_SECONDS,
+            "minTimeoutSeconds": {"type": "integer", "minimum": 1, "default": rules.MIN_ROUTE_TIMEOUT_SECONDS,
                                   "description": "Shortest timeout a route to a model may have."},
         },
-        check_object=lambda m, conf: checks.route_timeouts(m, conf("minTimeoutSeconds", checks.MIN_ROUTE_TIMEOUT_SECONDS)),
+        check_object=lambda m, conf: rules.route_timeouts(m, conf("minTimeoutSeconds", rules.MIN_ROUTE_TIMEOUT_SECONDS)),
     ),
     Spec(
         name="knative-traffic",
@@ -237,7 +237,7 @@ SPECS: list[Spec] = [
                     "a percent or a tag to the template's revision (KnativeVllmService's canary does).",
         level=EnforcementLevel.MANDATORY,
         properties={},
-        check_object=lambda m, conf: checks.knative_traffic(m),
+        check_object=lambda m, conf: rules.knative_traffic(m),
     ),
     Spec(
         name="inference-objectives-name-pools",
@@ -246,7 +246,7 @@ SPECS: list[Spec] = [
         remediation="Point poolRef at the model's InferencePool (InferencePool's objectives arg does), in the same namespace.",
         level=EnforcementLevel.MANDATORY,
         properties={},
-        check_stack=lambda ms, conf: checks.inference_objectives_name_pools(ms),
+        check_stack=lambda ms, conf: rules.inference_objectives_name_pools(ms),
     ),
     Spec(
         name="lws-headless-service-free",
@@ -255,7 +255,7 @@ SPECS: list[Spec] = [
         remediation="Name the LeaderWorkerSet apart from every Service (MultiNodeVllmService names it <model>-lws).",
         level=EnforcementLevel.MANDATORY,
         properties={},
-        check_stack=lambda ms, conf: checks.lws_headless_service_free(ms),
+        check_stack=lambda ms, conf: rules.lws_headless_service_free(ms),
     ),
     Spec(
         name="helm-releases-pinned",

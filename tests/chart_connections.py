@@ -13,7 +13,7 @@ from typing import Iterable, Optional
 
 import yaml
 
-from llmstack_k8s.checks import containers, describe, pod_template, selector_matches
+from llmstack_k8s.rules import containers, describe, pod_template, selector_matches
 
 PSA_ENFORCE = "pod-security.kubernetes.io/enforce"
 LEVELS = ("restricted", "baseline", "privileged")
@@ -441,7 +441,7 @@ def chart_callers(objects: list[dict]) -> list[tuple[Pod, Pod, int, str]]:
         for target in pods_of_service(objects, svc) if svc and sp else []:
             port = _port_number(sp.get("targetPort", sp["port"]), target)
             if port is None:
-                continue  # a pod without the Service's target port (crosscheck: services_select_templates)
+                continue  # a pod without the Service's target port (the rule services_select_templates)
             for caller in interceptors:
                 calls.append((caller, target, port, f"proxy for {describe(hso)}"))
     # Knative's activator, Kourier gateway and autoscaler reach every revision pod.

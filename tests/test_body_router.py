@@ -1,4 +1,4 @@
-"""The body-based router (issue 13): gateway.bodyBasedRouting installs the Inference Extension's BBR
+"""The body-based router: gateway.bodyBasedRouting installs the Inference Extension's BBR
 beside the Gateway, so one URL serves every model with the model named only in the body. Its objects
 validate (core kinds with kubernetes-validate, the Istio hook against Istio 1.30.3's CRDs), match the
 upstream chart at the pinned release, connect to the routes (cross-object rule) and run locked down."""
@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import assert_refused, render_with, rendered_stack
-from crosscheck import body_routers_reach_routes, check_all
 from schemas import validate_object
 from test_canary import GATEWAY
 from test_cross_objects import BASE, H100_POOL, _render, declared_for, manifests_of, model, render_with_config
@@ -20,6 +19,7 @@ from llmstack_k8s import versions
 from llmstack_k8s.body_router import GRPC_PORT, HEALTH_PORT, BodyRouter, router_args
 from llmstack_k8s.inference_objective import OBJECTIVE_HEADER
 from llmstack_k8s.model_route import MODEL_NAME_HEADER
+from llmstack_k8s.rules import body_routers_reach_routes, check_all
 from llmstack_k8s.testing import RecordingMocks
 from llmstack_k8s.validation import ComponentArgsError
 

@@ -1,4 +1,4 @@
-"""Canary releases (issue 13): a model's second variant under the same served name, taking
+"""Canary releases: a model's second variant under the same served name, taking
 canary.weight percent of its requests through the HTTPRoute's weighted backends; the PodMonitor
 labels its series variant="canary" so alerts and dashboards compare it with the stable variant."""
 
@@ -9,12 +9,12 @@ import re
 import pytest
 import yaml
 from conftest import ROOT, assert_refused
-from crosscheck import check_all, matches as selected
 from schemas import validate_object
 from test_cross_objects import BASE, GENERATED, H100_POOL, _render, declared_for, manifests_of, model, render_with_config
 
 from llmstack_k8s.model_route import ModelRoute
 from llmstack_k8s.package import VARIANT_OF_POD_LABEL, VARIANT_POD_LABEL
+from llmstack_k8s.rules import check_all, matches as selected
 from llmstack_k8s.testing import RecordingMocks
 from llmstack_k8s.validation import ComponentArgsError
 from llmstack_k8s.vllm_pod import PORT_NAME

@@ -1,4 +1,4 @@
-"""Defects a first real cluster showed (issue 10), one test each; every test fails without its fix."""
+"""Defects a first real cluster showed, one test each; every test fails without its fix."""
 
 import contextlib
 import copy
@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 from conftest import render_with, rendered_stack
-from crosscheck import matches, workloads
 
 from llmstack_k8s import alerts, metrics
 from llmstack_k8s.awaits import SCHEDULING_SECONDS, SKIP_AWAIT_ANNOTATION, TIMEOUT_ANNOTATION
 from llmstack_k8s.knative_serving import DATA_PLANE_NAMESPACES
 from llmstack_k8s.knative_vllm_service import DEFAULT_KNATIVE_NAMESPACES, QUEUE_PROXY_HTTP_PORT
 from llmstack_k8s.observability import DCGM_RESOURCE_NAMES_ENV, DCGM_VIRTUAL_GPUS_ENV, dashboard_queries, dashboards
+from llmstack_k8s.rules import matches, workloads
 from stacks import render as render_mod
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -7,10 +7,10 @@ import os
 import pulumi
 import pytest
 from conftest import assert_refused, render_with, rendered_stack
-from crosscheck import awaits_cover_budgets
 
 from llmstack_k8s.awaits import SCHEDULING_SECONDS, TIMEOUT_ANNOTATION
 from llmstack_k8s.cold_start import cold_start_budget
+from llmstack_k8s.rules import awaits_cover_budgets
 from llmstack_k8s.testing import RecordingMocks
 from llmstack_k8s.versions import PAUSE_IMAGE, VLLM_IMAGE
 from llmstack_k8s.vllm_pod import STARTUP_UNKNOWN_SIZE_SECONDS, startup_budget_seconds

@@ -1,4 +1,4 @@
-"""The cross-object checks (tests/crosscheck.py) over every rendered stack: dev, prod and generated
+"""The cross-object checks (``llmstack_k8s.rules``) over every rendered stack: dev, prod and generated
 stacks that exercise every serving mode, sharing strategy and install path; and the checker's own
 rules, each shown to catch the problem it is for."""
 
@@ -8,21 +8,24 @@ from urllib.parse import urlparse
 
 import pytest
 from conftest import render_with
-from crosscheck import (
+
+from llmstack_k8s.knative_serving import DATA_PLANE_NAMESPACES
+from llmstack_k8s.rules import (
     Declared,
     awaits_cover_budgets,
     check_all,
     dcgm_maps_gpu_resources,
     declared_flows,
     manifests_of,
+    matches,
     namespaces_exist,
     network_policies_admit,
-    pdbs_select_one_scalable_controller,
+    pdb_selects_one_controller,
+    pod_template,
     references_exist,
     services_select_templates,
+    workloads,
 )
-
-from llmstack_k8s.knative_serving import DATA_PLANE_NAMESPACES
 from stacks.config import StackConfig
 from stacks.render import render
 
@@ -260,7 +263,7 @@ def test_rule_pdb_selecting_the_download_job_too():
     def widen(pdb):
         pdb["spec"]["selector"] = {"matchLabels": {"app.kubernetes.io/instance": "qwen-0-5b"}}
 
-    (problem,) = pdbs_select_one_scalable_controller(*broken("dev", "PodDisruptionBudget", "qwen-0-5b", widen))
+    (problem,) = pdb_selects_one_controller(*broken("dev", "PodDisruptionBudget", "qwen-0-5b", widen))
     assert "Job llm-dev/qwen-0-5b-download" in problem and "Deployment llm-dev/qwen-0-5b" in problem
 
 
@@ -268,7 +271,28 @@ def test_rule_pdb_selecting_nothing():
     def miss(pdb):
         pdb["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"] = "typo"
 
-    assert "selects no pods" in pdbs_select_one_scalable_controller(*broken("dev", "PodDisruptionBudget", "qwen-0-5b", miss))[0]
+    assert "selects no pods" in pdb_selects_one_controller(*broken("dev", "PodDisruptionBudget", "qwen-0-5b", miss))[0]
+
+
+def test_rule_pdb_without_a_selector_selects_nothing():
+    """policy/v1: a PodDisruptionBudget without a selector selects no pods, not every pod."""
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "m", "namespace": "llm"},
+                  "spec": {"template": {"metadata": {"labels": {"app": "m"}}, "spec": {"containers": [{"name": "c"}]}}}}
+    pdb = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "m", "namespace": "llm"},
+           "spec": {"maxUnavailable": 1}}
+    (problem,) = pdb_selects_one_controller([deployment, pdb])
+    assert "selects no pods" in problem
+
+
+def test_workloads_see_knative_pods_with_knatives_labels():
+    """The rules see a pod as the policy pack does (Knative adds its own labels to a revision's pods);
+    a missing podSelector selects every pod."""
+    assert matches(None, {"app": "x"}) and matches({"matchLabels": {"app": "x"}}, {"app": "x"})
+    ksvc = {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": "m", "namespace": "llm"},
+            "spec": {"template": {"metadata": {"labels": {"app": "m"}}, "spec": {"containers": [{"name": "c"}]}}}}
+    (w,) = workloads([ksvc])
+    assert (w.labels, w.pod) == (pod_template(ksvc)[0], dict(pod_template(ksvc)[1]))
+    assert w.labels["serving.knative.dev/service"] == "m"
 
 
 def test_rule_service_selecting_pods_without_its_port():

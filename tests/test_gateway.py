@@ -1,4 +1,4 @@
-"""The serving edge (issue 13): an HTTPRoute per model on one Gateway host (or an ingress-nginx
+"""The serving edge: an HTTPRoute per model on one Gateway host (or an ingress-nginx
 Ingress), routed by the body's model name with a path-per-model fallback, timeouts of the model's
 request budget, only /v1 exposed, and NetworkPolicies admitting the gateway to exposed models only."""
 
@@ -7,11 +7,12 @@ import copy
 import pulumi
 import pytest
 from conftest import assert_refused, render_with
-from crosscheck import Declared, Flow, _admits, routes_reach_servers, selected
 from schemas import validate_object
 from test_cross_objects import BASE, H100_POOL, _render, model
 
 from llmstack_k8s.model_route import API_PREFIX, MODEL_NAME_HEADER, ModelRoute
+from llmstack_k8s.rules import Declared, Flow, routes_reach_servers, selected
+from llmstack_k8s.rules.network import admits
 from llmstack_k8s.testing import RecordingMocks
 from llmstack_k8s.validation import ComponentArgsError
 from llmstack_k8s.vllm_pod import HTTP_PORT
@@ -110,7 +111,7 @@ def _admitted(manifests, workload_name: str, source: str) -> bool:
     policies = [p for p in objects(manifests, "NetworkPolicy") if p["metadata"]["namespace"] == ns
                 and all(w.labels.get(k) == v for k, v in p["spec"]["podSelector"].get("matchLabels", {}).items())]
     assert policies, f"{workload_name} has no NetworkPolicy"
-    return any(_admits(p, Flow(source, w, HTTP_PORT, "test")) for p in policies)
+    return any(admits(p, Flow(source, w, HTTP_PORT, "test")) for p in policies)
 
 
 def test_a_model_without_a_route_is_unreachable_from_the_gateway():

@@ -1,4 +1,4 @@
-"""KV-cache-aware routing (issue 13): an InferencePool over a model's server pods, its Endpoint Picker
+"""KV-cache-aware routing: an InferencePool over a model's server pods, its Endpoint Picker
 (pinned image, read-only RBAC, config with the metric names from metrics.py), the HTTPRoute pointing
 at the pool; prod opts the 8B model in. The cross-object rule sees broken copies."""
 
@@ -8,12 +8,13 @@ import pulumi
 import pytest
 import yaml
 from conftest import assert_refused
-from crosscheck import Declared, Flow, _admits, inference_pools_reach_servers, selected
 from test_cross_objects import BASE, H100_POOL, _render, model
 from test_metrics import exported_wire_names
 
 from llmstack_k8s import metrics, versions
 from llmstack_k8s.inference_pool import EXT_PROC_PORT, InferencePool, picker_config
+from llmstack_k8s.rules import Declared, Flow, inference_pools_reach_servers, selected
+from llmstack_k8s.rules.network import admits
 from llmstack_k8s.testing import RecordingMocks
 from llmstack_k8s.validation import ComponentArgsError
 from llmstack_k8s.vllm_pod import HTTP_PORT
@@ -68,8 +69,8 @@ def test_the_gateway_reaches_the_picker_and_the_pool_but_clients_do_not_reach_th
     manifests, _, _ = _render("prod")
     (picker,) = [w for w in selected(manifests, "llm", {"matchLabels": {"app.kubernetes.io/instance": "llama-8b-epp"}})]
     (policy,) = of(manifests, "NetworkPolicy", "llama-8b-epp")
-    assert _admits(policy, Flow("gateway", picker, EXT_PROC_PORT, "test"))
-    assert not _admits(policy, Flow("apps", picker, EXT_PROC_PORT, "test"))
+    assert admits(policy, Flow("gateway", picker, EXT_PROC_PORT, "test"))
+    assert not admits(policy, Flow("apps", picker, EXT_PROC_PORT, "test"))
 
 
 def test_bad_kv_cache_routing_config_is_refused():

@@ -1,4 +1,4 @@
-"""Canary releases of Knative models (issue 13): stable and canary are two revisions of ONE Knative
+"""Canary releases of Knative models: stable and canary are two revisions of ONE Knative
 Service, named for their content, split by Knative's traffic targets (``llmstack_k8s.knative_canary``);
 the PodMonitor labels the canary revision's series ``variant="canary"`` by its revision name, so the
 canary alerts and dashboards work unchanged, and a promotion reuses the canary's revision."""
@@ -10,7 +10,6 @@ import re
 import pytest
 import yaml
 from conftest import ROOT, assert_refused, render_with
-from crosscheck import check_all
 from schemas import validate_object
 from test_alert_rules import _promtool
 from test_canary import _relabel
@@ -18,9 +17,9 @@ from test_cross_objects import BASE, H100_POOL, declared_for, manifests_of, mode
 
 from llmstack_k8s import knative_canary as kc
 from llmstack_k8s import metrics
-from llmstack_k8s.checks import knative_traffic
 from llmstack_k8s.knative_vllm_service import KNATIVE_SERVING_API, KnativeVllmService
 from llmstack_k8s.model_cache import model_dir
+from llmstack_k8s.rules import check_all, knative_traffic
 from llmstack_k8s.testing import RecordingMocks
 from llmstack_k8s.validation import ComponentArgsError
 from stacks import render as render_mod

@@ -1,4 +1,4 @@
-"""Knative models through the gateway (issue 13): one URL for every model, Knative ones included.
+"""Knative models through the gateway: one URL for every model, Knative ones included.
 
 An exposed Knative model's HTTPRoute goes to Knative's cluster-local ingress (Kourier's
 ``kourier-internal``, in Knative's namespace, let in by a ReferenceGrant there) with the Host rewritten
@@ -14,7 +14,6 @@ import sys
 
 import pytest
 from conftest import ROOT, assert_refused, render_with
-from crosscheck import Declared, check_all, routes_reach_servers
 from schemas import validate_object
 from test_cross_objects import BASE, H100_POOL, declared_for, manifests_of, model, render_with_config
 from test_knative_canary import _dev_canary_block
@@ -22,6 +21,7 @@ from test_knative_canary import _dev_canary_block
 from llmstack_k8s.knative_serving import LOCAL_GATEWAY_PORT, LOCAL_GATEWAY_SERVICE, SERVING_NAMESPACE
 from llmstack_k8s.knative_vllm_service import KNATIVE_SERVING_API, QUEUE_PROXY_HTTP_PORT
 from llmstack_k8s.model_route import MODEL_NAME_HEADER, REFERENCE_GRANT_API, ModelRoute, duration
+from llmstack_k8s.rules import Declared, check_all, routes_reach_servers
 from llmstack_k8s.testing import RecordingMocks
 from llmstack_k8s.validation import ComponentArgsError
 from stacks import render as render_mod
@@ -173,11 +173,11 @@ def run_policy(resources):
 
 def test_knative_traffic_is_in_the_policy_pack_once():
     assert [p.name for p in pack.POLICIES].count("knative-traffic") == 1
-    # one source: the pack calls the same rule the cross-checks use
-    from llmstack_k8s import checks
+    # one source: the pack calls the library's rule, the one the cross-object checks run
+    from llmstack_k8s import rules
 
-    assert "checks.knative_traffic" in (ROOT / "policy" / "llmstack_policy.py").read_text()
-    assert checks.knative_traffic.__module__ == "llmstack_k8s.checks"
+    assert "rules.knative_traffic" in (ROOT / "policy" / "llmstack_policy.py").read_text()
+    assert rules.knative_traffic.__module__ == "llmstack_k8s.rules.knative"
 
 
 def test_ingress_option_reaches_knatives_service_with_the_host():

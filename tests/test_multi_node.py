@@ -1,4 +1,4 @@
-"""Multi-node models (issue 14): a replica wider than one node runs as a LeaderWorkerSet of the shared
+"""Multi-node models: a replica wider than one node runs as a LeaderWorkerSet of the shared
 vLLM pod. The component's objects and their wiring, the stack's rendering (validated against the pinned
 CRD, the cross-object checks, the chart expansion with the pinned lws chart), team quotas, and every
 refusal of a shape or setting a group of nodes cannot serve."""
@@ -12,13 +12,13 @@ import pulumi
 import pytest
 import yaml
 from conftest import assert_refused, render_with
-from crosscheck import check_all, manifests_of, pdbs_select_one_scalable_controller
 from schemas import validate_object
 from test_cross_objects import declared_for, render_with_config
 
 import chart_connections as cc
-from llmstack_k8s import checks, multi_node, versions
+from llmstack_k8s import multi_node, rules, versions
 from llmstack_k8s.multi_node import MultiNodeVllmService
+from llmstack_k8s.rules import check_all, manifests_of, pdb_selects_one_controller
 from llmstack_k8s.validation import ComponentArgsError
 from stacks import charts
 from stacks import render as render_mod
@@ -102,7 +102,7 @@ def test_leader_serves_and_workers_join_it_with_vllms_own_multi_node_flags(mocks
         assert c["resources"]["limits"]["nvidia.com/gpu"] == c["resources"]["requests"]["nvidia.com/gpu"] == "8"
         assert next(v for v in t["spec"]["volumes"] if v["name"] == "dshm")["emptyDir"]["sizeLimit"] == "32Gi"
         assert t["spec"]["initContainers"][0]["name"] == "wait-for-weights"  # every node reads the cache
-    assert checks.gpu_request_matches_parallelism(lws) == []
+    assert rules.gpu_request_matches_parallelism(lws) == []
 
 
 def test_placement_one_pod_per_node_and_a_group_in_one_domain(mocks):
@@ -134,25 +134,25 @@ def test_service_selects_leaders_the_pdb_and_group_policy_the_whole_set(mocks):
     lws = objs["LeaderWorkerSet/big-lws"]
     leader_labels, worker_labels = (t["metadata"]["labels"] for t in _templates(lws))
     svc = objs["Service/big"]["spec"]
-    assert checks.selector_matches({"matchLabels": svc["selector"]}, leader_labels)
-    assert not checks.selector_matches({"matchLabels": svc["selector"]}, worker_labels)
+    assert rules.selector_matches({"matchLabels": svc["selector"]}, leader_labels)
+    assert not rules.selector_matches({"matchLabels": svc["selector"]}, worker_labels)
     api = objs["NetworkPolicy/big"]["spec"]
-    assert checks.selector_matches(api["podSelector"], leader_labels) and not checks.selector_matches(api["podSelector"], worker_labels)
+    assert rules.selector_matches(api["podSelector"], leader_labels) and not rules.selector_matches(api["podSelector"], worker_labels)
     assert api["ingress"][0]["ports"] == [{"port": 8000, "protocol": "TCP"}]
     group = objs["NetworkPolicy/big-group"]["spec"]
     for labels in (leader_labels, worker_labels):
-        assert checks.selector_matches(group["podSelector"], labels)
-        assert checks.selector_matches(group["ingress"][0]["from"][0]["podSelector"], labels)
+        assert rules.selector_matches(group["podSelector"], labels)
+        assert rules.selector_matches(group["ingress"][0]["from"][0]["podSelector"], labels)
     assert "ports" not in group["ingress"][0]  # NCCL/Gloo and vLLM's queues listen on ephemeral ports
     assert len(group["ingress"][0]["from"]) == 1  # the group's own pods, nobody else
     pdb = objs["PodDisruptionBudget/big"]["spec"]
     assert pdb["maxUnavailable"] == 1
-    assert all(checks.selector_matches(pdb["selector"], labels) for labels in (leader_labels, worker_labels))
+    assert all(rules.selector_matches(pdb["selector"], labels) for labels in (leader_labels, worker_labels))
     # The download Job's pods carry the model's instance label too: never selected.
     job_pod = {"app.kubernetes.io/name": "model-download", "app.kubernetes.io/instance": "big", "app.kubernetes.io/component": "download"}
-    assert not checks.selector_matches(pdb["selector"], job_pod)
+    assert not rules.selector_matches(pdb["selector"], job_pod)
     # The LWS is not named like the Service: its controller creates a headless Service of its own name.
-    assert checks.lws_headless_service_free(list(objs.values())) == []
+    assert rules.lws_headless_service_free(list(objs.values())) == []
     # The await waits for every group (the controller's Available condition: all groups ready).
     ann = lws["metadata"]["annotations"]
     assert ann["pulumi.com/waitFor"] == "condition=Available" and int(ann["pulumi.com/timeoutSeconds"]) >= 600 + 1800
@@ -344,17 +344,17 @@ def test_uneven_stages_pass_with_an_explicit_layer_partition():
 
 def test_pdb_rule_counts_a_leader_worker_set_as_one_controller_and_catches_a_stray_selector(mocks):
     objs = list(make(mocks).values())
-    assert pdbs_select_one_scalable_controller(objs) == []
+    assert pdb_selects_one_controller(objs) == []
     pdb = next(o for o in objs if o["kind"] == "PodDisruptionBudget")
     pdb["spec"]["selector"] = {"matchLabels": {"app.kubernetes.io/instance": "nobody"}}
-    assert pdbs_select_one_scalable_controller(objs)
+    assert pdb_selects_one_controller(objs)
 
 
 def test_lws_named_like_a_service_is_caught(mocks):
     objs = list(make(mocks).values())
     lws = next(o for o in objs if o["kind"] == "LeaderWorkerSet")
     lws["metadata"]["name"] = "big"
-    (problem,) = checks.lws_headless_service_free(objs)
+    (problem,) = rules.lws_headless_service_free(objs)
     assert "headless Service" in problem
 
 
@@ -362,9 +362,9 @@ def test_gpu_rule_reads_gpus_per_pod_from_nnodes(mocks):
     lws = make(mocks)["LeaderWorkerSet/big-lws"]
     worker = lws["spec"]["leaderWorkerTemplate"]["workerTemplate"]["spec"]["containers"][0]
     worker["resources"]["limits"]["nvidia.com/gpu"] = worker["resources"]["requests"]["nvidia.com/gpu"] = "16"
-    (problem,) = checks.gpu_request_matches_parallelism(lws)
+    (problem,) = rules.gpu_request_matches_parallelism(lws)
     assert "(worker)" in problem and "needs 8" in problem
-    assert checks.vllm_startup_probe(lws) == []  # the headless worker needs none; the leader has one
+    assert rules.vllm_startup_probe(lws) == []  # the headless worker needs none; the leader has one
 
 
 # --- prod's commented example -----------------------------------------------------------------------

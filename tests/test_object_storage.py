@@ -1,4 +1,4 @@
-"""Model weights from object storage (issue 14, faster cold start b): ``model: s3://bucket/prefix/`` is
+"""Model weights from object storage: ``model: s3://bucket/prefix/`` is
 streamed by vLLM's Run:ai model streamer into each replica; no ModelCache, no PVC, no wait-for-weights."""
 
 import copy
@@ -249,7 +249,7 @@ CROSS = {
 
 @pytest.mark.parametrize("case", sorted(CROSS))
 def test_object_storage_stacks_pass_the_cross_object_checks(case):
-    from crosscheck import check_all
+    from llmstack_k8s.rules import check_all
     from test_cross_objects import declared_for
 
     from stacks.config import StackConfig
@@ -261,7 +261,7 @@ def test_object_storage_stacks_pass_the_cross_object_checks(case):
 
 
 def test_a_missing_service_account_is_caught_by_the_cross_object_checks():
-    from crosscheck import references_exist
+    from llmstack_k8s.rules import references_exist
 
     config, _ = CROSS["workload identity"]
     objects = [o for o in render_with(config).objects if o["kind"] != "ServiceAccount"]

@@ -1,48 +1,21 @@
-"""One source for each rule (issue 12): the cross-object checker, the awaits and the provider host
-use the library's own rules and lists instead of copies that could drift apart."""
+"""One source for each rule: the awaits and the provider host use the library's own rules and
+lists instead of copies that could drift apart."""
 
 import ast
 from pathlib import Path
 
-import crosscheck
 import pytest
 from conftest import ROOT
 
 import llmstack_k8s
-from llmstack_k8s import awaits, checks, provider_host
-
-
-def test_crosscheck_reads_selectors_and_templates_as_the_policy_pack_does(monkeypatch):
-    calls = []
-    real = checks.selector_matches
-    monkeypatch.setattr(checks, "selector_matches", lambda s, labels: calls.append(s) or real(s, labels))
-    assert crosscheck.matches(None, {"app": "x"}) and crosscheck.matches({"matchLabels": {"app": "x"}}, {"app": "x"})
-    assert len(calls) == 2
-    # Knative pods carry Knative's labels: the checker sees the pod as the policy pack does.
-    ksvc = {"apiVersion": crosscheck.KNATIVE_SERVICE_API, "kind": "Service", "metadata": {"name": "m", "namespace": "llm"},
-            "spec": {"template": {"metadata": {"labels": {"app": "m"}}, "spec": {"containers": [{"name": "c"}]}}}}
-    (w,) = crosscheck.workloads([ksvc])
-    assert (w.labels, w.pod) == (checks.pod_template(ksvc)[0], dict(checks.pod_template(ksvc)[1]))
-    assert w.labels["serving.knative.dev/service"] == "m"
-
-
-def test_crosscheck_pdb_rule_is_the_policy_packs():
-    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "m", "namespace": "llm"},
-                  "spec": {"template": {"metadata": {"labels": {"app": "m"}}, "spec": {"containers": [{"name": "c"}]}}}}
-    job = {**deployment, "kind": "Job", "apiVersion": "batch/v1", "metadata": {"name": "m-download", "namespace": "llm"}}
-    for selector in (None, {"matchLabels": {"app": "m"}}, {"matchLabels": {"app": "typo"}}):
-        pdb = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "m", "namespace": "llm"},
-               "spec": {"maxUnavailable": 1, **({"selector": selector} if selector is not None else {})}}
-        objects = [deployment, job, pdb]
-        assert crosscheck.pdbs_select_one_scalable_controller(objects) == checks.pdb_selects_one_controller(objects)
-    # A PDB without a selector selects no pods (policy/v1), it does not select everything.
-    assert "selects no pods" in crosscheck.pdbs_select_one_scalable_controller([deployment, {**pdb, "spec": {"maxUnavailable": 1}}])[0]
+from llmstack_k8s import awaits, provider_host
+from llmstack_k8s.rules import timing
 
 
 def test_awaits_measure_probes_with_the_policy_packs_formula(monkeypatch):
     pod = {"containers": [{"startupProbe": {"periodSeconds": 10, "failureThreshold": 30, "initialDelaySeconds": 5}}]}
-    assert awaits.startup_probe_seconds(pod) == checks.startup_budget_seconds(pod["containers"][0]["startupProbe"]) == 305
-    monkeypatch.setattr(checks, "startup_budget_seconds", lambda probe: 42)
+    assert awaits.startup_probe_seconds(pod) == timing.startup_budget_seconds(pod["containers"][0]["startupProbe"]) == 305
+    monkeypatch.setattr(timing, "startup_budget_seconds", lambda probe: 42)
     assert awaits.startup_probe_seconds(pod) == 42
 
 
@@ -59,10 +32,10 @@ def _unused_imports(path: Path) -> list[str]:
     exported = {e.value for n in tree.body if isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in n.targets)
                 for e in n.value.elts if isinstance(e, ast.Constant)}
     return [f"{path.name}: {a.name}" for n in tree.body if isinstance(n, ast.ImportFrom) and n.level
-            for a in n.names if a.asname != a.name and (a.asname or a.name) not in used | exported]
+            for a in n.names if a.asname != a.name and a.name != "*" and (a.asname or a.name) not in used | exported]
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "components").glob("*.py")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((ROOT / "components").rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT / "components")))
 def test_library_names_are_used_or_reexported_explicitly(path):
     """A name imported into a library module and not used there is a re-export: type checkers
     (mypy --no-implicit-reexport, pyright strict) see it only written ``X as X`` (or in __all__)."""

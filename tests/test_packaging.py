@@ -21,9 +21,10 @@ def test_built_wheel_is_complete_and_importable_outside_the_repo(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=300)
     probe = (
-        "import llmstack_k8s, llmstack_k8s.observability as o, llmstack_k8s.testing;"
+        "import llmstack_k8s, llmstack_k8s.observability as o, llmstack_k8s.testing, llmstack_k8s.rules as r;"
         "assert llmstack_k8s.__file__.startswith(%r), llmstack_k8s.__file__;"
         "assert {'vllm', 'gpu'} <= {n.split('.')[0] for n in o.dashboards()};"
+        "assert r.check_all([]) == [] and r.knative_traffic.__module__ == 'llmstack_k8s.rules.knative';"
         "print(sorted(llmstack_k8s.__all__))" % str(target)
     )
     # Run from an empty directory so the repository's own folders cannot be imported instead.

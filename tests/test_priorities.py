@@ -1,4 +1,4 @@
-"""Priorities per served name (issue 13): route.priority and loraAdapters[].priority become
+"""Priorities per served name: route.priority and loraAdapters[].priority become
 InferenceObjectives of the model's InferencePool, named after the served name; the body-based router
 copies the body's model into x-gateway-inference-objective, which is how the Endpoint Picker finds a
 request's objective. Upstream meaning (v1.5.0): higher is served first, unset is 0, negative is shed
@@ -9,7 +9,6 @@ import copy
 import pulumi
 import pytest
 from conftest import assert_refused, render_with
-from crosscheck import check_all, objectives_select_pools
 from schemas import validate_object
 from test_canary import GATEWAY, OTHER_REVISION
 from test_cross_objects import BASE, H100_POOL, declared_for, manifests_of, model, render_with_config
@@ -17,6 +16,7 @@ from test_cross_objects import BASE, H100_POOL, declared_for, manifests_of, mode
 from llmstack_k8s.inference_objective import OBJECTIVE_API, OBJECTIVE_HEADER
 from llmstack_k8s.inference_pool import InferencePool
 from llmstack_k8s.model_route import MODEL_NAME_HEADER
+from llmstack_k8s.rules import check_all, objectives_select_pools
 from llmstack_k8s.testing import RecordingMocks
 from llmstack_k8s.validation import ComponentArgsError
 

@@ -5,9 +5,9 @@ import copy
 
 import pytest
 from conftest import assert_refused, render_with
-from crosscheck import check_all, teams_stay_apart
 from schemas import validate_object
 
+from llmstack_k8s.rules import check_all, teams_stay_apart
 from llmstack_k8s.team import DEFAULT_CONTAINER_REQUESTS, TEAM_LABEL
 
 REV = "0123456789abcdef0123456789abcdef01234567"
@@ -72,7 +72,7 @@ def test_a_team_model_admits_its_own_callers_and_never_the_other_teams(objects):
 
 
 def test_cross_object_checks_pass_with_teams(objects):
-    from crosscheck import Declared
+    from llmstack_k8s.rules import Declared
 
     declared = Declared(namespaces=frozenset({"apps", "alpha-apps", "beta-apps", "monitoring"}), scrapers=("monitoring",), callers=("apps",))
     assert check_all(objects, declared) == []
