@@ -59,8 +59,8 @@ $(ACTIONLINT): | $(VENV)/.installed
 	touch $@
 
 render: $(VENV)/.installed
-	$(VENV)/bin/python -m stacks.render dev out/
-	$(VENV)/bin/python -m stacks.render prod out/
+	$(VENV)/bin/python -m stacks.tools.render dev out/
+	$(VENV)/bin/python -m stacks.tools.render prod out/
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/render_bench.py

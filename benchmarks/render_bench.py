@@ -25,7 +25,7 @@ from pulumi.runtime.sync_await import _sync_await
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stacks import render  # noqa: E402
+from stacks.tools import render  # noqa: E402
 
 
 def synthetic_config(n: int) -> dict:

@@ -236,8 +236,8 @@ def stop() -> None:
 _RENDER = """
 import json, sys
 from pathlib import Path
-from stacks import charts
-from stacks.render import render
+from stacks.tools import charts
+from stacks.tools.render import render
 rendered = render(sys.argv[1], Path(sys.argv[2]))
 groups = set(json.loads(sys.argv[3]))
 releases = charts.expand(rendered).releases

@@ -23,8 +23,8 @@ REFUSED_PROVIDER_KEYS = {
     "namespace": "sets the provider's default namespace, which no object of this stack uses (each names its own); "
                  "set llmstack:namespace instead",
     "renderYamlToDirectory": "would write YAML instead of deploying, and the stack's Helm releases cannot be rendered "
-                             "that way; use `python -m stacks.render <stack> <dir>` for offline YAML",
-    "alwaysRender": "belongs to renderYamlToDirectory; use `python -m stacks.render <stack> <dir>` for offline YAML",
+                             "that way; use `python -m stacks.tools.render <stack> <dir>` for offline YAML",
+    "alwaysRender": "belongs to renderYamlToDirectory; use `python -m stacks.tools.render <stack> <dir>` for offline YAML",
     "upsertExistingObjects": "would adopt objects that already exist on the cluster, and `pulumi destroy` would then "
                              "delete them; the stack creates and owns its objects (llmstack:existingNamespace uses an "
                              "existing namespace without owning it)",

@@ -1,5 +1,5 @@
 """The connections between our objects and the charts' objects, checked over a whole expanded
-cluster (``stacks.charts.expand``): each function takes the cluster's objects and returns one
+cluster (``stacks.tools.charts.expand``): each function takes the cluster's objects and returns one
 message per broken connection (empty: connected).
 
 What operators create at run time (the Prometheus server pods, Knative's activator and Kourier

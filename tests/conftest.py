@@ -7,7 +7,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stacks import render as render_mod  # noqa: E402
+from stacks.tools import render as render_mod  # noqa: E402
 
 STACKS = ("dev", "prod")
 

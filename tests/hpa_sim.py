@@ -138,7 +138,7 @@ def burst_table(spec: dict) -> str:
 
 
 def prod_example_spec(model: str = "llama-8b") -> dict:
-    from stacks.render import render
+    from stacks.tools.render import render
 
     for obj in render("prod").of_kind("ScaledObject"):
         if obj["metadata"]["name"] == model:

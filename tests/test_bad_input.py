@@ -99,7 +99,7 @@ def test_cli_prints_the_message_without_a_traceback(tmp_path):
         "      revision: main\n      cache: {size: 40G}\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "stacks.render", "--project-dir", str(tmp_path), "broken", str(tmp_path / "out")],
+        [sys.executable, "-m", "stacks.tools.render", "--project-dir", str(tmp_path), "broken", str(tmp_path / "out")],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 1
@@ -129,7 +129,7 @@ def knative_model(**kw):
 NEW_CASES = {
     # The right cluster: the Kubernetes provider's own keys, other projects' keys.
     "provider namespace key": (stack(**{"kubernetes:namespace": "prod"}), "kubernetes:namespace", "set llmstack:namespace instead"),
-    "provider render-to-directory key": (stack(**{"kubernetes:renderYamlToDirectory": "out"}), "kubernetes:renderYamlToDirectory", "python -m stacks.render"),
+    "provider render-to-directory key": (stack(**{"kubernetes:renderYamlToDirectory": "out"}), "kubernetes:renderYamlToDirectory", "python -m stacks.tools.render"),
     "provider key typo": (stack(**{"kubernetes:contxt": "prod"}), "kubernetes:contxt", "did you mean kubernetes:context?"),
     "provider context contradicting the stack's": (
         stack(**{"kubernetes:context": "prod", "kubernetes": {"context": "staging"}}), "kubernetes:context", "contradicts llmstack:kubernetes.context 'staging'"),

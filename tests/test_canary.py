@@ -18,7 +18,7 @@ from llmstack_k8s.rules import check_all, matches as selected
 from llmstack_k8s.testing import RecordingMocks
 from llmstack_k8s.validation import ComponentArgsError
 from llmstack_k8s.vllm_pod import PORT_NAME
-from stacks import render as render_mod
+from stacks.tools import render as render_mod
 
 OTHER_REVISION = "fedcba9876543210fedcba9876543210fedcba98"
 GATEWAY = {"gatewayRef": {"name": "inference-gateway", "namespace": "gateway"}, "hostname": "llm.example.com"}

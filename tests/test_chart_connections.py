@@ -14,7 +14,7 @@ from conftest import STACKS, rendered_stack
 from test_charts import expanded
 
 import chart_connections as cc
-from stacks import charts
+from stacks.tools import charts
 
 
 def _objects(cluster: charts.Cluster) -> list[dict]:

@@ -24,8 +24,8 @@ from llmstack_k8s.multi_node_controller import LeaderWorkerSetController
 from llmstack_k8s.observability import Observability
 from llmstack_k8s.testing import RecordingMocks
 from llmstack_k8s.validation import ComponentArgsError
-from stacks import charts
-from stacks import render as render_mod
+from stacks.tools import charts
+from stacks.tools import render as render_mod
 from stacks.chart_source import installed_charts
 from test_cross_objects import render_with_config
 
@@ -345,7 +345,7 @@ def test_a_missing_package_stops_the_expansion_with_its_path(tmp_path):
 
 
 def test_render_cli_expands_a_project_whose_stack_file_names_a_relative_directory(tmp_path):
-    """``python -m stacks.render --project-dir DIR --expand-charts``: the directory is found relative
+    """``python -m stacks.tools.render --project-dir DIR --expand-charts``: the directory is found relative
     to that project (not the working directory), and cluster.yaml is written."""
     for f in ("Pulumi.yaml", "__main__.py"):
         shutil.copy(ROOT / f, tmp_path / f)
@@ -357,7 +357,7 @@ def test_render_cli_expands_a_project_whose_stack_file_names_a_relative_director
     (tmp_path / "Pulumi.airgap.yaml").write_text(yaml.safe_dump(dev))
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "stacks.render", "--project-dir", str(tmp_path), "--expand-charts", "airgap", str(out)],
+        [sys.executable, "-m", "stacks.tools.render", "--project-dir", str(tmp_path), "--expand-charts", "airgap", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
@@ -370,7 +370,7 @@ def test_render_cli_expands_a_project_whose_stack_file_names_a_relative_director
 
 
 def test_pull_commands_fetch_every_pin_from_upstream(capsys):
-    """`python -m stacks.charts pull-commands DIR` (README: Air-gapped clusters) prints one `helm pull`
+    """`python -m stacks.tools.charts pull-commands DIR` (README: Air-gapped clusters) prints one `helm pull`
     per pinned chart: its upstream repository (or OCI reference), its pinned version, into DIR."""
     import shlex
 
@@ -394,7 +394,7 @@ def test_readme_section_names_the_key_and_the_commands():
     text = (ROOT / "README.md").read_text()
     start = text.index("## Air-gapped clusters: charts from a directory or a mirror")
     section = text[start:text.index("\n## ", start + 1)]
-    for words in (".venv/bin/python -m stacks.charts pull-commands charts | sh",
+    for words in (".venv/bin/python -m stacks.tools.charts pull-commands charts | sh",
                   "pulumi config set --path charts.directory charts", "pulumi config set --path charts.mirror https://",
                   "pulumi config set --path charts.mirror oci://", "helm repo index charts --url", "helm push"):
         assert words in section, words

@@ -2,7 +2,7 @@
 offline) and the exact values the program passes; every expanded object validated.
 
 The rule for tests/fixtures/charts: a chart version pinned in components/versions.py has its
-package there (``stacks.charts.UNPACKAGED_PINS`` names the pins that cannot, and why)."""
+package there (``stacks.tools.charts.UNPACKAGED_PINS`` names the pins that cannot, and why)."""
 
 import copy
 import functools
@@ -19,8 +19,8 @@ import kubernetes_validate.utils
 
 from llmstack_k8s import versions
 from llmstack_k8s.testing import RELEASE_TYPE, Registration, Rendered
-from stacks import charts
-from stacks.render import main as render_main
+from stacks.tools import charts
+from stacks.tools.render import main as render_main
 
 
 # kubernetes-validate re-reads its schema files (the definitions are megabytes) on every object;

@@ -14,7 +14,7 @@ from llmstack_k8s.knative_serving import DATA_PLANE_NAMESPACES
 from llmstack_k8s.knative_vllm_service import DEFAULT_KNATIVE_NAMESPACES, QUEUE_PROXY_HTTP_PORT
 from llmstack_k8s.observability import DCGM_RESOURCE_NAMES_ENV, DCGM_VIRTUAL_GPUS_ENV, dashboard_queries, dashboards
 from llmstack_k8s.rules import matches, workloads
-from stacks import render as render_mod
+from stacks.tools import render as render_mod
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

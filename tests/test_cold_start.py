@@ -14,8 +14,9 @@ from llmstack_k8s.rules import awaits_cover_budgets
 from llmstack_k8s.testing import RecordingMocks
 from llmstack_k8s.versions import PAUSE_IMAGE, VLLM_IMAGE
 from llmstack_k8s.vllm_pod import STARTUP_UNKNOWN_SIZE_SECONDS, startup_budget_seconds
-from stacks import cold_start as stack_cold_start, composition, loader
-from stacks.render import stack_config_env
+from stacks import composition, loader
+from stacks.tools import cold_start_table as stack_cold_start
+from stacks.tools.render import stack_config_env
 
 REV = "0123456789abcdef0123456789abcdef01234567"
 
@@ -87,7 +88,7 @@ def test_budget_is_a_stack_output():
 
 
 def test_readme_cold_start_table_matches_prod():
-    assert stack_cold_start.main(["--check"]) == 0, "run `.venv/bin/python -m stacks.cold_start` to regenerate the README's table"
+    assert stack_cold_start.main(["--check"]) == 0, "run `.venv/bin/python -m stacks.tools.cold_start_table` to regenerate the README's table"
 
 
 @pytest.mark.parametrize("figures, expected", [

@@ -27,7 +27,7 @@ from llmstack_k8s.rules import (
     workloads,
 )
 from stacks.config import StackConfig
-from stacks.render import render
+from stacks.tools.render import render
 
 # --- what each stack declares ---------------------------------------------------------------------
 

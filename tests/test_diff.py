@@ -1,4 +1,4 @@
-"""The render diff (stacks/diff.py) on two commits of a throwaway git repository holding this
+"""The render diff (stacks/tools/diff.py) on two commits of a throwaway git repository holding this
 project, and on uncommitted changes; each side is rendered by its own code."""
 
 import re
@@ -12,7 +12,7 @@ import yaml
 
 from conftest import ROOT
 from llmstack_k8s.testing import SECRET_PLACEHOLDER
-from stacks import diff
+from stacks.tools import diff
 
 
 def git(repo, *args):
@@ -21,7 +21,7 @@ def git(repo, *args):
 
 def run_diff(repo, *args):
     return subprocess.run(
-        [sys.executable, "-m", "stacks.diff", "--repo", str(repo), *map(str, args)],
+        [sys.executable, "-m", "stacks.tools.diff", "--repo", str(repo), *map(str, args)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
 

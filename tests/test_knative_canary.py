@@ -22,7 +22,7 @@ from llmstack_k8s.model_cache import model_dir
 from llmstack_k8s.rules import check_all, knative_traffic
 from llmstack_k8s.testing import RecordingMocks
 from llmstack_k8s.validation import ComponentArgsError
-from stacks import render as render_mod
+from stacks.tools import render as render_mod
 
 OTHER_REVISION = "fedcba9876543210fedcba9876543210fedcba98"
 NEW_IMAGE = "docker.io/vllm/vllm-openai:v0.31.0"

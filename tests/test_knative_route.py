@@ -24,7 +24,7 @@ from llmstack_k8s.model_route import MODEL_NAME_HEADER, REFERENCE_GRANT_API, Mod
 from llmstack_k8s.rules import Declared, check_all, routes_reach_servers
 from llmstack_k8s.testing import RecordingMocks
 from llmstack_k8s.validation import ComponentArgsError
-from stacks import render as render_mod
+from stacks.tools import render as render_mod
 from stacks.gateway import knative_route_timeout, request_budget
 
 sys.path.insert(0, str(ROOT / "policy"))

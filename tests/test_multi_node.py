@@ -20,8 +20,8 @@ from llmstack_k8s import multi_node, rules, versions
 from llmstack_k8s.multi_node import MultiNodeVllmService
 from llmstack_k8s.rules import check_all, manifests_of, pdb_selects_one_controller
 from llmstack_k8s.validation import ComponentArgsError
-from stacks import charts
-from stacks import render as render_mod
+from stacks.tools import charts
+from stacks.tools import render as render_mod
 
 ROOT = Path(__file__).resolve().parent.parent
 H100 = {"product": "NVIDIA-H100-80GB-HBM3", "memoryGiB": 79, "perNode": 8}

@@ -3,7 +3,7 @@
 import pytest
 from schemas import chart_defaults, is_core, unknown_values_keys, validate_object
 
-from stacks.render import main as render_main
+from stacks.tools.render import main as render_main
 
 
 def test_every_object_validates(rendered):
@@ -64,7 +64,7 @@ def test_render_is_byte_for_byte_stable(tmp_path):
     from conftest import ROOT
 
     for run, seed in (("a", "1"), ("b", "2")):
-        subprocess.run([sys.executable, "-m", "stacks.render", "prod", str(tmp_path / run)], cwd=ROOT, check=True,
+        subprocess.run([sys.executable, "-m", "stacks.tools.render", "prod", str(tmp_path / run)], cwd=ROOT, check=True,
                        capture_output=True, env={**os.environ, "PYTHONHASHSEED": seed}, timeout=120)
     for name in ("manifests.yaml", "helm-releases.yaml"):
         assert (tmp_path / "a" / "prod" / name).read_bytes() == (tmp_path / "b" / "prod" / name).read_bytes()

@@ -8,7 +8,7 @@ import yaml
 from conftest import ROOT, rendered_stack
 
 from stacks import composition, loader
-from stacks.render import RecordingMocks, stack_config_env
+from stacks.tools.render import RecordingMocks, stack_config_env
 
 
 def gpus(dep):
@@ -93,7 +93,7 @@ def test_prod_deploys_only_to_its_named_context():
     (it would otherwise deploy wherever kubectl points), with it the provider gets that context."""
     import pytest
 
-    from stacks.render import run_program
+    from stacks.tools.render import run_program
 
     project, config, secrets = stack_config_env("prod")
     assert config.pop("kubernetes:context") == "prod"

@@ -133,7 +133,7 @@ def test_preview_workflow():
     assert not any("run" in s for s in jobs["comment"]["steps"])
     render_steps = jobs["render-diff"]["steps"]
     assert any(s.get("uses", "").startswith("actions/cache@") and s["with"]["path"] == ".venv" for s in render_steps)
-    assert any("python -m stacks.diff \"$BASE_SHA\" HEAD" in s.get("run", "") for s in render_steps)
+    assert any("python -m stacks.tools.diff \"$BASE_SHA\" HEAD" in s.get("run", "") for s in render_steps)
     # No secrets, no preview: a notice, and the preview job is skipped instead of failing.
     check = jobs["credentials"]["steps"][0]
     assert "::notice" in check["run"]

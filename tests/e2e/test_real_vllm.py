@@ -6,7 +6,7 @@ the Debian package ``prometheus`` provides the server. Without either the suite 
 ``LLMSTACK_SKIP_E2E=1`` skips it instead. Everything listens on 127.0.0.1 on free ports; every
 wait is bounded; the server and Prometheus are always stopped (whole process group).
 
-The vLLM container is taken exactly as ``stacks.render.render("dev")`` renders it (the
+The vLLM container is taken exactly as ``stacks.tools.render.render("dev")`` renders it (the
 Deployment labelled ``app.kubernetes.io/component: server``: command, args, env, probes). Only
 these are substituted, each because a CPU-only test machine cannot honour the rendered value:
 

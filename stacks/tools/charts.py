@@ -27,9 +27,9 @@ from typing import Any, Iterable, Optional
 import yaml
 
 from llmstack_k8s import versions
-from llmstack_k8s.helm import package_file_names
+from llmstack_k8s.helm import package_file_names, pull_command
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: The packaged upstream charts, one per pinned chart version (tests/test_charts.py keeps it so).
 PACKAGES = ROOT / "tests" / "fixtures" / "charts"
 #: Kubernetes version templates see: the oldest minor the stack supports (tests/schemas.py).
@@ -267,7 +267,7 @@ def _releases_of(rendered) -> list[Release]:
 
 
 def expand(rendered, packages: Path = PACKAGES) -> Cluster:
-    """The whole cluster of a rendered stack (``stacks.render.render(stack)``)."""
+    """The whole cluster of a rendered stack (``stacks.tools.render.render(stack)``)."""
     releases = _releases_of(rendered)
     paths = {}
     for r in releases:
@@ -330,14 +330,12 @@ def values_of(cluster: Cluster, chart: str) -> Any:
 
 def pull_commands(destination: str) -> list[str]:
     """One ``helm pull`` per pinned chart, into ``destination``: what fills a ``charts.directory``."""
-    from llmstack_k8s.helm import pull_command
-
     return [pull_command(pin, destination) for pin in pinned_charts()]
 
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] != "pull-commands":
-        print("usage: python -m stacks.charts pull-commands DIRECTORY   (prints one `helm pull` per pinned chart)",
+        print("usage: python -m stacks.tools.charts pull-commands DIRECTORY   (prints one `helm pull` per pinned chart)",
               file=sys.stderr)
         return 2
     print("\n".join(pull_commands(argv[1])))

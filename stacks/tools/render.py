@@ -1,13 +1,13 @@
 """Offline render: every Kubernetes object and Helm install a stack would create, as YAML.
 
-    python -m stacks.render dev out/
+    python -m stacks.tools.render dev out/
 
 runs ``__main__.py`` under the Pulumi Python SDK's mocks with the config of
 ``Pulumi.<stack>.yaml`` (no Pulumi CLI, no cluster) and writes
 ``out/<stack>/manifests.yaml`` (all objects) and ``out/<stack>/helm-releases.yaml``
 (chart, version, repository and values of every Helm install). Secret values are redacted.
 With ``--expand-charts`` it also writes ``out/<stack>/cluster.yaml``: our objects plus every Helm
-release rendered with its pinned chart (``stacks/charts.py``), the whole cluster in one file.
+release rendered with its pinned chart (``stacks/tools/charts.py``), the whole cluster in one file.
 Secure config values cannot be decrypted without the stack's passphrase: they render as a
 placeholder, still marked secret.
 """
@@ -37,7 +37,9 @@ from llmstack_k8s.testing import (  # noqa: F401
     to_manifest,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+from . import charts
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def stack_config_env(stack: str, root: Path = ROOT) -> tuple[str, dict[str, str], list[str]]:
@@ -133,8 +135,6 @@ def write(rendered: Rendered, out_dir: Path) -> Path:
 def write_cluster(rendered: Rendered, out_dir: Path) -> tuple[Path, int]:
     """``out/<stack>/cluster.yaml``: our objects and every Helm release expanded with its pinned
     chart, sorted, secrets redacted (what ``kubectl diff -f`` and policy tools take)."""
-    from . import charts
-
     cluster = charts.expand(rendered)
     target = out_dir / rendered.stack / "cluster.yaml"
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -150,7 +150,7 @@ def main(argv: list[str]) -> int:
         root, argv = Path(argv[1]).resolve(), argv[2:]
     if len(argv) != 2:
         print(
-            f"usage: python -m stacks.render [--project-dir DIR] [--expand-charts] STACK OUT_DIR   (stacks: {', '.join(available_stacks(root))})",
+            f"usage: python -m stacks.tools.render [--project-dir DIR] [--expand-charts] STACK OUT_DIR   (stacks: {', '.join(available_stacks(root))})",
             file=sys.stderr,
         )
         return 2
@@ -166,11 +166,9 @@ def main(argv: list[str]) -> int:
         f"{rendered.resource_count} resources registered -> {target}/"
     )
     if expand_charts:
-        from .charts import ChartExpansionError
-
         try:
             cluster_file, count = write_cluster(rendered, Path(out))
-        except ChartExpansionError as err:
+        except charts.ChartExpansionError as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
         print(f"{stack}: whole cluster with the charts expanded, {count} objects -> {cluster_file}")

@@ -1,7 +1,7 @@
 """Generate the README's config reference from stacks/config.py (one source of truth).
 
-    python -m stacks.docs          # rewrite the section in README.md
-    python -m stacks.docs --check  # exit 1 if README.md is out of date (the test suite runs this)
+    python -m stacks.tools.config_reference          # rewrite the section in README.md
+    python -m stacks.tools.config_reference --check  # exit 1 if README.md is out of date (the test suite runs this)
 """
 
 import enum
@@ -12,10 +12,10 @@ from pathlib import Path
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from .config import StackConfig
+from stacks.config import StackConfig
 
-README = Path(__file__).resolve().parent.parent / "README.md"
-BEGIN = "<!-- config-reference: generated from stacks/config.py by `python -m stacks.docs`; do not edit by hand -->"
+README = Path(__file__).resolve().parents[2] / "README.md"
+BEGIN = "<!-- config-reference: generated from stacks/config.py by `python -m stacks.tools.config_reference`; do not edit by hand -->"
 END = "<!-- /config-reference -->"
 
 
@@ -71,7 +71,7 @@ RULES = [
     "Other namespaces: `kubernetes:*` provider keys are honoured (`context`, `kubeconfig`, `cluster`, "
     "`clusterIdentifier`, `deleteUnreachable`, `skipUpdateUnreachable`, `suppress*Warnings`, "
     "`enableConfigMapMutable`, `enableSecretMutable`, `kubeClientSettings`, `helmReleaseSettings`) or refused "
-    "(`namespace`: use `llmstack:namespace`; `renderYamlToDirectory`/`alwaysRender`: use `python -m stacks.render`; "
+    "(`namespace`: use `llmstack:namespace`; `renderYamlToDirectory`/`alwaysRender`: use `python -m stacks.tools.render`; "
     "`upsertExistingObjects`; `enableServerSideApply: false`); a key under another project prefix "
     "(`llm-stack:gpuPool`) or another provider is refused. A `kubernetes:` key that contradicts "
     "`llmstack:kubernetes` is refused; `llmstack:kubernetes.requireContext: true` refuses to run without a context.",
@@ -160,7 +160,7 @@ def main(argv: list[str]) -> int:
     new = text[:start] + generate() + text[end:]
     if "--check" in argv:
         if new != text:
-            print("README.md config reference is out of date: run `python -m stacks.docs`", file=sys.stderr)
+            print("README.md config reference is out of date: run `python -m stacks.tools.config_reference`", file=sys.stderr)
             return 1
         return 0
     README.write_text(new)

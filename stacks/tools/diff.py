@@ -1,11 +1,11 @@
 """Render diff: what a change does to every stack's Kubernetes objects and Helm releases.
 
-    python -m stacks.diff main                 # main vs the working tree (uncommitted changes too)
-    python -m stacks.diff HEAD~3 HEAD          # two commits
-    python -m stacks.diff BASE HEAD --output-dir out/diff --junit junit.xml   # what the PR workflow runs
+    python -m stacks.tools.diff main                 # main vs the working tree (uncommitted changes too)
+    python -m stacks.tools.diff HEAD~3 HEAD          # two commits
+    python -m stacks.tools.diff BASE HEAD --output-dir out/diff --junit junit.xml   # what the PR workflow runs
 
 Each side is exported from git into a temporary directory and rendered offline by *its own*
-code (``python -m stacks.render``, no Pulumi CLI, no cluster); objects are compared by
+code (its ``stacks.tools.render``, or ``stacks.render`` before the tools had a folder; no Pulumi CLI, no cluster); objects are compared by
 (apiVersion, kind, namespace, name) and Helm releases by (namespace, name). The report is
 markdown, per stack: a summary table, the added/changed/removed objects (with the fields that
 changed), then a unified YAML diff per object in a collapsible block. Secret values are redacted.
@@ -30,7 +30,7 @@ import yaml
 
 from llmstack_k8s.checks import is_credential_name
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: First line of every stack's report: the PR workflow updates the comment that starts with it.
 MARKER = "<!-- llmstack-render-diff:{stack} -->"
 #: GitHub refuses comments over 65,536 characters; leave room for the header and the test summary.
@@ -75,6 +75,12 @@ def stack_names(root: Path) -> list[str]:
     return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
 
 
+def render_module(root: Path) -> str:
+    """The offline renderer of a tree: ``stacks.tools.render``, or ``stacks.render`` in a commit
+    from before the developer tools moved into stacks/tools/."""
+    return "stacks.tools.render" if (root / "stacks" / "tools" / "render.py").exists() else "stacks.render"
+
+
 def render(side: Side, stack: str, out: Path) -> tuple[Optional[list[dict]], Optional[list[dict]], str]:
     """(objects, helm releases, error) of one stack rendered by the side's own code."""
     env = dict(os.environ)
@@ -87,7 +93,7 @@ def render(side: Side, stack: str, out: Path) -> tuple[Optional[list[dict]], Opt
     env["PYTHONPATH"] = os.pathsep.join([str(shim), str(side.root)])
     env.pop("PULUMI_CONFIG", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "stacks.render", stack, str(out)],
+        [sys.executable, "-m", render_module(side.root), stack, str(out)],
         cwd=side.root, env=env, capture_output=True, text=True, timeout=600,
     )
     if proc.returncode != 0:
@@ -282,7 +288,7 @@ def stack_report(stack: str, base: Side, head: Side, base_r, head_r, tests: str 
         details.append(block)
     if omitted:
         details.append(f"\n{omitted} diff(s) left out to fit a comment: run "
-                       f"`python -m stacks.diff {base.label} {head.label}` for all.\n")
+                       f"`python -m stacks.tools.diff {base.label} {head.label}` for all.\n")
     return body + "".join(details) + tail
 
 
@@ -325,7 +331,7 @@ def run(repo: Path, base_ref: str, head_ref: Optional[str], stacks: Optional[lis
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m stacks.diff", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m stacks.tools.diff", description=__doc__.split("\n\n")[0])
     parser.add_argument("base", help="git ref of the base (e.g. main, HEAD~1, a SHA)")
     parser.add_argument("head", nargs="?", help="git ref of the head (default: the working tree as it is)")
     parser.add_argument("--stack", action="append", help="only this stack (repeatable; default: every Pulumi.<stack>.yaml)")
