@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pulumi
 
-from stacks import composition, loader
+from stacks.compose import stack
+from stacks.config import loader
 
 # The project directory (beside Pulumi.yaml) anchors relative paths in the stack file.
 config = loader.load(pulumi.get_project(), pulumi.get_stack(), Path(__file__).resolve().parent)
-for key, value in composition.build(config).items():
+for key, value in stack.build(config).items():
     pulumi.export(key, value)

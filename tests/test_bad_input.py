@@ -9,7 +9,7 @@ import sys
 import pytest
 from conftest import ROOT, assert_refused, render_with
 
-from stacks.loader import StackConfigError
+from stacks.config.loader import StackConfigError
 
 GOOD_MODEL = {
     "name": "llama-8b",

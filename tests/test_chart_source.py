@@ -26,7 +26,7 @@ from llmstack_k8s.testing import RecordingMocks
 from llmstack_k8s.validation import ComponentArgsError
 from stacks.tools import charts
 from stacks.tools import render as render_mod
-from stacks.chart_source import installed_charts
+from stacks.config.chart_source import installed_charts
 from test_cross_objects import render_with_config
 
 FIXTURES = ROOT / "tests" / "fixtures" / "charts"

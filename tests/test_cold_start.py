@@ -14,7 +14,8 @@ from llmstack_k8s.rules import awaits_cover_budgets
 from llmstack_k8s.testing import RecordingMocks
 from llmstack_k8s.versions import PAUSE_IMAGE, VLLM_IMAGE
 from llmstack_k8s.vllm_pod import STARTUP_UNKNOWN_SIZE_SECONDS, startup_budget_seconds
-from stacks import composition, loader
+from stacks.compose import stack as composition
+from stacks.config import loader
 from stacks.tools import cold_start_table as stack_cold_start
 from stacks.tools.render import stack_config_env
 

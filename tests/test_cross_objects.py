@@ -79,7 +79,7 @@ def declared_for(cfg: StackConfig) -> Declared:
 
 def render_with_config(render):
     """Run ``render()`` and return (its result, the StackConfig the program built the stack from)."""
-    from stacks import composition
+    from stacks.compose import stack as composition
 
     seen = []
     build = composition.build

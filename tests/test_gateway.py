@@ -16,7 +16,7 @@ from llmstack_k8s.rules.network import admits
 from llmstack_k8s.testing import RecordingMocks
 from llmstack_k8s.validation import ComponentArgsError
 from llmstack_k8s.vllm_pod import HTTP_PORT
-from stacks.gateway import request_budget
+from stacks.config.gateway import request_budget
 
 
 def objects(manifests, kind):

@@ -16,7 +16,7 @@ from llmstack_k8s import metrics
 from llmstack_k8s.gpu_autoscaling import AutoscalingMetric, validate_workload
 from llmstack_k8s.cold_start import DEFAULT_SCHEDULING_SECONDS, cold_start_budget
 from llmstack_k8s.vllm_pod import startup_budget_seconds
-from stacks.loader import StackConfigError
+from stacks.config.loader import StackConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"

@@ -12,7 +12,7 @@ from schemas import chart_defaults, unknown_values_keys, validate_object
 from llmstack_k8s import gpu_node_pool as gp
 from llmstack_k8s import versions
 from llmstack_k8s.gpu_node_pool import GpuNodePool
-from stacks.loader import StackConfigError
+from stacks.config.loader import StackConfigError
 from llmstack_k8s.testing import RELEASE_TYPE, RecordingMocks, to_manifest
 
 

@@ -189,7 +189,7 @@ def test_network_policy_admits_knative_data_plane_and_prometheus_only():
 def test_namespaces_key_says_what_install_true_admits():
     """The README's knative.namespaces row tells what the policy above admits with install: true
     (the installed data plane, plus what is listed), not only the default for an existing Knative."""
-    from stacks.knative import KnativeConfig
+    from stacks.config.knative import KnativeConfig
 
     described = KnativeConfig.model_fields["namespaces"].description
     assert f"With install true: {', '.join(DATA_PLANE_NAMESPACES)}" in described

@@ -25,7 +25,7 @@ from llmstack_k8s.rules import Declared, check_all, routes_reach_servers
 from llmstack_k8s.testing import RecordingMocks
 from llmstack_k8s.validation import ComponentArgsError
 from stacks.tools import render as render_mod
-from stacks.gateway import knative_route_timeout, request_budget
+from stacks.config.gateway import knative_route_timeout, request_budget
 
 sys.path.insert(0, str(ROOT / "policy"))
 import llmstack_policy as pack  # noqa: E402

@@ -32,7 +32,7 @@ BIG = {
     "cache": {"size": "1600Gi"}, "resources": {"cpu": "32", "memory": "512Gi"},
 }
 WHERE = "llmstack:models[0] (name: llama-405b)"
-POOL_WHERE = "models[0] (name: llama-405b)"  # the pool's fit check words the model so (stacks/gpu_pool.py)
+POOL_WHERE = "models[0] (name: llama-405b)"  # the pool's fit check words the model so (stacks/config/gpu_pool.py)
 
 
 def stack(**model_over) -> dict:
@@ -218,7 +218,7 @@ def test_lws_waits_on_the_controller_install(monkeypatch):
     """LWS objects are refused until the controller's webhook answers: the server depends on the
     install (Helm --wait holds the release until the controller is ready)."""
     from llmstack_k8s.multi_node_controller import LeaderWorkerSetController
-    from stacks import composition
+    from stacks.compose import deployment as composition
 
     seen = []
 
@@ -393,7 +393,7 @@ def _prod_with_example(deadline=None):
 def test_prod_example_says_the_download_deadline_it_needs_and_preview_agrees():
     text = (ROOT / "Pulumi.prod.yaml").read_text()
     stated = int(re.search(r"downloadDeadlineSeconds >= (\d+)", text).group(1))
-    from stacks.loader import StackConfigError
+    from stacks.config.loader import StackConfigError
     with pytest.raises(StackConfigError) as err:
         render_mod.run_program(*_prod_with_example())
     need = int(re.search(r"raise downloadDeadlineSeconds to at least (\d+)", str(err.value)).group(1))

@@ -181,7 +181,7 @@ def test_refused(case):
 
 
 def test_plain_text_keys_are_refused():
-    from stacks.loader import StackConfigError
+    from stacks.config.loader import StackConfigError
 
     mocks = RecordingMocks()
     with pytest.raises(StackConfigError) as err:

@@ -8,7 +8,7 @@ import yaml
 from conftest import ROOT
 
 from stacks.config import StackConfig
-from stacks.loader import SECRET_KEYS
+from stacks.config.loader import SECRET_KEYS
 
 FIXTURE = ROOT / "tests" / "fixtures" / "pulumi" / "project.schema.json"
 

@@ -7,7 +7,8 @@ import pulumi
 import yaml
 from conftest import ROOT, rendered_stack
 
-from stacks import composition, loader
+from stacks.compose import stack as composition
+from stacks.config import loader
 from stacks.tools.render import RecordingMocks, stack_config_env
 
 

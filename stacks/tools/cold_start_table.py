@@ -7,10 +7,9 @@ stated figures (``coldStart``).
 
 import re
 import sys
-from pathlib import Path
 
 from stacks.config import StackConfig
-from stacks.loader import load
+from stacks.config.loader import load
 from stacks.tools.render import ROOT, config_env, stack_config_env
 
 README = ROOT / "README.md"

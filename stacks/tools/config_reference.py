@@ -1,4 +1,4 @@
-"""Generate the README's config reference from stacks/config.py (one source of truth).
+"""Generate the README's config reference from the stack file's models, stacks/config/ (one source of truth).
 
     python -m stacks.tools.config_reference          # rewrite the section in README.md
     python -m stacks.tools.config_reference --check  # exit 1 if README.md is out of date (the test suite runs this)
@@ -15,7 +15,7 @@ from pydantic_core import PydanticUndefined
 from stacks.config import StackConfig
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-BEGIN = "<!-- config-reference: generated from stacks/config.py by `python -m stacks.tools.config_reference`; do not edit by hand -->"
+BEGIN = "<!-- config-reference: generated from stacks/config/ by `python -m stacks.tools.config_reference`; do not edit by hand -->"
 END = "<!-- /config-reference -->"
 
 

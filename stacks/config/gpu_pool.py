@@ -261,7 +261,7 @@ class _ModelLike(Protocol):
 def fit_weights(m: _ModelLike) -> Optional[tuple[float, str, str]]:
     """(GiB of weights in GPU memory, the key that states them, how) for the fit check: weightsGiB,
     else an estimate from parametersBillions, else the catalog's architecture (one source:
-    ``stacks.engine.weights_estimate``); None when nothing tells the size."""
+    ``engine.weights_estimate``); None when nothing tells the size."""
     weights = weights_estimate(m)
     if weights is None:
         return None
@@ -290,7 +290,7 @@ def check_models_fit(pool: GpuPoolConfig, models: list[_ModelLike]) -> None:
             pipeline_parallel_size=m.pipeline_parallel_size,
             gpu_memory_utilization=m.gpu_memory_utilization,
             weights_gib=weights[0] if weights else None,
-            # multi-node: a replica beyond one node is a LeaderWorkerSet group of whole nodes (stacks/multi_node.py)
+            # multi-node: a replica beyond one node is a LeaderWorkerSet group of whole nodes (multi_node.py)
             multi_node=pool.gpu is not None and m.gpus_per_replica > pool.gpu.per_node,
         )
         if not problems:

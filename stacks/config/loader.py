@@ -14,10 +14,10 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 from pydantic import ValidationError
 
+from . import StackConfig
 from .base import ConfigProblem
 from .chart_source import PROJECT_DIR_CONTEXT
 from .cluster import HONOURED_PROVIDER_KEYS, REFUSED_PROVIDER_KEYS, SATISFIED_PROVIDER_KEYS
-from .config import StackConfig
 from .messages import siblings_at, unknown_key, words
 
 #: Keys whose values must be Pulumi secrets (``secure:`` in the stack file).

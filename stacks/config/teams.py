@@ -7,7 +7,6 @@ from typing import Optional
 
 from pydantic import Field
 
-from llmstack_k8s.gpu_node_pool import gpu_resource_name
 from llmstack_k8s.team import Footprint, quota_problems
 
 from .base import ConfigProblem, StackModel as _Model
@@ -112,7 +111,3 @@ def check_teams(cfg) -> None:
                 + "; raise the quota or lower maxReplicas / maxSurge / the models' resources",
             )
 
-
-def gpu_resource(cfg) -> str:
-    """The resource name the quota counts GPUs in: the pool's (renamed for shared GPUs)."""
-    return gpu_resource_name(cfg.gpu_pool.sharing.args())

@@ -23,34 +23,12 @@ from .gateway import ModelRouteConfig
 from .lora import LoraAdapterConfig, lora_gib, lora_problem
 from .multi_node import MultiNodeConfig
 from .object_storage import model_source_problem
+from .pinning import UNPINNED_REVISIONS, image_problem, pinned_revision  # noqa: F401
 from .quantities import DNS_LABEL, TTFT_MAX_SECONDS, Cpu, Size, size_gib, ttft_unit_message
 from .secrets import env_problem
 
-# Flags the stack sets itself (every spelling, from the pinned vLLM's flag table; see stacks/engine.py).
+# Flags the stack sets itself (every spelling, from the pinned vLLM's flag table; see engine.py).
 MANAGED_FLAGS = frozenset(o for f in load_table().flags.values() if f.dest in managed_dests() for o in f.options)
-UNPINNED_REVISIONS = {"", "main", "master", "latest", "head"}
-_COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
-#: Image tags that move: the same tag serves different images over time.
-MOVING_IMAGE_TAGS = {"latest", "nightly", "main", "master", "dev", "edge", "head", "stable", "release", "rc"}
-
-
-def _pinned_revision(v: str) -> str:
-    """Only a full commit SHA names fixed weights: branches, tags and PR refs can all move."""
-    r = v.strip()
-    if _COMMIT_SHA.match(r):
-        return r
-    fix = "pin the full 40-character commit SHA (the model's History page on the Hub)"
-    if r.lower() in UNPINNED_REVISIONS or r.startswith("refs/heads/"):
-        raise ValueError(f"revision {v!r} is a moving branch; {fix}")
-    if re.match(r"^refs/pr/[0-9]+$", r):
-        raise ValueError(f"revision {v!r} is a pull-request ref, which moves with every push to it; {fix}")
-    if re.match(r"^[0-9a-fA-F]{40}$", r):
-        raise ValueError(f"revision {v!r} has upper-case letters; write the commit SHA in lower case")
-    if re.match(r"^[0-9a-f]{7,39}$", r):
-        raise ValueError(f"revision {v!r} is an abbreviated commit SHA; {fix}")
-    raise ValueError(f"revision {v!r} is a branch or tag name, which can be moved to other weights; {fix}")
-
-
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -65,19 +43,6 @@ def _model_source(v: str) -> str:
         raise ValueError(f"{v!r} must be a Hugging Face repository id, org/name (e.g. meta-llama/Llama-3.1-8B-Instruct), "
                          "or object storage: s3://bucket/prefix/ or gs://bucket/prefix/")
     return v
-
-
-def image_problem(image: str) -> Optional[str]:
-    """Why an image reference is not pinned, or None (a digest, or a version tag)."""
-    if "@sha256:" in image:
-        return None
-    last = image.rsplit("/", 1)[-1]
-    if ":" not in last:
-        return f"image {image!r} has no tag, so it means :latest; give a version tag or a digest"
-    tag = last.rsplit(":", 1)[1]
-    if tag.lower() in MOVING_IMAGE_TAGS or tag.lower().startswith(("nightly", "latest")):
-        return f"image {image!r} is not pinned: tag {tag!r} moves to new builds; give a version tag (e.g. v0.11.0) or a digest"
-    return None
 
 
 #: Throughput assumed for a Hugging Face download from a cluster when checking the deadline:
@@ -98,13 +63,6 @@ class CacheDefaults(_Model):
         DEFAULT_DOWNLOAD_MIBPS, gt=0, alias="downloadMiBps",
         description="Download throughput assumed when checking downloadDeadlineSeconds (MiB/s; measure yours).",
     )
-
-
-class NetworkConfig(_Model):
-    """Who may reach the vLLM servers."""
-
-    client_namespaces: list[str] = Field(default_factory=list, description="Namespaces allowed to call the API.")
-    monitoring_namespaces: list[str] = Field(default_factory=lambda: ["monitoring"], description="Namespaces allowed to scrape /metrics.")
 
 
 class ModelCacheConfig(_Model):
@@ -141,7 +99,7 @@ class CanaryConfig(_Model):
 
     weight: int = Field(ge=1, le=99, description="Percent of the model's requests the canary gets (1-99); the stable variant gets the rest.")
     replicas: int = Field(1, ge=1, le=64, description="Replicas of the canary (always on; not autoscaled).")
-    revision: Optional[Annotated[str, AfterValidator(_pinned_revision)]] = Field(None, description="Commit SHA of the canary's weights (default: the model's); another revision gets its own cache volume.")
+    revision: Optional[Annotated[str, AfterValidator(pinned_revision)]] = Field(None, description="Commit SHA of the canary's weights (default: the model's); another revision gets its own cache volume.")
     image: Optional[str] = Field(None, description="vLLM image of the canary, pinned tag or digest (default: the model's).")
     extra_args: Optional[list[str]] = Field(None, description="vLLM flags of the canary, replacing the model's extraArgs (default: the model's).")
 
@@ -151,7 +109,7 @@ class ModelConfig(_Model):
 
     name: str = Field(pattern=DNS_LABEL, max_length=40, description="Short DNS-label name; prefixes every object of this model.")
     model: Annotated[str, AfterValidator(_model_source)] = Field(description="Hugging Face repository id (org/name), or object storage: s3://bucket/prefix/ or gs://bucket/prefix/ (streamed by the Run:ai model streamer; settings under objectStorage).")
-    revision: Optional[Annotated[str, AfterValidator(_pinned_revision)]] = Field(None, description="Full 40-character commit SHA of the weights to serve (required for a Hub model; none for object storage); branches, tags and refs/pr/N move and are refused.")
+    revision: Optional[Annotated[str, AfterValidator(pinned_revision)]] = Field(None, description="Full 40-character commit SHA of the weights to serve (required for a Hub model; none for object storage); branches, tags and refs/pr/N move and are refused.")
     served_model_name: Optional[str] = Field(None, description="Name clients send as `model` (default: the model id).")
     gated: bool = Field(False, description="The repository needs a Hugging Face token (set huggingfaceToken as a secret).")
     replicas: int = Field(1, ge=1, le=64, description="Always-on replicas.")
@@ -244,7 +202,7 @@ class ModelConfig(_Model):
         # A replica removed sooner than a new one takes to come back (node, image, load) makes the model flap.
         return a.cooldown_seconds if a.cooldown_seconds is not None else default_cooldown_seconds(self.cold_start_budget.total_seconds)
 
-    # --- knative ---
+    # serving: knative
     @property
     def knative_scaling(self) -> KnativeModelConfig:
         """Effective Knative settings (defaults filled in); only meaningful with serving: knative."""
@@ -291,7 +249,6 @@ class ModelConfig(_Model):
                 "the first request after scaling to zero would time out while the model loads"
             )
         return self
-    # --- end knative ---
 
     @model_validator(mode="after")
     def _autoscaling_consistent(self):
@@ -382,7 +339,7 @@ class ModelConfig(_Model):
     @property
     def weights_estimate(self) -> Optional[tuple[float, str]]:
         """(GiB of the weights, how that is known) from weightsGiB, else parametersBillions, else the
-        catalog (``stacks.engine.weights_estimate``, the fit check's source too); None if unknown."""
+        catalog (``engine.weights_estimate``, the fit check's source too); None if unknown."""
         weights = engine_weights_estimate(self)
         return None if weights is None else weights[:2]
 

@@ -8,7 +8,14 @@ from pydantic.alias_generators import to_camel
 
 from llmstack_k8s import knative_vllm_service as knative
 from llmstack_k8s.knative_serving import DATA_PLANE_NAMESPACES as INSTALLED_DATA_PLANE_NAMESPACES
-from llmstack_k8s.knative_serving import LOCAL_GATEWAY_PORT, LOCAL_GATEWAY_SERVICE, RELEASE_KOURIER_NAMESPACE, SERVING_NAMESPACE
+from llmstack_k8s.knative_serving import (
+    DEFAULT_MAX_REVISION_TIMEOUT_SECONDS,
+    LOCAL_GATEWAY_PORT,
+    LOCAL_GATEWAY_SERVICE,
+    RELEASE_KOURIER_NAMESPACE,
+    SERVING_NAMESPACE,
+)
+from llmstack_k8s.model_cache import AccessMode
 
 from .base import StackModel as _Model
 from .quantities import Duration, dns_label
@@ -107,10 +114,56 @@ class KnativeConfig(_Model):
 
     @property
     def effective_max_revision_timeout(self) -> int:
-        from llmstack_k8s.knative_serving import DEFAULT_MAX_REVISION_TIMEOUT_SECONDS
-
         return DEFAULT_MAX_REVISION_TIMEOUT_SECONDS if self.install else self.max_revision_timeout_seconds
 
     @property
     def effective_allow_zero_initial_scale(self) -> bool:
         return True if self.install else self.allow_zero_initial_scale
+
+
+def knative_pod_features(cfg) -> set[str]:
+    """config-features flags the vLLM pod needs, given the GPU pool's placement settings."""
+    needed = knative.pod_features(None)
+    pool = cfg.gpu_pool
+    if not getattr(pool, "taints", True):  # untainted GPU nodes: no tolerations
+        needed.discard(knative.FIELD_FEATURES["tolerations"])
+    if getattr(pool, "node_selector", None):
+        needed.add(knative.FIELD_FEATURES["nodeSelector"])
+    if getattr(pool, "runtime_class", None) is not None:
+        needed.add(knative.FIELD_FEATURES["runtimeClassName"])
+    if getattr(pool, "priority_class", None) is not None:
+        needed.add(knative.FIELD_FEATURES["priorityClassName"])
+    return needed
+
+
+def check_knative_models(cfg) -> None:
+    """Every model with serving: knative runs on the stack's Knative (timeouts, initial scale, volume
+    access, the config-features flags an existing Knative has enabled)."""
+    kn = cfg.knative
+    for i, m in enumerate(cfg.models):
+        if m.serving != ServingMode.KNATIVE:
+            continue
+        where = f"models[{i}] (name: {m.name}).knative"
+        k = m.knative_scaling
+        if k.request_timeout_seconds > kn.effective_max_revision_timeout:
+            raise ValueError(
+                f"{where}.requestTimeoutSeconds is {k.request_timeout_seconds} (default: cold start + 600) but "
+                f"Knative allows at most {kn.effective_max_revision_timeout} (knative.maxRevisionTimeoutSeconds); "
+                "raise max-revision-timeout-seconds in Knative's config-defaults and say so here, or lower the timeout"
+            )
+        if k.initial_scale == 0 and not kn.effective_allow_zero_initial_scale:
+            raise ValueError(
+                f"{where}.initialScale is 0 but knative.allowZeroInitialScale is false: Knative refuses it unless "
+                "config-autoscaler allow-zero-initial-scale is true"
+            )
+        mode = m.cache.access_mode or cfg.cache.access_mode if m.cache else None  # object storage: no volume
+        if mode == AccessMode.READ_WRITE_ONCE and k.max_scale > 1:
+            raise ValueError(f"{where}.maxScale is {k.max_scale} but the cache accessMode is ReadWriteOnce; use ReadWriteMany or maxScale 1")
+        if not kn.install:
+            missing = sorted(knative_pod_features(cfg) - set(kn.features))
+            if missing:
+                raise ValueError(
+                    f"model {m.name!r} is served by Knative, whose vLLM pod needs config-features flags that "
+                    f"knative.features does not list as enabled: {', '.join(missing)}; enable them in the "
+                    "knative-serving/config-features ConfigMap and list them here, or set knative.install: true"
+                )

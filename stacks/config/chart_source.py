@@ -19,9 +19,11 @@ from llmstack_k8s.gpu_node_pool import GpuInstall
 from llmstack_k8s.helm import MIRROR, describe_pin, find_package, package_file_names, pull_command
 
 from .base import ConfigProblem, StackModel as _Model
+from .knative import ServingMode
+from .multi_node import is_multi_node
 
 #: The project directory when the loader names none: the stack program sits beside Pulumi.yaml.
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]
 #: Validation context key of the project directory (``StackConfig.model_validate(..., context=...)``).
 PROJECT_DIR_CONTEXT = "project_dir"
 
@@ -79,9 +81,6 @@ class ChartsConfig(_Model):
 
 def installed_charts(cfg) -> list[tuple[versions.Chart, str]]:
     """(pin, the stack key that installs it) of every chart this stack's composition installs."""
-    from .knative import ServingMode
-    from .multi_node import is_multi_node
-
     out: list[tuple[versions.Chart, str]] = []
     pool = cfg.gpu_pool
     if pool.install == GpuInstall.DEVICE_PLUGIN:

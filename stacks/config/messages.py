@@ -3,6 +3,7 @@ known secret key is for. The loader prints these after ``Pulumi.<stack>.yaml: ll
 
 import difflib
 import re
+import typing
 from typing import Any
 
 from pydantic import BaseModel
@@ -57,8 +58,6 @@ def key_index(root: type[BaseModel]) -> dict[str, list[str]]:
 
 
 def _submodels(annotation, is_list: bool = False) -> list[tuple[type[BaseModel], bool]]:
-    import typing
-
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [(annotation, is_list)]
     origin = typing.get_origin(annotation)

@@ -112,18 +112,3 @@ def check_multi_node(cfg) -> None:
                 f"sets every stage's KV cache; use {' or '.join(map(str, fits)) or 'a divisor of the layers'} stages, "
                 "or set extraEnv.VLLM_PP_LAYER_PARTITION to the layers per stage"))
 
-
-def multi_node_args(cfg, m, server_args: dict) -> dict:
-    """``MultiNodeVllmServiceArgs`` from the args the stack gives a VllmService (same engine, cache,
-    key, network, figures): the one-pod-only keys dropped, the group's own added."""
-    from llmstack_k8s.multi_node import MultiNodeVllmServiceArgs
-
-    args = {k: v for k, v in server_args.items() if k in MultiNodeVllmServiceArgs.__annotations__}
-    rollout = server_args.get("rollout") or {}
-    args.update(gpus_per_node=gpus_per_node(cfg), max_surge=rollout.get("max_surge", 0),
-                max_unavailable=rollout.get("max_unavailable", 1))
-    mn = m.multi_node or MultiNodeConfig()
-    args["group_topology_key"] = mn.group_topology_key
-    if mn.rdma is not None:
-        args["rdma"] = {"resource_name": mn.rdma.resource_name, "per_pod": mn.rdma.per_pod}
-    return args

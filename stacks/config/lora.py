@@ -5,15 +5,12 @@ from typing import Annotated, Optional
 from pydantic import AfterValidator, Field
 
 from llmstack_k8s.inference_objective import PRIORITY_RANGE
-from llmstack_k8s.vllm_pod import LORA_RANKS
+from llmstack_k8s.lora import lora_slots_gib_of
+from llmstack_k8s.vllm_pod import LORA_RANKS, lora_rank_slot
 
 from .base import StackModel as _Model
-
-
-def _pinned(v: str) -> str:
-    from .models import _pinned_revision  # the same rule as the base weights' revision
-
-    return _pinned_revision(v)
+from .engine import architecture_of
+from .pinning import pinned_revision  # the same rule as the base weights' revision
 
 
 class LoraAdapterConfig(_Model):
@@ -21,7 +18,7 @@ class LoraAdapterConfig(_Model):
 
     name: str = Field(pattern=r"^[A-Za-z0-9][\w.:-]*$", max_length=128, description="Name clients send as `model` to get the adapter; unique across the stack's served names.")
     model: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$", description="Hugging Face repository id of the adapter (org/name); trained on this model's base weights.")
-    revision: Annotated[str, AfterValidator(_pinned)] = Field(description="Full 40-character commit SHA of the adapter.")
+    revision: Annotated[str, AfterValidator(pinned_revision)] = Field(description="Full 40-character commit SHA of the adapter.")
     rank: int = Field(ge=1, le=LORA_RANKS[-1], description="The adapter's LoRA rank r (`r` in its adapter_config.json); the largest one sets --max-lora-rank.")
     gated: bool = Field(False, description="The adapter's repository needs the Hugging Face token (huggingfaceToken).")
     priority: Optional[int] = Field(None, ge=PRIORITY_RANGE[0], le=PRIORITY_RANGE[1], description="Priority of this adapter's requests in the model's InferencePool (an InferenceObjective; see route.priority).")
@@ -48,11 +45,6 @@ def lora_problem(model) -> tuple[str, str] | None:
 def lora_gib(model) -> tuple[float, str] | None:
     """(GiB vLLM reserves for the model's LoRA slots, how that is known) for the fit check; (0, "")
     without adapters; None when neither loraMemoryGiB nor the model's shape (the catalog) tells it."""
-    from llmstack_k8s.lora import lora_slots_gib_of
-    from llmstack_k8s.vllm_pod import lora_rank_slot
-
-    from .engine import architecture_of
-
     if not model.lora_adapters:
         return 0.0, ""
     if model.lora_memory_gib is not None:

@@ -2,15 +2,23 @@
 
 Keys are camelCase under the project's namespace (``llmstack:models``). Unknown keys are
 refused, so a typo ends in an error naming the key instead of a silently ignored setting.
-The keys of each feature live in their own module (models, autoscaling, knative, observability,
-gpu_pool, cluster); this one holds the whole file and the checks that span features.
+This module holds the whole file (``StackConfig``) and the checks that span features; the keys
+of each feature live in a module of their own beside it:
+
+- ``models``: one entry of ``models`` (cache, resources, rollout, canary), with ``engine`` (vLLM
+  flags, architecture), ``lora``, ``pinning`` (revisions, images) and ``secrets`` (``extraEnv``)
+- ``gpu_pool`` (and ``mig_profiles``), ``multi_node``, ``autoscaling`` (and ``warm``),
+  ``knative``, ``gateway``, ``observability``, ``teams``, ``object_storage``, ``cold_start``,
+  ``chart_source``, ``cluster`` (provider keys, namespaces, network)
+- ``base`` (the model every key model derives from), ``quantities`` (sizes, CPU, durations)
+- ``loader``: reads the stack's config from Pulumi (the only module of the program that does) and
+  words every refusal with ``messages``
 """
 
 from typing import Optional
 
 from pydantic import Field, model_validator
 
-from llmstack_k8s import knative_vllm_service as knative  # knative
 from llmstack_k8s.gpu_node_pool import DEVICE_PLUGIN_NAMESPACE, GPU_OPERATOR_NAMESPACE, GpuInstall
 from llmstack_k8s.knative_serving import DEFAULT_OPERATOR_NAMESPACE as KNATIVE_OPERATOR_NAMESPACE, SERVING_NAMESPACE as KNATIVE_SERVING_NAMESPACE
 from llmstack_k8s.model_cache import AccessMode
@@ -24,13 +32,13 @@ from .cluster import RESERVED_NAMESPACES, SYSTEM_NAMESPACES, DnsLabel, Kubernete
 from .gateway import GatewayConfig, exposure_problem
 from .gpu_pool import GpuPoolConfig, check_karpenter_floor, check_models_fit
 from .multi_node import LeaderWorkerSetConfig, check_multi_node, is_multi_node
-from .knative import KnativeConfig, KnativeModelConfig, ServingMode  # noqa: F401
+from .knative import KnativeConfig, KnativeModelConfig, ServingMode, check_knative_models  # noqa: F401
 from .object_storage import ObjectStorageConfig, check_stack as check_object_storage
 from .models import DOWNLOAD_START_SECONDS, MANAGED_FLAGS, UNPINNED_REVISIONS, CacheDefaults, ModelCacheConfig, ModelConfig, ResourcesConfig, RolloutConfig  # noqa: F401
 from .observability import AlertsConfig, ObservabilityConfig, PrometheusConfig  # noqa: F401
 from .quantities import DNS_LABEL, Cpu, Duration, Size  # noqa: F401
 
-# Re-exported: importers of stacks.config keep working after the split per feature.
+# Re-exported: the feature modules' models, importable from stacks.config.
 __all__ = [
     "AUTOSCALING_DEFAULT_TARGETS", "AUTOSCALING_MIN_COOLDOWN", "AlertsConfig", "AutoscalingConfig", "CacheDefaults", "ChartsConfig",
     "Cpu", "DNS_LABEL", "Duration", "GpuPoolConfig", "KnativeConfig", "KnativeModelConfig", "KubernetesConfig",
@@ -122,53 +130,10 @@ class StackConfig(_Model):
             models.append(m)
         return {**data, "models": models}
 
-    # --- knative ---
-    def knative_pod_features(self) -> set[str]:
-        """config-features flags the vLLM pod needs, given the GPU pool's placement settings."""
-        needed = knative.pod_features(None)
-        pool = self.gpu_pool
-        if not getattr(pool, "taints", True):  # untainted GPU nodes: no tolerations
-            needed.discard(knative.FIELD_FEATURES["tolerations"])
-        if getattr(pool, "node_selector", None):
-            needed.add(knative.FIELD_FEATURES["nodeSelector"])
-        if getattr(pool, "runtime_class", None) is not None:
-            needed.add(knative.FIELD_FEATURES["runtimeClassName"])
-        if getattr(pool, "priority_class", None) is not None:
-            needed.add(knative.FIELD_FEATURES["priorityClassName"])
-        return needed
-
     @model_validator(mode="after")
     def _knative_runnable(self):
-        kn = self.knative
-        for i, m in enumerate(self.models):
-            if m.serving != ServingMode.KNATIVE:
-                continue
-            where = f"models[{i}] (name: {m.name}).knative"
-            k = m.knative_scaling
-            if k.request_timeout_seconds > kn.effective_max_revision_timeout:
-                raise ValueError(
-                    f"{where}.requestTimeoutSeconds is {k.request_timeout_seconds} (default: cold start + 600) but "
-                    f"Knative allows at most {kn.effective_max_revision_timeout} (knative.maxRevisionTimeoutSeconds); "
-                    "raise max-revision-timeout-seconds in Knative's config-defaults and say so here, or lower the timeout"
-                )
-            if k.initial_scale == 0 and not kn.effective_allow_zero_initial_scale:
-                raise ValueError(
-                    f"{where}.initialScale is 0 but knative.allowZeroInitialScale is false: Knative refuses it unless "
-                    "config-autoscaler allow-zero-initial-scale is true"
-                )
-            mode = m.cache.access_mode or self.cache.access_mode if m.cache else None  # object storage: no volume
-            if mode == AccessMode.READ_WRITE_ONCE and k.max_scale > 1:
-                raise ValueError(f"{where}.maxScale is {k.max_scale} but the cache accessMode is ReadWriteOnce; use ReadWriteMany or maxScale 1")
-            if not kn.install:
-                missing = sorted(self.knative_pod_features() - set(kn.features))
-                if missing:
-                    raise ValueError(
-                        f"model {m.name!r} is served by Knative, whose vLLM pod needs config-features flags that "
-                        f"knative.features does not list as enabled: {', '.join(missing)}; enable them in the "
-                        "knative-serving/config-features ConfigMap and list them here, or set knative.install: true"
-                    )
+        check_knative_models(self)
         return self
-    # --- end knative ---
 
     @model_validator(mode="after")
     def _models_fit_gpu_pool(self):

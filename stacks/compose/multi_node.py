@@ -1,0 +1,33 @@
+"""Models across nodes: the LeaderWorkerSet controller, and a group's args from a server's."""
+
+from typing import Optional
+
+from llmstack_k8s.multi_node import MultiNodeVllmServiceArgs
+from llmstack_k8s.multi_node_controller import LeaderWorkerSetController
+
+from stacks.config import ModelConfig, StackConfig
+from stacks.config.multi_node import MultiNodeConfig, gpus_per_node, is_multi_node
+
+from .cluster import Cluster
+
+
+def lws_controller(cfg: StackConfig, cluster: Cluster) -> Optional[LeaderWorkerSetController]:
+    """The LeaderWorkerSet controller, when a model spans nodes and the stack installs it."""
+    if cfg.leader_worker_set.install and any(is_multi_node(cfg, m) for m in cfg.models):
+        return LeaderWorkerSetController("lws", {"namespace": cfg.leader_worker_set.namespace, **cluster.charts},
+                                         opts=cluster.on_cluster)
+    return None
+
+
+def multi_node_args(cfg: StackConfig, m: ModelConfig, server_args: dict) -> dict:
+    """``MultiNodeVllmServiceArgs`` from the args the stack gives a VllmService (same engine, cache,
+    key, network, figures): the one-pod-only keys dropped, the group's own added."""
+    args = {k: v for k, v in server_args.items() if k in MultiNodeVllmServiceArgs.__annotations__}
+    rollout = server_args.get("rollout") or {}
+    args.update(gpus_per_node=gpus_per_node(cfg), max_surge=rollout.get("max_surge", 0),
+                max_unavailable=rollout.get("max_unavailable", 1))
+    mn = m.multi_node or MultiNodeConfig()
+    args["group_topology_key"] = mn.group_topology_key
+    if mn.rdma is not None:
+        args["rdma"] = {"resource_name": mn.rdma.resource_name, "per_pod": mn.rdma.per_pod}
+    return args
