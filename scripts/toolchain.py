@@ -90,6 +90,16 @@ def _k8s_ldflags(version: str) -> str:
     return "-s -w " + " ".join(flags)
 
 
+def _module_replaces(module: str, version: str) -> list[str]:
+    """A module's own replace directives (each pins another module's version), for a wrapper that builds its
+    commands: a dependency's replaces do not apply to the module that requires it."""
+    gomod = Path(_download(module, version)["GoMod"]).read_text()
+    block = gomod.split("\nreplace (", 1)[1].split("\n)", 1)[0] if "\nreplace (" in gomod else ""
+    lines = [line.split("//")[0].strip() for line in block.splitlines()]
+    lines += [line[len("replace "):].strip() for line in gomod.splitlines() if line.startswith("replace ") and "(" not in line]
+    return [line for line in lines if "=>" in line and not line.split("=>")[1].strip().startswith(".")]
+
+
 def tools() -> list[Tool]:
     pv = f"v{V.PULUMI_VERSION}"
     pulumi_stamp = f"-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version={pv}"
@@ -97,6 +107,7 @@ def tools() -> list[Tool]:
     sdk = f"github.com/pulumi/pulumi/sdk/v3@{pv}"
     k8s = V.KUBERNETES_VERSION
     kube_provider = "github.com/pulumi/pulumi-kubernetes/provider/v4"
+    keda = "github.com/kedacore/keda/v2"
     return [
         Tool("pulumi", pulumi_mods, {"pulumi": "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"},
              replaces=[CLIPBOARD_FORK], ldflags=pulumi_stamp),
@@ -125,6 +136,11 @@ def tools() -> list[Tool]:
              ldflags="-s -w"),
         Tool("kwok", {"sigs.k8s.io/kwok": f"v{V.KWOK_VERSION}"},
              {"kwok": "sigs.k8s.io/kwok/cmd/kwok", "kwokctl": "sigs.k8s.io/kwok/cmd/kwokctl"}, ldflags="-s -w"),
+        # The operator of the KEDA chart the stacks install (the chart's appVersion is its version), run as a
+        # process against the local API server: ScaledObjects become real HPAs.
+        Tool("keda", {keda: f"v{V.KEDA.version}"}, {"keda-operator": f"{keda}/cmd/operator"},
+             replaces=_module_replaces(keda, f"v{V.KEDA.version}"),
+             ldflags=f"-s -w -X {keda}/version.Version={V.KEDA.version}"),
     ]
 
 

@@ -3,6 +3,8 @@ by the local cluster's API server, scheduler and controllers (not by mocks)."""
 
 from __future__ import annotations
 
+import json
+import time
 
 import pytest
 import yaml
@@ -105,6 +107,59 @@ def test_budgets_of_replicated_models_allow_a_disruption(deployed):
             assert status.get("disruptionsAllowed", 0) >= 1, (pdb["metadata"]["name"], status)
 
 
+def _quantity(text: str) -> float:
+    """An HPA target as the API server writes it (``4``, ``850m``)."""
+    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
+def _scaled_object_ready(namespace: str, name: str, timeout: float = 90) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [o for o in observe.get("ScaledObject.v1alpha1.keda.sh", namespace) if o["metadata"]["name"] == name]
+        conditions = {c["type"]: c for c in ((found[0].get("status") or {}).get("conditions") or [])} if found else {}
+        if conditions.get("Ready", {}).get("status") == "True" or time.monotonic() > deadline:
+            return conditions
+        time.sleep(1)
+
+
+def test_kedas_own_operator_accepts_every_scaled_object_and_makes_the_hpa_it_names(deployed):
+    """KEDA's operator (the chart's version, a process against this API server) judges each ScaledObject:
+    Ready, and an HPA on the model's Deployment with the stack's bounds, each trigger's metric at the
+    trigger's threshold and the scale-down window the stack sets."""
+    scaled = [o for o in deployed.objects if o["kind"] == "ScaledObject"]
+    if not scaled:
+        pytest.skip(f"{deployed.project.stack} scales nothing with KEDA")
+    for so in scaled:
+        namespace, name, spec = so["metadata"]["namespace"], so["metadata"]["name"], so["spec"]
+        conditions = _scaled_object_ready(namespace, name)
+        assert conditions.get("Ready", {}).get("status") == "True", (name, conditions)
+        hpa_config = (spec.get("advanced") or {}).get("horizontalPodAutoscalerConfig") or {}
+        hpa_name = hpa_config.get("name") or f"keda-hpa-{name}"
+        hpas = {h["metadata"]["name"]: h for h in observe.get("HorizontalPodAutoscaler.v2.autoscaling", namespace)}
+        assert hpa_name in hpas, (name, sorted(hpas))
+        hpa = hpas[hpa_name]["spec"]
+        assert hpa["scaleTargetRef"]["name"] == spec["scaleTargetRef"]["name"]
+        assert hpa["minReplicas"] == max(spec.get("minReplicaCount", 0), 1)
+        assert hpa["maxReplicas"] == spec["maxReplicaCount"]
+        # One External metric per trigger, named and targeted as KEDA derives it from the trigger. An external
+        # scaler's trigger (the HTTP add-on's) has none here: its gRPC scaler runs in the cluster, out of reach.
+        # KEDA names them s<index>-<type>[-<what the trigger says>] (a cron's adds its zone and schedule).
+        wanted = {f"s{i}-{t['type']}": t for i, t in enumerate(spec["triggers"])
+                  if t["type"] not in ("external", "external-push")}
+        got = {"-".join(m["external"]["metric"]["name"].split("-")[:2]): m["external"]["target"]
+               for m in hpa["metrics"]}
+        assert set(got) == set(wanted), (name, hpa["metrics"])
+        for metric, trigger in wanted.items():
+            kind = trigger.get("metricType", "AverageValue")
+            value = _quantity(got[metric].get("averageValue" if kind == "AverageValue" else "value"))
+            assert got[metric]["type"] == kind, metric
+            if "threshold" in trigger["metadata"]:  # a cron trigger has none: its value is the replicas it asks
+                assert value == float(trigger["metadata"]["threshold"]), (metric, got[metric])
+        for direction, wanted in (hpa_config.get("behavior") or {}).items():
+            if "stabilizationWindowSeconds" in wanted:
+                assert hpa["behavior"][direction]["stabilizationWindowSeconds"] == wanted["stabilizationWindowSeconds"]
+
+
 def test_a_second_preview_shows_no_changes(deployed):
     deployed.project.preview("--expect-no-changes")
 
@@ -175,10 +230,17 @@ EXPECTED_CHANGES = {
 }
 
 
+def _desired(obj: dict) -> str:
+    """An object as its writers set it: not its status, which controllers keep updating (KEDA's operator
+    and the HPA controller report on every ScaledObject and HPA while they run)."""
+    meta = {k: v for k, v in obj["metadata"].items() if k not in ("resourceVersion", "managedFields")}
+    return json.dumps({**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta}, sort_keys=True)
+
+
 def _snapshot(objects: list[dict]) -> dict[str, str]:
-    """uid -> resourceVersion of every object of the kinds the stack renders, in the whole cluster."""
+    """uid -> desired state of every object of the kinds the stack renders, in the whole cluster."""
     kinds = {observe.kubectl_kind(o["apiVersion"], o["kind"]) for o in objects}
-    return {o["metadata"]["uid"]: o["metadata"]["resourceVersion"] for k in sorted(kinds) for o in observe.get(k)}
+    return {o["metadata"]["uid"]: _desired(o) for k in sorted(kinds) for o in observe.get(k)}
 
 
 def test_a_refused_stack_file_leaves_the_cluster_untouched(deployed):
