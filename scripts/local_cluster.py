@@ -367,12 +367,24 @@ def _detach() -> None:
 # --- what the stacks need from the cluster ------------------------------------------------------
 
 
+#: Runs in the program's own tree (an upgrade test renders a previous release): its stacks/ and its
+#: components/ as llmstack_k8s, with its renderer wherever that tree keeps it.
 _RENDER = """
-import json, sys
+import importlib.util, json, sys
 from pathlib import Path
-from stacks.tools import charts
-from stacks.tools.render import render
-rendered = render(sys.argv[1], Path(sys.argv[2]))
+root = Path(sys.argv[2])
+sys.path.insert(0, str(root))
+lib = root / "components"
+spec = importlib.util.spec_from_file_location("llmstack_k8s", lib / "__init__.py", submodule_search_locations=[str(lib)])
+sys.modules["llmstack_k8s"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(sys.modules["llmstack_k8s"])
+try:
+    from stacks.tools import charts
+    from stacks.tools.render import render
+except ImportError:  # a tree from before the developer tools had their own folder
+    from stacks import charts
+    from stacks.render import render
+rendered = render(sys.argv[1], root)
 groups = set(json.loads(sys.argv[3]))
 releases = charts.expand(rendered).releases
 crds = [o for r in releases for o in r.crds + r.objects if o["kind"] == "CustomResourceDefinition"]
@@ -389,7 +401,7 @@ def render(stack: str, root: Path = ROOT) -> dict:
     whose controller is simulated here (``chart_crds``, with Helm's ownership metadata)."""
     groups = {api.split("/")[0] for api, _ in SIMULATED_CONTROLLERS}
     groups = json.dumps(sorted(groups.union(*LOCAL_OPERATORS.values())))
-    out = subprocess.run([sys.executable, "-c", _RENDER, stack, str(root), groups], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-c", _RENDER, stack, str(root), groups], cwd=root,
                          capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"local-cluster: rendering {stack} failed:\n{out.stderr[-3000:]}")
