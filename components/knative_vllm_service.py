@@ -22,27 +22,16 @@ import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from .api_key import api_key_secret
 from .awaits import SCHEDULING_SECONDS, WAIT_FOR_ANNOTATION, knative_await_seconds, timeout_annotation
-from .package import labels, selector_labels, type_token
 from .validation import ComponentArgsError, validate_args
 from .gpu_fit import check_serving_fit
 from . import knative_canary as kc
 from .knative_canary import KnativeCanaryArgs
 from .vllm_flags import check_extra_args
-from .object_storage import ObjectStorageArgs, check_weights_source, object_storage_access, pod_shape
-from .vllm_pod import API_KEY_SECRET_KEY
-from .wiring import ServerFacts
+from .object_storage import ObjectStoragePod, check_weights_source, pod_shape
 from .scheduling import SchedulingContractArgs
-from .vllm_pod import (
-    STARTUP_UNKNOWN_SIZE_SECONDS,
-    serving_pod_inputs,
-    HTTP_PORT,
-    ResourcesArgs,
-    VllmEngineArgs,
-    knative_pod_spec,
-)
-from .vllm_service import NetworkArgs, namespace_selector
+from .serving_base import ServingComponent, SinglePodServingArgs, namespace_selector
+from .vllm_pod import STARTUP_UNKNOWN_SIZE_SECONDS, HTTP_PORT, knative_pod_spec, serving_pod_inputs
 
 KNATIVE_SERVING_API = "serving.knative.dev/v1"
 #: Namespaces the Knative data plane runs in, for a Knative installed from its release YAMLs:
@@ -156,43 +145,9 @@ class KnativeScalingArgs(TypedDict):
     """Panic window as a percentage of the stable window, 1 to 100 (default 10)."""
 
 
-class KnativeVllmServiceArgs(TypedDict):
-    """Arguments of a KnativeVllmService."""
+class KnativeVllmServiceArgs(SinglePodServingArgs):
+    """Arguments of a KnativeVllmService: those of every serving component (``serving_base``) and its own."""
 
-    namespace: pulumi.Input[str]
-    """Namespace of every object."""
-    engine: VllmEngineArgs
-    """vLLM engine options (served name, parallelism, context length, ...)."""
-    model_path: NotRequired[pulumi.Input[str]]
-    """Path of the weights inside the cache volume (``ModelCache.model_path``); with ``cache_claim_name``,
-    unless the weights are in ``object_storage``."""
-    cache_claim_name: NotRequired[pulumi.Input[str]]
-    """PersistentVolumeClaim holding the weights (``ModelCache.claim_name``)."""
-    object_storage: NotRequired[ObjectStorageArgs]
-    """Weights in a bucket instead of a cache volume: every replica streams them with vLLM's Run:ai
-    model streamer (no ModelCache, no wait for a download; credentials and endpoint here)."""
-    image: NotRequired[pulumi.Input[str]]
-    """vLLM image (default: the pinned, verified one)."""
-    resources: NotRequired[ResourcesArgs]
-    """CPU and memory of the server container."""
-    scheduling: NotRequired[SchedulingContractArgs]
-    """GPU scheduling contract from a GpuNodePool (default: whole ``nvidia.com/gpu`` with its taint);
-    its ``gpu_capacity`` turns on the GPU fit checks."""
-    weights_gib: NotRequired[float]
-    """Size of the weights in GPU memory, GiB (plain: checked at preview). With the contract's
-    ``gpu_capacity`` the service refuses weights that leave no room for a KV cache; for a catalogued
-    model ``llmstack_k8s.model_catalog.estimated_weights_gib(model_id)`` estimates it."""
-    startup_budget_seconds: NotRequired[int]
-    """Seconds the server may take to load before it is restarted (default 1800)."""
-    warmup: NotRequired[bool]
-    """A new replica answers one real completion (one token, its own API key) before it is Ready:
-    the startup probe sends it, so readiness waits for it (default true; false: ``/health`` only)."""
-    shm_size: NotRequired[str]
-    """Size of the memory-backed /dev/shm (default from the parallelism)."""
-    api_key: NotRequired[pulumi.Input[str]]
-    """API key clients must send; generated (pulumi-random) when not given."""
-    extra_env: NotRequired[dict[str, pulumi.Input[str]]]
-    """Escape hatch: further environment variables of the server (not Knative's own: PORT, K_SERVICE, ...)."""
     scaling: NotRequired[KnativeScalingArgs]
     """Autoscaling bounds and behaviour."""
     progress_deadline_seconds: NotRequired[int]
@@ -204,12 +159,8 @@ class KnativeVllmServiceArgs(TypedDict):
     another flag is refused here instead of by Knative's webhook at deploy time (plain: checked at preview)."""
     knative_namespaces: NotRequired[list[pulumi.Input[str]]]
     """Namespaces of the Knative data plane (activator, autoscaler, ingress gateway) the NetworkPolicy admits."""
-    network: NotRequired[NetworkArgs]
-    """NetworkPolicy settings (``monitoring_namespaces`` may scrape vLLM's /metrics)."""
     cluster_local: NotRequired[bool]
     """Reachable only inside the cluster (default true); false publishes it on Knative's external domain."""
-    pod_annotations: NotRequired[dict[str, pulumi.Input[str]]]
-    """Further annotations on the revision's pods."""
     canary: NotRequired[KnativeCanaryArgs]
     """A canary: a second revision of this Knative Service (other weights, image or engine args)
     taking ``canary.weight`` percent of the requests through Knative's traffic split. The stable
@@ -347,27 +298,11 @@ def check_canary_args(name: str, args: KnativeVllmServiceArgs) -> Optional[dict]
     return canary_args
 
 
-class KnativeVllmService(pulumi.ComponentResource):
+class KnativeVllmService(ServingComponent):
     """A vLLM server as a Knative Service (scale to zero), with its API-key Secret and NetworkPolicy."""
 
-    service_name: pulumi.Output[str]
-    """Name of the Knative Service."""
     url: pulumi.Output[str]
     """In-cluster URL of the Knative Service (through Knative's ingress, port 80)."""
-    endpoint: pulumi.Output[str]
-    """In-cluster base URL of the OpenAI-compatible API (``.../v1``)."""
-    served_model_name: pulumi.Output[str]
-    """Model name clients send."""
-    api_key: pulumi.Output[str]
-    """The API key (secret)."""
-    selector_labels: pulumi.Output[dict[str, str]]
-    """Labels selecting this server's pods."""
-    namespace: pulumi.Output[str]
-    """Namespace of the server's objects."""
-    api_key_secret_name: pulumi.Output[str]
-    """Name of the Secret holding the API key (for clients' ``secretKeyRef``)."""
-    api_key_secret_key: pulumi.Output[str]
-    """Key of the API key inside that Secret."""
     revision_name: pulumi.Output[str]
     """Knative revision of the model's settings (``<service>-<digest>``): the stable revision under a canary."""
     canary_revision_name: pulumi.Output[Optional[str]]
@@ -382,12 +317,32 @@ class KnativeVllmService(pulumi.ComponentResource):
         source = check_weights_source("KnativeVllmService", name, args)  # cache volume or object storage
         check_knative_args(name, args)
         canary_args = check_canary_args(name, args)
-        super().__init__(type_token("KnativeVllmService"), name, {}, opts)
+        super().__init__("KnativeVllmService", name, args, opts)  # and the API-key Secret
         ns = args["namespace"]
-        engine = args["engine"]
-        sel = selector_labels(name)
-        meta_labels = labels(name, "server")
-        child = pulumi.ResourceOptions(parent=self)
+        streaming = self.weights_streaming(source)
+        service, stable_template, canary_template = self._knative_service(name, args, canary_args, streaming)
+        self.network_policy(knative_ingress(args))
+
+        self.service_name = service.metadata["name"]
+        self.revision_name = stable_template.apply(lambda t: t["metadata"]["name"])
+        self.canary_revision_name = (canary_template.apply(lambda t: t["metadata"]["name"]) if canary_template is not None
+                                     else pulumi.Output.from_input(None))
+        self.canary_url = (kc.tagged_url(kc.CANARY_TAG, service.metadata["name"], ns) if canary_template is not None
+                           else pulumi.Output.from_input(None))
+        self.url = pulumi.Output.concat("http://", service.metadata["name"], ".", ns, ".svc.cluster.local")
+        self.endpoint = pulumi.Output.concat(self.url, "/v1")
+        self.register_outputs({
+            **self.serving_outputs(),
+            "revision_name": self.revision_name,
+            "canary_revision_name": self.canary_revision_name,
+            "canary_url": self.canary_url,
+            "url": self.url,
+        })
+
+    def _knative_service(self, name: str, args: KnativeVllmServiceArgs, canary_args: Optional[dict],
+                         streaming: Optional[ObjectStoragePod]) -> tuple[k8s.apiextensions.CustomResource, pulumi.Output, Optional[pulumi.Output]]:
+        """``<name>-ksvc`` and its revision templates (stable; canary or None)."""
+        ns, meta_labels = args["namespace"], self._server_labels
         budget = args.get("startup_budget_seconds") or STARTUP_UNKNOWN_SIZE_SECONDS
         timeout = args.get("request_timeout_seconds") or default_request_timeout(budget + SCHEDULING_SECONDS)
         annotations = {
@@ -396,12 +351,8 @@ class KnativeVllmService(pulumi.ComponentResource):
         }
         progress_deadline = args.get("progress_deadline_seconds") or default_progress_deadline(budget)
 
-        key_secret, api_key = api_key_secret(name, ns, meta_labels, args.get("api_key"), parent=self)
-
-        streaming = object_storage_access(name, ns, meta_labels, source, parent=self) if source else None
-
         def pod_for(a: dict) -> dict:
-            return knative_pod_spec(serving_pod_inputs(a, key_secret.metadata["name"], budget, streaming))
+            return knative_pod_spec(serving_pod_inputs(a, self.api_key_secret_name, budget, streaming))
 
         def template(a: dict) -> pulumi.Output[dict]:
             """A revision template, named for its content (``knative_canary.revision_name``)."""
@@ -444,64 +395,28 @@ class KnativeVllmService(pulumi.ComponentResource):
                 "annotations": {WAIT_FOR_ANNOTATION: "condition=Ready", **timeout_annotation(knative_await_seconds(progress_deadline))},
             },
             spec=service_spec,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
+        return service, stable_template, canary_template
 
-        # Requests reach the pod through queue-proxy, from the activator (while scaling from zero or
-        # under a burst) or the ingress gateway; vLLM's own port is reached only by queue-proxy
-        # (localhost) and by Prometheus for /metrics.
-        net = args.get("network") or {}
-        knative_ns = list(args.get("knative_namespaces") or DEFAULT_KNATIVE_NAMESPACES)
-        monitoring = list(net.get("monitoring_namespaces", []))
-        in_namespaces = namespace_selector
 
-        def tcp(*ports: int) -> list[dict]:
-            return [{"port": p, "protocol": "TCP"} for p in ports]
+def knative_ingress(args: KnativeVllmServiceArgs) -> list[dict]:
+    """Who may reach a Knative server's pods. Requests reach the pod through queue-proxy, from the
+    activator (while scaling from zero or under a burst) or the ingress gateway; vLLM's own port is
+    reached only by queue-proxy (localhost) and by Prometheus for /metrics."""
+    net = args.get("network") or {}
+    knative_ns = list(args.get("knative_namespaces") or DEFAULT_KNATIVE_NAMESPACES)
+    monitoring = list(net.get("monitoring_namespaces", []))
 
-        ingress = [
-            {
-                "from": [{"podSelector": {}}, in_namespaces(knative_ns)],
-                "ports": tcp(QUEUE_PROXY_HTTP_PORT, QUEUE_PROXY_H2C_PORT, QUEUE_PROXY_AUTOSCALER_METRICS_PORT),
-            }
-        ]
-        if monitoring:
-            ingress.append({"from": [in_namespaces(monitoring)], "ports": tcp(HTTP_PORT, QUEUE_PROXY_USER_METRICS_PORT)})
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-netpol",
-            metadata={"name": name, "namespace": ns, "labels": meta_labels},
-            spec={"podSelector": {"matchLabels": sel}, "policyTypes": ["Ingress"], "ingress": ingress},
-            opts=child,
-        )
+    def tcp(*ports: int) -> list[dict]:
+        return [{"port": p, "protocol": "TCP"} for p in ports]
 
-        self.service_name = service.metadata["name"]
-        self.revision_name = stable_template.apply(lambda t: t["metadata"]["name"])
-        self.canary_revision_name = (canary_template.apply(lambda t: t["metadata"]["name"]) if canary_template is not None
-                                     else pulumi.Output.from_input(None))
-        self.canary_url = (kc.tagged_url(kc.CANARY_TAG, service.metadata["name"], ns) if canary_template is not None
-                           else pulumi.Output.from_input(None))
-        # Plain facts (known at preview, not outputs) for the wiring helpers.
-        self.facts = ServerFacts.of("KnativeVllmService", name, args)
-        self.url = pulumi.Output.concat("http://", service.metadata["name"], ".", ns, ".svc.cluster.local")
-        self.endpoint = pulumi.Output.concat(self.url, "/v1")
-        self.served_model_name = pulumi.Output.from_input(engine["served_model_name"])
-        self.api_key = api_key
-        self.selector_labels = pulumi.Output.from_input(sel)
-        self.namespace = pulumi.Output.from_input(ns)
-        self.api_key_secret_name = key_secret.metadata["name"]
-        self.api_key_secret_key = pulumi.Output.from_input(API_KEY_SECRET_KEY)
-        self.register_outputs(
-            {
-                "service_name": self.service_name,
-                "revision_name": self.revision_name,
-                "canary_revision_name": self.canary_revision_name,
-                "canary_url": self.canary_url,
-                "url": self.url,
-                "endpoint": self.endpoint,
-                "served_model_name": self.served_model_name,
-                "api_key": self.api_key,
-                "selector_labels": self.selector_labels,
-                "namespace": self.namespace,
-                "api_key_secret_name": self.api_key_secret_name,
-                "api_key_secret_key": self.api_key_secret_key,
-            }
-        )
+    ingress = [
+        {
+            "from": [{"podSelector": {}}, namespace_selector(knative_ns)],
+            "ports": tcp(QUEUE_PROXY_HTTP_PORT, QUEUE_PROXY_H2C_PORT, QUEUE_PROXY_AUTOSCALER_METRICS_PORT),
+        }
+    ]
+    if monitoring:
+        ingress.append({"from": [namespace_selector(monitoring)], "ports": tcp(HTTP_PORT, QUEUE_PROXY_USER_METRICS_PORT)})
+    return ingress

@@ -25,18 +25,14 @@ import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from .api_key import api_key_secret
-from .awaits import SCHEDULING_SECONDS, WAIT_FOR_ANNOTATION, deployment_await_seconds, skip_await_annotation, startup_probe_seconds, timeout_annotation
+from .awaits import SCHEDULING_SECONDS, WAIT_FOR_ANNOTATION, deployment_await_seconds, startup_probe_seconds, timeout_annotation
 from .gpu_fit import check_serving_fit, multi_node_problems
-from .package import SERVER_APP, SERVER_COMPONENT, labels, selector_labels, type_token
-from .scheduling import SchedulingContractArgs, default_contract
+from .package import SERVER_APP, SERVER_COMPONENT, labels
+from .scheduling import default_contract
+from .serving_base import ServingArgs, ServingComponent, api_ingress
 from .validation import ComponentArgsError, validate_args
 from .vllm_flags import check_extra_args
 from .vllm_pod import (
-    API_KEY_SECRET_KEY,
-    HTTP_PORT,
-    PORT_NAME,
-    ResourcesArgs,
     VllmEngineArgs,
     container_resources,
     default_shm_size,
@@ -44,8 +40,7 @@ from .vllm_pod import (
     serving_pod_inputs,
     vllm_pod_spec,
 )
-from .vllm_service import NetworkArgs, namespace_selector
-from .wiring import ServerFacts, register_server
+from .wiring import register_server
 
 LWS_API_VERSION = "leaderworkerset.x-k8s.io/v1"
 LWS_KIND = "LeaderWorkerSet"
@@ -75,13 +70,9 @@ class RdmaArgs(TypedDict):
     """Devices each pod requests (default 1)."""
 
 
-class MultiNodeVllmServiceArgs(TypedDict):
-    """Arguments of a MultiNodeVllmService."""
+class MultiNodeVllmServiceArgs(ServingArgs):
+    """Arguments of a MultiNodeVllmService: those of every serving component (``serving_base``) and its own."""
 
-    namespace: pulumi.Input[str]
-    """Namespace of every object."""
-    engine: VllmEngineArgs
-    """vLLM engine options; tensor x pipeline parallel size spans several nodes."""
     model_path: pulumi.Input[str]
     """Path of the weights inside the cache volume (``ModelCache.model_path``); every node reads it."""
     cache_claim_name: pulumi.Input[str]
@@ -90,26 +81,8 @@ class MultiNodeVllmServiceArgs(TypedDict):
     """GPUs each pod takes, all of its node's (default: ``scheduling.gpu_capacity.gpu.per_node``)."""
     replicas: NotRequired[int]
     """Groups (replicas of the model), each of tensor x pipeline / gpus_per_node pods (default 1)."""
-    image: NotRequired[pulumi.Input[str]]
-    """vLLM image (default: the pinned, verified one)."""
-    resources: NotRequired[ResourcesArgs]
-    """CPU and memory of each pod's server container."""
-    scheduling: NotRequired[SchedulingContractArgs]
-    """GPU scheduling contract from a GpuNodePool; its ``gpu_capacity`` turns on the fit checks."""
-    weights_gib: NotRequired[float]
-    """Size of the weights in GPU memory, GiB (the fit check divides it over every GPU of a group)."""
-    startup_budget_seconds: NotRequired[int]
-    """Seconds the leader may take to load before it is restarted (and with it the group)."""
-    warmup: NotRequired[bool]
-    """The leader answers one real completion before it is Ready (default true)."""
     scheduling_seconds: NotRequired[int]
     """Seconds before a new pod's container starts (node provisioning and image pull; default 600)."""
-    shm_size: NotRequired[str]
-    """Size of each pod's memory-backed /dev/shm (default from the GPUs per pod)."""
-    api_key: NotRequired[pulumi.Input[str]]
-    """API key clients must send; generated (pulumi-random) when not given."""
-    extra_env: NotRequired[dict[str, pulumi.Input[str]]]
-    """Escape hatch: further environment variables of every pod (NCCL settings, e.g. ``NCCL_SOCKET_IFNAME``)."""
     max_unavailable: NotRequired[int]
     """Groups down at once in a rolling update (default 1)."""
     max_surge: NotRequired[int]
@@ -118,10 +91,6 @@ class MultiNodeVllmServiceArgs(TypedDict):
     """Node label whose value a group's pods share (default ``topology.kubernetes.io/zone``; ``""``: anywhere)."""
     rdma: NotRequired[RdmaArgs]
     """RDMA device per pod for NCCL between nodes (default: none, NCCL uses TCP sockets)."""
-    network: NotRequired[NetworkArgs]
-    """Who may call the leader's API and scrape it."""
-    pod_annotations: NotRequired[dict[str, pulumi.Input[str]]]
-    """Annotations on every pod."""
 
 
 def group_shape(component: str, name: str, engine: VllmEngineArgs, per_node: int) -> tuple[int, int]:
@@ -201,29 +170,35 @@ def group_pod_specs(name: str, lws_name: str, args: dict, api_key_secret_name: p
     return build(True), build(False)
 
 
-class MultiNodeVllmService(pulumi.ComponentResource):
+def checked_group(name: str, args: MultiNodeVllmServiceArgs) -> tuple[int, int]:
+    """(pods per group, GPUs per pod), or ``ComponentArgsError`` for a group that cannot be built: no
+    known GPUs per node, other GPUs per node than the pool's, a shape that does not fill whole nodes,
+    or a rolling update that could never start."""
+    capacity_gpu = ((args.get("scheduling") or {}).get("gpu_capacity") or {}).get("gpu") or {}
+    per_node = args.get("gpus_per_node") or capacity_gpu.get("per_node")
+    if per_node is None:
+        raise ComponentArgsError(
+            "MultiNodeVllmService", name, "gpus_per_node",
+            "not given and scheduling.gpu_capacity.gpu does not say a node's GPUs: a group needs it to know its size")
+    if capacity_gpu.get("per_node") is not None and per_node != capacity_gpu["per_node"]:
+        raise ComponentArgsError(
+            "MultiNodeVllmService", name, "gpus_per_node",
+            f"{per_node} but the pool's nodes have {capacity_gpu['per_node']} GPUs (scheduling.gpu_capacity.gpu.per_node): "
+            "a pod takes every GPU of its node")
+    nodes, gpus_per_pod = group_shape("MultiNodeVllmService", name, args["engine"], int(per_node))
+    if args.get("max_unavailable", 1) < 1 and args.get("max_surge", 0) < 1:
+        raise ComponentArgsError("MultiNodeVllmService", name, "max_unavailable",
+                                 "and max_surge are both 0: a rolling update could never start (LWS refuses it)")
+    return nodes, gpus_per_pod
+
+
+class MultiNodeVllmService(ServingComponent):
     """A vLLM server whose replicas each span several GPU nodes: a LeaderWorkerSet of leader and
     worker pods, a ClusterIP Service of the leaders, the API-key Secret, a PodDisruptionBudget over
     the set's pods and NetworkPolicies (callers to the leaders' API, a group's pods to each other)."""
 
-    service_name: pulumi.Output[str]
-    """Name of the ClusterIP Service (leaders only)."""
     leader_worker_set_name: pulumi.Output[str]
     """Name of the LeaderWorkerSet (also the name of the headless Service its controller creates)."""
-    endpoint: pulumi.Output[str]
-    """In-cluster base URL of the OpenAI-compatible API (``.../v1``)."""
-    served_model_name: pulumi.Output[str]
-    """Model name clients send."""
-    api_key: pulumi.Output[str]
-    """The API key (secret)."""
-    selector_labels: pulumi.Output[dict[str, str]]
-    """Labels selecting the leader pods (the ones that serve)."""
-    namespace: pulumi.Output[str]
-    """Namespace of the server's objects."""
-    api_key_secret_name: pulumi.Output[str]
-    """Name of the Secret holding the API key."""
-    api_key_secret_key: pulumi.Output[str]
-    """Key of the API key inside that Secret."""
     group_size: pulumi.Output[int]
     """Pods (= nodes) per replica."""
 
@@ -231,31 +206,44 @@ class MultiNodeVllmService(pulumi.ComponentResource):
         args = validate_args("MultiNodeVllmService", name, args, MultiNodeVllmServiceArgs)
         check_extra_args("MultiNodeVllmService", name, args["engine"])
         check_serving_fit("MultiNodeVllmService", name, args, multi_node=True)
-        capacity_gpu = ((args.get("scheduling") or {}).get("gpu_capacity") or {}).get("gpu") or {}
-        per_node = args.get("gpus_per_node") or capacity_gpu.get("per_node")
-        if per_node is None:
-            raise ComponentArgsError(
-                "MultiNodeVllmService", name, "gpus_per_node",
-                "not given and scheduling.gpu_capacity.gpu does not say a node's GPUs: a group needs it to know its size")
-        if capacity_gpu.get("per_node") is not None and per_node != capacity_gpu["per_node"]:
-            raise ComponentArgsError(
-                "MultiNodeVllmService", name, "gpus_per_node",
-                f"{per_node} but the pool's nodes have {capacity_gpu['per_node']} GPUs (scheduling.gpu_capacity.gpu.per_node): "
-                "a pod takes every GPU of its node")
-        nodes, gpus_per_pod = group_shape("MultiNodeVllmService", name, args["engine"], int(per_node))
-        if args.get("max_unavailable", 1) < 1 and args.get("max_surge", 0) < 1:
-            raise ComponentArgsError("MultiNodeVllmService", name, "max_unavailable",
-                                     "and max_surge are both 0: a rolling update could never start (LWS refuses it)")
-        super().__init__(type_token("MultiNodeVllmService"), name, {}, opts)
-        ns = args["namespace"]
-        engine = args["engine"]
-        child = pulumi.ResourceOptions(parent=self)
+        nodes, gpus_per_pod = checked_group(name, args)
+        super().__init__("MultiNodeVllmService", name, args, opts)  # and the API-key Secret
+        lws = self._leader_worker_set(name, args, nodes, gpus_per_pod)
+        self.client_service()  # app.kubernetes.io/name: vllm -> leaders only
+
+        # One budget over every pod of the set, one pod at a time: evicting any pod takes its whole group
+        # down (RecreateGroupOnPodRestart), and the recreated group's unready pods then hold further
+        # evictions until it serves again. A budget per group would let a drain take one pod of every
+        # group at once: all replicas down. (The pods belong to StatefulSets the disruption controller counts.)
+        self.disruption_budget(1, group_pod_selector(name))
+        self.network_policy(api_ingress(args.get("network")))
+        # A group's pods to each other, on every port: the master port is fixed, but vLLM's message
+        # queues (get_open_port) and NCCL/Gloo listen on ephemeral ports, which no policy can list.
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-group-netpol",
+            metadata={"name": f"{name}-group", "namespace": args["namespace"], "labels": self._server_labels},
+            spec={"podSelector": group_pod_selector(name), "policyTypes": ["Ingress"],
+                  "ingress": [{"from": [{"podSelector": group_pod_selector(name)}]}]},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+        self.leader_worker_set_name = lws.metadata["name"]
+        register_server(self.leader_worker_set_name, self.facts)
+        self.group_size = pulumi.Output.from_input(nodes)
+        self.register_outputs({
+            **self.serving_outputs(),
+            "leader_worker_set_name": self.leader_worker_set_name,
+            "group_size": self.group_size,
+        })
+
+    def _leader_worker_set(self, name: str, args: MultiNodeVllmServiceArgs, nodes: int,
+                           gpus_per_pod: int) -> k8s.apiextensions.CustomResource:
+        """``<name>-lws``: ``replicas`` groups of ``nodes`` pods, the leader serving."""
         lws_name = f"{name}-lws"  # not ``name``: the controller creates a headless Service of the set's name
-        meta_labels = labels(name, SERVER_COMPONENT)
+        meta_labels = self._server_labels
         leader_labels = labels(name, SERVER_COMPONENT)
         worker_labels = labels(name, SERVER_COMPONENT, app=WORKER_APP)
-        key_secret, api_key = api_key_secret(name, ns, meta_labels, args.get("api_key"), parent=self)
-        leader_spec, worker_spec = group_pod_specs(name, lws_name, args, key_secret.metadata["name"], nodes, gpus_per_pod)
+        leader_spec, worker_spec = group_pod_specs(name, lws_name, args, self.api_key_secret_name, nodes, gpus_per_pod)
 
         replicas = args.get("replicas", 1)
         max_unavailable = args.get("max_unavailable", 1)
@@ -263,13 +251,13 @@ class MultiNodeVllmService(pulumi.ComponentResource):
         budget = startup_probe_seconds(leader_spec)
         scheduling = args.get("scheduling_seconds", SCHEDULING_SECONDS)
         pod_annotations = args.get("pod_annotations") or {}
-        lws = k8s.apiextensions.CustomResource(
+        return k8s.apiextensions.CustomResource(
             f"{name}-lws",
             api_version=LWS_API_VERSION,
             kind=LWS_KIND,
             metadata={
                 "name": lws_name,
-                "namespace": ns,
+                "namespace": args["namespace"],
                 "labels": meta_labels,
                 # Custom resources are awaited only when asked: until every group is ready (the
                 # controller's Available condition, reason AllGroupsReady), each wave a whole start.
@@ -295,72 +283,5 @@ class MultiNodeVllmService(pulumi.ComponentResource):
                     "workerTemplate": {"metadata": {"labels": worker_labels, "annotations": pod_annotations}, "spec": worker_spec},
                 },
             },
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-
-        sel = selector_labels(name)  # app.kubernetes.io/name: vllm -> leaders only
-        service = k8s.core.v1.Service(
-            f"{name}-svc",
-            metadata={"name": name, "namespace": ns, "labels": meta_labels, "annotations": skip_await_annotation()},
-            spec={"type": "ClusterIP", "selector": sel,
-                  "ports": [{"name": PORT_NAME, "port": HTTP_PORT, "targetPort": PORT_NAME, "protocol": "TCP"}]},
-            opts=child,
-        )
-
-        # One budget over every pod of the set, one pod at a time: evicting any pod takes its whole group
-        # down (RecreateGroupOnPodRestart), and the recreated group's unready pods then hold further
-        # evictions until it serves again. A budget per group would let a drain take one pod of every
-        # group at once: all replicas down. (The pods belong to StatefulSets the disruption controller counts.)
-        k8s.policy.v1.PodDisruptionBudget(
-            f"{name}-pdb",
-            metadata={"name": name, "namespace": ns, "labels": meta_labels},
-            spec={"maxUnavailable": 1, "selector": group_pod_selector(name)},
-            opts=child,
-        )
-
-        net = args.get("network") or {}
-        allowed = [*net.get("client_namespaces", []), *net.get("monitoring_namespaces", [])]
-        sources: list = [{"podSelector": {}}]
-        if allowed:
-            sources.append(namespace_selector(allowed))
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-netpol",
-            metadata={"name": name, "namespace": ns, "labels": meta_labels},
-            spec={"podSelector": {"matchLabels": sel}, "policyTypes": ["Ingress"],
-                  "ingress": [{"from": sources, "ports": [{"port": HTTP_PORT, "protocol": "TCP"}]}]},
-            opts=child,
-        )
-        # A group's pods to each other, on every port: the master port is fixed, but vLLM's message
-        # queues (get_open_port) and NCCL/Gloo listen on ephemeral ports, which no policy can list.
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-group-netpol",
-            metadata={"name": f"{name}-group", "namespace": ns, "labels": meta_labels},
-            spec={"podSelector": group_pod_selector(name), "policyTypes": ["Ingress"],
-                  "ingress": [{"from": [{"podSelector": group_pod_selector(name)}]}]},
-            opts=child,
-        )
-
-        self.service_name = service.metadata["name"]
-        self.leader_worker_set_name = lws.metadata["name"]
-        self.facts = ServerFacts.of("MultiNodeVllmService", name, args)
-        register_server(self.leader_worker_set_name, self.facts)
-        self.endpoint = pulumi.Output.concat("http://", service.metadata["name"], ".", ns, ".svc.cluster.local:", str(HTTP_PORT), "/v1")
-        self.served_model_name = pulumi.Output.from_input(engine["served_model_name"])
-        self.api_key = api_key
-        self.selector_labels = pulumi.Output.from_input(sel)
-        self.namespace = pulumi.Output.from_input(ns)
-        self.api_key_secret_name = key_secret.metadata["name"]
-        self.api_key_secret_key = pulumi.Output.from_input(API_KEY_SECRET_KEY)
-        self.group_size = pulumi.Output.from_input(nodes)
-        self.register_outputs({
-            "service_name": self.service_name,
-            "leader_worker_set_name": self.leader_worker_set_name,
-            "endpoint": self.endpoint,
-            "served_model_name": self.served_model_name,
-            "api_key": self.api_key,
-            "selector_labels": self.selector_labels,
-            "namespace": self.namespace,
-            "api_key_secret_name": self.api_key_secret_name,
-            "api_key_secret_key": self.api_key_secret_key,
-            "group_size": self.group_size,
-        })

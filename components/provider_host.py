@@ -12,6 +12,9 @@ Beyond Pulumi's own component host (``pulumi.provider.experimental``) this one
   ``llmstack_k8s.__version__``;
 - marks credentials ``secret`` (:data:`SECRETS`), so SDKs encrypt them in state and hide them in
   previews;
+- describes inherited fields too (:func:`field_docs`): Pulumi's analyzer takes a field's docstring
+  from the source of the class it analyzes only, so the serving components' shared args and
+  outputs (``serving_base``) would reach other languages undocumented;
 - drops the ``null`` entries the SDK leaves in enum values (Pulumi's metaschema refuses them);
 - turns wire values back into what the Python annotations promise, also inside Outputs: names
   camelCase -> snake_case, whole-number doubles -> ``int`` (the protocol carries every number
@@ -19,10 +22,13 @@ Beyond Pulumi's own component host (``pulumi.provider.experimental``) this one
   (``validation.py``), so a mistake reads the same from every language.
 """
 
+import ast
 import importlib.metadata
+import inspect
 import json
 import re
 import sys
+import textwrap
 from enum import Enum
 from typing import Any, Optional
 
@@ -30,12 +36,13 @@ import pulumi
 from pulumi.errors import InputPropertyError
 from pulumi.provider import ConstructResult
 from pulumi.provider import main as serve
-from pulumi.provider.experimental.analyzer import PropertyDefinition, PropertyType, TypeDefinition
+from pulumi.provider.experimental.analyzer import Analyzer, PropertyDefinition, PropertyType, TypeDefinition
 from pulumi.provider.experimental.component import ComponentProvider
 from pulumi.provider.server import ComponentInitError
+from typing_extensions import is_typeddict
 
 from . import __all__ as PUBLIC_NAMES, __version__
-from .package import PACKAGE
+from .package import PACKAGE, type_token
 from .validation import ComponentArgsError
 
 DISTRIBUTION = "llmstack-k8s"
@@ -84,6 +91,52 @@ def package_metadata() -> dict[str, Any]:
     return out
 
 
+def declared_bases(cls: type) -> list[type]:
+    """The classes ``cls`` inherits fields from, nearest first (``object`` and Pulumi's own left out).
+    A TypedDict does not keep its bases at runtime (its ``__mro__`` is itself, ``dict``, ``object``), so
+    they are read from its class statement and looked up in its module."""
+    if not is_typeddict(cls):
+        return [c for c in cls.__mro__[1:] if c.__module__.split(".")[0] not in ("builtins", "pulumi")]
+    try:
+        source = inspect.getsource(cls)
+    except (OSError, TypeError):  # no source to read (the analyzer then finds no docstrings either)
+        return []
+    namespace = vars(sys.modules[cls.__module__])
+    statement = next(n for n in ast.parse(textwrap.dedent(source)).body if isinstance(n, ast.ClassDef))
+    bases = [namespace.get(b.id) for b in statement.bases if isinstance(b, ast.Name)]
+    nearest = [b for b in bases if isinstance(b, type) and is_typeddict(b)]
+    return [*nearest, *(far for b in nearest for far in declared_bases(b))]
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring of every field of ``cls`` (a TypedDict or a component's outputs), inherited ones
+    included; a subclass's own docstring wins. Read as Pulumi's analyzer reads them."""
+    analyzer = Analyzer(PACKAGE)
+    docs: dict[str, str] = {}
+    for owner in reversed([cls, *declared_bases(cls)]):
+        for field in inspect.get_annotations(owner):
+            doc = analyzer.get_docstring(owner, field)
+            if doc:
+                docs[field] = doc
+    return docs
+
+
+def _describe(properties: dict[str, Any], cls: type) -> None:
+    """Give every property of ``cls`` without a description in the schema its (inherited) docstring,
+    also on its items or values, where the analyzer repeats a field's own."""
+    docs = {_camel(field): doc for field, doc in field_docs(cls).items()}
+
+    def describe(prop: dict[str, Any], doc: str) -> None:
+        prop.setdefault("description", doc)
+        for nested in ("items", "additionalProperties"):
+            if isinstance(prop.get(nested), dict):
+                describe(prop[nested], doc)
+
+    for key, prop in properties.items():
+        if not prop.get("description") and key in docs:
+            describe(prop, docs[key])
+
+
 def _without_nulls(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _without_nulls(v) for k, v in value.items() if v is not None}
@@ -113,6 +166,13 @@ class LlmstackProvider(ComponentProvider):
         schema = _without_nulls(json.loads(self.schema or "{}"))
         schema.update(package_metadata())
         schema["version"] = __version__
+        for cls in COMPONENTS:
+            resource = schema["resources"][type_token(cls.__name__)]
+            _describe(resource.get("inputProperties", {}), inspect.get_annotations(cls.__init__)["args"])
+            _describe(resource.get("properties", {}), cls)
+        for type_def in self.analyzer.type_definitions.values():
+            if not type_def.enum:
+                _describe(schema["types"][type_token(type_def.name)].get("properties", {}), type_def.python_type)
         for component, kinds in SECRETS.items():
             resource = schema["resources"][f"{PACKAGE}:index:{component}"]
             for kind, section in (("inputs", "inputProperties"), ("outputs", "properties")):

@@ -17,7 +17,7 @@ from typing_extensions import NotRequired, Required, is_typeddict
 
 import llmstack_k8s
 from llmstack_k8s.package import PACKAGE
-from llmstack_k8s.provider_host import COMPONENTS, SECRETS
+from llmstack_k8s.provider_host import COMPONENTS, SECRETS, field_docs
 from llmstack_k8s.validation import type_hints
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,10 +117,11 @@ def generate() -> str:
         lines += [f"## {component.__name__}", "", _cell(component.__doc__), "",
                   f"`from llmstack_k8s import {component.__name__}` · args `{td.__name__}` · type token "
                   f"`{PACKAGE}:index:{component.__name__}`", "", "### Args", "",
-                  *args_table(td, docs_of(cdef.inputs, cdef.inputs_mapping), secrets.get("inputs", ()), linked), "",
+                  *args_table(td, field_docs(td), secrets.get("inputs", ()), linked), "",
                   "### Outputs", "", "| attribute | other languages | type | meaning |", "| --- | --- | --- | --- |"]
-        out_docs = docs_of(cdef.outputs, cdef.outputs_mapping)
-        hints = inspect.get_annotations(component)
+        # Inherited fields too (the serving components' shared ones): the analyzer describes a class's own only.
+        out_docs = field_docs(component)
+        hints = {k: v for c in reversed(component.__mro__) for k, v in inspect.get_annotations(c).items()}
         for py_name in cdef.outputs_mapping.values():
             meaning = _cell(out_docs.get(py_name)) + (" **Secret.**" if py_name in secrets.get("outputs", ()) else "")
             lines.append(f"| `{py_name}` | `{_camel(py_name)}` | {type_name(_unwrap_output(hints[py_name]), linked)} | {meaning} |")

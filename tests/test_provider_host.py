@@ -7,6 +7,7 @@ import sys
 import tomllib
 import typing
 
+import pulumi
 import pytest
 import yaml
 from conftest import ROOT
@@ -29,7 +30,7 @@ def served(tmp_path_factory) -> tuple[dict, str]:
 
 def public_components() -> set[str]:
     return {n for n in llmstack_k8s.__all__ if isinstance(c := getattr(llmstack_k8s, n), type)
-            and issubclass(c, llmstack_k8s.VllmService.__mro__[1])}
+            and issubclass(c, pulumi.ComponentResource)}
 
 
 def test_plugin_folder_is_what_pulumi_package_add_runs():
