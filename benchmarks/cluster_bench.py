@@ -252,7 +252,8 @@ def n_models(n: int):
         config["llmstack:models"] = models
         config.pop("llmstack:teams", None)
         pool = config["llmstack:gpuPool"]
-        per_model = base["autoscaling"]["maxReplicas"] * base.get("gpus", 1)
+        gpus = base.get("tensorParallelSize", 1) * base.get("pipelineParallelSize", 1)  # GPUs per replica
+        per_model = base["autoscaling"]["maxReplicas"] * gpus
         pool["karpenter"]["gpuLimit"] = max(pool["karpenter"]["gpuLimit"], n * per_model)
     return edit
 

@@ -37,9 +37,9 @@ def with_model(**kw):
 CASES = {
     "typo in a top-level key": ({"modles": [GOOD_MODEL]}, "llmstack:modles: unknown key"),
     "typo in a model key": (with_model(tensorParalelSize=2), "models[0] (name: llama-8b).tensorParalelSize: unknown key; did you mean tensorParallelSize?"),
-    "GPU count does not match tensor x pipeline parallel": (
+    "GPU count beside tensor x pipeline parallel": (
         with_model(gpus=2, tensorParallelSize=4),
-        "gpus is 2 but tensorParallelSize x pipelineParallelSize is 4 x 1 = 4",
+        "models[0] (name: llama-8b).gpus: removed key: GPUs per replica are tensorParallelSize x pipelineParallelSize",
     ),
     "negative replicas": (with_model(replicas=-1), "models[0] (name: llama-8b).replicas: -1 is below the least allowed, 1"),
     "gated model without a token": (with_model(gated=True), "llmstack:models[0] (name: llama-8b).gated: model 'llama-8b' is gated but huggingfaceToken is not set"),
@@ -158,8 +158,8 @@ NEW_CASES = {
     "Hugging Face repository id without org": (stack(model={"model": "llama"}), f"{M0}.model", "must be a Hugging Face repository id, org/name"),
     # Sizes and times that cannot work together.
     "cache smaller than the weights": (stack(model={"cache": {"size": "10Gi"}}), f"{M0}.cache.size", "cannot hold the weights (weightsGiB 15)"),
-    "cache smaller than the estimated weights": (
-        stack(model={"weightsGiB": None, "parametersBillions": 70, "cache": {"size": "100Gi"}}), f"{M0}.cache.size", "parametersBillions 70"),
+    "cache smaller than the catalog's weights": (
+        stack(model={"weightsGiB": None, "cache": {"size": "10Gi"}}), f"{M0}.cache.size", "8.03B parameters per its config.json"),
     "download deadline shorter than the download": (
         stack(model={"weightsGiB": 300, "cache": {"size": "700Gi"}}), "llmstack:cache.downloadDeadlineSeconds", "at cache.downloadMiBps 50 MiB/s"),
     "download deadline at a stated throughput": (
@@ -191,7 +191,7 @@ NEW_CASES = {
                        "sharing": {"strategy": "mig", "migProfile": "1g.5gb"}}),
         "llmstack:gpuPool.sharing.strategy", "NVIDIA-L4 has no MIG"),
     "Karpenter limit below the models' minimum": (
-        stack(model={"replicas": 3, "tensorParallelSize": 4, "gpus": 4, "resources": {"memory": "64Gi"}},
+        stack(model={"replicas": 3, "tensorParallelSize": 4, "resources": {"memory": "64Gi"}},
               gpuPool={"gpu": {"product": "NVIDIA-H100-80GB-HBM3", "memoryGiB": 79, "perNode": 8}, "nodeSelector": {"pool": "h100"},
                        "karpenter": {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "gpu"}, "gpuLimit": 8}}),
         "llmstack:gpuPool.karpenter.gpuLimit", "below the 12 GPUs the models need"),
@@ -285,3 +285,42 @@ def test_harmless_env_and_stack_namespaces_are_accepted():
 
 def test_at_least_thirty_new_classes_of_bad_input():
     assert len(NEW_CASES) >= 30
+
+
+# --- keys the stack file no longer has: each refused with what replaces it, before anything is registered.
+KNATIVE = {"serving": "knative", "cache": {"size": "40Gi", "accessMode": "ReadWriteMany"}}
+REMOVED = {  # removed key (as messages.REMOVED_KEYS names it): (model keys, what the message says replaces it)
+    "models[].knative.minScale": ({**KNATIVE, "knative": {"minScale": 0}}, "write autoscaling.minReplicas: 0 in this model instead"),
+    "models[].knative.maxScale": ({**KNATIVE, "knative": {"maxScale": 2}}, "write autoscaling.maxReplicas: 2 in this model instead"),
+    "models[].knative.targetConcurrency": ({**KNATIVE, "knative": {"targetConcurrency": 8}}, "write autoscaling.target: 8 in this model instead"),
+    "models[].knative.scaleDownDelay": ({**KNATIVE, "knative": {"scaleDownDelay": "15m"}}, "write autoscaling.cooldownSeconds: 900 in this model instead"),
+    "models[].gpus": ({"gpus": 1}, "GPUs per replica are tensorParallelSize x pipelineParallelSize"),
+    "models[].parametersBillions": ({"weightsGiB": None, "parametersBillions": 8}, "write weightsGiB (~14.9 GiB for 8B parameters in 16 bits"),
+}
+
+
+@pytest.mark.parametrize("path", sorted(REMOVED))
+def test_a_removed_key_is_refused_naming_what_replaces_it(path):
+    model, replacement = REMOVED[path]
+    key = path.removeprefix("models[].")
+    message = assert_refused(stack(model=model), f"Pulumi.test.yaml: {M0}.{key}: removed key")
+    assert replacement in message, message
+    assert len(message.split("\n  ")[1:]) == 1, f"expected exactly one problem:\n{message}"
+
+
+def test_every_removed_key_has_a_case_and_the_same_settings_in_new_keys_render():
+    from stacks.config.messages import REMOVED_KEYS
+
+    assert set(REMOVED) == set(REMOVED_KEYS)
+    # What each message says to write is accepted (the model above, in the new keys).
+    new = stack(model={**KNATIVE, "autoscaling": {"minReplicas": 0, "maxReplicas": 2, "target": 8, "cooldownSeconds": 900}})
+    assert render_with(new).of_kind("Service")
+
+
+def test_the_old_knative_scaling_keys_are_refused_together_one_message_each():
+    old = {**KNATIVE, "knative": {"minScale": 0, "maxScale": 1, "scaleDownDelay": "15m", "initialScale": 1}}
+    message = assert_refused(stack(model=old), "removed key")
+    problems = message.split("\n  ")[1:]
+    assert len(problems) == 3, message  # initialScale stays a Knative-only knob
+    for problem, key in zip(problems, ("minScale", "maxScale", "scaleDownDelay")):
+        assert problem.startswith(f"Pulumi.test.yaml: {M0}.knative.{key}: removed key; write autoscaling."), message

@@ -117,7 +117,7 @@ CASES = {
     ),
     # --- the model's architecture ------------------------------------------------------------------
     "tensor parallel size that does not divide the heads": (
-        model(tensorParallelSize=3, gpus=None),
+        model(tensorParallelSize=3),
         "tensorParallelSize: 3 does not divide the model's 32 attention heads (vLLM refuses it at start-up); use one of 1, 2, 4, 8, 16",
     ),
     "tensor parallel size that splits KV heads unevenly": (
@@ -197,7 +197,7 @@ NO_SIZE_70B = {"name": "llama-70b", "model": "meta-llama/Llama-3.1-70B-Instruct"
 
 
 def test_catalogued_70b_without_a_size_is_refused_with_the_derived_figure():
-    # No weightsGiB, no parametersBillions: the catalog's architecture gives the size (70.55B x 2 bytes).
+    # No weightsGiB: the catalog's architecture gives the size (70.55B x 2 bytes).
     message = assert_refused(
         {"gpuPool": L4_SHARED, "models": [NO_SIZE_70B]},
         "models[0] (name: llama-70b).weightsGiB: does not fit: meta-llama/Llama-3.1-70B-Instruct "
@@ -210,8 +210,8 @@ def test_uncatalogued_model_without_a_size_on_a_declared_gpu_is_refused():
     unknown = {**NO_SIZE_70B, "model": "acme/house-70b"}
     assert_refused(
         {"gpuPool": L4_SHARED, "models": [unknown]},
-        "models[0] (name: llama-70b).weightsGiB: the size of acme/house-70b is not known (no weightsGiB, no "
-        "parametersBillions, not in the catalog), so the GPU fit check cannot run",
+        "models[0] (name: llama-70b).weightsGiB: the size of acme/house-70b is not known (no weightsGiB, "
+        "not in the catalog), so the GPU fit check cannot run",
     )
     # Stating the size lets the check run (and pass for a model that fits the share).
     render_with({"gpuPool": L4_SHARED, "models": [{**unknown, "weightsGiB": 1, "cache": {"size": "10Gi"}}]})

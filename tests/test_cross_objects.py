@@ -59,7 +59,7 @@ def declared_for(cfg: StackConfig) -> Declared:
             if m.is_object_storage:
                 team = cfg.team_of(m.name)
                 objects.add(("Secret", team.effective_namespace if team else cfg.namespace, cfg.object_storage.existing_secret))
-    to_zero = any(m.autoscaling and m.autoscaling.min_replicas == 0 for m in cfg.models)
+    to_zero = any(m.keda_autoscaling and m.scaling.min_replicas == 0 for m in cfg.models)  # through KEDA's add-on
     if cfg.gateway is not None:  # the Gateway (or ingress controller) the stack routes through exists
         namespaces.add(cfg.gateway.edge_namespace)
         if cfg.gateway.gateway_ref is not None:
@@ -147,7 +147,7 @@ GENERATED = {
     "knative-installed-mig": {
         **BASE,
         "gpuPool": {**H100_POOL, "sharing": {"strategy": "mig", "migStrategy": "mixed", "migProfile": "3g.40gb"}},
-        "models": [model("kn", serving="knative", knative={"minScale": 0, "maxScale": 2})],
+        "models": [model("kn", serving="knative", autoscaling={"minReplicas": 0, "maxReplicas": 2})],
     },
     # The cluster's Knative, the GPU operator (its RuntimeClass), the cluster's KEDA for a second model.
     "knative-existing-gpu-operator": {
@@ -166,7 +166,7 @@ GENERATED = {
             "maxRevisionTimeoutSeconds": 3600,
         },
         "models": [
-            model("kn-existing", serving="knative", knative={"minScale": 1, "maxScale": 1}),
+            model("kn-existing", serving="knative", autoscaling={"minReplicas": 1, "maxReplicas": 1}),
             model("keda-existing", autoscaling={"minReplicas": 1, "maxReplicas": 2}),
         ],
     },

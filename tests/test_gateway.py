@@ -208,7 +208,7 @@ def _stack(gateway=None, **model_over):
     (_stack({"kind": "ingress", "ingress": {"tlsSecretName": "t"}}), "hostname: not set, but ingress.tlsSecretName is"),
     (_stack({"kind": "ingress", "ingress": {"maxBodySize": "16 MB"}}), "is not an nginx size"),
     # a Knative model is exposed through Knative's ingress (tests/test_knative_route.py); no picker for it
-    (_stack(GATEWAY, serving="knative", knative={"minScale": 1}, route={"kvCacheAwareRouting": True}),
+    (_stack(GATEWAY, serving="knative", autoscaling={"minReplicas": 1, "maxReplicas": 1}, route={"kvCacheAwareRouting": True}),
      "(name: m).route.kvCacheAwareRouting: cannot be used with serving: knative"),
     (_stack({**GATEWAY}, cache={"size": "20Gi", "accessMode": "ReadWriteOnce"}, autoscaling={"minReplicas": 0, "maxReplicas": 1}),
      "(name: m).route.expose: a Deployment scaled to zero"),

@@ -12,7 +12,7 @@ from hpa_sim import Hpa, burst_table
 from schemas import FIXTURES, crd_schemas, validate_custom
 from test_metrics import exported_wire_names
 
-from llmstack_k8s import metrics
+from llmstack_k8s import metrics, versions
 from llmstack_k8s.gpu_autoscaling import AutoscalingMetric, validate_workload
 from llmstack_k8s.cold_start import DEFAULT_SCHEDULING_SECONDS, cold_start_budget
 from llmstack_k8s.vllm_pod import startup_budget_seconds
@@ -27,7 +27,8 @@ def stack_file(stack: str) -> dict:
 
 
 def autoscaled_models(stack: str) -> dict[str, dict]:
-    return {m["name"]: m for m in stack_file(stack)["models"] if "autoscaling" in m}
+    """The models KEDA scales: a Deployment's autoscaling (a Knative model's is Knative's own)."""
+    return {m["name"]: m for m in stack_file(stack)["models"] if "autoscaling" in m and m.get("serving", "deployment") == "deployment"}
 
 
 def scaled_objects(stack: str) -> dict[str, dict]:
@@ -294,9 +295,15 @@ def test_hpa_model_applies_windows_and_policies():
     assert hpa.replicas == 4  # +100% per minute from 2, not straight to 100
 
 
-def test_refuses_keda_autoscaling_on_a_knative_model():
+def test_a_knative_models_autoscaling_is_carried_out_by_knative_not_keda():
+    """The same block on a Knative model scales it through Knative's autoscaler: no ScaledObject, no KEDA;
+    a signal only KEDA has is refused on it."""
     model = {**base_model(minReplicas=0, maxReplicas=2), "serving": "knative"}
-    with pytest.raises(StackConfigError, match=r"models\[0\] \(name: m\).*serving is knative.*autoscaling"):
+    r = render_with({"autoscaling": {"httpAddOn": True}, "models": [model]})
+    assert not r.of_kind("ScaledObject") and not r.of_kind("HTTPScaledObject")
+    assert not [h for h in r.helm_releases if h["chart"] in (versions.KEDA.chart, versions.KEDA_HTTP_ADDON.chart)]
+    model["autoscaling"] = {**model["autoscaling"], "metric": "queueDepth"}
+    with pytest.raises(StackConfigError, match=r"models\[0\] \(name: m\)\.autoscaling\.metric: queueDepth is a vLLM metric KEDA reads"):
         render_with({"autoscaling": {"httpAddOn": True}, "models": [model]})
 
 

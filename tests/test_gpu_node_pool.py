@@ -312,7 +312,7 @@ REFUSALS = {
         "models[0] (name: llama-8b).pipelineParallelSize: pipelineParallelSize 2 on a pool with gpuPool.sharing.strategy mps",
     ),
     "more GPUs than a node has": (  # multi-node: a replica may span nodes, but tensor parallelism stays within one
-        stack({"gpu": {"product": "NVIDIA-A10G", "memoryGiB": 22, "perNode": 4}}, tensorParallelSize=8, gpus=8),
+        stack({"gpu": {"product": "NVIDIA-A10G", "memoryGiB": 22, "perNode": 4}}, tensorParallelSize=8),
         "models[0] (name: llama-8b).tensorParallelSize: tensorParallelSize 8 is above gpuPool.gpu.perNode 4 (NVIDIA-A10G)",
     ),
     "time-sliced pods that together claim more than the GPU": (
@@ -323,9 +323,9 @@ REFUSALS = {
         stack(H100, model="meta-llama/Llama-3.1-70B-Instruct", weightsGiB=132, tensorParallelSize=2, gpuMemoryUtilization=0.92),
         "models[0] (name: llama-8b).weightsGiB: does not fit: weightsGiB 132 / 2 GPU(s) = 66.0 GiB per GPU",
     ),
-    "8B bf16 estimated from parameters on a time-sliced L4 share": (
-        stack(L4_SHARED, weightsGiB=None, parametersBillions=8, dtype="bfloat16", gpuMemoryUtilization=0.2),
-        "models[0] (name: llama-8b).parametersBillions: does not fit: parametersBillions 8 at bfloat16 ~ 14.9 GiB",
+    "8B bf16 estimated from the catalog on a time-sliced L4 share": (
+        stack(L4_SHARED, weightsGiB=None, dtype="bfloat16", gpuMemoryUtilization=0.2),
+        "models[0] (name: llama-8b).weightsGiB: does not fit: meta-llama/Llama-3.1-8B-Instruct (8.03B parameters per its config.json) ~ 15.0 GiB",
     ),
     "a model larger than an MPS share": (
         stack({"gpu": {"product": "NVIDIA-A100-80GB", "memoryGiB": 79, "perNode": 8},
@@ -356,11 +356,11 @@ def test_the_fit_hint_names_a_gpu_count_that_fits():
 @pytest.mark.parametrize(
     "pool, model",
     [
-        (H100, {"weightsGiB": 132, "tensorParallelSize": 4, "gpus": 4, "gpuMemoryUtilization": 0.92}),
+        (H100, {"weightsGiB": 132, "tensorParallelSize": 4, "gpuMemoryUtilization": 0.92}),
         (L4_SHARED, {"weightsGiB": 1, "gpuMemoryUtilization": 0.22}),
-        # 4-bit 8B on a whole L4, estimated from its parameter count.
+        # 4-bit 8B on a whole L4, estimated from the catalog's parameter count.
         ({"gpu": {"product": "NVIDIA-L4", "memoryGiB": 22, "perNode": 1}},
-         {"weightsGiB": None, "parametersBillions": 8, "quantization": "awq"}),
+         {"weightsGiB": None, "quantization": "awq"}),
         ({"gpu": {"product": "NVIDIA-H100-80GB-HBM3", "memoryGiB": 79, "perNode": 8},
           "sharing": {"strategy": "mig", "migStrategy": "mixed", "migProfile": "3g.40gb"}}, {"weightsGiB": 15}),
     ],

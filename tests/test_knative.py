@@ -32,13 +32,15 @@ GPU_POOL = {"nodeSelector": {"pool": "gpu"}, "runtimeClass": {"name": "nvidia"}}
 BUDGET = 300 + 3 * 10  # components.vllm_pod.startup_budget_seconds(3)
 
 
-def stack(serving="knative", knative=None, model=None, **top):
+def stack(serving="knative", knative=None, model=None, autoscaling=None, **top):
     m = copy.deepcopy(MODEL)
     m.update(model or {})
     if serving is not None:
         m["serving"] = serving
     if knative is not None:
         m["knative"] = knative
+    if autoscaling is not None:
+        m["autoscaling"] = autoscaling
     return {"namespace": "llm-t", "gpuPool": copy.deepcopy(GPU_POOL), "models": [m], **top}
 
 
@@ -106,15 +108,16 @@ def test_shared_container_meets_knatives_webhook_rules():
 
 
 def test_annotations_and_timeouts_derive_from_the_config():
-    k = {"minScale": 1, "maxScale": 3, "initialScale": 2, "targetConcurrency": 8, "containerConcurrency": 24,
-         "scaleDownDelay": "5m", "stableWindow": "2m", "panicWindowPercentage": 20,
+    scaling = {"minReplicas": 1, "maxReplicas": 3, "target": 8, "cooldownSeconds": 420}  # the same keys as a Deployment's
+    k = {"initialScale": 2, "containerConcurrency": 24, "stableWindow": "2m", "panicWindowPercentage": 20,
          "progressDeadlineSeconds": 1200, "requestTimeoutSeconds": 1500}
-    svc = ksvc(render_with(stack(knative=k, model={"cache": {"size": "10Gi", "accessMode": "ReadWriteMany"}})))
+    svc = ksvc(render_with(stack(knative=k, autoscaling=scaling, model={"cache": {"size": "10Gi", "accessMode": "ReadWriteMany"}})))
     a = svc["spec"]["template"]["metadata"]["annotations"]
     assert a["autoscaling.knative.dev/class"] == "kpa.autoscaling.knative.dev"
     assert (a["autoscaling.knative.dev/min-scale"], a["autoscaling.knative.dev/max-scale"], a["autoscaling.knative.dev/initial-scale"]) == ("1", "3", "2")
     assert a["autoscaling.knative.dev/target"] == "8"
-    assert a["autoscaling.knative.dev/scale-down-delay"] == "5m"
+    assert a["autoscaling.knative.dev/metric"] == "concurrency"
+    assert a["autoscaling.knative.dev/scale-down-delay"] == "7m"
     assert a["autoscaling.knative.dev/window"] == "2m"
     assert a["autoscaling.knative.dev/panic-window-percentage"] == "20.0"
     assert a["serving.knative.dev/progress-deadline"] == "1200s"
@@ -203,11 +206,20 @@ def test_namespaces_key_says_what_install_true_admits():
 
 
 REFUSALS = {
-    "KEDA autoscaling on a Knative model": (
-        stack(model={"autoscaling": {"maxReplicas": 2}}),
-        "models[0] (name: qwen): serving is knative, which scales the model itself",
+    "a KEDA signal on a Knative model": (
+        stack(autoscaling={"metric": "queueDepth", "maxReplicas": 1}),
+        "models[0] (name: qwen).autoscaling.metric: queueDepth is a vLLM metric KEDA reads for a Deployment model; "
+        "Knative's autoscaler scales on concurrency",
     ),
-    "knative settings without serving: knative": (stack(serving=None, knative={"minScale": 0}), "knative is set but serving is deployment"),
+    "a KEDA-only key on a Knative model": (
+        stack(autoscaling={"maxReplicas": 1, "kvCacheTarget": 0.8}),
+        "models[0] (name: qwen).autoscaling.kvCacheTarget: applies to a Deployment model (KEDA)",
+    ),
+    "warm schedules on a Knative model": (
+        stack(autoscaling={"maxReplicas": 1, "schedules": [{"start": "0 8 * * 1-5", "end": "0 18 * * 1-5", "minReplicas": 1}]}),
+        "models[0] (name: qwen).autoscaling.schedules: applies to a Deployment model (KEDA)",
+    ),
+    "knative settings without serving: knative": (stack(serving=None, knative={"initialScale": 1}), "knative is set but serving is deployment"),
     "replicas on a Knative model": (stack(model={"replicas": 2}), "replicas applies to serving: deployment"),
     "progress deadline shorter than the startup budget": (
         stack(knative={"progressDeadlineSeconds": 120}),
@@ -217,13 +229,24 @@ REFUSALS = {
         stack(knative={"requestTimeoutSeconds": 60}),
         "the first request after scaling to zero would time out while the model loads",
     ),
-    "target concurrency above the batch size": (stack(knative={"targetConcurrency": 64}), "knative.targetConcurrency 64 exceeds maxNumSeqs 48"),
+    "target concurrency above the batch size": (
+        stack(autoscaling={"maxReplicas": 1, "target": 64}), "autoscaling.target: 64 in-flight requests per pod exceeds maxNumSeqs 48"),
+    "target concurrency above the container concurrency": (
+        stack(autoscaling={"maxReplicas": 1, "target": 16}, knative={"containerConcurrency": 8}),
+        "autoscaling.target: 16 in-flight requests per pod exceeds knative.containerConcurrency 8"),
+    "fractional target concurrency": (stack(autoscaling={"maxReplicas": 1, "target": 7.5}), "autoscaling.target: 7.5 is in-flight requests per pod"),
+    "initial scale above the most replicas": (
+        stack(autoscaling={"maxReplicas": 1}, knative={"initialScale": 2}), "knative.initialScale: 2 exceeds autoscaling.maxReplicas 1"),
+    "cooldown shorter than the startup budget": (
+        stack(autoscaling={"maxReplicas": 1, "cooldownSeconds": 120}), "autoscaling.cooldownSeconds 120 is shorter than the model's startup budget"),
+    "cooldown above Knative's scale-down delay ceiling": (
+        stack(autoscaling={"maxReplicas": 1, "cooldownSeconds": 7200}), "autoscaling.cooldownSeconds: 7200 is above 3600"),
     "stable window out of range": (stack(knative={"stableWindow": "2s"}), "stableWindow '2s' must be between 6s and 1h"),
-    "not a duration": (stack(knative={"scaleDownDelay": "ten minutes"}), "'ten minutes' is not a duration"),
+    "not a duration": (stack(knative={"stableWindow": "ten minutes"}), "'ten minutes' is not a duration"),
     "env var Knative reserves": (stack(model={"extraEnv": {"PORT": "9000"}}), "extraEnv sets PORT, which Knative sets itself"),
     "ReadWriteOnce cache with several pods": (
-        stack(knative={"maxScale": 2}, model={"cache": {"size": "10Gi", "accessMode": "ReadWriteOnce"}}),
-        "models[0] (name: qwen).knative.maxScale is 2 but the cache accessMode is ReadWriteOnce",
+        stack(autoscaling={"maxReplicas": 2}, model={"cache": {"size": "10Gi", "accessMode": "ReadWriteOnce"}}),
+        "models[0] (name: qwen).autoscaling.maxReplicas is 2 but the cache accessMode is ReadWriteOnce",
     ),
     "existing Knative without the pod's feature flags": (
         {**stack(knative={"requestTimeoutSeconds": 600}), "knative": {"install": False, "features": ["kubernetes.podspec-init-containers"]}},

@@ -35,7 +35,7 @@ CANARIES = {
 
 
 def kn_model(canary=None, **over) -> dict:
-    m = model("kn", **{"serving": "knative", "knative": {"minScale": 0, "maxScale": 2}, "cache": {"size": "20Gi"}, **over})
+    m = model("kn", **{"serving": "knative", "autoscaling": {"minReplicas": 0, "maxReplicas": 2}, "cache": {"size": "20Gi"}, **over})
     if canary is not None:
         m["canary"] = canary
     return m
@@ -103,7 +103,7 @@ def test_any_change_to_the_template_gives_a_new_revision_name():
     """Knative refuses a changed template under an unchanged name (VerifyNameChange): labels,
     annotations and spec all count."""
     base = template_name(render(kn_model())[0])
-    for over in ({"knative": {"minScale": 0, "maxScale": 3}}, {"resources": {"cpu": "3", "memory": "16Gi"}},
+    for over in ({"autoscaling": {"minReplicas": 0, "maxReplicas": 3}}, {"resources": {"cpu": "3", "memory": "16Gi"}},
                  {"extraEnv": {"VLLM_LOGGING_LEVEL": "DEBUG"}}, {"maxModelLen": 2048}):
         assert template_name(render(kn_model(**over))[0]) != base, over
 
@@ -310,9 +310,9 @@ def template_name_of(rendered, name: str) -> str:
 
 
 def test_a_teams_quota_counts_a_knative_canarys_revision_but_no_second_volume():
-    """The canary revision scales to knative.maxScale like the model (its GPUs count); its weights are in
+    """The canary revision scales to autoscaling.maxReplicas like the model (its GPUs count); its weights are in
     the model's volume (no storage counted twice)."""
-    m = kn_model({"weight": 10, "revision": OTHER_REVISION})  # maxScale 2, 1 GPU per pod, cache 20Gi
+    m = kn_model({"weight": 10, "revision": OTHER_REVISION})  # maxReplicas 2, 1 GPU per pod, cache 20Gi
 
     def team(quota):
         return {**stack(copy.deepcopy(m)), "teams": [{"name": "alpha", "models": ["kn"], "quota": quota}]}
@@ -324,7 +324,7 @@ def test_a_teams_quota_counts_a_knative_canarys_revision_but_no_second_volume():
 def test_karpenter_floor_counts_the_canary_revisions_pods():
     """Each revision starts with knative.initialScale pods: with a canary the model needs twice the GPUs
     at deploy time (a Karpenter limit that fits one revision would leave the canary Pending)."""
-    m = kn_model(tensorParallelSize=4, gpus=4, resources={"cpu": "2", "memory": "64Gi"})
+    m = kn_model(tensorParallelSize=4, resources={"cpu": "2", "memory": "64Gi"})
     pool = {**H100_POOL, "gpu": {**H100_POOL["gpu"], "perNode": 4},
             "karpenter": {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "gpu"}, "gpuLimit": 4}}
     assert render_with({**stack(m), "gpuPool": pool}).of_kind("NodePool")

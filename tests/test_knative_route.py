@@ -69,7 +69,7 @@ def prod_with_knative():
     """Pulumi.prod.yaml with a Knative model beside its two Deployments, through the same Gateway host."""
     project, config, secrets = render_mod.stack_config_env("prod")
     models = json.loads(config[f"{project}:models"])
-    models.append(model("qwen-kn", serving="knative", knative={"minScale": 0, "maxScale": 2}, servedModelName="qwen-kn-chat"))
+    models.append(model("qwen-kn", serving="knative", autoscaling={"minReplicas": 0, "maxReplicas": 2}, servedModelName="qwen-kn-chat"))
     config[f"{project}:models"] = json.dumps(models)
     rendered, cfg = render_with_config(lambda: render_mod.run_program(project, "prod", config, secrets))
     return manifests_of(rendered), cfg
@@ -218,7 +218,7 @@ EXISTING = {"install": False, "maxRevisionTimeoutSeconds": 3600, "features": [
 
 def kn_stack(kn_config=None, gateway=None, **over):
     """A stack of one Knative model "kn" (``over``: its keys) behind GATEWAY; ``kn_config``: llmstack:knative."""
-    m = model("kn", **{"serving": "knative", "knative": {"minScale": 0, "maxScale": 2}, **over})
+    m = model("kn", **{"serving": "knative", "autoscaling": {"minReplicas": 0, "maxReplicas": 2}, **over})
     cfg = {**copy.deepcopy(BASE), "gpuPool": H100_POOL, "gateway": gateway or GATEWAY, "models": [m]}
     if kn_config is not None:
         cfg["knative"] = kn_config
@@ -258,7 +258,7 @@ def test_long_durations_stay_gateway_api_durations():
 
 @pytest.mark.parametrize("config, expected", [
     (kn_stack(route={"kvCacheAwareRouting": True}), "(name: kn).route.kvCacheAwareRouting: cannot be used with serving: knative"),
-    (kn_stack(knative={"minScale": 0, "requestTimeoutSeconds": 700}),
+    (kn_stack(knative={"requestTimeoutSeconds": 700}),
      "(name: kn).knative.requestTimeoutSeconds: 700 s is shorter than the route's timeout"),
     (kn_stack({**EXISTING, "maxRevisionTimeoutSeconds": 900}), "(name: kn).route.requestTimeoutSeconds: the route's timeout"),
     (kn_stack({"localGateway": {"namespace": "x"}}), "localGateway describes an existing Knative, but install is true"),

@@ -101,7 +101,7 @@ def test_a_route_reaches_adapters_by_name():
 
 def test_knative_models_serve_adapters_from_the_same_pod():
     cfg = {**copy.deepcopy(BASE), "gpuPool": H100_POOL,
-           "models": [model("kn", serving="knative", knative={"minScale": 1}, loraMemoryGiB=0.1, loraAdapters=[ADAPTER])]}
+           "models": [model("kn", serving="knative", autoscaling={"minReplicas": 1, "maxReplicas": 1}, loraMemoryGiB=0.1, loraAdapters=[ADAPTER])]}
     (ksvc,) = [o for o in render_with(cfg).objects if o["kind"] == "Service" and o["apiVersion"].startswith("serving.knative")]
     args = words(ksvc["spec"]["template"]["spec"]["containers"][0])
     assert f"m-sql={model_dir(ADAPTER['model'], SHA)}" in args

@@ -13,11 +13,11 @@ from .serving import ServedModel
 
 
 def workload(m: ModelConfig, server) -> dict:
-    """The ScaledObject's settings of an autoscaled model. Names, served name and startup budget come
-    from the server; unset keys take GpuAutoscaling's defaults."""
-    a = m.autoscaling
+    """The ScaledObject's settings of an autoscaled model (its ``autoscaling`` with a Deployment's defaults).
+    Names, served name and startup budget come from the server; an unset target takes GpuAutoscaling's default."""
+    a, s = m.keda_autoscaling, m.scaling
     return scaled_workload(
-        server, a.max_replicas, min_replicas=a.min_replicas, metric=a.metric, target=a.target,
+        server, s.max_replicas, min_replicas=s.min_replicas, metric=s.keda_metric, target=a.target,
         cooldown_seconds=m.cooldown_seconds, polling_interval_seconds=a.polling_interval_seconds,
         kv_cache_target=a.kv_cache_target, ttft_p95_seconds=a.ttft_p95_seconds,
         **({"schedules": [s.args() for s in a.schedules]} if a.schedules else {}),  # warm capacity
@@ -26,7 +26,7 @@ def workload(m: ModelConfig, server) -> dict:
 
 def autoscaling(cfg: StackConfig, cluster: Cluster, monitoring: Observability, served: dict[str, ServedModel]) -> dict:
     """KEDA scaling every autoscaled model; returns the ``autoscaling`` output (nothing when no model is)."""
-    scaled = [m for m in cfg.models if m.autoscaling is not None]
+    scaled = [m for m in cfg.models if m.keda_autoscaling is not None]  # Knative models scale themselves
     if not scaled:
         return {}
     servers = [served[m.name].server for m in scaled]

@@ -44,7 +44,7 @@ def server_args(cfg: StackConfig, m: ModelConfig, place: Placement, cache, gpu_p
             "client_namespaces": list(cfg.network.client_namespaces)
             + (list(team.client_namespaces) if team else [])  # teams: its own callers, no other team's
             # scale-to-zero: clients come through the KEDA HTTP add-on's interceptor
-            + ([cfg.autoscaling.keda_namespace] if m.autoscaling and m.autoscaling.min_replicas == 0 else [])
+            + ([cfg.autoscaling.keda_namespace] if m.scaling is not None and m.scaling.min_replicas == 0 else [])
             # gateway: only an exposed model admits the Gateway's (or ingress controller's) pods
             + ([cfg.gateway.edge_namespace] if is_exposed(cfg.gateway, m) else []),
             "monitoring_namespaces": list(cfg.network.monitoring_namespaces),

@@ -12,6 +12,7 @@ from llmstack_k8s.knative_vllm_service import ALL_POD_FEATURES as KNATIVE_INSTAL
 from llmstack_k8s.model_cache import ModelCache
 
 from stacks.config import ModelConfig, StackConfig
+from stacks.config.autoscaling import knative_duration
 from stacks.config.gateway import knative_request_timeout
 
 from .cluster import Cluster, Placement
@@ -53,11 +54,13 @@ def knative_canary_args(m: ModelConfig, cache) -> dict:
 
 
 def _scaling_args(m: ModelConfig) -> dict:
-    k = m.knative_scaling
+    """KnativeScalingArgs: the model's ``autoscaling`` (bounds, concurrency target, cooldown as the
+    scale-down delay) and its Knative-only knobs."""
+    s, k = m.scaling, m.knative_scaling
     return {
-        "min_scale": k.min_scale, "max_scale": k.max_scale, "initial_scale": k.initial_scale,
-        "target_concurrency": k.target_concurrency, "container_concurrency": k.container_concurrency,
-        "scale_down_delay": k.scale_down_delay, "stable_window": k.stable_window,
+        "min_scale": s.min_replicas, "max_scale": s.max_replicas, "initial_scale": k.initial_scale,
+        "target_concurrency": int(s.target), "container_concurrency": k.container_concurrency,
+        "scale_down_delay": knative_duration(s.cooldown_seconds), "stable_window": k.stable_window,
         "panic_window_percentage": k.panic_window_percentage,
     }
 

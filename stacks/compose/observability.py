@@ -16,8 +16,7 @@ def _monitored(cfg: StackConfig, m: ModelConfig, caches: list) -> dict:
         "name": m.name,
         "namespace": cfg.team_of(m.name).effective_namespace if cfg.team_of(m.name) else cfg.namespace,  # teams
         "served_model_name": m.served_name,
-        "always_on": not (m.autoscaling is not None and m.autoscaling.min_replicas == 0)
-        and not (m.serving == "knative" and m.knative_scaling.min_scale == 0),  # knative
+        "always_on": m.scaling is None or m.scaling.min_replicas > 0,  # KEDA or Knative: scaled to zero when idle
         **({"download_job_name": caches[0].job_name} if caches else {}),  # none: object storage
         "download_job_names": [c.job_name for c in caches[1:]],  # a canary's own cache
         **({"ttft_p95_seconds": m.slo_ttft_p95_seconds} if m.slo_ttft_p95_seconds else {}),

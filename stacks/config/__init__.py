@@ -58,7 +58,7 @@ class StackConfig(_Model):
     cache: CacheDefaults = Field(default_factory=CacheDefaults, description="Cache defaults.")
     network: NetworkConfig = Field(default_factory=NetworkConfig, description="Network policy.")
     models: list[ModelConfig] = Field(min_length=1, description="Models to serve.")
-    autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig, description="KEDA install and scale-to-zero buffering.")
+    autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig, description="KEDA install and scale-to-zero buffering, for the Deployment models whose autoscaling KEDA carries out.")
     observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig, description="Prometheus, Grafana, DCGM exporter, alerts, dashboards.")
     gpu_pool: GpuPoolConfig = Field(default_factory=GpuPoolConfig, description="GPU nodes: device plugin, sharing, taints, Karpenter; models are checked to fit them.")
     knative: KnativeConfig = Field(default_factory=KnativeConfig, description="Knative Serving (install or use existing) for models with serving: knative.")
@@ -150,7 +150,7 @@ class StackConfig(_Model):
         out.append((o.namespace, "observability.namespace", "Prometheus and Grafana" if o.install_prometheus_stack else "the monitors and rules", o.install_prometheus_stack))
         if o.dcgm_exporter and not o.install_prometheus_stack:
             out.append((o.dcgm_exporter_namespace, "observability.dcgmExporterNamespace", "the DCGM exporter", True))
-        if self.autoscaling.install_keda and any(m.autoscaling for m in self.models):
+        if self.autoscaling.install_keda and any(m.keda_autoscaling for m in self.models):
             out.append((self.autoscaling.keda_namespace, "autoscaling.kedaNamespace", "KEDA", False))
         if self.knative.install and any(m.serving == ServingMode.KNATIVE for m in self.models):
             out.append((KNATIVE_SERVING_NAMESPACE, "knative.install", "Knative Serving", True))
@@ -208,7 +208,7 @@ class StackConfig(_Model):
 
     @model_validator(mode="after")
     def _keda_has_a_prometheus(self):
-        scaled = [m.name for m in self.models if m.autoscaling is not None]
+        scaled = [m.name for m in self.models if m.keda_autoscaling is not None]
         if scaled and not self.observability.install_prometheus_stack and "prometheus_url" not in self.autoscaling.model_fields_set:
             raise ConfigProblem(
                 "autoscaling.prometheusUrl",
@@ -237,11 +237,11 @@ class StackConfig(_Model):
     @model_validator(mode="after")
     def _autoscaling_safe(self):
         for i, m in enumerate(self.models):
-            a = m.autoscaling
-            if a is None:
+            s = m.scaling  # the same bounds whether KEDA or Knative carries them out
+            if s is None:
                 continue
             where = f"models[{i}] (name: {m.name}).autoscaling"
-            if a.min_replicas == 0 and not self.autoscaling.http_add_on:
+            if not m.is_knative and s.min_replicas == 0 and not self.autoscaling.http_add_on:
                 raise ValueError(
                     f"{where}.minReplicas is 0 but autoscaling.httpAddOn is false: a Deployment at zero replicas "
                     "exports no vLLM metrics and nothing holds the first request, so it would be dropped; set "
@@ -249,9 +249,9 @@ class StackConfig(_Model):
                     "minReplicas >= 1, or serve the model with serving: knative"
                 )
             mode = m.cache.access_mode or self.cache.access_mode if m.cache else None  # object storage: no volume
-            if mode == AccessMode.READ_WRITE_ONCE and a.max_replicas > 1:
+            if mode == AccessMode.READ_WRITE_ONCE and s.max_replicas > 1:
                 raise ValueError(
-                    f"{where}.maxReplicas is {a.max_replicas} but the cache accessMode is ReadWriteOnce, which "
+                    f"{where}.maxReplicas is {s.max_replicas} but the cache accessMode is ReadWriteOnce, which "
                     "cannot serve replicas across nodes; use ReadWriteMany or maxReplicas 1"
                 )
         return self

@@ -92,7 +92,7 @@ def installed_charts(cfg) -> list[tuple[versions.Chart, str]]:
         out.append((versions.KUBE_PROMETHEUS_STACK, "observability.installPrometheusStack"))
     if o.dcgm_exporter:
         out.append((versions.DCGM_EXPORTER, "observability.dcgmExporter"))
-    if cfg.autoscaling.install_keda and any(m.autoscaling is not None for m in cfg.models):
+    if cfg.autoscaling.install_keda and any(m.keda_autoscaling is not None for m in cfg.models):
         out.append((versions.KEDA, "autoscaling.installKeda"))
         if cfg.autoscaling.http_add_on:
             out.append((versions.KEDA_HTTP_ADDON, "autoscaling.httpAddOn"))

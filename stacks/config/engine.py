@@ -63,7 +63,6 @@ class _EngineModel(Protocol):
     extra_env: dict[str, str]
     architecture: Optional[ArchitectureConfig]
     weights_gib: Optional[float]
-    parameters_billions: Optional[float]
 
 
 def stack_key(dest: str) -> Optional[str]:
@@ -172,14 +171,10 @@ def check_engine(m: _EngineModel) -> None:
 
 
 def weights_estimate(m: _EngineModel) -> Optional[tuple[float, str, str]]:
-    """(GiB of weights in GPU memory, how that is known, the key to correct) from weightsGiB, else
-    parametersBillions, else the catalog's architecture; None when nothing tells the size."""
+    """(GiB of weights in GPU memory, how that is known, the key to correct) from weightsGiB, the one key
+    that sizes them, else the catalog's architecture for a model it knows; None when nothing tells the size."""
     if m.weights_gib is not None:
         return m.weights_gib, f"weightsGiB {m.weights_gib:g}", "weightsGiB"
-    if m.parameters_billions is not None:
-        gib = m.parameters_billions * 1e9 * model_catalog.bytes_per_parameter(m.dtype, m.quantization) / 2**30
-        loaded = getattr(m.quantization, "value", m.quantization) or getattr(m.dtype, "value", m.dtype)
-        return gib, f"parametersBillions {m.parameters_billions:g} at {loaded} ~ {gib:.1f} GiB", "parametersBillions"
     gib = model_catalog.estimated_weights_gib(m.model, m.dtype, m.quantization)
     if gib is not None:
         arch = model_catalog.known(m.model)
@@ -190,7 +185,7 @@ def weights_estimate(m: _EngineModel) -> Optional[tuple[float, str, str]]:
 def unknown_size_message(model: str) -> str:
     """Why the GPU fit check cannot run for a model of unknown size (for the pool's fit check)."""
     return (
-        f"weightsGiB: the size of {model} is not known (no weightsGiB, no parametersBillions, not in the catalog), "
+        f"weightsGiB: the size of {model} is not known (no weightsGiB, not in the catalog), "
         "so the GPU fit check cannot run and an oversized model would only fail at start-up with CUDA out of "
-        "memory; set weightsGiB (the checkpoint's size) or parametersBillions"
+        "memory; set weightsGiB (the checkpoint's size in GiB: its safetensors files on the Hub)"
     )

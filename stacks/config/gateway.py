@@ -185,7 +185,7 @@ def exposure_problem(gateway: Optional[GatewayConfig], model, knative=None) -> O
         return "route.kvCacheAwareRouting", "needs llmstack:gateway.kind gatewayApi: an Ingress cannot route to an InferencePool"
     if model.serving == "knative":
         return knative_exposure_problem(gateway, model, knative)
-    if model.autoscaling is not None and model.autoscaling.min_replicas == 0:
+    if model.scaling is not None and model.scaling.min_replicas == 0:
         return "route.expose", (
             "a Deployment scaled to zero is reached through the KEDA HTTP add-on's interceptor, which a route to the "
             "model's Service would bypass (requests fail while it is at zero); set route.expose: false or minReplicas >= 1"

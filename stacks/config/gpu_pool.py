@@ -249,10 +249,8 @@ class _ModelLike(Protocol):
     name: str
     tensor_parallel_size: int
     pipeline_parallel_size: int
-    gpus: Optional[int]
     gpu_memory_utilization: float
     weights_gib: Optional[float]
-    parameters_billions: Optional[float]
     dtype: object
     quantization: object
     model: str
@@ -260,7 +258,7 @@ class _ModelLike(Protocol):
 
 def fit_weights(m: _ModelLike) -> Optional[tuple[float, str, str]]:
     """(GiB of weights in GPU memory, the key that states them, how) for the fit check: weightsGiB,
-    else an estimate from parametersBillions, else the catalog's architecture (one source:
+    else the catalog's architecture (one source:
     ``engine.weights_estimate``); None when nothing tells the size."""
     weights = weights_estimate(m)
     if weights is None:
@@ -313,9 +311,8 @@ def check_models_fit(pool: GpuPoolConfig, models: list[_ModelLike]) -> None:
         # The remaining rules measure against the pool's GPU, and the KV-cache one against the weights.
         assert gpu is not None
         if p.rule == "gpus_per_node":
-            key = "gpus" if m.gpus is not None else "tensorParallelSize"
             raise ValueError(
-                f"{where}.{key}: a replica needs {p.gpus} GPUs (tensorParallelSize {tp} x pipelineParallelSize "
+                f"{where}.tensorParallelSize: a replica needs {p.gpus} GPUs (tensorParallelSize {tp} x pipelineParallelSize "
                 f"{pp}) but a node of the pool has gpuPool.gpu.perNode {gpu.per_node} "
                 f"({gpu.product}); one replica runs on one node, so its pod would never schedule"
             )

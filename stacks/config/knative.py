@@ -15,7 +15,6 @@ from llmstack_k8s.knative_serving import (
     RELEASE_KOURIER_NAMESPACE,
     SERVING_NAMESPACE,
 )
-from llmstack_k8s.model_cache import AccessMode
 
 from .base import StackModel as _Model
 from .quantities import Duration, dns_label
@@ -33,34 +32,19 @@ class ServingMode(str, Enum):
 
 
 class KnativeModelConfig(_Model):
-    """Knative autoscaling of a model with `serving: knative`."""
+    """Knative-only knobs of a model with `serving: knative` (its bounds, target and cooldown are `autoscaling`'s)."""
 
-    min_scale: int = Field(0, ge=0, le=64, description="Fewest pods; 0 scales to zero when idle.")
-    max_scale: int = Field(knative.DEFAULT_MAX_SCALE, ge=1, le=64, description="Most pods.")
-    initial_scale: int = Field(knative.DEFAULT_INITIAL_SCALE, ge=0, le=64, description="Pods a new revision starts with (1 proves the model loads at deploy time).")
-    target_concurrency: Optional[int] = Field(None, ge=1, description="In-flight requests per pod Knative aims for (default: half of maxNumSeqs, else 32).")
-    container_concurrency: int = Field(0, ge=0, description="Hard limit of requests per pod (0: none; vLLM queues).")
-    scale_down_delay: Duration = Field(knative.DEFAULT_SCALE_DOWN_DELAY, description="Idle time before a pod is removed (up to 1h), e.g. 10m.")
-    stable_window: Duration = Field(knative.DEFAULT_STABLE_WINDOW, description="Window concurrency is averaged over (6s to 1h).")
+    initial_scale: int = Field(knative.DEFAULT_INITIAL_SCALE, ge=0, le=64, description="Pods a new revision starts with (1 proves the model loads at deploy time); at most autoscaling.maxReplicas.")
+    container_concurrency: int = Field(0, ge=0, description="Hard limit of requests per pod, excess waits in the activator (0: none; vLLM queues); at least autoscaling.target.")
+    stable_window: Duration = Field(knative.DEFAULT_STABLE_WINDOW, description="Window Knative averages concurrency over before scaling (6s to 1h).")
     panic_window_percentage: float = Field(knative.DEFAULT_PANIC_WINDOW_PERCENTAGE, ge=1, le=100, description="Panic window, % of the stable window.")
     progress_deadline_seconds: Optional[int] = Field(None, ge=60, description="Time a new revision may take to be ready; at least the startup budget (default budget + 600).")
     request_timeout_seconds: Optional[int] = Field(None, ge=30, description="Longest request, including waiting out a cold start (default budget + 600).")
 
     @model_validator(mode="after")
     def _bounds(self):
-        if self.min_scale > self.max_scale:
-            raise ValueError(f"minScale {self.min_scale} exceeds maxScale {self.max_scale}")
-        if self.initial_scale > self.max_scale:
-            raise ValueError(f"initialScale {self.initial_scale} exceeds maxScale {self.max_scale}")
         if not 6 <= knative.duration_seconds(self.stable_window) <= 3600:
             raise ValueError(f"stableWindow {self.stable_window!r} must be between 6s and 1h")
-        if knative.duration_seconds(self.scale_down_delay) > 3600:
-            raise ValueError(f"scaleDownDelay {self.scale_down_delay!r} must be at most 1h")
-        if self.container_concurrency and self.target_concurrency and self.target_concurrency > self.container_concurrency:
-            raise ValueError(
-                f"targetConcurrency {self.target_concurrency} exceeds containerConcurrency {self.container_concurrency}: "
-                "Knative could never reach its target"
-            )
         return self
 
 
@@ -137,8 +121,9 @@ def knative_pod_features(cfg) -> set[str]:
 
 
 def check_knative_models(cfg) -> None:
-    """Every model with serving: knative runs on the stack's Knative (timeouts, initial scale, volume
-    access, the config-features flags an existing Knative has enabled)."""
+    """Every model with serving: knative runs on the stack's Knative (timeouts, initial scale, the
+    config-features flags an existing Knative has enabled; the cache's access mode is checked with
+    every model's autoscaling bounds)."""
     kn = cfg.knative
     for i, m in enumerate(cfg.models):
         if m.serving != ServingMode.KNATIVE:
@@ -156,9 +141,6 @@ def check_knative_models(cfg) -> None:
                 f"{where}.initialScale is 0 but knative.allowZeroInitialScale is false: Knative refuses it unless "
                 "config-autoscaler allow-zero-initial-scale is true"
             )
-        mode = m.cache.access_mode or cfg.cache.access_mode if m.cache else None  # object storage: no volume
-        if mode == AccessMode.READ_WRITE_ONCE and k.max_scale > 1:
-            raise ValueError(f"{where}.maxScale is {k.max_scale} but the cache accessMode is ReadWriteOnce; use ReadWriteMany or maxScale 1")
         if not kn.install:
             missing = sorted(knative_pod_features(cfg) - set(kn.features))
             if missing:

@@ -18,7 +18,7 @@ from . import StackConfig
 from .base import ConfigProblem
 from .chart_source import PROJECT_DIR_CONTEXT
 from .cluster import HONOURED_PROVIDER_KEYS, REFUSED_PROVIDER_KEYS, SATISFIED_PROVIDER_KEYS
-from .messages import siblings_at, unknown_key, words
+from .messages import removed_key, siblings_at, unknown_key, words
 
 #: Keys whose values must be Pulumi secrets (``secure:`` in the stack file).
 SECRET_KEYS = {"huggingfaceToken", "objectStorageAccessKeyId", "objectStorageSecretAccessKey"}
@@ -143,7 +143,9 @@ def load(project: str, stack: str, project_dir: Optional[Path] = None) -> StackC
                 key = f"{key}.{error.key}" if key else error.key
                 msg = str(error)
             elif e["type"] == "extra_forbidden":
-                msg = unknown_key(StackConfig, key, e["loc"][-1], siblings_at(StackConfig, e["loc"]))
+                where = key.rpartition(".")[0] if "." in key else ""
+                msg = removed_key(where, e["loc"][-1], e.get("input")) or unknown_key(
+                    StackConfig, key, e["loc"][-1], siblings_at(StackConfig, e["loc"]))
             elif e["type"] == "missing":
                 msg = "required key is missing"
             else:

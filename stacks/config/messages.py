@@ -4,9 +4,11 @@ known secret key is for. The loader prints these after ``Pulumi.<stack>.yaml: ll
 import difflib
 import re
 import typing
-from typing import Any
+from typing import Any, Optional
 
 from pydantic import BaseModel
+
+from llmstack_k8s.knative_vllm_service import duration_seconds
 
 from .quantities import DNS_LABEL_WORDS
 
@@ -35,6 +37,48 @@ KNOWN_SECRETS = {
     "huggingfacehubtoken": "the Hugging Face token is the stack key llmstack:huggingfaceToken, set with `pulumi config set --secret huggingfaceToken hf_...`",
     "token": "the Hugging Face token is the stack key llmstack:huggingfaceToken, set with `pulumi config set --secret huggingfaceToken hf_...`",
 }
+
+
+#: Keys the stack file had and no longer has, where they were valid -> (what replaces them, relative to
+#: the model, or None when nothing does; why). The loader refuses each with its replacement.
+REMOVED_KEYS: dict[str, tuple[Optional[str], str]] = {
+    "models[].knative.minScale": ("autoscaling.minReplicas", "the scaling keys are one vocabulary for Deployment and Knative models; 0 still scales to zero"),
+    "models[].knative.maxScale": ("autoscaling.maxReplicas", "the scaling keys are one vocabulary for Deployment and Knative models"),
+    "models[].knative.targetConcurrency": ("autoscaling.target", "in-flight requests per pod, the target of metric concurrency, a Knative model's default metric"),
+    "models[].knative.scaleDownDelay": ("autoscaling.cooldownSeconds", "low-load time before a pod is removed, in seconds, as for a Deployment model"),
+    "models[].gpus": (None, "GPUs per replica are tensorParallelSize x pipelineParallelSize, the sizes vLLM is started with; remove gpus and state the layout there"),
+    "models[].parametersBillions": ("weightsGiB", "the one size of the weights: GiB in GPU memory, the size of the checkpoint's safetensors files; a model the catalog knows needs neither"),
+}
+
+
+def removed_key(where: str, key: str, value: Any) -> Optional[str]:
+    """Words for a key the stack file no longer has: what replaces it, with the value converted where
+    the unit changed (``scaleDownDelay: 15m`` -> ``cooldownSeconds: 900``); None for any other key."""
+    path = f"{_generic(where)}.{key}" if where else key
+    if path not in REMOVED_KEYS:
+        return None
+    new, why = REMOVED_KEYS[path]
+    if new is None:
+        return f"removed key: {why}"
+    return f"removed key; write {new}{_converted(key, value)} in this model instead ({why})"
+
+
+def _converted(key: str, value: Any) -> str:
+    if key == "scaleDownDelay":
+        try:
+            return f": {duration_seconds(str(value))}"
+        except ValueError:
+            return ""
+    if key == "parametersBillions" and isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return f" (~{value * 1e9 * 2 / 2**30:.1f} GiB for {value:g}B parameters in 16 bits, about half in 8 bits)"
+    if key in ("minScale", "maxScale", "targetConcurrency") and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f": {value:g}"
+    return ""
+
+
+def _generic(where: str) -> str:
+    """``models[0] (name: x).knative`` -> ``models[].knative``."""
+    return re.sub(r"\[[0-9]+\]( \(name: [^)]*\))?", "[]", where)
 
 
 def _norm(key: str) -> str:
@@ -81,7 +125,7 @@ def unknown_key(root: type[BaseModel], where: str, key: str, siblings: list[str]
 
 
 def _same_place(path: str, where: str) -> bool:
-    return re.sub(r"\[[0-9]+\]( \(name: [^)]*\))?", "[]", where) == path
+    return _generic(where) == path
 
 
 def siblings_at(root: type[BaseModel], loc: tuple) -> list[str]:

@@ -1,4 +1,24 @@
-"""One entry of the stack file's ``models`` list: what vLLM serves, its cache, resources, rollout."""
+"""One entry of the stack file's ``models`` list: what vLLM serves, its cache, resources, rollout.
+
+Each thing about a model is said once, in the words people reason in:
+
+- Scaling: one ``autoscaling`` block for a Deployment (KEDA) and a Knative Service alike --
+  ``minReplicas`` (0: scale to zero), ``maxReplicas``, ``metric``/``target``, ``cooldownSeconds``
+  (``autoscaling.py`` says how each maps); ``knative`` holds only what Knative alone has (initial
+  scale, container concurrency, stable and panic windows, a revision's deadlines). The Knative
+  spellings ``knative.minScale/maxScale/targetConcurrency/scaleDownDelay`` are gone.
+- GPUs per replica are ``tensorParallelSize x pipelineParallelSize``, never a separate ``gpus``:
+  vLLM is started with the two sizes, and the layout is what the checks need (tensor parallel within
+  a node and dividing the attention heads, pipeline stages across nodes and dividing the layers);
+  a bare GPU count cannot say it, and could only repeat or contradict the product.
+- Weights are sized by ``weightsGiB`` alone (GiB in GPU memory: the checkpoint's safetensors), with
+  the catalog's figure as the default for the models it knows. ``parametersBillions`` is gone: it
+  estimated the same number from bytes per parameter, which a quantization format's scales and
+  unquantized layers make wrong, and every check (GPU fit, cache, download deadline, startup
+  budget and its override) now reads the one size.
+
+A removed key is refused by the loader with its replacement (``messages.REMOVED_KEYS``).
+"""
 
 import re
 from typing import Annotated, Optional
@@ -6,7 +26,6 @@ from typing import Annotated, Optional
 from pydantic import AfterValidator, Field, model_validator
 
 from llmstack_k8s import knative_vllm_service as knative
-from llmstack_k8s.gpu_autoscaling import default_cooldown_seconds
 from llmstack_k8s.model_cache import AccessMode
 from llmstack_k8s.cold_start import ColdStartBudget, cold_start_budget
 from llmstack_k8s.vllm_pod import Dtype, Quantization, default_shm_size
@@ -14,7 +33,7 @@ from llmstack_k8s.vllm_pod import Dtype, Quantization, default_shm_size
 from llmstack_k8s.vllm_flags import load_table, managed_dests
 from llmstack_k8s import object_storage as objstore
 
-from .autoscaling import ModelAutoscalingConfig
+from .autoscaling import KNATIVE_MAX_COOLDOWN_SECONDS, ModelAutoscalingConfig, Scaling, ScalingMetric, effective_scaling, serving_problem
 from .cold_start import ColdStartConfig
 from .engine import ArchitectureConfig, check_engine, weights_estimate as engine_weights_estimate
 from .base import ConfigProblem, StackModel as _Model
@@ -113,17 +132,15 @@ class ModelConfig(_Model):
     served_model_name: Optional[str] = Field(None, description="Name clients send as `model` (default: the model id).")
     gated: bool = Field(False, description="The repository needs a Hugging Face token (set huggingfaceToken as a secret).")
     replicas: int = Field(1, ge=1, le=64, description="Always-on replicas.")
-    gpus: Optional[int] = Field(None, ge=1, description="GPUs per replica; if given must equal tensor x pipeline parallel size.")
-    tensor_parallel_size: int = Field(1, ge=1, le=16, description="Tensor parallel size.")
-    pipeline_parallel_size: int = Field(1, ge=1, le=16, description="Pipeline parallel size.")
+    tensor_parallel_size: int = Field(1, ge=1, le=16, description="Tensor parallel size; GPUs per replica are tensorParallelSize x pipelineParallelSize.")
+    pipeline_parallel_size: int = Field(1, ge=1, le=16, description="Pipeline parallel size (stages, across nodes for a multi-node model).")
     max_model_len: Optional[int] = Field(None, ge=128, description="Context length (default: the model's).")
     gpu_memory_utilization: float = Field(0.9, gt=0.1, le=0.98, description="Fraction of GPU memory vLLM may use.")
     dtype: Dtype = Field(Dtype.AUTO, description="auto, bfloat16, float16 or float32.")
     quantization: Optional[Quantization] = Field(None, description="Quantization method of the checkpoint.")
     enable_prefix_caching: bool = Field(True, description="Reuse KV cache across shared prompt prefixes.")
     max_num_seqs: Optional[int] = Field(None, ge=1, description="Most sequences batched at once.")
-    weights_gib: Optional[float] = Field(None, gt=0, alias="weightsGiB", description="Size of the weights in GPU memory, GiB: sizes the GPU fit check, cache and startup budget (default: from parametersBillions, else from the catalog for the models it knows; a model of unknown size on a pool with gpuPool.gpu is refused).")
-    parameters_billions: Optional[float] = Field(None, gt=0, le=10000, description="Parameters in billions; with dtype/quantization estimates the weights for the GPU fit check when weightsGiB is not given.")
+    weights_gib: Optional[float] = Field(None, gt=0, alias="weightsGiB", description="Size of the weights in GPU memory, GiB (the checkpoint's safetensors): sizes the GPU fit check, cache, download deadline and startup budget (default: the catalog's figure for the models it knows; a model of unknown size on a pool with gpuPool.gpu is refused).")
     startup_timeout_seconds: Optional[int] = Field(None, ge=60, le=7200, description="Override of the derived startup budget (coldStart: engine start + weightsGiB at storageMiBps); never below it.")
     cold_start: ColdStartConfig = Field(default_factory=ColdStartConfig, description="This model's cold-start figures over the stack-wide coldStart (startup probe, await, cooldown derive from them).")
     cache: Optional[ModelCacheConfig] = Field(None, description="Weight cache volume (required for a Hub model; none for object storage).")
@@ -135,9 +152,9 @@ class ModelConfig(_Model):
     extra_env: dict[str, str] = Field(default_factory=dict, description="Further environment variables (no secrets).")
     image: Optional[str] = Field(None, description="vLLM image override (pinned tag or digest).")
     slo_ttft_p95_seconds: Optional[float] = Field(None, gt=0, description="Time-to-first-token p95 SLO in seconds (at most 60); alerts when breached (default: observability.alerts.ttftP95Seconds).")
-    autoscaling: Optional[ModelAutoscalingConfig] = Field(None, description="Scale replicas with KEDA on vLLM's queue depth / KV-cache use (replaces replicas).")
-    serving: ServingMode = Field(ServingMode.DEPLOYMENT, description="deployment (always on) or knative (scales to zero when idle; settings under knative).")
-    knative: Optional[KnativeModelConfig] = Field(None, description="Knative autoscaling, with serving: knative.")
+    autoscaling: Optional[ModelAutoscalingConfig] = Field(None, description="How the model scales, the same keys for serving: deployment (KEDA; replaces replicas) and knative (default 0..1 replicas).")
+    serving: ServingMode = Field(ServingMode.DEPLOYMENT, description="deployment (always on, or scaled by KEDA) or knative (a Knative Service; scales to zero when idle).")
+    knative: Optional[KnativeModelConfig] = Field(None, description="Knative-only knobs (initial scale, container concurrency, stable and panic windows, revision deadlines), with serving: knative.")
     route: Optional[ModelRouteConfig] = Field(None, description="Exposure through llmstack:gateway (default: exposed, with the gateway's request budget).")
     lora_adapters: list[LoraAdapterConfig] = Field(default_factory=list, description="LoRA adapters served on top of these weights, each under its own model name (downloaded into this model's cache).")
     max_loras: Optional[int] = Field(None, ge=1, description="Adapters active in one batch (--max-loras; default: all loraAdapters).")
@@ -194,56 +211,94 @@ class ModelConfig(_Model):
         return self.cold_start_budget.startup_seconds
 
     @property
+    def is_knative(self) -> bool:
+        return self.serving == ServingMode.KNATIVE
+
+    @property
+    def scaling(self) -> Optional[Scaling]:
+        """The model's scaling with its serving mode's defaults (None: a Deployment running ``replicas``).
+        Cooldown default: a replica removed sooner than a new one takes to come back (node, image, load)
+        makes the model flap."""
+        return effective_scaling(self.autoscaling, self.is_knative, self.max_num_seqs, self.cold_start_budget.total_seconds)
+
+    @property
+    def keda_autoscaling(self) -> Optional[ModelAutoscalingConfig]:
+        """The autoscaling block KEDA carries out: a Deployment model's (Knative scales its own)."""
+        return None if self.is_knative else self.autoscaling
+
+    @property
     def cooldown_seconds(self) -> Optional[int]:
         """Effective autoscaling cooldown (None when not autoscaled)."""
-        a = self.autoscaling
-        if a is None:
-            return None
-        # A replica removed sooner than a new one takes to come back (node, image, load) makes the model flap.
-        return a.cooldown_seconds if a.cooldown_seconds is not None else default_cooldown_seconds(self.cold_start_budget.total_seconds)
+        s = self.scaling
+        return s.cooldown_seconds if s is not None else None
 
     # serving: knative
     @property
     def knative_scaling(self) -> KnativeModelConfig:
-        """Effective Knative settings (defaults filled in); only meaningful with serving: knative."""
+        """Effective Knative-only settings (defaults filled in); only meaningful with serving: knative."""
         k = self.knative or KnativeModelConfig()
-        budget = self.startup_budget
         return k.model_copy(update={
-            "target_concurrency": k.target_concurrency or knative.default_target_concurrency(self.max_num_seqs),
             "progress_deadline_seconds": k.progress_deadline_seconds or self.cold_start_budget.total_seconds,
             # At zero the activator holds a request through the whole cold start (node, image, load).
             "request_timeout_seconds": k.request_timeout_seconds or knative.default_request_timeout(self.cold_start_budget.total_seconds),
         })
 
     @model_validator(mode="after")
+    def _autoscaling_consistent(self):
+        """What the block asks of the model, the same for both serving modes, and what its mode cannot do."""
+        a = self.autoscaling
+        if a is None:
+            return self
+        problem = serving_problem(a, self.is_knative)
+        if problem:
+            raise ConfigProblem(*problem)
+        if "replicas" in self.model_fields_set:
+            raise ValueError("replicas and autoscaling are both set; with autoscaling, autoscaling.minReplicas/maxReplicas own the count")
+        s = self.scaling
+        if a.cooldown_seconds is not None and a.cooldown_seconds < self.startup_budget:
+            raise ValueError(
+                f"autoscaling.cooldownSeconds {a.cooldown_seconds} is shorter than the model's startup budget "
+                f"({self.startup_budget} s, from weightsGiB/startupTimeoutSeconds): a replica removed sooner than one "
+                "takes to start makes the model flap; raise cooldownSeconds"
+            )
+        if self.is_knative and s.cooldown_seconds > KNATIVE_MAX_COOLDOWN_SECONDS:
+            raise ConfigProblem("autoscaling.cooldownSeconds", (
+                f"{s.cooldown_seconds} is above {KNATIVE_MAX_COOLDOWN_SECONDS}: Knative's scale-down delay is at most 1 h"))
+        if s.metric == ScalingMetric.CONCURRENCY and s.target != int(s.target):
+            raise ConfigProblem("autoscaling.target", (
+                f"{s.target:g} is in-flight requests per pod (metric concurrency), a whole number; write {max(1, round(s.target))}"))
+        if s.metric == ScalingMetric.CONCURRENCY and self.max_num_seqs and s.target > self.max_num_seqs:
+            raise ConfigProblem("autoscaling.target", (
+                f"{s.target:g} in-flight requests per pod exceeds maxNumSeqs {self.max_num_seqs}: requests would queue "
+                "inside vLLM before Knative adds a pod"))
+        return self
+
+    @model_validator(mode="after")
     def _knative_consistent(self):
-        if self.serving != ServingMode.KNATIVE:
+        if not self.is_knative:
             if self.knative is not None:
                 raise ValueError("knative is set but serving is deployment; set serving: knative or remove knative")
             return self
-        if self.autoscaling is not None:
-            raise ValueError(
-                "serving is knative, which scales the model itself (Knative's autoscaler); KEDA autoscaling "
-                "cannot also own it: remove autoscaling, or use serving: deployment with autoscaling"
-            )
         for key in ("replicas", "rollout"):
             if key in self.model_fields_set:
-                raise ValueError(f"{key} applies to serving: deployment; with serving: knative use knative.minScale/maxScale")
+                raise ValueError(f"{key} applies to serving: deployment; with serving: knative use autoscaling.minReplicas/maxReplicas")
         reserved = knative.KNATIVE_RESERVED_ENV & set(self.extra_env)
         if reserved:
             raise ValueError(f"extraEnv sets {sorted(reserved)[0]}, which Knative sets itself and refuses in a revision")
-        k, budget = self.knative_scaling, self.startup_budget
-        if self.max_num_seqs and k.target_concurrency > self.max_num_seqs:
-            raise ValueError(
-                f"knative.targetConcurrency {k.target_concurrency} exceeds maxNumSeqs {self.max_num_seqs}: requests "
-                "would queue inside vLLM before Knative adds a pod"
-            )
+        k, s, budget = self.knative_scaling, self.scaling, self.startup_budget
+        if k.initial_scale > s.max_replicas:
+            raise ConfigProblem("knative.initialScale", f"{k.initial_scale} exceeds autoscaling.maxReplicas {s.max_replicas}")
+        if k.container_concurrency and s.target > k.container_concurrency:
+            given = "" if self.autoscaling is not None and self.autoscaling.target is not None else " (the default, half of maxNumSeqs)"
+            raise ConfigProblem("autoscaling.target", (
+                f"{s.target:g} in-flight requests per pod{given} exceeds knative.containerConcurrency {k.container_concurrency}: "
+                "Knative could never reach its target; lower the target or raise containerConcurrency"))
         if k.progress_deadline_seconds < budget:
             raise ValueError(
                 f"knative.progressDeadlineSeconds {k.progress_deadline_seconds} is shorter than the startup budget "
                 f"({budget} s, from weightsGiB/startupTimeoutSeconds): Knative would fail the revision while the model loads"
             )
-        if k.min_scale == 0 and k.request_timeout_seconds < budget:
+        if s.min_replicas == 0 and k.request_timeout_seconds < budget:
             raise ValueError(
                 f"knative.requestTimeoutSeconds {k.request_timeout_seconds} is shorter than the startup budget ({budget} s): "
                 "the first request after scaling to zero would time out while the model loads"
@@ -251,27 +306,7 @@ class ModelConfig(_Model):
         return self
 
     @model_validator(mode="after")
-    def _autoscaling_consistent(self):
-        a = self.autoscaling
-        if a is None:
-            return self
-        if "replicas" in self.model_fields_set:
-            raise ValueError("replicas and autoscaling are both set; with autoscaling, autoscaling.minReplicas/maxReplicas own the count")
-        if a.cooldown_seconds is not None and a.cooldown_seconds < self.startup_budget:
-            raise ValueError(
-                f"autoscaling.cooldownSeconds {a.cooldown_seconds} is shorter than the model's startup budget "
-                f"({self.startup_budget} s, from weightsGiB/startupTimeoutSeconds): a replica removed sooner than one "
-                "takes to start makes the model flap; raise cooldownSeconds"
-            )
-        return self
-
-    @model_validator(mode="after")
     def _consistent(self):
-        if self.gpus is not None and self.gpus != self.gpus_per_replica:
-            raise ValueError(
-                f"gpus is {self.gpus} but tensorParallelSize x pipelineParallelSize is "
-                f"{self.tensor_parallel_size} x {self.pipeline_parallel_size} = {self.gpus_per_replica}; vLLM uses exactly that many"
-            )
         check_engine(self)  # extraArgs as vLLM parses them; parallelism and context vs the architecture
         for key, value in self.extra_env.items():
             problem = env_problem(key, value)
@@ -288,7 +323,7 @@ class ModelConfig(_Model):
         c = self.canary
         if c is None:
             return
-        if self.serving == ServingMode.KNATIVE:
+        if self.is_knative:
             self._check_knative_canary()
         if all(getattr(c, k) is None or getattr(c, k) == getattr(self, k) for k in ("revision", "image", "extra_args")):
             raise ConfigProblem("canary", "differs from the model in nothing: set canary.revision, canary.image or canary.extraArgs")
@@ -306,7 +341,7 @@ class ModelConfig(_Model):
         if "replicas" in c.model_fields_set:
             raise ConfigProblem("canary.replicas", (
                 "applies to serving: deployment; a Knative canary is a revision of the model's Knative Service and "
-                "scales like it (knative.minScale/maxScale/initialScale); remove canary.replicas"))
+                "scales like it (autoscaling.minReplicas/maxReplicas, knative.initialScale); remove canary.replicas"))
         weights = self.weights_estimate
         if c.revision not in (None, self.revision) and weights is not None and size_gib(self.cache.size) < 2 * weights[0]:
             raise ConfigProblem("cache.size", (
@@ -323,23 +358,24 @@ class ModelConfig(_Model):
         return self.model_copy(update={
             "revision": c.revision or self.revision, "image": c.image or self.image,
             "extra_args": list(c.extra_args) if c.extra_args is not None else list(self.extra_args),
-            "replicas": c.replicas, "autoscaling": None, "canary": None,
+            # a Deployment canary runs canary.replicas; a Knative canary revision scales like the model
+            "replicas": c.replicas, "autoscaling": self.autoscaling if self.is_knative else None, "canary": None,
         })
 
     @property
     def min_pods(self) -> int:
         """Pods the model runs at its lowest (what must fit the GPU pool at all times)."""
-        if self.serving == ServingMode.KNATIVE:
-            k = self.knative_scaling
+        s = self.scaling
+        if self.is_knative:
             # a canary is a second revision, scaled by the same settings (its initial pods included)
-            return max(k.min_scale, k.initial_scale) * (2 if self.canary is not None else 1)
-        stable = self.autoscaling.min_replicas if self.autoscaling is not None else self.replicas
+            return max(s.min_replicas, self.knative_scaling.initial_scale) * (2 if self.canary is not None else 1)
+        stable = s.min_replicas if s is not None else self.replicas
         return stable + (self.canary.replicas if self.canary is not None else 0)  # the canary's GPUs count too
 
     @property
     def weights_estimate(self) -> Optional[tuple[float, str]]:
-        """(GiB of the weights, how that is known) from weightsGiB, else parametersBillions, else the
-        catalog (``engine.weights_estimate``, the fit check's source too); None if unknown."""
+        """(GiB of the weights, how that is known) from weightsGiB, else the catalog
+        (``engine.weights_estimate``, the fit check's source too); None if unknown."""
         weights = engine_weights_estimate(self)
         return None if weights is None else weights[:2]
 
@@ -360,13 +396,13 @@ class ModelConfig(_Model):
                     f"{self.cache.size} cannot hold the weights ({source}); the download would fail with the volume full. "
                     f"Give at least {gib:.0f}Gi, better twice that (room for the next revision)",
                 )
-        if self.startup_timeout_seconds is not None and self.weights_gib is not None:
-            derived = cold_start_budget(self.weights_gib, self.cold_start.args(), object_storage=self.is_object_storage).startup_seconds
+        if self.startup_timeout_seconds is not None and weights is not None:  # the size the budget is derived from
+            derived = cold_start_budget(weights[0], self.cold_start.args(), object_storage=self.is_object_storage).startup_seconds
             if self.startup_timeout_seconds < derived:
                 figure = "coldStart.objectStorageMiBps" if self.is_object_storage else "coldStart.storageMiBps"
                 raise ConfigProblem(
                     "startupTimeoutSeconds",
-                    f"{self.startup_timeout_seconds} s is below the {derived} s that loading weightsGiB {self.weights_gib:g} "
+                    f"{self.startup_timeout_seconds} s is below the {derived} s that loading the weights ({weights[1]}) "
                     f"needs (engine start + weights at {figure}); the kubelet would restart the server while it loads. "
                     f"Remove it (the budget is derived) or give at least {derived}",
                 )

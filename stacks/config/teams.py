@@ -63,7 +63,7 @@ def footprint(m, group: int = 1) -> Footprint:
     """A model's most pods (autoscaling maximum or replicas, plus the rollout surge) and each pod's requests;
     a model across nodes (multi-node) runs ``group`` pods per replica, each with its share of the GPUs."""
     if m.serving == ServingMode.KNATIVE:
-        pods = m.knative_scaling.max_scale
+        pods = m.scaling.max_replicas
     else:
         pods = (m.autoscaling.max_replicas if m.autoscaling is not None else m.replicas) + m.rollout.max_surge
     return Footprint(

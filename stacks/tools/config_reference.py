@@ -67,7 +67,10 @@ def _table(model: type[BaseModel], prefix: str) -> list[str]:
 RULES = [
     "Keys: unknown keys are refused with a did-you-mean; a key in the wrong place says where it belongs "
     "(`llmstack:replicas` -> `llmstack:models[N].replicas`); keys for secrets the stack generates "
-    "(Grafana's admin password, the API key) say how the stack handles them.",
+    "(Grafana's admin password, the API key) say how the stack handles them. A removed key says what replaces it "
+    "(`knative.minScale`/`maxScale`/`targetConcurrency`/`scaleDownDelay` -> `autoscaling.minReplicas`/`maxReplicas`/"
+    "`target`/`cooldownSeconds`, with the value converted; `gpus` -> `tensorParallelSize x pipelineParallelSize`; "
+    "`parametersBillions` -> `weightsGiB`).",
     "Other namespaces: `kubernetes:*` provider keys are honoured (`context`, `kubeconfig`, `cluster`, "
     "`clusterIdentifier`, `deleteUnreachable`, `skipUpdateUnreachable`, `suppress*Warnings`, "
     "`enableConfigMapMutable`, `enableSecretMutable`, `kubeClientSettings`, `helmReleaseSettings`) or refused "
@@ -80,10 +83,10 @@ RULES = [
     "where one of them is created as a Namespace; `existingNamespace: true` uses an existing serving namespace (read at "
     "preview, never created, labelled or deleted). Allow-listed namespaces are exact DNS labels, no wildcards.",
     "Sizes and times: sizes need a binary unit (`32` is 32 bytes); a bare CPU count above 512 was meant as millicores; "
-    "`cache.size` must hold the weights (weightsGiB, else estimated from parametersBillions); "
+    "`cache.size` must hold the weights (weightsGiB, else the catalog's estimate for a model it knows); "
     "`cache.downloadDeadlineSeconds` must cover every model's weights at `cache.downloadMiBps` (default 50 MiB/s, a "
     "conservative single-process Hugging Face download) plus 300 s; `startupTimeoutSeconds` never below the derived "
-    "budget (`engineStartSeconds` + weights at `coldStart.storageMiBps`; defaults 300 s + 10 s per GiB); `/dev/shm` "
+    "budget (`engineStartSeconds` + the same weights at `coldStart.storageMiBps`; defaults 300 s + 10 s per GiB); `/dev/shm` "
     "(shmSize or its default) not larger than `resources.memory`.",
     "Secrets: `extraEnv` names with a TOKEN, KEY, PASSWORD, SECRET or CREDENTIAL word, Hugging Face token names, and "
     "values shaped like `hf_...`, `sk-...`, GitHub/GitLab/AWS/Slack credentials are refused (the Hugging Face token is "
@@ -98,9 +101,17 @@ RULES = [
     "refused); `image` needs a version tag or digest (no tag, `latest`, `nightly`, `main`, `stable`, ... are refused).",
     "Capacity: `coldStart` figures are positive (engine start 10-3600 s) and checked stack-wide and per model; every "
     "`teams[].models` entry names a model (did-you-mean) of one team only, team names and namespaces are unique and the "
-    "stack's own; a team whose models at `maxReplicas` (or `replicas`, Knative `maxScale`) plus `rollout.maxSurge` exceed "
+    "stack's own; a team whose models at `autoscaling.maxReplicas` (or `replicas`) plus `rollout.maxSurge` exceed "
     "its quota's GPUs, CPU, memory or storage is refused with the figures; `autoscaling.schedules` need five-field cron "
     "expressions KEDA's parser accepts, an IANA `timezone` (did-you-mean) and `minReplicas` up to `maxReplicas`.",
+    "Scaling (`models[].autoscaling`, the same keys for `serving: deployment` and `knative`): `minReplicas` up to "
+    "`maxReplicas`; `cooldownSeconds` not below the startup budget (Knative: at most 3600); `minReplicas: 0` on a "
+    "Deployment needs `autoscaling.httpAddOn`; `maxReplicas` above 1 needs a ReadWriteMany cache; `metric` is one the "
+    "serving mode can scale on (`queueDepth`/`kvCacheUsage`/`ttftP95` for KEDA, `concurrency` for Knative, a whole "
+    "number of in-flight requests not above `maxNumSeqs` nor `knative.containerConcurrency`), and KEDA-only keys "
+    "(`kvCacheTarget`, `ttftP95Seconds`, `pollingIntervalSeconds`, `schedules`) are refused on a Knative model; "
+    "`replicas` is refused beside `autoscaling`, and `replicas`/`rollout` on a Knative model; `knative.initialScale` "
+    "at most `maxReplicas`.",
     "Units: TTFT keys are seconds (above 60 is refused as milliseconds); 0..1 fractions given as percentages get a "
     "did-you-mean; with `observability.installPrometheusStack: false`, autoscaled models need "
     "`autoscaling.prometheusUrl`.",
