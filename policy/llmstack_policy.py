@@ -208,7 +208,7 @@ SPECS: list[Spec] = [
         name="serving-pods-non-root",
         description="Serving pods run as non-root, without privilege escalation, unprivileged.",
         remediation="Set runAsNonRoot: true, a non-zero runAsUser and allowPrivilegeEscalation: false on every "
-                    "container (components/vllm_pod.py does).",
+                    "container (components/serving/vllm_pod.py does).",
         level=EnforcementLevel.MANDATORY,
         properties={
             "allWorkloads": {"type": "boolean", "default": False,

@@ -16,9 +16,9 @@ from pulumi.provider.experimental.analyzer import Analyzer
 from typing_extensions import NotRequired, Required, is_typeddict
 
 import llmstack_k8s
-from llmstack_k8s.package import PACKAGE
-from llmstack_k8s.provider_host import COMPONENTS, SECRETS, field_docs
-from llmstack_k8s.validation import type_hints
+from llmstack_k8s._core.package import PACKAGE
+from llmstack_k8s._core.provider_host import COMPONENTS, SECRETS, field_docs
+from llmstack_k8s._core.validation import type_hints
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "docs" / "components.md"

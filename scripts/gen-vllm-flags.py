@@ -1,6 +1,6 @@
 """Dump the pinned vLLM's server CLI flags, as vLLM's own parser defines them, to a JSON table.
 
-    .venv-vllm/bin/python scripts/gen-vllm-flags.py              # writes components/data/vllm-<version>-flags.json
+    .venv-vllm/bin/python scripts/gen-vllm-flags.py              # writes components/serving/data/vllm-<version>-flags.json
     .venv-vllm/bin/python scripts/gen-vllm-flags.py --stdout     # print it (the e2e drift test compares the two)
 
 The parser is the one ``python -m vllm.entrypoints.openai.api_server`` (the container's command)
@@ -162,14 +162,14 @@ def dumps(data: dict) -> str:
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--stdout", action="store_true", help="print the table instead of writing it")
-    ap.add_argument("--out", help="write here (default components/data/vllm-<version>-flags.json)")
+    ap.add_argument("--out", help="write here (default components/serving/data/vllm-<version>-flags.json)")
     opts = ap.parse_args(argv)
     data = table()
     text = dumps(data)
     if opts.stdout:
         sys.stdout.write(text)
         return 0
-    out = Path(opts.out) if opts.out else REPO / "components" / "data" / f"vllm-{data['vllm_version']}-flags.json"
+    out = Path(opts.out) if opts.out else REPO / "components" / "serving" / "data" / f"vllm-{data['vllm_version']}-flags.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     print(f"wrote {out} ({len(data['flags'])} flags, vLLM {data['vllm_version']})", file=sys.stderr)

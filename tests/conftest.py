@@ -73,7 +73,7 @@ def assert_refused(config: dict, expected: str) -> str:
     """The config is refused with one message naming the stack file and containing ``expected``,
     and nothing was registered before it (nothing half-deployed). Returns the message."""
     from stacks.config.loader import StackConfigError
-    from llmstack_k8s.testing import RecordingMocks
+    from llmstack_k8s._core.testing import RecordingMocks
 
     mocks = RecordingMocks()
     with pytest.raises(StackConfigError) as err:

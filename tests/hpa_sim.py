@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from llmstack_k8s.gpu_autoscaling import hpa_desired  # noqa: E402
+from llmstack_k8s.scaling.gpu_autoscaling import hpa_desired  # noqa: E402
 
 SYNC_SECONDS = 15  # the HPA controller's resync period
 TOLERANCE = 0.1
@@ -98,7 +98,7 @@ def burst_of_50(spec: dict, burst_seconds: int = 600, after_seconds: int = 1800)
     replicas have loaded the model), then idle. KV-cache use per replica: 0.5 steady, 0.6 in
     the burst, 0.05 idle."""
     names = {t["metadata"]["query"].split("(", 1)[1].split("{")[0]: t["name"] for t in spec["triggers"] if t["type"] == "prometheus"}
-    from llmstack_k8s import metrics
+    from llmstack_k8s.observability import metrics
 
     queue, kv = names.get(metrics.VLLM_REQUESTS_WAITING), names.get(metrics.VLLM_KV_CACHE_USAGE)
 

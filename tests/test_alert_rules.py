@@ -10,8 +10,8 @@ import pytest
 import yaml
 from test_metrics import dcgm_fields, exported_wire_names
 
-from llmstack_k8s import alerts, metrics
-from llmstack_k8s.observability import dashboard_files, dashboard_queries, dashboards
+from llmstack_k8s.observability import alerts, metrics
+from llmstack_k8s.observability.observability import dashboard_files, dashboard_queries, dashboards
 
 PROMTOOL = shutil.which("promtool")
 

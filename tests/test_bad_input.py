@@ -241,7 +241,7 @@ class _ProviderMocks:
     """RecordingMocks that also keep the inputs of the Kubernetes provider the program builds."""
 
     def __new__(cls):
-        from llmstack_k8s.testing import RecordingMocks
+        from llmstack_k8s._core.testing import RecordingMocks
 
         class Mocks(RecordingMocks):
             providers: list = []

@@ -16,12 +16,12 @@ from test_canary import GATEWAY
 from test_cross_objects import BASE, H100_POOL, _render, declared_for, manifests_of, model, render_with_config
 
 from llmstack_k8s import versions
-from llmstack_k8s.body_router import GRPC_PORT, HEALTH_PORT, BodyRouter, router_args
-from llmstack_k8s.inference_objective import OBJECTIVE_HEADER
-from llmstack_k8s.model_route import MODEL_NAME_HEADER
+from llmstack_k8s.edge.body_router import GRPC_PORT, HEALTH_PORT, BodyRouter, router_args
+from llmstack_k8s.edge.inference_objective import OBJECTIVE_HEADER
+from llmstack_k8s.edge.model_route import MODEL_NAME_HEADER
 from llmstack_k8s.rules import body_routers_reach_routes, check_all
-from llmstack_k8s.testing import RecordingMocks
-from llmstack_k8s.validation import ComponentArgsError
+from llmstack_k8s._core.testing import RecordingMocks
+from llmstack_k8s._core.validation import ComponentArgsError
 
 CHART = Path(__file__).parent / "fixtures" / "body-based-routing-v1.5.0"
 NAME, NS, GW = "body-based-router", "gateway", "inference-gateway"

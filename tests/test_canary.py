@@ -12,12 +12,12 @@ from conftest import ROOT, assert_refused
 from schemas import validate_object
 from test_cross_objects import BASE, GENERATED, H100_POOL, _render, declared_for, manifests_of, model, render_with_config
 
-from llmstack_k8s.model_route import ModelRoute
-from llmstack_k8s.package import VARIANT_OF_POD_LABEL, VARIANT_POD_LABEL
+from llmstack_k8s.edge.model_route import ModelRoute
+from llmstack_k8s._core.package import VARIANT_OF_POD_LABEL, VARIANT_POD_LABEL
 from llmstack_k8s.rules import check_all, matches as selected
-from llmstack_k8s.testing import RecordingMocks
-from llmstack_k8s.validation import ComponentArgsError
-from llmstack_k8s.vllm_pod import PORT_NAME
+from llmstack_k8s._core.testing import RecordingMocks
+from llmstack_k8s._core.validation import ComponentArgsError
+from llmstack_k8s.serving.vllm_pod import PORT_NAME
 from stacks.tools import render as render_mod
 
 OTHER_REVISION = "fedcba9876543210fedcba9876543210fedcba98"
@@ -175,8 +175,8 @@ def test_pod_monitor_labels_series_by_variant_under_the_model():
 
 
 def test_dashboard_compares_the_variants():
-    from llmstack_k8s import metrics
-    from llmstack_k8s.observability import dashboard_queries, dashboards
+    from llmstack_k8s.observability import metrics
+    from llmstack_k8s.observability.observability import dashboard_queries, dashboards
 
     exprs = dashboard_queries(dashboards()["vllm.json"])
     for metric in (metrics.VLLM_REQUEST_SUCCESS, metrics.VLLM_TTFT_BUCKET):

@@ -11,7 +11,7 @@ from test_alert_rules import _promtool
 from test_canary import GATEWAY, OTHER_REVISION
 from test_cross_objects import BASE, H100_POOL, model
 
-from llmstack_k8s import metrics
+from llmstack_k8s.observability import metrics
 
 # One model of a team: 1 replica x (1 GPU, 2 CPU, 16Gi), cache 20Gi; its canary (another revision)
 # adds 2 replicas and a 20Gi volume of its own.

@@ -16,14 +16,14 @@ import yaml
 from conftest import ROOT, assert_refused, render_with
 
 from llmstack_k8s import versions
-from llmstack_k8s.gpu_autoscaling import GpuAutoscaling
-from llmstack_k8s.gpu_node_pool import GpuNodePool
-from llmstack_k8s.helm import chart_reference
-from llmstack_k8s.knative_serving import KnativeServing
-from llmstack_k8s.multi_node_controller import LeaderWorkerSetController
-from llmstack_k8s.observability import Observability
-from llmstack_k8s.testing import RecordingMocks
-from llmstack_k8s.validation import ComponentArgsError
+from llmstack_k8s.scaling.gpu_autoscaling import GpuAutoscaling
+from llmstack_k8s.cluster.gpu_node_pool import GpuNodePool
+from llmstack_k8s._core.helm import chart_reference
+from llmstack_k8s.cluster.knative_serving import KnativeServing
+from llmstack_k8s.cluster.multi_node_controller import LeaderWorkerSetController
+from llmstack_k8s.observability.observability import Observability
+from llmstack_k8s._core.testing import RecordingMocks
+from llmstack_k8s._core.validation import ComponentArgsError
 from stacks.tools import charts
 from stacks.tools import render as render_mod
 from stacks.config.chart_source import installed_charts

@@ -18,7 +18,7 @@ import jsonschema
 import kubernetes_validate.utils
 
 from llmstack_k8s import versions
-from llmstack_k8s.testing import RELEASE_TYPE, Registration, Rendered
+from llmstack_k8s._core.testing import RELEASE_TYPE, Registration, Rendered
 from stacks.tools import charts
 from stacks.tools.render import main as render_main
 

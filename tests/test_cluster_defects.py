@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from conftest import render_with, rendered_stack
 
-from llmstack_k8s import alerts, metrics
-from llmstack_k8s.awaits import SCHEDULING_SECONDS, SKIP_AWAIT_ANNOTATION, TIMEOUT_ANNOTATION
-from llmstack_k8s.knative_serving import DATA_PLANE_NAMESPACES
-from llmstack_k8s.knative_vllm_service import DEFAULT_KNATIVE_NAMESPACES, QUEUE_PROXY_HTTP_PORT
-from llmstack_k8s.observability import DCGM_RESOURCE_NAMES_ENV, DCGM_VIRTUAL_GPUS_ENV, dashboard_queries, dashboards
+from llmstack_k8s.observability import alerts, metrics
+from llmstack_k8s._core.awaits import SCHEDULING_SECONDS, SKIP_AWAIT_ANNOTATION, TIMEOUT_ANNOTATION
+from llmstack_k8s.cluster.knative_serving import DATA_PLANE_NAMESPACES
+from llmstack_k8s.serving.knative_vllm_service import DEFAULT_KNATIVE_NAMESPACES, QUEUE_PROXY_HTTP_PORT
+from llmstack_k8s.observability.observability import DCGM_RESOURCE_NAMES_ENV, DCGM_VIRTUAL_GPUS_ENV, dashboard_queries, dashboards
 from llmstack_k8s.rules import matches, workloads
 from stacks.tools import render as render_mod
 

@@ -8,12 +8,12 @@ import pulumi
 import pytest
 from conftest import assert_refused, render_with, rendered_stack
 
-from llmstack_k8s.awaits import SCHEDULING_SECONDS, TIMEOUT_ANNOTATION
-from llmstack_k8s.cold_start import cold_start_budget
+from llmstack_k8s._core.awaits import SCHEDULING_SECONDS, TIMEOUT_ANNOTATION
+from llmstack_k8s.sizing.cold_start import cold_start_budget
 from llmstack_k8s.rules import awaits_cover_budgets
-from llmstack_k8s.testing import RecordingMocks
+from llmstack_k8s._core.testing import RecordingMocks
 from llmstack_k8s.versions import PAUSE_IMAGE, VLLM_IMAGE
-from llmstack_k8s.vllm_pod import STARTUP_UNKNOWN_SIZE_SECONDS, startup_budget_seconds
+from llmstack_k8s.serving.vllm_pod import STARTUP_UNKNOWN_SIZE_SECONDS, startup_budget_seconds
 from stacks.compose import stack as composition
 from stacks.config import loader
 from stacks.tools import cold_start_table as stack_cold_start

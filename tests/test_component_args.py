@@ -7,7 +7,7 @@ import copy
 import pulumi
 import pytest
 
-from llmstack_k8s.cold_start import DEFAULT_SCHEDULING_SECONDS
+from llmstack_k8s.sizing.cold_start import DEFAULT_SCHEDULING_SECONDS
 
 from llmstack_k8s import (
     GpuAutoscaling,
@@ -18,11 +18,11 @@ from llmstack_k8s import (
     Observability,
     VllmService,
 )
-from llmstack_k8s.gpu_autoscaling import AutoscalingMetric
-from llmstack_k8s.model_cache import AccessMode
-from llmstack_k8s.testing import RecordingMocks
-from llmstack_k8s.validation import ComponentArgsError, validate_args
-from llmstack_k8s.vllm_pod import Dtype
+from llmstack_k8s.scaling.gpu_autoscaling import AutoscalingMetric
+from llmstack_k8s.serving.model_cache import AccessMode
+from llmstack_k8s._core.testing import RecordingMocks
+from llmstack_k8s._core.validation import ComponentArgsError, validate_args
+from llmstack_k8s.serving.vllm_pod import Dtype
 
 
 @pytest.fixture

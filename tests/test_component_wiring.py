@@ -11,12 +11,12 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from llmstack_k8s import GpuAutoscaling, KnativeVllmService, ModelCache, Observability, VllmService
-from llmstack_k8s.gpu_autoscaling import DEFAULT_TARGETS, MIN_COOLDOWN_SECONDS, AutoscalingMetric
-from llmstack_k8s.model_cache import model_dir
-from llmstack_k8s.testing import STRINGIFIED_OUTPUT, RecordingMocks, stringified_outputs
-from llmstack_k8s.validation import ComponentArgsError
-from llmstack_k8s.vllm_pod import API_KEY_SECRET_KEY, COMPLETE_MARKER, STARTUP_UNKNOWN_SIZE_SECONDS
-from llmstack_k8s.wiring import monitored_model, scaled_workload
+from llmstack_k8s.scaling.gpu_autoscaling import DEFAULT_TARGETS, MIN_COOLDOWN_SECONDS, AutoscalingMetric
+from llmstack_k8s.serving.model_cache import model_dir
+from llmstack_k8s._core.testing import STRINGIFIED_OUTPUT, RecordingMocks, stringified_outputs
+from llmstack_k8s._core.validation import ComponentArgsError
+from llmstack_k8s.serving.vllm_pod import API_KEY_SECRET_KEY, COMPLETE_MARKER, STARTUP_UNKNOWN_SIZE_SECONDS
+from llmstack_k8s._core.wiring import monitored_model, scaled_workload
 
 
 @pytest.fixture

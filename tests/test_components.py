@@ -5,10 +5,10 @@ import math
 import pulumi
 import pytest
 
-from llmstack_k8s import vllm_pod
-from llmstack_k8s.model_cache import ModelCache, model_dir
-from llmstack_k8s.vllm_service import VllmService
-from llmstack_k8s.testing import RecordingMocks, to_manifest
+from llmstack_k8s.serving import vllm_pod
+from llmstack_k8s.serving.model_cache import ModelCache, model_dir
+from llmstack_k8s.serving.vllm_service import VllmService
+from llmstack_k8s._core.testing import RecordingMocks, to_manifest
 
 
 @pytest.fixture

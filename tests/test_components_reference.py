@@ -8,9 +8,9 @@ import pulumi
 import pytest
 from conftest import ROOT
 
-from llmstack_k8s.provider_host import COMPONENTS
-from llmstack_k8s.testing import RecordingMocks
-from llmstack_k8s.validation import type_hints
+from llmstack_k8s._core.provider_host import COMPONENTS
+from llmstack_k8s._core.testing import RecordingMocks
+from llmstack_k8s._core.validation import type_hints
 
 
 def _generator():

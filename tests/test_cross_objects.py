@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 import pytest
 from conftest import render_with
 
-from llmstack_k8s.knative_serving import DATA_PLANE_NAMESPACES
+from llmstack_k8s.cluster.knative_serving import DATA_PLANE_NAMESPACES
 from llmstack_k8s.rules import (
     Declared,
     awaits_cover_budgets,

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from llmstack_k8s.testing import SECRET_PLACEHOLDER
+from llmstack_k8s._core.testing import SECRET_PLACEHOLDER
 from stacks.tools import diff
 
 

@@ -10,12 +10,12 @@ from conftest import assert_refused, render_with
 from schemas import validate_object
 from test_cross_objects import BASE, H100_POOL, _render, model
 
-from llmstack_k8s.model_route import API_PREFIX, MODEL_NAME_HEADER, ModelRoute
+from llmstack_k8s.edge.model_route import API_PREFIX, MODEL_NAME_HEADER, ModelRoute
 from llmstack_k8s.rules import Declared, Flow, routes_reach_servers, selected
 from llmstack_k8s.rules.network import admits
-from llmstack_k8s.testing import RecordingMocks
-from llmstack_k8s.validation import ComponentArgsError
-from llmstack_k8s.vllm_pod import HTTP_PORT
+from llmstack_k8s._core.testing import RecordingMocks
+from llmstack_k8s._core.validation import ComponentArgsError
+from llmstack_k8s.serving.vllm_pod import HTTP_PORT
 from stacks.config.gateway import request_budget
 
 

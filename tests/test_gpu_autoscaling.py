@@ -12,10 +12,11 @@ from hpa_sim import Hpa, burst_table
 from schemas import FIXTURES, crd_schemas, validate_custom
 from test_metrics import exported_wire_names
 
-from llmstack_k8s import metrics, versions
-from llmstack_k8s.gpu_autoscaling import AutoscalingMetric, validate_workload
-from llmstack_k8s.cold_start import DEFAULT_SCHEDULING_SECONDS, cold_start_budget
-from llmstack_k8s.vllm_pod import startup_budget_seconds
+from llmstack_k8s.observability import metrics
+from llmstack_k8s import versions
+from llmstack_k8s.scaling.gpu_autoscaling import AutoscalingMetric, validate_workload
+from llmstack_k8s.sizing.cold_start import DEFAULT_SCHEDULING_SECONDS, cold_start_budget
+from llmstack_k8s.serving.vllm_pod import startup_budget_seconds
 from stacks.config.loader import StackConfigError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -227,7 +228,7 @@ def test_queries_use_metrics_the_pinned_vllm_exports():
     for stack, so, t in all_queries():
         names = set(re.findall(r"vllm:[a-z_:]+", t["metadata"]["query"]))
         assert names, t
-        assert names <= metrics.VLLM_METRICS, f"{stack}/{so}: not from components/metrics.py: {names - metrics.VLLM_METRICS}"
+        assert names <= metrics.VLLM_METRICS, f"{stack}/{so}: not from components/observability/metrics.py: {names - metrics.VLLM_METRICS}"
         assert names <= exported, f"{stack}/{so}: not exported by vLLM 0.32: {names - exported}"
 
 
@@ -310,7 +311,7 @@ def test_a_knative_models_autoscaling_is_carried_out_by_knative_not_keda():
 def test_outputs_are_the_effective_bounds_per_model():
     import pulumi
 
-    from llmstack_k8s.gpu_autoscaling import GpuAutoscaling
+    from llmstack_k8s.scaling.gpu_autoscaling import GpuAutoscaling
 
     registered = []
 

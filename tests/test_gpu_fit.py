@@ -1,16 +1,18 @@
 """The GPU fit check belongs to the components (issue 11): a VllmService or KnativeVllmService
 created directly, with a GpuNodePool's contract, refuses a model its pool cannot run, naming the
 component, the name and the arg, before anything is registered. The stack program runs the same
-rules (``llmstack_k8s.gpu_fit``) and words them in stack-file keys."""
+rules (``llmstack_k8s.sizing.gpu_fit``) and words them in stack-file keys."""
 
 import copy
 
 import pulumi
 import pytest
 
-from llmstack_k8s import GpuNodePool, KnativeVllmService, VllmService, gpu_autoscaling, gpu_fit
-from llmstack_k8s.testing import RecordingMocks
-from llmstack_k8s.validation import ComponentArgsError
+from llmstack_k8s import GpuNodePool, KnativeVllmService, VllmService
+from llmstack_k8s.scaling import gpu_autoscaling
+from llmstack_k8s.sizing import gpu_fit
+from llmstack_k8s._core.testing import RecordingMocks
+from llmstack_k8s._core.validation import ComponentArgsError
 
 from conftest import assert_refused, render_with
 

@@ -9,11 +9,11 @@ import yaml
 from conftest import assert_refused, render_with, rendered_stack
 from schemas import chart_defaults, unknown_values_keys, validate_object
 
-from llmstack_k8s import gpu_node_pool as gp
+from llmstack_k8s.cluster import gpu_node_pool as gp
 from llmstack_k8s import versions
-from llmstack_k8s.gpu_node_pool import GpuNodePool
+from llmstack_k8s.cluster.gpu_node_pool import GpuNodePool
 from stacks.config.loader import StackConfigError
-from llmstack_k8s.testing import RELEASE_TYPE, RecordingMocks, to_manifest
+from llmstack_k8s._core.testing import RELEASE_TYPE, RecordingMocks, to_manifest
 
 
 @pytest.fixture

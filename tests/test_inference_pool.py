@@ -11,13 +11,14 @@ from conftest import assert_refused
 from test_cross_objects import BASE, H100_POOL, _render, model
 from test_metrics import exported_wire_names
 
-from llmstack_k8s import metrics, versions
-from llmstack_k8s.inference_pool import EXT_PROC_PORT, InferencePool, picker_config
+from llmstack_k8s.observability import metrics
+from llmstack_k8s import versions
+from llmstack_k8s.edge.inference_pool import EXT_PROC_PORT, InferencePool, picker_config
 from llmstack_k8s.rules import Declared, Flow, inference_pools_reach_servers, selected
 from llmstack_k8s.rules.network import admits
-from llmstack_k8s.testing import RecordingMocks
-from llmstack_k8s.validation import ComponentArgsError
-from llmstack_k8s.vllm_pod import HTTP_PORT
+from llmstack_k8s._core.testing import RecordingMocks
+from llmstack_k8s._core.validation import ComponentArgsError
+from llmstack_k8s.serving.vllm_pod import HTTP_PORT
 
 
 def of(manifests, kind, name=None):

@@ -7,10 +7,10 @@ import pytest
 from conftest import assert_refused, render_with, rendered_stack
 from schemas import validate_object
 
-from llmstack_k8s import knative_vllm_service as kn
+from llmstack_k8s.serving import knative_vllm_service as kn
 from llmstack_k8s import versions
-from llmstack_k8s.knative_serving import DATA_PLANE_NAMESPACES
-from llmstack_k8s.vllm_pod import DEPLOYMENT_DRAIN_LIFECYCLE, HTTP_PORT, knative_pod_spec, vllm_container
+from llmstack_k8s.cluster.knative_serving import DATA_PLANE_NAMESPACES
+from llmstack_k8s.serving.vllm_pod import DEPLOYMENT_DRAIN_LIFECYCLE, HTTP_PORT, knative_pod_spec, vllm_container
 
 MODEL = {
     "name": "qwen",

@@ -1,5 +1,5 @@
 """Canary releases of Knative models: stable and canary are two revisions of ONE Knative
-Service, named for their content, split by Knative's traffic targets (``llmstack_k8s.knative_canary``);
+Service, named for their content, split by Knative's traffic targets (``llmstack_k8s.serving.knative_canary``);
 the PodMonitor labels the canary revision's series ``variant="canary"`` by its revision name, so the
 canary alerts and dashboards work unchanged, and a promotion reuses the canary's revision."""
 
@@ -15,13 +15,13 @@ from test_alert_rules import _promtool
 from test_canary import _relabel
 from test_cross_objects import BASE, H100_POOL, declared_for, manifests_of, model, render_with_config
 
-from llmstack_k8s import knative_canary as kc
-from llmstack_k8s import metrics
-from llmstack_k8s.knative_vllm_service import KNATIVE_SERVING_API, KnativeVllmService
-from llmstack_k8s.model_cache import model_dir
+from llmstack_k8s.serving import knative_canary as kc
+from llmstack_k8s.observability import metrics
+from llmstack_k8s.serving.knative_vllm_service import KNATIVE_SERVING_API, KnativeVllmService
+from llmstack_k8s.serving.model_cache import model_dir
 from llmstack_k8s.rules import check_all, knative_traffic
-from llmstack_k8s.testing import RecordingMocks
-from llmstack_k8s.validation import ComponentArgsError
+from llmstack_k8s._core.testing import RecordingMocks
+from llmstack_k8s._core.validation import ComponentArgsError
 from stacks.tools import render as render_mod
 
 OTHER_REVISION = "fedcba9876543210fedcba9876543210fedcba98"

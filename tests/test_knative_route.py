@@ -18,12 +18,12 @@ from schemas import validate_object
 from test_cross_objects import BASE, H100_POOL, declared_for, manifests_of, model, render_with_config
 from test_knative_canary import _dev_canary_block
 
-from llmstack_k8s.knative_serving import LOCAL_GATEWAY_PORT, LOCAL_GATEWAY_SERVICE, SERVING_NAMESPACE
-from llmstack_k8s.knative_vllm_service import KNATIVE_SERVING_API, QUEUE_PROXY_HTTP_PORT
-from llmstack_k8s.model_route import MODEL_NAME_HEADER, REFERENCE_GRANT_API, ModelRoute, duration
+from llmstack_k8s.cluster.knative_serving import LOCAL_GATEWAY_PORT, LOCAL_GATEWAY_SERVICE, SERVING_NAMESPACE
+from llmstack_k8s.serving.knative_vllm_service import KNATIVE_SERVING_API, QUEUE_PROXY_HTTP_PORT
+from llmstack_k8s.edge.model_route import MODEL_NAME_HEADER, REFERENCE_GRANT_API, ModelRoute, duration
 from llmstack_k8s.rules import Declared, check_all, routes_reach_servers
-from llmstack_k8s.testing import RecordingMocks
-from llmstack_k8s.validation import ComponentArgsError
+from llmstack_k8s._core.testing import RecordingMocks
+from llmstack_k8s._core.validation import ComponentArgsError
 from stacks.tools import render as render_mod
 from stacks.config.gateway import knative_route_timeout, request_budget
 

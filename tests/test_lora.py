@@ -13,11 +13,11 @@ import pytest
 from conftest import assert_refused, example_adapter_block, render_with, rendered_dev_with_adapter
 from test_cross_objects import BASE, H100_POOL, _render, model
 
-from llmstack_k8s import model_cache
-from llmstack_k8s.model_cache import model_dir
-from llmstack_k8s.model_route import MODEL_NAME_HEADER
-from llmstack_k8s.vllm_flags import load_table
-from llmstack_k8s.vllm_pod import COMPLETE_MARKER, LORA_RANKS, lora_rank_slot, vllm_args
+from llmstack_k8s.serving import model_cache
+from llmstack_k8s.serving.model_cache import model_dir
+from llmstack_k8s.edge.model_route import MODEL_NAME_HEADER
+from llmstack_k8s.serving.vllm_flags import load_table
+from llmstack_k8s.serving.vllm_pod import COMPLETE_MARKER, LORA_RANKS, lora_rank_slot, vllm_args
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 ADAPTER = {"name": "m-sql", "model": "org/m-sql-lora", "revision": SHA, "rank": 8}
@@ -170,8 +170,8 @@ def test_download_job_fetches_base_and_adapters_and_only_what_is_missing(tmp_pat
 
 
 def test_lora_slot_memory_follows_vllms_allocation():
-    from llmstack_k8s import model_catalog
-    from llmstack_k8s.lora import lora_slots_gib, lora_slots_gib_of
+    from llmstack_k8s.sizing import model_catalog
+    from llmstack_k8s.sizing.lora import lora_slots_gib, lora_slots_gib_of
 
     # Llama-3.1-8B: per layer and rank, qkv 4096->6144, o 4096->4096, gate_up 4096->28672, down 14336->4096.
     per_layer_rank = (4096 + 6144) + (4096 + 4096) + (4096 + 28672) + (14336 + 4096)

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from llmstack_k8s import metrics
+from llmstack_k8s.observability import metrics
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -16,10 +16,11 @@ from schemas import validate_object
 from test_cross_objects import declared_for, render_with_config
 
 import chart_connections as cc
-from llmstack_k8s import multi_node, rules, versions
-from llmstack_k8s.multi_node import MultiNodeVllmService
+from llmstack_k8s.serving import multi_node
+from llmstack_k8s import rules, versions
+from llmstack_k8s.serving.multi_node import MultiNodeVllmService
 from llmstack_k8s.rules import check_all, manifests_of, pdb_selects_one_controller
-from llmstack_k8s.validation import ComponentArgsError
+from llmstack_k8s._core.validation import ComponentArgsError
 from stacks.tools import charts
 from stacks.tools import render as render_mod
 
@@ -217,7 +218,7 @@ def test_stack_renders_a_wide_model_as_a_leader_worker_set_that_validates_and_pa
 def test_lws_waits_on_the_controller_install(monkeypatch):
     """LWS objects are refused until the controller's webhook answers: the server depends on the
     install (Helm --wait holds the release until the controller is ready)."""
-    from llmstack_k8s.multi_node_controller import LeaderWorkerSetController
+    from llmstack_k8s.cluster.multi_node_controller import LeaderWorkerSetController
     from stacks.compose import deployment as composition
 
     seen = []

@@ -8,12 +8,12 @@ import pytest
 from conftest import assert_refused, render_with
 from schemas import validate_core
 
-from llmstack_k8s import object_storage as objstore
-from llmstack_k8s.cold_start import OBJECT_STORAGE_MIBPS, cold_start_budget
-from llmstack_k8s.knative_vllm_service import KnativeVllmService, knative_features_needed
-from llmstack_k8s.testing import RecordingMocks
-from llmstack_k8s.validation import ComponentArgsError
-from llmstack_k8s.vllm_service import VllmService
+from llmstack_k8s.serving import object_storage as objstore
+from llmstack_k8s.sizing.cold_start import OBJECT_STORAGE_MIBPS, cold_start_budget
+from llmstack_k8s.serving.knative_vllm_service import KnativeVllmService, knative_features_needed
+from llmstack_k8s._core.testing import RecordingMocks
+from llmstack_k8s._core.validation import ComponentArgsError
+from llmstack_k8s.serving.vllm_service import VllmService
 
 URI = "s3://llm-weights/llama-3.1-8b-instruct/0e9e39f/"
 M0 = "llmstack:models[0] (name: llama-8b)"

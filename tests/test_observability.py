@@ -6,8 +6,8 @@ import pulumi
 import pytest
 from conftest import render_with
 
-from llmstack_k8s import metrics
-from llmstack_k8s.observability import KNATIVE_USER_PORT, Observability, dashboards
+from llmstack_k8s.observability import metrics
+from llmstack_k8s.observability.observability import KNATIVE_USER_PORT, Observability, dashboards
 from llmstack_k8s.versions import DCGM_EXPORTER, KUBE_PROMETHEUS_STACK
 from stacks.config.loader import StackConfigError
 

@@ -9,7 +9,7 @@ import pytest
 from conftest import ROOT
 
 import llmstack_k8s
-from llmstack_k8s import awaits, provider_host
+from llmstack_k8s._core import awaits, provider_host
 from llmstack_k8s.rules import timing
 
 
@@ -23,7 +23,7 @@ def test_awaits_measure_probes_with_the_policy_packs_formula(monkeypatch):
 def test_the_provider_host_serves_what_the_package_exports():
     exported = [getattr(llmstack_k8s, n) for n in llmstack_k8s.__all__]
     assert provider_host.COMPONENTS == [c for c in exported if isinstance(c, type) and issubclass(c, pulumi.ComponentResource)]
-    source = (ROOT / "components" / "provider_host.py").read_text()
+    source = (ROOT / "components" / "_core" / "provider_host.py").read_text()
     assert not [c.__name__ for c in provider_host.COMPONENTS if f"import {c.__name__}" in source or f" {c.__name__}," in source]
 
 

@@ -13,10 +13,10 @@ from pulumi.provider.experimental.util import camel_case
 
 import llmstack_k8s
 from llmstack_k8s import KnativeVllmService, MultiNodeVllmService, VllmService
-from llmstack_k8s.package import PACKAGE
-from llmstack_k8s.provider_host import LlmstackProvider, field_docs
-from llmstack_k8s.serving_base import ServingArgs, ServingComponent, SinglePodServingArgs
-from llmstack_k8s.validation import type_hints
+from llmstack_k8s._core.package import PACKAGE
+from llmstack_k8s._core.provider_host import LlmstackProvider, field_docs
+from llmstack_k8s.serving.base import ServingArgs, ServingComponent, SinglePodServingArgs
+from llmstack_k8s._core.validation import type_hints
 
 
 def all_components() -> list[type]:
@@ -66,7 +66,7 @@ def test_schema_is_inferred_for_every_component():
             assert prop.get("description"), f"{token}.{prop_name} has no docstring"
 
 
-#: Each serving component and the base its args derive from (``serving_base``).
+#: Each serving component and the base its args derive from (``serving.base``).
 SERVING = {VllmService: SinglePodServingArgs, KnativeVllmService: SinglePodServingArgs, MultiNodeVllmService: ServingArgs}
 
 
@@ -79,7 +79,7 @@ def _described(prop: dict) -> bool:
 
 @pytest.mark.parametrize("cls", SERVING, ids=lambda c: c.__name__)
 def test_every_field_of_every_serving_component_is_described_in_the_served_schema(cls):
-    """The serving components declare their shared args and outputs once (``serving_base``): every
+    """The serving components declare their shared args and outputs once (``serving.base``): every
     input and output, inherited or their own, still reaches other languages with its description,
     and an inherited one with the docstring it has where it is declared."""
     res = served_schema()["resources"][f"{PACKAGE}:index:{cls.__name__}"]
@@ -122,7 +122,7 @@ def test_type_tokens_match_the_class_names():
             return {}
 
     pulumi.runtime.set_mocks(Mocks(), project="p", stack="s", preview=True)
-    from llmstack_k8s.model_cache import ModelCache
+    from llmstack_k8s.serving.model_cache import ModelCache
 
     @pulumi.runtime.test
     def run():

@@ -10,7 +10,7 @@ import consumer_project
 import pulumi
 from conftest import ROOT
 
-from llmstack_k8s.testing import RecordingMocks, to_manifest
+from llmstack_k8s._core.testing import RecordingMocks, to_manifest
 
 
 def test_built_wheel_is_complete_and_importable_outside_the_repo(tmp_path):
@@ -21,9 +21,11 @@ def test_built_wheel_is_complete_and_importable_outside_the_repo(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=300)
     probe = (
-        "import llmstack_k8s, llmstack_k8s.observability as o, llmstack_k8s.testing, llmstack_k8s.rules as r;"
+        "import llmstack_k8s, llmstack_k8s.observability.observability as o, llmstack_k8s.testing, llmstack_k8s.rules as r;"
+        "import llmstack_k8s.serving.vllm_flags as vf;"
         "assert llmstack_k8s.__file__.startswith(%r), llmstack_k8s.__file__;"
         "assert {'vllm', 'gpu'} <= {n.split('.')[0] for n in o.dashboards()};"
+        "assert vf.load_table().dtype_choices;"
         "assert r.check_all([]) == [] and r.knative_traffic.__module__ == 'llmstack_k8s.rules.knative';"
         "print(sorted(llmstack_k8s.__all__))" % str(target)
     )
@@ -37,6 +39,13 @@ def test_built_wheel_is_complete_and_importable_outside_the_repo(tmp_path):
     top_level = {p.name for p in target.iterdir() if not p.name.endswith(".dist-info")} - {"__pycache__"}
     assert top_level == {"llmstack_k8s"}, top_level
     assert (target / "llmstack_k8s" / "py.typed").exists()
+    # Every module and data file of the sources is in the wheel (a subpackage missing from
+    # pyproject's package list would be left out without an error).
+    sources = {p.relative_to(ROOT / "components") for p in (ROOT / "components").rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts}
+    shipped = {p.relative_to(target / "llmstack_k8s") for p in (target / "llmstack_k8s").rglob("*")
+               if p.is_file() and "__pycache__" not in p.parts}
+    assert sources <= shipped, sorted(map(str, sources - shipped))
 
 
 def test_readme_import_example_runs(tmp_path):

@@ -25,7 +25,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from conftest import ROOT, STACKS, rendered_stack
 from llmstack_k8s import checks
-from llmstack_k8s.testing import RELEASE_TYPE
+from llmstack_k8s._core.testing import RELEASE_TYPE
 
 sys.path.insert(0, str(ROOT / "policy"))
 import llmstack_policy as pack  # noqa: E402

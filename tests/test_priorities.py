@@ -13,12 +13,12 @@ from schemas import validate_object
 from test_canary import GATEWAY, OTHER_REVISION
 from test_cross_objects import BASE, H100_POOL, declared_for, manifests_of, model, render_with_config
 
-from llmstack_k8s.inference_objective import OBJECTIVE_API, OBJECTIVE_HEADER
-from llmstack_k8s.inference_pool import InferencePool
-from llmstack_k8s.model_route import MODEL_NAME_HEADER
+from llmstack_k8s.edge.inference_objective import OBJECTIVE_API, OBJECTIVE_HEADER
+from llmstack_k8s.edge.inference_pool import InferencePool
+from llmstack_k8s.edge.model_route import MODEL_NAME_HEADER
 from llmstack_k8s.rules import check_all, objectives_select_pools
-from llmstack_k8s.testing import RecordingMocks
-from llmstack_k8s.validation import ComponentArgsError
+from llmstack_k8s._core.testing import RecordingMocks
+from llmstack_k8s._core.validation import ComponentArgsError
 
 ADAPTER_REV = "fedcba9876543210fedcba9876543210fedcba98"
 BBR = {"install": True, "provider": "istio"}

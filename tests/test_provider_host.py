@@ -15,8 +15,8 @@ from plugin_host import get_schema, metaschema_validator, plugin, plugin_version
 from typing_extensions import NotRequired, Required, is_typeddict
 
 import llmstack_k8s
-from llmstack_k8s.provider_host import COMPONENTS, SECRETS, LlmstackProvider
-from llmstack_k8s.validation import PLAIN_BY_DESIGN, type_hints
+from llmstack_k8s._core.provider_host import COMPONENTS, SECRETS, LlmstackProvider
+from llmstack_k8s._core.validation import PLAIN_BY_DESIGN, type_hints
 
 PLUGIN = ROOT / "provider"
 
@@ -206,7 +206,7 @@ def test_every_plain_input_is_plain_by_design(served):
     schema, _ = served
     plain = _plain_fields(schema)
     unlisted = sorted(set(plain) - set(PLAIN_BY_DESIGN))
-    assert not unlisted, (f"plain in the schema but not in llmstack_k8s.validation.PLAIN_BY_DESIGN: {unlisted}; "
+    assert not unlisted, (f"plain in the schema but not in llmstack_k8s._core.validation.PLAIN_BY_DESIGN: {unlisted}; "
                           "make them pulumi.Input[...] (or list them with the reason preview needs the value)")
     assert all(reason.strip() for reason in PLAIN_BY_DESIGN.values())
     stale = sorted(set(PLAIN_BY_DESIGN) - set(plain))

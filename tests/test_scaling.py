@@ -6,8 +6,8 @@ import copy
 import pytest
 from conftest import assert_refused, render_with
 
-from llmstack_k8s import knative_vllm_service as kn
-from llmstack_k8s.gpu_autoscaling import default_cooldown_seconds
+from llmstack_k8s.serving import knative_vllm_service as kn
+from llmstack_k8s.scaling.gpu_autoscaling import default_cooldown_seconds
 
 from stacks.config import StackConfig
 

@@ -8,7 +8,7 @@ from conftest import assert_refused, render_with
 from schemas import validate_object
 
 from llmstack_k8s.rules import check_all, teams_stay_apart
-from llmstack_k8s.team import DEFAULT_CONTAINER_REQUESTS, TEAM_LABEL
+from llmstack_k8s.cluster.team import DEFAULT_CONTAINER_REQUESTS, TEAM_LABEL
 
 REV = "0123456789abcdef0123456789abcdef01234567"
 

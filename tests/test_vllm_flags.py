@@ -5,10 +5,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from llmstack_k8s import gpu_node_pool as gp
-from llmstack_k8s import model_catalog as mc
-from llmstack_k8s import versions, vllm_flags as vf
-from llmstack_k8s.vllm_pod import Dtype, Quantization, VllmEngineArgs, vllm_args
+from llmstack_k8s.cluster import gpu_node_pool as gp
+from llmstack_k8s.sizing import model_catalog as mc
+from llmstack_k8s import versions
+from llmstack_k8s.serving import vllm_flags as vf
+from llmstack_k8s.serving.vllm_pod import Dtype, Quantization, VllmEngineArgs, vllm_args
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = vf.load_table()
@@ -26,7 +27,7 @@ def problems(*args, kind=None):
 # --- the table ---------------------------------------------------------------------------------
 def test_table_is_the_pinned_vllms():
     assert TABLE.vllm_version == versions.VLLM_VERSION
-    assert (ROOT / "components" / vf.table_path()).exists()
+    assert (ROOT / "components" / "serving" / vf.table_path()).exists()
     assert len(TABLE.flags) > 250  # the whole parser, not a hand-picked subset
 
 

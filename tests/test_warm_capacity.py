@@ -6,10 +6,10 @@ import pytest
 from conftest import assert_refused, render_with, rendered_stack
 from schemas import validate_custom
 
-from llmstack_k8s.cron import cron_problem
-from llmstack_k8s.gpu_autoscaling import GpuAutoscaling
-from llmstack_k8s.testing import RecordingMocks
-from llmstack_k8s.validation import ComponentArgsError
+from llmstack_k8s.scaling.cron import cron_problem
+from llmstack_k8s.scaling.gpu_autoscaling import GpuAutoscaling
+from llmstack_k8s._core.testing import RecordingMocks
+from llmstack_k8s._core.validation import ComponentArgsError
 
 REV = "0123456789abcdef0123456789abcdef01234567"
 HOURS = {"start": "30 7 * * 1-5", "end": "0 19 * * 1-5", "minReplicas": 4, "timezone": "Europe/Berlin"}
@@ -77,8 +77,8 @@ def server_container(objs, name="m"):
 
 
 def test_the_startup_probe_is_a_real_completion_and_readiness_waits_for_it():
-    from llmstack_k8s.vllm_pod import HEALTH_PATH, HTTP_PORT, STARTUP_PERIOD_SECONDS
-    from llmstack_k8s.warmup import WARMUP_SCRIPT, WARMUP_TIMEOUT_SECONDS
+    from llmstack_k8s.serving.vllm_pod import HEALTH_PATH, HTTP_PORT, STARTUP_PERIOD_SECONDS
+    from llmstack_k8s.serving.warmup import WARMUP_SCRIPT, WARMUP_TIMEOUT_SECONDS
 
     m = model()
     m["servedModelName"] = "served-m"
@@ -141,7 +141,7 @@ def _probe(port: int, key: str = "sk-test") -> int:
     import subprocess
     import sys
 
-    from llmstack_k8s.warmup import warmup_command
+    from llmstack_k8s.serving.warmup import warmup_command
 
     cmd = warmup_command("served-m", port)
     return subprocess.run([sys.executable, *cmd[1:]], env={"VLLM_API_KEY": key}, capture_output=True, timeout=60).returncode

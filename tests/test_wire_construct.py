@@ -17,14 +17,14 @@ from pulumi.runtime.proto import provider_pb2
 from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
-from llmstack_k8s.gpu_autoscaling import AutoscalingMetric
-from llmstack_k8s.gpu_node_pool import GpuInstall, SharingStrategy
-from llmstack_k8s.model_cache import AccessMode, model_dir
-from llmstack_k8s.inference_pool import FailureMode
-from llmstack_k8s.model_route import RouteKind
-from llmstack_k8s.provider_host import COMPONENTS, LlmstackProvider
-from llmstack_k8s.testing import Rendered, RecordingMocks
-from llmstack_k8s.vllm_pod import Dtype
+from llmstack_k8s.scaling.gpu_autoscaling import AutoscalingMetric
+from llmstack_k8s.cluster.gpu_node_pool import GpuInstall, SharingStrategy
+from llmstack_k8s.serving.model_cache import AccessMode, model_dir
+from llmstack_k8s.edge.inference_pool import FailureMode
+from llmstack_k8s.edge.model_route import RouteKind
+from llmstack_k8s._core.provider_host import COMPONENTS, LlmstackProvider
+from llmstack_k8s._core.testing import Rendered, RecordingMocks
+from llmstack_k8s.serving.vllm_pod import Dtype
 
 MODEL, REVISION = "Qwen/Qwen2.5-0.5B-Instruct", "7ae557604adf67be50417f59c2c2f167def9a775"
 ENGINE = {

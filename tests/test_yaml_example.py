@@ -10,8 +10,8 @@ import yaml
 from conftest import ROOT
 from test_wire_construct import _wire_inputs
 
-from llmstack_k8s.provider_host import LlmstackProvider
-from llmstack_k8s.testing import Rendered, RecordingMocks
+from llmstack_k8s._core.provider_host import LlmstackProvider
+from llmstack_k8s._core.testing import Rendered, RecordingMocks
 
 EXAMPLE = ROOT / "examples" / "yaml" / "Pulumi.yaml"
 REF = re.compile(r"^\$\{([A-Za-z0-9_-]+)(?:\.([A-Za-z0-9_]+))?\}$")

@@ -3,8 +3,8 @@ taints, and the DCGM exporter maps every GPU resource the pods request."""
 
 from typing import Any, Mapping, Optional, Sequence
 
-from ..observability import DCGM_RESOURCE_NAMES_ENV, DCGM_VIRTUAL_GPUS_ENV
-from ..scheduling import WHOLE_GPU_RESOURCE
+from ..observability.observability import DCGM_RESOURCE_NAMES_ENV, DCGM_VIRTUAL_GPUS_ENV
+from ..cluster.scheduling import WHOLE_GPU_RESOURCE
 from .manifests import UNKNOWN, as_int, as_list, as_map, containers, describe, flag_value, get_path, pod_template, vllm_containers, words
 from .stack import Declared, workloads
 

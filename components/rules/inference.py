@@ -4,8 +4,8 @@ router that turns "one URL, model in the body" into the header routes match."""
 import json
 from typing import Mapping, Optional, Sequence
 
-from ..inference_objective import OBJECTIVE_HEADER
-from ..model_route import MODEL_NAME_HEADER
+from ..edge.inference_objective import OBJECTIVE_HEADER
+from ..edge.model_route import MODEL_NAME_HEADER
 from .manifests import UNKNOWN, containers, describe, get_path, is_core_service, name_of, namespace_of
 from .network import Flow, blocked
 from .stack import Declared, Workload, existing, named_ports, selected, service_targets, workloads

@@ -4,7 +4,7 @@ through Knative's ingress to a Knative Service of the stack."""
 import re
 from typing import Mapping, Optional
 
-from ..knative_vllm_service import QUEUE_PROXY_HTTP_PORT
+from ..serving.knative_vllm_service import QUEUE_PROXY_HTTP_PORT
 from .manifests import UNKNOWN, annotations, as_int, as_list, as_map, describe, get_path, is_knative_service, namespace_of
 from .network import Flow, blocked
 from .stack import Declared, Workload, workloads

@@ -3,8 +3,8 @@
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
-from ..knative_vllm_service import QUEUE_PROXY_HTTP_PORT
-from ..team import TEAM_LABEL
+from ..serving.knative_vllm_service import QUEUE_PROXY_HTTP_PORT
+from ..cluster.team import TEAM_LABEL
 from .manifests import as_list, describe, get_path, is_core_service, matches, name_of, namespace_of, selector_matches, serving_pods
 from .stack import Declared, Workload, resolve_port, selected, service_targets, workloads
 

@@ -3,7 +3,7 @@
 import re
 from typing import Any, Iterator, Mapping, Optional
 
-from ..model_route import MIN_REQUEST_TIMEOUT_SECONDS
+from ..edge.model_route import MIN_REQUEST_TIMEOUT_SECONDS
 from .knative import knative_local_gateways, knative_route_problems
 from .manifests import UNKNOWN, as_list, as_map, describe, get_path, is_core_service, name_of, namespace_of
 from .network import Flow, blocked

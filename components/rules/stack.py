@@ -4,7 +4,7 @@ workloads (every pod template), which pods a selector or a Service reaches, and 
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Optional
 
-from ..testing import RELEASE_TYPE, Rendered, to_manifest
+from .._core.testing import RELEASE_TYPE, Rendered, to_manifest
 from .manifests import containers, is_knative_service, is_leader_worker_set, matches, name_of, namespace_of, pod_template, pod_templates
 
 #: Kinds that live outside any namespace (a namespace on them is ignored by the API server).

@@ -4,7 +4,7 @@ waits at least as long as what it waits for may legitimately take."""
 import math
 from typing import Mapping, Optional
 
-from ..awaits import (
+from .._core.awaits import (
     DEFAULT_AWAIT_SECONDS,
     DEFAULT_HELM_TIMEOUT_SECONDS,
     SCHEDULING_SECONDS,
@@ -13,8 +13,8 @@ from ..awaits import (
     WAIT_FOR_ANNOTATION,
     startup_probe_seconds,
 )
-from ..knative_vllm_service import duration_seconds
-from ..vllm_pod import STARTUP_BASE_SECONDS
+from ..serving.knative_vllm_service import duration_seconds
+from ..serving.vllm_pod import STARTUP_BASE_SECONDS
 from .manifests import annotations, as_int, describe, is_core_service, is_headless_vllm, namespace_of, vllm_containers
 from .stack import Declared, Workload, is_ksvc, selected, workloads
 

@@ -2,9 +2,9 @@
 
 import pulumi
 
-from llmstack_k8s.gpu_autoscaling import GpuAutoscaling
-from llmstack_k8s.observability import Observability
-from llmstack_k8s.wiring import scaled_workload
+from llmstack_k8s.scaling.gpu_autoscaling import GpuAutoscaling
+from llmstack_k8s.observability.observability import Observability
+from llmstack_k8s._core.wiring import scaled_workload
 
 from stacks.config import ModelConfig, StackConfig
 

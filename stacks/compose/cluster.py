@@ -8,7 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from llmstack_k8s.package import MANAGED_BY
+from llmstack_k8s._core.package import MANAGED_BY
 
 from stacks.config import StackConfig
 from stacks.config.teams import TeamConfig

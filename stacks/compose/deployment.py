@@ -6,11 +6,11 @@ from typing import Optional
 
 import pulumi
 
-from llmstack_k8s.gpu_node_pool import GpuNodePool
-from llmstack_k8s.model_cache import ModelCache
-from llmstack_k8s.multi_node import MultiNodeVllmService
-from llmstack_k8s.multi_node_controller import LeaderWorkerSetController
-from llmstack_k8s.vllm_service import VllmService
+from llmstack_k8s.cluster.gpu_node_pool import GpuNodePool
+from llmstack_k8s.serving.model_cache import ModelCache
+from llmstack_k8s.serving.multi_node import MultiNodeVllmService
+from llmstack_k8s.cluster.multi_node_controller import LeaderWorkerSetController
+from llmstack_k8s.serving.vllm_service import VllmService
 
 from stacks.config import ModelConfig, StackConfig
 from stacks.config.gateway import is_exposed

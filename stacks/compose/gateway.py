@@ -6,10 +6,10 @@ from typing import Optional
 
 import pulumi
 
-from llmstack_k8s.body_router import BodyRouter
-from llmstack_k8s.inference_pool import InferencePool
-from llmstack_k8s.model_route import ModelRoute
-from llmstack_k8s.package import selector_labels
+from llmstack_k8s.edge.body_router import BodyRouter
+from llmstack_k8s.edge.inference_pool import InferencePool
+from llmstack_k8s.edge.model_route import ModelRoute
+from llmstack_k8s._core.package import selector_labels
 
 from stacks.config import ModelConfig, StackConfig
 from stacks.config.gateway import is_exposed, kv_cache_aware, prioritized_names, request_budget

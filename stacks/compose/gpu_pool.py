@@ -1,8 +1,8 @@
 """The GPU nodes: device plugin or GPU operator, sharing, taints, classes, Karpenter; their
 scheduling contract every serving component takes. And the image pre-pull on those nodes."""
 
-from llmstack_k8s.gpu_node_pool import GpuNodePool
-from llmstack_k8s.image_prepull import ImagePrePull
+from llmstack_k8s.cluster.gpu_node_pool import GpuNodePool
+from llmstack_k8s.serving.image_prepull import ImagePrePull
 from llmstack_k8s.versions import VLLM_IMAGE
 
 from stacks.config import StackConfig

@@ -6,10 +6,10 @@ from typing import Optional
 
 import pulumi
 
-from llmstack_k8s.gpu_node_pool import GpuNodePool
-from llmstack_k8s.knative_serving import DATA_PLANE_NAMESPACES as KNATIVE_INSTALLED_NAMESPACES, KnativeServing
-from llmstack_k8s.knative_vllm_service import ALL_POD_FEATURES as KNATIVE_INSTALLED_FEATURES, KnativeVllmService
-from llmstack_k8s.model_cache import ModelCache
+from llmstack_k8s.cluster.gpu_node_pool import GpuNodePool
+from llmstack_k8s.cluster.knative_serving import DATA_PLANE_NAMESPACES as KNATIVE_INSTALLED_NAMESPACES, KnativeServing
+from llmstack_k8s.serving.knative_vllm_service import ALL_POD_FEATURES as KNATIVE_INSTALLED_FEATURES, KnativeVllmService
+from llmstack_k8s.serving.model_cache import ModelCache
 
 from stacks.config import ModelConfig, StackConfig
 from stacks.config.autoscaling import knative_duration

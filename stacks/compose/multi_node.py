@@ -2,8 +2,8 @@
 
 from typing import Optional
 
-from llmstack_k8s.multi_node import MultiNodeVllmServiceArgs
-from llmstack_k8s.multi_node_controller import LeaderWorkerSetController
+from llmstack_k8s.serving.multi_node import MultiNodeVllmServiceArgs
+from llmstack_k8s.cluster.multi_node_controller import LeaderWorkerSetController
 
 from stacks.config import ModelConfig, StackConfig
 from stacks.config.multi_node import MultiNodeConfig, gpus_per_node, is_multi_node

@@ -3,7 +3,7 @@ is an s3:// or gs:// URL (endpoint, region, credentials, workload identity, stre
 
 import pulumi
 
-from llmstack_k8s import object_storage as objstore
+from llmstack_k8s.serving import object_storage as objstore
 
 from stacks.config import ModelConfig, StackConfig
 from stacks.config.object_storage import ObjectStorageConfig

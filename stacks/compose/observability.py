@@ -1,8 +1,8 @@
 """Observability: Prometheus and Grafana (kube-prometheus-stack, or an existing install), the DCGM
 exporter, vLLM scraping, alerts per model and dashboards."""
 
-from llmstack_k8s.gpu_node_pool import GpuNodePool
-from llmstack_k8s.observability import Observability
+from llmstack_k8s.cluster.gpu_node_pool import GpuNodePool
+from llmstack_k8s.observability.observability import Observability
 
 from stacks.config import ModelConfig, StackConfig
 

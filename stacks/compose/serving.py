@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 import pulumi
 
-from llmstack_k8s.model_cache import ModelCache
+from llmstack_k8s.serving.model_cache import ModelCache
 
 from stacks.config import ModelConfig, StackConfig
 from stacks.config.gpu_pool import fit_weights

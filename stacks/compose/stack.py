@@ -4,9 +4,9 @@ from typing import Optional
 
 import pulumi
 
-from llmstack_k8s.gpu_node_pool import GpuNodePool
-from llmstack_k8s.model_cache import ModelCache
-from llmstack_k8s.multi_node_controller import LeaderWorkerSetController
+from llmstack_k8s.cluster.gpu_node_pool import GpuNodePool
+from llmstack_k8s.serving.model_cache import ModelCache
+from llmstack_k8s.cluster.multi_node_controller import LeaderWorkerSetController
 
 from stacks.config import ModelConfig, ServingMode, StackConfig
 

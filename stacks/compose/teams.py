@@ -2,8 +2,8 @@
 
 from dataclasses import dataclass
 
-from llmstack_k8s.gpu_node_pool import gpu_resource_name
-from llmstack_k8s.team import Team
+from llmstack_k8s.cluster.gpu_node_pool import gpu_resource_name
+from llmstack_k8s.cluster.team import Team
 
 from stacks.config import StackConfig
 

@@ -19,9 +19,9 @@ from typing import Optional
 
 from pydantic import Field, model_validator
 
-from llmstack_k8s.gpu_node_pool import DEVICE_PLUGIN_NAMESPACE, GPU_OPERATOR_NAMESPACE, GpuInstall
-from llmstack_k8s.knative_serving import DEFAULT_OPERATOR_NAMESPACE as KNATIVE_OPERATOR_NAMESPACE, SERVING_NAMESPACE as KNATIVE_SERVING_NAMESPACE
-from llmstack_k8s.model_cache import AccessMode
+from llmstack_k8s.cluster.gpu_node_pool import DEVICE_PLUGIN_NAMESPACE, GPU_OPERATOR_NAMESPACE, GpuInstall
+from llmstack_k8s.cluster.knative_serving import DEFAULT_OPERATOR_NAMESPACE as KNATIVE_OPERATOR_NAMESPACE, SERVING_NAMESPACE as KNATIVE_SERVING_NAMESPACE
+from llmstack_k8s.serving.model_cache import AccessMode
 
 from .autoscaling import AUTOSCALING_DEFAULT_TARGETS, AUTOSCALING_MIN_COOLDOWN, AutoscalingConfig, ModelAutoscalingConfig  # noqa: F401
 from .base import ConfigProblem, StackModel as _Model

@@ -38,8 +38,8 @@ from typing import Optional
 
 from pydantic import Field, model_validator
 
-from llmstack_k8s import knative_vllm_service as knative
-from llmstack_k8s.gpu_autoscaling import (
+from llmstack_k8s.serving import knative_vllm_service as knative
+from llmstack_k8s.scaling.gpu_autoscaling import (
     DEFAULT_KEDA_NAMESPACE,
     DEFAULT_POLLING_INTERVAL_SECONDS,
     DEFAULT_PROMETHEUS_URL,

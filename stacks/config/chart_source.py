@@ -15,8 +15,8 @@ from typing import Optional
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from llmstack_k8s import versions
-from llmstack_k8s.gpu_node_pool import GpuInstall
-from llmstack_k8s.helm import MIRROR, describe_pin, find_package, package_file_names, pull_command
+from llmstack_k8s.cluster.gpu_node_pool import GpuInstall
+from llmstack_k8s._core.helm import MIRROR, describe_pin, find_package, package_file_names, pull_command
 
 from .base import ConfigProblem, StackModel as _Model
 from .knative import ServingMode

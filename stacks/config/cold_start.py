@@ -9,8 +9,8 @@ from typing import Optional
 
 from pydantic import Field
 
-from llmstack_k8s import cold_start as cs
-from llmstack_k8s.cold_start import ColdStartArgs
+from llmstack_k8s.sizing import cold_start as cs
+from llmstack_k8s.sizing.cold_start import ColdStartArgs
 
 from .base import StackModel as _Model
 

@@ -13,8 +13,9 @@ from typing import Optional, Protocol
 from pydantic import Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from llmstack_k8s import model_catalog, vllm_flags
-from llmstack_k8s.model_catalog import ModelArchitecture
+from llmstack_k8s.sizing import model_catalog
+from llmstack_k8s.serving import vllm_flags
+from llmstack_k8s.sizing.model_catalog import ModelArchitecture
 
 from .base import StackModel as _Model
 

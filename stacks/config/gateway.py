@@ -6,9 +6,9 @@ from typing import Optional
 
 from pydantic import Field, model_validator
 
-from llmstack_k8s.body_router import DEFAULT_REPLICAS as DEFAULT_BBR_REPLICAS, BodyRouterProvider
-from llmstack_k8s.inference_objective import PRIORITY_RANGE, objective_name_problem
-from llmstack_k8s.model_route import (
+from llmstack_k8s.edge.body_router import DEFAULT_REPLICAS as DEFAULT_BBR_REPLICAS, BodyRouterProvider
+from llmstack_k8s.edge.inference_objective import PRIORITY_RANGE, objective_name_problem
+from llmstack_k8s.edge.model_route import (
     DEFAULT_INGRESS_CLASS,
     DEFAULT_MAX_BODY_SIZE,
     DEFAULT_REQUEST_TIMEOUT_SECONDS,

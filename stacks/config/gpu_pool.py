@@ -11,8 +11,9 @@ from typing import Literal, Optional, Protocol
 
 from pydantic import Field, model_validator
 
-from llmstack_k8s import gpu_fit, gpu_node_pool as gp
-from llmstack_k8s.gpu_node_pool import ConsolidationPolicy, GpuInstall, MigStrategy, SharingStrategy
+from llmstack_k8s.sizing import gpu_fit
+from llmstack_k8s.cluster import gpu_node_pool as gp
+from llmstack_k8s.cluster.gpu_node_pool import ConsolidationPolicy, GpuInstall, MigStrategy, SharingStrategy
 
 from .base import ConfigProblem, StackModel as _Model
 from .engine import unknown_size_message, weights_estimate

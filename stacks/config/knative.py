@@ -6,9 +6,9 @@ from typing import Annotated, Optional
 from pydantic import AfterValidator, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from llmstack_k8s import knative_vllm_service as knative
-from llmstack_k8s.knative_serving import DATA_PLANE_NAMESPACES as INSTALLED_DATA_PLANE_NAMESPACES
-from llmstack_k8s.knative_serving import (
+from llmstack_k8s.serving import knative_vllm_service as knative
+from llmstack_k8s.cluster.knative_serving import DATA_PLANE_NAMESPACES as INSTALLED_DATA_PLANE_NAMESPACES
+from llmstack_k8s.cluster.knative_serving import (
     DEFAULT_MAX_REVISION_TIMEOUT_SECONDS,
     LOCAL_GATEWAY_PORT,
     LOCAL_GATEWAY_SERVICE,

@@ -4,9 +4,9 @@ from typing import Annotated, Optional
 
 from pydantic import AfterValidator, Field
 
-from llmstack_k8s.inference_objective import PRIORITY_RANGE
-from llmstack_k8s.lora import lora_slots_gib_of
-from llmstack_k8s.vllm_pod import LORA_RANKS, lora_rank_slot
+from llmstack_k8s.edge.inference_objective import PRIORITY_RANGE
+from llmstack_k8s.sizing.lora import lora_slots_gib_of
+from llmstack_k8s.serving.vllm_pod import LORA_RANKS, lora_rank_slot
 
 from .base import StackModel as _Model
 from .engine import architecture_of

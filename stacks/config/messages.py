@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel
 
-from llmstack_k8s.knative_vllm_service import duration_seconds
+from llmstack_k8s.serving.knative_vllm_service import duration_seconds
 
 from .quantities import DNS_LABEL_WORDS
 

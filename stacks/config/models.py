@@ -25,13 +25,13 @@ from typing import Annotated, Optional
 
 from pydantic import AfterValidator, Field, model_validator
 
-from llmstack_k8s import knative_vllm_service as knative
-from llmstack_k8s.model_cache import AccessMode
-from llmstack_k8s.cold_start import ColdStartBudget, cold_start_budget
-from llmstack_k8s.vllm_pod import Dtype, Quantization, default_shm_size
+from llmstack_k8s.serving import knative_vllm_service as knative
+from llmstack_k8s.serving.model_cache import AccessMode
+from llmstack_k8s.sizing.cold_start import ColdStartBudget, cold_start_budget
+from llmstack_k8s.serving.vllm_pod import Dtype, Quantization, default_shm_size
 
-from llmstack_k8s.vllm_flags import load_table, managed_dests
-from llmstack_k8s import object_storage as objstore
+from llmstack_k8s.serving.vllm_flags import load_table, managed_dests
+from llmstack_k8s.serving import object_storage as objstore
 
 from .autoscaling import KNATIVE_MAX_COOLDOWN_SECONDS, ModelAutoscalingConfig, Scaling, ScalingMetric, effective_scaling, serving_problem
 from .cold_start import ColdStartConfig

@@ -12,11 +12,11 @@ from typing import Optional
 
 from pydantic import Field
 
-from llmstack_k8s import model_catalog
-from llmstack_k8s.gpu_node_pool import SharingStrategy
-from llmstack_k8s.model_cache import AccessMode
-from llmstack_k8s.multi_node import DEFAULT_GROUP_TOPOLOGY_KEY
-from llmstack_k8s.multi_node_controller import DEFAULT_NAMESPACE
+from llmstack_k8s.sizing import model_catalog
+from llmstack_k8s.cluster.gpu_node_pool import SharingStrategy
+from llmstack_k8s.serving.model_cache import AccessMode
+from llmstack_k8s.serving.multi_node import DEFAULT_GROUP_TOPOLOGY_KEY
+from llmstack_k8s.cluster.multi_node_controller import DEFAULT_NAMESPACE
 
 from .base import ConfigProblem, StackModel as _Model
 from .cluster import DnsLabel

@@ -15,8 +15,8 @@ from typing import Optional
 
 from pydantic import Field, model_validator
 
-from llmstack_k8s import object_storage as objstore
-from llmstack_k8s.vllm_flags import parse_extra_args
+from llmstack_k8s.serving import object_storage as objstore
+from llmstack_k8s.serving.vllm_flags import parse_extra_args
 
 from .base import ConfigProblem, StackModel as _Model
 

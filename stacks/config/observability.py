@@ -5,8 +5,8 @@ from typing import Optional
 
 from pydantic import Field, model_validator
 
-from llmstack_k8s.alerts import DEFAULT_THRESHOLDS
-from llmstack_k8s.observability import DEFAULT_DCGM_NAMESPACE
+from llmstack_k8s.observability.alerts import DEFAULT_THRESHOLDS
+from llmstack_k8s.observability.observability import DEFAULT_DCGM_NAMESPACE
 
 from .base import ConfigProblem, StackModel as _Model
 from .quantities import BYTES_BINARY as _BYTES_BINARY, BYTES_PROM as _BYTES_PROM, DNS_LABEL, TTFT_MAX_SECONDS, Cpu, Size, ttft_unit_message

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator
 
-from llmstack_k8s import knative_vllm_service as knative
+from llmstack_k8s.serving import knative_vllm_service as knative
 
 DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
 DNS_LABEL_WORDS = "lowercase letters, digits and '-', starting with a letter and ending with a letter or digit"

@@ -9,7 +9,7 @@ of a duplicated env name wins, so an override would silently undo offline mode o
 import re
 from typing import Optional
 
-from llmstack_k8s.vllm_pod import offline_env
+from llmstack_k8s.serving.vllm_pod import offline_env
 
 #: Words (split on ``_``) that mark an env var name as a credential. Whole words, so
 #: TOKENIZERS_PARALLELISM or MAX_TOKENS stay allowed.

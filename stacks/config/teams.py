@@ -7,7 +7,7 @@ from typing import Optional
 
 from pydantic import Field
 
-from llmstack_k8s.team import Footprint, quota_problems
+from llmstack_k8s.cluster.team import Footprint, quota_problems
 
 from .base import ConfigProblem, StackModel as _Model
 from .cluster import DnsLabel

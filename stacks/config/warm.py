@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from llmstack_k8s.cron import cron_problem, timezone_problem
+from llmstack_k8s.scaling.cron import cron_problem, timezone_problem
 
 from .base import StackModel as _Model
 

@@ -27,7 +27,7 @@ from typing import Any, Iterable, Optional
 import yaml
 
 from llmstack_k8s import versions
-from llmstack_k8s.helm import package_file_names, pull_command
+from llmstack_k8s._core.helm import package_file_names, pull_command
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The packaged upstream charts, one per pinned chart version (tests/test_charts.py keeps it so).

@@ -26,7 +26,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 # The mocks and manifest helpers are the library's consumer testing helper; re-exported here.
-from llmstack_k8s.testing import (  # noqa: F401
+from llmstack_k8s._core.testing import (  # noqa: F401
     PROVIDER_PREFIX,
     RELEASE_TYPE,
     SECRET_PLACEHOLDER,

@@ -39,8 +39,8 @@ sys.path.insert(0, str(REPO / "tests"))
 import smoke  # noqa: E402
 
 from llmstack_k8s import versions  # noqa: E402
-from llmstack_k8s.multi_node import LEADER_ADDRESS_ENV, WORKER_INDEX_ENV, MultiNodeVllmService  # noqa: E402
-from llmstack_k8s.testing import RecordingMocks, to_manifest  # noqa: E402
+from llmstack_k8s.serving.multi_node import LEADER_ADDRESS_ENV, WORKER_INDEX_ENV, MultiNodeVllmService  # noqa: E402
+from llmstack_k8s._core.testing import RecordingMocks, to_manifest  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 

@@ -73,11 +73,12 @@ def rendered_stack(stack: str):
     server also proves the adapter flags (the stack file keeps it commented until its commit is pinned)."""
     return rendered_dev_with_adapter() if stack == "dev" else _rendered_stack(stack)
 
-from llmstack_k8s import metrics, versions  # noqa: E402
-from llmstack_k8s.gpu_autoscaling import AutoscalingMetric, prometheus_query  # noqa: E402
-from llmstack_k8s.alerts import VARIANT_LABEL  # noqa: E402
-from llmstack_k8s.observability import KNATIVE_USER_PORT  # noqa: E402
-from llmstack_k8s.package import CANARY_VARIANT, STABLE_VARIANT, VARIANT_POD_LABEL  # noqa: E402
+from llmstack_k8s import versions  # noqa: E402
+from llmstack_k8s.observability import metrics  # noqa: E402
+from llmstack_k8s.scaling.gpu_autoscaling import AutoscalingMetric, prometheus_query  # noqa: E402
+from llmstack_k8s.observability.alerts import VARIANT_LABEL  # noqa: E402
+from llmstack_k8s.observability.observability import KNATIVE_USER_PORT  # noqa: E402
+from llmstack_k8s._core.package import CANARY_VARIANT, STABLE_VARIANT, VARIANT_POD_LABEL  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -312,7 +313,7 @@ class Server:
 
 def _resolve_probe(container: dict, name: str, rendered_port: int, test_port: int, python: str = "python3") -> Probe:
     probe = container.get(name)
-    if probe and "exec" in probe:  # the warm-up gate (llmstack_k8s.warmup): same python, same port substitution
+    if probe and "exec" in probe:  # the warm-up gate (llmstack_k8s.serving.warmup): same python, same port substitution
         cmd = [str(x) for x in probe["exec"]["command"]]
         assert cmd[0] == "python3" and str(rendered_port) in cmd, f"{name} exec {cmd[:2]} does not run python3 against --port"
         cmd = [python, *[str(test_port) if x == str(rendered_port) else x for x in cmd[1:]]]
@@ -423,7 +424,7 @@ def test_server_starts_with_the_rendered_container_and_passes_its_startup_probe(
 
 
 def test_a_cold_replica_serves_one_real_request_before_it_is_ready(vllm_server, figures):
-    """The rendered startup probe is the warm-up (llmstack_k8s.warmup): it failed while vLLM loaded,
+    """The rendered startup probe is the warm-up (llmstack_k8s.serving.warmup): it failed while vLLM loaded,
     passed only once a completion was answered (vLLM counted it before any test sent a request),
     and it is a real authenticated request, not a health check: with a wrong key it fails."""
     startup = vllm_server.probes["startupProbe"]
@@ -552,7 +553,7 @@ def test_every_vllm_metric_the_stack_uses_is_exported(vllm_server):
 
 
 def test_every_metric_the_endpoint_picker_reads_is_exported(vllm_server):
-    """The InferencePool's Endpoint Picker reads these per pod (components/inference_pool.py); dev's
+    """The InferencePool's Endpoint Picker reads these per pod (components/edge/inference_pool.py); dev's
     server serves a LoRA adapter, so the LoRA info gauge is there too."""
     status, text = vllm_server.get("/metrics")
     assert status == 200

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from llmstack_k8s import versions, vllm_flags as vf
-from llmstack_k8s.vllm_pod import vllm_args
+from llmstack_k8s import versions
+from llmstack_k8s.serving import vllm_flags as vf
+from llmstack_k8s.serving.vllm_pod import vllm_args
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +53,7 @@ def test_committed_flag_table_is_the_installed_vllms():
                        capture_output=True, text=True, timeout=300, env=ENV)
     assert p.returncode == 0, p.stderr[-3000:]
     fresh = json.loads(p.stdout)
-    committed_path = REPO / "components" / vf.table_path()
+    committed_path = REPO / "components" / "serving" / vf.table_path()
     committed = json.loads(committed_path.read_text())
     assert fresh["vllm_version"] == versions.VLLM_VERSION, "the vLLM venv is not the pinned version"
     if fresh != committed:
