@@ -874,7 +874,7 @@ def test_every_keda_trigger_and_autoscaling_signal_returns_a_sample(prometheus):
 
 
 def test_vllm_dashboard_queries_return_samples(prometheus):
-    from test_alert_rules import _all_dashboard_queries, _as_promql
+    from unit.test_alert_rules import _all_dashboard_queries, _as_promql
 
     checked = 0
     for q in _all_dashboard_queries():
