@@ -23,19 +23,17 @@ ADAPTER_SHA_PLACEHOLDER = "PASTE-ITS-COMMIT-SHA"
 ADAPTER_TEST_SHA = "0" * 40
 
 
+#: Pulumi.dev.yaml's commented ``loraAdapters`` example as a file (tests/stack/test_lora.py keeps the two the same).
+ADAPTER_EXAMPLE = ROOT / "tests" / "fixtures" / "dev-lora-adapters.yaml"
+
+
 def example_adapter_block(as_written: bool = False) -> list[dict]:
-    """The commented ``loraAdapters`` example of Pulumi.dev.yaml, uncommented and parsed. The stack
+    """The ``loraAdapters`` example of Pulumi.dev.yaml's first model, from its fixture file. The stack
     file keeps it commented until its commit is pinned (no Hub access where it was written); unless
     ``as_written``, the placeholder revision is replaced by a test SHA."""
-    import re
-
     import yaml
 
-    text = (ROOT / "Pulumi.dev.yaml").read_text()
-    block = re.search(r"^(\s*)# loraAdapters:\n((?:\1#.*\n)+)", text, re.M)
-    assert block, "Pulumi.dev.yaml lost its commented loraAdapters example"
-    lines = ["loraAdapters:"] + [re.sub(r"^\s*# ?", "", line, count=1) for line in block.group(2).splitlines()]
-    adapters = yaml.safe_load("\n".join(lines))["loraAdapters"]
+    adapters = yaml.safe_load(ADAPTER_EXAMPLE.read_text())["loraAdapters"]
     if not as_written:
         for a in adapters:
             if a.get("revision") == ADAPTER_SHA_PLACEHOLDER:
