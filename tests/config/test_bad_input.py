@@ -109,7 +109,7 @@ def test_cli_prints_the_message_without_a_traceback(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-# --- issue 10: the right cluster, only what the stack owns, and what would fail on the cluster or in vLLM.
+# --- the right cluster, only what the stack owns, and what would fail on the cluster or in vLLM.
 # Each case: (config, full key the message names, words of the message). The message is the only
 # problem reported, it names Pulumi.test.yaml and the key, and nothing was registered.
 SHA = GOOD_MODEL["revision"]

@@ -190,7 +190,7 @@ def test_long_context_allowed_by_rope_override_or_env():
     render_with(model(**long, extraEnv={"VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"}))
 
 
-# --- the GPU fit check never skipped for want of a size (issue 10) -------------------------------
+# --- the GPU fit check never skipped for want of a size ----------------------------------------
 L4_SHARED = {"gpu": {"product": "NVIDIA-L4", "memoryGiB": 22, "perNode": 1}, "sharing": {"strategy": "timeSlicing", "replicas": 4}}
 NO_SIZE_70B = {"name": "llama-70b", "model": "meta-llama/Llama-3.1-70B-Instruct",
                "revision": "0e9e39f249a16976918f6564b8830bc894c89659", "gpuMemoryUtilization": 0.2, "cache": {"size": "300Gi"}}

@@ -83,9 +83,9 @@ def test_pack_has_every_invariant_of_the_issue():
         "images-pinned", "gpu-request-matches-parallelism", "gpu-pods-tolerate-pool-taints",
         "vllm-startup-probe-budget", "no-plain-credentials", "pdb-selects-one-controller",
         "serving-pods-have-network-policy", "serving-pods-non-root", "helm-releases-pinned",
-        "llm-route-timeouts", "knative-traffic",  # issue 13
-        "inference-objectives-name-pools",  # issue 13
-        "lws-headless-service-free",  # issue 14
+        "llm-route-timeouts", "knative-traffic",  # route timeouts, Knative canary splits
+        "inference-objectives-name-pools",  # priorities per served name
+        "lws-headless-service-free",  # multi-node models
     }
 
 

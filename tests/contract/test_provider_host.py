@@ -200,7 +200,7 @@ def _plain_fields(schema: dict) -> dict[str, str]:
 
 
 def test_every_plain_input_is_plain_by_design(served):
-    """Issue 11: args take ``pulumi.Input`` wherever a value can come from another resource. A
+    """Args take ``pulumi.Input`` wherever a value can come from another resource. A
     field stays plain only where preview needs its value (it decides which children exist, or a
     check reads it), and then it is listed, with the reason, in ``validation.PLAIN_BY_DESIGN``."""
     schema, _ = served
@@ -211,7 +211,7 @@ def test_every_plain_input_is_plain_by_design(served):
     assert all(reason.strip() for reason in PLAIN_BY_DESIGN.values())
     stale = sorted(set(PLAIN_BY_DESIGN) - set(plain))
     assert not stale, f"PLAIN_BY_DESIGN lists fields that are not plain inputs (gone, renamed or now Inputs): {stale}"
-    # Most of what a program passes takes Outputs (the issue: 67 of 78 inputs were plain).
+    # Most of what a program passes takes Outputs (67 of 78 inputs were plain before args took Outputs).
     pairs = _inputs_with_annotations(schema)
     assert len(plain) < len(pairs) * 0.6, f"{len(plain)} of {len(pairs)} inputs are plain"
 

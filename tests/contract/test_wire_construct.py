@@ -164,7 +164,7 @@ def test_wire_shaped_values_render_what_python_renders(component):
 
 
 def test_integers_from_the_wire_are_integers_in_what_is_rendered():
-    """The defects the issue quotes: ``--tensor-parallel-size 2.0`` and Knative ``max-scale: '1.0'``."""
+    """What whole-number doubles from the wire used to render: ``--tensor-parallel-size 2.0`` and Knative ``max-scale: '1.0'``."""
     for component in ("VllmService", "KnativeVllmService"):
         rendered = _render(lambda: construct_from_wire(component, to_wire(CASES[component])))
         (container,) = [c for o in rendered.objects for c in _containers(o) if c["name"] == "vllm"]

@@ -1,4 +1,4 @@
-"""A canary counts like a model (issue 13): a team's quota check adds its replicas and its own cache
+"""A canary counts like a model: a team's quota check adds its replicas and its own cache
 volume, and every download Job the stack creates (a canary of another revision has its own) is
 watched by a ModelDownloadFailed alert."""
 

@@ -1,4 +1,4 @@
-"""LoRA adapters (issue 13): config, download into the cache, the vLLM flags rendered from it, served
+"""LoRA adapters: config, download into the cache, the vLLM flags rendered from it, served
 names unique across the stack, routing by adapter name. The real-vLLM suite serves a peft-made
 adapter with the rendered flags (tests/e2e/test_real_vllm.py)."""
 

@@ -1,4 +1,4 @@
-"""Args are checked where they enter a component (issue 11): unknown keys, wrong types, enum
+"""Args are checked where they enter a component: unknown keys, wrong types, enum
 values given as strings, whole-number floats from other languages, missing required keys. One
 message names the component, its resource name and the key path, and nothing is registered."""
 
@@ -285,7 +285,7 @@ def test_extra_args_vllm_accepts_render(mocks, cls):
     assert server["spec"]["template"]["spec"]["containers"][0]["args"][-3:] == extra
 
 
-# --- fields that point at other objects take Outputs (issue 11; the plain ones: validation.PLAIN_BY_DESIGN) ---
+# --- fields that point at other objects take Outputs (the plain ones, with the reason: validation.PLAIN_BY_DESIGN) ---
 
 
 def test_pointer_fields_take_outputs_and_resolve(mocks):

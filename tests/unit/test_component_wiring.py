@@ -1,4 +1,4 @@
-"""Components wire to each other through Outputs the way any Pulumi package does (issue 11):
+"""Components wire to each other through Outputs the way any Pulumi package does:
 every field another resource's Output naturally feeds is resolved into the rendered objects,
 never formatted into a string; defaults and the "autoscaled" check live in the components; the
 typed helpers build one component's args from another's outputs; two Observability instances

@@ -1,4 +1,4 @@
-"""The GPU fit check belongs to the components (issue 11): a VllmService or KnativeVllmService
+"""The GPU fit check belongs to the components, not only to the stack program: a VllmService or KnativeVllmService
 created directly, with a GpuNodePool's contract, refuses a model its pool cannot run, naming the
 component, the name and the arg, before anything is registered. The stack program runs the same
 rules (``llmstack_k8s.sizing.gpu_fit``) and words them in stack-file keys."""
