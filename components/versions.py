@@ -1,7 +1,7 @@
 """Every chart and image the project installs, pinned in one place (never ``latest``).
 
 The default vLLM image is the version whose flags and metric names the test suite verifies
-against a real server (tests/e2e); ``tests/test_versions.py`` fails when the two drift apart.
+against a real server (tests/e2e); ``tests/unit/test_versions.py`` fails when the two drift apart.
 """
 
 from dataclasses import dataclass

@@ -269,7 +269,7 @@ def plain_value(component: str, name: str, path: str, value: Optional[Any]) -> A
     return value
 
 
-# --- which args stay plain, and why (issue 11: an arg another resource's Output can feed is an Input) ---
+# --- which args stay plain, and why (an arg another resource's Output can feed is an Input) ---
 _SHAPE = "decides which children exist or their shape (switch, enum, count), known at preview"
 _CHECKED = "a number or duration checked at preview (fit check, budgets, bounds, alert/scale rules)"
 _FIT = "a fact of the GPU pool the fit check measures against at preview"
@@ -278,7 +278,7 @@ _KEY = "a key or name composed into other names, keys or addresses at preview"
 
 #: Every component arg (``Type.field``) that is plain in the schema rather than a ``pulumi.Input``,
 #: with the reason. Anything else that names or points at another object (namespaces, names,
-#: URLs, paths, images, labels, secrets, classes) takes an Output; tests/test_provider_host.py
+#: URLs, paths, images, labels, secrets, classes) takes an Output; tests/contract/test_provider_host.py
 #: fails on a plain field missing here.
 PLAIN_BY_DESIGN: dict[str, str] = {
     # GpuAutoscaling

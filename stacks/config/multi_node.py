@@ -1,5 +1,5 @@
 """Multi-node models: a model whose GPUs per replica (tensorParallelSize x pipelineParallelSize) exceed
-one node's (``gpuPool.gpu.perNode``) runs as a LeaderWorkerSet (``llmstack_k8s.multi_node``).
+one node's (``gpuPool.gpu.perNode``) runs as a LeaderWorkerSet (``llmstack_k8s.serving.multi_node``).
 
 Nothing to switch on: the shape decides. ``models[].multiNode`` tunes such a model (group placement,
 RDMA); ``leaderWorkerSet`` says whether the stack installs the LeaderWorkerSet controller. Everything

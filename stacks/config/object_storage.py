@@ -2,7 +2,7 @@
 with the stack-wide ``objectStorage`` settings (endpoint, region, credentials, streamer tuning) and the
 secure keys ``objectStorageAccessKeyId`` / ``objectStorageSecretAccessKey``.
 
-Each replica streams the weights with vLLM's Run:ai model streamer (``llmstack_k8s.object_storage``):
+Each replica streams the weights with vLLM's Run:ai model streamer (``llmstack_k8s.serving.object_storage``):
 no ModelCache (no volume, no download Job), so the Hub-only keys (``revision``, ``gated``, ``cache``,
 ``loraAdapters``, ``canary.revision``) are refused on such a model, each with its reason.
 

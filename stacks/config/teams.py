@@ -1,5 +1,5 @@
 """The stack file's ``teams``: tenants of the GPU cluster, each with its namespace, models, quota,
-API key and network boundary (``llmstack_k8s.team.Team``)."""
+API key and network boundary (``llmstack_k8s.cluster.team.Team``)."""
 
 import difflib
 from dataclasses import replace

@@ -30,13 +30,13 @@ from llmstack_k8s import versions
 from llmstack_k8s._core.helm import package_file_names, pull_command
 
 ROOT = Path(__file__).resolve().parents[2]
-#: The packaged upstream charts, one per pinned chart version (tests/test_charts.py keeps it so).
+#: The packaged upstream charts, one per pinned chart version (tests/stack/test_charts.py keeps it so).
 PACKAGES = ROOT / "tests" / "fixtures" / "charts"
-#: Kubernetes version templates see: the oldest minor the stack supports (tests/schemas.py).
+#: Kubernetes version templates see: the oldest minor the stack supports (tests/support/schemas.py).
 KUBE_VERSION = "v1.32.0"
 
 #: Pinned charts with no package in PACKAGES, and why. Only a stack choosing that install path
-#: needs one; expanding such a stack stops with this reason (tests/test_charts.py names each).
+#: needs one; expanding such a stack stops with this reason (tests/stack/test_charts.py names each).
 UNPACKAGED_PINS = {
     versions.GPU_OPERATOR.chart: (
         "NVIDIA's GPU operator is served from helm.ngc.nvidia.com, which the build machines cannot "
@@ -166,7 +166,7 @@ def _render_text(path: str, name: str, namespace: str, values_json: str, api_ver
             "api_versions": list(api_versions)}
     # Chart.render() of helm-python-sdk 0.2.2 does not pass kube_version/api_versions, which the
     # library's C ABI takes (the same options as `helm template --kube-version --api-versions`);
-    # tests/test_charts.py proves they reach the templates.
+    # tests/stack/test_charts.py proves they reach the templates.
     # A fresh chart per render: rendering drops the disabled subcharts from the loaded chart.
     with helm.Chart.load_archive(_package_bytes(path)) as chart:
         try:

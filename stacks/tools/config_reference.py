@@ -63,7 +63,7 @@ def _table(model: type[BaseModel], prefix: str) -> list[str]:
     return rows
 
 
-#: What the loader refuses before anything is registered (tests/test_bad_input.py has a case for each).
+#: What the loader refuses before anything is registered (tests/config/test_bad_input.py has a case for each).
 RULES = [
     "Keys: unknown keys are refused with a did-you-mean; a key in the wrong place says where it belongs "
     "(`llmstack:replicas` -> `llmstack:models[N].replicas`); keys for secrets the stack generates "
