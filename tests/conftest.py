@@ -23,17 +23,23 @@ ADAPTER_SHA_PLACEHOLDER = "PASTE-ITS-COMMIT-SHA"
 ADAPTER_TEST_SHA = "0" * 40
 
 
-#: Pulumi.dev.yaml's commented ``loraAdapters`` example as a file (tests/stack/test_lora.py keeps the two the same).
-ADAPTER_EXAMPLE = ROOT / "tests" / "fixtures" / "dev-lora-adapters.yaml"
+#: The examples the stack files keep commented (user-facing, not deployed as they are), as files the tests
+#: render; tests/config/test_stack_file_examples.py keeps each the same as its commented block.
+STACK_EXAMPLES = ROOT / "tests" / "fixtures" / "stack-examples"
+
+
+def stack_example(name: str):
+    """A commented example of a stack file, parsed from its fixture file (``STACK_EXAMPLES / name``)."""
+    import yaml
+
+    return yaml.safe_load((STACK_EXAMPLES / name).read_text())
 
 
 def example_adapter_block(as_written: bool = False) -> list[dict]:
     """The ``loraAdapters`` example of Pulumi.dev.yaml's first model, from its fixture file. The stack
     file keeps it commented until its commit is pinned (no Hub access where it was written); unless
     ``as_written``, the placeholder revision is replaced by a test SHA."""
-    import yaml
-
-    adapters = yaml.safe_load(ADAPTER_EXAMPLE.read_text())["loraAdapters"]
+    adapters = stack_example("dev-lora-adapters.yaml")["loraAdapters"]
     if not as_written:
         for a in adapters:
             if a.get("revision") == ADAPTER_SHA_PLACEHOLDER:

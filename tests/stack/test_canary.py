@@ -7,8 +7,7 @@ import json
 import re
 
 import pytest
-import yaml
-from conftest import ROOT, assert_refused
+from conftest import assert_refused, stack_example
 from support.schemas import validate_object
 from stack.test_cross_objects import BASE, GENERATED, H100_POOL, _render, declared_for, manifests_of, model, render_with_config
 
@@ -81,12 +80,8 @@ def test_canary_weights_sum_to_100_and_both_variants_exist():
 
 
 def _prod_canary_block() -> dict:
-    """The commented canary example of Pulumi.prod.yaml, uncommented and parsed."""
-    text = (ROOT / "Pulumi.prod.yaml").read_text()
-    block = re.search(r"^(\s*)# canary:\n((?:\1#  .*\n)+)", text, re.M)
-    assert block, "Pulumi.prod.yaml lost its commented canary example"
-    lines = ["canary:"] + [re.sub(r"^\s*# ?", "", line, count=1) for line in block.group(2).splitlines()]
-    return yaml.safe_load("\n".join(lines))["canary"]
+    """The commented canary example of Pulumi.prod.yaml, from its fixture file."""
+    return stack_example("prod-canary.yaml")["canary"]
 
 
 def test_prod_canary_example_renders_and_passes_the_cross_checks():

@@ -9,7 +9,7 @@ import re
 
 import pytest
 import yaml
-from conftest import ROOT, assert_refused, render_with
+from conftest import assert_refused, render_with, stack_example
 from support.schemas import validate_object
 from unit.test_alert_rules import _promtool
 from stack.test_canary import _relabel
@@ -279,12 +279,8 @@ def test_traffic_rule_catches_targets_that_point_nowhere():
 # --- dev: the commented example ---------------------------------------------------------------
 
 def _dev_canary_block() -> dict:
-    """The commented canary example of Pulumi.dev.yaml (on the Knative model), uncommented and parsed."""
-    text = (ROOT / "Pulumi.dev.yaml").read_text()
-    block = re.search(r"^(\s*)# canary:\n((?:\1#  .*\n)+)", text, re.M)
-    assert block, "Pulumi.dev.yaml lost its commented canary example"
-    lines = ["canary:"] + [re.sub(r"^\s*# ?", "", line, count=1) for line in block.group(2).splitlines()]
-    return yaml.safe_load("\n".join(lines))["canary"]
+    """The commented canary example of Pulumi.dev.yaml (on the Knative model), from its fixture file."""
+    return stack_example("dev-knative-canary.yaml")["canary"]
 
 
 def test_dev_canary_example_renders_and_passes_the_cross_checks():

@@ -71,22 +71,6 @@ def test_dev_adapter_example_uncommented_as_written_is_refused_until_pinned():
     assert_refused({"models": [model]}, "loraAdapters[0] (name: qwen2.5-0.5b-chatbot).revision: revision 'PASTE-ITS-COMMIT-SHA'")
 
 
-def test_dev_adapter_example_says_what_its_fixture_says():
-    """Pulumi.dev.yaml keeps its adapter example commented (a user-facing example); the tests render
-    the fixture file. Uncommented, the stack file's block is the fixture's block, line for line."""
-    import re
-
-    from conftest import ADAPTER_EXAMPLE, ROOT
-
-    text = (ROOT / "Pulumi.dev.yaml").read_text()
-    block = re.search(r"^(\s*)# loraAdapters:\n((?:\1#.*\n)+)", text, re.M)
-    assert block, "Pulumi.dev.yaml lost its commented loraAdapters example"
-    in_stack_file = ["loraAdapters:"] + [re.sub(r"^\s*# ?", "", line, count=1) for line in block.group(2).splitlines()]
-    lines = ADAPTER_EXAMPLE.read_text().splitlines()
-    in_fixture = lines[lines.index("loraAdapters:"):]
-    assert in_stack_file == in_fixture, f"Pulumi.dev.yaml's commented loraAdapters example and {ADAPTER_EXAMPLE.name} differ"
-
-
 def test_max_lora_rank_is_the_smallest_slot_vllm_accepts():
     assert [lora_rank_slot(r) for r in (1, 2, 8, 12, 16, 300, 320, 321, 512)] == [1, 8, 8, 16, 16, 320, 320, 512, 512]
     with pytest.raises(ValueError):

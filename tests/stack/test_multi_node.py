@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pulumi
 import pytest
-import yaml
-from conftest import assert_refused, render_with
+from conftest import assert_refused, render_with, stack_example
 from support.schemas import validate_object
 from stack.test_cross_objects import declared_for, render_with_config
 
@@ -371,12 +370,9 @@ def test_gpu_rule_reads_gpus_per_pod_from_nnodes(mocks):
 # --- prod's commented example -----------------------------------------------------------------------
 
 def _prod_example() -> dict:
-    """The commented multi-node model of Pulumi.prod.yaml, uncommented and parsed."""
-    text = (ROOT / "Pulumi.prod.yaml").read_text()
-    block = re.search(r"^(\s*)# - name: llama-405b\n((?:\1#  .*\n)+)", text, re.M)
-    assert block, "Pulumi.prod.yaml lost its commented multi-node example"
-    lines = ["- name: llama-405b"] + [re.sub(r"^\s*# ?", "", line, count=1) for line in block.group(2).splitlines()]
-    return yaml.safe_load("\n".join(lines))[0]
+    """The commented multi-node model of Pulumi.prod.yaml, from its fixture file."""
+    (model,) = stack_example("prod-multi-node-model.yaml")
+    return model
 
 
 def _prod_with_example(deadline=None):
