@@ -114,8 +114,9 @@ def state_key(resource: dict) -> str | None:
     if typ == RELEASE_TYPE:
         return release_key(inputs)
     _, group_version, kind = typ.split(":")
-    return object_key({"apiVersion": group_version.removeprefix("core/"), "kind": kind,
-                       "metadata": inputs.get("metadata") or {}})
+    return object_key(
+        {"apiVersion": group_version.removeprefix("core/"), "kind": kind, "metadata": inputs.get("metadata") or {}}
+    )
 
 
 def dependency_graph(state: list[dict]) -> dict[str, set[str]]:
@@ -208,8 +209,10 @@ def compare_prod(work: Path, env: dict, rounds: int) -> None:
     graph = dependency_graph(state)
     render_keys = {object_key(o) for o in rendered["objects"]} | {release_key(r) for r in rendered["releases"]}
     if set(graph) != render_keys:
-        print(f"note: render and llmstack state differ: only rendered {sorted(render_keys - set(graph))}, "
-              f"only in state {sorted(set(graph) - render_keys)}")
+        print(
+            f"note: render and llmstack state differ: only rendered {sorted(render_keys - set(graph))}, "
+            f"only in state {sorted(set(graph) - render_keys)}"
+        )
     bare = bare_project(work / "bare-prod", rendered, graph, env)
     bare.select()
     bare.preview()  # warm-up, and a check that the bare program registers every object and release
@@ -217,8 +220,10 @@ def compare_prod(work: Path, env: dict, rounds: int) -> None:
     bare_count = len(bare.resources())
     bare.destroy()
     if bare_count != len(render_keys) + 2:
-        raise SystemExit(f"cluster-bench: the bare program left {bare_count} resources in its state, "
-                         f"not {len(render_keys)} + provider + stack")
+        raise SystemExit(
+            f"cluster-bench: the bare program left {bare_count} resources in its state, "
+            f"not {len(render_keys)} + provider + stack"
+        )
 
     times: dict[str, dict[str, list[float]]] = {"llmstack": {}, "bare": {}}
     for n in range(rounds):
@@ -227,9 +232,11 @@ def compare_prod(work: Path, env: dict, rounds: int) -> None:
             for op, seconds in cycle(project).items():
                 times[label].setdefault(op, []).append(seconds)
 
-    print(f"\nprod: {len(rendered['objects'])} Kubernetes objects + {len(rendered['releases'])} Helm releases; "
-          f"llmstack registers {len(state)} resources (components, passwords, provider, stack included), "
-          f"bare {bare_count} (provider and stack included). Median of {rounds} rounds after a warm-up, seconds:")
+    print(
+        f"\nprod: {len(rendered['objects'])} Kubernetes objects + {len(rendered['releases'])} Helm releases; "
+        f"llmstack registers {len(state)} resources (components, passwords, provider, stack included), "
+        f"bare {bare_count} (provider and stack included). Median of {rounds} rounds after a warm-up, seconds:"
+    )
     print(f"{'operation':<20} {'llmstack':>9} {'bare':>8} {'ratio':>6}   rounds llmstack | bare")
     for op, _ in OPERATIONS:
         ours, theirs = times["llmstack"][op], times["bare"][op]
@@ -242,6 +249,7 @@ def compare_prod(work: Path, env: dict, rounds: int) -> None:
 def n_models(n: int):
     """An edit of prod's config: n copies of llama-8b, no research team (it serves llama-70b), and room
     for every copy at its autoscaling maximum in Karpenter's limit."""
+
     def edit(config: dict) -> None:
         base = next(m for m in config["llmstack:models"] if m["name"] == "llama-8b")
         models = []
@@ -255,6 +263,7 @@ def n_models(n: int):
         gpus = base.get("tensorParallelSize", 1) * base.get("pipelineParallelSize", 1)  # GPUs per replica
         per_model = base["autoscaling"]["maxReplicas"] * gpus
         pool["karpenter"]["gpuLimit"] = max(pool["karpenter"]["gpuLimit"], n * per_model)
+
     return edit
 
 
@@ -286,8 +295,10 @@ def scale(work: Path, env: dict, counts: list[int], rounds: int) -> None:
         rows.append((n, nodes, len(rendered["objects"]), resources, ups, destroys, failure))
 
     print(f"\nup and destroy of prod with N copies of llama-8b (median of {rounds} round(s) each), seconds:")
-    print(f"{'models':>6} {'GPU nodes':>9} {'k8s objs':>8} {'resources':>9} {'up':>7} {'up/model':>8} "
-          f"{'marginal/model':>14} {'destroy':>7}")
+    print(
+        f"{'models':>6} {'GPU nodes':>9} {'k8s objs':>8} {'resources':>9} {'up':>7} {'up/model':>8} "
+        f"{'marginal/model':>14} {'destroy':>7}"
+    )
     base = None
     for n, nodes, objects, resources, ups, destroys, failure in rows:
         up, down = statistics.median(ups), statistics.median(destroys)
@@ -307,8 +318,11 @@ def main() -> None:
     opts = parser.parse_args()
     if not engine.available() or not (local_cluster.BIN / "kwokctl").exists():
         raise SystemExit("cluster-bench: the real-engine toolchain is not built (make toolchain)")
-    print(f"cluster {local_cluster.NAME}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start "
-          "(other work may run beside it: figures are taken under that load)", flush=True)
+    print(
+        f"cluster {local_cluster.NAME}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start "
+        "(other work may run beside it: figures are taken under that load)",
+        flush=True,
+    )
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cluster-bench-") as tmp:
         work = Path(tmp)

@@ -93,7 +93,10 @@ def main() -> None:
         stack = "prod" if label == "prod" else "bench"
         best, rendered = min((timed_program(stack, config, secrets) for _ in range(opts.repeat)), key=lambda r: r[0])
         bare = min(bare_registrations(rendered) for _ in range(opts.repeat))
-        print(f"{label:<11} {rendered.resource_count:>9} {len(rendered.objects):>8} {best:>12.3f} {bare:>8.3f} {best / bare:>6.2f}")
+        print(
+            f"{label:<11} {rendered.resource_count:>9} {len(rendered.objects):>8} {best:>12.3f} {bare:>8.3f} "
+            f"{best / bare:>6.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,14 @@ def make_model(outdir: Path, layers: int, hidden: int = 1024, intermediate: int 
 
     make_tiny_model(str(outdir))
     cfg = json.loads((outdir / "config.json").read_text())
-    cfg.update(hidden_size=hidden, intermediate_size=intermediate, num_hidden_layers=layers,
-               num_attention_heads=hidden // 64, num_key_value_heads=hidden // 64, torch_dtype="float32")
+    cfg.update(
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=layers,
+        num_attention_heads=hidden // 64,
+        num_key_value_heads=hidden // 64,
+        torch_dtype="float32",
+    )
     (outdir / "config.json").write_text(json.dumps(cfg, indent=2))
     vocab = cfg["vocab_size"]
     g = torch.Generator().manual_seed(0)
@@ -49,7 +55,11 @@ def make_model(outdir: Path, layers: int, hidden: int = 1024, intermediate: int 
     def rand(*shape):
         return torch.randn(*shape, generator=g) * 0.02
 
-    tensors = {"model.embed_tokens.weight": rand(vocab, hidden), "model.norm.weight": torch.ones(hidden), "lm_head.weight": rand(vocab, hidden)}
+    tensors = {
+        "model.embed_tokens.weight": rand(vocab, hidden),
+        "model.norm.weight": torch.ones(hidden),
+        "lm_head.weight": rand(vocab, hidden),
+    }
     for i in range(layers):
         p = f"model.layers.{i}."
         for n in ("q_proj", "k_proj", "v_proj", "o_proj"):
@@ -94,7 +104,9 @@ def load_once(model: Path, loader: str, log: Path) -> tuple[float, float]:
     """(vLLM's weight-loading seconds, process wall seconds) of one engine start with ``loader``."""
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
     t0 = time.monotonic()
-    out = subprocess.run([sys.executable, "-c", LOAD_ONE, str(model), loader], env=env, capture_output=True, text=True, timeout=900)
+    out = subprocess.run(
+        [sys.executable, "-c", LOAD_ONE, str(model), loader], env=env, capture_output=True, text=True, timeout=900
+    )
     wall = time.monotonic() - t0
     log.write_text(out.stdout + out.stderr)
     m = LOAD_LINE.findall(out.stdout + out.stderr)
@@ -118,11 +130,16 @@ def main(argv: list[str]) -> int:
         for loader in LOADERS:  # interleaved: a slow phase of the machine hits both
             warm_page_cache(model)
             weights, wall = load_once(model, loader, a.out / f"{loader}-{i}.log")
-            runs[loader].append({"weights_s": round(weights, 2), "wall_s": round(wall, 1), "loadavg_1m": round(os.getloadavg()[0], 2)})
+            runs[loader].append(
+                {"weights_s": round(weights, 2), "wall_s": round(wall, 1), "loadavg_1m": round(os.getloadavg()[0], 2)}
+            )
     best = {loader: min(r["weights_s"] for r in runs[loader]) for loader in LOADERS}
     result = {
-        "model_gib": round(gib, 2), "cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before],
-        "runs": runs, "best_weights_s": best,
+        "model_gib": round(gib, 2),
+        "cpus": os.cpu_count(),
+        "loadavg_before": [round(x, 2) for x in load_before],
+        "runs": runs,
+        "best_weights_s": best,
         "streamer_over_default": round(best["runai_streamer"] / best["auto"], 2),
     }
     print(json.dumps(result, indent=2))

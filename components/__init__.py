@@ -10,30 +10,68 @@ public components (``llmstack:index:*``).
 
 __version__ = "0.2.0"
 
-from .cluster.gpu_node_pool import GpuNodePool, GpuNodePoolArgs
+# The enums the args take, importable from here (listed in __all__, so type checkers treat them as public).
+from .cluster.gpu_node_pool import (
+    ConsolidationPolicy,
+    GpuInstall,
+    GpuNodePool,
+    GpuNodePoolArgs,
+    MigStrategy,
+    SharingStrategy,
+)
 from .cluster.knative_serving import KnativeServing, KnativeServingArgs
 from .cluster.multi_node_controller import LeaderWorkerSetController, LeaderWorkerSetControllerArgs
 from .cluster.team import Team, TeamArgs
-from .serving.model_cache import ModelCache, ModelCacheArgs
-from .serving.vllm_service import VllmService, VllmServiceArgs
-from .serving.knative_vllm_service import KnativeVllmService, KnativeVllmServiceArgs
-from .serving.multi_node import MultiNodeVllmService, MultiNodeVllmServiceArgs
-from .serving.image_prepull import ImagePrePull, ImagePrePullArgs
-from .edge.model_route import ModelRoute, ModelRouteArgs
-from .edge.inference_pool import InferencePool, InferencePoolArgs
-from .edge.body_router import BodyRouter, BodyRouterArgs
-from .scaling.gpu_autoscaling import GpuAutoscaling, GpuAutoscalingArgs
+from .edge.body_router import BodyRouter, BodyRouterArgs, BodyRouterProvider
+from .edge.inference_pool import FailureMode, InferencePool, InferencePoolArgs
+from .edge.model_route import ModelRoute, ModelRouteArgs, RouteKind
 from .observability.observability import Observability, ObservabilityArgs
-
-# The enums the args take, importable from here (listed in __all__, so type checkers treat them as public).
-from .cluster.gpu_node_pool import ConsolidationPolicy, GpuInstall, MigStrategy, SharingStrategy
-from .serving.model_cache import AccessMode
+from .scaling.gpu_autoscaling import AutoscalingMetric, GpuAutoscaling, GpuAutoscalingArgs
+from .serving.image_prepull import ImagePrePull, ImagePrePullArgs
+from .serving.knative_vllm_service import KnativeVllmService, KnativeVllmServiceArgs
+from .serving.model_cache import AccessMode, ModelCache, ModelCacheArgs
+from .serving.multi_node import MultiNodeVllmService, MultiNodeVllmServiceArgs
 from .serving.vllm_pod import Dtype, Quantization
-from .edge.inference_pool import FailureMode
-from .edge.body_router import BodyRouterProvider
-from .edge.model_route import RouteKind
-from .scaling.gpu_autoscaling import AutoscalingMetric
+from .serving.vllm_service import VllmService, VllmServiceArgs
 
-__all__ = ["BodyRouter", "BodyRouterArgs", "GpuAutoscaling", "GpuAutoscalingArgs", "GpuNodePool", "GpuNodePoolArgs", "ImagePrePull", "ImagePrePullArgs", "InferencePool", "InferencePoolArgs", "KnativeServing", "KnativeServingArgs", "KnativeVllmService", "KnativeVllmServiceArgs", "LeaderWorkerSetController", "LeaderWorkerSetControllerArgs", "ModelCache", "ModelCacheArgs", "MultiNodeVllmService", "MultiNodeVllmServiceArgs", "ModelRoute", "ModelRouteArgs", "Observability", "ObservabilityArgs", "Team", "TeamArgs", "VllmService", "VllmServiceArgs",
-           "AccessMode", "AutoscalingMetric", "BodyRouterProvider", "ConsolidationPolicy", "Dtype", "FailureMode", "GpuInstall", "MigStrategy", "Quantization",
-           "RouteKind", "SharingStrategy"]
+__all__ = [
+    "AccessMode",
+    "AutoscalingMetric",
+    "BodyRouter",
+    "BodyRouterArgs",
+    "BodyRouterProvider",
+    "ConsolidationPolicy",
+    "Dtype",
+    "FailureMode",
+    "GpuAutoscaling",
+    "GpuAutoscalingArgs",
+    "GpuInstall",
+    "GpuNodePool",
+    "GpuNodePoolArgs",
+    "ImagePrePull",
+    "ImagePrePullArgs",
+    "InferencePool",
+    "InferencePoolArgs",
+    "KnativeServing",
+    "KnativeServingArgs",
+    "KnativeVllmService",
+    "KnativeVllmServiceArgs",
+    "LeaderWorkerSetController",
+    "LeaderWorkerSetControllerArgs",
+    "MigStrategy",
+    "ModelCache",
+    "ModelCacheArgs",
+    "ModelRoute",
+    "ModelRouteArgs",
+    "MultiNodeVllmService",
+    "MultiNodeVllmServiceArgs",
+    "Observability",
+    "ObservabilityArgs",
+    "Quantization",
+    "RouteKind",
+    "SharingStrategy",
+    "Team",
+    "TeamArgs",
+    "VllmService",
+    "VllmServiceArgs",
+]

@@ -24,9 +24,7 @@ BUSYBOX_IMAGE = "docker.io/library/busybox:1.37.0"
 NVIDIA_DEVICE_PLUGIN = Chart("https://nvidia.github.io/k8s-device-plugin", "nvidia-device-plugin", "0.20.0")
 GPU_OPERATOR = Chart("https://helm.ngc.nvidia.com/nvidia", "gpu-operator", "v26.7.0")
 DCGM_EXPORTER = Chart("https://nvidia.github.io/dcgm-exporter/helm-charts", "dcgm-exporter", "4.8.2")
-KUBE_PROMETHEUS_STACK = Chart(
-    "https://prometheus-community.github.io/helm-charts", "kube-prometheus-stack", "88.5.3"
-)
+KUBE_PROMETHEUS_STACK = Chart("https://prometheus-community.github.io/helm-charts", "kube-prometheus-stack", "88.5.3")
 KEDA = Chart("https://kedacore.github.io/charts", "keda", "2.20.2")
 KEDA_HTTP_ADDON = Chart("https://kedacore.github.io/charts", "keda-add-ons-http", "0.15.0")
 KNATIVE_OPERATOR = Chart("https://knative.github.io/operator", "knative-operator", "v1.23.0")

@@ -1,8 +1,7 @@
 """Entry point the Pulumi CLI runs for ``--policy-pack policy`` (it serves the policies over gRPC)."""
 
-from pulumi_policy import EnforcementLevel, PolicyPack
-
 from llmstack_policy import PACK_DESCRIPTION, PACK_NAME, POLICIES
+from pulumi_policy import EnforcementLevel, PolicyPack
 
 PolicyPack(
     name=PACK_NAME,

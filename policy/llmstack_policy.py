@@ -13,9 +13,9 @@ config (``pulumi preview --policy-pack policy --policy-pack-config policy/config
      "gpu-pods-tolerate-pool-taints": {"taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}]}}
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -71,8 +71,8 @@ class Spec:
     level: EnforcementLevel
     properties: dict
     # Per object: (manifest, config) -> problems; or per stack: (manifests, config) -> problems.
-    check_object: Optional[Callable[[dict, Callable[[str, Any], Any]], list[str]]] = None
-    check_stack: Optional[Callable[[list[dict], Callable[[str, Any], Any]], list[str]]] = None
+    check_object: Callable[[dict, Callable[[str, Any], Any]], list[str]] | None = None
+    check_stack: Callable[[list[dict], Callable[[str, Any], Any]], list[str]] | None = None
     check_helm: bool = False
 
 
@@ -108,7 +108,7 @@ def _stack_validate(spec: Spec):
                 urns[rules.describe(m)] = r.urn
         for problem in spec.check_stack(manifests, conf):
             # Attach the violation to the object the message starts with.
-            urn = next((u for d, u in urns.items() if problem.startswith(d + " ") or problem.startswith(d + ":")), None)
+            urn = next((u for d, u in urns.items() if problem.startswith((d + " ", d + ":"))), None)
             report_violation(problem, urn)
 
     return validate
@@ -127,10 +127,17 @@ SPECS: list[Spec] = [
         remediation="Pin the image to a release tag (vLLM: components/versions.py) or to @sha256:<digest>.",
         level=EnforcementLevel.MANDATORY,
         properties={
-            "movingTags": {"type": "array", "items": {"type": "string"}, "default": list(rules.MOVING_TAGS),
-                           "description": "Tags that count as moving."},
-            "requireDigest": {"type": "boolean", "default": False,
-                              "description": "Require every image to be pinned by digest."},
+            "movingTags": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": list(rules.MOVING_TAGS),
+                "description": "Tags that count as moving.",
+            },
+            "requireDigest": {
+                "type": "boolean",
+                "default": False,
+                "description": "Require every image to be pinned by digest.",
+            },
         },
         check_object=lambda m, conf: rules.images_pinned(
             m, [t.lower() for t in conf("movingTags", rules.MOVING_TAGS)], conf("requireDigest", False)
@@ -139,13 +146,18 @@ SPECS: list[Spec] = [
     Spec(
         name="gpu-request-matches-parallelism",
         description="A vLLM container requests exactly tensor x pipeline parallel size GPUs.",
-        remediation="Set the GPU resource (nvidia.com/gpu or the pool's shared/MIG name) to tensor x pipeline "
-                    "parallel size in both requests and limits.",
+        remediation=(
+            "Set the GPU resource (nvidia.com/gpu or the pool's shared/MIG name) to tensor x pipeline "
+            "parallel size in both requests and limits."
+        ),
         level=EnforcementLevel.MANDATORY,
         properties={
-            "gpuResourcePrefixes": {"type": "array", "items": {"type": "string"},
-                                    "default": list(rules.GPU_RESOURCE_PREFIXES),
-                                    "description": "Extended resource prefixes that are GPUs."},
+            "gpuResourcePrefixes": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": list(rules.GPU_RESOURCE_PREFIXES),
+                "description": "Extended resource prefixes that are GPUs.",
+            },
         },
         check_object=lambda m, conf: rules.gpu_request_matches_parallelism(
             m, conf("gpuResourcePrefixes", rules.GPU_RESOURCE_PREFIXES)
@@ -153,14 +165,22 @@ SPECS: list[Spec] = [
     ),
     Spec(
         name="gpu-pods-tolerate-pool-taints",
-        description="Pods that request GPUs tolerate the GPU pool's taints (declared ones and those of the "
-                    "Karpenter NodePool they are placed on).",
-        remediation="Take tolerations from the GpuNodePool's scheduling contract, or declare the pool's real "
-                    "taints in this policy's config (taints: []).",
+        description=(
+            "Pods that request GPUs tolerate the GPU pool's taints (declared ones and those of the "
+            "Karpenter NodePool they are placed on)."
+        ),
+        remediation=(
+            "Take tolerations from the GpuNodePool's scheduling contract, or declare the pool's real "
+            "taints in this policy's config (taints: [])."
+        ),
         level=EnforcementLevel.MANDATORY,
         properties={
-            "taints": {"type": "array", "items": _TAINT, "default": [dict(t) for t in rules.DEFAULT_GPU_TAINTS],
-                       "description": "Taints every GPU node carries."},
+            "taints": {
+                "type": "array",
+                "items": _TAINT,
+                "default": [dict(t) for t in rules.DEFAULT_GPU_TAINTS],
+                "description": "Taints every GPU node carries.",
+            },
         },
         check_stack=lambda ms, conf: rules.gpu_pods_tolerate_pool_taints(ms, conf("taints", rules.DEFAULT_GPU_TAINTS)),
     ),
@@ -170,9 +190,14 @@ SPECS: list[Spec] = [
         remediation="Use VllmService's startup probe (300 s + 10 s per GiB of weights), or raise failureThreshold.",
         level=EnforcementLevel.MANDATORY,
         properties={
-            "minStartupSeconds": {"type": "integer", "minimum": 1, "default": rules.STARTUP_BASE_SECONDS,
-                                  "description": "Least startup budget (initialDelaySeconds + periodSeconds x "
-                                                 "failureThreshold) of a vLLM container."},
+            "minStartupSeconds": {
+                "type": "integer",
+                "minimum": 1,
+                "default": rules.STARTUP_BASE_SECONDS,
+                "description": (
+                    "Least startup budget (initialDelaySeconds + periodSeconds x failureThreshold) of a vLLM container."
+                ),
+            },
         },
         check_object=lambda m, conf: rules.vllm_startup_probe(m, conf("minStartupSeconds", rules.STARTUP_BASE_SECONDS)),
     ),
@@ -182,8 +207,12 @@ SPECS: list[Spec] = [
         remediation="Put the value in a Secret and reference it with valueFrom.secretKeyRef.",
         level=EnforcementLevel.MANDATORY,
         properties={
-            "allowedNames": {"type": "array", "items": {"type": "string"}, "default": [],
-                             "description": "Env names that look like credentials but are not."},
+            "allowedNames": {
+                "type": "array",
+                "items": {"type": "string"},
+                "default": [],
+                "description": "Env names that look like credentials but are not.",
+            },
         },
         check_object=lambda m, conf: rules.no_plain_credentials(m, conf("allowedNames", [])),
     ),
@@ -198,8 +227,10 @@ SPECS: list[Spec] = [
     Spec(
         name="serving-pods-have-network-policy",
         description="Every vLLM server's pods are selected by an ingress NetworkPolicy.",
-        remediation="Add a NetworkPolicy admitting only the gateway/clients to the API port and Prometheus to "
-                    "/metrics (VllmService creates one).",
+        remediation=(
+            "Add a NetworkPolicy admitting only the gateway/clients to the API port and Prometheus to "
+            "/metrics (VllmService creates one)."
+        ),
         level=EnforcementLevel.MANDATORY,
         properties={},
         check_stack=lambda ms, conf: rules.serving_pods_have_network_policy(ms),
@@ -207,51 +238,78 @@ SPECS: list[Spec] = [
     Spec(
         name="serving-pods-non-root",
         description="Serving pods run as non-root, without privilege escalation, unprivileged.",
-        remediation="Set runAsNonRoot: true, a non-zero runAsUser and allowPrivilegeEscalation: false on every "
-                    "container (components/serving/vllm_pod.py does).",
+        remediation=(
+            "Set runAsNonRoot: true, a non-zero runAsUser and allowPrivilegeEscalation: false on every "
+            "container (components/serving/vllm_pod.py does)."
+        ),
         level=EnforcementLevel.MANDATORY,
         properties={
-            "allWorkloads": {"type": "boolean", "default": False,
-                             "description": "Check every pod, not only those running vLLM."},
+            "allWorkloads": {
+                "type": "boolean",
+                "default": False,
+                "description": "Check every pod, not only those running vLLM.",
+            },
         },
-        check_object=lambda m, conf: (rules.pod_security if conf("allWorkloads", False) else rules.serving_pod_security)(m),
+        check_object=lambda m, conf: (
+            rules.pod_security if conf("allWorkloads", False) else rules.serving_pod_security
+        )(m),
     ),
     Spec(
         name="llm-route-timeouts",
-        description="Routes to model servers (Gateway API HTTPRoutes, ingress-nginx Ingresses) time out no sooner "
-                    "than a streamed generation may take, never at a proxy's 60 s default.",
-        remediation="Set the HTTPRoute rules' timeouts.request (and backendRequest) or the Ingress's "
-                    "proxy-read/send-timeout annotations to the model's request budget (ModelRoute does).",
+        description=(
+            "Routes to model servers (Gateway API HTTPRoutes, ingress-nginx Ingresses) time out no sooner "
+            "than a streamed generation may take, never at a proxy's 60 s default."
+        ),
+        remediation=(
+            "Set the HTTPRoute rules' timeouts.request (and backendRequest) or the Ingress's "
+            "proxy-read/send-timeout annotations to the model's request budget (ModelRoute does)."
+        ),
         level=EnforcementLevel.MANDATORY,
         properties={
-            "minTimeoutSeconds": {"type": "integer", "minimum": 1, "default": rules.MIN_ROUTE_TIMEOUT_SECONDS,
-                                  "description": "Shortest timeout a route to a model may have."},
+            "minTimeoutSeconds": {
+                "type": "integer",
+                "minimum": 1,
+                "default": rules.MIN_ROUTE_TIMEOUT_SECONDS,
+                "description": "Shortest timeout a route to a model may have.",
+            },
         },
-        check_object=lambda m, conf: rules.route_timeouts(m, conf("minTimeoutSeconds", rules.MIN_ROUTE_TIMEOUT_SECONDS)),
+        check_object=lambda m, conf: rules.route_timeouts(
+            m, conf("minTimeoutSeconds", rules.MIN_ROUTE_TIMEOUT_SECONDS)
+        ),
     ),
     Spec(
         name="knative-traffic",
-        description="A Knative Service's traffic targets are revisions of that Service, sum to 100 percent, carry "
-                    "unique tags, and include the revision its template creates (a Knative canary's split).",
-        remediation="Name revisions <service>-..., make the percents sum to 100, keep tags unique DNS labels, and route "
-                    "a percent or a tag to the template's revision (KnativeVllmService's canary does).",
+        description=(
+            "A Knative Service's traffic targets are revisions of that Service, sum to 100 percent, carry "
+            "unique tags, and include the revision its template creates (a Knative canary's split)."
+        ),
+        remediation=(
+            "Name revisions <service>-..., make the percents sum to 100, keep tags unique DNS labels, and "
+            "route a percent or a tag to the template's revision (KnativeVllmService's canary does)."
+        ),
         level=EnforcementLevel.MANDATORY,
         properties={},
         check_object=lambda m, conf: rules.knative_traffic(m),
     ),
     Spec(
         name="inference-objectives-name-pools",
-        description="Every InferenceObjective's poolRef names an InferencePool of the stack in its namespace (the "
-                    "Endpoint Picker loads only its own pool's objectives; any other runs its model at priority 0).",
-        remediation="Point poolRef at the model's InferencePool (InferencePool's objectives arg does), in the same namespace.",
+        description=(
+            "Every InferenceObjective's poolRef names an InferencePool of the stack in its namespace (the "
+            "Endpoint Picker loads only its own pool's objectives; any other runs its model at priority 0)."
+        ),
+        remediation=(
+            "Point poolRef at the model's InferencePool (InferencePool's objectives arg does), in the same namespace."
+        ),
         level=EnforcementLevel.MANDATORY,
         properties={},
         check_stack=lambda ms, conf: rules.inference_objectives_name_pools(ms),
     ),
     Spec(
         name="lws-headless-service-free",
-        description="No Service has a LeaderWorkerSet's name in its namespace (the LWS controller keeps such a Service "
-                    "instead of making the headless one its pods resolve their leader through).",
+        description=(
+            "No Service has a LeaderWorkerSet's name in its namespace (the LWS controller keeps such a Service "
+            "instead of making the headless one its pods resolve their leader through)."
+        ),
         remediation="Name the LeaderWorkerSet apart from every Service (MultiNodeVllmService names it <model>-lws).",
         level=EnforcementLevel.MANDATORY,
         properties={},
@@ -271,13 +329,13 @@ SPECS: list[Spec] = [
 def build_policies() -> list:
     policies = []
     for spec in SPECS:
-        common = dict(
-            name=spec.name,
-            description=spec.description,
-            enforcement_level=spec.level,
-            config_schema=PolicyConfigSchema(spec.properties) if spec.properties else None,
-            remediation_steps=spec.remediation,
-        )
+        common = {
+            "name": spec.name,
+            "description": spec.description,
+            "enforcement_level": spec.level,
+            "config_schema": PolicyConfigSchema(spec.properties) if spec.properties else None,
+            "remediation_steps": spec.remediation,
+        }
         if spec.check_stack is not None:
             policies.append(StackValidationPolicy(validate=_stack_validate(spec), **common))
         else:

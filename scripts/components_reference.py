@@ -11,9 +11,10 @@ import inspect
 import sys
 import typing
 from pathlib import Path
+from typing import NotRequired, Required
 
 from pulumi.provider.experimental.analyzer import Analyzer
-from typing_extensions import NotRequired, Required, is_typeddict
+from typing_extensions import is_typeddict
 
 import llmstack_k8s
 from llmstack_k8s._core.package import PACKAGE
@@ -39,11 +40,14 @@ def _strip(tp: typing.Any) -> typing.Any:
 def _unwrap_input(tp: typing.Any) -> tuple[typing.Any, bool]:
     """``pulumi.Input[X]`` -> (X, True); anything else -> (it, False)."""
     if typing.get_origin(tp) is typing.Union:
-        plain = [a for a in typing.get_args(tp)
-                 if (typing.get_origin(a) or a) not in (collections.abc.Awaitable, typing.Awaitable)
-                 and getattr(typing.get_origin(a) or a, "__name__", "") != "Output"]
+        plain = [
+            a
+            for a in typing.get_args(tp)
+            if (typing.get_origin(a) or a) not in (collections.abc.Awaitable, typing.Awaitable)
+            and getattr(typing.get_origin(a) or a, "__name__", "") != "Output"
+        ]
         if len(plain) < len(typing.get_args(tp)):
-            return (plain[0] if len(plain) == 1 else typing.Union[tuple(plain)]), True
+            return (plain[0] if len(plain) == 1 else typing.Union[tuple(plain)]), True  # noqa: UP007 (a Union of a runtime list of types)
     return tp, False
 
 
@@ -79,13 +83,18 @@ def _cell(text: str | None) -> str:
 
 
 def args_table(td: type, docs: dict[str, str], secrets: tuple, linked: set) -> list[str]:
-    rows = ["| key | other languages | type | required | Output accepted | meaning |", "| --- | --- | --- | --- | --- | --- |"]
+    rows = [
+        "| key | other languages | type | required | Output accepted | meaning |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     required = getattr(td, "__required_keys__", set())
     for key, ann in type_hints(td).items():
         _, is_input = _unwrap_input(_strip(ann))
         meaning = _cell(docs.get(key)) + (" **Secret.**" if key in secrets else "")
-        rows.append(f"| `{key}` | `{_camel(key)}` | {type_name(ann, linked)} | {'yes' if key in required else ''} "
-                    f"| {'yes' if is_input else ''} | {meaning} |")
+        rows.append(
+            f"| `{key}` | `{_camel(key)}` | {type_name(ann, linked)} | {'yes' if key in required else ''} "
+            f"| {'yes' if is_input else ''} | {meaning} |"
+        )
     return rows
 
 
@@ -114,21 +123,46 @@ def generate() -> str:
         cdef = defs[component.__name__]
         td = typing.get_type_hints(component.__init__)["args"]
         secrets = SECRETS.get(component.__name__, {})
-        lines += [f"## {component.__name__}", "", _cell(component.__doc__), "",
-                  f"`from llmstack_k8s import {component.__name__}` · args `{td.__name__}` · type token "
-                  f"`{PACKAGE}:index:{component.__name__}`", "", "### Args", "",
-                  *args_table(td, field_docs(td), secrets.get("inputs", ()), linked), "",
-                  "### Outputs", "", "| attribute | other languages | type | meaning |", "| --- | --- | --- | --- |"]
+        lines += [
+            f"## {component.__name__}",
+            "",
+            _cell(component.__doc__),
+            "",
+            f"`from llmstack_k8s import {component.__name__}` · args `{td.__name__}` · type token "
+            f"`{PACKAGE}:index:{component.__name__}`",
+            "",
+            "### Args",
+            "",
+            *args_table(td, field_docs(td), secrets.get("inputs", ()), linked),
+            "",
+            "### Outputs",
+            "",
+            "| attribute | other languages | type | meaning |",
+            "| --- | --- | --- | --- |",
+        ]
         # Inherited fields too (the serving components' shared ones): the analyzer describes a class's own only.
         out_docs = field_docs(component)
         hints = {k: v for c in reversed(component.__mro__) for k, v in inspect.get_annotations(c).items()}
         for py_name in cdef.outputs_mapping.values():
             meaning = _cell(out_docs.get(py_name)) + (" **Secret.**" if py_name in secrets.get("outputs", ()) else "")
-            lines.append(f"| `{py_name}` | `{_camel(py_name)}` | {type_name(_unwrap_output(hints[py_name]), linked)} | {meaning} |")
+            lines.append(
+                f"| `{py_name}` | `{_camel(py_name)}` | {type_name(_unwrap_output(hints[py_name]), linked)} | "
+                f"{meaning} |"
+            )
         example = example_file(component)
         if not example.exists():
-            raise SystemExit(f"{component.__name__} has no example: add {example.relative_to(ROOT)} (one short program using it)")
-        lines += ["", f"### Example (`{example.relative_to(ROOT)}`)", "", "```python", example.read_text().rstrip(), "```", ""]
+            raise SystemExit(
+                f"{component.__name__} has no example: add {example.relative_to(ROOT)} (one short program using it)"
+            )
+        lines += [
+            "",
+            f"### Example (`{example.relative_to(ROOT)}`)",
+            "",
+            "```python",
+            example.read_text().rstrip(),
+            "```",
+            "",
+        ]
 
     sections: dict[str, list[str]] = {}
     while linked - set(sections):
@@ -141,7 +175,7 @@ def generate() -> str:
             body += [f"| `{m.value}` | {_cell(member_docs.get(m.name))} |" for m in tp]
         else:
             body += args_table(tp, docs_of(tdef.properties, tdef.properties_mapping) if tdef else {}, (), linked)
-        sections[tp] = body + [""]
+        sections[tp] = [*body, ""]
     lines += ["## Types", ""]
     for tp in sorted(sections, key=lambda t: t.__name__):
         lines += sections[tp]
@@ -152,7 +186,9 @@ def main(argv: list[str]) -> int:
     text = generate()
     if "--check" in argv:
         if not OUT.exists() or OUT.read_text() != text:
-            print(f"{OUT.relative_to(ROOT)} is out of date: run `python scripts/components_reference.py`", file=sys.stderr)
+            print(
+                f"{OUT.relative_to(ROOT)} is out of date: run `python scripts/components_reference.py`", file=sys.stderr
+            )
             return 1
         return 0
     OUT.parent.mkdir(exist_ok=True)

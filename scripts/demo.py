@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import engine  # noqa: E402
-import local_cluster  # noqa: E402
+import engine
+import local_cluster
 
 STACK = "dev"
 DEMO = engine.STATE / "demo"
@@ -50,8 +50,8 @@ demo: the dev stack runs on the local cluster (no containers: kwok plays the kub
   {kubectl} get nodes
   {kubectl} get pods -A -o wide
   {kubectl} -n llm-dev get deploy,svc,pvc,job,pdb,networkpolicy
-  cd {DEMO} && PATH={local_cluster.BIN}:$PATH PULUMI_HOME={engine.STATE / 'pulumi-home'} \\
-    PULUMI_BACKEND_URL=file://{engine.STATE / 'state'} PULUMI_CONFIG_PASSPHRASE={engine.EXAMPLE_PASSPHRASE} \\
+  cd {DEMO} && PATH={local_cluster.BIN}:$PATH PULUMI_HOME={engine.STATE / "pulumi-home"} \\
+    PULUMI_BACKEND_URL=file://{engine.STATE / "state"} PULUMI_CONFIG_PASSPHRASE={engine.EXAMPLE_PASSPHRASE} \\
     pulumi stack output -s {STACK}
 Stop it with: make demo-down""")
     return 0

@@ -43,35 +43,44 @@ def environment(backend: Path = STATE / "state", home: Path = STATE / "pulumi-ho
     backend.mkdir(parents=True, exist_ok=True)
     home.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
-    env.update({
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PULUMI_HOME": str(home),
-        "PULUMI_BACKEND_URL": f"file://{backend}",
-        "PULUMI_CONFIG_PASSPHRASE": os.environ.get("PULUMI_CONFIG_PASSPHRASE", EXAMPLE_PASSPHRASE),
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-        "PULUMI_SKIP_CONFIRMATIONS": "true",
-        "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
-        "KUBECONFIG": str(local_cluster.KUBECONFIG),
-        "NO_COLOR": "1",
-        # Providers come from PULUMI_HOME at the SDKs' exact versions (``install_plugins``), never PATH.
-        "PULUMI_IGNORE_AMBIENT_PLUGINS": "true",
-    })
+    env.update(
+        {
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            "PULUMI_HOME": str(home),
+            "PULUMI_BACKEND_URL": f"file://{backend}",
+            "PULUMI_CONFIG_PASSPHRASE": os.environ.get("PULUMI_CONFIG_PASSPHRASE", EXAMPLE_PASSPHRASE),
+            "PULUMI_SKIP_UPDATE_CHECK": "true",
+            "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+            "PULUMI_SKIP_CONFIRMATIONS": "true",
+            "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "true",
+            "KUBECONFIG": str(local_cluster.KUBECONFIG),
+            "NO_COLOR": "1",
+            # Providers come from PULUMI_HOME at the SDKs' exact versions (``install_plugins``), never PATH.
+            "PULUMI_IGNORE_AMBIENT_PLUGINS": "true",
+        }
+    )
     return env
 
 
 def install_plugins(env: dict[str, str]) -> None:
     """Register the toolchain's provider binaries as plugins at the versions the Python SDKs ask for,
     the way ``pulumi plugin install --file`` installs a provider built by hand."""
-    for name, version in (("kubernetes", toolchain.V.PULUMI_KUBERNETES_VERSION),
-                          ("random", toolchain.V.PULUMI_RANDOM_VERSION)):
+    for name, version in (
+        ("kubernetes", toolchain.V.PULUMI_KUBERNETES_VERSION),
+        ("random", toolchain.V.PULUMI_RANDOM_VERSION),
+    ):
         binary = BIN / f"pulumi-resource-{name}"
         if not binary.exists():
             continue
         if (Path(env["PULUMI_HOME"]) / "plugins" / f"resource-{name}-v{version}").exists():
             continue
-        subprocess.run([str(BIN / "pulumi"), "plugin", "install", "resource", name, version, "--file", str(binary)],
-                       env=env, check=True, capture_output=True, text=True)
+        subprocess.run(
+            [str(BIN / "pulumi"), "plugin", "install", "resource", name, version, "--file", str(binary)],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
 
 
 @dataclass
@@ -84,12 +93,18 @@ class Project:
     log: list[tuple[str, float]] = field(default_factory=list)
 
     @classmethod
-    def of_repository(cls, stack: str) -> "Project":
+    def of_repository(cls, stack: str) -> Project:
         return cls(ROOT, stack)
 
     @classmethod
-    def copy(cls, directory: Path, stack: str, stack_file: str, files: tuple[str, ...] = PROGRAM,
-             env: dict[str, str] | None = None) -> "Project":
+    def copy(
+        cls,
+        directory: Path,
+        stack: str,
+        stack_file: str,
+        files: tuple[str, ...] = PROGRAM,
+        env: dict[str, str] | None = None,
+    ) -> Project:
         """A project in ``directory`` whose program files link to this checkout's."""
         directory.mkdir(parents=True, exist_ok=True)
         for name in files:
@@ -101,8 +116,14 @@ class Project:
 
     def run(self, *args: str, check: bool = True, timeout: float = 1800) -> subprocess.CompletedProcess:
         started = time.monotonic()
-        result = subprocess.run([str(BIN / "pulumi"), *args, "--non-interactive"], cwd=self.directory,
-                                env=self.env, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(
+            [str(BIN / "pulumi"), *args, "--non-interactive"],
+            cwd=self.directory,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         self.log.append((" ".join(args[:2]), time.monotonic() - started))
         if check and result.returncode != 0:
             raise PulumiError(list(args), result)

@@ -1,7 +1,9 @@
 """Dump the pinned vLLM's server CLI flags, as vLLM's own parser defines them, to a JSON table.
 
-    .venv-vllm/bin/python scripts/gen-vllm-flags.py              # writes components/serving/data/vllm-<version>-flags.json
-    .venv-vllm/bin/python scripts/gen-vllm-flags.py --stdout     # print it (the e2e drift test compares the two)
+    # writes components/serving/data/vllm-<version>-flags.json:
+    .venv-vllm/bin/python scripts/gen-vllm-flags.py
+    # prints it (the e2e drift test compares the two):
+    .venv-vllm/bin/python scripts/gen-vllm-flags.py --stdout
 
 The parser is the one ``python -m vllm.entrypoints.openai.api_server`` (the container's command)
 builds: ``make_arg_parser(FlexibleArgumentParser(...))``. For every option the table records its
@@ -32,7 +34,7 @@ FORMAT = 1
 def _closure(fn) -> dict:
     """Free variables of a closure by name (vLLM's type wrappers keep the wrapped type there)."""
     cells = getattr(fn, "__closure__", None) or ()
-    return dict(zip(fn.__code__.co_freevars, (c.cell_contents for c in cells))) if cells else {}
+    return dict(zip(fn.__code__.co_freevars, (c.cell_contents for c in cells), strict=True)) if cells else {}
 
 
 def type_kind(fn) -> tuple[str, bool]:
@@ -169,7 +171,11 @@ def main(argv: list[str]) -> int:
     if opts.stdout:
         sys.stdout.write(text)
         return 0
-    out = Path(opts.out) if opts.out else REPO / "components" / "serving" / "data" / f"vllm-{data['vllm_version']}-flags.json"
+    out = (
+        Path(opts.out)
+        if opts.out
+        else REPO / "components" / "serving" / "data" / f"vllm-{data['vllm_version']}-flags.json"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     print(f"wrote {out} ({len(data['flags'])} flags, vLLM {data['vllm_version']})", file=sys.stderr)

@@ -53,8 +53,11 @@ WORKDIR = STATE / "kwok"
 NAME = os.environ.get("LLMSTACK_CLUSTER", "llmstack")
 #: A cluster of the user's (its kubeconfig) instead of the local control plane.
 EXTERNAL = os.environ.get("LLMSTACK_KUBECONFIG", "")
-KUBECONFIG = (Path(EXTERNAL).expanduser().resolve() if EXTERNAL
-              else STATE / ("kubeconfig" if NAME == "llmstack" else f"kubeconfig-{NAME}"))
+KUBECONFIG = (
+    Path(EXTERNAL).expanduser().resolve()
+    if EXTERNAL
+    else STATE / ("kubeconfig" if NAME == "llmstack" else f"kubeconfig-{NAME}")
+)
 
 
 def _current_context(kubeconfig: Path) -> str:
@@ -87,9 +90,12 @@ CPU_NODES = 3
 GPU_NODE = {"cpu": "192", "memory": "2048Gi", "pods": "110"}
 #: The cluster's default class (the DefaultStorageClass admission plugin gives it to claims that name none).
 DEFAULT_STORAGE_CLASS = {
-    "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+    "apiVersion": "storage.k8s.io/v1",
+    "kind": "StorageClass",
     "metadata": {"name": "standard", "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
-    "provisioner": "kwok.x-k8s.io/volume", "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate",
+    "provisioner": "kwok.x-k8s.io/volume",
+    "reclaimPolicy": "Delete",
+    "volumeBindingMode": "Immediate",
 }
 #: Label of what the cluster provides to a stack (namespaces it refers to, ...), as a real one would.
 PROVIDED_LABEL = "llmstack.local/provided-by-cluster"
@@ -98,15 +104,27 @@ GPU_NODE_LABEL = "llmstack.local/gpu-nodes-for"
 
 
 def kubectl(*args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "kubectl"), f"--kubeconfig={KUBECONFIG}", f"--context={CONTEXT}", *args],
-                          input=stdin,
-                          capture_output=True, text=True, check=check)
+    return subprocess.run(
+        [str(BIN / "kubectl"), f"--kubeconfig={KUBECONFIG}", f"--context={CONTEXT}", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=check,
+    )
 
 
 def apply(objects: list[dict]) -> None:
     if objects:
-        out = kubectl("apply", "--server-side", "--force-conflicts", "--field-manager=local-cluster", "-f", "-",
-                      stdin=yaml.safe_dump_all(objects), check=False)
+        out = kubectl(
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=local-cluster",
+            "-f",
+            "-",
+            stdin=yaml.safe_dump_all(objects),
+            check=False,
+        )
         if out.returncode != 0:
             raise SystemExit(f"local-cluster: kubectl apply failed: {out.stderr.strip()}")
 
@@ -126,7 +144,7 @@ def create_missing(objects: list[dict]) -> list[dict]:
 
 def _kwok_module() -> Path:
     sys.path.insert(0, str(ROOT / "scripts"))
-    import toolchain  # noqa: PLC0415 (scripts/ is no package)
+    import toolchain
 
     return Path(toolchain._download("sigs.k8s.io/kwok", f"v{toolchain.V.KWOK_VERSION}")["Dir"])
 
@@ -136,11 +154,15 @@ def _stages(volume_classes: list[str] | None = None) -> list[dict]:
     provision, whatever its class (the stacks name their cluster's classes; ``prepare`` creates them with
     kwok as provisioner); on a user's cluster only claims of ``volume_classes``, the classes made for it."""
     stage = _kwok_module() / "kustomize" / "stage"
-    files = [stage / "node" / "fast" / "node-initialize.yaml",
-             stage / "node" / "heartbeat-with-lease" / "node-heartbeat-with-lease.yaml",
-             *sorted((stage / "pod" / "fast").glob("pod-*.yaml"))]
+    files = [
+        stage / "node" / "fast" / "node-initialize.yaml",
+        stage / "node" / "heartbeat-with-lease" / "node-heartbeat-with-lease.yaml",
+        *sorted((stage / "pod" / "fast").glob("pod-*.yaml")),
+    ]
     if volume_classes is None or volume_classes:
-        files += [stage / "volume" / "fast" / f"{n}.yaml" for n in ("pvc-provision", "pv-bind", "pv-delete", "pvc-delete")]
+        files += [
+            stage / "volume" / "fast" / f"{n}.yaml" for n in ("pvc-provision", "pv-bind", "pv-delete", "pvc-delete")
+        ]
     claims = "true" if volume_classes is None else f"self.spec.storageClassName in {json.dumps(volume_classes)}"
     docs = []
     for path in files:
@@ -155,8 +177,13 @@ def _stages(volume_classes: list[str] | None = None) -> list[dict]:
 #: proves and what it does not: docs/local-cluster.md.
 SIMULATED_CONTROLLERS = {
     # (apiVersion, kind): conditions set True
-    ("operator.knative.dev/v1beta1", "KnativeServing"): ["Ready", "DependenciesInstalled", "DeploymentsAvailable",
-                                                         "InstallSucceeded", "VersionMigrationEligible"],
+    ("operator.knative.dev/v1beta1", "KnativeServing"): [
+        "Ready",
+        "DependenciesInstalled",
+        "DeploymentsAvailable",
+        "InstallSucceeded",
+        "VersionMigrationEligible",
+    ],
     ("serving.knative.dev/v1", "Service"): ["Ready", "ConfigurationsReady", "RoutesReady"],
     # The LWS controller's module is not served by the Go module proxy (403), so it cannot run here either.
     ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"): ["Available"],
@@ -178,29 +205,53 @@ def simulated_controller_stages() -> list[dict]:
     stages = []
     for (api_version, kind), conditions in SIMULATED_CONTROLLERS.items():
         condition_yaml = "".join(
-            f"- type: {c}\n  status: \"True\"\n  reason: {SIMULATED_REASON}\n  message: {SIMULATED_MESSAGE}\n"
-            f"  lastTransitionTime: {{{{ Now | Quote }}}}\n" for c in conditions)
-        stages.append({
-            "apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "Stage",
-            "metadata": {"name": f"simulated-{kind.lower()}-{api_version.split('/')[0].replace('.', '-')}-ready"},
-            "spec": {
-                "resourceRef": {"apiGroup": api_version, "kind": kind},
-                "selector": {"matchExpressions": [
-                    {"cel": {"expression": "!has(self.metadata.deletionTimestamp)"}},
-                    {"cel": {"expression": "!has(self.status) || !has(self.status.observedGeneration)"
-                                           " || self.status.observedGeneration != self.metadata.generation"}},
-                ]},
-                "steps": [{"patch": {"root": "status", "subresource": "status", "template":
-                                     "observedGeneration: {{ .metadata.generation }}\nconditions:\n" + condition_yaml}}],
-            },
-        })
+            f'- type: {c}\n  status: "True"\n  reason: {SIMULATED_REASON}\n  message: {SIMULATED_MESSAGE}\n'
+            f"  lastTransitionTime: {{{{ Now | Quote }}}}\n"
+            for c in conditions
+        )
+        stages.append(
+            {
+                "apiVersion": "kwok.x-k8s.io/v1alpha1",
+                "kind": "Stage",
+                "metadata": {"name": f"simulated-{kind.lower()}-{api_version.split('/')[0].replace('.', '-')}-ready"},
+                "spec": {
+                    "resourceRef": {"apiGroup": api_version, "kind": kind},
+                    "selector": {
+                        "matchExpressions": [
+                            {"cel": {"expression": "!has(self.metadata.deletionTimestamp)"}},
+                            {
+                                "cel": {
+                                    "expression": (
+                                        "!has(self.status) || !has(self.status.observedGeneration)"
+                                        " || self.status.observedGeneration != self.metadata.generation"
+                                    )
+                                }
+                            },
+                        ]
+                    },
+                    "steps": [
+                        {
+                            "patch": {
+                                "root": "status",
+                                "subresource": "status",
+                                "template": "observedGeneration: {{ .metadata.generation }}\nconditions:\n"
+                                + condition_yaml,
+                            }
+                        }
+                    ],
+                },
+            }
+        )
     return stages
 
 
 def _config() -> str:
     tools = {
-        "kubeApiserverBinary": "kube-apiserver", "kubeControllerManagerBinary": "kube-controller-manager",
-        "kubeSchedulerBinary": "kube-scheduler", "kubectlBinary": "kubectl", "etcdBinary": "etcd",
+        "kubeApiserverBinary": "kube-apiserver",
+        "kubeControllerManagerBinary": "kube-controller-manager",
+        "kubeSchedulerBinary": "kube-scheduler",
+        "kubectlBinary": "kubectl",
+        "etcdBinary": "etcd",
         "kwokControllerBinary": "kwok",
     }
     options = {
@@ -216,24 +267,45 @@ def _config() -> str:
         **{key: str((BIN / name).resolve()) for key, name in tools.items()},
     }
     patches = [
-        {"name": "kube-apiserver", "extraArgs": [
-            {"key": "service-cluster-ip-range", "value": SERVICE_CIDR},
-            {"key": "disable-admission-plugins", "value": DISABLED_ADMISSION},
-        ]},
-        {"name": "kube-controller-manager", "extraArgs": [
-            {"key": "service-cluster-ip-range", "value": SERVICE_CIDR},
-        ]},
+        {
+            "name": "kube-apiserver",
+            "extraArgs": [
+                {"key": "service-cluster-ip-range", "value": SERVICE_CIDR},
+                {"key": "disable-admission-plugins", "value": DISABLED_ADMISSION},
+            ],
+        },
+        {
+            "name": "kube-controller-manager",
+            "extraArgs": [
+                {"key": "service-cluster-ip-range", "value": SERVICE_CIDR},
+            ],
+        },
     ]
-    docs = [{"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokctlConfiguration",
-             "options": options, "componentsPatches": patches}, _kwok_configuration()]
+    docs = [
+        {
+            "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+            "kind": "KwokctlConfiguration",
+            "options": options,
+            "componentsPatches": patches,
+        },
+        _kwok_configuration(),
+    ]
     return yaml.safe_dump_all(docs, sort_keys=False)
 
 
 def _kwok_configuration() -> dict:
     # kwokctl passes this file on without kwok's defaulting: the parallelism options are kwok's defaults.
-    return {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokConfiguration",
-            "options": {"cidr": POD_CIDR, "podPlayStageParallelism": 4, "nodePlayStageParallelism": 4,
-                        "nodeLeaseParallelism": 4, "podsOnNodeSyncParallelism": 1}}
+    return {
+        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+        "kind": "KwokConfiguration",
+        "options": {
+            "cidr": POD_CIDR,
+            "podPlayStageParallelism": 4,
+            "nodePlayStageParallelism": 4,
+            "nodeLeaseParallelism": 4,
+            "podsOnNodeSyncParallelism": 1,
+        },
+    }
 
 
 def _kube_version() -> str:
@@ -243,8 +315,9 @@ def _kube_version() -> str:
 
 def _kwokctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "KWOK_WORKDIR": str(WORKDIR)}
-    return subprocess.run([str(BIN / "kwokctl"), f"--name={NAME}", *args], env=env, text=True,
-                          capture_output=True, check=check)
+    return subprocess.run(
+        [str(BIN / "kwokctl"), f"--name={NAME}", *args], env=env, text=True, capture_output=True, check=check
+    )
 
 
 def running() -> bool:
@@ -266,8 +339,7 @@ def start(fresh: bool = False) -> None:
     config = STATE / "kwokctl.yaml"
     config.write_text(_config())
     started = time.monotonic()
-    out = _kwokctl("create", "cluster", f"--config={config}", f"--kubeconfig={KUBECONFIG}",
-                   "--wait=120s", check=False)
+    out = _kwokctl("create", "cluster", f"--config={config}", f"--kubeconfig={KUBECONFIG}", "--wait=120s", check=False)
     if out.returncode != 0:
         raise SystemExit(f"local-cluster: kwokctl create cluster failed:\n{out.stdout}\n{out.stderr}")
     apply(_stages())
@@ -292,8 +364,10 @@ def _attach() -> None:
     """Use the user's cluster as it is; run a kwok controller for the simulated GPU nodes (those annotated
     ``kwok.x-k8s.io/node: fake``: no other node or pod of the cluster is kwok's)."""
     if not CONTEXT or not running():
-        raise SystemExit(f"local-cluster: LLMSTACK_KUBECONFIG={KUBECONFIG}: context {CONTEXT or '(none)'} does "
-                         "not answer (set LLMSTACK_KUBE_CONTEXT to pick another)")
+        raise SystemExit(
+            f"local-cluster: LLMSTACK_KUBECONFIG={KUBECONFIG}: context {CONTEXT or '(none)'} does "
+            "not answer (set LLMSTACK_KUBE_CONTEXT to pick another)"
+        )
     if not SIMULATED_GPU_NODES:
         return
     stage_crd = _kwok_module() / "kustomize" / "crd" / "bases" / "kwok.x-k8s.io_stages.yaml"
@@ -328,8 +402,14 @@ def _spawn(name: str, args: list[str], env: dict[str, str] | None = None) -> Non
     """Start a process that outlives this one (``make demo`` leaves the cluster running); its log beside it."""
     STATE.mkdir(exist_ok=True)
     with open(STATE / f"{name}-{NAME}.log", "ab") as log:
-        process = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
-                                   env={**os.environ, **(env or {})})
+        process = subprocess.Popen(
+            args,
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
     _process(name).write_text(str(process.pid))
 
 
@@ -350,8 +430,17 @@ def _start_kwok() -> None:
     kubeconfig.write_text(kubectl("config", "view", "--minify", "--flatten").stdout)
     config = STATE / f"kwok-{NAME}.yaml"
     config.write_text(yaml.safe_dump(_kwok_configuration()))
-    _spawn("kwok", [str(BIN / "kwok"), f"--kubeconfig={kubeconfig}", f"--config={config}", "--manage-all-nodes=false",
-                    "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake", "--enable-crds=Stage"])
+    _spawn(
+        "kwok",
+        [
+            str(BIN / "kwok"),
+            f"--kubeconfig={kubeconfig}",
+            f"--config={config}",
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            "--enable-crds=Stage",
+        ],
+    )
 
 
 def _detach() -> None:
@@ -375,7 +464,9 @@ from pathlib import Path
 root = Path(sys.argv[2])
 sys.path.insert(0, str(root))
 lib = root / "components"
-spec = importlib.util.spec_from_file_location("llmstack_k8s", lib / "__init__.py", submodule_search_locations=[str(lib)])
+spec = importlib.util.spec_from_file_location(
+    "llmstack_k8s", lib / "__init__.py", submodule_search_locations=[str(lib)]
+)
 sys.modules["llmstack_k8s"] = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(sys.modules["llmstack_k8s"])
 try:
@@ -401,8 +492,9 @@ def render(stack: str, root: Path = ROOT) -> dict:
     whose controller is simulated here (``chart_crds``, with Helm's ownership metadata)."""
     groups = {api.split("/")[0] for api, _ in SIMULATED_CONTROLLERS}
     groups = json.dumps(sorted(groups.union(*LOCAL_OPERATORS.values())))
-    out = subprocess.run([sys.executable, "-c", _RENDER, stack, str(root), groups], cwd=root,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _RENDER, stack, str(root), groups], cwd=root, capture_output=True, text=True
+    )
     if out.returncode != 0:
         raise SystemExit(f"local-cluster: rendering {stack} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.splitlines()[-1])
@@ -437,19 +529,34 @@ def gpu_nodes(stack: str, rendered: dict, root: Path = ROOT, spare_nodes: int = 
                 if not gpu:
                     continue
                 key = json.dumps([pod.get("nodeSelector") or {}, gpu[0]], sort_keys=True)
-                shape = shapes.setdefault(key, {"selector": pod.get("nodeSelector") or {}, "resource": gpu[0],
-                                                "tolerations": pod.get("tolerations") or [], "gpus": 0.0})
+                shape = shapes.setdefault(
+                    key,
+                    {
+                        "selector": pod.get("nodeSelector") or {},
+                        "resource": gpu[0],
+                        "tolerations": pod.get("tolerations") or [],
+                        "gpus": 0.0,
+                    },
+                )
                 shape["gpus"] += count * float(limits[gpu[0]])
     nodes = []
     for i, shape in enumerate(shapes.values()):
         capacity = per_node * sharing
         count = max(1, math.ceil(shape["gpus"] / capacity)) + spare_nodes
-        taints = [{"key": t["key"], "value": t.get("value", ""), "effect": t["effect"]}
-                  for t in shape["tolerations"] if t.get("effect") and t.get("key")
-                  and not t["key"].startswith("node.kubernetes.io/")]
+        taints = [
+            {"key": t["key"], "value": t.get("value", ""), "effect": t["effect"]}
+            for t in shape["tolerations"]
+            if t.get("effect") and t.get("key") and not t["key"].startswith("node.kubernetes.io/")
+        ]
         for n in range(count):
-            nodes.append(_node(f"{stack}-gpu-{i}-{n}", {**shape["selector"], GPU_NODE_LABEL: stack},
-                               {**GPU_NODE, shape["resource"]: str(int(capacity))}, taints))
+            nodes.append(
+                _node(
+                    f"{stack}-gpu-{i}-{n}",
+                    {**shape["selector"], GPU_NODE_LABEL: stack},
+                    {**GPU_NODE, shape["resource"]: str(int(capacity))},
+                    taints,
+                )
+            )
     return nodes
 
 
@@ -462,11 +569,21 @@ def _pool(stack: str, root: Path = ROOT) -> tuple[int, int]:
 
 def _node(name: str, labels: dict, capacity: dict, taints: list) -> dict:
     return {
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
-                     "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-                                "kubernetes.io/arch": "amd64", "kubernetes.io/role": "agent", "type": "kwok",
-                                "topology.kubernetes.io/zone": "local-a", **labels}},
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "kubernetes.io/role": "agent",
+                "type": "kwok",
+                "topology.kubernetes.io/zone": "local-a",
+                **labels,
+            },
+        },
         "spec": {"taints": taints} if taints else {},
         "status": {"allocatable": capacity, "capacity": capacity},
     }
@@ -479,8 +596,11 @@ def cpu_nodes() -> list[dict]:
 def cluster_crds(rendered: dict) -> list[dict]:
     """CRDs for kinds the stack uses that neither it nor its charts install (the cluster's, or an operator's)."""
     used = {(o["apiVersion"].split("/")[0], o["kind"]) for o in rendered["objects"] if "/" in o.get("apiVersion", "")}
-    own = {(o["spec"]["group"], o["spec"]["names"]["kind"]) for o in rendered["objects"]
-           if o.get("kind") == "CustomResourceDefinition"}
+    own = {
+        (o["spec"]["group"], o["spec"]["names"]["kind"])
+        for o in rendered["objects"]
+        if o.get("kind") == "CustomResourceDefinition"
+    }
     from_charts = {tuple(k) for k in rendered["chart_kinds"]}
     crds = []
     for path in sorted(CRDS.glob("*.yaml")):
@@ -497,18 +617,31 @@ def cluster_namespaces(rendered: dict) -> list[dict]:
     instance, where the stack adds its body-based router)."""
     created = {o["metadata"]["name"] for o in rendered["objects"] if o["kind"] == "Namespace"}
     used = {(o.get("metadata") or {}).get("namespace") for o in rendered["objects"]} - {None, ""}
-    return [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": {PROVIDED_LABEL: "true"}}}
-            for n in sorted(used - created)]
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n, "labels": {PROVIDED_LABEL: "true"}}}
+        for n in sorted(used - created)
+    ]
 
 
 def storage_classes(rendered: dict) -> list[str]:
-    return sorted({o["spec"]["storageClassName"] for o in rendered["objects"]
-                   if o.get("kind") == "PersistentVolumeClaim" and (o.get("spec") or {}).get("storageClassName")})
+    return sorted(
+        {
+            o["spec"]["storageClassName"]
+            for o in rendered["objects"]
+            if o.get("kind") == "PersistentVolumeClaim" and (o.get("spec") or {}).get("storageClassName")
+        }
+    )
 
 
 def _storage_class(name: str) -> dict:
-    return {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": name},
-            "provisioner": "kwok.x-k8s.io/volume", "reclaimPolicy": "Delete", "volumeBindingMode": "Immediate"}
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {"name": name},
+        "provisioner": "kwok.x-k8s.io/volume",
+        "reclaimPolicy": "Delete",
+        "volumeBindingMode": "Immediate",
+    }
 
 
 def prepare(stack: str, root: Path = ROOT, spare_nodes: int = 0) -> dict:
@@ -525,12 +658,16 @@ def prepare(stack: str, root: Path = ROOT, spare_nodes: int = 0) -> dict:
     apply(crds)
     apply([_storage_class(c) for c in storage_classes(rendered)])
     if crds:
-        kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                *[f"crd/{c['metadata']['name']}" for c in crds])
+        kubectl("wait", "--for=condition=Established", "--timeout=60s", *[f"crd/{c['metadata']['name']}" for c in crds])
     served = {(c["spec"]["group"], c["spec"]["names"]["kind"]) for c in crds}
     _wait_openapi({f"{c['spec']['group']}/{v['name']}" for c in crds for v in c["spec"]["versions"] if v.get("served")})
-    apply([s for s in simulated_controller_stages()
-           if (s["spec"]["resourceRef"]["apiGroup"].split("/")[0], s["spec"]["resourceRef"]["kind"]) in served])
+    apply(
+        [
+            s
+            for s in simulated_controller_stages()
+            if (s["spec"]["resourceRef"]["apiGroup"].split("/")[0], s["spec"]["resourceRef"]["kind"]) in served
+        ]
+    )
     kubectl("wait", "--for=condition=Ready", "--timeout=60s", "node", "--all")
     start_operators(rendered)
     return rendered
@@ -563,19 +700,54 @@ def _start_keda(namespace: str) -> None:
     certs = STATE / f"keda-{NAME}-certs"
     if not (certs / "tls.key").exists():
         certs.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                        "-nodes", "-days", "3650", "-subj", "/CN=keda-operator",
-                        "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                        "-keyout", str(certs / "tls.key"), "-out", str(certs / "tls.crt")],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "3650",
+                "-subj",
+                "/CN=keda-operator",
+                "-addext",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                "-keyout",
+                str(certs / "tls.key"),
+                "-out",
+                str(certs / "tls.crt"),
+            ],
+            check=True,
+            capture_output=True,
+        )
         (certs / "ca.crt").write_bytes((certs / "tls.crt").read_bytes())
-    env = {"KUBECONFIG": str(KUBECONFIG), "WATCH_NAMESPACE": "", "POD_NAMESPACE": namespace,
-           "KEDA_CLUSTER_OBJECT_NAMESPACE": namespace}
-    _spawn("keda", [str(BIN / "keda-operator"), "--leader-elect=false", "--metrics-bind-address=0",
-                    "--health-probe-bind-address=0", "--metrics-service-bind-address=127.0.0.1:0",
-                    "--enable-prometheus-metrics=false", "--enable-webhook-patching=false",
-                    "--enable-apiservice-patching=false", "--enable-cert-rotation=false", f"--cert-dir={certs}",
-                    "--zap-log-level=info"], env)
+    env = {
+        "KUBECONFIG": str(KUBECONFIG),
+        "WATCH_NAMESPACE": "",
+        "POD_NAMESPACE": namespace,
+        "KEDA_CLUSTER_OBJECT_NAMESPACE": namespace,
+    }
+    _spawn(
+        "keda",
+        [
+            str(BIN / "keda-operator"),
+            "--leader-elect=false",
+            "--metrics-bind-address=0",
+            "--health-probe-bind-address=0",
+            "--metrics-service-bind-address=127.0.0.1:0",
+            "--enable-prometheus-metrics=false",
+            "--enable-webhook-patching=false",
+            "--enable-apiservice-patching=false",
+            "--enable-cert-rotation=false",
+            f"--cert-dir={certs}",
+            "--zap-log-level=info",
+        ],
+        env,
+    )
 
 
 def stop_operators() -> None:
@@ -589,8 +761,7 @@ def _prepare_external(stack: str, rendered: dict, root: Path, spare_nodes: int) 
     create_missing(cluster_namespaces(rendered))
     crds = create_missing(cluster_crds(rendered))
     if crds:
-        kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                *[f"crd/{c['metadata']['name']}" for c in crds])
+        kubectl("wait", "--for=condition=Established", "--timeout=60s", *[f"crd/{c['metadata']['name']}" for c in crds])
     classes = [c["metadata"]["name"] for c in create_missing([_storage_class(c) for c in storage_classes(rendered)])]
     mine = json.loads(kubectl("get", "storageclass", "-o", "json").stdout)["items"]
     classes += [c["metadata"]["name"] for c in mine if c.get("provisioner") == "kwok.x-k8s.io/volume"]
@@ -621,14 +792,15 @@ def provide(stacks: list[str], root: Path = ROOT, fresh: bool = False) -> dict:
     for each stack."""
     start(fresh)
     if not EXTERNAL:
-        apply(cpu_nodes() + [DEFAULT_STORAGE_CLASS])
+        apply([*cpu_nodes(), DEFAULT_STORAGE_CLASS])
     return {s: prepare(s, root) for s in stacks}
 
 
 def stack_file(stack: str, edit=None, root: Path = ROOT) -> str:
     """``Pulumi.<stack>.yaml`` made for this cluster, as a user would for an air-gapped one: charts from the
     packaged fixtures (``llmstack:charts.directory``: no network here), the local kubeconfig context where
-    the file names one (a user's cluster: its context, always). ``edit`` may change the parsed config further (a variant)."""
+    the file names one (a user's cluster: its context, always). ``edit`` may change the parsed
+    config further (a variant)."""
     doc = yaml.safe_load((root / f"Pulumi.{stack}.yaml").read_text())
     config = doc["config"]
     config["llmstack:charts"] = {"directory": str(CHARTS)}

@@ -85,8 +85,13 @@ def _k8s_ldflags(version: str) -> str:
     major, minor, _ = version.split(".")
     flags = []
     for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
-        flags += [f"-X {pkg}.gitVersion=v{version}", f"-X {pkg}.gitMajor={major}", f"-X {pkg}.gitMinor={minor}",
-                  f"-X {pkg}.gitTreeState=clean", f"-X {pkg}.buildDate=1970-01-01T00:00:00Z"]
+        flags += [
+            f"-X {pkg}.gitVersion=v{version}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitTreeState=clean",
+            f"-X {pkg}.buildDate=1970-01-01T00:00:00Z",
+        ]
     return "-s -w " + " ".join(flags)
 
 
@@ -96,7 +101,11 @@ def _module_replaces(module: str, version: str) -> list[str]:
     gomod = Path(_download(module, version)["GoMod"]).read_text()
     block = gomod.split("\nreplace (", 1)[1].split("\n)", 1)[0] if "\nreplace (" in gomod else ""
     lines = [line.split("//")[0].strip() for line in block.splitlines()]
-    lines += [line[len("replace "):].strip() for line in gomod.splitlines() if line.startswith("replace ") and "(" not in line]
+    lines += [
+        line[len("replace ") :].strip()
+        for line in gomod.splitlines()
+        if line.startswith("replace ") and "(" not in line
+    ]
     return [line for line in lines if "=>" in line and not line.split("=>")[1].strip().startswith(".")]
 
 
@@ -109,38 +118,82 @@ def tools() -> list[Tool]:
     kube_provider = "github.com/pulumi/pulumi-kubernetes/provider/v4"
     keda = "github.com/kedacore/keda/v2"
     return [
-        Tool("pulumi", pulumi_mods, {"pulumi": "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"},
-             replaces=[CLIPBOARD_FORK], ldflags=pulumi_stamp),
-        Tool("pulumi-language-python", pulumi_mods, {"pulumi-language-python": "."}, ldflags=pulumi_stamp,
-             source=ROOT / "third_party" / "pulumi-language-python",
-             extra={f"{sdk}/python/cmd/pulumi-language-python-exec": "pulumi-language-python-exec",
-                    f"{sdk}/python/dist/pulumi-resource-pulumi-python": "pulumi-resource-pulumi-python"}),
-        Tool("pulumi-language-nodejs", pulumi_mods, {"pulumi-language-nodejs": "."}, ldflags=pulumi_stamp,
-             source=ROOT / "third_party" / "pulumi-language-nodejs"),
-        Tool("pulumi-resource-kubernetes",
-             {kube_provider: V.PULUMI_KUBERNETES_PROVIDER_MODULE},
-             {"pulumi-resource-kubernetes": "./cmd/pulumi-resource-kubernetes"},
-             ldflags="-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version="
-                     f"{V.PULUMI_KUBERNETES_VERSION}",
-             prepare="kubernetes_provider"),
+        Tool(
+            "pulumi",
+            pulumi_mods,
+            {"pulumi": "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"},
+            replaces=[CLIPBOARD_FORK],
+            ldflags=pulumi_stamp,
+        ),
+        Tool(
+            "pulumi-language-python",
+            pulumi_mods,
+            {"pulumi-language-python": "."},
+            ldflags=pulumi_stamp,
+            source=ROOT / "third_party" / "pulumi-language-python",
+            extra={
+                f"{sdk}/python/cmd/pulumi-language-python-exec": "pulumi-language-python-exec",
+                f"{sdk}/python/dist/pulumi-resource-pulumi-python": "pulumi-resource-pulumi-python",
+            },
+        ),
+        Tool(
+            "pulumi-language-nodejs",
+            pulumi_mods,
+            {"pulumi-language-nodejs": "."},
+            ldflags=pulumi_stamp,
+            source=ROOT / "third_party" / "pulumi-language-nodejs",
+        ),
+        Tool(
+            "pulumi-resource-kubernetes",
+            {kube_provider: V.PULUMI_KUBERNETES_PROVIDER_MODULE},
+            {"pulumi-resource-kubernetes": "./cmd/pulumi-resource-kubernetes"},
+            ldflags=(
+                "-s -w -X github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version.Version="
+                f"{V.PULUMI_KUBERNETES_VERSION}"
+            ),
+            prepare="kubernetes_provider",
+        ),
         # Vendored (the proxy serves no pulumi-random provider module); its go.mod pins every dependency.
-        Tool("pulumi-resource-random", {}, {"pulumi-resource-random": "./cmd/pulumi-resource-random"},
-             ldflags="-s -w -X github.com/pulumi/pulumi-random/provider/v4/pkg/version.Version="
-                     f"{V.PULUMI_RANDOM_VERSION}",
-             source=ROOT / "third_party" / "pulumi-resource-random"),
-        Tool("kubernetes", {"k8s.io/kubernetes": f"v{k8s}"},
-             {b: f"k8s.io/kubernetes/cmd/{b}" for b in
-              ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")},
-             replaces=_k8s_staging(k8s), ldflags=_k8s_ldflags(k8s)),
-        Tool("etcd", {"go.etcd.io/etcd/server/v3": f"v{V.ETCD_VERSION}"}, {"etcd": "go.etcd.io/etcd/server/v3"},
-             ldflags="-s -w"),
-        Tool("kwok", {"sigs.k8s.io/kwok": f"v{V.KWOK_VERSION}"},
-             {"kwok": "sigs.k8s.io/kwok/cmd/kwok", "kwokctl": "sigs.k8s.io/kwok/cmd/kwokctl"}, ldflags="-s -w"),
+        Tool(
+            "pulumi-resource-random",
+            {},
+            {"pulumi-resource-random": "./cmd/pulumi-resource-random"},
+            ldflags=(
+                f"-s -w -X github.com/pulumi/pulumi-random/provider/v4/pkg/version.Version={V.PULUMI_RANDOM_VERSION}"
+            ),
+            source=ROOT / "third_party" / "pulumi-resource-random",
+        ),
+        Tool(
+            "kubernetes",
+            {"k8s.io/kubernetes": f"v{k8s}"},
+            {
+                b: f"k8s.io/kubernetes/cmd/{b}"
+                for b in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+            },
+            replaces=_k8s_staging(k8s),
+            ldflags=_k8s_ldflags(k8s),
+        ),
+        Tool(
+            "etcd",
+            {"go.etcd.io/etcd/server/v3": f"v{V.ETCD_VERSION}"},
+            {"etcd": "go.etcd.io/etcd/server/v3"},
+            ldflags="-s -w",
+        ),
+        Tool(
+            "kwok",
+            {"sigs.k8s.io/kwok": f"v{V.KWOK_VERSION}"},
+            {"kwok": "sigs.k8s.io/kwok/cmd/kwok", "kwokctl": "sigs.k8s.io/kwok/cmd/kwokctl"},
+            ldflags="-s -w",
+        ),
         # The operator of the KEDA chart the stacks install (the chart's appVersion is its version), run as a
         # process against the local API server: ScaledObjects become real HPAs.
-        Tool("keda", {keda: f"v{V.KEDA.version}"}, {"keda-operator": f"{keda}/cmd/operator"},
-             replaces=_module_replaces(keda, f"v{V.KEDA.version}"),
-             ldflags=f"-s -w -X {keda}/version.Version={V.KEDA.version}"),
+        Tool(
+            "keda",
+            {keda: f"v{V.KEDA.version}"},
+            {"keda-operator": f"{keda}/cmd/operator"},
+            replaces=_module_replaces(keda, f"v{V.KEDA.version}"),
+            ldflags=f"-s -w -X {keda}/version.Version={V.KEDA.version}",
+        ),
     ]
 
 
@@ -151,12 +204,18 @@ def _go(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> None:
 
 
 def _download(module: str, version: str) -> dict:
-    out = subprocess.run(["go", "mod", "download", "-json", f"{module}@{version}"], capture_output=True,
-                         text=True, cwd=tempfile.gettempdir())
+    out = subprocess.run(
+        ["go", "mod", "download", "-json", f"{module}@{version}"],
+        capture_output=True,
+        text=True,
+        cwd=tempfile.gettempdir(),
+    )
     info = json.loads(out.stdout or "{}")
     if out.returncode != 0 or "Error" in info:
-        raise SystemExit(f"toolchain: the Go module proxy does not serve {module}@{version}: "
-                         f"{info.get('Error') or out.stderr.strip()}")
+        raise SystemExit(
+            f"toolchain: the Go module proxy does not serve {module}@{version}: "
+            f"{info.get('Error') or out.stderr.strip()}"
+        )
     return info
 
 
@@ -185,7 +244,7 @@ def build(tool: Tool) -> Path:
     with tempfile.TemporaryDirectory(prefix=f"llmstack-{tool.name}-") as tmp:
         work = Path(tmp) / "src"
         if tool.prepare:
-            (module, version), = tool.requires.items()
+            ((module, version),) = tool.requires.items()
             _copy_module(module, version, work)
             globals()[f"prepare_{tool.prepare}"](work)
         elif tool.source is not None:

@@ -79,8 +79,14 @@ def rollout_waves(replicas: int, max_surge: int, max_unavailable: int) -> int:
 
 
 def deployment_await_seconds(
-    startup_budget_seconds: int, replicas: int, max_surge: int, max_unavailable: int, scheduling_seconds: int = SCHEDULING_SECONDS
+    startup_budget_seconds: int,
+    replicas: int,
+    max_surge: int,
+    max_unavailable: int,
+    scheduling_seconds: int = SCHEDULING_SECONDS,
 ) -> int:
     """A Deployment is awaited until every replica of the new version is ready: each wave of the
     rollout may take a whole pod start (a create is one wave: all replicas start at once)."""
-    return rollout_waves(replicas, max_surge, max_unavailable) * pod_ready_seconds(startup_budget_seconds, scheduling_seconds)
+    return rollout_waves(replicas, max_surge, max_unavailable) * pod_ready_seconds(
+        startup_budget_seconds, scheduling_seconds
+    )

@@ -10,17 +10,18 @@ versions.
 
 import re
 import shlex
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Optional, TypedDict
+from typing import TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from .awaits import HELM_TIMEOUT_SECONDS
-from .validation import args_error
-from .package import MANAGED_BY
 from ..versions import Chart
+from .awaits import HELM_TIMEOUT_SECONDS
+from .package import MANAGED_BY
+from .validation import args_error
 
 #: What a mirror may be: an HTTP(S) chart repository or an OCI registry prefix, with a host.
 MIRROR = re.compile(r"^(https?|oci)://[^/\s]+(/\S*)?$")
@@ -47,7 +48,7 @@ def package_file_names(chart: Chart) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def find_package(directory: str, chart: Chart) -> Optional[Path]:
+def find_package(directory: str, chart: Chart) -> Path | None:
     """The package of ``chart`` in ``directory``, or None."""
     for name in package_file_names(chart):
         path = Path(directory) / name
@@ -69,7 +70,7 @@ def pull_command(chart: Chart, destination: str) -> str:
     return f"helm pull {chart.chart} --repo {chart.repo} --version {chart.version} --destination {destination}"
 
 
-def chart_source_problem(source: Optional[ChartSourceArgs], charts: Iterable[Chart]) -> Optional[tuple[str, str]]:
+def chart_source_problem(source: ChartSourceArgs | None, charts: Iterable[Chart]) -> tuple[str, str] | None:
     """(key of ``source``, what is wrong) when the charts cannot be installed from ``source``; None
     when they can. ``charts`` are the pins to be installed from it."""
     if not source:
@@ -79,8 +80,10 @@ def chart_source_problem(source: Optional[ChartSourceArgs], charts: Iterable[Cha
         return "mirror", "set together with directory; charts come from one place: keep directory or mirror, not both"
     if mirror is not None:
         if not MIRROR.match(mirror):
-            return "mirror", (f"{mirror!r} is neither an HTTP(S) chart repository URL (https://charts.example.com) "
-                              "nor an OCI registry prefix (oci://registry.example.com/charts)")
+            return "mirror", (
+                f"{mirror!r} is neither an HTTP(S) chart repository URL (https://charts.example.com) "
+                "nor an OCI registry prefix (oci://registry.example.com/charts)"
+            )
         return None
     if directory is None:
         return None
@@ -97,7 +100,7 @@ def chart_source_problem(source: Optional[ChartSourceArgs], charts: Iterable[Cha
     return None
 
 
-def check_chart_source(component: str, name: str, source: Optional[ChartSourceArgs], charts: Iterable[Chart]) -> None:
+def check_chart_source(component: str, name: str, source: ChartSourceArgs | None, charts: Iterable[Chart]) -> None:
     """Refuse (``ComponentArgsError`` at ``chart_source.<key>``) a source the charts cannot come from;
     components call it before registering themselves."""
     problem = chart_source_problem(source, charts)
@@ -105,7 +108,7 @@ def check_chart_source(component: str, name: str, source: Optional[ChartSourceAr
         raise args_error(component, name, f"chart_source.{problem[0]}", problem[1])
 
 
-def chart_reference(chart: Chart, source: Optional[ChartSourceArgs] = None) -> dict:
+def chart_reference(chart: Chart, source: ChartSourceArgs | None = None) -> dict:
     """The Release arguments that say which chart to install: ``chart``, ``version`` and, for a chart
     repository, ``repository_opts``."""
     source = source or {}
@@ -118,11 +121,16 @@ def chart_reference(chart: Chart, source: Optional[ChartSourceArgs] = None) -> d
     if repo.startswith("oci://"):
         # An OCI registry is no chart repository: Helm takes the chart's full oci:// reference instead.
         return {"chart": f"{repo}/{chart.chart}", "version": chart.version}
-    return {"chart": chart.chart, "version": chart.version, "repository_opts": {"repo": source.get("mirror") or chart.repo}}
+    return {
+        "chart": chart.chart,
+        "version": chart.version,
+        "repository_opts": {"repo": source.get("mirror") or chart.repo},
+    }
 
 
-def release_namespace(resource_name: str, namespace: str, parent: pulumi.Resource,
-                      labels: Optional[dict] = None) -> k8s.core.v1.Namespace:
+def release_namespace(
+    resource_name: str, namespace: pulumi.Input[str], parent: pulumi.Resource, labels: dict | None = None
+) -> k8s.core.v1.Namespace:
     """The namespace a release installs into, as a child of ``parent``: created and deleted with the stack.
     Not Helm's ``createNamespace``: Helm creates a namespace but never deletes it, so ``pulumi destroy``
     would leave it behind (seen on a real cluster; the SDK's mocks cannot show it)."""
@@ -139,8 +147,8 @@ def pinned_release(
     release_name: str,
     namespace: pulumi.Input[str],
     opts: pulumi.ResourceOptions,
-    values: Optional[dict] = None,
-    chart_source: Optional[ChartSourceArgs] = None,
+    values: dict | None = None,
+    chart_source: ChartSourceArgs | None = None,
     **release_options,
 ) -> k8s.helm.v3.Release:
     """A ``helm.v3.Release`` of ``chart`` at its pinned version, from ``chart_source`` (default: the
@@ -148,7 +156,8 @@ def pinned_release(
     the namespace comes from ``release_namespace``. Helm waits for the chart's workloads (``--wait``): by default for as
     long as a new node and the images may take, not Helm's 5 minutes."""
     release_options.setdefault("timeout", HELM_TIMEOUT_SECONDS)
-    return k8s.helm.v3.Release(
+    # The overloads cannot match keyword arguments splatted from dicts (chart_reference, release_options).
+    return k8s.helm.v3.Release(  # type: ignore[call-overload]
         resource_name,
         name=release_name,
         namespace=namespace,

@@ -23,6 +23,7 @@ Beyond Pulumi's own component host (``pulumi.provider.experimental``) this one
 """
 
 import ast
+import email.message
 import importlib.metadata
 import inspect
 import json
@@ -30,7 +31,7 @@ import re
 import sys
 import textwrap
 from enum import Enum
-from typing import Any, Optional
+from typing import Any, cast
 
 import pulumi
 from pulumi.errors import InputPropertyError
@@ -41,7 +42,8 @@ from pulumi.provider.experimental.component import ComponentProvider
 from pulumi.provider.server import ComponentInitError
 from typing_extensions import is_typeddict
 
-from .. import __all__ as PUBLIC_NAMES, __version__
+from .. import __all__ as PUBLIC_NAMES
+from .. import __version__
 from .package import PACKAGE, type_token
 from .validation import ComponentArgsError
 
@@ -50,7 +52,8 @@ DISTRIBUTION = "llmstack-k8s"
 #: Every component the package serves (type token ``llmstack:index:<Class>``): the components
 #: ``llmstack_k8s.__all__`` exports, in its order (one list to extend when a component is added).
 COMPONENTS: list[type[pulumi.ComponentResource]] = [
-    c for c in (getattr(importlib.import_module("..", __package__), n) for n in PUBLIC_NAMES)
+    c
+    for c in (getattr(importlib.import_module("..", __package__), n) for n in PUBLIC_NAMES)
     if isinstance(c, type) and issubclass(c, pulumi.ComponentResource)
 ]
 
@@ -69,7 +72,8 @@ SECRETS: dict[str, dict[str, tuple[str, ...]]] = {
 def package_metadata() -> dict[str, Any]:
     """Schema metadata from the installed distribution's metadata (pyproject.toml is the source)."""
     try:
-        meta = importlib.metadata.metadata(DISTRIBUTION)
+        # The object is an email.message.Message; typeshed's PackageMetadata protocol leaves out its .get().
+        meta = cast("email.message.Message", importlib.metadata.metadata(DISTRIBUTION))
     except importlib.metadata.PackageNotFoundError:  # running from a source tree that was never installed
         return {}
     out: dict[str, Any] = {}
@@ -180,7 +184,9 @@ class LlmstackProvider(ComponentProvider):
                     resource[section][_camel(py_name)]["secret"] = True
         return schema
 
-    def construct(self, name: str, resource_type: str, inputs: Any, options: Optional[pulumi.ResourceOptions] = None) -> ConstructResult:
+    def construct(
+        self, name: str, resource_type: str, inputs: Any, options: pulumi.ResourceOptions | None = None
+    ) -> ConstructResult:
         try:
             return super().construct(name, resource_type, inputs, options)
         except ComponentInitError as e:
@@ -240,7 +246,7 @@ class LlmstackProvider(ComponentProvider):
         return self._object(value, type_def.properties, type_def.properties_mapping, path)
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     """Serve the provider: the engine passes its address as the first argument and reads the
     port this process prints."""
     serve(LlmstackProvider(), sys.argv[1:] if argv is None else argv)

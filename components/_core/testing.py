@@ -17,7 +17,7 @@ Kubernetes manifests. Our own tests and the offline render use exactly this::
 """
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import pulumi
 from pulumi.runtime import rpc
@@ -29,8 +29,18 @@ PROVIDER_PREFIX = "pulumi:providers:"
 
 # Apply order a reader (and kubectl) expects.
 _KIND_ORDER = [
-    "Namespace", "PriorityClass", "RuntimeClass", "ConfigMap", "Secret", "PersistentVolumeClaim",
-    "ServiceAccount", "Job", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy",
+    "Namespace",
+    "PriorityClass",
+    "RuntimeClass",
+    "ConfigMap",
+    "Secret",
+    "PersistentVolumeClaim",
+    "ServiceAccount",
+    "Job",
+    "Deployment",
+    "Service",
+    "PodDisruptionBudget",
+    "NetworkPolicy",
 ]
 
 
@@ -39,8 +49,8 @@ class Registration:
     type: str
     name: str
     inputs: dict
-    custom: bool
-    parent_type: Optional[str] = None
+    custom: bool | None  # Pulumi's MockResourceArgs.custom (None where the engine does not say)
+    parent_type: str | None = None
 
 
 @dataclass
@@ -85,7 +95,7 @@ def to_manifest(r: Registration) -> dict:
     if kind == "Secret":
         for key in ("data", "stringData"):
             if key in manifest:
-                manifest[key] = {k: "<redacted>" for k in manifest[key]}
+                manifest[key] = dict.fromkeys(manifest[key], "<redacted>")
     return manifest
 
 
@@ -142,7 +152,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs):
         return {}
 
-    def objects(self, kind: Optional[str] = None) -> list[dict]:
+    def objects(self, kind: str | None = None) -> list[dict]:
         """Kubernetes objects registered so far (of ``kind`` if given), as manifests."""
         return [o for o in Rendered("", self.registrations).objects if kind is None or o["kind"] == kind]
 

@@ -30,8 +30,9 @@ import difflib
 import inspect
 import re
 import typing
+from collections.abc import Mapping
 from enum import Enum
-from typing import Any, Mapping, Optional, TypeVar, Union
+from typing import Any, TypeVar, Union
 
 import pulumi
 from pulumi.output import T as _OUTPUT_T
@@ -230,7 +231,9 @@ class _Checker:
                 raise self.fail(f"{prefix}{key}", _unknown_key(key, hints))
         for key in sorted(required):
             if key not in value:
-                raise self.fail(f"{prefix}{key}", f"required key missing ({td.__name__} needs {', '.join(sorted(required))})")
+                raise self.fail(
+                    f"{prefix}{key}", f"required key missing ({td.__name__} needs {', '.join(sorted(required))})"
+                )
         out = {}
         for key, v in value.items():
             if v is None and key not in required:
@@ -262,7 +265,7 @@ def validate_value(component: str, name: str, path: str, value: Any, tp: Any) ->
     return _Checker(component, name).check(value, tp, path)
 
 
-def plain_value(component: str, name: str, path: str, value: Optional[Any]) -> Any:
+def plain_value(component: str, name: str, path: str, value: Any | None) -> Any:
     """Refuse an Output where a component needs the value now (to decide what it creates)."""
     if _is_deferred(value):
         raise ComponentArgsError(component, name, path, "must be a plain value known at preview, not an Output")
@@ -283,20 +286,44 @@ _KEY = "a key or name composed into other names, keys or addresses at preview"
 PLAIN_BY_DESIGN: dict[str, str] = {
     # GpuAutoscaling
     "ScaledWorkloadArgs.name": "names the ScaledObject and its triggers' child resources (Pulumi names are plain)",
-    **{f"ScaledWorkloadArgs.{f}": _CHECKED for f in ("startup_budget_seconds", "scheduling_seconds", "min_replicas", "max_replicas", "target",
-                                                       "cooldown_seconds", "kv_cache_target", "ttft_p95_seconds",
-                                                       "polling_interval_seconds", "http_concurrency_target")},
+    **{
+        f"ScaledWorkloadArgs.{f}": _CHECKED
+        for f in (
+            "startup_budget_seconds",
+            "scheduling_seconds",
+            "min_replicas",
+            "max_replicas",
+            "target",
+            "cooldown_seconds",
+            "kv_cache_target",
+            "ttft_p95_seconds",
+            "polling_interval_seconds",
+            "http_concurrency_target",
+        )
+    },
     "ScaledWorkloadArgs.metric": _SHAPE,
-    **{f"CronScheduleArgs.{f}": "a cron window checked as KEDA parses it, at preview" for f in ("start", "end", "timezone")},
+    **{
+        f"CronScheduleArgs.{f}": "a cron window checked as KEDA parses it, at preview"
+        for f in ("start", "end", "timezone")
+    },
     "CronScheduleArgs.min_replicas": _CHECKED,
     "GpuAutoscaling.install_keda": _SHAPE,
     "GpuAutoscaling.http_add_on": _SHAPE,
-    "GpuAutoscaling.keda_namespace": "the interceptor's and external scaler's in-cluster addresses are composed from it at preview",
-    "GpuAutoscaling.keda_release_name": "the charts name their Services after the release; KEDA's addresses are composed from it at preview",
-    "GpuAutoscaling.http_add_on_release_name": "the charts name their Services after the release; KEDA's addresses are composed from it at preview",
+    "GpuAutoscaling.keda_namespace": (
+        "the interceptor's and external scaler's in-cluster addresses are composed from it at preview"
+    ),
+    "GpuAutoscaling.keda_release_name": (
+        "the charts name their Services after the release; KEDA's addresses are composed from it at preview"
+    ),
+    "GpuAutoscaling.http_add_on_release_name": (
+        "the charts name their Services after the release; KEDA's addresses are composed from it at preview"
+    ),
     # every component that installs a pinned chart (llmstack_k8s._core.helm)
-    "ChartSourceArgs.directory": "becomes each release's chart (the package's path, checked to exist at preview) in place of its repository",
-    "ChartSourceArgs.mirror": _SHAPE + ": an oci:// mirror makes the chart a registry reference without repository options",
+    "ChartSourceArgs.directory": (
+        "becomes each release's chart (the package's path, checked to exist at preview) in place of its repository"
+    ),
+    "ChartSourceArgs.mirror": _SHAPE
+    + ": an oci:// mirror makes the chart a registry reference without repository options",
     # GpuNodePool (and the capacity/contract it hands on)
     "GpuNodePool.install": _SHAPE,
     "GpuNodePool.gpu_feature_discovery": _SHAPE,
@@ -304,22 +331,40 @@ PLAIN_BY_DESIGN: dict[str, str] = {
     **{f"SharingArgs.{f}": _SHAPE for f in ("strategy", "replicas", "rename_resource", "mig_strategy")},
     "SharingArgs.mig_profile": "checked against the GPU product's MIG profiles at preview; decides the resource name",
     **{f"GpuArgs.{f}": _FIT for f in ("product", "memory_gib", "per_node")},
-    **{f"TaintArgs.{f}": "matched against the serving pods' tolerations at preview" for f in ("key", "value", "effect")},
+    **{
+        f"TaintArgs.{f}": "matched against the serving pods' tolerations at preview" for f in ("key", "value", "effect")
+    },
     "RuntimeClassArgs.create": _SHAPE,
     "PriorityClassArgs.create": _SHAPE,
     "PriorityClassArgs.value": _CHECKED,
     "PriorityClassArgs.preempt": _SHAPE,
     "KarpenterArgs.gpu_limit": "checked against the models' minimum GPUs at preview",
-    **{f"KarpenterArgs.{f}": "a Karpenter setting checked against its enum/format at preview"
-       for f in ("capacity_types", "consolidation_policy", "consolidate_after", "disruption_budget_nodes", "expire_after", "weight")},
-    **{f"NodeRequirementArgs.{f}": "a node-selector term checked (operator, values) at preview" for f in ("key", "operator", "values")},
-    "GpuCapacityArgs.gpu_resource_name": "compared with the contract's resource at preview (the capacity must describe the same pool)",
+    **{
+        f"KarpenterArgs.{f}": "a Karpenter setting checked against its enum/format at preview"
+        for f in (
+            "capacity_types",
+            "consolidation_policy",
+            "consolidate_after",
+            "disruption_budget_nodes",
+            "expire_after",
+            "weight",
+        )
+    },
+    **{
+        f"NodeRequirementArgs.{f}": "a node-selector term checked (operator, values) at preview"
+        for f in ("key", "operator", "values")
+    },
+    "GpuCapacityArgs.gpu_resource_name": (
+        "compared with the contract's resource at preview (the capacity must describe the same pool)"
+    ),
     **{f"GpuCapacityArgs.{f}": _FIT for f in ("sharing", "pods_per_gpu", "device_memory_gib")},
     "SchedulingContractArgs.gpu_shared": _SHAPE,
     # InferencePool
     "InferencePool.serves_lora": _SHAPE,
     "InferencePool.failure_mode": _SHAPE,
-    "InferenceObjectiveArgs.served_model_name": "names the InferenceObjective (the picker finds it by name); checked as an object name at preview",
+    "InferenceObjectiveArgs.served_model_name": (
+        "names the InferenceObjective (the picker finds it by name); checked as an object name at preview"
+    ),
     "InferenceObjectiveArgs.priority": _CHECKED,
     # BodyRouter
     "BodyRouter.provider": _SHAPE,
@@ -329,24 +374,62 @@ PLAIN_BY_DESIGN: dict[str, str] = {
     "KnativeServing.max_revision_timeout_seconds": _CHECKED,
     "KnativeServing.allow_zero_initial_scale": _SHAPE,
     # the serving components' engine
-    **{f"VllmEngineArgs.{f}": _ENGINE for f in ("tensor_parallel_size", "pipeline_parallel_size", "max_model_len",
-                                                 "gpu_memory_utilization", "dtype", "quantization", "enable_prefix_caching",
-                                                 "max_num_seqs", "max_loras", "extra_args")},
+    **{
+        f"VllmEngineArgs.{f}": _ENGINE
+        for f in (
+            "tensor_parallel_size",
+            "pipeline_parallel_size",
+            "max_model_len",
+            "gpu_memory_utilization",
+            "dtype",
+            "quantization",
+            "enable_prefix_caching",
+            "max_num_seqs",
+            "max_loras",
+            "extra_args",
+        )
+    },
     "LoraAdapterArgs.rank": _ENGINE,
     # KnativeVllmService / VllmService
-    **{f"{c}.{f}": _CHECKED for c in ("KnativeVllmService", "VllmService")
-       for f in ("weights_gib", "startup_budget_seconds")},
-    **{f"{c}.shm_size": "compared with the container's memory at preview (/dev/shm counts against it)" for c in ("KnativeVllmService", "VllmService", "MultiNodeVllmService")},
+    **{
+        f"{c}.{f}": _CHECKED
+        for c in ("KnativeVllmService", "VllmService")
+        for f in ("weights_gib", "startup_budget_seconds")
+    },
+    **{
+        f"{c}.shm_size": "compared with the container's memory at preview (/dev/shm counts against it)"
+        for c in ("KnativeVllmService", "VllmService", "MultiNodeVllmService")
+    },
     # MultiNodeVllmService: the group's shape (pods, GPUs per pod, placement) is decided and checked at preview
-    **{f"MultiNodeVllmService.{f}": _CHECKED for f in ("gpus_per_node", "replicas", "weights_gib", "startup_budget_seconds",
-                                                        "scheduling_seconds", "max_surge", "max_unavailable")},
+    **{
+        f"MultiNodeVllmService.{f}": _CHECKED
+        for f in (
+            "gpus_per_node",
+            "replicas",
+            "weights_gib",
+            "startup_budget_seconds",
+            "scheduling_seconds",
+            "max_surge",
+            "max_unavailable",
+        )
+    },
     "MultiNodeVllmService.warmup": _SHAPE,
     "MultiNodeVllmService.group_topology_key": "a node label key in the pods' affinity terms (keys cannot be Outputs)",
     "RdmaArgs.resource_name": "a key of the container's resource requests and limits (keys cannot be Outputs)",
     "RdmaArgs.per_pod": _CHECKED,
-    **{f"KnativeScalingArgs.{f}": _CHECKED for f in ("min_scale", "max_scale", "initial_scale", "target_concurrency",
-                                                      "container_concurrency", "scale_down_delay", "stable_window",
-                                                      "panic_window_percentage")},
+    **{
+        f"KnativeScalingArgs.{f}": _CHECKED
+        for f in (
+            "min_scale",
+            "max_scale",
+            "initial_scale",
+            "target_concurrency",
+            "container_concurrency",
+            "scale_down_delay",
+            "stable_window",
+            "panic_window_percentage",
+        )
+    },
     "KnativeVllmService.progress_deadline_seconds": _CHECKED,
     "KnativeVllmService.request_timeout_seconds": _CHECKED,
     "KnativeVllmService.enabled_features": "compared with the flags the pod spec needs at preview",
@@ -355,10 +438,16 @@ PLAIN_BY_DESIGN: dict[str, str] = {
     "VllmService.autoscaled": _SHAPE,
     "VllmService.max_replicas": _CHECKED,
     "VllmService.warmup": _SHAPE,
-    "VllmService.canary_of": "the name of the model this is a canary of (a component name, plain like every Pulumi name), put on the pods as a label",
+    "VllmService.canary_of": (
+        "the name of the model this is a canary of (a component name, plain like every Pulumi "
+        "name), put on the pods as a label"
+    ),
     "KnativeVllmService.warmup": _SHAPE,
     "VllmService.scheduling_seconds": _CHECKED,
-    "ObjectStorageArgs.uri": "the weights' bucket and prefix: scheme and bucket name checked at preview; decide the pod's shape (no cache volume)",
+    "ObjectStorageArgs.uri": (
+        "the weights' bucket and prefix: scheme and bucket name checked at preview; decide the "
+        "pod's shape (no cache volume)"
+    ),
     "ObjectStorageArgs.concurrency": _CHECKED,
     "ObjectStorageArgs.memory_limit_bytes": _CHECKED,
     "RolloutArgs.max_surge": _CHECKED,
@@ -375,28 +464,55 @@ PLAIN_BY_DESIGN: dict[str, str] = {
     "ModelRoute.kind": _SHAPE,
     "ModelRoute.request_timeout_seconds": _CHECKED,
     "CanaryBackendArgs.weight": _CHECKED,
-    "KnativeBackendArgs.cold_start_seconds": "added to the request budget into the route's timeouts (a duration string) at preview",
+    "KnativeBackendArgs.cold_start_seconds": (
+        "added to the request budget into the route's timeouts (a duration string) at preview"
+    ),
     "KnativeCanaryArgs.weight": _CHECKED,
     "IngressArgs.max_body_size": "an nginx size checked at preview",
     # Observability
     "MonitoredModelArgs.name": "names the model's alert rules and dashboard panels",
     "MonitoredModelArgs.ttft_p95_seconds": _CHECKED,
     "MonitoredModelArgs.always_on": _SHAPE,
-    "Observability.namespace": "created with create_namespace, and composed into the Prometheus/Grafana URLs at preview",
+    "Observability.namespace": (
+        "created with create_namespace, and composed into the Prometheus/Grafana URLs at preview"
+    ),
     "Observability.create_namespace": _SHAPE,
     "Observability.install_prometheus_stack": _SHAPE,
     "Observability.install_dcgm_exporter": _SHAPE,
     "Observability.scrape_interval": _CHECKED,
     "PrometheusArgs.storage_size": _CHECKED,
-    **{f"AlertThresholdsArgs.{f}": "an alert threshold written into PromQL and checked at preview"
-       for f in ("no_ready_replica_minutes", "queue_waiting_requests", "queue_minutes", "kv_cache_usage_ratio",
-                 "kv_cache_minutes", "preemptions_per_minute", "ttft_p95_seconds", "slo_minutes", "error_ratio",
-                 "pod_restarts_per_hour", "gpu_memory_ratio", "gpu_temperature_celsius")},
-    **{f"ObservabilityNamesArgs.{f}": "the name of an object Observability creates itself; " + _KEY
-       for f in ("pod_monitor", "prometheus_rule", "dashboard_prefix", "grafana_admin_secret",
-                 "prometheus_stack_release", "dcgm_exporter_release")},
+    **{
+        f"AlertThresholdsArgs.{f}": "an alert threshold written into PromQL and checked at preview"
+        for f in (
+            "no_ready_replica_minutes",
+            "queue_waiting_requests",
+            "queue_minutes",
+            "kv_cache_usage_ratio",
+            "kv_cache_minutes",
+            "preemptions_per_minute",
+            "ttft_p95_seconds",
+            "slo_minutes",
+            "error_ratio",
+            "pod_restarts_per_hour",
+            "gpu_memory_ratio",
+            "gpu_temperature_celsius",
+        )
+    },
+    **{
+        f"ObservabilityNamesArgs.{f}": "the name of an object Observability creates itself; " + _KEY
+        for f in (
+            "pod_monitor",
+            "prometheus_rule",
+            "dashboard_prefix",
+            "grafana_admin_secret",
+            "prometheus_stack_release",
+            "dcgm_exporter_release",
+        )
+    },
     # Team
-    "Team.namespace": "the namespace the Team creates and owns; the quota and the boundary are checked against it at preview",
+    "Team.namespace": (
+        "the namespace the Team creates and owns; the quota and the boundary are checked against it at preview"
+    ),
     "Team.gpu_resource_name": "a ResourceQuota key (requests.<resource>): keys cannot be Outputs",
     "TeamQuotaArgs.gpus": _CHECKED,
 }

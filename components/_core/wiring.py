@@ -8,14 +8,15 @@ there to take its startup budget and to refuse a Deployment that Pulumi, not the
 """
 
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import pulumi
 
-from .validation import ComponentArgsError
-from ..sizing.cold_start import DEFAULT_SCHEDULING_SECONDS
 from ..serving.vllm_pod import STARTUP_UNKNOWN_SIZE_SECONDS
+from ..sizing.cold_start import DEFAULT_SCHEDULING_SECONDS
+from .validation import ComponentArgsError
 
 
 @dataclass(frozen=True)
@@ -33,14 +34,13 @@ class ServerFacts:
     scheduling_seconds: int = DEFAULT_SCHEDULING_SECONDS
     """Seconds before a new replica's container starts (a node, then the image): a request held while
     the model is at zero waits through them too."""
-    max_num_seqs: Optional[int] = None
+    max_num_seqs: int | None = None
     """vLLM's batch bound, if set (sizes the HTTP add-on's concurrency target)."""
-    scales_to_zero: Optional[bool] = None
+    scales_to_zero: bool | None = None
     """Known to scale to zero (Knative ``min_scale: 0``); None where an autoscaler decides."""
 
-
     @classmethod
-    def of(cls, component: str, name: str, args: dict) -> "ServerFacts":
+    def of(cls, component: str, name: str, args: Mapping[str, Any]) -> "ServerFacts":
         """The facts of a serving component from its validated args."""
         knative = component == "KnativeVllmService"
         return cls(
@@ -62,7 +62,7 @@ def register_server(output: pulumi.Output, facts: ServerFacts) -> None:
     _BY_OUTPUT[id(output)] = facts
 
 
-def server_facts(value: Any) -> Optional[ServerFacts]:
+def server_facts(value: Any) -> ServerFacts | None:
     """The facts of the serving component whose Output this is (None for any other value)."""
     return _BY_OUTPUT.get(id(value)) if isinstance(value, pulumi.Output) else None
 
@@ -72,13 +72,16 @@ def scaled_workload(service: Any, max_replicas: int, **settings: Any) -> dict:
     ``autoscaled=True``: name, namespace, Deployment, Service, served model name and startup
     budget come from the service; ``settings`` are further ScaledWorkloadArgs fields
     (``min_replicas``, ``metric``, ``target``, ``cooldown_seconds``, ...)."""
-    facts: Optional[ServerFacts] = getattr(service, "facts", None)
+    facts: ServerFacts | None = getattr(service, "facts", None)
     if facts is None or facts.component != "VllmService":
         raise TypeError("scaled_workload: pass a VllmService (a KnativeVllmService scales itself)")
     if not facts.autoscaled:
         raise ComponentArgsError(
-            "VllmService", facts.name, "autoscaled",
-            "must be True for the service to be scaled by GpuAutoscaling (otherwise Pulumi and the HPA fight over replicas)",
+            "VllmService",
+            facts.name,
+            "autoscaled",
+            "must be True for the service to be scaled by GpuAutoscaling (otherwise Pulumi and the HPA fight over "
+            "replicas)",
         )
     workload = {
         "name": facts.name,
@@ -100,7 +103,7 @@ def monitored_model(service: Any, cache: Any = None, **settings: Any) -> dict:
     """``MonitoredModelArgs`` for Observability from a serving component (and its ``ModelCache``,
     whose download Job is then watched); ``settings`` are further fields (``ttft_p95_seconds``,
     ``always_on``)."""
-    facts: Optional[ServerFacts] = getattr(service, "facts", None)
+    facts: ServerFacts | None = getattr(service, "facts", None)
     if facts is None:
         raise TypeError("monitored_model: pass a VllmService or KnativeVllmService")
     model = {"name": facts.name, "namespace": service.namespace, "served_model_name": service.served_model_name}

@@ -13,7 +13,7 @@ serving components refuse, at preview, a model that cannot fit (``llmstack_k8s.s
 
 import re
 from enum import Enum
-from typing import Optional, TypedDict
+from typing import TypedDict, cast
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -24,17 +24,26 @@ from .. import versions
 from .._core.helm import ChartSourceArgs, check_chart_source, pinned_release
 from .._core.package import MANAGED_BY, type_token
 from .._core.validation import ComponentArgsError, validate_args
-from .scheduling import WHOLE_GPU_RESOURCE, SchedulingContractArgs, TolerationArgs
+
 # The fit rules live in gpu_fit (pure, shared with the serving components); the sizing helpers
 # stay importable from here.
 # Re-exported (``X as X``: public for type checkers) where the pool's callers have always found them.
 from ..sizing.gpu_fit import (
     GpuArgs as GpuArgs,
+)
+from ..sizing.gpu_fit import (
     GpuCapacityArgs as GpuCapacityArgs,
+)
+from ..sizing.gpu_fit import (
     SharingStrategy as SharingStrategy,
+)
+from ..sizing.gpu_fit import (
     estimate_weights_gib as estimate_weights_gib,
+)
+from ..sizing.gpu_fit import (
     min_gpus_to_fit as min_gpus_to_fit,
 )
+from .scheduling import WHOLE_GPU_RESOURCE, SchedulingContractArgs, TolerationArgs
 
 #: Pod Security level of the namespace the device plugin / GPU operator runs in: the plugin mounts
 #: hostPath (kubelet's device-plugin socket), MPS runs a privileged control daemon, the operator's
@@ -95,7 +104,8 @@ class SharingArgs(TypedDict):
     replicas: NotRequired[int]
     """timeSlicing / mps: how many pods share one GPU (at least 2)."""
     rename_resource: NotRequired[bool]
-    """timeSlicing / mps: advertise shares as ``nvidia.com/gpu.shared`` so that no pod mistakes a share for a whole GPU (default true)."""
+    """timeSlicing / mps: advertise shares as ``nvidia.com/gpu.shared`` so that no pod mistakes a
+    share for a whole GPU (default true)."""
     mig_strategy: NotRequired[MigStrategy]
     """mig: single or mixed (default single)."""
     mig_profile: NotRequired[str]
@@ -197,7 +207,8 @@ class GpuNodePoolArgs(TypedDict):
     """The nodes' GPU (product, memory, GPUs per node): with it ``capacity`` carries what a pod's
     device holds and serving components refuse a model that cannot fit (default: unknown, those checks skipped)."""
     gpu_feature_discovery: NotRequired[bool]
-    """Deploy GPU feature discovery (node labels ``nvidia.com/gpu.product`` etc.; always on with MPS, which needs its labels)."""
+    """Deploy GPU feature discovery (node labels ``nvidia.com/gpu.product`` etc.; always on with
+    MPS, which needs its labels)."""
     node_selector: NotRequired[dict[str, pulumi.Input[str]]]
     """Labels of the pool's nodes: serving pods and the device plugin select them (the keys are plain:
     Karpenter requirements and node labels are told apart by key at preview)."""
@@ -216,23 +227,26 @@ class GpuNodePoolArgs(TypedDict):
     private mirror (default: the pin's upstream repository)."""
 
 
-def sharing_defaults(sharing: Optional[SharingArgs]) -> SharingArgs:
+def sharing_defaults(sharing: SharingArgs | None) -> SharingArgs:
     s = dict(sharing or {"strategy": SharingStrategy.NONE})
     s["strategy"] = SharingStrategy(s.get("strategy", SharingStrategy.NONE))
     return s  # type: ignore[return-value]
 
 
-def gpu_resource_name(sharing: Optional[SharingArgs]) -> str:
+def gpu_resource_name(sharing: SharingArgs | None) -> str:
     """The extended resource a serving pod requests per GPU under this sharing strategy."""
     s = sharing_defaults(sharing)
     if s["strategy"] in (SharingStrategy.TIME_SLICING, SharingStrategy.MPS):
         return SHARED_GPU_RESOURCE if s.get("rename_resource", True) else WHOLE_GPU_RESOURCE
-    if s["strategy"] == SharingStrategy.MIG and MigStrategy(s.get("mig_strategy", MigStrategy.SINGLE)) == MigStrategy.MIXED:
+    if (
+        s["strategy"] == SharingStrategy.MIG
+        and MigStrategy(s.get("mig_strategy", MigStrategy.SINGLE)) == MigStrategy.MIXED
+    ):
         return f"nvidia.com/mig-{s['mig_profile']}"
     return WHOLE_GPU_RESOURCE
 
 
-def validate_sharing(sharing: Optional[SharingArgs]) -> None:
+def validate_sharing(sharing: SharingArgs | None) -> None:
     """Raise ValueError naming the argument when the sharing settings contradict each other."""
     s = sharing_defaults(sharing)
     if s["strategy"] in (SharingStrategy.TIME_SLICING, SharingStrategy.MPS):
@@ -247,7 +261,7 @@ def validate_sharing(sharing: Optional[SharingArgs]) -> None:
         raise ValueError("sharing.migProfile / migStrategy apply to strategy mig only")
 
 
-def pool_capacity(sharing: Optional[SharingArgs], gpu: Optional[GpuArgs] = None) -> GpuCapacityArgs:
+def pool_capacity(sharing: SharingArgs | None, gpu: GpuArgs | None = None) -> GpuCapacityArgs:
     """What one serving pod can get from a pool with this sharing and GPU (plain values, known at
     preview): the facts ``llmstack_k8s.gpu_fit`` measures a model against."""
     s = sharing_defaults(sharing)
@@ -255,7 +269,11 @@ def pool_capacity(sharing: Optional[SharingArgs], gpu: Optional[GpuArgs] = None)
     if s["strategy"] in (SharingStrategy.TIME_SLICING, SharingStrategy.MPS):
         out["pods_per_gpu"] = int(s["replicas"])
     if gpu:
-        out["gpu"] = {"product": gpu["product"], "memory_gib": float(gpu["memory_gib"]), "per_node": int(gpu["per_node"])}
+        out["gpu"] = {
+            "product": gpu["product"],
+            "memory_gib": float(gpu["memory_gib"]),
+            "per_node": int(gpu["per_node"]),
+        }
         out["device_memory_gib"] = device_memory_gib(float(gpu["memory_gib"]), s)
     return out
 
@@ -263,11 +281,15 @@ def pool_capacity(sharing: Optional[SharingArgs], gpu: Optional[GpuArgs] = None)
 def pool_charts(args: GpuNodePoolArgs) -> list[versions.Chart]:
     """The pinned charts a pool with these args installs."""
     install = GpuInstall(args.get("install", GpuInstall.DEVICE_PLUGIN))
-    return {GpuInstall.DEVICE_PLUGIN: [versions.NVIDIA_DEVICE_PLUGIN], GpuInstall.GPU_OPERATOR: [versions.GPU_OPERATOR]}.get(install, [])
+    return {
+        GpuInstall.DEVICE_PLUGIN: [versions.NVIDIA_DEVICE_PLUGIN],
+        GpuInstall.GPU_OPERATOR: [versions.GPU_OPERATOR],
+    }.get(install, [])
 
 
 def check_pool_args(name: str, args: GpuNodePoolArgs) -> None:
     """The pool's own consistency checks, as ``ComponentArgsError`` (run before registering)."""
+
     def fail(path: str, problem: str) -> ComponentArgsError:
         return ComponentArgsError("GpuNodePool", name, path, problem)
 
@@ -276,7 +298,11 @@ def check_pool_args(name: str, args: GpuNodePoolArgs) -> None:
     except ValueError as e:
         raise fail("sharing", str(e)) from None
     rc = args.get("runtime_class")
-    if GpuInstall(args.get("install", GpuInstall.DEVICE_PLUGIN)) == GpuInstall.GPU_OPERATOR and rc and rc.get("create", True):
+    if (
+        GpuInstall(args.get("install", GpuInstall.DEVICE_PLUGIN)) == GpuInstall.GPU_OPERATOR
+        and rc
+        and rc.get("create", True)
+    ):
         raise fail("runtime_class.create", "the GPU operator creates its RuntimeClass itself; set create to false")
     gpu = args.get("gpu")
     if gpu is None:
@@ -289,8 +315,8 @@ def check_pool_args(name: str, args: GpuNodePoolArgs) -> None:
     if s["strategy"] == SharingStrategy.MIG and mig_profile_memory_gib(s["mig_profile"]) > gpu["memory_gib"]:
         raise fail(
             "sharing.mig_profile",
-            f"{s['mig_profile']} instances hold {mig_profile_memory_gib(s['mig_profile']):.1f} GiB, more than the whole "
-            f"{gpu['product']} ({gpu['memory_gib']:g} GiB): no such profile exists on this GPU",
+            f"{s['mig_profile']} instances hold {mig_profile_memory_gib(s['mig_profile']):.1f} GiB, more than the "
+            f"whole {gpu['product']} ({gpu['memory_gib']:g} GiB): no such profile exists on this GPU",
         )
     karpenter = args.get("karpenter")
     if karpenter and karpenter["gpu_limit"] < gpu["per_node"]:
@@ -300,20 +326,25 @@ def check_pool_args(name: str, args: GpuNodePoolArgs) -> None:
         )
 
 
-def device_plugin_config(sharing: Optional[SharingArgs]) -> Optional[str]:
+def device_plugin_config(sharing: SharingArgs | None) -> str | None:
     """The device plugin's config file (``version: v1``) for the sharing strategy; None for whole GPUs."""
     s = sharing_defaults(sharing)
     strategy = s["strategy"]
     if strategy == SharingStrategy.NONE:
         return None
     if strategy == SharingStrategy.MIG:
-        doc: dict = {"version": "v1", "flags": {"migStrategy": MigStrategy(s.get("mig_strategy", MigStrategy.SINGLE)).value}}
+        doc: dict = {
+            "version": "v1",
+            "flags": {"migStrategy": MigStrategy(s.get("mig_strategy", MigStrategy.SINGLE)).value},
+        }
     else:
         resources = [{"name": WHOLE_GPU_RESOURCE, "replicas": int(s["replicas"])}]
         rename = bool(s.get("rename_resource", True))
         if strategy == SharingStrategy.TIME_SLICING:
             # A request for 2 shares could land on one physical GPU: refuse it at admission.
-            sharing_doc = {"timeSlicing": {"renameByDefault": rename, "failRequestsGreaterThanOne": True, "resources": resources}}
+            sharing_doc = {
+                "timeSlicing": {"renameByDefault": rename, "failRequestsGreaterThanOne": True, "resources": resources}
+            }
         else:
             sharing_doc = {"mps": {"renameByDefault": rename, "resources": resources}}
         doc = {"version": "v1", "flags": {"migStrategy": "none"}, "sharing": sharing_doc}
@@ -336,7 +367,7 @@ def tolerations_for(taints: list[TaintArgs]) -> list[TolerationArgs]:
 def _is_well_known(key: str) -> bool:
     """Labels the cloud/Karpenter sets itself (Karpenter requirements), not labels we add to nodes."""
     domain = key.split("/", 1)[0] if "/" in key else ""
-    return domain.endswith("kubernetes.io") or domain.endswith("k8s.io") or "karpenter." in domain
+    return domain.endswith(("kubernetes.io", "k8s.io")) or "karpenter." in domain
 
 
 class GpuNodePool(pulumi.ComponentResource):
@@ -350,7 +381,8 @@ class GpuNodePool(pulumi.ComponentResource):
     """
 
     gpu_resource_name: pulumi.Output[str]
-    """Extended resource a serving pod requests per GPU (``nvidia.com/gpu``, ``nvidia.com/gpu.shared``, ``nvidia.com/mig-<profile>``)."""
+    """Extended resource a serving pod requests per GPU (``nvidia.com/gpu``,
+    ``nvidia.com/gpu.shared``, ``nvidia.com/mig-<profile>``)."""
     node_selector: pulumi.Output[dict[str, str]]
     """Node labels serving pods must match."""
     tolerations: pulumi.Output[list[TolerationArgs]]
@@ -364,7 +396,7 @@ class GpuNodePool(pulumi.ComponentResource):
     gpu_shared: pulumi.Output[bool]
     """Pods share physical GPUs (time-slicing or MPS): the device plugin hands out replica devices."""
 
-    def __init__(self, name: str, args: GpuNodePoolArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: GpuNodePoolArgs, opts: pulumi.ResourceOptions | None = None):
         # Checked before registering: bad args register nothing.
         args = validate_args("GpuNodePool", name, args, GpuNodePoolArgs)
         check_pool_args(name, args)
@@ -373,7 +405,9 @@ class GpuNodePool(pulumi.ComponentResource):
         install = GpuInstall(args.get("install", GpuInstall.DEVICE_PLUGIN))
         sharing = sharing_defaults(args.get("sharing"))
         node_selector = dict(args.get("node_selector") or {})
-        taints = list(args["taints"]) if "taints" in args else [{"key": WHOLE_GPU_RESOURCE, "effect": "NoSchedule"}]
+        taints: list[TaintArgs] = (
+            list(args["taints"]) if "taints" in args else [{"key": WHOLE_GPU_RESOURCE, "effect": "NoSchedule"}]
+        )
         tolerations = tolerations_for(taints)
         rc = args.get("runtime_class")
         pc = args.get("priority_class")
@@ -395,7 +429,8 @@ class GpuNodePool(pulumi.ComponentResource):
                     metadata={"name": rc["name"], "labels": meta_labels},
                     handler=rc.get("handler") or rc["name"],
                     # Pods with this class land only on the pool's nodes, tolerating its taints.
-                    scheduling={k: v for k, v in (("nodeSelector", node_selector), ("tolerations", tolerations)) if v} or None,
+                    scheduling={k: v for k, v in (("nodeSelector", node_selector), ("tolerations", tolerations)) if v}
+                    or None,
                     opts=child,
                 )
                 runtime_class_name = runtime_class.metadata["name"]
@@ -418,13 +453,15 @@ class GpuNodePool(pulumi.ComponentResource):
         if install == GpuInstall.DEVICE_PLUGIN:
             # The plugin's pods use the RuntimeClass: it must exist before they are admitted.
             plugin_opts = pulumi.ResourceOptions(parent=self, depends_on=[runtime_class] if runtime_class else [])
-            self._device_plugin(name, args, sharing, plugin_config, node_selector, tolerations, rc, meta_labels, plugin_opts)
+            self._device_plugin(
+                name, args, sharing, plugin_config, node_selector, tolerations, rc, meta_labels, plugin_opts
+            )
         elif install == GpuInstall.GPU_OPERATOR:
             operator = self._gpu_operator(name, args, sharing, plugin_config, tolerations, meta_labels, child)
             if rc and not rc.get("create", True):
                 # The operator creates this RuntimeClass: the name, as an output of the operator's
                 # release, makes every pod using it (serving pods, the DCGM exporter) wait for it.
-                runtime_class_name = operator.name.apply(lambda _, n=rc["name"]: n)
+                runtime_class_name = operator.name.apply(lambda _, n=rc["name"]: n)  # type: ignore[misc]  # mypy cannot type a lambda with a default (it binds the loop's value)
 
         node_pool_name: pulumi.Input[str] = ""
         karpenter = args.get("karpenter")
@@ -435,7 +472,11 @@ class GpuNodePool(pulumi.ComponentResource):
         self.capacity: GpuCapacityArgs = pool_capacity(sharing, args.get("gpu"))
         resource = gpu_resource_name(sharing)
         shared = sharing["strategy"] in (SharingStrategy.TIME_SLICING, SharingStrategy.MPS)
-        self.contract: SchedulingContractArgs = {"gpu_resource_name": resource, "tolerations": tolerations}
+        # A cast: a list[TolerationArgs] is a list of Inputs too (list is invariant).
+        self.contract: SchedulingContractArgs = {
+            "gpu_resource_name": resource,
+            "tolerations": cast(list[pulumi.Input[TolerationArgs]], tolerations),
+        }
         if shared:
             self.contract["gpu_shared"] = True
         if node_selector:
@@ -447,8 +488,9 @@ class GpuNodePool(pulumi.ComponentResource):
         self.contract["gpu_capacity"] = self.capacity
 
         self.gpu_resource_name = pulumi.Output.from_input(resource)
-        self.node_selector = pulumi.Output.from_input(node_selector)
-        self.tolerations = pulumi.Output.from_input([dict(t) for t in tolerations])
+        # from_input resolves nested Inputs as well; its type does not say so.
+        self.node_selector = pulumi.Output.from_input(node_selector)  # type: ignore[arg-type]
+        self.tolerations = pulumi.Output.from_input([TolerationArgs(**t) for t in tolerations])
         self.runtime_class_name = pulumi.Output.from_input(runtime_class_name)
         self.priority_class_name = pulumi.Output.from_input(priority_class_name)
         self.node_pool_name = pulumi.Output.from_input(node_pool_name)
@@ -465,7 +507,9 @@ class GpuNodePool(pulumi.ComponentResource):
             }
         )
 
-    def _device_plugin(self, name, args, sharing, plugin_config, node_selector, tolerations, rc, meta_labels, child) -> None:
+    def _device_plugin(
+        self, name, args, sharing, plugin_config, node_selector, tolerations, rc, meta_labels, child
+    ) -> None:
         chart = versions.NVIDIA_DEVICE_PLUGIN
         # MPS needs the nvidia.com/mps.capable label that GPU feature discovery sets.
         gfd = bool(args.get("gpu_feature_discovery")) or sharing["strategy"] == SharingStrategy.MPS
@@ -481,7 +525,12 @@ class GpuNodePool(pulumi.ComponentResource):
                 "nodeAffinity": {
                     "requiredDuringSchedulingIgnoredDuringExecution": {
                         "nodeSelectorTerms": [
-                            {"matchExpressions": [{"key": k, "operator": "In", "values": [v]} for k, v in sorted(node_selector.items())]}
+                            {
+                                "matchExpressions": [
+                                    {"key": k, "operator": "In", "values": [v]}
+                                    for k, v in sorted(node_selector.items())
+                                ]
+                            }
                         ]
                     }
                 }
@@ -527,7 +576,7 @@ class GpuNodePool(pulumi.ComponentResource):
             "driver": {"enabled": bool(args.get("install_driver", True))},
             "daemonsets": {"tolerations": [dict(t) for t in tolerations]},
         }
-        depends = [ns]
+        depends: list[pulumi.Resource] = [ns]
         if sharing["strategy"] == SharingStrategy.MIG:
             values["mig"] = {"strategy": MigStrategy(sharing.get("mig_strategy", MigStrategy.SINGLE)).value}
         elif plugin_config:
@@ -551,9 +600,15 @@ class GpuNodePool(pulumi.ComponentResource):
 
     def _karpenter(self, name, karpenter, node_selector, taints, meta_labels, child) -> pulumi.Output[str]:
         requirements = [
-            {"key": "karpenter.sh/capacity-type", "operator": "In", "values": list(karpenter.get("capacity_types") or ["on-demand"])}
+            {
+                "key": "karpenter.sh/capacity-type",
+                "operator": "In",
+                "values": list(karpenter.get("capacity_types") or ["on-demand"]),
+            }
         ]
-        requirements += [{"key": k, "operator": "In", "values": [v]} for k, v in sorted(node_selector.items()) if _is_well_known(k)]
+        requirements += [
+            {"key": k, "operator": "In", "values": [v]} for k, v in sorted(node_selector.items()) if _is_well_known(k)
+        ]
         for r in karpenter.get("requirements") or []:
             req = {"key": r["key"], "operator": r["operator"]}
             if r.get("values"):
@@ -564,8 +619,18 @@ class GpuNodePool(pulumi.ComponentResource):
             "spec": {
                 "nodeClassRef": dict(karpenter["node_class_ref"]),
                 "requirements": requirements,
-                "taints": [{k: v for k, v in {"key": t["key"], "value": t.get("value"), "effect": t.get("effect", "NoSchedule")}.items() if v}
-                           for t in taints],
+                "taints": [
+                    {
+                        k: v
+                        for k, v in {
+                            "key": t["key"],
+                            "value": t.get("value"),
+                            "effect": t.get("effect", "NoSchedule"),
+                        }.items()
+                        if v
+                    }
+                    for t in taints
+                ],
                 "expireAfter": karpenter.get("expire_after", "720h"),
             }
         }
@@ -576,7 +641,9 @@ class GpuNodePool(pulumi.ComponentResource):
             # Karpenter counts whole GPUs of the instance types, whatever the sharing strategy.
             "limits": {WHOLE_GPU_RESOURCE: str(karpenter["gpu_limit"])},
             "disruption": {
-                "consolidationPolicy": ConsolidationPolicy(karpenter.get("consolidation_policy", ConsolidationPolicy.WHEN_EMPTY)).value,
+                "consolidationPolicy": ConsolidationPolicy(
+                    karpenter.get("consolidation_policy", ConsolidationPolicy.WHEN_EMPTY)
+                ).value,
                 "consolidateAfter": karpenter.get("consolidate_after", "10m"),
                 "budgets": [{"nodes": karpenter.get("disruption_budget_nodes", "1")}],
             },
@@ -591,7 +658,7 @@ class GpuNodePool(pulumi.ComponentResource):
             spec=spec,
             opts=child,
         )
-        return pool.metadata["name"]
+        return pool.metadata["name"]  # type: ignore[attr-defined]  # a CustomResource's outputs are set at runtime
 
 
 # --- what a pod's GPU device holds (the fit rules themselves are in gpu_fit) ------------------
@@ -607,7 +674,7 @@ def mig_profile_memory_gib(profile: str) -> float:
     return int(m.group(2)) * 1e9 / _GIB
 
 
-def device_memory_gib(gpu_memory_gib: float, sharing: Optional[SharingArgs]) -> float:
+def device_memory_gib(gpu_memory_gib: float, sharing: SharingArgs | None) -> float:
     """Memory one serving pod's GPU device gives it under the sharing strategy.
 
     Time-slicing does not partition memory: the device is the whole GPU (but see

@@ -9,7 +9,7 @@ pinned version, with the settings a vLLM pod needs:
 - ``config-autoscaler``: scale to zero on, and ``initial-scale: 0`` allowed.
 """
 
-from typing import Optional, TypedDict
+from typing import TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -17,10 +17,10 @@ from typing_extensions import NotRequired
 
 from .. import versions
 from .._core.awaits import SCHEDULING_SECONDS, timeout_annotation
-from ..serving.knative_vllm_service import ALL_POD_FEATURES
-from .._core.helm import release_namespace, ChartSourceArgs, check_chart_source, pinned_release
+from .._core.helm import ChartSourceArgs, check_chart_source, pinned_release, release_namespace
 from .._core.package import MANAGED_BY, type_token
 from .._core.validation import validate_args
+from ..serving.knative_vllm_service import ALL_POD_FEATURES
 
 KNATIVE_OPERATOR_API = "operator.knative.dev/v1beta1"
 #: The operator installs Serving into the namespace of the KnativeServing resource; Knative's
@@ -80,7 +80,7 @@ class KnativeServing(pulumi.ComponentResource):
     local_gateway_port: pulumi.Output[int]
     """Its HTTP port."""
 
-    def __init__(self, name: str, args: KnativeServingArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: KnativeServingArgs, opts: pulumi.ResourceOptions | None = None):
         # Checked before registering: bad args register nothing.
         args = validate_args("KnativeServing", name, args, KnativeServingArgs)
         check_chart_source("KnativeServing", name, args.get("chart_source"), [versions.KNATIVE_OPERATOR])
@@ -123,7 +123,7 @@ class KnativeServing(pulumi.ComponentResource):
                 "ingress": {"kourier": {"enabled": True}},
                 "config": {
                     "network": {"ingress-class": KOURIER_INGRESS_CLASS},
-                    "features": {flag: "enabled" for flag in features},
+                    "features": dict.fromkeys(features, "enabled"),
                     "defaults": {"max-revision-timeout-seconds": str(max_timeout)},
                     "autoscaler": {
                         "enable-scale-to-zero": "true",
@@ -134,7 +134,7 @@ class KnativeServing(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[operator, namespace]),
         )
 
-        self.namespace = serving.metadata["namespace"]
+        self.namespace = serving.metadata["namespace"]  # type: ignore[attr-defined]  # a CustomResource's outputs are set at runtime
         self.data_plane_namespaces = pulumi.Output.from_input(list(DATA_PLANE_NAMESPACES))
         self.version = pulumi.Output.from_input(versions.KNATIVE_SERVING_VERSION)
         self.features = pulumi.Output.from_input(features)

@@ -7,13 +7,13 @@ pods. A LeaderWorkerSet created before the webhook answers is refused, so servin
 ``depends_on`` this component: Helm's ``--wait`` holds the release until the controller is ready.
 """
 
-from typing import Optional, TypedDict
+from typing import TypedDict, cast
 
 import pulumi
 from typing_extensions import NotRequired
 
 from .. import versions
-from .._core.helm import release_namespace, ChartSourceArgs, check_chart_source, pinned_release
+from .._core.helm import ChartSourceArgs, check_chart_source, pinned_release, release_namespace
 from .._core.package import type_token
 from .._core.validation import validate_args
 
@@ -39,7 +39,7 @@ class LeaderWorkerSetController(pulumi.ComponentResource):
     version: pulumi.Output[str]
     """Installed chart (and controller) version."""
 
-    def __init__(self, name: str, args: LeaderWorkerSetControllerArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: LeaderWorkerSetControllerArgs, opts: pulumi.ResourceOptions | None = None):
         args = validate_args("LeaderWorkerSetController", name, args, LeaderWorkerSetControllerArgs)
         check_chart_source("LeaderWorkerSetController", name, args.get("chart_source"), [versions.LWS])
         super().__init__(type_token("LeaderWorkerSetController"), name, {}, opts)
@@ -47,12 +47,17 @@ class LeaderWorkerSetController(pulumi.ComponentResource):
         namespace = args.get("namespace") or DEFAULT_NAMESPACE
         controller_namespace = release_namespace(f"{name}-ns", namespace, self)
         release = pinned_release(
-            f"{name}-chart", chart, "lws", namespace, pulumi.ResourceOptions(parent=self, depends_on=[controller_namespace]),
+            f"{name}-chart",
+            chart,
+            "lws",
+            namespace,
+            pulumi.ResourceOptions(parent=self, depends_on=[controller_namespace]),
             # The controller image of exactly the chart's release (the chart at its git tag says "main").
             values={"image": {"manager": {"tag": f"v{chart.version}", "pullPolicy": "IfNotPresent"}}},
             chart_source=args.get("chart_source"),
             atomic=True,
         )
-        self.namespace = release.namespace
+        # Release.namespace is typed Optional (Helm's default applies when unset); this release sets it.
+        self.namespace = cast(pulumi.Output[str], release.namespace)
         self.version = pulumi.Output.from_input(chart.version)
         self.register_outputs({"namespace": self.namespace, "version": self.version})

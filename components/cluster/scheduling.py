@@ -4,7 +4,7 @@ GpuNodePool produces it; every serving component consumes it, so no serving comp
 hard-codes a node selector, toleration or GPU resource name.
 """
 
-from typing import Optional, TypedDict
+from typing import TypedDict
 
 import pulumi
 from typing_extensions import NotRequired
@@ -57,7 +57,7 @@ def default_contract() -> SchedulingContractArgs:
     }
 
 
-def apply_contract(pod_spec: dict, contract: Optional[SchedulingContractArgs]) -> dict:
+def apply_contract(pod_spec: dict, contract: SchedulingContractArgs | None) -> dict:
     """Copy the contract's placement fields into a pod spec (resources are set by the caller)."""
     c = contract or default_contract()
     for src, dst in (
@@ -66,6 +66,7 @@ def apply_contract(pod_spec: dict, contract: Optional[SchedulingContractArgs]) -
         ("runtime_class_name", "runtimeClassName"),
         ("priority_class_name", "priorityClassName"),
     ):
-        if c.get(src) is not None:
-            pod_spec[dst] = c[src]
+        value = c.get(src)
+        if value is not None:
+            pod_spec[dst] = value
     return pod_spec

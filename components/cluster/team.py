@@ -4,7 +4,7 @@ network boundary. The team's models are ordinary serving components placed in ``
 """
 
 from dataclasses import dataclass
-from typing import Optional, TypedDict
+from typing import TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -12,8 +12,8 @@ import pulumi_random as random
 from typing_extensions import NotRequired
 
 from .._core.package import MANAGED_BY, type_token
-from .scheduling import WHOLE_GPU_RESOURCE
 from .._core.validation import validate_args
+from .scheduling import WHOLE_GPU_RESOURCE
 
 #: Label on a team's namespace: what the network boundary and the cross-object checks look for.
 TEAM_LABEL = "llmstack.dev/team"
@@ -61,14 +61,17 @@ class Team(pulumi.ComponentResource):
     quota_name: pulumi.Output[str]
     """Name of the ResourceQuota."""
 
-    def __init__(self, name: str, args: TeamArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: TeamArgs, opts: pulumi.ResourceOptions | None = None):
         args = validate_args("Team", name, args, TeamArgs)
         super().__init__(type_token("Team"), name, {}, opts)
         child = pulumi.ResourceOptions(parent=self)
         team_labels = {**MANAGED_BY, TEAM_LABEL: name}
         ns = k8s.core.v1.Namespace(
             f"{name}-ns",
-            metadata={"name": args["namespace"], "labels": {**team_labels, "pod-security.kubernetes.io/enforce": "restricted"}},
+            metadata={
+                "name": args["namespace"],
+                "labels": {**team_labels, "pod-security.kubernetes.io/enforce": "restricted"},
+            },
             opts=child,
         )
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
@@ -78,8 +81,9 @@ class Team(pulumi.ComponentResource):
         if q.get("gpus") is not None:
             hard[f"requests.{args.get('gpu_resource_name') or WHOLE_GPU_RESOURCE}"] = str(q["gpus"])
         for key, quota_key in (("cpu", "requests.cpu"), ("memory", "requests.memory"), ("storage", "requests.storage")):
-            if q.get(key) is not None:
-                hard[quota_key] = q[key]
+            value = q.get(key)
+            if value is not None:
+                hard[quota_key] = value
         quota = k8s.core.v1.ResourceQuota(
             f"{name}-quota",
             metadata={"name": name, "namespace": namespace, "labels": team_labels},
@@ -89,7 +93,15 @@ class Team(pulumi.ComponentResource):
         k8s.core.v1.LimitRange(
             f"{name}-limits",
             metadata={"name": name, "namespace": namespace, "labels": team_labels},
-            spec={"limits": [{"type": "Container", "defaultRequest": DEFAULT_CONTAINER_REQUESTS, "default": DEFAULT_CONTAINER_LIMITS}]},
+            spec={
+                "limits": [
+                    {
+                        "type": "Container",
+                        "defaultRequest": DEFAULT_CONTAINER_REQUESTS,
+                        "default": DEFAULT_CONTAINER_LIMITS,
+                    }
+                ]
+            },
             opts=in_ns,
         )
         # The boundary: every pod of the team is isolated for ingress and reachable from its own
@@ -101,11 +113,13 @@ class Team(pulumi.ComponentResource):
             opts=in_ns,
         )
         if args.get("api_key") is not None:
-            key = pulumi.Output.secret(args["api_key"])
+            api_key = pulumi.Output.secret(args["api_key"])
         else:
-            key = pulumi.Output.secret(random.RandomPassword(f"{name}-api-key", length=48, special=False, opts=child).result)
+            api_key = pulumi.Output.secret(
+                random.RandomPassword(f"{name}-api-key", length=48, special=False, opts=child).result
+            )
         self.namespace = namespace
-        self.api_key = key
+        self.api_key = api_key
         self.quota_name = quota.metadata["name"]
         self.register_outputs({"namespace": self.namespace, "api_key": self.api_key, "quota_name": self.quota_name})
 

@@ -28,7 +28,7 @@ only to a Gateway of its own namespace (``targetRefs``). Install one router per 
 
 import json
 from enum import Enum
-from typing import Optional, TypedDict
+from typing import TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -36,12 +36,12 @@ from typing_extensions import NotRequired
 
 from .. import versions
 from .._core.awaits import deployment_await_seconds, pod_ready_seconds, skip_await_annotation, timeout_annotation
-from .inference_objective import OBJECTIVE_HEADER  # the header the Endpoint Picker finds a priority by
-from .model_route import MODEL_NAME_HEADER  # the header each model's HTTPRoute matches
 from .._core.package import labels, selector_labels, type_token
 from .._core.validation import args_error, validate_args
 from ..serving.vllm_pod import CONTAINER_SECURITY_CONTEXT
 from ..serving.vllm_service import namespace_selector
+from .inference_objective import OBJECTIVE_HEADER  # the header the Endpoint Picker finds a priority by
+from .model_route import MODEL_NAME_HEADER  # the header each model's HTTPRoute matches
 
 GRPC_PORT = 9004
 HEALTH_PORT = 9005
@@ -88,16 +88,24 @@ def plugin_args() -> list[str]:
     objective header (the chart's ``<type>:<name>:<json>`` form)."""
     out = []
     for name, header in (("model-to-route-header", MODEL_NAME_HEADER), ("model-to-objective-header", OBJECTIVE_HEADER)):
-        out += ["--plugin", f"body-field-to-header:{name}:{json.dumps({'fieldName': MODEL_FIELD, 'headerName': header}, separators=(',', ':'))}"]
+        out += [
+            "--plugin",
+            f"body-field-to-header:{name}:"
+            + json.dumps({"fieldName": MODEL_FIELD, "headerName": header}, separators=(",", ":")),
+        ]
     return out
 
 
 def router_args() -> list[str]:
     return [
         "--streaming",  # Envoy's full-duplex streamed bodies (the chart's default and the EnvoyFilter's mode)
-        "--grpc-port", str(GRPC_PORT), "--grpc-health-port", str(HEALTH_PORT),
+        "--grpc-port",
+        str(GRPC_PORT),
+        "--grpc-health-port",
+        str(HEALTH_PORT),
         *plugin_args(),
-        "--tracing=false", "--enable-pprof=false",
+        "--tracing=false",
+        "--enable-pprof=false",
     ]
 
 
@@ -106,28 +114,38 @@ def istio_envoy_filter_spec(name: str, gateway_name, service_host) -> dict:
     duplex streamed bodies, requests fail when the router is down (``failure_mode_allow: false``)."""
     return {
         "targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gateway_name}],
-        "configPatches": [{
-            "applyTo": "HTTP_FILTER",
-            "match": {"context": "GATEWAY", "listener": {"filterChain": {"filter": {"name": HCM_FILTER}}}},
-            "patch": {
-                "operation": "INSERT_FIRST",
-                "value": {
-                    "name": EXT_PROC_FILTER,
-                    "typed_config": {
-                        "@type": EXT_PROC_TYPE,
-                        "failure_mode_allow": False,
-                        "allow_mode_override": True,
-                        "processing_mode": {
-                            "request_header_mode": "SEND", "response_header_mode": "SEND",
-                            "request_body_mode": "FULL_DUPLEX_STREAMED", "response_body_mode": "FULL_DUPLEX_STREAMED",
-                            "request_trailer_mode": "SEND", "response_trailer_mode": "SEND",
+        "configPatches": [
+            {
+                "applyTo": "HTTP_FILTER",
+                "match": {"context": "GATEWAY", "listener": {"filterChain": {"filter": {"name": HCM_FILTER}}}},
+                "patch": {
+                    "operation": "INSERT_FIRST",
+                    "value": {
+                        "name": EXT_PROC_FILTER,
+                        "typed_config": {
+                            "@type": EXT_PROC_TYPE,
+                            "failure_mode_allow": False,
+                            "allow_mode_override": True,
+                            "processing_mode": {
+                                "request_header_mode": "SEND",
+                                "response_header_mode": "SEND",
+                                "request_body_mode": "FULL_DUPLEX_STREAMED",
+                                "response_body_mode": "FULL_DUPLEX_STREAMED",
+                                "request_trailer_mode": "SEND",
+                                "response_trailer_mode": "SEND",
+                            },
+                            "grpc_service": {
+                                "envoy_grpc": {
+                                    "cluster_name": pulumi.Output.concat(
+                                        "outbound|", str(GRPC_PORT), "||", service_host
+                                    )
+                                }
+                            },
                         },
-                        "grpc_service": {"envoy_grpc": {
-                            "cluster_name": pulumi.Output.concat("outbound|", str(GRPC_PORT), "||", service_host)}},
                     },
                 },
-            },
-        }],
+            }
+        ],
     }
 
 
@@ -141,12 +159,14 @@ class BodyRouter(pulumi.ComponentResource):
     service_host: pulumi.Output[str]
     """The Service's cluster host name (what the Gateway's hook calls)."""
 
-    def __init__(self, name: str, args: BodyRouterArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: BodyRouterArgs, opts: pulumi.ResourceOptions | None = None):
         # Checked before registering: bad args register nothing.
         args = validate_args("BodyRouter", name, args, BodyRouterArgs)
         replicas = args.get("replicas", DEFAULT_REPLICAS)
         if replicas < 1:
-            raise args_error("BodyRouter", name, "replicas", f"{replicas}: the Gateway fails every request when no router answers")
+            raise args_error(
+                "BodyRouter", name, "replicas", f"{replicas}: the Gateway fails every request when no router answers"
+            )
         provider = BodyRouterProvider(args["provider"])
         super().__init__(type_token("BodyRouter"), name, {}, opts)
         ns = args["namespace"]
@@ -156,11 +176,17 @@ class BodyRouter(pulumi.ComponentResource):
 
         # Its own account with no Role: the router reads nothing from the API (it still needs the
         # token: the controller runtime it is built on loads the in-cluster config at start).
-        account = k8s.core.v1.ServiceAccount(f"{name}-sa", metadata={"name": name, "namespace": ns, "labels": meta_labels}, opts=child)
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa", metadata={"name": name, "namespace": ns, "labels": meta_labels}, opts=child
+        )
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata={"name": name, "namespace": ns, "labels": meta_labels,
-                      "annotations": timeout_annotation(deployment_await_seconds(ROUTER_START_SECONDS, replicas, 1, 0))},
+            metadata={
+                "name": name,
+                "namespace": ns,
+                "labels": meta_labels,
+                "annotations": timeout_annotation(deployment_await_seconds(ROUTER_START_SECONDS, replicas, 1, 0)),
+            },
             spec={
                 "replicas": replicas,
                 "progressDeadlineSeconds": pod_ready_seconds(ROUTER_START_SECONDS),
@@ -171,24 +197,51 @@ class BodyRouter(pulumi.ComponentResource):
                     "metadata": {"labels": meta_labels},
                     "spec": {
                         "serviceAccountName": account.metadata["name"],
-                        "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": 65532,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
                         # One replica per node where possible: a node drain leaves the other serving.
-                        "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
-                                                       "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": sel}}],
-                        "containers": [{
-                            "name": "bbr",
-                            "image": args.get("image") or versions.BBR_IMAGE,
-                            "imagePullPolicy": "IfNotPresent",
-                            "args": router_args(),
-                            # The chart's single-namespace mode: the router's API cache stays in its namespace.
-                            "env": [{"name": "NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
-                            "ports": [{"name": "grpc", "containerPort": GRPC_PORT}, {"name": "grpc-health", "containerPort": HEALTH_PORT}],
-                            "readinessProbe": {"grpc": {"port": HEALTH_PORT}, "periodSeconds": 5},
-                            "livenessProbe": {"grpc": {"port": HEALTH_PORT}, "initialDelaySeconds": 5, "periodSeconds": 10},
-                            # It holds a request body at a time per stream (16m bodies at the edge's default).
-                            "resources": {"requests": {"cpu": "250m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}},
-                            "securityContext": {**CONTAINER_SECURITY_CONTEXT, "readOnlyRootFilesystem": True},
-                        }],
+                        "topologySpreadConstraints": [
+                            {
+                                "maxSkew": 1,
+                                "topologyKey": "kubernetes.io/hostname",
+                                "whenUnsatisfiable": "ScheduleAnyway",
+                                "labelSelector": {"matchLabels": sel},
+                            }
+                        ],
+                        "containers": [
+                            {
+                                "name": "bbr",
+                                "image": args.get("image") or versions.BBR_IMAGE,
+                                "imagePullPolicy": "IfNotPresent",
+                                "args": router_args(),
+                                # The chart's single-namespace mode: the router's API cache stays in its namespace.
+                                "env": [
+                                    {
+                                        "name": "NAMESPACE",
+                                        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+                                    }
+                                ],
+                                "ports": [
+                                    {"name": "grpc", "containerPort": GRPC_PORT},
+                                    {"name": "grpc-health", "containerPort": HEALTH_PORT},
+                                ],
+                                "readinessProbe": {"grpc": {"port": HEALTH_PORT}, "periodSeconds": 5},
+                                "livenessProbe": {
+                                    "grpc": {"port": HEALTH_PORT},
+                                    "initialDelaySeconds": 5,
+                                    "periodSeconds": 10,
+                                },
+                                # It holds a request body at a time per stream (16m bodies at the edge's default).
+                                "resources": {
+                                    "requests": {"cpu": "250m", "memory": "128Mi"},
+                                    "limits": {"memory": "1Gi"},
+                                },
+                                "securityContext": {**CONTAINER_SECURITY_CONTEXT, "readOnlyRootFilesystem": True},
+                            }
+                        ],
                     },
                 },
             },
@@ -201,7 +254,15 @@ class BodyRouter(pulumi.ComponentResource):
             spec={
                 "type": "ClusterIP",
                 "selector": sel,
-                "ports": [{"name": "grpc-ext-proc", "port": GRPC_PORT, "targetPort": GRPC_PORT, "protocol": "TCP", "appProtocol": "http2"}],
+                "ports": [
+                    {
+                        "name": "grpc-ext-proc",
+                        "port": GRPC_PORT,
+                        "targetPort": GRPC_PORT,
+                        "protocol": "TCP",
+                        "appProtocol": "http2",
+                    }
+                ],
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment]),
         )
@@ -215,20 +276,27 @@ class BodyRouter(pulumi.ComponentResource):
             f"{name}-netpol",
             metadata={"name": name, "namespace": ns, "labels": meta_labels},
             # The Gateway's proxies (this namespace) on ext-proc; nothing reaches its metrics or pprof.
-            spec={"podSelector": {"matchLabels": sel}, "policyTypes": ["Ingress"],
-                  "ingress": [{"from": [namespace_selector([ns])], "ports": [{"port": GRPC_PORT, "protocol": "TCP"}]}]},
+            spec={
+                "podSelector": {"matchLabels": sel},
+                "policyTypes": ["Ingress"],
+                "ingress": [{"from": [namespace_selector([ns])], "ports": [{"port": GRPC_PORT, "protocol": "TCP"}]}],
+            },
             opts=child,
         )
         host = pulumi.Output.concat(service.metadata["name"], ".", ns, ".svc.cluster.local")
         if provider == BodyRouterProvider.ISTIO:
             k8s.apiextensions.CustomResource(
-                f"{name}-envoyfilter", api_version=f"{ISTIO_NETWORKING}/v1alpha3", kind="EnvoyFilter",
+                f"{name}-envoyfilter",
+                api_version=f"{ISTIO_NETWORKING}/v1alpha3",
+                kind="EnvoyFilter",
                 metadata={"name": name, "namespace": ns, "labels": meta_labels},
                 spec=istio_envoy_filter_spec(name, args["gateway_name"], host),
                 opts=child,
             )
             k8s.apiextensions.CustomResource(
-                f"{name}-destinationrule", api_version=f"{ISTIO_NETWORKING}/v1", kind="DestinationRule",
+                f"{name}-destinationrule",
+                api_version=f"{ISTIO_NETWORKING}/v1",
+                kind="DestinationRule",
                 metadata={"name": name, "namespace": ns, "labels": meta_labels},
                 # The router serves TLS with a certificate it makes at start (no CA to verify it against).
                 spec={"host": host, "trafficPolicy": {"tls": {"mode": "SIMPLE", "insecureSkipVerify": True}}},
@@ -236,25 +304,50 @@ class BodyRouter(pulumi.ComponentResource):
             )
         else:
             k8s.apiextensions.CustomResource(
-                f"{name}-routing-extension", api_version=GKE_NETWORKING, kind="GCPRoutingExtension",
+                f"{name}-routing-extension",
+                api_version=GKE_NETWORKING,
+                kind="GCPRoutingExtension",
                 metadata={"name": name, "namespace": ns, "labels": meta_labels},
                 spec={
-                    "targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": args["gateway_name"]}],
-                    "extensionChains": [{"name": "chain1", "extensions": [{
-                        "name": "ext1", "authority": "myext.com", "timeout": "1s",
-                        "supportedEvents": ["RequestHeaders", "RequestBody", "RequestTrailers"],
-                        "requestBodySendMode": "FullDuplexStreamed",
-                        "backendRef": {"group": "", "kind": "Service", "name": service.metadata["name"], "port": GRPC_PORT},
-                    }]}],
+                    "targetRefs": [
+                        {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": args["gateway_name"]}
+                    ],
+                    "extensionChains": [
+                        {
+                            "name": "chain1",
+                            "extensions": [
+                                {
+                                    "name": "ext1",
+                                    "authority": "myext.com",
+                                    "timeout": "1s",
+                                    "supportedEvents": ["RequestHeaders", "RequestBody", "RequestTrailers"],
+                                    "requestBodySendMode": "FullDuplexStreamed",
+                                    "backendRef": {
+                                        "group": "",
+                                        "kind": "Service",
+                                        "name": service.metadata["name"],
+                                        "port": GRPC_PORT,
+                                    },
+                                }
+                            ],
+                        }
+                    ],
                 },
                 opts=child,
             )
             k8s.apiextensions.CustomResource(
-                f"{name}-healthcheck", api_version=GKE_NETWORKING, kind="HealthCheckPolicy",
+                f"{name}-healthcheck",
+                api_version=GKE_NETWORKING,
+                kind="HealthCheckPolicy",
                 metadata={"name": name, "namespace": ns, "labels": meta_labels},
                 spec={
-                    "default": {"logConfig": {"enabled": True}, "config": {
-                        "type": "GRPC", "grpcHealthCheck": {"portSpecification": "USE_FIXED_PORT", "port": HEALTH_PORT}}},
+                    "default": {
+                        "logConfig": {"enabled": True},
+                        "config": {
+                            "type": "GRPC",
+                            "grpcHealthCheck": {"portSpecification": "USE_FIXED_PORT", "port": HEALTH_PORT},
+                        },
+                    },
                     "targetRef": {"group": "", "kind": "Service", "name": service.metadata["name"], "namespace": ns},
                 },
                 opts=child,

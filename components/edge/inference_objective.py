@@ -16,7 +16,7 @@ with a priority must be a Kubernetes object name (lower case, digits, ``-`` and 
 """
 
 import re
-from typing import Optional, TypedDict
+from typing import TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -41,27 +41,36 @@ class InferenceObjectiveArgs(TypedDict):
     served_model_name: str
     """The ``model`` clients send (base model or LoRA adapter); names the objective. Plain: it names an object."""
     priority: int
-    """Higher is served first when requests queue; negative is shed while the pool is saturated. Plain: checked at preview."""
+    """Higher is served first when requests queue; negative is shed while the pool is saturated.
+    Plain: checked at preview."""
 
 
-def objective_name_problem(served_name: str) -> Optional[str]:
+def objective_name_problem(served_name: str) -> str | None:
     """Why a served name cannot name an InferenceObjective, or None."""
     if len(served_name) > 253 or not _OBJECT_NAME.match(served_name):
-        return (f"{served_name!r} cannot name an InferenceObjective (the picker finds a request's priority by the "
-                "objective's name, which the body-based router takes from the body's model): use lower case letters, "
-                "digits, '-' and '.' only")
+        return (
+            f"{served_name!r} cannot name an InferenceObjective (the picker finds a request's priority by the "
+            "objective's name, which the body-based router takes from the body's model): use lower case letters, "
+            "digits, '-' and '.' only"
+        )
     return None
 
 
-def priority_problem(priority: int) -> Optional[str]:
+def priority_problem(priority: int) -> str | None:
     low, high = PRIORITY_RANGE
     if not low <= priority <= high:
         return f"{priority} is outside {low}..{high}"
     return None
 
 
-def inference_objective(resource_name: str, instance: str, namespace: pulumi.Input[str], pool_name: pulumi.Input[str],
-                        objective: InferenceObjectiveArgs, opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+def inference_objective(
+    resource_name: str,
+    instance: str,
+    namespace: pulumi.Input[str],
+    pool_name: pulumi.Input[str],
+    objective: InferenceObjectiveArgs,
+    opts: pulumi.ResourceOptions,
+) -> k8s.apiextensions.CustomResource:
     """One InferenceObjective named after its served name, pointing at the pool (same namespace);
     ``instance`` is the pool component's name (its label)."""
     served = objective["served_model_name"]
@@ -69,7 +78,14 @@ def inference_objective(resource_name: str, instance: str, namespace: pulumi.Inp
         resource_name,
         api_version=OBJECTIVE_API,
         kind="InferenceObjective",
-        metadata={"name": served, "namespace": namespace, "labels": labels(instance, "inference-objective", app="inference-objective")},
-        spec={"priority": objective["priority"], "poolRef": {"group": POOL_GROUP, "kind": "InferencePool", "name": pool_name}},
+        metadata={
+            "name": served,
+            "namespace": namespace,
+            "labels": labels(instance, "inference-objective", app="inference-objective"),
+        },
+        spec={
+            "priority": objective["priority"],
+            "poolRef": {"group": POOL_GROUP, "kind": "InferencePool", "name": pool_name},
+        },
         opts=opts,
     )

@@ -15,21 +15,21 @@ Gateway's namespace on ext-proc and Prometheus on metrics.
 """
 
 from enum import Enum
-from typing import Optional, TypedDict
+from typing import TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 from typing_extensions import NotRequired
 
-from ..observability import metrics
 from .. import versions
-from .inference_objective import InferenceObjectiveArgs, inference_objective, objective_name_problem, priority_problem
 from .._core.awaits import deployment_await_seconds, pod_ready_seconds, skip_await_annotation, timeout_annotation
 from .._core.package import labels, selector_labels, type_token
 from .._core.validation import args_error, validate_args
+from ..observability import metrics
 from ..serving.vllm_pod import CONTAINER_SECURITY_CONTEXT, HTTP_PORT
 from ..serving.vllm_service import namespace_selector
+from .inference_objective import InferenceObjectiveArgs, inference_objective, objective_name_problem, priority_problem
 
 EXT_PROC_PORT = 9002
 HEALTH_PORT = 9003
@@ -93,9 +93,14 @@ def picker_config(serves_lora: bool) -> str:
         "plugins": [
             *({"type": t} for t in SCORER_WEIGHTS),
             {"type": "metrics-data-source", "parameters": {"scheme": "http", "path": "/metrics"}},
-            {"type": "core-metrics-extractor", "parameters": {"engineLabelKey": ENGINE_LABEL, "defaultEngine": "vllm", "engineConfigs": [engine]}},
+            {
+                "type": "core-metrics-extractor",
+                "parameters": {"engineLabelKey": ENGINE_LABEL, "defaultEngine": "vllm", "engineConfigs": [engine]},
+            },
         ],
-        "schedulingProfiles": [{"name": "default", "plugins": [{"pluginRef": t, "weight": w} for t, w in SCORER_WEIGHTS.items()]}],
+        "schedulingProfiles": [
+            {"name": "default", "plugins": [{"pluginRef": t, "weight": w} for t, w in SCORER_WEIGHTS.items()]}
+        ],
     }
     return yaml.safe_dump(config, sort_keys=False)
 
@@ -109,11 +114,13 @@ class InferencePool(pulumi.ComponentResource):
     picker_service_name: pulumi.Output[str]
     """Name of the Endpoint Picker's Service (ext-proc on 9002)."""
 
-    def __init__(self, name: str, args: InferencePoolArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: InferencePoolArgs, opts: pulumi.ResourceOptions | None = None):
         # Checked before registering: bad args register nothing.
         args = validate_args("InferencePool", name, args, InferencePoolArgs)
         if not args["pod_selector"]:
-            raise args_error("InferencePool", name, "pod_selector", "empty: the pool would select every pod of the namespace")
+            raise args_error(
+                "InferencePool", name, "pod_selector", "empty: the pool would select every pod of the namespace"
+            )
         seen: set = set()
         for i, o in enumerate(args.get("objectives") or []):
             problem = objective_name_problem(o["served_model_name"]) or priority_problem(o["priority"])
@@ -129,15 +136,25 @@ class InferencePool(pulumi.ComponentResource):
         picker_labels = labels(picker, "endpoint-picker", app=EPP_APP)
         child = pulumi.ResourceOptions(parent=self)
 
-        account = k8s.core.v1.ServiceAccount(f"{name}-epp-sa", metadata={"name": picker, "namespace": ns, "labels": picker_labels}, opts=child)
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-epp-sa", metadata={"name": picker, "namespace": ns, "labels": picker_labels}, opts=child
+        )
         role = k8s.rbac.v1.Role(
             f"{name}-epp-role",
             metadata={"name": picker, "namespace": ns, "labels": picker_labels},
             # Read-only: the pool's pods (endpoints and their metrics addresses) and the pools and objectives.
             rules=[
                 {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "watch", "list"]},
-                {"apiGroups": ["inference.networking.k8s.io"], "resources": ["inferencepools"], "verbs": ["get", "watch", "list"]},
-                {"apiGroups": ["inference.networking.x-k8s.io"], "resources": ["inferenceobjectives", "inferencemodelrewrites"], "verbs": ["get", "watch", "list"]},
+                {
+                    "apiGroups": ["inference.networking.k8s.io"],
+                    "resources": ["inferencepools"],
+                    "verbs": ["get", "watch", "list"],
+                },
+                {
+                    "apiGroups": ["inference.networking.x-k8s.io"],
+                    "resources": ["inferenceobjectives", "inferencemodelrewrites"],
+                    "verbs": ["get", "watch", "list"],
+                },
             ],
             opts=child,
         )
@@ -158,8 +175,12 @@ class InferencePool(pulumi.ComponentResource):
         deployment = k8s.apps.v1.Deployment(
             f"{name}-epp",
             # Awaited like every Deployment of the stack: a node and the image may come first.
-            metadata={"name": picker, "namespace": ns, "labels": picker_labels,
-                      "annotations": timeout_annotation(deployment_await_seconds(PICKER_START_SECONDS, 1, 0, 1))},
+            metadata={
+                "name": picker,
+                "namespace": ns,
+                "labels": picker_labels,
+                "annotations": timeout_annotation(deployment_await_seconds(PICKER_START_SECONDS, 1, 0, 1)),
+            },
             spec={
                 "replicas": 1,
                 "progressDeadlineSeconds": pod_ready_seconds(PICKER_START_SECONDS),
@@ -171,27 +192,61 @@ class InferencePool(pulumi.ComponentResource):
                     "spec": {
                         "serviceAccountName": account.metadata["name"],
                         "terminationGracePeriodSeconds": 130,
-                        "securityContext": {"runAsNonRoot": True, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
-                        "containers": [{
-                            "name": "epp",
-                            "image": args.get("image") or versions.EPP_IMAGE,
-                            "imagePullPolicy": "IfNotPresent",
-                            "args": [
-                                "--pool-name", pool_name, "--pool-namespace", ns, "--pool-group", "inference.networking.k8s.io",
-                                "--config-file", f"/config/{CONFIG_FILE}", "--zap-encoder", "json", "--tracing=false",
-                                # Its /metrics is guarded by the NetworkPolicy (Prometheus only), not by token reviews.
-                                "--metrics-endpoint-auth=false",
-                            ],
-                            "env": [{"name": "NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-                                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
-                            "ports": [{"name": "grpc", "containerPort": EXT_PROC_PORT}, {"name": "grpc-health", "containerPort": HEALTH_PORT},
-                                      {"name": "metrics", "containerPort": METRICS_PORT}],
-                            "livenessProbe": {"grpc": {"port": HEALTH_PORT, "service": "inference-extension"}, "initialDelaySeconds": 5, "periodSeconds": 10},
-                            "readinessProbe": {"grpc": {"port": HEALTH_PORT, "service": "inference-extension"}, "periodSeconds": 2},
-                            "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},
-                            "securityContext": CONTAINER_SECURITY_CONTEXT,
-                            "volumeMounts": [{"name": "config", "mountPath": "/config", "readOnly": True}],
-                        }],
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": 65532,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "containers": [
+                            {
+                                "name": "epp",
+                                "image": args.get("image") or versions.EPP_IMAGE,
+                                "imagePullPolicy": "IfNotPresent",
+                                "args": [
+                                    "--pool-name",
+                                    pool_name,
+                                    "--pool-namespace",
+                                    ns,
+                                    "--pool-group",
+                                    "inference.networking.k8s.io",
+                                    "--config-file",
+                                    f"/config/{CONFIG_FILE}",
+                                    "--zap-encoder",
+                                    "json",
+                                    "--tracing=false",
+                                    # Its /metrics is guarded by the NetworkPolicy (Prometheus only), not by
+                                    # token reviews.
+                                    "--metrics-endpoint-auth=false",
+                                ],
+                                "env": [
+                                    {
+                                        "name": "NAMESPACE",
+                                        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+                                    },
+                                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                                ],
+                                "ports": [
+                                    {"name": "grpc", "containerPort": EXT_PROC_PORT},
+                                    {"name": "grpc-health", "containerPort": HEALTH_PORT},
+                                    {"name": "metrics", "containerPort": METRICS_PORT},
+                                ],
+                                "livenessProbe": {
+                                    "grpc": {"port": HEALTH_PORT, "service": "inference-extension"},
+                                    "initialDelaySeconds": 5,
+                                    "periodSeconds": 10,
+                                },
+                                "readinessProbe": {
+                                    "grpc": {"port": HEALTH_PORT, "service": "inference-extension"},
+                                    "periodSeconds": 2,
+                                },
+                                "resources": {
+                                    "requests": {"cpu": "500m", "memory": "512Mi"},
+                                    "limits": {"memory": "2Gi"},
+                                },
+                                "securityContext": CONTAINER_SECURITY_CONTEXT,
+                                "volumeMounts": [{"name": "config", "mountPath": "/config", "readOnly": True}],
+                            }
+                        ],
                         "volumes": [{"name": "config", "configMap": {"name": config.metadata["name"]}}],
                     },
                 },
@@ -205,14 +260,32 @@ class InferencePool(pulumi.ComponentResource):
             spec={
                 "type": "ClusterIP",
                 "selector": picker_sel,
-                "ports": [{"name": "grpc-ext-proc", "port": EXT_PROC_PORT, "targetPort": EXT_PROC_PORT, "protocol": "TCP", "appProtocol": "http2"},
-                          {"name": "http-metrics", "port": METRICS_PORT, "targetPort": METRICS_PORT, "protocol": "TCP"}],
+                "ports": [
+                    {
+                        "name": "grpc-ext-proc",
+                        "port": EXT_PROC_PORT,
+                        "targetPort": EXT_PROC_PORT,
+                        "protocol": "TCP",
+                        "appProtocol": "http2",
+                    },
+                    {"name": "http-metrics", "port": METRICS_PORT, "targetPort": METRICS_PORT, "protocol": "TCP"},
+                ],
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment]),
         )
-        rules = [{"from": [namespace_selector([args["gateway_namespace"]])], "ports": [{"port": EXT_PROC_PORT, "protocol": "TCP"}]}]
+        rules = [
+            {
+                "from": [namespace_selector([args["gateway_namespace"]])],
+                "ports": [{"port": EXT_PROC_PORT, "protocol": "TCP"}],
+            }
+        ]
         if args.get("monitoring_namespaces"):
-            rules.append({"from": [namespace_selector(args["monitoring_namespaces"])], "ports": [{"port": METRICS_PORT, "protocol": "TCP"}]})
+            rules.append(
+                {
+                    "from": [namespace_selector(args["monitoring_namespaces"])],
+                    "ports": [{"port": METRICS_PORT, "protocol": "TCP"}],
+                }
+            )
         k8s.networking.v1.NetworkPolicy(
             f"{name}-epp-netpol",
             metadata={"name": picker, "namespace": ns, "labels": picker_labels},
@@ -238,8 +311,7 @@ class InferencePool(pulumi.ComponentResource):
             opts=child,
         )
         for o in args.get("objectives") or []:  # the picker loads the objectives whose poolRef is its pool
-            inference_objective(f"{name}-objective-{o['served_model_name']}", name, ns, pool.metadata["name"], o, child)
-        self.pool_name = pool.metadata["name"]
+            inference_objective(f"{name}-objective-{o['served_model_name']}", name, ns, pool.metadata["name"], o, child)  # type: ignore[attr-defined]  # a CustomResource's outputs are set at runtime
+        self.pool_name = pool.metadata["name"]  # type: ignore[attr-defined]  # a CustomResource's outputs are set at runtime
         self.picker_service_name = service.metadata["name"]
         self.register_outputs({"pool_name": self.pool_name, "picker_service_name": self.picker_service_name})
-

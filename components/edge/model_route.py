@@ -21,15 +21,20 @@ creates per Knative Service (an ExternalName to its ingress, which ingress-nginx
 
 import re
 from enum import Enum
-from typing import Optional, TypedDict
+from typing import Any, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from ..cluster.knative_serving import LOCAL_GATEWAY_PORT as KNATIVE_HTTP_PORT, LOCAL_GATEWAY_SERVICE as DEFAULT_LOCAL_GATEWAY
 from .._core.package import labels, type_token
 from .._core.validation import args_error, validate_args
+from ..cluster.knative_serving import (
+    LOCAL_GATEWAY_PORT as KNATIVE_HTTP_PORT,
+)
+from ..cluster.knative_serving import (
+    LOCAL_GATEWAY_SERVICE as DEFAULT_LOCAL_GATEWAY,
+)
 from ..serving.vllm_pod import HTTP_PORT
 
 #: Header the Inference Extension's body-based router sets from the request body's ``model``.
@@ -93,7 +98,8 @@ class KnativeBackendArgs(TypedDict):
     local_gateway_name: NotRequired[pulumi.Input[str]]
     """Knative ingress's cluster-local Service (default ``kourier-internal``; net-istio: ``knative-local-gateway``)."""
     local_gateway_namespace: pulumi.Input[str]
-    """Namespace of that Service (the stack's KnativeServing: ``knative-serving``; Knative's release YAMLs: ``kourier-system``)."""
+    """Namespace of that Service (the stack's KnativeServing: ``knative-serving``; Knative's release
+    YAMLs: ``kourier-system``)."""
     local_gateway_port: NotRequired[pulumi.Input[int]]
     """Its HTTP port (default 80)."""
     cold_start_seconds: int
@@ -108,7 +114,8 @@ class CanaryBackendArgs(TypedDict):
     service_name: pulumi.Input[str]
     """The canary's ClusterIP Service (its own ``VllmService``)."""
     weight: int
-    """Percent of the requests the canary gets (1-99); the stable backend gets ``100 - weight``. Plain: checked at preview."""
+    """Percent of the requests the canary gets (1-99); the stable backend gets ``100 - weight``.
+    Plain: checked at preview."""
     inference_pool_name: NotRequired[pulumi.Input[str]]
     """The canary's own InferencePool, with ``inference_pool_name`` (both variants KV-cache-aware, each pool
     choosing among its own replicas)."""
@@ -183,23 +190,41 @@ def httproute_spec(name: str, args: ModelRouteArgs) -> dict:
     knative = args.get("knative")
     host_rewrite = {}
     if knative is not None:  # Knative's ingress picks the Knative Service by Host
-        backend = [{"name": knative.get("local_gateway_name", DEFAULT_LOCAL_GATEWAY), "namespace": knative["local_gateway_namespace"],
-                    "port": knative.get("local_gateway_port", KNATIVE_HTTP_PORT)}]
+        backend = [
+            {
+                "name": knative.get("local_gateway_name", DEFAULT_LOCAL_GATEWAY),
+                "namespace": knative["local_gateway_namespace"],
+                "port": knative.get("local_gateway_port", KNATIVE_HTTP_PORT),
+            }
+        ]
         host_rewrite = {"hostname": knative["host"]}
     canary = args.get("canary")
     if canary is not None:  # weights are relative; summing to 100 makes them the percent each variant gets
-        backend = [{**backend[0], "weight": 100 - canary["weight"]},
-                   {**_backend(canary["service_name"], canary.get("inference_pool_name")), "weight": canary["weight"]}]
+        backend = [
+            {**backend[0], "weight": 100 - canary["weight"]},
+            {**_backend(canary["service_name"], canary.get("inference_pool_name")), "weight": canary["weight"]},
+        ]
     seconds = route_timeout_seconds(args)
     # One attempt per request: backendRequest equal to the whole budget (a retry would restart a stream).
     timeouts = {"request": duration(seconds), "backendRequest": duration(seconds)}
     by_header = [
-        {"path": {"type": "PathPrefix", "value": API_PREFIX}, "headers": [{"type": "Exact", "name": MODEL_NAME_HEADER, "value": served}]}
+        {
+            "path": {"type": "PathPrefix", "value": API_PREFIX},
+            "headers": [{"type": "Exact", "name": MODEL_NAME_HEADER, "value": served}],
+        }
         for served in args["served_model_names"]
     ]
     fallback = {
         "matches": [{"path": {"type": "PathPrefix", "value": f"{model_path_prefix(name)}{API_PREFIX}"}}],
-        "filters": [{"type": "URLRewrite", "urlRewrite": {**host_rewrite, "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": API_PREFIX}}}],
+        "filters": [
+            {
+                "type": "URLRewrite",
+                "urlRewrite": {
+                    **host_rewrite,
+                    "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": API_PREFIX},
+                },
+            }
+        ],
         "backendRefs": backend,
         "timeouts": timeouts,
     }
@@ -209,8 +234,15 @@ def httproute_spec(name: str, args: ModelRouteArgs) -> dict:
         parent["sectionName"] = gw["section_name"]
     spec = {
         "parentRefs": [parent],
-        "rules": [{"matches": by_header, "backendRefs": backend, "timeouts": timeouts,
-                   **({"filters": [{"type": "URLRewrite", "urlRewrite": host_rewrite}]} if host_rewrite else {})}, fallback],
+        "rules": [
+            {
+                "matches": by_header,
+                "backendRefs": backend,
+                "timeouts": timeouts,
+                **({"filters": [{"type": "URLRewrite", "urlRewrite": host_rewrite}]} if host_rewrite else {}),
+            },
+            fallback,
+        ],
     }
     if args.get("hostnames"):
         spec["hostnames"] = list(args["hostnames"])
@@ -233,7 +265,7 @@ def reference_grant_spec(args: ModelRouteArgs) -> dict:
 def ingress_annotations(args: ModelRouteArgs) -> dict:
     ing = args.get("ingress") or {}
     seconds = str(route_timeout_seconds(args))
-    notes = {
+    notes: dict[str, pulumi.Input[str]] = {
         NGINX + "use-regex": "true",
         NGINX + "rewrite-target": "/v1/$1",
         NGINX + "proxy-read-timeout": seconds,
@@ -256,11 +288,16 @@ def ingress_spec(name: str, args: ModelRouteArgs) -> dict:
         "path": f"{model_path_prefix(name)}{API_PREFIX}/(.*)",
         "pathType": "ImplementationSpecific",
         # A Knative model: the Service Knative makes per Knative Service (an ExternalName to its ingress).
-        "backend": {"service": {"name": args["service_name"], "port": {"number": KNATIVE_HTTP_PORT if args.get("knative") else HTTP_PORT}}},
+        "backend": {
+            "service": {
+                "name": args["service_name"],
+                "port": {"number": KNATIVE_HTTP_PORT if args.get("knative") else HTTP_PORT},
+            }
+        },
     }
     hosts = list(args.get("hostnames") or [])
     rules = [{"host": h, "http": {"paths": [path]}} for h in hosts] or [{"http": {"paths": [path]}}]
-    spec = {"ingressClassName": ing.get("class_name", DEFAULT_INGRESS_CLASS), "rules": rules}
+    spec: dict[str, Any] = {"ingressClassName": ing.get("class_name", DEFAULT_INGRESS_CLASS), "rules": rules}
     if ing.get("tls_secret_name"):
         spec["tls"] = [{"hosts": hosts, "secretName": ing["tls_secret_name"]}]
     return spec
@@ -270,41 +307,81 @@ def check_route_args(name: str, args: ModelRouteArgs) -> None:
     kind = RouteKind(args.get("kind", RouteKind.GATEWAY_API))
     seconds = args.get("request_timeout_seconds", DEFAULT_REQUEST_TIMEOUT_SECONDS)
     if seconds < MIN_REQUEST_TIMEOUT_SECONDS:
-        raise args_error("ModelRoute", name, "request_timeout_seconds",
-                         f"{seconds} s is below {MIN_REQUEST_TIMEOUT_SECONDS} s: a streamed generation outlives it and would be cut off")
+        raise args_error(
+            "ModelRoute",
+            name,
+            "request_timeout_seconds",
+            f"{seconds} s is below {MIN_REQUEST_TIMEOUT_SECONDS} s: a streamed generation outlives it and would be cut "
+            "off",
+        )
     if not args["served_model_names"]:
         raise args_error("ModelRoute", name, "served_model_names", "empty: the route would match no request")
     if kind == RouteKind.GATEWAY_API and not args.get("gateway"):
-        raise args_error("ModelRoute", name, "gateway", "required with kind gatewayApi (the Gateway the HTTPRoute attaches to)")
+        raise args_error(
+            "ModelRoute", name, "gateway", "required with kind gatewayApi (the Gateway the HTTPRoute attaches to)"
+        )
     if kind == RouteKind.INGRESS and args.get("inference_pool_name") is not None:
-        raise args_error("ModelRoute", name, "inference_pool_name", "needs kind gatewayApi: an Ingress cannot route to an InferencePool")
+        raise args_error(
+            "ModelRoute",
+            name,
+            "inference_pool_name",
+            "needs kind gatewayApi: an Ingress cannot route to an InferencePool",
+        )
     knative = args.get("knative")
     if knative is not None:
         if args.get("inference_pool_name") is not None:
-            raise args_error("ModelRoute", name, "inference_pool_name",
-                             "cannot be combined with knative: a picker would call the pods directly, past Knative's "
-                             "activator (no scale from zero) and its traffic split")
+            raise args_error(
+                "ModelRoute",
+                name,
+                "inference_pool_name",
+                "cannot be combined with knative: a picker would call the pods directly, past Knative's "
+                "activator (no scale from zero) and its traffic split",
+            )
         if args.get("canary") is not None:
-            raise args_error("ModelRoute", name, "canary",
-                             "cannot be combined with knative: a Knative canary is a revision of the same Knative Service, "
-                             "split by Knative (KnativeVllmService's canary); the route has one backend")
+            raise args_error(
+                "ModelRoute",
+                name,
+                "canary",
+                "cannot be combined with knative: a Knative canary is a revision of the same Knative Service, "
+                "split by Knative (KnativeVllmService's canary); the route has one backend",
+            )
         if not isinstance(knative.get("cold_start_seconds"), int) or knative["cold_start_seconds"] < 0:
-            raise args_error("ModelRoute", name, "knative.cold_start_seconds", f"{knative.get('cold_start_seconds')!r} is not a whole number of seconds >= 0")
+            raise args_error(
+                "ModelRoute",
+                name,
+                "knative.cold_start_seconds",
+                f"{knative.get('cold_start_seconds')!r} is not a whole number of seconds >= 0",
+            )
     canary = args.get("canary")
     if canary is not None:
         if kind == RouteKind.INGRESS:
-            raise args_error("ModelRoute", name, "canary", "needs kind gatewayApi: the split is the HTTPRoute's weighted backends")
+            raise args_error(
+                "ModelRoute", name, "canary", "needs kind gatewayApi: the split is the HTTPRoute's weighted backends"
+            )
         if not 1 <= canary["weight"] <= 99:
-            raise args_error("ModelRoute", name, "canary.weight", f"{canary['weight']} is not a percent between 1 and 99")
+            raise args_error(
+                "ModelRoute", name, "canary.weight", f"{canary['weight']} is not a percent between 1 and 99"
+            )
         if (canary.get("inference_pool_name") is None) != (args.get("inference_pool_name") is None):
-            raise args_error("ModelRoute", name, "canary.inference_pool_name",
-                             "given for one variant only: both variants route through a pool, or neither")
+            raise args_error(
+                "ModelRoute",
+                name,
+                "canary.inference_pool_name",
+                "given for one variant only: both variants route through a pool, or neither",
+            )
     if kind == RouteKind.INGRESS:
         ing = args.get("ingress") or {}
         if not _BODY_SIZE.match(ing.get("max_body_size", DEFAULT_MAX_BODY_SIZE)):
-            raise args_error("ModelRoute", name, "ingress.max_body_size", f"{ing['max_body_size']!r} is not an nginx size (e.g. 16m)")
+            raise args_error(
+                "ModelRoute", name, "ingress.max_body_size", f"{ing['max_body_size']!r} is not an nginx size (e.g. 16m)"
+            )
         if ing.get("cluster_issuer") and not ing.get("tls_secret_name"):
-            raise args_error("ModelRoute", name, "ingress.tls_secret_name", "required with cluster_issuer: cert-manager writes the certificate there")
+            raise args_error(
+                "ModelRoute",
+                name,
+                "ingress.tls_secret_name",
+                "required with cluster_issuer: cert-manager writes the certificate there",
+            )
         if ing.get("tls_secret_name") and not args.get("hostnames"):
             raise args_error("ModelRoute", name, "hostnames", "required with TLS: the certificate is for named hosts")
 
@@ -323,7 +400,7 @@ class ModelRoute(pulumi.ComponentResource):
     path_prefix: pulumi.Output[str]
     """The model's fallback base URL path (``/models/<name>/v1``)."""
 
-    def __init__(self, name: str, args: ModelRouteArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: ModelRouteArgs, opts: pulumi.ResourceOptions | None = None):
         # Checked before registering: bad args register nothing.
         args = validate_args("ModelRoute", name, args, ModelRouteArgs)
         check_route_args(name, args)
@@ -334,23 +411,39 @@ class ModelRoute(pulumi.ComponentResource):
             grants = []
             knative = args.get("knative")
             if knative is not None:  # the backend is in Knative's namespace: its owner lets this route in
-                grants.append(k8s.apiextensions.CustomResource(
-                    f"{name}-grant", api_version=REFERENCE_GRANT_API, kind="ReferenceGrant",
-                    metadata={"name": pulumi.Output.from_input(args["namespace"]).apply(lambda ns: knative_grant_name(name, ns)),
-                              "namespace": knative["local_gateway_namespace"], "labels": labels(name, "route")},
-                    spec=reference_grant_spec(args), opts=child,
-                ))
-            route = k8s.apiextensions.CustomResource(
-                f"{name}-route", api_version="gateway.networking.k8s.io/v1", kind="HTTPRoute",
-                metadata=meta, spec=httproute_spec(name, args),
+                grants.append(
+                    k8s.apiextensions.CustomResource(
+                        f"{name}-grant",
+                        api_version=REFERENCE_GRANT_API,
+                        kind="ReferenceGrant",
+                        metadata={
+                            "name": pulumi.Output.from_input(args["namespace"]).apply(
+                                lambda ns: knative_grant_name(name, ns)
+                            ),
+                            "namespace": knative["local_gateway_namespace"],
+                            "labels": labels(name, "route"),
+                        },
+                        spec=reference_grant_spec(args),
+                        opts=child,
+                    )
+                )
+            route: pulumi.CustomResource = k8s.apiextensions.CustomResource(
+                f"{name}-route",
+                api_version="gateway.networking.k8s.io/v1",
+                kind="HTTPRoute",
+                metadata=meta,
+                spec=httproute_spec(name, args),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=grants),
             )
             self.kind = pulumi.Output.from_input("HTTPRoute")
         else:
             route = k8s.networking.v1.Ingress(
-                f"{name}-ingress", metadata={**meta, "annotations": ingress_annotations(args)}, spec=ingress_spec(name, args), opts=child,
+                f"{name}-ingress",
+                metadata={**meta, "annotations": ingress_annotations(args)},
+                spec=ingress_spec(name, args),
+                opts=child,
             )
             self.kind = pulumi.Output.from_input("Ingress")
-        self.route_name = route.metadata["name"]
+        self.route_name = route.metadata["name"]  # type: ignore[attr-defined]  # a CustomResource's outputs are set at runtime
         self.path_prefix = pulumi.Output.from_input(f"{model_path_prefix(name)}{API_PREFIX}")
         self.register_outputs({"kind": self.kind, "route_name": self.route_name, "path_prefix": self.path_prefix})

@@ -7,13 +7,14 @@ real Prometheus by the e2e suite. Every metric name comes from ``llmstack_k8s.ob
 """
 
 import re
-from typing import Optional, TypedDict
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict, cast
 
 import pulumi
 from typing_extensions import NotRequired
 
-from . import metrics as m
 from .._core.package import CANARY_VARIANT, STABLE_VARIANT
+from . import metrics as m
 
 #: Value of the ``job`` label Observability's PodMonitor gives every vLLM target.
 VLLM_JOB = "vllm"
@@ -90,7 +91,8 @@ class MonitoredModelArgs(TypedDict):
     download_job_name: NotRequired[pulumi.Input[str]]
     """Name of the model's weight download Job (``ModelCache.job_name``), watched by ``ModelDownloadFailed``."""
     download_job_names: NotRequired[list[pulumi.Input[str]]]
-    """Every further download Job of the model (a canary's own ``ModelCache``), each watched like ``download_job_name``."""
+    """Every further download Job of the model (a canary's own ``ModelCache``), each watched like
+    ``download_job_name``."""
 
 
 def _q(value: str) -> str:
@@ -109,8 +111,10 @@ def _ns_selector(namespaces: list[str]) -> str:
     return f"namespace=~{_q('|'.join(names))}"  # DNS labels: no regex metacharacters
 
 
-def _rule(alert: str, expr: str, for_minutes: Optional[int], severity: str, summary: str, description: str, **labels: str) -> dict:
-    rule = {"alert": alert, "expr": expr}
+def _rule(
+    alert: str, expr: str, for_minutes: int | None, severity: str, summary: str, description: str, **labels: str
+) -> dict:
+    rule: dict[str, Any] = {"alert": alert, "expr": expr}
     if for_minutes:
         rule["for"] = f"{for_minutes}m"
     rule["labels"] = {"severity": severity, **labels}
@@ -118,8 +122,12 @@ def _rule(alert: str, expr: str, for_minutes: Optional[int], severity: str, summ
     return rule
 
 
-def thresholds_with_defaults(thresholds: Optional[AlertThresholdsArgs]) -> AlertThresholdsArgs:
-    merged: AlertThresholdsArgs = {**DEFAULT_THRESHOLDS, **{k: v for k, v in (thresholds or {}).items() if v is not None}}
+def thresholds_with_defaults(thresholds: AlertThresholdsArgs | None) -> AlertThresholdsArgs:
+    # A cast: the keys are checked just below (a TypedDict cannot be built from a dict comprehension).
+    merged = cast(
+        AlertThresholdsArgs,
+        {**DEFAULT_THRESHOLDS, **{k: v for k, v in (thresholds or {}).items() if v is not None}},
+    )
     unknown = set(merged) - set(DEFAULT_THRESHOLDS)
     if unknown:
         raise ValueError(f"thresholds: unknown keys {sorted(unknown)}; known: {sorted(DEFAULT_THRESHOLDS)}")
@@ -129,13 +137,14 @@ def thresholds_with_defaults(thresholds: Optional[AlertThresholdsArgs]) -> Alert
     return merged
 
 
-def download_jobs(model: MonitoredModelArgs) -> list[str]:
+def download_jobs(model: Mapping[str, Any]) -> list[str]:
     """Every download Job of a model (its own and, say, its canary's), once each."""
     jobs = [model.get("download_job_name"), *(model.get("download_job_names") or [])]
     return list(dict.fromkeys(j for j in jobs if j))
 
 
-def vllm_rules(models: list[MonitoredModelArgs], thresholds: Optional[AlertThresholdsArgs] = None) -> list[dict]:
+def vllm_rules(models: Sequence[Mapping[str, Any]], thresholds: AlertThresholdsArgs | None = None) -> list[dict]:
+    """The vLLM alerts of ``models``: MonitoredModelArgs with their Inputs resolved (``resolved_models``)."""
     t = thresholds_with_defaults(thresholds)
     ml = m.VLLM_MODEL_LABEL
     namespaces = sorted({x["namespace"] for x in models})
@@ -148,65 +157,87 @@ def vllm_rules(models: list[MonitoredModelArgs], thresholds: Optional[AlertThres
             continue
         # The stable variant only: with a canary, the canary's pods carry the same model label, and a
         # live canary must not hide a dead stable variant (which takes most of the traffic).
-        sel = (f"job={_q(VLLM_JOB)}, namespace={_q(model['namespace'])}, {MODEL_LABEL}={_q(model['name'])}, "
-               f"{VARIANT_LABEL}!={_q(CANARY_VARIANT)}")
-        rules.append(_rule(
-            "VllmModelDown",
-            f"absent({m.PROM_UP}{{{sel}}} == 1)",
-            t["no_ready_replica_minutes"], "critical",
-            f"No replica of model {model['name']} is serving",
-            f"No vLLM replica of {model['name']} ({model['served_model_name']}) in namespace {model['namespace']} "
-            f"has answered a metrics scrape for {t['no_ready_replica_minutes']} minutes: requests to it fail. "
-            "Check the pods (Pending for a GPU? crash-looping? still loading?) and the download Job.",
-            namespace=model["namespace"], **{MODEL_LABEL: model["name"], ml: model["served_model_name"]},
-        ))
+        sel = (
+            f"job={_q(VLLM_JOB)}, namespace={_q(model['namespace'])}, {MODEL_LABEL}={_q(model['name'])}, "
+            f"{VARIANT_LABEL}!={_q(CANARY_VARIANT)}"
+        )
+        rules.append(
+            _rule(
+                "VllmModelDown",
+                f"absent({m.PROM_UP}{{{sel}}} == 1)",
+                t["no_ready_replica_minutes"],
+                "critical",
+                f"No replica of model {model['name']} is serving",
+                f"No vLLM replica of {model['name']} ({model['served_model_name']}) in namespace {model['namespace']} "
+                f"has answered a metrics scrape for {t['no_ready_replica_minutes']} minutes: requests to it fail. "
+                "Check the pods (Pending for a GPU? crash-looping? still loading?) and the download Job.",
+                namespace=model["namespace"],
+                **{MODEL_LABEL: model["name"], ml: model["served_model_name"]},
+            )
+        )
 
-    rules.append(_rule(
-        "VllmQueueBuildingUp",
-        f"sum by ({by_model}) ({m.VLLM_REQUESTS_WAITING}{{{ns_sel}}}) > {t['queue_waiting_requests']}",
-        t["queue_minutes"], "warning",
-        "Requests are queueing for model {{ $labels.model_name }}",
-        f"{{{{ $value }}}} requests have waited for a slot for more than {t['queue_minutes']} minutes: "
-        "the model is saturated; add replicas or lower load.",
-    ))
-    rules.append(_rule(
-        "VllmKvCacheNearlyFull",
-        f"max by ({by_model}, pod) ({m.VLLM_KV_CACHE_USAGE}{{{ns_sel}}}) > {_num(t['kv_cache_usage_ratio'])}",
-        t["kv_cache_minutes"], "warning",
-        "KV cache of {{ $labels.pod }} ({{ $labels.model_name }}) is nearly full",
-        "KV-cache use is {{ $value | humanizePercentage }}; requests will queue and be preempted. "
-        "Add replicas, lower maxNumSeqs or raise gpuMemoryUtilization.",
-    ))
-    rules.append(_rule(
-        "VllmPreemptionsRising",
-        f"sum by ({by_model}) (rate({m.VLLM_PREEMPTIONS}{{{ns_sel}}}[5m])) * 60 > {_num(t['preemptions_per_minute'])}",
-        10, "warning",
-        "Model {{ $labels.model_name }} is preempting requests",
-        "{{ $value | humanize }} preemptions per minute: the KV cache is too small for the load, "
-        "so running requests are evicted and recomputed (latency rises).",
-    ))
+    rules.append(
+        _rule(
+            "VllmQueueBuildingUp",
+            f"sum by ({by_model}) ({m.VLLM_REQUESTS_WAITING}{{{ns_sel}}}) > {t['queue_waiting_requests']}",
+            t["queue_minutes"],
+            "warning",
+            "Requests are queueing for model {{ $labels.model_name }}",
+            f"{{{{ $value }}}} requests have waited for a slot for more than {t['queue_minutes']} minutes: "
+            "the model is saturated; add replicas or lower load.",
+        )
+    )
+    rules.append(
+        _rule(
+            "VllmKvCacheNearlyFull",
+            f"max by ({by_model}, pod) ({m.VLLM_KV_CACHE_USAGE}{{{ns_sel}}}) > {_num(t['kv_cache_usage_ratio'])}",
+            t["kv_cache_minutes"],
+            "warning",
+            "KV cache of {{ $labels.pod }} ({{ $labels.model_name }}) is nearly full",
+            "KV-cache use is {{ $value | humanizePercentage }}; requests will queue and be preempted. "
+            "Add replicas, lower maxNumSeqs or raise gpuMemoryUtilization.",
+        )
+    )
+    rules.append(
+        _rule(
+            "VllmPreemptionsRising",
+            f"sum by ({by_model}) (rate({m.VLLM_PREEMPTIONS}{{{ns_sel}}}[5m])) * 60 > "
+            f"{_num(t['preemptions_per_minute'])}",
+            10,
+            "warning",
+            "Model {{ $labels.model_name }} is preempting requests",
+            "{{ $value | humanize }} preemptions per minute: the KV cache is too small for the load, "
+            "so running requests are evicted and recomputed (latency rises).",
+        )
+    )
     # TTFT SLO, one rule per model (models without their own SLO use the default).
     for model in models:
         slo = float(model.get("ttft_p95_seconds") or t["ttft_p95_seconds"])
         sel = f"namespace={_q(model['namespace'])}, {ml}={_q(model['served_model_name'])}"
-        rules.append(_rule(
-            "VllmTtftSloBreached",
-            f"histogram_quantile(0.95, sum by ({by_model}, le) "
-            f"(rate({m.VLLM_TTFT_BUCKET}{{{sel}}}[5m]))) > {_num(slo)}",
-            t["slo_minutes"], "warning",
-            "Time to first token of {{ $labels.model_name }} is above its SLO",
-            f"TTFT p95 is {{{{ $value | humanizeDuration }}}}, above the SLO of {_num(slo)} s for "
-            f"{t['slo_minutes']} minutes.",
-            slo_seconds=_num(slo),
-        ))
-    rules.append(_rule(
-        "VllmHighErrorRate",
-        f"sum by ({by_model}) (rate({m.VLLM_REQUEST_SUCCESS}{{{ns_sel}, finished_reason=\"error\"}}[5m]))"
-        f" / sum by ({by_model}) (rate({m.VLLM_REQUEST_SUCCESS}{{{ns_sel}}}[5m])) > {_num(t['error_ratio'])}",
-        5, "critical",
-        "Requests to {{ $labels.model_name }} are failing",
-        "{{ $value | humanizePercentage }} of finished requests ended with an error over the last 5 minutes.",
-    ))
+        rules.append(
+            _rule(
+                "VllmTtftSloBreached",
+                f"histogram_quantile(0.95, sum by ({by_model}, le) "
+                f"(rate({m.VLLM_TTFT_BUCKET}{{{sel}}}[5m]))) > {_num(slo)}",
+                t["slo_minutes"],
+                "warning",
+                "Time to first token of {{ $labels.model_name }} is above its SLO",
+                f"TTFT p95 is {{{{ $value | humanizeDuration }}}}, above the SLO of {_num(slo)} s for "
+                f"{t['slo_minutes']} minutes.",
+                slo_seconds=_num(slo),
+            )
+        )
+    rules.append(
+        _rule(
+            "VllmHighErrorRate",
+            f'sum by ({by_model}) (rate({m.VLLM_REQUEST_SUCCESS}{{{ns_sel}, finished_reason="error"}}[5m]))'
+            f" / sum by ({by_model}) (rate({m.VLLM_REQUEST_SUCCESS}{{{ns_sel}}}[5m])) > {_num(t['error_ratio'])}",
+            5,
+            "critical",
+            "Requests to {{ $labels.model_name }} are failing",
+            "{{ $value | humanizePercentage }} of finished requests ended with an error over the last 5 minutes.",
+        )
+    )
     # Canary releases: the canary against the stable variant of the same model and served name.
     by_variant = f"namespace, {MODEL_LABEL}, {ml}"
     canary, stable = f"{VARIANT_LABEL}={_q(CANARY_VARIANT)}", f"{VARIANT_LABEL}={_q(STABLE_VARIANT)}"
@@ -214,58 +245,81 @@ def vllm_rules(models: list[MonitoredModelArgs], thresholds: Optional[AlertThres
     def _errors(variant: str) -> str:
         finished = f"sum by ({by_variant}) (rate({m.VLLM_REQUEST_SUCCESS}{{{ns_sel}, {variant}}}[10m]))"
         # A variant that never failed may have no error series at all: its ratio is 0, not absent.
-        failed = f"sum by ({by_variant}) (rate({m.VLLM_REQUEST_SUCCESS}{{{ns_sel}, {variant}, finished_reason=\"error\"}}[10m]))"
+        failed = (
+            f"sum by ({by_variant}) (rate({m.VLLM_REQUEST_SUCCESS}{{{ns_sel}, {variant}, "
+            'finished_reason="error"}[10m]))'
+        )
         return f"({failed} or {finished} * 0) / {finished}"
 
     def _ttft_p95(variant: str) -> str:
-        return f"histogram_quantile(0.95, sum by ({by_variant}, le) (rate({m.VLLM_TTFT_BUCKET}{{{ns_sel}, {variant}}}[10m])))"
+        return (
+            f"histogram_quantile(0.95, sum by ({by_variant}, le) (rate({m.VLLM_TTFT_BUCKET}{{{ns_sel}, "
+            f"{variant}}}[10m])))"
+        )
 
-    rules.append(_rule(
-        "VllmCanaryErrorsAboveStable",
-        f"({_errors(canary)}) > ({_errors(stable)}) + {_num(t['error_ratio'] / 2)}",
-        10, "warning",
-        "The canary of {{ $labels.model }} fails more requests than its stable variant",
-        f"The canary's error ratio is {{{{ $value | humanizePercentage }}}}, more than {_num(t['error_ratio'] / 2 * 100)} points "
-        "above the stable variant's over 10 minutes: do not promote it; set its weight lower or remove canary.",
-    ))
-    rules.append(_rule(
-        "VllmCanaryTtftAboveStable",
-        f"({_ttft_p95(canary)}) > 1.5 * ({_ttft_p95(stable)})",
-        15, "warning",
-        "The canary of {{ $labels.model }} answers slower than its stable variant",
-        "The canary's time-to-first-token p95 is {{ $value | humanizeDuration }}, more than 1.5 times the stable "
-        "variant's over 15 minutes: do not promote it as it is.",
-    ))
-    rules.append(_rule(
-        "VllmPodCrashLooping",
-        f"max by (namespace, pod, container) ({m.KSM_CONTAINER_WAITING_REASON}{{{ns_sel}, reason=\"CrashLoopBackOff\"}}) == 1",
-        5, "critical",
-        "{{ $labels.namespace }}/{{ $labels.pod }} is crash-looping",
-        "Container {{ $labels.container }} is in CrashLoopBackOff. Typical causes: out of GPU memory, "
-        "a bad vLLM flag, weights missing from the cache.",
-    ))
-    rules.append(_rule(
-        "VllmPodRestarting",
-        f"increase({m.KSM_CONTAINER_RESTARTS}{{{ns_sel}}}[1h]) > {t['pod_restarts_per_hour']}",
-        None, "warning",
-        "{{ $labels.namespace }}/{{ $labels.pod }} restarts repeatedly",
-        "Container {{ $labels.container }} restarted {{ $value | humanize }} times in the last hour.",
-    ))
+    rules.append(
+        _rule(
+            "VllmCanaryErrorsAboveStable",
+            f"({_errors(canary)}) > ({_errors(stable)}) + {_num(t['error_ratio'] / 2)}",
+            10,
+            "warning",
+            "The canary of {{ $labels.model }} fails more requests than its stable variant",
+            "The canary's error ratio is {{ $value | humanizePercentage }}, more than "
+            f"{_num(t['error_ratio'] / 2 * 100)} points "
+            "above the stable variant's over 10 minutes: do not promote it; set its weight lower or remove canary.",
+        )
+    )
+    rules.append(
+        _rule(
+            "VllmCanaryTtftAboveStable",
+            f"({_ttft_p95(canary)}) > 1.5 * ({_ttft_p95(stable)})",
+            15,
+            "warning",
+            "The canary of {{ $labels.model }} answers slower than its stable variant",
+            "The canary's time-to-first-token p95 is {{ $value | humanizeDuration }}, more than 1.5 times the stable "
+            "variant's over 15 minutes: do not promote it as it is.",
+        )
+    )
+    rules.append(
+        _rule(
+            "VllmPodCrashLooping",
+            f"max by (namespace, pod, container) ({m.KSM_CONTAINER_WAITING_REASON}{{{ns_sel}, "
+            'reason="CrashLoopBackOff"}) == 1',
+            5,
+            "critical",
+            "{{ $labels.namespace }}/{{ $labels.pod }} is crash-looping",
+            "Container {{ $labels.container }} is in CrashLoopBackOff. Typical causes: out of GPU memory, "
+            "a bad vLLM flag, weights missing from the cache.",
+        )
+    )
+    rules.append(
+        _rule(
+            "VllmPodRestarting",
+            f"increase({m.KSM_CONTAINER_RESTARTS}{{{ns_sel}}}[1h]) > {t['pod_restarts_per_hour']}",
+            None,
+            "warning",
+            "{{ $labels.namespace }}/{{ $labels.pod }} restarts repeatedly",
+            "Container {{ $labels.container }} restarted {{ $value | humanize }} times in the last hour.",
+        )
+    )
     for model, job in ((x, j) for x in models for j in download_jobs(x)):
         sel = f"namespace={_q(model['namespace'])}, job_name={_q(job)}"
-        rules.append(_rule(
-            "ModelDownloadFailed",
-            f"max by (namespace, job_name) ({m.KSM_JOB_FAILED}{{{sel}, condition=\"true\"}}) == 1",
-            None, "critical",
-            "Model download Job {{ $labels.namespace }}/{{ $labels.job_name }} failed",
-            "The weights were not downloaded; the model's servers will not start. Check the Job's logs "
-            "(revision exists? token valid for a gated model? cache volume large enough?).",
-            **{MODEL_LABEL: model["name"]},
-        ))
+        rules.append(
+            _rule(
+                "ModelDownloadFailed",
+                f'max by (namespace, job_name) ({m.KSM_JOB_FAILED}{{{sel}, condition="true"}}) == 1',
+                None,
+                "critical",
+                "Model download Job {{ $labels.namespace }}/{{ $labels.job_name }} failed",
+                "The weights were not downloaded; the model's servers will not start. Check the Job's logs "
+                "(revision exists? token valid for a gated model? cache volume large enough?).",
+                **{MODEL_LABEL: model["name"]},
+            )
+        )
     return rules
 
 
-def gpu_rules(thresholds: Optional[AlertThresholdsArgs] = None) -> list[dict]:
+def gpu_rules(thresholds: AlertThresholdsArgs | None = None) -> list[dict]:
     t = thresholds_with_defaults(thresholds)
     gpu = f"{m.DCGM_HOSTNAME_LABEL}, gpu, UUID"
     on_node = "on {{ $labels." + m.DCGM_HOSTNAME_LABEL + " }}"
@@ -273,30 +327,34 @@ def gpu_rules(thresholds: Optional[AlertThresholdsArgs] = None) -> list[dict]:
         _rule(
             "GpuXidError",
             f"max by ({gpu}) ({m.DCGM_XID_ERRORS}) > 0",
-            None, "critical",
+            None,
+            "critical",
             "GPU {{ $labels.gpu }} " + on_node + " reported XID error {{ $value }}",
             "An XID error is a GPU hardware/driver fault (e.g. 79: fallen off the bus, 48/63/64: ECC); "
             "workloads on this GPU may hang or fail. Drain the node and check `nvidia-smi -q`.",
         ),
         _rule(
             "GpuMemoryNearlyFull",
-            f"sum by ({gpu}) ({m.DCGM_FB_USED}) / (sum by ({gpu}) ({m.DCGM_FB_USED}) + sum by ({gpu}) ({m.DCGM_FB_FREE}))"
-            f" > {_num(t['gpu_memory_ratio'])}",
-            15, "warning",
+            f"sum by ({gpu}) ({m.DCGM_FB_USED}) / (sum by ({gpu}) ({m.DCGM_FB_USED}) + sum by ({gpu}) "
+            f"({m.DCGM_FB_FREE})) > {_num(t['gpu_memory_ratio'])}",
+            15,
+            "warning",
             "GPU {{ $labels.gpu }} " + on_node + " memory is nearly full",
-            "{{ $value | humanizePercentage }} of the framebuffer is used; a new allocation will fail with out-of-memory.",
+            "{{ $value | humanizePercentage }} of the framebuffer is used; a new allocation will fail with "
+            "out-of-memory.",
         ),
         _rule(
             "GpuTemperatureHigh",
             f"max by ({gpu}) ({m.DCGM_GPU_TEMP}) > {t['gpu_temperature_celsius']}",
-            10, "warning",
+            10,
+            "warning",
             "GPU {{ $labels.gpu }} " + on_node + " is hot",
             "GPU temperature is {{ $value }} C; the GPU will throttle its clocks.",
         ),
     ]
 
 
-def rule_groups(models: list[MonitoredModelArgs], thresholds: Optional[AlertThresholdsArgs] = None) -> list[dict]:
+def rule_groups(models: Sequence[Mapping[str, Any]], thresholds: AlertThresholdsArgs | None = None) -> list[dict]:
     """The ``groups`` of a Prometheus rules file (and of a PrometheusRule's spec)."""
     groups = []
     if models:

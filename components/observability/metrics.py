@@ -61,6 +61,7 @@ def family(wire_name: str) -> str:
             return wire_name[: -len(suffix)]
     return wire_name
 
+
 # --- read by the Gateway API Inference Extension's Endpoint Picker (components/edge/inference_pool.py):
 # per pod, to pick the replica for each request. Info gauges carry their facts as labels (no
 # model_name), so they are not in VLLM_METRICS (whose series every query selects by model_name).
@@ -68,4 +69,10 @@ def family(wire_name: str) -> str:
 PICKER_CACHE_CONFIG_INFO = "vllm:cache_config_info"
 #: Running and waiting LoRA adapters as labels; exported only by a server started with --enable-lora.
 PICKER_LORA_REQUESTS_INFO = "vllm:lora_requests_info"
-PICKER_METRICS = {VLLM_REQUESTS_WAITING, VLLM_REQUESTS_RUNNING, VLLM_KV_CACHE_USAGE, PICKER_CACHE_CONFIG_INFO, PICKER_LORA_REQUESTS_INFO}
+PICKER_METRICS = {
+    VLLM_REQUESTS_WAITING,
+    VLLM_REQUESTS_RUNNING,
+    VLLM_KV_CACHE_USAGE,
+    PICKER_CACHE_CONFIG_INFO,
+    PICKER_LORA_REQUESTS_INFO,
+}

@@ -16,22 +16,37 @@
 import json
 import re
 from importlib import resources
-from typing import Optional, TypedDict
+from typing import TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 from typing_extensions import NotRequired
 
-from . import metrics
-from .alerts import MODEL_LABEL, VARIANT_LABEL, VLLM_JOB, AlertThresholdsArgs, MonitoredModelArgs, rule_groups, thresholds_with_defaults
 from .._core.helm import ChartSourceArgs, check_chart_source, pinned_release
-from ..serving.knative_canary import REVISION_POD_LABEL
-from .._core.package import CANARY_VARIANT, MANAGED_BY, STABLE_VARIANT, VARIANT_OF_POD_LABEL, VARIANT_POD_LABEL, type_token
+from .._core.package import (
+    CANARY_VARIANT,
+    MANAGED_BY,
+    STABLE_VARIANT,
+    VARIANT_OF_POD_LABEL,
+    VARIANT_POD_LABEL,
+    type_token,
+)
 from .._core.validation import args_error, validate_args
 from ..cluster.scheduling import SchedulingContractArgs, default_contract
-from ..versions import DCGM_EXPORTER, KUBE_PROMETHEUS_STACK, Chart
+from ..serving.knative_canary import REVISION_POD_LABEL
 from ..serving.vllm_pod import PORT_NAME
+from ..versions import DCGM_EXPORTER, KUBE_PROMETHEUS_STACK, Chart
+from . import metrics
+from .alerts import (
+    MODEL_LABEL,
+    VARIANT_LABEL,
+    VLLM_JOB,
+    AlertThresholdsArgs,
+    MonitoredModelArgs,
+    rule_groups,
+    thresholds_with_defaults,
+)
 
 #: Helm release name and fullnameOverride of kube-prometheus-stack (other components rely on it).
 STACK_RELEASE = "kube-prometheus-stack"
@@ -56,22 +71,24 @@ KNATIVE_USER_PORT = "user-port"
 _PLACEHOLDER = re.compile(r"\{\{metric:([A-Z0-9_]+)\}\}")
 
 
-
 def _pod_label_meta(key: str) -> str:
     """Prometheus' discovery label of a pod label (every character outside [a-zA-Z0-9_] becomes ``_``)."""
     return "__meta_kubernetes_pod_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", key)
+
 
 def knative_canary_relabeling(revisions: list) -> list[dict]:
     """``variant="canary"`` on the series of pods of these Knative revisions (names are DNS labels:
     no regex metacharacters)."""
     if not revisions:
         return []
-    return [{
-        "sourceLabels": [_pod_label_meta(REVISION_POD_LABEL)],
-        "regex": pulumi.Output.all(*revisions).apply(lambda names: "|".join(sorted(set(names)))),
-        "targetLabel": VARIANT_LABEL,
-        "replacement": CANARY_VARIANT,
-    }]
+    return [
+        {
+            "sourceLabels": [_pod_label_meta(REVISION_POD_LABEL)],
+            "regex": pulumi.Output.all(*revisions).apply(lambda names: "|".join(sorted(set(names)))),
+            "targetLabel": VARIANT_LABEL,
+            "replacement": CANARY_VARIANT,
+        }
+    ]
 
 
 class PrometheusArgs(TypedDict):
@@ -112,7 +129,7 @@ class ObservabilityNamesArgs(TypedDict):
     """Helm release name and ``fullnameOverride`` of the DCGM exporter (default ``dcgm-exporter``)."""
 
 
-def object_names(name: str, names: Optional[ObservabilityNamesArgs]) -> dict[str, str]:
+def object_names(name: str, names: ObservabilityNamesArgs | None) -> dict[str, str]:
     """Every configurable name, with its default: from the component name where nothing else
     relies on it, the well-known release names otherwise."""
     n = names or {}
@@ -189,7 +206,10 @@ def resolve_metric_placeholders(text: str) -> str:
         const = match.group(1)
         value = getattr(metrics, const, None)
         if not isinstance(value, str):
-            raise KeyError(f"dashboard placeholder {match.group(0)}: no metric constant {const} in llmstack_k8s.observability.metrics")
+            raise KeyError(
+                f"dashboard placeholder {match.group(0)}: no metric constant {const} in "
+                "llmstack_k8s.observability.metrics"
+            )
         return value
 
     return _PLACEHOLDER.sub(sub, text)
@@ -216,12 +236,21 @@ def resolved_models(models: list[MonitoredModelArgs]) -> pulumi.Output[list[dict
 
 def observability_charts(args: ObservabilityArgs) -> list[Chart]:
     """The pinned charts an Observability with these args installs."""
-    return [*([KUBE_PROMETHEUS_STACK] if args.get("install_prometheus_stack", True) else []),
-            *([DCGM_EXPORTER] if args.get("install_dcgm_exporter", True) else [])]
+    return [
+        *([KUBE_PROMETHEUS_STACK] if args.get("install_prometheus_stack", True) else []),
+        *([DCGM_EXPORTER] if args.get("install_dcgm_exporter", True) else []),
+    ]
 
 
-def _pinned(name: str, chart: Chart, release_name: str, namespace: pulumi.Input[str], values: dict,
-            opts: pulumi.ResourceOptions, chart_source: Optional[ChartSourceArgs]):
+def _pinned(
+    name: str,
+    chart: Chart,
+    release_name: str,
+    namespace: pulumi.Input[str],
+    values: dict,
+    opts: pulumi.ResourceOptions,
+    chart_source: ChartSourceArgs | None,
+):
     # Big charts (CRDs, webhooks) need more than Helm's default 5 minutes.
     return pinned_release(name, chart, release_name, namespace, opts, values, chart_source=chart_source, timeout=900)
 
@@ -232,9 +261,9 @@ class Observability(pulumi.ComponentResource):
 
     prometheus_url: pulumi.Output[str]
     """In-cluster URL of Prometheus (the query endpoint autoscalers use)."""
-    grafana_url: pulumi.Output[Optional[str]]
+    grafana_url: pulumi.Output[str | None]
     """In-cluster URL of Grafana (``kubectl port-forward`` to reach it), if known."""
-    grafana_admin_password: pulumi.Output[Optional[str]]
+    grafana_admin_password: pulumi.Output[str | None]
     """Grafana's generated admin password (secret; user ``admin``), when the stack installs Grafana."""
     namespace: pulumi.Output[str]
     """Namespace of the monitoring objects."""
@@ -244,17 +273,23 @@ class Observability(pulumi.ComponentResource):
     """API version of the Prometheus Operator's monitors (``monitoring.coreos.com/v1``), known once
     its CRDs are installed: give it to whatever installs monitors of its own (``GpuAutoscaling``)."""
 
-    def __init__(self, name: str, args: ObservabilityArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None):
         # Checked before registering: bad args register nothing.
         args = validate_args("Observability", name, args, ObservabilityArgs)
         install_stack = args.get("install_prometheus_stack", True)
         if not install_stack and args.get("prometheus"):
             raise args_error("Observability", name, "prometheus", "applies only when install_prometheus_stack is true")
         if install_stack and (args.get("prometheus_url") or args.get("grafana_url")):
-            raise args_error("Observability", name, "prometheus_url" if args.get("prometheus_url") else "grafana_url",
-                             "names an existing install; set install_prometheus_stack to false to use it")
+            raise args_error(
+                "Observability",
+                name,
+                "prometheus_url" if args.get("prometheus_url") else "grafana_url",
+                "names an existing install; set install_prometheus_stack to false to use it",
+            )
         if not args["serving_namespaces"]:
-            raise args_error("Observability", name, "serving_namespaces", "is empty; name the namespaces of the vLLM pods")
+            raise args_error(
+                "Observability", name, "serving_namespaces", "is empty; name the namespaces of the vLLM pods"
+            )
         try:  # the rules apply them inside an Output: a bad fraction would surface only after registering
             thresholds_with_defaults(args.get("thresholds"))
         except ValueError as e:
@@ -287,28 +322,35 @@ class Observability(pulumi.ComponentResource):
             deps.append(namespace)
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=list(deps))
 
-        admin_password = None
+        admin_password: pulumi.Output[str] | None = None
         if install_stack:
             admin_password = random.RandomPassword(f"{name}-grafana-admin", length=32, special=False, opts=child).result
+            secret_password: pulumi.Output[str] = pulumi.Output.secret(admin_password)
             admin_secret = k8s.core.v1.Secret(
                 f"{name}-grafana-admin",
                 metadata={"name": names["grafana_admin_secret"], "namespace": ns, "labels": base_labels},
                 type="Opaque",
-                string_data={"admin-user": "admin", "admin-password": pulumi.Output.secret(admin_password)},
+                string_data={"admin-user": "admin", "admin-password": secret_password},
                 opts=in_ns,
             )
             stack = _pinned(
-                f"{name}-kube-prometheus-stack", KUBE_PROMETHEUS_STACK, stack_release, ns_name,
+                f"{name}-kube-prometheus-stack",
+                KUBE_PROMETHEUS_STACK,
+                stack_release,
+                ns_name,
                 self._stack_values(args.get("prometheus") or {}, stack_release, names["grafana_admin_secret"]),
-                pulumi.ResourceOptions(parent=self, depends_on=[*deps, admin_secret]), args.get("chart_source"),
+                pulumi.ResourceOptions(parent=self, depends_on=[*deps, admin_secret]),
+                args.get("chart_source"),
             )
             deps.append(stack)  # the chart installs the Prometheus Operator CRDs the objects below use
-            prometheus_url = f"http://{stack_release}-prometheus.{ns_name}.svc.cluster.local:9090"
-            grafana_url: Optional[str] = f"http://{stack_release}-grafana.{ns_name}.svc.cluster.local"
+            prometheus_url: pulumi.Input[str] = f"http://{stack_release}-prometheus.{ns_name}.svc.cluster.local:9090"
+            grafana_url: pulumi.Input[str] | None = f"http://{stack_release}-grafana.{ns_name}.svc.cluster.local"
             operator_api: pulumi.Input[str] = stack.name.apply(lambda _: MONITORING_API)
         else:
             operator_api = MONITORING_API  # an existing Prometheus Operator: its CRDs are there
-            prometheus_url = args.get("prometheus_url") or f"http://{stack_release}-prometheus.{ns_name}.svc.cluster.local:9090"
+            prometheus_url = (
+                args.get("prometheus_url") or f"http://{stack_release}-prometheus.{ns_name}.svc.cluster.local:9090"
+            )
             grafana_url = args.get("grafana_url")
         after_stack = pulumi.ResourceOptions(parent=self, depends_on=list(deps))
 
@@ -320,7 +362,10 @@ class Observability(pulumi.ComponentResource):
                 dcgm_ns = args.get("dcgm_exporter_namespace") or DEFAULT_DCGM_NAMESPACE
                 dcgm_namespace = k8s.core.v1.Namespace(
                     f"{name}-dcgm-ns",
-                    metadata={"name": dcgm_ns, "labels": {**base_labels, "pod-security.kubernetes.io/enforce": "privileged"}},
+                    metadata={
+                        "name": dcgm_ns,
+                        "labels": {**base_labels, "pod-security.kubernetes.io/enforce": "privileged"},
+                    },
                     opts=child,
                 )
                 dcgm_ns = dcgm_namespace.metadata["name"]
@@ -347,8 +392,15 @@ class Observability(pulumi.ComponentResource):
             if contract.get("runtime_class_name"):
                 # An output of whatever provides the RuntimeClass (GpuNodePool): the release waits for it.
                 dcgm_values["runtimeClassName"] = contract["runtime_class_name"]
-            _pinned(f"{name}-dcgm-exporter", DCGM_EXPORTER, names["dcgm_exporter_release"], dcgm_ns, dcgm_values, dcgm_opts,
-                    args.get("chart_source"))
+            _pinned(
+                f"{name}-dcgm-exporter",
+                DCGM_EXPORTER,
+                names["dcgm_exporter_release"],
+                dcgm_ns,
+                dcgm_values,
+                dcgm_opts,
+                args.get("chart_source"),
+            )
 
         k8s.apiextensions.CustomResource(
             f"{name}-vllm-podmonitor",
@@ -356,7 +408,9 @@ class Observability(pulumi.ComponentResource):
             kind="PodMonitor",
             metadata={"name": names["pod_monitor"], "namespace": ns, "labels": {**base_labels, **monitor_labels}},
             spec={
-                "namespaceSelector": {"matchNames": pulumi.Output.all(*args["serving_namespaces"]).apply(lambda n: sorted(set(n)))},
+                "namespaceSelector": {
+                    "matchNames": pulumi.Output.all(*args["serving_namespaces"]).apply(lambda n: sorted(set(n)))
+                },
                 "selector": {"matchLabels": {"app.kubernetes.io/name": "vllm"}},
                 "podMetricsEndpoints": [
                     {
@@ -400,7 +454,11 @@ class Observability(pulumi.ComponentResource):
             kind="PrometheusRule",
             metadata={"name": names["prometheus_rule"], "namespace": ns, "labels": {**base_labels, **monitor_labels}},
             # Namespaces, served names and Job names may be Outputs (wired from the servers and caches).
-            spec={"groups": resolved_models(args["models"]).apply(lambda models: rule_groups(models, args.get("thresholds")))},
+            spec={
+                "groups": resolved_models(args["models"]).apply(
+                    lambda models: rule_groups(models, args.get("thresholds"))
+                )
+            },
             opts=after_stack,
         )
 
@@ -420,9 +478,11 @@ class Observability(pulumi.ComponentResource):
 
         self.prometheus_url = pulumi.Output.from_input(prometheus_url)
         self.grafana_url = pulumi.Output.from_input(grafana_url)
-        self.grafana_admin_password = pulumi.Output.secret(admin_password) if admin_password is not None else pulumi.Output.from_input(None)
+        self.grafana_admin_password = (
+            pulumi.Output.secret(admin_password) if admin_password is not None else pulumi.Output.from_input(None)
+        )
         self.namespace = pulumi.Output.from_input(ns)
-        self.rule_name = rule.metadata["name"]
+        self.rule_name = rule.metadata["name"]  # type: ignore[attr-defined]  # a CustomResource's outputs are set at runtime
         self.prometheus_operator_api = pulumi.Output.from_input(operator_api)
         self.register_outputs(
             {

@@ -1,6 +1,6 @@
 """The cross-object rules as one check over a whole rendered stack."""
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from .gpus import dcgm_maps_gpu_resources
 from .inference import body_routers_reach_routes, inference_pools_reach_servers, objectives_select_pools
@@ -17,6 +17,7 @@ StackRule = Callable[[list[dict], Declared], list[str]]
 
 def each_object(rule: Callable[[Mapping], list[str]]) -> StackRule:
     """A rule over one object as a rule over a stack: every object's problems."""
+
     def over_stack(manifests: Sequence[Mapping], declared: Declared = Declared()) -> list[str]:
         return [p for o in manifests for p in rule(o)]
 

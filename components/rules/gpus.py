@@ -1,11 +1,24 @@
 """GPUs: what a vLLM server asks for matches its parallelism, GPU pods tolerate the pool's
 taints, and the DCGM exporter maps every GPU resource the pods request."""
 
-from typing import Any, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from ..observability.observability import DCGM_RESOURCE_NAMES_ENV, DCGM_VIRTUAL_GPUS_ENV
 from ..cluster.scheduling import WHOLE_GPU_RESOURCE
-from .manifests import UNKNOWN, as_int, as_list, as_map, containers, describe, flag_value, get_path, pod_template, vllm_containers, words
+from ..observability.observability import DCGM_RESOURCE_NAMES_ENV, DCGM_VIRTUAL_GPUS_ENV
+from .manifests import (
+    UNKNOWN,
+    as_int,
+    as_list,
+    as_map,
+    containers,
+    describe,
+    flag_value,
+    get_path,
+    pod_template,
+    vllm_containers,
+    words,
+)
 from .stack import Declared, workloads
 
 #: Resource name prefixes that are GPUs (whole, shared or MIG slices) for the device plugin.
@@ -26,20 +39,25 @@ def gpu_requests(c: Mapping, prefixes: Sequence[str] = GPU_RESOURCE_PREFIXES) ->
     return {k: v for k, v in source.items() if str(k).startswith(tuple(prefixes))}
 
 
-def vllm_gpus_needed(c: Mapping) -> Optional[int]:
+def vllm_gpus_needed(c: Mapping) -> int | None:
     """GPUs one vLLM server uses: tensor x pipeline (x data) parallel size, from its flags
     (in a multi-node group, that over ``--nnodes``: each pod runs its node's share)."""
     ws = words(c)
     if any(w == UNKNOWN for w in ws):
         return None
-    sizes = [flag_value(ws, *names) or "1" for names in (
-        ("--tensor-parallel-size", "-tp"), ("--pipeline-parallel-size", "-pp"), ("--data-parallel-size", "-dp"),
-    )]
-    ints = [as_int(s) for s in sizes]
+    sizes = [
+        flag_value(ws, *names) or "1"
+        for names in (
+            ("--tensor-parallel-size", "-tp"),
+            ("--pipeline-parallel-size", "-pp"),
+            ("--data-parallel-size", "-dp"),
+        )
+    ]
+    tp, pp, dp = (as_int(s) for s in sizes)
     nodes = as_int(flag_value(ws, "--nnodes", "-n") or "1")
-    if any(i is None for i in ints) or not nodes:
+    if tp is None or pp is None or dp is None or not nodes:
         return None
-    return ints[0] * ints[1] * ints[2] // nodes
+    return tp * pp * dp // nodes
 
 
 def gpu_request_matches_parallelism(m: Mapping, prefixes: Sequence[str] = GPU_RESOURCE_PREFIXES) -> list[str]:
@@ -89,7 +107,9 @@ def _taint_str(t: Mapping) -> str:
 
 
 def untolerated_gpu_taints(
-    m: Mapping, taints: Sequence[Mapping], extra_tolerations: Sequence[Mapping] = (),
+    m: Mapping,
+    taints: Sequence[Mapping],
+    extra_tolerations: Sequence[Mapping] = (),
     prefixes: Sequence[str] = GPU_RESOURCE_PREFIXES,
 ) -> list[str]:
     """A pod that requests GPUs tolerates every taint of the GPU pool (else it never schedules).
@@ -110,7 +130,9 @@ def untolerated_gpu_taints(
     ]
 
 
-def gpu_pool_taints(objects: Sequence[Mapping], pod_labels_selector: Mapping, default: Sequence[Mapping]) -> list[Mapping]:
+def gpu_pool_taints(
+    objects: Sequence[Mapping], pod_labels_selector: Mapping, default: Sequence[Mapping]
+) -> list[Mapping]:
     """Taints of the GPU nodes a pod lands on: those of the Karpenter NodePools whose node labels
     its nodeSelector matches, plus ``default`` (the pool's declared taints)."""
     taints = list(default)
@@ -123,13 +145,16 @@ def gpu_pool_taints(objects: Sequence[Mapping], pod_labels_selector: Mapping, de
     return taints
 
 
-def gpu_pods_tolerate_pool_taints(objects: Sequence[Mapping], taints: Sequence[Mapping] = DEFAULT_GPU_TAINTS) -> list[str]:
+def gpu_pods_tolerate_pool_taints(
+    objects: Sequence[Mapping], taints: Sequence[Mapping] = DEFAULT_GPU_TAINTS
+) -> list[str]:
     """Every pod that requests GPUs tolerates the pool's taints (declared ones and those of the
     Karpenter NodePool it is placed on), counting what its RuntimeClass adds at admission.
     Protects from GPU pods that stay Pending forever."""
     runtime_tolerations = {
         get_path(m, "metadata", "name"): [as_map(t) for t in as_list(get_path(m, "scheduling", "tolerations"))]
-        for m in objects if m.get("kind") == "RuntimeClass"
+        for m in objects
+        if m.get("kind") == "RuntimeClass"
     }
     problems = []
     for m in objects:
@@ -148,8 +173,11 @@ def dcgm_maps_gpu_resources(manifests: list[dict], declared: Declared = Declared
     with ``KUBERNETES_VIRTUAL_GPUS``: every GPU resource a pod of the stack requests is mapped.
     Protects from GPU dashboards and alerts that show no model for a busy GPU."""
     requested = {
-        r for w in workloads(manifests) for c in containers(w.pod)
-        for part in ("requests", "limits") for r in ((c.get("resources") or {}).get(part) or {})
+        r
+        for w in workloads(manifests)
+        for c in containers(w.pod)
+        for part in ("requests", "limits")
+        for r in ((c.get("resources") or {}).get(part) or {})
         if r.startswith("nvidia.com/")
     }
     problems = []

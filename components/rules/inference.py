@@ -1,8 +1,9 @@
 """The inference edge: InferencePools, their endpoint pickers and objectives, and the body-based
 router that turns "one URL, model in the body" into the header routes match."""
 
+import itertools
 import json
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
 
 from ..edge.inference_objective import OBJECTIVE_HEADER
 from ..edge.model_route import MODEL_NAME_HEADER
@@ -29,10 +30,14 @@ def inference_objectives_name_pools(objects: Sequence[Mapping]) -> list[str]:
         if UNKNOWN in (group, kind, name):
             continue
         if (group, kind) != (POOL_GROUP, POOL_KIND):
-            problems.append(f"{describe(m)} refers to {group}/{kind}, not an {POOL_KIND} ({POOL_GROUP}): no picker loads it")
+            problems.append(
+                f"{describe(m)} refers to {group}/{kind}, not an {POOL_KIND} ({POOL_GROUP}): no picker loads it"
+            )
         elif (namespace_of(m), name) not in pools:
-            problems.append(f"{describe(m)} refers to InferencePool {namespace_of(m)}/{name}, which the stack does not create: "
-                            "no picker loads it, and its served name runs at priority 0")
+            problems.append(
+                f"{describe(m)} refers to InferencePool {namespace_of(m)}/{name}, which the stack does not create: "
+                "no picker loads it, and its served name runs at priority 0"
+            )
     return problems
 
 
@@ -55,9 +60,14 @@ def inference_pools_reach_servers(manifests: list[dict], declared: Declared = De
                 if b.get("kind") != "InferencePool":
                     continue
                 if (ns, b.get("name")) not in pools:
-                    problems.append(f"{describe(route)} routes to InferencePool {ns}/{b.get('name')}, which the stack does not create")
+                    problems.append(
+                        f"{describe(route)} routes to InferencePool {ns}/{b.get('name')}, which the stack does not "
+                        "create"
+                    )
                     continue
-                gateways.setdefault((ns, b.get("name")), set()).update(r.get("namespace", ns) for r in spec.get("parentRefs") or [])
+                gateways.setdefault((ns, b.get("name")), set()).update(
+                    r.get("namespace", ns) for r in spec.get("parentRefs") or []
+                )
     for key, pool in pools.items():
         ns, spec = key[0], pool.get("spec") or {}
         ports = [p.get("number") for p in spec.get("targetPorts") or []]
@@ -68,14 +78,29 @@ def inference_pools_reach_servers(manifests: list[dict], declared: Declared = De
         svc = services.get((ns, picker_ref.get("name")))
         pickers = list(service_targets(manifests, svc, (picker_ref.get("port") or {}).get("number"))) if svc else []
         if not pickers:
-            problems.append(f"{describe(pool)} names endpoint picker Service {ns}/{picker_ref.get('name')} port {(picker_ref.get('port') or {}).get('number')}, which selects no pod with that port")
+            problems.append(
+                f"{describe(pool)} names endpoint picker Service {ns}/{picker_ref.get('name')} port "
+                f"{(picker_ref.get('port') or {}).get('number')}, which selects no pod with that port"
+            )
         for w in servers:
             for port in ports:
-                if port not in named_ports(w).values() and port not in [p.get("containerPort") for c in containers(w.pod) for p in c.get("ports") or []]:
+                if port not in named_ports(w).values() and port not in [
+                    p.get("containerPort") for c in containers(w.pod) for p in c.get("ports") or []
+                ]:
                     problems.append(f"{describe(pool)} targets port {port}, on which {w} does not listen")
-                flows = [Flow(g, w, port, f"the Gateway sends {describe(pool)}'s requests to the chosen pod") for g in gateways.get(key, ())]
-                flows += [Flow(p.namespace, w, port, f"{describe(pool)}'s endpoint picker scrapes its metrics") for p, _ in pickers]
-                problems += [f"no NetworkPolicy admits namespace {f.source!r} to {w} on port {f.port} ({f.why})" for f in flows if blocked(policies, f)]
+                flows = [
+                    Flow(g, w, port, f"the Gateway sends {describe(pool)}'s requests to the chosen pod")
+                    for g in gateways.get(key, ())
+                ]
+                flows += [
+                    Flow(p.namespace, w, port, f"{describe(pool)}'s endpoint picker scrapes its metrics")
+                    for p, _ in pickers
+                ]
+                problems += [
+                    f"no NetworkPolicy admits namespace {f.source!r} to {w} on port {f.port} ({f.why})"
+                    for f in flows
+                    if blocked(policies, f)
+                ]
         for p, port in pickers:
             for g in gateways.get(key, ()):
                 f = Flow(g, p, port, f"the Gateway calls {describe(pool)}'s endpoint picker (ext-proc)")
@@ -90,7 +115,7 @@ def plugin_headers(w: Workload) -> dict[str, str]:
     out = {}
     for c in containers(w.pod):
         args = c.get("args") or []
-        for flag, value in zip(args, args[1:]):
+        for flag, value in itertools.pairwise(args):
             parts = value.split(":", 2) if flag == "--plugin" else []
             if len(parts) == 3 and parts[0] == "body-field-to-header":
                 conf = json.loads(parts[2])
@@ -98,13 +123,17 @@ def plugin_headers(w: Workload) -> dict[str, str]:
     return out
 
 
-def _ext_proc_service(envoy_filter: dict) -> Optional[tuple[str, str, int]]:
+def _ext_proc_service(envoy_filter: dict) -> tuple[str, str, int] | None:
     """(namespace, Service, port) an Istio EnvoyFilter's ext_proc filter calls (``outbound|port||host``)."""
     for patch in (envoy_filter.get("spec") or {}).get("configPatches") or []:
         config = ((patch.get("patch") or {}).get("value") or {}).get("typed_config") or {}
         cluster = ((config.get("grpc_service") or {}).get("envoy_grpc") or {}).get("cluster_name") or ""
         parts = cluster.split("|")
-        if config.get("@type", "").endswith("ext_proc.v3.ExternalProcessor") and len(parts) == 4 and parts[0] == "outbound":
+        if (
+            config.get("@type", "").endswith("ext_proc.v3.ExternalProcessor")
+            and len(parts) == 4
+            and parts[0] == "outbound"
+        ):
             host = parts[3].split(".")
             return host[1], host[0], int(parts[1])
     return None
@@ -130,11 +159,17 @@ def body_routers_reach_routes(manifests: list[dict], declared: Declared = Declar
             problems.append(f"{describe(ef)} targets no Gateway: Istio would apply it to every proxy of its namespace")
         for g in gateways:
             if ("Gateway", ns, g) not in have:
-                problems.append(f"{describe(ef)} targets Gateway {ns}/{g}, which is neither in the stack nor declared (an EnvoyFilter targets its own namespace only)")
+                problems.append(
+                    f"{describe(ef)} targets Gateway {ns}/{g}, which is neither in the stack nor declared (an "
+                    "EnvoyFilter targets its own namespace only)"
+                )
         svc = services.get(target[:2])
         routers = list(service_targets(manifests, svc, target[2])) if svc else []
         if not routers:
-            problems.append(f"{describe(ef)} calls {target[1]}.{target[0]} port {target[2]}, which is no Service of the stack selecting pods with that port")
+            problems.append(
+                f"{describe(ef)} calls {target[1]}.{target[0]} port {target[2]}, which is no Service of the stack "
+                "selecting pods with that port"
+            )
         headers: dict = {}
         for w, port in routers:
             headers.update(plugin_headers(w))
@@ -142,14 +177,20 @@ def body_routers_reach_routes(manifests: list[dict], declared: Declared = Declar
             if blocked(policies, f):
                 problems.append(f"no NetworkPolicy admits namespace {ns!r} to {w} on port {port} ({f.why})")
         for route in (o for o in manifests if o["kind"] == "HTTPRoute"):
-            parents = {(r.get("namespace", namespace_of(route)), r.get("name")) for r in (route.get("spec") or {}).get("parentRefs") or []}
+            parents = {
+                (r.get("namespace", namespace_of(route)), r.get("name"))
+                for r in (route.get("spec") or {}).get("parentRefs") or []
+            }
             if not parents & {(ns, g) for g in gateways} or not routers:
                 continue
             for rule in (route.get("spec") or {}).get("rules") or []:
                 for match in rule.get("matches") or []:
                     for h in match.get("headers") or []:
                         if h.get("name", "").lower() not in headers:
-                            problems.append(f"{describe(route)} matches header {h.get('name')}, which the body-based router behind {describe(ef)} does not set (it sets {sorted(headers)})")
+                            problems.append(
+                                f"{describe(route)} matches header {h.get('name')}, which the body-based router behind "
+                                f"{describe(ef)} does not set (it sets {sorted(headers)})"
+                            )
     return problems
 
 
@@ -163,7 +204,12 @@ def objectives_select_pools(manifests: list[dict], declared: Declared = Declared
     routed: set = set()  # (namespace, pool, served name)
     for route in (o for o in manifests if o["kind"] == "HTTPRoute"):
         for rule in (route.get("spec") or {}).get("rules") or []:
-            names = {h.get("value") for m in rule.get("matches") or [] for h in m.get("headers") or [] if h.get("name", "").lower() == MODEL_NAME_HEADER.lower()}
+            names = {
+                h.get("value")
+                for m in rule.get("matches") or []
+                for h in m.get("headers") or []
+                if h.get("name", "").lower() == MODEL_NAME_HEADER.lower()
+            }
             for b in rule.get("backendRefs") or []:
                 if b.get("kind") == "InferencePool":
                     routed |= {(namespace_of(route), b.get("name"), n) for n in names}
@@ -174,7 +220,13 @@ def objectives_select_pools(manifests: list[dict], declared: Declared = Declared
         if (ns, ref.get("name")) not in pools:
             continue  # reported above
         if (ns, ref.get("name"), name_of(o)) not in routed:
-            problems.append(f"{describe(o)} is named {name_of(o)!r}, but no HTTPRoute sends requests for that model name to InferencePool {ns}/{ref.get('name')}")
+            problems.append(
+                f"{describe(o)} is named {name_of(o)!r}, but no HTTPRoute sends requests for that model name to "
+                f"InferencePool {ns}/{ref.get('name')}"
+            )
         if setters.get(OBJECTIVE_HEADER) != "model":
-            problems.append(f"{describe(o)}: no body-based router of the stack sets {OBJECTIVE_HEADER} from the body's model, so no request selects it")
+            problems.append(
+                f"{describe(o)}: no body-based router of the stack sets {OBJECTIVE_HEADER} from the body's model, so "
+                "no request selects it"
+            )
     return problems

@@ -6,7 +6,9 @@ with its name and namespace at the top level. Values a preview cannot know yet a
 :data:`UNKNOWN`; a rule never reports on a value it cannot see.
 """
 
-from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 #: Stands for a value that is unknown during a preview (an Output not resolved yet).
 UNKNOWN = "<unknown until apply>"
@@ -50,7 +52,7 @@ def as_map(value: Any) -> Mapping:
     return value if isinstance(value, Mapping) else {}
 
 
-def as_int(value: Any) -> Optional[int]:
+def as_int(value: Any) -> int | None:
     """A whole number (``2``, ``"2"``, ``2.0``), else None."""
     try:
         f = float(value)
@@ -59,7 +61,7 @@ def as_int(value: Any) -> Optional[int]:
     return int(f) if f.is_integer() else None
 
 
-def namespace_of(m: Mapping) -> Optional[str]:
+def namespace_of(m: Mapping) -> str | None:
     """The object's namespace (a Helm release's: the one it installs into)."""
     return m.get("namespace") if m.get("kind") == "Release" else as_map(m.get("metadata")).get("namespace")
 
@@ -111,10 +113,10 @@ def pod_templates(m: Mapping) -> list[tuple[dict, Mapping]]:
     return [t] if t else []
 
 
-def pod_template(m: Mapping) -> Optional[tuple[dict, Mapping]]:
+def pod_template(m: Mapping) -> tuple[dict, Mapping] | None:
     """(labels its pods carry, pod spec) of a workload, or None for objects that run no pods
     (a LeaderWorkerSet: its leader's, the pods that serve; ``pod_templates`` has the workers' too)."""
-    kind = m.get("kind")
+    kind: Any = m.get("kind")
     if is_leader_worker_set(m):
         return _lws_templates(m)[0]
     if kind == "Pod" and m.get("apiVersion") == "v1":
@@ -144,7 +146,7 @@ def words(c: Mapping) -> list[str]:
     return [str(w) for w in as_list(c.get("command")) + as_list(c.get("args"))]
 
 
-def flag_value(words: Sequence[str], *names: str) -> Optional[str]:
+def flag_value(words: Sequence[str], *names: str) -> str | None:
     """Value of a CLI flag given as ``--flag value`` or ``--flag=value`` (last one wins)."""
     found = None
     for i, w in enumerate(words):
@@ -152,7 +154,7 @@ def flag_value(words: Sequence[str], *names: str) -> Optional[str]:
             if w == n and i + 1 < len(words):
                 found = words[i + 1]
             elif w.startswith(n + "="):
-                found = w[len(n) + 1:]
+                found = w[len(n) + 1 :]
     return found
 
 
@@ -161,7 +163,7 @@ def is_vllm_container(c: Mapping) -> bool:
     ws = words(c)
     if any(e in w for w in ws for e in _VLLM_ENTRYPOINTS):
         return True
-    return any((a.rsplit("/", 1)[-1] == "vllm" or a == _VLLM_CLI) and b == "serve" for a, b in zip(ws, ws[1:]))
+    return any((a.rsplit("/", 1)[-1] == "vllm" or a == _VLLM_CLI) and b == "serve" for a, b in itertools.pairwise(ws))
 
 
 def is_headless_vllm(c: Mapping) -> bool:
@@ -210,17 +212,26 @@ def selector_matches(selector: Any, labels: Mapping) -> bool:
     return True
 
 
-def matches(selector: Optional[Mapping], labels: Mapping) -> bool:
+def matches(selector: Mapping | None, labels: Mapping) -> bool:
     """:func:`selector_matches`, where a missing selector selects every pod (a NetworkPolicy's
     podSelector, a monitor's selector)."""
     return selector_matches(selector or {}, labels)
 
 
-def pulumi_manifest(resource_type: str, props: Mapping) -> Optional[dict]:
+def pulumi_manifest(resource_type: str, props: Mapping) -> dict | None:
     """The manifest a pulumi-kubernetes resource (``kubernetes:apps/v1:Deployment`` + its inputs)
     applies; None for Helm releases, charts and other non-object types."""
     parts = resource_type.split(":")
-    if len(parts) != 3 or parts[0] != "kubernetes" or "/" not in parts[1] or parts[1].startswith(("helm.sh/", "yaml/", "kustomize/")):
+    if (
+        len(parts) != 3
+        or parts[0] != "kubernetes"
+        or "/" not in parts[1]
+        or parts[1].startswith(("helm.sh/", "yaml/", "kustomize/"))
+    ):
         return None
     api_version = parts[1].removeprefix("core/")
-    return {**{k: v for k, v in props.items() if k not in ("apiVersion", "kind")}, "apiVersion": api_version, "kind": parts[2]}
+    return {
+        **{k: v for k, v in props.items() if k not in ("apiVersion", "kind")},
+        "apiVersion": api_version,
+        "kind": parts[2],
+    }

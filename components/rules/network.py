@@ -1,11 +1,21 @@
 """Who may reach whom: NetworkPolicies against the traffic the stack expects, and teams kept apart."""
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
 
-from ..serving.knative_vllm_service import QUEUE_PROXY_HTTP_PORT
 from ..cluster.team import TEAM_LABEL
-from .manifests import as_list, describe, get_path, is_core_service, matches, name_of, namespace_of, selector_matches, serving_pods
+from ..serving.knative_vllm_service import QUEUE_PROXY_HTTP_PORT
+from .manifests import (
+    as_list,
+    describe,
+    get_path,
+    is_core_service,
+    matches,
+    name_of,
+    namespace_of,
+    selector_matches,
+    serving_pods,
+)
 from .stack import Declared, Workload, resolve_port, selected, service_targets, workloads
 
 #: Services of the stack that clients do not call (an InferencePool's endpoint picker: the Gateway does).
@@ -16,7 +26,7 @@ INTERNAL_COMPONENTS = frozenset({"endpoint-picker", "body-based-router"})
 class Flow:
     """Traffic the stack expects: pods in ``source`` reach ``target``'s pods on ``port``."""
 
-    source: Optional[str]
+    source: str | None
     target: Workload
     port: int
     why: str
@@ -50,8 +60,13 @@ def admits(policy: dict, f: Flow) -> bool:
 def isolating(policies: list[dict], target: Workload, ingress_only: bool = True) -> list[dict]:
     """The NetworkPolicies of the target's namespace that select its pods (of type Ingress; with
     ``ingress_only=False``, whatever their policyTypes)."""
-    return [p for p in policies if namespace_of(p) == target.namespace and matches((p.get("spec") or {}).get("podSelector"), target.labels)
-            and (not ingress_only or is_ingress_policy(p))]
+    return [
+        p
+        for p in policies
+        if namespace_of(p) == target.namespace
+        and matches((p.get("spec") or {}).get("podSelector"), target.labels)
+        and (not ingress_only or is_ingress_policy(p))
+    ]
 
 
 def blocked(policies: list[dict], f: Flow, ingress_only: bool = True) -> bool:
@@ -76,24 +91,40 @@ def declared_flows(manifests: list[dict], declared: Declared) -> list[Flow]:
                         if port is not None:
                             flows += [Flow(s, w, port, f"{describe(mon)} scrapes it") for s in declared.scrapers]
             else:
-                for svc in (o for o in manifests if is_core_service(o) and namespace_of(o) == ns
-                            and matches(spec.get("selector"), (o.get("metadata") or {}).get("labels") or {})):
+                for svc in (
+                    o
+                    for o in manifests
+                    if is_core_service(o)
+                    and namespace_of(o) == ns
+                    and matches(spec.get("selector"), (o.get("metadata") or {}).get("labels") or {})
+                ):
                     for ep in spec.get("endpoints") or []:
                         for w, port in service_targets(manifests, svc, ep.get("port")):
                             flows += [Flow(s, w, port, f"{describe(mon)} scrapes it") for s in declared.scrapers]
-    for svc in (o for o in manifests if is_core_service(o) and (o.get("spec") or {}).get("selector")
-                and ((o.get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/component") not in INTERNAL_COMPONENTS):
+    for svc in (
+        o
+        for o in manifests
+        if is_core_service(o)
+        and (o.get("spec") or {}).get("selector")
+        and ((o.get("metadata") or {}).get("labels") or {}).get("app.kubernetes.io/component")
+        not in INTERNAL_COMPONENTS
+    ):
         for w, port in service_targets(manifests, svc):
             flows += [Flow(c, w, port, f"clients call {describe(svc)}") for c in declared.callers]
     for w in workloads(manifests):
         if w.kind == "KnativeService":
-            flows += [Flow(ns, w, QUEUE_PROXY_HTTP_PORT, "Knative's activator/gateway call queue-proxy") for ns in declared.knative_data_plane]
+            flows += [
+                Flow(ns, w, QUEUE_PROXY_HTTP_PORT, "Knative's activator/gateway call queue-proxy")
+                for ns in declared.knative_data_plane
+            ]
     for o in (o for o in manifests if o["kind"] == "HTTPScaledObject"):
         ref = (o.get("spec") or {}).get("scaleTargetRef") or {}
         target = by_name.get((namespace_of(o), ref.get("service")))
         if target is not None:
             for w, port in service_targets(manifests, target, ref.get("port")):
-                flows += [Flow(ns, w, port, f"the HTTP add-on routes {describe(o)}") for ns in declared.http_interceptors]
+                flows += [
+                    Flow(ns, w, port, f"the HTTP add-on routes {describe(o)}") for ns in declared.http_interceptors
+                ]
     return flows
 
 
@@ -120,7 +151,10 @@ def serving_pods_have_network_policy(objects: Sequence[Mapping]) -> list[str]:
     policies = [m for m in objects if m.get("kind") == "NetworkPolicy" and is_ingress_policy(m)]
     problems = []
     for m, labels, _ in serving_pods(objects):
-        if not any(namespace_of(p) == namespace_of(m) and selector_matches(get_path(p, "spec", "podSelector"), labels) for p in policies):
+        if not any(
+            namespace_of(p) == namespace_of(m) and selector_matches(get_path(p, "spec", "podSelector"), labels)
+            for p in policies
+        ):
             problems.append(
                 f"{describe(m)} runs vLLM servers that no NetworkPolicy selects: any pod in the cluster can reach "
                 f"its API and /metrics. Add an ingress NetworkPolicy whose podSelector matches its pod labels "
@@ -134,14 +168,22 @@ def teams_stay_apart(manifests: list[dict], declared: Declared = Declared()) -> 
     every pod, no NetworkPolicy there admits another team's namespace, and a quota on CPU/memory
     requests comes with a LimitRange that gives containers without requests some. Protects a team
     from another team's pods, and from pods the quota refuses for want of requests."""
-    teams = {o["metadata"]["name"]: o["metadata"]["labels"][TEAM_LABEL] for o in manifests
-             if o["kind"] == "Namespace" and TEAM_LABEL in (o["metadata"].get("labels") or {})}
+    teams = {
+        o["metadata"]["name"]: o["metadata"]["labels"][TEAM_LABEL]
+        for o in manifests
+        if o["kind"] == "Namespace" and TEAM_LABEL in (o["metadata"].get("labels") or {})
+    }
     problems = []
     for ns, team in sorted(teams.items()):
         here = [o for o in manifests if namespace_of(o) == ns]
         policies = [o for o in here if o["kind"] == "NetworkPolicy"]
-        if not any((p["spec"].get("podSelector") or {}) == {} and "Ingress" in p["spec"].get("policyTypes", ["Ingress"]) for p in policies):
-            problems.append(f"team {team}'s namespace {ns!r} has no NetworkPolicy isolating every pod: other namespaces reach them")
+        if not any(
+            (p["spec"].get("podSelector") or {}) == {} and "Ingress" in p["spec"].get("policyTypes", ["Ingress"])
+            for p in policies
+        ):
+            problems.append(
+                f"team {team}'s namespace {ns!r} has no NetworkPolicy isolating every pod: other namespaces reach them"
+            )
         for p in policies:
             for rule in p["spec"].get("ingress") or []:
                 for peer in rule.get("from") or []:
@@ -150,8 +192,16 @@ def teams_stay_apart(manifests: list[dict], declared: Declared = Declared()) -> 
                         continue
                     for other in teams:
                         if other != ns and matches(sel, {"kubernetes.io/metadata.name": other}):
-                            problems.append(f"{describe(p)} in team {team}'s namespace admits team {teams[other]}'s namespace {other!r}")
+                            problems.append(
+                                f"{describe(p)} in team {team}'s namespace admits team {teams[other]}'s namespace "
+                                f"{other!r}"
+                            )
         hard = {k for q in here if q["kind"] == "ResourceQuota" for k in (q["spec"].get("hard") or {})}
-        if hard & {"requests.cpu", "requests.memory", "cpu", "memory"} and not any(o["kind"] == "LimitRange" for o in here):
-            problems.append(f"team {team}'s namespace {ns!r} has a quota on CPU/memory requests but no LimitRange: a container without requests is refused")
+        if hard & {"requests.cpu", "requests.memory", "cpu", "memory"} and not any(
+            o["kind"] == "LimitRange" for o in here
+        ):
+            problems.append(
+                f"team {team}'s namespace {ns!r} has a quota on CPU/memory requests but no LimitRange: a container "
+                "without requests is refused"
+            )
     return problems

@@ -1,7 +1,8 @@
 """Pinned versions: images name a version or a digest, Helm charts an exact release."""
 
 import re
-from typing import Any, Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .manifests import UNKNOWN, containers, describe, pod_template
 
@@ -10,7 +11,7 @@ MOVING_TAGS = ("latest", "stable", "main", "master", "edge", "nightly", "dev", "
 _PINNED_CHART_VERSION = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.+-]+)?$")
 
 
-def image_tag(image: str) -> tuple[Optional[str], Optional[str]]:
+def image_tag(image: str) -> tuple[str | None, str | None]:
     """(tag, digest) of an image reference; a registry's ``:port`` is not a tag."""
     name, _, digest = image.partition("@")
     last = name.rsplit("/", 1)[-1]
@@ -51,8 +52,10 @@ def helm_chart_pinned(kind: str, name: str, chart: Any, version: Any) -> list[st
         return []
     where = f"{kind} {name} (chart {chart_s or '?'})"
     if not version:
-        return [f"{where} has no version: the newest chart would be installed at every update. Set version "
-                f"to an exact release (keep every pin in components/versions.py)."]
+        return [
+            f"{where} has no version: the newest chart would be installed at every update. Set version "
+            f"to an exact release (keep every pin in components/versions.py)."
+        ]
     if not _PINNED_CHART_VERSION.match(str(version)):
         return [f"{where} asks for version {version!r}, a range: set an exact release such as 1.2.3."]
     return []

@@ -1,7 +1,7 @@
 """What refers to what: every name an object uses exists (in the stack or declared outside it),
 and no name the stack takes is one a controller needs for itself."""
 
-from typing import Mapping, Optional, Sequence
+from collections.abc import Mapping, Sequence
 
 from .manifests import containers, describe, get_path, is_core_service, is_leader_worker_set, name_of, namespace_of
 from .stack import CLUSTER_SCOPED, Declared, created_namespaces, existing, workloads
@@ -15,19 +15,45 @@ def references_exist(manifests: list[dict], declared: Declared = Declared()) -> 
     have = existing(manifests, declared)
     problems = []
 
-    def need(kind: str, ns: Optional[str], name, who: str, optional: bool = False) -> None:
+    def need(kind: str, ns: str | None, name, who: str, optional: bool = False) -> None:
         if name and not optional and (kind, ns, name) not in have:
-            problems.append(f"{who} refers to {kind} {ns + '/' if ns else ''}{name}, which the stack neither creates nor declares")
+            problems.append(
+                f"{who} refers to {kind} {ns + '/' if ns else ''}{name}, which the stack neither creates nor declares"
+            )
 
     for w in workloads(manifests):
         ns, who, pod = w.namespace, str(w), w.pod
         for v in pod.get("volumes") or []:
-            need("Secret", ns, (v.get("secret") or {}).get("secretName"), who, (v.get("secret") or {}).get("optional", False))
-            need("ConfigMap", ns, (v.get("configMap") or {}).get("name"), who, (v.get("configMap") or {}).get("optional", False))
+            need(
+                "Secret",
+                ns,
+                (v.get("secret") or {}).get("secretName"),
+                who,
+                (v.get("secret") or {}).get("optional", False),
+            )
+            need(
+                "ConfigMap",
+                ns,
+                (v.get("configMap") or {}).get("name"),
+                who,
+                (v.get("configMap") or {}).get("optional", False),
+            )
             need("PersistentVolumeClaim", ns, (v.get("persistentVolumeClaim") or {}).get("claimName"), who)
             for src in (v.get("projected") or {}).get("sources") or []:
-                need("Secret", ns, (src.get("secret") or {}).get("name"), who, (src.get("secret") or {}).get("optional", False))
-                need("ConfigMap", ns, (src.get("configMap") or {}).get("name"), who, (src.get("configMap") or {}).get("optional", False))
+                need(
+                    "Secret",
+                    ns,
+                    (src.get("secret") or {}).get("name"),
+                    who,
+                    (src.get("secret") or {}).get("optional", False),
+                )
+                need(
+                    "ConfigMap",
+                    ns,
+                    (src.get("configMap") or {}).get("name"),
+                    who,
+                    (src.get("configMap") or {}).get("optional", False),
+                )
         for c in containers(pod):
             for e in c.get("env") or []:
                 ref = e.get("valueFrom") or {}
@@ -76,7 +102,7 @@ def namespaces_exist(manifests: list[dict], declared: Declared = Declared()) -> 
         if o["kind"] == "NetworkPolicy":
             for rule in [*(spec.get("ingress") or []), *(spec.get("egress") or [])]:
                 for peer in [*(rule.get("from") or []), *(rule.get("to") or [])]:
-                    named += _namespace_names((peer.get("namespaceSelector") or {}))
+                    named += _namespace_names(peer.get("namespaceSelector") or {})
         for ns in sorted(set(named) - known):
             problems.append(f"{describe(o)} names namespace {ns!r}, which the stack neither creates nor declares")
     return problems
@@ -100,5 +126,6 @@ def lws_headless_service_free(objects: Sequence[Mapping], declared: Declared = D
         f"{describe(m)}: the Service {get_path(m, 'metadata', 'name')} exists in its namespace, so the LeaderWorkerSet "
         f"controller does not create its headless Service and the group's pods cannot resolve their leader; give the "
         f"LeaderWorkerSet or the Service another name."
-        for m in objects if is_leader_worker_set(m) and (namespace_of(m), name_of(m)) in services
+        for m in objects
+        if is_leader_worker_set(m) and (namespace_of(m), name_of(m)) in services
     ]

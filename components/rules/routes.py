@@ -1,7 +1,8 @@
 """Routes to the models: HTTPRoutes and Ingresses reach servers of the stack, and outlast a stream."""
 
 import re
-from typing import Any, Iterator, Mapping, Optional
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from ..edge.model_route import MIN_REQUEST_TIMEOUT_SECONDS
 from .knative import knative_local_gateways, knative_route_problems
@@ -12,11 +13,14 @@ from .stack import Declared, existing, service_targets, workloads
 #: A proxy's usual default, which cuts a streamed generation off: no route to an LLM may time out sooner
 #: (ModelRoute refuses a shorter request timeout).
 MIN_ROUTE_TIMEOUT_SECONDS = MIN_REQUEST_TIMEOUT_SECONDS
-INGRESS_NGINX_TIMEOUTS = ("nginx.ingress.kubernetes.io/proxy-read-timeout", "nginx.ingress.kubernetes.io/proxy-send-timeout")
+INGRESS_NGINX_TIMEOUTS = (
+    "nginx.ingress.kubernetes.io/proxy-read-timeout",
+    "nginx.ingress.kubernetes.io/proxy-send-timeout",
+)
 _DURATION_PART = re.compile(r"([0-9]+)(ms|h|m|s)")
 
 
-def timeout_seconds(value: Any) -> Optional[float]:
+def timeout_seconds(value: Any) -> float | None:
     """Seconds of a route timeout: a Gateway API duration (``900s``, ``15m``, ``1h30m``; ``0s`` means
     no timeout: infinite) or an nginx annotation's plain seconds; None when unset or unreadable."""
     text = str(value).strip() if value is not None else ""
@@ -46,23 +50,29 @@ def route_timeouts(m: Mapping, min_seconds: float = MIN_ROUTE_TIMEOUT_SECONDS) -
                     continue
                 seconds = timeout_seconds(value)
                 if seconds is None or seconds < min_seconds:
-                    problems.append(f"{describe(m)}: rules[{i}].timeouts.{key} is {value or 'unset (the implementation default)'}: "
-                                    f"set at least {min_seconds:g}s (the model's request budget), or a streamed answer is cut off")
+                    problems.append(
+                        f"{describe(m)}: rules[{i}].timeouts.{key} is {value or 'unset (the implementation default)'}: "
+                        f"set at least {min_seconds:g}s (the model's request budget), or a streamed answer is cut off"
+                    )
     elif m.get("kind") == "Ingress":
         notes = as_map(get_path(m, "metadata", "annotations"))
-        nginx = "nginx" in str(get_path(m, "spec", "ingressClassName") or "") or any(k.startswith("nginx.ingress.kubernetes.io/") for k in notes)
+        nginx = "nginx" in str(get_path(m, "spec", "ingressClassName") or "") or any(
+            k.startswith("nginx.ingress.kubernetes.io/") for k in notes
+        )
         for key in INGRESS_NGINX_TIMEOUTS if nginx else ():
             value = notes.get(key)
             if value == UNKNOWN:
                 continue
             seconds = timeout_seconds(value)
             if seconds is None or seconds < min_seconds:
-                problems.append(f"{describe(m)}: {key} is {value or 'unset (60 s)'}: set at least {min_seconds:g} "
-                                "(the model's request budget), or a streamed answer is cut off")
+                problems.append(
+                    f"{describe(m)}: {key} is {value or 'unset (60 s)'}: set at least {min_seconds:g} "
+                    "(the model's request budget), or a streamed answer is cut off"
+                )
     return problems
 
 
-def route_backends(o: dict) -> Iterator[tuple[dict, Optional[str], Any, Any]]:
+def route_backends(o: dict) -> Iterator[tuple[dict, str | None, Any, Any]]:
     """(rule, Service namespace, Service name, port) of an HTTPRoute's or Ingress's backends."""
     spec = o.get("spec") or {}
     if o["kind"] == "HTTPRoute":
@@ -87,7 +97,10 @@ def _route_callers(o: dict, have: set, declared: Declared) -> tuple[list[str], l
     for ref in (o.get("spec") or {}).get("parentRefs") or []:
         gw_ns = ref.get("namespace", namespace_of(o))
         if ref.get("kind", "Gateway") == "Gateway" and ("Gateway", gw_ns, ref.get("name")) not in have:
-            problems.append(f"{describe(o)} attaches to Gateway {gw_ns}/{ref.get('name')}, which the stack neither creates nor declares")
+            problems.append(
+                f"{describe(o)} attaches to Gateway {gw_ns}/{ref.get('name')}, which the stack neither creates nor "
+                "declares"
+            )
         callers.append(gw_ns)
     return callers, problems
 
@@ -110,8 +123,9 @@ def routes_reach_servers(manifests: list[dict], declared: Declared = Declared())
         problems += found + route_timeouts(o)
         for rule, backend_ns, name, port in route_backends(o):
             svc = services.get((backend_ns, name))
-            to_knative = (o["kind"] == "HTTPRoute" and (backend_ns, name) in {(n, s) for n, s, _ in local_gateways}) or (
-                o["kind"] == "Ingress" and svc is None and (backend_ns, name) in ksvcs)  # Knative's Service for it
+            to_knative = (
+                o["kind"] == "HTTPRoute" and (backend_ns, name) in {(n, s) for n, s, _ in local_gateways}
+            ) or (o["kind"] == "Ingress" and svc is None and (backend_ns, name) in ksvcs)  # Knative's Service for it
             if to_knative or (o["kind"] == "HTTPRoute" and backend_ns != ns):
                 problems += knative_route_problems(manifests, o, rule, backend_ns, name, port, local_gateways, policies)
                 continue
@@ -120,10 +134,14 @@ def routes_reach_servers(manifests: list[dict], declared: Declared = Declared())
                 continue
             targets = list(service_targets(manifests, svc, port))
             if not targets:
-                problems.append(f"{describe(o)} routes to {describe(svc)} port {port}, which selects no pod with that port")
+                problems.append(
+                    f"{describe(o)} routes to {describe(svc)} port {port}, which selects no pod with that port"
+                )
             for w, target_port in targets:
                 for caller in callers:
                     f = Flow(caller, w, target_port, f"{describe(o)} routes to it")
                     if blocked(policies, f, ingress_only=False):
-                        problems.append(f"no NetworkPolicy admits namespace {caller!r} to {w} on port {target_port} ({f.why})")
+                        problems.append(
+                            f"no NetworkPolicy admits namespace {caller!r} to {w} on port {target_port} ({f.why})"
+                        )
     return problems

@@ -1,7 +1,9 @@
 """Credentials and privileges: no secret in plain sight, no container that runs as root."""
 
+import itertools
 import re
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from .manifests import UNKNOWN, as_list, as_map, containers, describe, is_vllm_container, pod_template, words
 
@@ -24,7 +26,7 @@ def is_credential_name(name: str) -> bool:
     words = [w for w in re.split(r"[^A-Za-z0-9]+", snake.upper()) if w]
     if not words or words[-1] in _REFERENCE_SUFFIXES or words[0] == "EXISTING":
         return False
-    return bool(_CRED_WORDS & set(words)) or any(p in _CRED_PAIRS for p in zip(words, words[1:]))
+    return bool(_CRED_WORDS & set(words)) or any(p in _CRED_PAIRS for p in itertools.pairwise(words))
 
 
 def no_plain_credentials(m: Mapping, allowed_names: Sequence[str] = ()) -> list[str]:
@@ -79,13 +81,20 @@ def pod_security(m: Mapping) -> list[str]:
         sc = as_map(c.get("securityContext"))
         non_root, uid = _effective(c, pod_sc, "runAsNonRoot"), _effective(c, pod_sc, "runAsUser")
         if non_root is not True and non_root != UNKNOWN:
-            problems.append(f"{where} may run as root: set securityContext.runAsNonRoot: true (and a runAsUser, e.g. 1000).")
+            problems.append(
+                f"{where} may run as root: set securityContext.runAsNonRoot: true (and a runAsUser, e.g. 1000)."
+            )
         if uid == 0 or uid == "0":
             problems.append(f"{where} sets runAsUser: 0 (root): use a non-zero UID, e.g. 1000.")
         if sc.get("allowPrivilegeEscalation") is not False and sc.get("allowPrivilegeEscalation") != UNKNOWN:
-            problems.append(f"{where} allows privilege escalation: set securityContext.allowPrivilegeEscalation: false.")
+            problems.append(
+                f"{where} allows privilege escalation: set securityContext.allowPrivilegeEscalation: false."
+            )
         if sc.get("privileged") is True:
-            problems.append(f"{where} is privileged: remove securityContext.privileged (a GPU comes from the device plugin, not from privileges).")
+            problems.append(
+                f"{where} is privileged: remove securityContext.privileged (a GPU comes from the device plugin, not "
+                "from privileges)."
+            )
     return problems
 
 

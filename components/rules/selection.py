@@ -1,8 +1,18 @@
 """What selects what: PodDisruptionBudgets and Services against the stack's pod templates."""
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-from .manifests import describe, get_path, is_core_service, is_knative_service, is_leader_worker_set, name_of, namespace_of, pod_templates, selector_matches
+from .manifests import (
+    describe,
+    get_path,
+    is_core_service,
+    is_knative_service,
+    is_leader_worker_set,
+    name_of,
+    namespace_of,
+    pod_templates,
+    selector_matches,
+)
 from .stack import Declared, resolve_port, selected
 
 #: Controllers with a scale the disruption controller can read (Knative revisions are Deployments).
@@ -22,7 +32,11 @@ def pdb_selects_one_controller(objects: Sequence[Mapping], declared: Declared = 
             continue
         selector = get_path(pdb, "spec", "selector")
         ns = namespace_of(pdb)
-        hits = list({id(m): m for m, labels in workloads if namespace_of(m) == ns and selector_matches(selector, labels)}.values())
+        hits = list(
+            {
+                id(m): m for m, labels in workloads if namespace_of(m) == ns and selector_matches(selector, labels)
+            }.values()
+        )
         if not hits:
             problems.append(
                 f"{describe(pdb)} selects no pods of any workload in the stack: make spec.selector the "
@@ -34,7 +48,11 @@ def pdb_selects_one_controller(objects: Sequence[Mapping], declared: Declared = 
                 f"narrow spec.selector (e.g. add app.kubernetes.io/component) or give the other workloads' pods "
                 f"labels of their own."
             )
-        elif hits[0].get("kind") not in SCALABLE_KINDS and not is_knative_service(hits[0]) and not is_leader_worker_set(hits[0]):
+        elif (
+            hits[0].get("kind") not in SCALABLE_KINDS
+            and not is_knative_service(hits[0])
+            and not is_leader_worker_set(hits[0])
+        ):
             problems.append(
                 f"{describe(pdb)} selects the pods of {describe(hits[0])}, which has no scale the disruption "
                 f"controller can count: select a Deployment's or StatefulSet's pods, or drop the budget."

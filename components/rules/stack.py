@@ -1,25 +1,57 @@
 """A rendered stack as the cross-object rules see it: what it declares outside itself, its
 workloads (every pod template), which pods a selector or a Service reaches, and what exists."""
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Optional
 
 from .._core.testing import RELEASE_TYPE, Rendered, to_manifest
-from .manifests import containers, is_knative_service, is_leader_worker_set, matches, name_of, namespace_of, pod_template, pod_templates
+from .manifests import (
+    containers,
+    is_knative_service,
+    is_leader_worker_set,
+    matches,
+    name_of,
+    namespace_of,
+    pod_template,
+    pod_templates,
+)
 
 #: Kinds that live outside any namespace (a namespace on them is ignored by the API server).
-CLUSTER_SCOPED = frozenset({
-    "Namespace", "Node", "PersistentVolume", "PriorityClass", "RuntimeClass", "StorageClass", "CSIDriver",
-    "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "APIService", "IngressClass",
-    "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "ValidatingAdmissionPolicy",
-    "ValidatingAdmissionPolicyBinding", "PriorityLevelConfiguration", "FlowSchema", "GatewayClass",
-    "NodePool", "EC2NodeClass", "AKSNodeClass", "ClusterTriggerAuthentication", "VolumeSnapshotClass",
-})
+CLUSTER_SCOPED = frozenset(
+    {
+        "Namespace",
+        "Node",
+        "PersistentVolume",
+        "PriorityClass",
+        "RuntimeClass",
+        "StorageClass",
+        "CSIDriver",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "APIService",
+        "IngressClass",
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+        "PriorityLevelConfiguration",
+        "FlowSchema",
+        "GatewayClass",
+        "NodePool",
+        "EC2NodeClass",
+        "AKSNodeClass",
+        "ClusterTriggerAuthentication",
+        "VolumeSnapshotClass",
+    }
+)
 KNATIVE_SERVICE_API = "serving.knative.dev/v1"
 #: The port name Knative gives the user container's port on the pods it creates.
 KNATIVE_USER_PORT = "user-port"
 #: Kinds whose pods the rules follow (bare Pods are not rendered by a stack).
-_CONTROLLERS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "ReplicationController", "CronJob"})
+_CONTROLLERS = frozenset(
+    {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "ReplicationController", "CronJob"}
+)
 
 
 @dataclass(frozen=True)
@@ -51,7 +83,7 @@ class Workload:
     """An object with a pod template."""
 
     kind: str  # "KnativeService" for serving.knative.dev Services
-    namespace: Optional[str]
+    namespace: str | None
     name: str
     labels: dict
     pod: dict
@@ -80,7 +112,16 @@ def workloads(manifests: Iterable[dict]) -> list[Workload]:
     for o in manifests:
         if is_leader_worker_set(o):
             for i, (labels, pod) in enumerate(pod_templates(o)):
-                out.append(Workload("LeaderWorkerSet", namespace_of(o), name_of(o) + ("" if i == 0 else "/worker"), labels, dict(pod), o))
+                out.append(
+                    Workload(
+                        "LeaderWorkerSet",
+                        namespace_of(o),
+                        name_of(o) + ("" if i == 0 else "/worker"),
+                        labels,
+                        dict(pod),
+                        o,
+                    )
+                )
             continue
         if not (is_ksvc(o) or o.get("kind") in _CONTROLLERS):
             continue
@@ -92,7 +133,7 @@ def workloads(manifests: Iterable[dict]) -> list[Workload]:
     return out
 
 
-def selected(manifests: list[dict], namespace: Optional[str], selector: Optional[dict]) -> list[Workload]:
+def selected(manifests: list[dict], namespace: str | None, selector: dict | None) -> list[Workload]:
     """The workloads of a namespace whose pods a selector matches (a missing selector: all)."""
     return [w for w in workloads(manifests) if w.namespace == namespace and matches(selector, w.labels)]
 
@@ -105,7 +146,7 @@ def named_ports(w: Workload) -> dict[str, int]:
     return {p["name"]: p["containerPort"] for c in containers(w.pod) for p in c.get("ports") or [] if p.get("name")}
 
 
-def resolve_port(w: Workload, port) -> Optional[int]:
+def resolve_port(w: Workload, port) -> int | None:
     return port if isinstance(port, int) else named_ports(w).get(port)
 
 
@@ -121,7 +162,7 @@ def service_targets(manifests: list[dict], svc: dict, port_ref=None) -> Iterator
                 yield w, port
 
 
-def created_namespaces(manifests: Iterable[dict]) -> set[Optional[str]]:
+def created_namespaces(manifests: Iterable[dict]) -> set[str | None]:
     """Namespaces the stack creates: its Namespaces and its Helm releases' createNamespace."""
     out = {name_of(o) for o in manifests if o["kind"] == "Namespace"}
     return out | {namespace_of(o) for o in manifests if o["kind"] == "Release" and o.get("createNamespace")}
@@ -131,4 +172,3 @@ def existing(manifests: Iterable[dict], declared: Declared) -> set[tuple]:
     """``(kind, namespace or None, name)`` of every object the stack creates or declares."""
     have = {(o["kind"], None if o["kind"] in CLUSTER_SCOPED else namespace_of(o), name_of(o)) for o in manifests}
     return have | set(declared.objects)
-

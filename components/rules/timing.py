@@ -2,7 +2,7 @@
 waits at least as long as what it waits for may legitimately take."""
 
 import math
-from typing import Mapping, Optional
+from collections.abc import Mapping
 
 from .._core.awaits import (
     DEFAULT_AWAIT_SECONDS,
@@ -24,12 +24,12 @@ KNATIVE_DEFAULT_PROGRESS_DEADLINE = 600
 KEDA_DEFAULT_MAX_REPLICAS = 100
 
 
-def startup_budget_seconds(probe: Mapping) -> Optional[int]:
+def startup_budget_seconds(probe: Mapping) -> int | None:
     """Seconds a startup probe lets a container take before the kubelet restarts it."""
     period = as_int(probe.get("periodSeconds", 10))
     failures = as_int(probe.get("failureThreshold", 3))
     delay = as_int(probe.get("initialDelaySeconds", 0))
-    if None in (period, failures, delay):
+    if period is None or failures is None or delay is None:
         return None
     return delay + period * failures
 
@@ -53,10 +53,10 @@ def vllm_startup_probe(m: Mapping, min_budget_seconds: int = STARTUP_BASE_SECOND
         budget = startup_budget_seconds(probe)
         if budget is not None and budget < min_budget_seconds:
             problems.append(
-                f"{where} startupProbe allows {budget} s (initialDelaySeconds + periodSeconds x "
-                f"failureThreshold), less than the {min_budget_seconds} s a vLLM engine needs to start: raise "
-                f"failureThreshold to at least {-(-min_budget_seconds // max(as_int(probe.get('periodSeconds', 10)) or 1, 1))} "
-                f"(or set startupTimeoutSeconds / weightsGiB on the model)."
+                f"{where} startupProbe allows {budget} s (initialDelaySeconds + periodSeconds x failureThreshold), "
+                f"less than the {min_budget_seconds} s a vLLM engine needs to start: raise failureThreshold to at "
+                f"least {-(-min_budget_seconds // max(as_int(probe.get('periodSeconds', 10)) or 1, 1))} (or set "
+                "startupTimeoutSeconds / weightsGiB on the model)."
             )
     return problems
 
@@ -75,7 +75,7 @@ def await_seconds(obj: dict) -> int:
     return int(value) if value is not None else DEFAULT_AWAIT_SECONDS
 
 
-def autoscaler_max(manifests: list[dict], w: Workload) -> Optional[int]:
+def autoscaler_max(manifests: list[dict], w: Workload) -> int | None:
     """The most replicas a ScaledObject / HPA may give a workload."""
     for o in manifests:
         if namespace_of(o) != w.namespace:
@@ -91,7 +91,8 @@ def autoscaler_max(manifests: list[dict], w: Workload) -> Optional[int]:
 
 def scales_to_zero(manifests: list[dict], w: Workload) -> bool:
     return any(
-        o["kind"] == "ScaledObject" and namespace_of(o) == w.namespace
+        o["kind"] == "ScaledObject"
+        and namespace_of(o) == w.namespace
         and (o.get("spec") or {}).get("scaleTargetRef", {}).get("name") == w.name
         and (o.get("spec") or {}).get("minReplicaCount", 0) == 0
         for o in manifests
@@ -105,7 +106,7 @@ def _count(value, replicas: int, rounding) -> int:
     return int(value)
 
 
-def _seconds(value: Optional[str], default: int) -> int:
+def _seconds(value: str | None, default: int) -> int:
     return duration_seconds(value) if value else default
 
 
@@ -127,7 +128,9 @@ def _deployment_await(manifests: list[dict], w: Workload, have: int, per_pod: in
     strategy = (spec.get("strategy") or {}).get("rollingUpdate") or {}
     need = _rollout_waves(replicas, strategy.get("maxSurge", "25%"), strategy.get("maxUnavailable", "25%")) * per_pod
     if have < need:
-        problems.append(f"{describe(o)} is awaited {have} s, less than its rollout may take ({need} s for {replicas} replica(s))")
+        problems.append(
+            f"{describe(o)} is awaited {have} s, less than its rollout may take ({need} s for {replicas} replica(s))"
+        )
     return problems
 
 
@@ -151,10 +154,13 @@ def _knative_service_await(w: Workload, have: int) -> list[str]:
     o, spec, problems = w.obj, w.obj.get("spec") or {}, []
     if WAIT_FOR_ANNOTATION not in annotations(o):
         return []  # custom resources are awaited only when asked
-    tmpl_ann = annotations((spec.get("template") or {}))
+    tmpl_ann = annotations(spec.get("template") or {})
     progress = _seconds(tmpl_ann.get("serving.knative.dev/progress-deadline"), KNATIVE_DEFAULT_PROGRESS_DEADLINE)
     if progress < startup_probe_seconds(w.pod):
-        problems.append(f"{describe(o)}: progress deadline {progress} s is less than its startup budget {startup_probe_seconds(w.pod)} s")
+        problems.append(
+            f"{describe(o)}: progress deadline {progress} s is less than its startup budget "
+            f"{startup_probe_seconds(w.pod)} s"
+        )
     if have < progress:
         problems.append(f"{describe(o)} is awaited {have} s, less than its progress deadline {progress} s")
     return problems
@@ -168,13 +174,21 @@ def _workload_await(manifests: list[dict], w: Workload, scheduling_seconds: int)
         deadline = spec.get("activeDeadlineSeconds")
         if deadline is None:
             return [f"{describe(o)} is awaited but has no activeDeadlineSeconds: the await cannot cover it"]
-        return [f"{describe(o)} is awaited {have} s, less than its activeDeadlineSeconds {deadline}"] if have < deadline else []
+        return (
+            [f"{describe(o)} is awaited {have} s, less than its activeDeadlineSeconds {deadline}"]
+            if have < deadline
+            else []
+        )
     if w.kind == "Deployment":
         return _deployment_await(manifests, w, have, per_pod)
     if w.kind == "LeaderWorkerSet":
         return _leader_worker_set_await(w, have, per_pod)
     if w.kind in ("StatefulSet", "DaemonSet"):
-        return [f"{describe(o)} is awaited {have} s, less than one pod may take to start ({per_pod} s)"] if have < per_pod else []
+        return (
+            [f"{describe(o)} is awaited {have} s, less than one pod may take to start ({per_pod} s)"]
+            if have < per_pod
+            else []
+        )
     if w.kind == "KnativeService":
         return _knative_service_await(w, have)
     return []
@@ -186,17 +200,27 @@ def _service_awaits(manifests: list[dict], awaited: dict[tuple, int]) -> list[st
     problems = []
     for svc in (o for o in manifests if is_core_service(o)):
         spec = svc.get("spec") or {}
-        if skips_await(svc) or spec.get("type") == "ExternalName" or spec.get("clusterIP") == "None" or not spec.get("selector"):
+        if (
+            skips_await(svc)
+            or spec.get("type") == "ExternalName"
+            or spec.get("clusterIP") == "None"
+            or not spec.get("selector")
+        ):
             continue
         for w in selected(manifests, namespace_of(svc), {"matchLabels": spec["selector"]}):
             if scales_to_zero(manifests, w):
                 problems.append(f"{describe(svc)} is awaited until it has an endpoint, but {w} scales to zero")
             elif await_seconds(svc) < awaited.get((w.namespace, w.name), 0):
-                problems.append(f"{describe(svc)} is awaited {await_seconds(svc)} s, less than {w} behind it ({awaited[(w.namespace, w.name)]} s)")
+                problems.append(
+                    f"{describe(svc)} is awaited {await_seconds(svc)} s, less than {w} behind it "
+                    f"({awaited[(w.namespace, w.name)]} s)"
+                )
     return problems
 
 
-def awaits_cover_budgets(manifests: list[dict], declared: Declared = Declared(), scheduling_seconds: int = SCHEDULING_SECONDS) -> list[str]:
+def awaits_cover_budgets(
+    manifests: list[dict], declared: Declared = Declared(), scheduling_seconds: int = SCHEDULING_SECONDS
+) -> list[str]:
     """``pulumi up`` waits at least as long as what it waits for may legitimately take: a Job its
     deadline; a Deployment a node, the image and the startup budget per rollout wave (and its
     progress deadline one such wave); a Service the controllers behind it (a Service of a workload
@@ -217,5 +241,8 @@ def awaits_cover_budgets(manifests: list[dict], declared: Declared = Declared(),
             continue
         if o["kind"] == "Release" or (WAIT_FOR_ANNOTATION in annotations(o) and not is_ksvc(o)):
             if await_seconds(o) < scheduling_seconds:
-                problems.append(f"{describe(o)} is awaited {await_seconds(o)} s, less than a new node and its images may take ({scheduling_seconds} s)")
+                problems.append(
+                    f"{describe(o)} is awaited {await_seconds(o)} s, less than a new node and its images may take "
+                    f"({scheduling_seconds} s)"
+                )
     return problems

@@ -4,11 +4,10 @@ minute hour day-of-month month day-of-week; ``*``, lists, ranges, steps, month a
 KEDA would only log it and never scale."""
 
 import re
-from typing import Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 #: (field, lowest, highest, names) of the five fields.
-FIELDS = (
+FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
     ("minute", 0, 59, {}),
     ("hour", 0, 23, {}),
     ("day of month", 1, 31, {}),
@@ -46,7 +45,7 @@ def _field(text: str, field: str, lo: int, hi: int, names: dict) -> None:
                 raise ValueError(f"{field} range {rng!r} runs backwards")
 
 
-def cron_problem(expr: str) -> Optional[str]:
+def cron_problem(expr: str) -> str | None:
     """Why ``expr`` is not a cron expression KEDA's cron scaler accepts, or None."""
     text = expr.strip()
     if text.lower() in DESCRIPTORS or re.fullmatch(r"@every\s+\S+", text):
@@ -57,7 +56,7 @@ def cron_problem(expr: str) -> Optional[str]:
             f"{expr!r} has {len(parts)} field(s); KEDA's cron scaler takes five "
             "(minute hour day-of-month month day-of-week, e.g. '0 8 * * 1-5')"
         )
-    for part, (field, lo, hi, names) in zip(parts, FIELDS):
+    for part, (field, lo, hi, names) in zip(parts, FIELDS, strict=True):
         try:
             _field(part, field, lo, hi, names)
         except ValueError as e:
@@ -65,7 +64,7 @@ def cron_problem(expr: str) -> Optional[str]:
     return None
 
 
-def timezone_problem(name: str) -> Optional[str]:
+def timezone_problem(name: str) -> str | None:
     """Why ``name`` is not an IANA time zone (KEDA loads it with Go's time.LoadLocation), or None."""
     try:
         ZoneInfo(name)
@@ -74,4 +73,6 @@ def timezone_problem(name: str) -> Optional[str]:
         import difflib
 
         close = difflib.get_close_matches(name, sorted(available_timezones()), n=1)
-        return f"{name!r} is not an IANA time zone" + (f" (did you mean {close[0]!r}?)" if close else " (e.g. Europe/Berlin, UTC)")
+        return f"{name!r} is not an IANA time zone" + (
+            f" (did you mean {close[0]!r}?)" if close else " (e.g. Europe/Berlin, UTC)"
+        )

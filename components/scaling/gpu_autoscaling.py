@@ -17,21 +17,21 @@ created with ``autoscaled: True`` so its Deployment leaves ``spec.replicas`` uns
 
 import math
 from enum import Enum
-from typing import Optional, TypedDict
+from typing import TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from ..observability import metrics
 from .. import versions
-from ..sizing.cold_start import DEFAULT_SCHEDULING_SECONDS
-from .cron import cron_problem, timezone_problem
-from .._core.helm import release_namespace, ChartSourceArgs, check_chart_source, pinned_release
+from .._core.helm import ChartSourceArgs, check_chart_source, pinned_release, release_namespace
 from .._core.package import MANAGED_BY, type_token
 from .._core.validation import args_error, validate_args
 from .._core.wiring import server_facts
+from ..observability import metrics
 from ..serving.vllm_pod import HTTP_PORT, STARTUP_UNKNOWN_SIZE_SECONDS
+from ..sizing.cold_start import DEFAULT_SCHEDULING_SECONDS
+from .cron import cron_problem, timezone_problem
 
 #: Prometheus of the Observability component (kube-prometheus-stack, release in ``monitoring``).
 DEFAULT_PROMETHEUS_URL = "http://kube-prometheus-stack-prometheus.monitoring.svc.cluster.local:9090"
@@ -129,7 +129,11 @@ class ScaledWorkloadArgs(TypedDict):
 
 
 #: Default target of each primary signal: waiting requests per replica, KV-cache fraction, TTFT p95 s.
-DEFAULT_TARGETS = {AutoscalingMetric.QUEUE_DEPTH: 4.0, AutoscalingMetric.KV_CACHE_USAGE: 0.8, AutoscalingMetric.TTFT_P95: 2.0}
+DEFAULT_TARGETS = {
+    AutoscalingMetric.QUEUE_DEPTH: 4.0,
+    AutoscalingMetric.KV_CACHE_USAGE: 0.8,
+    AutoscalingMetric.TTFT_P95: 2.0,
+}
 #: Shortest default cooldown: a lull between bursts should not throw away a loaded model.
 MIN_COOLDOWN_SECONDS = 600
 DEFAULT_POLLING_INTERVAL_SECONDS = 15
@@ -148,12 +152,15 @@ def with_defaults(w: ScaledWorkloadArgs) -> ScaledWorkloadArgs:
     """A workload with every default filled in; the startup budget comes from the VllmService
     whose ``deployment_name`` output it is, when it is one."""
     facts = server_facts(w["deployment_name"])
-    budget = w.get("startup_budget_seconds") or (facts.startup_budget_seconds if facts else STARTUP_UNKNOWN_SIZE_SECONDS)
+    budget = w.get("startup_budget_seconds") or (
+        facts.startup_budget_seconds if facts else STARTUP_UNKNOWN_SIZE_SECONDS
+    )
     metric = AutoscalingMetric(w.get("metric", AutoscalingMetric.QUEUE_DEPTH))
     return {
         **w,
         "startup_budget_seconds": budget,
-        "scheduling_seconds": w.get("scheduling_seconds") or (facts.scheduling_seconds if facts else DEFAULT_SCHEDULING_SECONDS),
+        "scheduling_seconds": w.get("scheduling_seconds")
+        or (facts.scheduling_seconds if facts else DEFAULT_SCHEDULING_SECONDS),
         "min_replicas": w.get("min_replicas", 1),
         "metric": metric,
         "target": w.get("target", DEFAULT_TARGETS[metric]),
@@ -175,9 +182,12 @@ def checked_workloads(name: str, args: "GpuAutoscalingArgs") -> list[ScaledWorkl
         facts = server_facts(w["deployment_name"])
         if facts is not None and not facts.autoscaled:
             raise args_error(
-                "GpuAutoscaling", name, f"workloads[{i}].deployment_name",
-                f"VllmService {facts.name!r} was not created with autoscaled=True: Pulumi would reset spec.replicas "
-                "on every update while the HPA sets it, and the two fight over replicas; create it with autoscaled=True",
+                "GpuAutoscaling",
+                name,
+                f"workloads[{i}].deployment_name",
+                f"VllmService {facts.name!r} was not created with autoscaled=True: Pulumi would reset "
+                "spec.replicas on every update while the HPA sets it, and the two fight over replicas; create it "
+                "with autoscaled=True",
             )
         try:
             validate_workload(w, args.get("http_add_on", False))
@@ -285,7 +295,9 @@ def validate_workload(w: ScaledWorkloadArgs, http_add_on: bool) -> None:
     if w["min_replicas"] < 0 or w["max_replicas"] < 1:
         raise ValueError(f"workload {name!r}: min_replicas must be >= 0 and max_replicas >= 1")
     if w["min_replicas"] > w["max_replicas"]:
-        raise ValueError(f"workload {name!r}: min_replicas {w['min_replicas']} exceeds max_replicas {w['max_replicas']}")
+        raise ValueError(
+            f"workload {name!r}: min_replicas {w['min_replicas']} exceeds max_replicas {w['max_replicas']}"
+        )
     if w["min_replicas"] == 0 and not http_add_on:
         raise ValueError(
             f"workload {name!r}: min_replicas 0 on a Deployment needs http_add_on: at zero replicas vLLM exports no "
@@ -303,7 +315,10 @@ def validate_workload(w: ScaledWorkloadArgs, http_add_on: bool) -> None:
         if problem:
             raise ValueError(f"workload {name!r}: schedules[{i}]: {problem}")
         if not 1 <= s["min_replicas"] <= w["max_replicas"]:
-            raise ValueError(f"workload {name!r}: schedules[{i}].min_replicas {s['min_replicas']} must be 1..max_replicas ({w['max_replicas']})")
+            raise ValueError(
+                f"workload {name!r}: schedules[{i}].min_replicas {s['min_replicas']} must be 1..max_replicas "
+                f"({w['max_replicas']})"
+            )
 
 
 def scaled_triggers(w: ScaledWorkloadArgs, namespace: str, prometheus_url: str, served_model_name: str) -> list[dict]:
@@ -334,12 +349,18 @@ def scaled_triggers(w: ScaledWorkloadArgs, namespace: str, prometheus_url: str, 
     for i, s in enumerate(w.get("schedules") or []):
         # Warm capacity: during the window the cron scaler asks for min_replicas; the HPA takes the
         # largest of all triggers, so load can still add replicas on top.
-        triggers.append({
-            "type": "cron",
-            "name": f"warm-{i}",
-            "metadata": {"timezone": s.get("timezone", "UTC"), "start": s["start"], "end": s["end"],
-                         "desiredReplicas": str(s["min_replicas"])},
-        })
+        triggers.append(
+            {
+                "type": "cron",
+                "name": f"warm-{i}",
+                "metadata": {
+                    "timezone": s.get("timezone", "UTC"),
+                    "start": s["start"],
+                    "end": s["end"],
+                    "desiredReplicas": str(s["min_replicas"]),
+                },
+            }
+        )
     return triggers
 
 
@@ -356,7 +377,7 @@ class GpuAutoscaling(pulumi.ComponentResource):
     """Scale-to-zero workloads: the in-cluster API URL through the HTTP add-on's interceptor
     (requests sent there are held while a replica starts)."""
 
-    def __init__(self, name: str, args: GpuAutoscalingArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: GpuAutoscalingArgs, opts: pulumi.ResourceOptions | None = None):
         # Checked before registering: bad args register nothing.
         args = validate_args("GpuAutoscaling", name, args, GpuAutoscalingArgs)
         workloads = checked_workloads(name, args)
@@ -390,7 +411,8 @@ class GpuAutoscaling(pulumi.ComponentResource):
                     },
                 },
                 chart_source=args.get("chart_source"),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[*after_crds, keda_namespace]),
+                # An Output in depends_on waits for the resources it depends on; the SDK's type says Output[Resource].
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*after_crds, keda_namespace]),  # type: ignore[list-item]
             )
             installs.append(keda)
             if http_add_on:
@@ -415,10 +437,16 @@ class GpuAutoscaling(pulumi.ComponentResource):
             wname = w["name"]
             ns = pulumi.Output.from_input(w["namespace"])
             to_zero = w["min_replicas"] == 0
-            triggers = pulumi.Output.all(ns, prom_url, w["served_model_name"]).apply(lambda a, w=w: scaled_triggers(w, *a))
+            triggers = pulumi.Output.all(ns, prom_url, w["served_model_name"]).apply(
+                lambda a, w=w: scaled_triggers(w, *a)  # type: ignore[misc]  # mypy cannot type a lambda with a default (it binds the loop's value)
+            )
             all_average = w["metric"] != AutoscalingMetric.TTFT_P95 and w.get("ttft_p95_seconds") is None
-            labels = {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": wname,
-                      "app.kubernetes.io/component": "autoscaling", **MANAGED_BY}
+            labels = {
+                "app.kubernetes.io/name": "vllm",
+                "app.kubernetes.io/instance": wname,
+                "app.kubernetes.io/component": "autoscaling",
+                **MANAGED_BY,
+            }
 
             if to_zero:
                 httpso_name = f"{wname}-http"
@@ -446,7 +474,11 @@ class GpuAutoscaling(pulumi.ComponentResource):
                     },
                     spec={
                         "hosts": pulumi.Output.all(ns).apply(
-                            lambda a, n=wname: [f"{n}-buffered.{a[0]}.svc.cluster.local", f"{n}-buffered.{a[0]}.svc", f"{n}-buffered.{a[0]}"]
+                            lambda a, n=wname: [  # type: ignore[misc]  # mypy cannot type a lambda with a default (it binds the loop's value)
+                                f"{n}-buffered.{a[0]}.svc.cluster.local",
+                                f"{n}-buffered.{a[0]}.svc",
+                                f"{n}-buffered.{a[0]}",
+                            ]
                         ),
                         "scaleTargetRef": {
                             "name": w["deployment_name"],
@@ -468,20 +500,25 @@ class GpuAutoscaling(pulumi.ComponentResource):
                     },
                     opts=after_install,
                 )
+                scaler_address = f"{HTTP_EXTERNAL_SCALER_SERVICE}.{keda_ns}:{HTTP_EXTERNAL_SCALER_PORT}"
                 triggers = triggers.apply(
-                    lambda t, h=httpso_name: t
-                    + [
-                        {
-                            "type": "external-push",
-                            "name": "http-requests",
-                            "metadata": {
-                                "scalerAddress": f"{HTTP_EXTERNAL_SCALER_SERVICE}.{keda_ns}:{HTTP_EXTERNAL_SCALER_PORT}",
-                                "httpScaledObject": h,
+                    lambda t, h=httpso_name, address=scaler_address: (  # type: ignore[misc]  # mypy cannot type a lambda with a default (it binds the loop's value)
+                        [
+                            *t,
+                            {
+                                "type": "external-push",
+                                "name": "http-requests",
+                                "metadata": {
+                                    "scalerAddress": address,
+                                    "httpScaledObject": h,
+                                },
                             },
-                        }
-                    ]
+                        ]
+                    )
                 )
-                buffered[wname] = pulumi.Output.concat("http://", entry.metadata["name"], ".", ns, ".svc.cluster.local:", str(HTTP_INTERCEPTOR_PORT), "/v1")
+                buffered[wname] = pulumi.Output.concat(
+                    "http://", entry.metadata["name"], ".", ns, ".svc.cluster.local:", str(HTTP_INTERCEPTOR_PORT), "/v1"
+                )
 
             spec = {
                 "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": w["deployment_name"]},
@@ -493,13 +530,20 @@ class GpuAutoscaling(pulumi.ComponentResource):
                 # A new Deployment is loading its model: never scale it to zero before it could serve.
                 "initialCooldownPeriod": w["startup_budget_seconds"],
                 "advanced": {
-                    "horizontalPodAutoscalerConfig": {"name": f"{wname}-keda", "behavior": hpa_behavior(w["cooldown_seconds"])},
+                    "horizontalPodAutoscalerConfig": {
+                        "name": f"{wname}-keda",
+                        "behavior": hpa_behavior(w["cooldown_seconds"]),
+                    },
                 },
                 "triggers": triggers,
             }
             if all_average:
                 # Prometheus unreachable: keep what runs (never drop a loaded replica for lack of data).
-                spec["fallback"] = {"failureThreshold": 3, "replicas": max(w["min_replicas"], 1), "behavior": "currentReplicasIfHigher"}
+                spec["fallback"] = {
+                    "failureThreshold": 3,
+                    "replicas": max(w["min_replicas"], 1),
+                    "behavior": "currentReplicasIfHigher",
+                }
             so = k8s.apiextensions.CustomResource(
                 f"{name}-{wname}",
                 api_version="keda.sh/v1alpha1",
@@ -508,7 +552,7 @@ class GpuAutoscaling(pulumi.ComponentResource):
                 spec=spec,
                 opts=after_install,
             )
-            names[wname] = so.metadata["name"]
+            names[wname] = so.metadata["name"]  # type: ignore[attr-defined]  # a CustomResource's outputs are set at runtime
             bounds[wname] = {
                 "min_replicas": w["min_replicas"],
                 "max_replicas": w["max_replicas"],

@@ -1,8 +1,6 @@
 """The API key a vLLM server enforces on ``/v1``: one Secret per server, from a given key or a
 generated one (pulumi-random), never in plain pod specs."""
 
-from typing import Optional
-
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
@@ -14,7 +12,7 @@ def api_key_secret(
     name: str,
     namespace: pulumi.Input[str],
     labels: dict[str, str],
-    api_key: Optional[pulumi.Input[str]],
+    api_key: pulumi.Input[str] | None,
     parent: pulumi.Resource,
 ) -> tuple[k8s.core.v1.Secret, pulumi.Output[str]]:
     """Create ``<name>-api-key`` (a child of ``parent``); returns it and the key as a secret Output."""

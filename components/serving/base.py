@@ -16,26 +16,27 @@ class it analyzes, so the provider host copies an inherited field's docstring in
 (``provider_host.field_docs``).
 """
 
-from typing import Optional, TypedDict
+from typing import TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from .api_key import api_key_secret
 from .._core.awaits import skip_await_annotation
-from .object_storage import ObjectStorageArgs, ObjectStoragePod, object_storage_access
 from .._core.package import SERVER_COMPONENT, labels, selector_labels, type_token
-from ..cluster.scheduling import SchedulingContractArgs
-from .vllm_pod import API_KEY_SECRET_KEY, HTTP_PORT, PORT_NAME, ResourcesArgs, VllmEngineArgs
 from .._core.wiring import ServerFacts
+from ..cluster.scheduling import SchedulingContractArgs
+from .api_key import api_key_secret
+from .object_storage import ObjectStorageArgs, ObjectStoragePod, object_storage_access
+from .vllm_pod import API_KEY_SECRET_KEY, HTTP_PORT, PORT_NAME, ResourcesArgs, VllmEngineArgs
 
 
 class NetworkArgs(TypedDict):
     """Who may reach the server's port (API and /metrics share it; ``--api-key`` guards /v1 only)."""
 
     client_namespaces: NotRequired[list[pulumi.Input[str]]]
-    """Namespaces whose pods may call the API (the gateway's, the apps'); the server's own namespace is always allowed."""
+    """Namespaces whose pods may call the API (the gateway's, the apps'); the server's own namespace
+    is always allowed."""
     monitoring_namespaces: NotRequired[list[pulumi.Input[str]]]
     """Namespaces whose pods may scrape /metrics (Prometheus, e.g. ``Observability.namespace``)."""
 
@@ -97,10 +98,14 @@ class SinglePodServingArgs(ServingArgs):
 def namespace_selector(names: list[pulumi.Input[str]]) -> dict:
     """A NetworkPolicy peer admitting pods of these namespaces (sorted, deduplicated; Outputs resolved)."""
     values = pulumi.Output.all(*names).apply(lambda ns: sorted(set(ns)))
-    return {"namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": values}]}}
+    return {
+        "namespaceSelector": {
+            "matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": values}]
+        }
+    }
 
 
-def api_ingress(network: Optional[NetworkArgs]) -> list[dict]:
+def api_ingress(network: NetworkArgs | None) -> list[dict]:
     """Who may reach vLLM's port (the API and /metrics): the server's own namespace, and the
     client and monitoring namespaces of ``network``."""
     net = network or {}
@@ -133,7 +138,7 @@ class ServingComponent(pulumi.ComponentResource):
     api_key_secret_key: pulumi.Output[str]
     """Key of the API key inside that Secret."""
 
-    def __init__(self, component: str, name: str, args: ServingArgs, opts: Optional[pulumi.ResourceOptions]):
+    def __init__(self, component: str, name: str, args: ServingArgs, opts: pulumi.ResourceOptions | None):
         """Register as ``llmstack:index:<component>`` and create the first child of every server, its
         API-key Secret. ``args``: already validated (``validation.validate_args``)."""
         super().__init__(type_token(component), name, {}, opts)
@@ -144,7 +149,9 @@ class ServingComponent(pulumi.ComponentResource):
         self._server_selector = selector_labels(name)
         self._child_opts = pulumi.ResourceOptions(parent=self)
 
-        key_secret, api_key = api_key_secret(name, args["namespace"], self._server_labels, args.get("api_key"), parent=self)
+        key_secret, api_key = api_key_secret(
+            name, args["namespace"], self._server_labels, args.get("api_key"), parent=self
+        )
         # Plain facts (known at preview, not outputs) for GpuAutoscaling and the wiring helpers.
         self.facts = ServerFacts.of(component, name, args)
         self.served_model_name = pulumi.Output.from_input(args["engine"]["served_model_name"])
@@ -154,11 +161,13 @@ class ServingComponent(pulumi.ComponentResource):
         self.api_key_secret_name = key_secret.metadata["name"]
         self.api_key_secret_key = pulumi.Output.from_input(API_KEY_SECRET_KEY)
 
-    def weights_streaming(self, source: Optional[ObjectStorageArgs]) -> Optional[ObjectStoragePod]:
+    def weights_streaming(self, source: ObjectStorageArgs | None) -> ObjectStoragePod | None:
         """The pod's access to weights in a bucket (credentials Secret and env), or None for a cache volume."""
         if not source:
             return None
-        return object_storage_access(self._server_name, self._server_namespace, self._server_labels, source, parent=self)
+        return object_storage_access(
+            self._server_name, self._server_namespace, self._server_labels, source, parent=self
+        )
 
     def client_service(self) -> k8s.core.v1.Service:
         """``<name>-svc``: the ClusterIP Service of the serving pods; sets ``service_name`` and ``endpoint``."""
@@ -167,7 +176,12 @@ class ServingComponent(pulumi.ComponentResource):
             f"{name}-svc",
             # Not awaited: the workload's await already proves the pods ready, and a Service of a
             # model scaled to zero has no endpoint to wait for.
-            metadata={"name": name, "namespace": ns, "labels": self._server_labels, "annotations": skip_await_annotation()},
+            metadata={
+                "name": name,
+                "namespace": ns,
+                "labels": self._server_labels,
+                "annotations": skip_await_annotation(),
+            },
             spec={
                 "type": "ClusterIP",
                 "selector": self._server_selector,
@@ -176,7 +190,9 @@ class ServingComponent(pulumi.ComponentResource):
             opts=self._child_opts,
         )
         self.service_name = service.metadata["name"]
-        self.endpoint = pulumi.Output.concat("http://", service.metadata["name"], ".", ns, ".svc.cluster.local:", str(HTTP_PORT), "/v1")
+        self.endpoint = pulumi.Output.concat(
+            "http://", service.metadata["name"], ".", ns, ".svc.cluster.local:", str(HTTP_PORT), "/v1"
+        )
         return service
 
     def disruption_budget(self, max_unavailable: int, selector: dict) -> k8s.policy.v1.PodDisruptionBudget:
@@ -193,7 +209,11 @@ class ServingComponent(pulumi.ComponentResource):
         return k8s.networking.v1.NetworkPolicy(
             f"{self._server_name}-netpol",
             metadata={"name": self._server_name, "namespace": self._server_namespace, "labels": self._server_labels},
-            spec={"podSelector": {"matchLabels": self._server_selector}, "policyTypes": ["Ingress"], "ingress": ingress},
+            spec={
+                "podSelector": {"matchLabels": self._server_selector},
+                "policyTypes": ["Ingress"],
+                "ingress": ingress,
+            },
             opts=self._child_opts,
         )
 

@@ -6,7 +6,7 @@ idles in a pause container with tiny requests, so the image stays in the node's 
 kubelet's image garbage collector never removes it while the pod runs.
 """
 
-from typing import Optional, TypedDict
+from typing import TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -15,8 +15,8 @@ from typing_extensions import NotRequired
 from .. import versions
 from .._core.awaits import pod_ready_seconds, startup_probe_seconds, timeout_annotation
 from .._core.package import labels, selector_labels, type_token
-from ..cluster.scheduling import SchedulingContractArgs, default_contract
 from .._core.validation import validate_args
+from ..cluster.scheduling import SchedulingContractArgs, default_contract
 from .vllm_pod import CONTAINER_SECURITY_CONTEXT
 
 #: ``app.kubernetes.io/name`` of the pre-pull pods: nothing of the servers selects them.
@@ -43,7 +43,7 @@ class ImagePrePull(pulumi.ComponentResource):
     daemon_set_name: pulumi.Output[str]
     """Name of the pre-pull DaemonSet."""
 
-    def __init__(self, name: str, args: ImagePrePullArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: ImagePrePullArgs, opts: pulumi.ResourceOptions | None = None):
         args = validate_args("ImagePrePull", name, args, ImagePrePullArgs)
         super().__init__(type_token("ImagePrePull"), name, {}, opts)
         images = list(args.get("images") or [versions.VLLM_IMAGE])

@@ -50,7 +50,8 @@ class KnativeCanaryArgs(TypedDict):
     """A canary of a Knative model: a second revision of its Knative Service taking ``weight`` percent."""
 
     weight: int
-    """Percent of the requests the canary revision gets (1-99); the stable revision gets the rest. Plain: checked at preview."""
+    """Percent of the requests the canary revision gets (1-99); the stable revision gets the rest.
+    Plain: checked at preview."""
     engine: NotRequired[VllmEngineArgs]
     """The canary's vLLM engine args (default: the model's); same served name."""
     image: NotRequired[pulumi.Input[str]]
@@ -71,7 +72,8 @@ def revision_name(service: str, template: dict) -> str:
 def named_template(service: str, template: dict) -> pulumi.Output[dict]:
     """The template with its revision name (its Outputs resolved first: the name digests the values)."""
     return pulumi.Output.from_input(template).apply(
-        lambda t: {**t, "metadata": {**t["metadata"], "name": revision_name(service, t)}})
+        lambda t: {**t, "metadata": {**t["metadata"], "name": revision_name(service, t)}}
+    )
 
 
 def traffic(stable_revision: str, canary_revision: str, weight: int) -> list[dict]:

@@ -16,7 +16,8 @@ What differs from the Deployment, and why:
 """
 
 import re
-from typing import Optional, TypedDict
+from collections.abc import Mapping
+from typing import Any, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -24,14 +25,14 @@ from typing_extensions import NotRequired
 
 from .._core.awaits import SCHEDULING_SECONDS, WAIT_FOR_ANNOTATION, knative_await_seconds, timeout_annotation
 from .._core.validation import ComponentArgsError, validate_args
+from ..cluster.scheduling import SchedulingContractArgs
 from ..sizing.gpu_fit import check_serving_fit
 from . import knative_canary as kc
-from .knative_canary import KnativeCanaryArgs
-from .vllm_flags import check_extra_args
-from .object_storage import ObjectStoragePod, check_weights_source, pod_shape
-from ..cluster.scheduling import SchedulingContractArgs
 from .base import ServingComponent, SinglePodServingArgs, namespace_selector
-from .vllm_pod import STARTUP_UNKNOWN_SIZE_SECONDS, HTTP_PORT, knative_pod_spec, serving_pod_inputs
+from .knative_canary import KnativeCanaryArgs
+from .object_storage import ObjectStoragePod, check_weights_source, pod_shape
+from .vllm_flags import check_extra_args
+from .vllm_pod import HTTP_PORT, STARTUP_UNKNOWN_SIZE_SECONDS, knative_pod_spec, serving_pod_inputs
 
 KNATIVE_SERVING_API = "serving.knative.dev/v1"
 #: Namespaces the Knative data plane runs in, for a Knative installed from its release YAMLs:
@@ -89,7 +90,7 @@ def duration_seconds(value: str) -> int:
     return h * 3600 + mi * 60 + s
 
 
-def default_target_concurrency(max_num_seqs: Optional[int]) -> int:
+def default_target_concurrency(max_num_seqs: int | None) -> int:
     """In-flight requests per pod Knative aims for: vLLM batches, so not 1. Half the batch when it
     is bounded (scale out before vLLM starts queueing), else 32."""
     return max(1, max_num_seqs // 2) if max_num_seqs else DEFAULT_TARGET_CONCURRENCY
@@ -113,12 +114,17 @@ def knative_features_needed(pod_spec: dict) -> set[str]:
     return needed
 
 
-def pod_features(scheduling: Optional[SchedulingContractArgs] = None) -> set[str]:
+def pod_features(scheduling: SchedulingContractArgs | None = None) -> set[str]:
     """The flags the shared vLLM pod needs under a scheduling contract (its shape does not depend
     on the model, only on where it is placed)."""
     spec = knative_pod_spec(
-        {"engine": {"served_model_name": "m"}, "model_path": "/models/m", "claim_name": "c",
-         "api_key_secret_name": "k", "scheduling": scheduling}
+        {
+            "engine": {"served_model_name": "m"},
+            "model_path": "/models/m",
+            "claim_name": "c",
+            "api_key_secret_name": "k",
+            "scheduling": scheduling,
+        }
     )
     return knative_features_needed(spec)
 
@@ -168,7 +174,7 @@ class KnativeVllmServiceArgs(SinglePodServingArgs):
 
 
 def scaling_problems(
-    scaling: Optional[KnativeScalingArgs], startup_budget_seconds: int, progress_deadline_seconds: Optional[int] = None
+    scaling: KnativeScalingArgs | None, startup_budget_seconds: int, progress_deadline_seconds: int | None = None
 ) -> list[tuple[str, str]]:
     """(arg path, problem) for every scaling setting Knative's webhook would refuse, or that would
     fail every revision; empty when Knative takes them."""
@@ -190,7 +196,9 @@ def scaling_problems(
     if target < 1:
         out.append(("scaling.target_concurrency", f"{target} must be at least 1"))
     if cc and target > cc:
-        out.append(("scaling.target_concurrency", f"{target} exceeds container_concurrency {cc}: Knative could never reach it"))
+        out.append(
+            ("scaling.target_concurrency", f"{target} exceeds container_concurrency {cc}: Knative could never reach it")
+        )
     for key, default, low, high, bounds in (
         ("stable_window", DEFAULT_STABLE_WINDOW, 6, 3600, "between 6s and 1h"),
         ("scale_down_delay", DEFAULT_SCALE_DOWN_DELAY, 0, 3600, "at most 1h"),
@@ -204,23 +212,28 @@ def scaling_problems(
     if not 1 <= panic <= 100:
         out.append(("scaling.panic_window_percentage", f"{panic} must be between 1 and 100"))
     if deadline < startup_budget_seconds:
-        out.append((
-            "progress_deadline_seconds",
-            f"{deadline} is shorter than the startup budget {startup_budget_seconds}: Knative would fail every "
-            "revision while the model is still loading",
-        ))
+        out.append(
+            (
+                "progress_deadline_seconds",
+                f"{deadline} is shorter than the startup budget {startup_budget_seconds}: Knative would fail every "
+                "revision while the model is still loading",
+            )
+        )
     return out
 
 
 def scaling_annotations(
-    scaling: Optional[KnativeScalingArgs], startup_budget_seconds: int, progress_deadline_seconds: Optional[int] = None
+    scaling: KnativeScalingArgs | None, startup_budget_seconds: int, progress_deadline_seconds: int | None = None
 ) -> dict[str, str]:
     """Knative's per-revision autoscaling annotations (settings checked by ``scaling_problems``)."""
     s = scaling or {}
     deadline = progress_deadline_seconds or default_progress_deadline(startup_budget_seconds)
     panic = float(s.get("panic_window_percentage", DEFAULT_PANIC_WINDOW_PERCENTAGE))
     min_scale, max_scale = s.get("min_scale", 0), s.get("max_scale", DEFAULT_MAX_SCALE)
-    initial, target = s.get("initial_scale", DEFAULT_INITIAL_SCALE), s.get("target_concurrency", DEFAULT_TARGET_CONCURRENCY)
+    initial, target = (
+        s.get("initial_scale", DEFAULT_INITIAL_SCALE),
+        s.get("target_concurrency", DEFAULT_TARGET_CONCURRENCY),
+    )
     window, delay = s.get("stable_window", DEFAULT_STABLE_WINDOW), s.get("scale_down_delay", DEFAULT_SCALE_DOWN_DELAY)
     return {
         # KPA is the class that can scale to zero; it scales on in-flight requests per pod.
@@ -241,6 +254,7 @@ def check_knative_args(name: str, args: KnativeVllmServiceArgs) -> None:
     """What Knative would refuse (or fail every revision for), as ``ComponentArgsError`` before
     anything is registered: scaling settings, Knative's own env vars, config-features flags the
     pod needs but the cluster lacks, and the GPU fit."""
+
     def fail(path: str, problem: str) -> ComponentArgsError:
         return ComponentArgsError("KnativeVllmService", name, path, problem)
 
@@ -266,28 +280,35 @@ def check_knative_args(name: str, args: KnativeVllmServiceArgs) -> None:
     check_serving_fit("KnativeVllmService", name, args)
 
 
-def check_canary_args(name: str, args: KnativeVllmServiceArgs) -> Optional[dict]:
+def check_canary_args(name: str, args: KnativeVllmServiceArgs) -> dict | None:
     """The canary's args (the model's, with the canary's engine, image and weights path), checked like
     the model's; None without a canary. Also refuses a name too long for a named revision."""
+
     def fail(path: str, problem: str) -> ComponentArgsError:
         return ComponentArgsError("KnativeVllmService", name, path, problem)
 
     if len(name) > kc.MAX_SERVICE_NAME:  # every template is named <name>-<digest>, a DNS label of 63 at most
-        raise fail("", f"name {name!r} is longer than {kc.MAX_SERVICE_NAME} characters: its revision names "
-                       f"(<name>-<{kc.DIGEST_CHARS} hex digits>) would exceed Knative's 63")
+        raise fail(
+            "",
+            f"name {name!r} is longer than {kc.MAX_SERVICE_NAME} characters: its revision names "
+            f"(<name>-<{kc.DIGEST_CHARS} hex digits>) would exceed Knative's 63",
+        )
     canary = args.get("canary")
     if canary is None:
         return None
     if not 1 <= canary["weight"] <= 99:
         raise fail("canary.weight", f"{canary['weight']} is not a percent between 1 and 99")
-    overrides = {k: canary[k] for k in ("engine", "image", "model_path") if k in canary}
+    overrides: dict[str, Any] = {k: canary[k] for k in ("engine", "image", "model_path") if k in canary}
     if not overrides:
         raise fail("canary", "differs from the model in nothing: give its engine, image or model_path")
     if "engine" in overrides:
         served, own = args["engine"]["served_model_name"], overrides["engine"]["served_model_name"]
         if not isinstance(served, pulumi.Output) and not isinstance(own, pulumi.Output) and own != served:
-            raise fail("canary.engine.served_model_name", f"{own!r} differs from the model's {served!r}: "
-                       "both variants answer the same name (clients cannot tell them apart)")
+            raise fail(
+                "canary.engine.served_model_name",
+                f"{own!r} differs from the model's {served!r}: "
+                "both variants answer the same name (clients cannot tell them apart)",
+            )
         try:
             check_extra_args("KnativeVllmService", name, overrides["engine"])
         except ComponentArgsError as e:
@@ -305,12 +326,12 @@ class KnativeVllmService(ServingComponent):
     """In-cluster URL of the Knative Service (through Knative's ingress, port 80)."""
     revision_name: pulumi.Output[str]
     """Knative revision of the model's settings (``<service>-<digest>``): the stable revision under a canary."""
-    canary_revision_name: pulumi.Output[Optional[str]]
+    canary_revision_name: pulumi.Output[str | None]
     """Knative revision of the canary, when there is one (the PodMonitor labels its series ``variant="canary"``)."""
-    canary_url: pulumi.Output[Optional[str]]
+    canary_url: pulumi.Output[str | None]
     """In-cluster URL that reaches the canary revision only (its traffic tag), when there is one."""
 
-    def __init__(self, name: str, args: KnativeVllmServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: KnativeVllmServiceArgs, opts: pulumi.ResourceOptions | None = None):
         # Checked before registering: bad args register nothing.
         args = validate_args("KnativeVllmService", name, args, KnativeVllmServiceArgs)
         check_extra_args("KnativeVllmService", name, args["engine"])
@@ -323,24 +344,37 @@ class KnativeVllmService(ServingComponent):
         service, stable_template, canary_template = self._knative_service(name, args, canary_args, streaming)
         self.network_policy(knative_ingress(args))
 
-        self.service_name = service.metadata["name"]
+        self.service_name = service.metadata["name"]  # type: ignore[attr-defined]  # a CustomResource's outputs are set at runtime
         self.revision_name = stable_template.apply(lambda t: t["metadata"]["name"])
-        self.canary_revision_name = (canary_template.apply(lambda t: t["metadata"]["name"]) if canary_template is not None
-                                     else pulumi.Output.from_input(None))
-        self.canary_url = (kc.tagged_url(kc.CANARY_TAG, service.metadata["name"], ns) if canary_template is not None
-                           else pulumi.Output.from_input(None))
-        self.url = pulumi.Output.concat("http://", service.metadata["name"], ".", ns, ".svc.cluster.local")
+        self.canary_revision_name = (
+            canary_template.apply(lambda t: t["metadata"]["name"])
+            if canary_template is not None
+            else pulumi.Output.from_input(None)
+        )
+        self.canary_url = (
+            kc.tagged_url(kc.CANARY_TAG, service.metadata["name"], ns)  # type: ignore[attr-defined]  # a CustomResource's outputs are set at runtime
+            if canary_template is not None
+            else pulumi.Output.from_input(None)
+        )
+        self.url = pulumi.Output.concat("http://", service.metadata["name"], ".", ns, ".svc.cluster.local")  # type: ignore[attr-defined]  # a CustomResource's outputs are set at runtime
         self.endpoint = pulumi.Output.concat(self.url, "/v1")
-        self.register_outputs({
-            **self.serving_outputs(),
-            "revision_name": self.revision_name,
-            "canary_revision_name": self.canary_revision_name,
-            "canary_url": self.canary_url,
-            "url": self.url,
-        })
+        self.register_outputs(
+            {
+                **self.serving_outputs(),
+                "revision_name": self.revision_name,
+                "canary_revision_name": self.canary_revision_name,
+                "canary_url": self.canary_url,
+                "url": self.url,
+            }
+        )
 
-    def _knative_service(self, name: str, args: KnativeVllmServiceArgs, canary_args: Optional[dict],
-                         streaming: Optional[ObjectStoragePod]) -> tuple[k8s.apiextensions.CustomResource, pulumi.Output, Optional[pulumi.Output]]:
+    def _knative_service(
+        self,
+        name: str,
+        args: KnativeVllmServiceArgs,
+        canary_args: dict | None,
+        streaming: ObjectStoragePod | None,
+    ) -> tuple[k8s.apiextensions.CustomResource, pulumi.Output, pulumi.Output | None]:
         """``<name>-ksvc`` and its revision templates (stable; canary or None)."""
         ns, meta_labels = args["namespace"], self._server_labels
         budget = args.get("startup_budget_seconds") or STARTUP_UNKNOWN_SIZE_SECONDS
@@ -351,20 +385,23 @@ class KnativeVllmService(ServingComponent):
         }
         progress_deadline = args.get("progress_deadline_seconds") or default_progress_deadline(budget)
 
-        def pod_for(a: dict) -> dict:
+        def pod_for(a: Mapping[str, Any]) -> dict:
             return knative_pod_spec(serving_pod_inputs(a, self.api_key_secret_name, budget, streaming))
 
-        def template(a: dict) -> pulumi.Output[dict]:
+        def template(a: Mapping[str, Any]) -> pulumi.Output[dict]:
             """A revision template, named for its content (``knative_canary.revision_name``)."""
-            return kc.named_template(name, {
-                "metadata": {"labels": meta_labels, "annotations": annotations},
-                "spec": {
-                    **pod_for(a),
-                    # 0: no hard per-pod limit; vLLM batches and queues itself.
-                    "containerConcurrency": (args.get("scaling") or {}).get("container_concurrency", 0),
-                    "timeoutSeconds": timeout,
+            return kc.named_template(
+                name,
+                {
+                    "metadata": {"labels": meta_labels, "annotations": annotations},
+                    "spec": {
+                        **pod_for(a),
+                        # 0: no hard per-pod limit; vLLM batches and queues itself.
+                        "containerConcurrency": (args.get("scaling") or {}).get("container_concurrency", 0),
+                        "timeoutSeconds": timeout,
+                    },
                 },
-            })
+            )
 
         stable_template = template(args)
         service_spec: dict = {"template": stable_template}
@@ -376,7 +413,8 @@ class KnativeVllmService(ServingComponent):
             service_spec = {
                 "template": canary_template,
                 "traffic": pulumi.Output.all(stable_template, canary_template).apply(
-                    lambda ts: kc.traffic(ts[0]["metadata"]["name"], ts[1]["metadata"]["name"], weight)),
+                    lambda ts: kc.traffic(ts[0]["metadata"]["name"], ts[1]["metadata"]["name"], weight)
+                ),
             }
 
         service = k8s.apiextensions.CustomResource(
@@ -388,11 +426,18 @@ class KnativeVllmService(ServingComponent):
                 "namespace": ns,
                 "labels": {
                     **meta_labels,
-                    **({"networking.knative.dev/visibility": "cluster-local"} if args.get("cluster_local", True) else {}),
+                    **(
+                        {"networking.knative.dev/visibility": "cluster-local"}
+                        if args.get("cluster_local", True)
+                        else {}
+                    ),
                 },
                 # Awaited like a Deployment: pulumi up ends once the revision is ready (the model loaded,
                 # with initial scale 1) or Knative has failed it at its progress deadline.
-                "annotations": {WAIT_FOR_ANNOTATION: "condition=Ready", **timeout_annotation(knative_await_seconds(progress_deadline))},
+                "annotations": {
+                    WAIT_FOR_ANNOTATION: "condition=Ready",
+                    **timeout_annotation(knative_await_seconds(progress_deadline)),
+                },
             },
             spec=service_spec,
             opts=pulumi.ResourceOptions(parent=self),
@@ -418,5 +463,7 @@ def knative_ingress(args: KnativeVllmServiceArgs) -> list[dict]:
         }
     ]
     if monitoring:
-        ingress.append({"from": [namespace_selector(monitoring)], "ports": tcp(HTTP_PORT, QUEUE_PROXY_USER_METRICS_PORT)})
+        ingress.append(
+            {"from": [namespace_selector(monitoring)], "ports": tcp(HTTP_PORT, QUEUE_PROXY_USER_METRICS_PORT)}
+        )
     return ingress

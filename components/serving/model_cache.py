@@ -3,7 +3,7 @@
 import json
 import re
 from enum import Enum
-from typing import Optional, TypedDict
+from typing import Any, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -76,21 +76,21 @@ def model_dir(model: str, revision: str) -> str:
 # snapshot_download is the stable API across huggingface_hub versions (the CLI was renamed).
 # Each directory's marker is written last: a re-run skips what is complete (an adapter added
 # later is fetched without downloading the base weights again).
-_DOWNLOAD_SCRIPT = """
+_DOWNLOAD_SCRIPT = f"""
 import json, os, pathlib
 from huggingface_hub import snapshot_download
 items = [(os.environ["MODEL_ID"], os.environ["MODEL_REVISION"], os.environ["MODEL_DIR"])]
 items += [(a["model"], a["revision"], a["dir"]) for a in json.loads(os.environ.get("ADAPTERS") or "[]")]
 for repo, revision, where in items:
     dest = pathlib.Path(where)
-    marker = dest / "{marker}"
+    marker = dest / "{COMPLETE_MARKER}"
     if marker.exists():
         print(f"{{dest}} already complete"); continue
     dest.mkdir(parents=True, exist_ok=True)
     snapshot_download(repo_id=repo, revision=revision, local_dir=str(dest), token=os.environ.get("HF_TOKEN") or None)
     marker.write_text(revision)
     print(f"downloaded {{repo}}@{{revision}} to {{dest}}")
-""".format(marker=COMPLETE_MARKER)
+"""
 
 
 class ModelCache(pulumi.ComponentResource):
@@ -111,7 +111,7 @@ class ModelCache(pulumi.ComponentResource):
     namespace: pulumi.Output[str]
     """Namespace of the volume and the download Job."""
 
-    def __init__(self, name: str, args: ModelCacheArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: ModelCacheArgs, opts: pulumi.ResourceOptions | None = None):
         # Checked before registering: bad args register nothing.
         args = validate_args("ModelCache", name, args, ModelCacheArgs)
         super().__init__(type_token("ModelCache"), name, {}, opts)
@@ -139,17 +139,19 @@ class ModelCache(pulumi.ComponentResource):
             opts=child,
         )
 
-        env = [
+        env: list[dict[str, Any]] = [
             {"name": "MODEL_ID", "value": args["model"]},
             {"name": "MODEL_REVISION", "value": args["revision"]},
             {"name": "MODEL_DIR", "value": path},
             {"name": "HOME", "value": "/tmp"},
             {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
         ]
-        adapters = [{**a, "dir": model_dir(a["model"], a["revision"])} for a in args.get("adapters") or []]
+        adapters: list[dict[str, Any]] = [
+            {**a, "dir": model_dir(a["model"], a["revision"])} for a in args.get("adapters") or []
+        ]
         if adapters:
             env.append({"name": "ADAPTERS", "value": json.dumps(adapters, sort_keys=True)})
-        depends = [pvc]
+        depends: list[pulumi.Resource] = [pvc]
         if args.get("hf_token") is not None:
             token_secret = k8s.core.v1.Secret(
                 f"{name}-hf-token",
@@ -159,7 +161,10 @@ class ModelCache(pulumi.ComponentResource):
                 opts=child,
             )
             env.append(
-                {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": token_secret.metadata["name"], "key": HF_TOKEN_SECRET_KEY}}}
+                {
+                    "name": "HF_TOKEN",
+                    "valueFrom": {"secretKeyRef": {"name": token_secret.metadata["name"], "key": HF_TOKEN_SECRET_KEY}},
+                }
             )
             depends.append(token_secret)
 
@@ -211,6 +216,11 @@ class ModelCache(pulumi.ComponentResource):
         self.namespace = pulumi.Output.from_input(ns)
         self.adapter_paths = pulumi.Output.from_input([a["dir"] for a in adapters])
         self.register_outputs(
-            {"claim_name": self.claim_name, "model_path": self.model_path, "job_name": self.job_name, "namespace": self.namespace,
-             "adapter_paths": self.adapter_paths}
+            {
+                "claim_name": self.claim_name,
+                "model_path": self.model_path,
+                "job_name": self.job_name,
+                "namespace": self.namespace,
+                "adapter_paths": self.adapter_paths,
+            }
         )

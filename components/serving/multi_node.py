@@ -19,18 +19,26 @@ expanded by the kubelet from the env the LWS webhook injects into every containe
 Tensor parallelism stays within a node (it all-reduces every layer); pipeline stages cross nodes.
 """
 
-from typing import Optional, TypedDict
+from collections.abc import Mapping
+from typing import Any, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from .._core.awaits import SCHEDULING_SECONDS, WAIT_FOR_ANNOTATION, deployment_await_seconds, startup_probe_seconds, timeout_annotation
-from ..sizing.gpu_fit import check_serving_fit, multi_node_problems
+from .._core.awaits import (
+    SCHEDULING_SECONDS,
+    WAIT_FOR_ANNOTATION,
+    deployment_await_seconds,
+    startup_probe_seconds,
+    timeout_annotation,
+)
 from .._core.package import SERVER_APP, SERVER_COMPONENT, labels
-from ..cluster.scheduling import default_contract
-from .base import ServingArgs, ServingComponent, api_ingress
 from .._core.validation import ComponentArgsError, validate_args
+from .._core.wiring import register_server
+from ..cluster.scheduling import default_contract
+from ..sizing.gpu_fit import check_serving_fit, multi_node_problems
+from .base import ServingArgs, ServingComponent, api_ingress
 from .vllm_flags import check_extra_args
 from .vllm_pod import (
     VllmEngineArgs,
@@ -40,7 +48,6 @@ from .vllm_pod import (
     serving_pod_inputs,
     vllm_pod_spec,
 )
-from .._core.wiring import register_server
 
 LWS_API_VERSION = "leaderworkerset.x-k8s.io/v1"
 LWS_KIND = "LeaderWorkerSet"
@@ -103,7 +110,9 @@ def group_shape(component: str, name: str, engine: VllmEngineArgs, per_node: int
     gpus = gpus_per_replica(engine)
     if gpus <= per_node:
         raise ComponentArgsError(
-            component, name, "engine.pipeline_parallel_size",
+            component,
+            name,
+            "engine.pipeline_parallel_size",
             f"{gpus} GPUs per replica fit on one node of {per_node}: serve it with VllmService (one pod), "
             "a group of nodes only adds network hops",
         )
@@ -113,10 +122,14 @@ def group_shape(component: str, name: str, engine: VllmEngineArgs, per_node: int
 def multi_node_flags(nodes: int, leader: bool) -> list[str]:
     """vLLM's multiprocessing multi-node flags; rank and leader address come from the LWS env."""
     return [
-        "--nnodes", str(nodes),
-        "--node-rank", "0" if leader else f"$({WORKER_INDEX_ENV})",
-        "--master-addr", f"$({LEADER_ADDRESS_ENV})",
-        "--master-port", str(MASTER_PORT),
+        "--nnodes",
+        str(nodes),
+        "--node-rank",
+        "0" if leader else f"$({WORKER_INDEX_ENV})",
+        "--master-addr",
+        f"$({LEADER_ADDRESS_ENV})",
+        "--master-port",
+        str(MASTER_PORT),
         *([] if leader else ["--headless"]),
     ]
 
@@ -129,13 +142,21 @@ def group_pod_selector(name: str) -> dict:
     }
 
 
-def group_pod_specs(name: str, lws_name: str, args: dict, api_key_secret_name: pulumi.Input[str],
-                    nodes: int, gpus_per_pod: int) -> tuple[dict, dict]:
+def group_pod_specs(
+    name: str,
+    lws_name: str,
+    args: Mapping[str, Any],
+    api_key_secret_name: pulumi.Input[str],
+    nodes: int,
+    gpus_per_pod: int,
+) -> tuple[dict, dict]:
     """(leader pod spec, worker pod spec): the shared vLLM pod with the multi-node flags, GPUs per pod,
     one pod per node and a group kept in one ``group_topology_key`` domain."""
     inputs = serving_pod_inputs(args, api_key_secret_name, args.get("startup_budget_seconds"))
     # /dev/shm carries NCCL between the GPUs of one pod: size it for that pod's GPUs.
-    inputs["shm_size"] = args.get("shm_size") or default_shm_size({"served_model_name": "", "tensor_parallel_size": gpus_per_pod})
+    inputs["shm_size"] = args.get("shm_size") or default_shm_size(
+        {"served_model_name": "", "tensor_parallel_size": gpus_per_pod}
+    )
     contract = args.get("scheduling") or default_contract()
     rdma = args.get("rdma")
     rdma_devices = {rdma["resource_name"]: str(rdma.get("per_pod", 1))} if rdma else {}
@@ -144,7 +165,9 @@ def group_pod_specs(name: str, lws_name: str, args: dict, api_key_secret_name: p
         spec = vllm_pod_spec(inputs)
         c = spec["containers"][0]
         # Each pod takes every GPU of its node; vLLM's local world size is gpus / nodes (the same number).
-        c["resources"] = container_resources(inputs.get("resources") or {}, contract["gpu_resource_name"], gpus_per_pod, rdma_devices)
+        c["resources"] = container_resources(
+            inputs.get("resources") or {}, contract["gpu_resource_name"], gpus_per_pod, rdma_devices
+        )
         c["args"] = [*c["args"], *multi_node_flags(nodes, leader)]
         if not leader:
             c["command"] = list(WORKER_COMMAND)
@@ -155,15 +178,21 @@ def group_pod_specs(name: str, lws_name: str, args: dict, api_key_secret_name: p
         same_set = {"matchLabels": {LWS_NAME_LABEL: lws_name}}
         affinity: dict = {
             # One pod per node: a pod's GPUs are its node's.
-            "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
-                {"labelSelector": same_set, "topologyKey": "kubernetes.io/hostname"}]},
+            "podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {"labelSelector": same_set, "topologyKey": "kubernetes.io/hostname"}
+                ]
+            },
         }
         topology = args.get("group_topology_key", DEFAULT_GROUP_TOPOLOGY_KEY)
         if topology:
             # A group together: beside the pods with its own group key (the API server fills the key's
             # value from the pod's labels, which the LWS webhook sets before scheduling).
-            affinity["podAffinity"] = {"requiredDuringSchedulingIgnoredDuringExecution": [
-                {"labelSelector": same_set, "matchLabelKeys": [LWS_GROUP_KEY_LABEL], "topologyKey": topology}]}
+            affinity["podAffinity"] = {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {"labelSelector": same_set, "matchLabelKeys": [LWS_GROUP_KEY_LABEL], "topologyKey": topology}
+                ]
+            }
         spec["affinity"] = affinity
         return spec
 
@@ -174,21 +203,32 @@ def checked_group(name: str, args: MultiNodeVllmServiceArgs) -> tuple[int, int]:
     """(pods per group, GPUs per pod), or ``ComponentArgsError`` for a group that cannot be built: no
     known GPUs per node, other GPUs per node than the pool's, a shape that does not fill whole nodes,
     or a rolling update that could never start."""
-    capacity_gpu = ((args.get("scheduling") or {}).get("gpu_capacity") or {}).get("gpu") or {}
+    scheduling: Mapping[str, Any] = args.get("scheduling") or {}
+    capacity_gpu = (scheduling.get("gpu_capacity") or {}).get("gpu") or {}
     per_node = args.get("gpus_per_node") or capacity_gpu.get("per_node")
     if per_node is None:
         raise ComponentArgsError(
-            "MultiNodeVllmService", name, "gpus_per_node",
-            "not given and scheduling.gpu_capacity.gpu does not say a node's GPUs: a group needs it to know its size")
+            "MultiNodeVllmService",
+            name,
+            "gpus_per_node",
+            "not given and scheduling.gpu_capacity.gpu does not say a node's GPUs: a group needs it to know its size",
+        )
     if capacity_gpu.get("per_node") is not None and per_node != capacity_gpu["per_node"]:
         raise ComponentArgsError(
-            "MultiNodeVllmService", name, "gpus_per_node",
-            f"{per_node} but the pool's nodes have {capacity_gpu['per_node']} GPUs (scheduling.gpu_capacity.gpu.per_node): "
-            "a pod takes every GPU of its node")
+            "MultiNodeVllmService",
+            name,
+            "gpus_per_node",
+            f"{per_node} but the pool's nodes have {capacity_gpu['per_node']} GPUs "
+            "(scheduling.gpu_capacity.gpu.per_node): a pod takes every GPU of its node",
+        )
     nodes, gpus_per_pod = group_shape("MultiNodeVllmService", name, args["engine"], int(per_node))
     if args.get("max_unavailable", 1) < 1 and args.get("max_surge", 0) < 1:
-        raise ComponentArgsError("MultiNodeVllmService", name, "max_unavailable",
-                                 "and max_surge are both 0: a rolling update could never start (LWS refuses it)")
+        raise ComponentArgsError(
+            "MultiNodeVllmService",
+            name,
+            "max_unavailable",
+            "and max_surge are both 0: a rolling update could never start (LWS refuses it)",
+        )
     return nodes, gpus_per_pod
 
 
@@ -202,7 +242,7 @@ class MultiNodeVllmService(ServingComponent):
     group_size: pulumi.Output[int]
     """Pods (= nodes) per replica."""
 
-    def __init__(self, name: str, args: MultiNodeVllmServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: MultiNodeVllmServiceArgs, opts: pulumi.ResourceOptions | None = None):
         args = validate_args("MultiNodeVllmService", name, args, MultiNodeVllmServiceArgs)
         check_extra_args("MultiNodeVllmService", name, args["engine"])
         check_serving_fit("MultiNodeVllmService", name, args, multi_node=True)
@@ -222,22 +262,28 @@ class MultiNodeVllmService(ServingComponent):
         k8s.networking.v1.NetworkPolicy(
             f"{name}-group-netpol",
             metadata={"name": f"{name}-group", "namespace": args["namespace"], "labels": self._server_labels},
-            spec={"podSelector": group_pod_selector(name), "policyTypes": ["Ingress"],
-                  "ingress": [{"from": [{"podSelector": group_pod_selector(name)}]}]},
+            spec={
+                "podSelector": group_pod_selector(name),
+                "policyTypes": ["Ingress"],
+                "ingress": [{"from": [{"podSelector": group_pod_selector(name)}]}],
+            },
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-        self.leader_worker_set_name = lws.metadata["name"]
+        self.leader_worker_set_name = lws.metadata["name"]  # type: ignore[attr-defined]  # a CustomResource's outputs are set at runtime
         register_server(self.leader_worker_set_name, self.facts)
         self.group_size = pulumi.Output.from_input(nodes)
-        self.register_outputs({
-            **self.serving_outputs(),
-            "leader_worker_set_name": self.leader_worker_set_name,
-            "group_size": self.group_size,
-        })
+        self.register_outputs(
+            {
+                **self.serving_outputs(),
+                "leader_worker_set_name": self.leader_worker_set_name,
+                "group_size": self.group_size,
+            }
+        )
 
-    def _leader_worker_set(self, name: str, args: MultiNodeVllmServiceArgs, nodes: int,
-                           gpus_per_pod: int) -> k8s.apiextensions.CustomResource:
+    def _leader_worker_set(
+        self, name: str, args: MultiNodeVllmServiceArgs, nodes: int, gpus_per_pod: int
+    ) -> k8s.apiextensions.CustomResource:
         """``<name>-lws``: ``replicas`` groups of ``nodes`` pods, the leader serving."""
         lws_name = f"{name}-lws"  # not ``name``: the controller creates a headless Service of the set's name
         meta_labels = self._server_labels
@@ -263,7 +309,9 @@ class MultiNodeVllmService(ServingComponent):
                 # controller's Available condition, reason AllGroupsReady), each wave a whole start.
                 "annotations": {
                     WAIT_FOR_ANNOTATION: "condition=Available",
-                    **timeout_annotation(deployment_await_seconds(budget, replicas, max_surge, max_unavailable, scheduling)),
+                    **timeout_annotation(
+                        deployment_await_seconds(budget, replicas, max_surge, max_unavailable, scheduling)
+                    ),
                 },
             },
             spec={
@@ -279,8 +327,14 @@ class MultiNodeVllmService(ServingComponent):
                     "size": nodes,
                     # A pipeline with a stage gone is dead: one failed pod or container restarts the group.
                     "restartPolicy": "RecreateGroupOnPodRestart",
-                    "leaderTemplate": {"metadata": {"labels": leader_labels, "annotations": pod_annotations}, "spec": leader_spec},
-                    "workerTemplate": {"metadata": {"labels": worker_labels, "annotations": pod_annotations}, "spec": worker_spec},
+                    "leaderTemplate": {
+                        "metadata": {"labels": leader_labels, "annotations": pod_annotations},
+                        "spec": leader_spec,
+                    },
+                    "workerTemplate": {
+                        "metadata": {"labels": worker_labels, "annotations": pod_annotations},
+                        "spec": worker_spec,
+                    },
                 },
             },
             opts=pulumi.ResourceOptions(parent=self),

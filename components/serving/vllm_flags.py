@@ -20,7 +20,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Optional
+from typing import Any
 
 from .. import versions
 
@@ -41,13 +41,13 @@ class Flag:
     """store, store_true, boolean_optional (``--x``/``--no-x``), append or help."""
     nargs: Any = None
     """argparse nargs: None (one value), ``?``, ``+``, ``*`` or a count."""
-    type: Optional[str] = None
+    type: str | None = None
     """Kind of value: int, float, str, json, json_object, json_or_str, human_int, human_int_or_auto."""
     optional: bool = False
     """``None`` (or an empty value) is accepted and means "unset"."""
-    choices: Optional[tuple[str, ...]] = None
+    choices: tuple[str, ...] | None = None
     """The only values argparse accepts, if restricted."""
-    group: Optional[str] = None
+    group: str | None = None
     """vLLM's config group (ModelConfig, ParallelConfig, ...)."""
 
     @property
@@ -143,7 +143,7 @@ class ArgProblem:
     kind: str = "parse"
     """parse (vLLM would refuse it), stray_value (vLLM would take it as the model to serve), duplicate
     (vLLM keeps the last), managed, gpu_count, not_serving or abbreviation."""
-    dest: Optional[str] = None
+    dest: str | None = None
     """The flag concerned, where one was recognised."""
 
 
@@ -183,19 +183,21 @@ def _normalise(item: str) -> str:
     return head[:2] + head[2:].replace("_", "-") + tail + eq + value
 
 
-def _resolve(table: FlagTable, token: str) -> tuple[Optional[Flag], Optional[str], Optional[str], list[str], bool]:
+def _resolve(table: FlagTable, token: str) -> tuple[Flag | None, str | None, str | None, list[str], bool]:
     """(flag, option string, explicit value, ambiguous candidates, abbreviation) as argparse's
     ``_parse_optional`` resolves ``token``."""
     if token in table.by_option:
         return table.by_option[token], token, None, [], False
+    value: str | None
     if "=" in token:
         opt, value = token.split("=", 1)
         if opt in table.by_option:
             return table.by_option[opt], opt, value, [], False
-    matches: list[tuple[Flag, str, Optional[str]]] = []
+    matches: list[tuple[Flag, str, str | None]] = []
     if token.startswith("--"):
         if table.allow_abbrev:
-            prefix, value = (token.split("=", 1) + [None])[:2] if "=" in token else (token, None)
+            prefix, eq, rest = token.partition("=")
+            value = rest if eq else None
             matches = [(f, o, value) for o, f in table.by_option.items() if o.startswith(prefix)]
     elif len(token) > 1:
         # Single dash: an exact two-character option with the rest as its value, or a prefix.
@@ -213,7 +215,7 @@ def _resolve(table: FlagTable, token: str) -> tuple[Optional[Flag], Optional[str
     return None, None, None, [], False
 
 
-def _check_value(flag: Flag, value: str) -> Optional[str]:
+def _check_value(flag: Flag, value: str) -> str | None:
     """Why ``value`` is not one vLLM's parser accepts for ``flag`` (None when it is)."""
     if flag.optional and value in ("", "None"):
         return None
@@ -230,7 +232,9 @@ def _check_value(flag: Flag, value: str) -> Optional[str]:
                 if m is None:
                     int(v)
                 elif m.group(2) in "KMGT" and "." in m.group(1):
-                    return f"{value!r}: no decimals with binary suffixes (did you mean {m.group(1)}{m.group(2).lower()}?)"
+                    return (
+                        f"{value!r}: no decimals with binary suffixes (did you mean {m.group(1)}{m.group(2).lower()}?)"
+                    )
         elif kind == "json":
             json.loads(value)
         elif kind == "json_object":
@@ -241,16 +245,22 @@ def _check_value(flag: Flag, value: str) -> Optional[str]:
             if re.match(r"(?s)^\s*{.*}\s*$", value):
                 json.loads(value)
     except ValueError:
-        what = {"int": "an integer", "float": "a number", "human_int": "an integer (1k, 2M ... allowed)",
-                "human_int_or_auto": "an integer (1k ... allowed), -1 or auto", "json": "JSON",
-                "json_object": "a JSON object", "json_or_str": "JSON"}.get(kind, kind)
+        what = {
+            "int": "an integer",
+            "float": "a number",
+            "human_int": "an integer (1k, 2M ... allowed)",
+            "human_int_or_auto": "an integer (1k ... allowed), -1 or auto",
+            "json": "JSON",
+            "json_object": "a JSON object",
+            "json_or_str": "JSON",
+        }.get(kind, kind)
         return f"{value!r} is not {what}"
     if flag.choices is not None and value not in flag.choices:
         return f"{value!r} is not one of {', '.join(flag.choices)}"
     return None
 
 
-def _nargs_range(flag: Flag) -> tuple[int, Optional[int]]:
+def _nargs_range(flag: Flag) -> tuple[int, int | None]:
     n = flag.nargs
     if not flag.takes_value:
         return 0, 0
@@ -265,7 +275,7 @@ def _nargs_range(flag: Flag) -> tuple[int, Optional[int]]:
     return int(n), int(n)
 
 
-def parse_extra_args(args: list[str], table: Optional[FlagTable] = None) -> ParsedArgs:
+def parse_extra_args(args: list[str], table: FlagTable | None = None) -> ParsedArgs:
     """Read ``args`` as vLLM's parser would (appended after the stack's own flags).
 
     Returns every flag found, with its values as written, and every problem, each naming the
@@ -286,20 +296,38 @@ def parse_extra_args(args: list[str], table: Optional[FlagTable] = None) -> Pars
         if item.startswith("-") and len(item) > 1 and re.search(r"\s", head):
             words = item.split()
             hint = f" [{', '.join(repr(w) for w in words)}]" if len(words) > 1 else f" {item.strip()!r}"
-            problems.append(ArgProblem(index, (
-                f"{item!r} is one list item holding a flag and its value; vLLM reads it as a single word "
-                f"(not the flag), so write each as its own item:{hint}"
-                + (f" (or {words[0]}={' '.join(words[1:])})" if len(words) > 1 else "")
-            ), "stray_value"))
+            problems.append(
+                ArgProblem(
+                    index,
+                    (
+                        f"{item!r} is one list item holding a flag and its value; vLLM reads it as a single word "
+                        f"(not the flag), so write each as its own item:{hint}"
+                        + (f" (or {words[0]}={' '.join(words[1:])})" if len(words) > 1 else "")
+                    ),
+                    "stray_value",
+                )
+            )
             continue
         if not _looks_like_option(item):
-            problems.append(ArgProblem(index, (
-                f"{item!r} follows no flag that takes a value; vLLM would take it as the model to serve "
-                "(or refuse it). Put it right after its flag, or use --flag=value"
-            ), "stray_value"))
+            problems.append(
+                ArgProblem(
+                    index,
+                    (
+                        f"{item!r} follows no flag that takes a value; vLLM would take it as the model to serve "
+                        "(or refuse it). Put it right after its flag, or use --flag=value"
+                    ),
+                    "stray_value",
+                )
+            )
             continue
         if item == "--":
-            problems.append(ArgProblem(index, "'--' ends vLLM's options: everything after it would be taken as the model to serve", "stray_value"))
+            problems.append(
+                ArgProblem(
+                    index,
+                    "'--' ends vLLM's options: everything after it would be taken as the model to serve",
+                    "stray_value",
+                )
+            )
             break
         token = _normalise(item)
         # FlexibleArgumentParser: -O3, -O=3 and -O 3 mean --optimization-level 3.
@@ -315,11 +343,13 @@ def parse_extra_args(args: list[str], table: Optional[FlagTable] = None) -> Pars
             key, eq, value = token.partition("=")
             base = key.split(".", 1)[0]
             flag, option, _, ambiguous, abbrev = _resolve(table, base)
-            if flag is None:
+            if flag is None or option is None:  # _resolve: both or neither
                 problems.append(_unknown(table, index, item, base, ambiguous))
                 continue
             if flag.type not in ("json", "json_object", "json_or_str"):
-                problems.append(ArgProblem(index, f"{item!r}: {flag.name} takes no JSON keys (the '.' form is for JSON flags)"))
+                problems.append(
+                    ArgProblem(index, f"{item!r}: {flag.name} takes no JSON keys (the '.' form is for JSON flags)")
+                )
                 continue
             if not eq:
                 if i >= len(items):
@@ -330,7 +360,7 @@ def parse_extra_args(args: list[str], table: Optional[FlagTable] = None) -> Pars
             found.append(ParsedArg(flag, item, option, (value,), index, abbrev))
             continue
         flag, option, explicit, ambiguous, abbrev = _resolve(table, token)
-        if flag is None:
+        if flag is None or option is None:  # _resolve: both or neither
             problems.append(_unknown(table, index, item, token.split("=", 1)[0], ambiguous))
             while i < len(items) and not _looks_like_option(items[i]):
                 i += 1  # its values: one problem per unknown flag, not one per word
@@ -340,7 +370,9 @@ def parse_extra_args(args: list[str], table: Optional[FlagTable] = None) -> Pars
         if explicit is not None:
             if hi == 0:
                 alt = f" or --no-{flag.name[2:]}" if flag.action == "boolean_optional" else ""
-                problems.append(ArgProblem(index, f"{item!r}: {flag.name} is a switch and takes no value; write {flag.name}{alt}"))
+                problems.append(
+                    ArgProblem(index, f"{item!r}: {flag.name} is a switch and takes no value; write {flag.name}{alt}")
+                )
                 continue
             values.append(explicit)  # argparse: an explicit value is the only one
         else:
@@ -348,7 +380,9 @@ def parse_extra_args(args: list[str], table: Optional[FlagTable] = None) -> Pars
                 values.append(items[i])
                 i += 1
             if len(values) < lo:
-                problems.append(ArgProblem(index, f"{item!r} expects {'a value' if lo == 1 else f'{lo} values'} but none follows"))
+                problems.append(
+                    ArgProblem(index, f"{item!r} expects {'a value' if lo == 1 else f'{lo} values'} but none follows")
+                )
                 continue
         bad = next((p for p in (_check_value(flag, v) for v in values) if p), None)
         if bad:
@@ -359,10 +393,17 @@ def parse_extra_args(args: list[str], table: Optional[FlagTable] = None) -> Pars
     for a in found:
         if a.flag.dest in seen and a.flag.action != "append" and "." not in a.given:
             first = seen[a.flag.dest]
-            problems.append(ArgProblem(a.index, (
-                f"{a.given} sets {a.flag.name} again (first as {first.given} at position {first.index}); "
-                "vLLM silently keeps the last one: give it once"
-            ), "duplicate", a.flag.dest))
+            problems.append(
+                ArgProblem(
+                    a.index,
+                    (
+                        f"{a.given} sets {a.flag.name} again (first as {first.given} at position {first.index}); "
+                        "vLLM silently keeps the last one: give it once"
+                    ),
+                    "duplicate",
+                    a.flag.dest,
+                )
+            )
         seen.setdefault(a.flag.dest, a)
     problems.sort(key=lambda p: p.index)
     return ParsedArgs(found, problems)
@@ -371,7 +412,9 @@ def parse_extra_args(args: list[str], table: Optional[FlagTable] = None) -> Pars
 def _unknown(table: FlagTable, index: int, item: str, name: str, ambiguous: list[str]) -> ArgProblem:
     if ambiguous:
         shown = ", ".join(ambiguous[:6]) + (", ..." if len(ambiguous) > 6 else "")
-        return ArgProblem(index, f"{item!r} is ambiguous: vLLM cannot tell which flag it means ({shown}); write the full flag")
+        return ArgProblem(
+            index, f"{item!r} is ambiguous: vLLM cannot tell which flag it means ({shown}); write the full flag"
+        )
     close = difflib.get_close_matches(name, list(table.by_option), n=3, cutoff=0.6)
     hint = f" (did you mean {' or '.join(close)}?)" if close else ""
     return ArgProblem(index, f"{item!r} is not a flag of vLLM {table.vllm_version}{hint}")
@@ -407,7 +450,10 @@ SET_OUTSIDE_ARGS = {
 #: and data parallelism runs that many engines per replica), so each would leave the replica
 #: short of GPUs or waiting for peers that never come.
 GPU_COUNT_FLAGS = {
-    "data_parallel_size": "runs several engine copies in one replica, each on its own tensor x pipeline GPUs, but the pod requests GPUs for one; for more copies raise replicas (or autoscaling)",
+    "data_parallel_size": (
+        "runs several engine copies in one replica, each on its own tensor x pipeline GPUs, but the "
+        "pod requests GPUs for one; for more copies raise replicas (or autoscaling)"
+    ),
     "data_parallel_size_local": "is part of data parallelism, which the stack does not render; raise replicas instead",
     "data_parallel_rank": "is part of multi-node data parallelism, which the stack does not render",
     "data_parallel_start_rank": "is part of multi-node data parallelism, which the stack does not render",
@@ -417,7 +463,10 @@ GPU_COUNT_FLAGS = {
     "data_parallel_hybrid_lb": "is part of data parallelism, which the stack does not render",
     "data_parallel_external_lb": "is part of data parallelism, which the stack does not render",
     "data_parallel_multi_port_external_lb": "is part of data parallelism, which the stack does not render",
-    "prefill_context_parallel_size": "multiplies the GPUs a replica needs (world size = tensor x pipeline x prefill-context parallel) but the pod requests tensor x pipeline",
+    "prefill_context_parallel_size": (
+        "multiplies the GPUs a replica needs (world size = tensor x pipeline x "
+        "prefill-context parallel) but the pod requests tensor x pipeline"
+    ),
     "nnodes": "spreads one replica over several nodes; a replica here is one pod on one node",
     "node_rank": "is for a replica spread over several nodes; a replica here is one pod on one node",
     "enable_elastic_ep": "scales data-parallel engines inside a replica, beyond the GPUs the pod requests",
@@ -446,7 +495,7 @@ def managed_dests() -> frozenset[str]:
     return frozenset(a.flag.dest for a in parsed.args) | frozenset(SET_OUTSIDE_ARGS)
 
 
-def extra_args_problems(args: list[str], table: Optional[FlagTable] = None) -> tuple[ParsedArgs, list[ArgProblem]]:
+def extra_args_problems(args: list[str], table: FlagTable | None = None) -> tuple[ParsedArgs, list[ArgProblem]]:
     """Parse ``args`` and list everything wrong with them as extra args of a stack-rendered server:
     the parser's problems, then managed flags, GPU-count flags, flags that stop serving, and
     abbreviations. Managed flags are reported with the dest, so callers can name their own key."""
@@ -464,19 +513,32 @@ def extra_args_problems(args: list[str], table: Optional[FlagTable] = None) -> t
         elif dest in NOT_SERVING_FLAGS:
             problems.append(ArgProblem(a.index, f"{how} {NOT_SERVING_FLAGS[dest]}", "not_serving", dest))
         elif a.abbreviation:
-            problems.append(ArgProblem(a.index, (
-                f"{a.given} is an abbreviation vLLM expands to {a.option}; write {a.option} (an abbreviation "
-                "changes meaning or breaks when a newer vLLM adds a flag with the same prefix)"
-            ), "abbreviation", dest))
+            problems.append(
+                ArgProblem(
+                    a.index,
+                    (
+                        f"{a.given} is an abbreviation vLLM expands to {a.option}; write {a.option} (an abbreviation "
+                        "changes meaning or breaks when a newer vLLM adds a flag with the same prefix)"
+                    ),
+                    "abbreviation",
+                    dest,
+                )
+            )
     problems.sort(key=lambda p: p.index)
     return parsed, problems
 
 
 #: The serving components' arg that renders a managed flag whose dest is not an ``engine`` key of
 #: the same name (None: the component fixes the flag itself).
-_COMPONENT_ARG_OF_DEST = {"model": "model_path", "host": None, "port": None, "api_key": "api_key",
-                          "enable_lora": "engine.lora_adapters", "lora_modules": "engine.lora_adapters",
-                          "max_lora_rank": "engine.lora_adapters"}
+_COMPONENT_ARG_OF_DEST = {
+    "model": "model_path",
+    "host": None,
+    "port": None,
+    "api_key": "api_key",
+    "enable_lora": "engine.lora_adapters",
+    "lora_modules": "engine.lora_adapters",
+    "max_lora_rank": "engine.lora_adapters",
+}
 
 
 def check_extra_args(component: str, name: str, engine: Any) -> None:
@@ -496,11 +558,16 @@ def check_extra_args(component: str, name: str, engine: Any) -> None:
     path = f"engine.extra_args[{p.index}]"
     if p.kind != "managed":
         raise ComponentArgsError(component, name, path, p.message)
+    assert p.dest is not None  # a "managed" problem always names its flag's dest
     flag = load_table().flag(p.dest).name
     given = next(a.given for a in parsed.args if a.index == p.index)
     spelled = given if given == flag else f"{given} (that is {flag})"
     arg = _COMPONENT_ARG_OF_DEST.get(p.dest, f"engine.{p.dest}" if p.dest in VllmEngineArgs.__annotations__ else None)
     if arg is not None and p.dest not in SET_OUTSIDE_ARGS:
-        raise ComponentArgsError(component, name, path, f"sets {spelled}, which {component} renders from args.{arg}; set that instead")
-    why = SET_OUTSIDE_ARGS.get(p.dest, "the Service, probes and NetworkPolicy use the port and address the component sets")
+        raise ComponentArgsError(
+            component, name, path, f"sets {spelled}, which {component} renders from args.{arg}; set that instead"
+        )
+    why = SET_OUTSIDE_ARGS.get(
+        p.dest, "the Service, probes and NetworkPolicy use the port and address the component sets"
+    )
     raise ComponentArgsError(component, name, path, f"sets {spelled}, which {component} sets itself: {why}")

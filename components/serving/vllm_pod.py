@@ -7,17 +7,18 @@ be Pulumi Inputs), so it can be unit-tested without a Pulumi runtime.
 
 import inspect
 import math
+from collections.abc import Mapping
 from enum import Enum
-from typing import Optional, TypedDict
+from typing import Any, TypedDict
 
 import pulumi
 from typing_extensions import NotRequired
 
 from .. import versions
+from ..cluster.scheduling import SchedulingContractArgs, apply_contract, default_contract
 from ..sizing.cold_start import ENGINE_START_SECONDS, UNKNOWN_WEIGHTS_LOAD_SECONDS, ColdStartArgs, cold_start_budget
 from ..sizing.gpu_fit import DEFAULT_GPU_MEMORY_UTILIZATION
 from .object_storage import ObjectStoragePod
-from ..cluster.scheduling import SchedulingContractArgs, apply_contract, default_contract
 from .warmup import warmup_startup_probe
 
 #: Port vLLM's OpenAI-compatible server listens on (API, /health and /metrics share it).
@@ -149,7 +150,9 @@ def gpus_per_replica(engine: VllmEngineArgs) -> int:
     return engine.get("tensor_parallel_size", 1) * engine.get("pipeline_parallel_size", 1)
 
 
-def startup_budget_seconds(weights_gib: Optional[float], override: Optional[int] = None, figures: Optional[ColdStartArgs] = None) -> int:
+def startup_budget_seconds(
+    weights_gib: float | None, override: int | None = None, figures: ColdStartArgs | None = None
+) -> int:
     """Seconds a pod may take from container start to healthy before the kubelet restarts it: the
     startup part of the cold start (weights at the stated storage throughput + engine start)."""
     return cold_start_budget(weights_gib, figures, override).startup_seconds
@@ -165,32 +168,50 @@ def vllm_command() -> list[str]:
     return ["python3", "-m", "vllm.entrypoints.openai.api_server"]
 
 
-def vllm_args(engine: VllmEngineArgs, model_path: pulumi.Input[str], loader_args: tuple = ()) -> list[pulumi.Input[str]]:
+def vllm_args(
+    engine: VllmEngineArgs, model_path: pulumi.Input[str], loader_args: tuple = ()
+) -> list[pulumi.Input[str]]:
     """The server's CLI flags, in a stable order (rendered diffs stay small). The model path and
     served name may be Outputs: each is one list element, which Pulumi resolves in place.
     ``loader_args``: how the weights are loaded (object storage: the Run:ai streamer), before extra args."""
     args = [
-        "--model", model_path,
-        "--served-model-name", engine["served_model_name"],
-        "--host", "0.0.0.0",
-        "--port", str(HTTP_PORT),
-        "--tensor-parallel-size", str(engine.get("tensor_parallel_size", 1)),
-        "--pipeline-parallel-size", str(engine.get("pipeline_parallel_size", 1)),
-        "--gpu-memory-utilization", str(engine.get("gpu_memory_utilization", DEFAULT_GPU_MEMORY_UTILIZATION)),
-        "--dtype", Dtype(engine.get("dtype", Dtype.AUTO)).value,
+        "--model",
+        model_path,
+        "--served-model-name",
+        engine["served_model_name"],
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(HTTP_PORT),
+        "--tensor-parallel-size",
+        str(engine.get("tensor_parallel_size", 1)),
+        "--pipeline-parallel-size",
+        str(engine.get("pipeline_parallel_size", 1)),
+        "--gpu-memory-utilization",
+        str(engine.get("gpu_memory_utilization", DEFAULT_GPU_MEMORY_UTILIZATION)),
+        "--dtype",
+        Dtype(engine.get("dtype", Dtype.AUTO)).value,
     ]
     if engine.get("max_model_len"):
         args += ["--max-model-len", str(engine["max_model_len"])]
     if engine.get("quantization"):
         args += ["--quantization", Quantization(engine["quantization"]).value]
-    args.append("--enable-prefix-caching" if engine.get("enable_prefix_caching", True) else "--no-enable-prefix-caching")
+    args.append(
+        "--enable-prefix-caching" if engine.get("enable_prefix_caching", True) else "--no-enable-prefix-caching"
+    )
     if engine.get("max_num_seqs"):
         args += ["--max-num-seqs", str(engine["max_num_seqs"])]
     adapters = engine.get("lora_adapters") or []
     if adapters:
-        args += ["--enable-lora", "--lora-modules", *[lora_module(a) for a in adapters],
-                 "--max-loras", str(engine.get("max_loras", len(adapters))),
-                 "--max-lora-rank", str(lora_rank_slot(max(a["rank"] for a in adapters)))]
+        args += [
+            "--enable-lora",
+            "--lora-modules",
+            *[lora_module(a) for a in adapters],
+            "--max-loras",
+            str(engine.get("max_loras", len(adapters))),
+            "--max-lora-rank",
+            str(lora_rank_slot(max(a["rank"] for a in adapters))),
+        ]
     return args + list(loader_args) + list(engine.get("extra_args", []))
 
 
@@ -210,7 +231,7 @@ def lora_module(adapter: LoraAdapterArgs) -> pulumi.Input[str]:
     return f"{name}={path}"
 
 
-def probes(startup_budget: int, warmup_served_name: Optional[pulumi.Input[str]] = None) -> dict:
+def probes(startup_budget: int, warmup_served_name: pulumi.Input[str] | None = None) -> dict:
     """Startup probe with the whole budget; then tight readiness/liveness (no initial delay). With
     ``warmup_served_name`` the startup probe is one real completion (warmup.py): not Ready before it."""
     # By number, not name: Knative renames the serving port on the pods it creates.
@@ -218,7 +239,8 @@ def probes(startup_budget: int, warmup_served_name: Optional[pulumi.Input[str]] 
     failures = math.ceil(startup_budget / STARTUP_PERIOD_SECONDS)
     return {
         "startupProbe": warmup_startup_probe(warmup_served_name, HTTP_PORT, STARTUP_PERIOD_SECONDS, failures)
-        if warmup_served_name is not None else {
+        if warmup_served_name is not None
+        else {
             "httpGet": http,
             "periodSeconds": STARTUP_PERIOD_SECONDS,
             "timeoutSeconds": 5,
@@ -259,16 +281,16 @@ class PodSpecInputs(TypedDict):
 
     engine: VllmEngineArgs
     model_path: NotRequired[pulumi.Input[str]]
-    claim_name: NotRequired[pulumi.Input[str]]
+    claim_name: NotRequired[pulumi.Input[str] | None]
     api_key_secret_name: pulumi.Input[str]
     #: Weights streamed from a bucket instead of the cache volume (no claim, no wait-for-weights).
-    object_storage: NotRequired[Optional[ObjectStoragePod]]
-    image: NotRequired[str]
-    resources: NotRequired[ResourcesArgs]
-    scheduling: NotRequired[Optional[SchedulingContractArgs]]
-    startup_budget_seconds: NotRequired[int]
-    shm_size: NotRequired[str]
-    extra_env: NotRequired[dict[str, str]]
+    object_storage: NotRequired[ObjectStoragePod | None]
+    image: NotRequired[str | None]
+    resources: NotRequired[ResourcesArgs | None]
+    scheduling: NotRequired[SchedulingContractArgs | None]
+    startup_budget_seconds: NotRequired[int | None]
+    shm_size: NotRequired[str | None]
+    extra_env: NotRequired[dict[str, str] | None]
     termination_grace_period_seconds: NotRequired[int]
     warmup: NotRequired[bool]
 
@@ -276,8 +298,12 @@ class PodSpecInputs(TypedDict):
 API_KEY_SECRET_KEY = "api-key"
 
 
-def serving_pod_inputs(args: dict, api_key_secret_name: pulumi.Input[str], startup_budget: Optional[int],
-                       object_storage: Optional[ObjectStoragePod] = None) -> PodSpecInputs:
+def serving_pod_inputs(
+    args: Mapping[str, Any],
+    api_key_secret_name: pulumi.Input[str],
+    startup_budget: int | None,
+    object_storage: ObjectStoragePod | None = None,
+) -> PodSpecInputs:
     """The builder's inputs from a serving component's args (VllmService and KnativeVllmService
     share these field names), so both serve a model from the very same pod. ``object_storage``: the
     component's streamer access (``object_storage.object_storage_access``) when the weights are in a bucket."""
@@ -302,9 +328,17 @@ def vllm_container(p: PodSpecInputs) -> dict:
     engine = p["engine"]
     contract = p.get("scheduling") or default_contract()
     source = p.get("object_storage")
-    env = offline_env() + [
-        {"name": "VLLM_API_KEY", "valueFrom": {"secretKeyRef": {"name": p["api_key_secret_name"], "key": API_KEY_SECRET_KEY}}}
-    ] + (source["env"] if source else []) + [{"name": k, "value": v} for k, v in sorted((p.get("extra_env") or {}).items())]
+    env = (
+        offline_env()
+        + [
+            {
+                "name": "VLLM_API_KEY",
+                "valueFrom": {"secretKeyRef": {"name": p["api_key_secret_name"], "key": API_KEY_SECRET_KEY}},
+            }
+        ]
+        + (source["env"] if source else [])
+        + [{"name": k, "value": v} for k, v in sorted((p.get("extra_env") or {}).items())]
+    )
     return {
         "name": "vllm",
         "image": p.get("image") or versions.VLLM_IMAGE,
@@ -313,9 +347,13 @@ def vllm_container(p: PodSpecInputs) -> dict:
         "args": vllm_args(engine, p["model_path"], tuple(source["loader_args"]) if source else ()),
         "env": env,
         "ports": [{"name": PORT_NAME, "containerPort": HTTP_PORT, "protocol": "TCP"}],
-        "resources": container_resources(p.get("resources") or {}, contract["gpu_resource_name"], gpus_per_replica(engine)),
-        **probes(p.get("startup_budget_seconds") or STARTUP_UNKNOWN_SIZE_SECONDS,
-                 engine["served_model_name"] if p.get("warmup") else None),
+        "resources": container_resources(
+            p.get("resources") or {}, contract["gpu_resource_name"], gpus_per_replica(engine)
+        ),
+        **probes(
+            p.get("startup_budget_seconds") or STARTUP_UNKNOWN_SIZE_SECONDS,
+            engine["served_model_name"] if p.get("warmup") else None,
+        ),
         "volumeMounts": [
             *([] if source else [{"name": "model-cache", "mountPath": CACHE_MOUNT_PATH, "readOnly": True}]),
             {"name": "dshm", "mountPath": "/dev/shm"},
@@ -325,8 +363,9 @@ def vllm_container(p: PodSpecInputs) -> dict:
     }
 
 
-def container_resources(res: ResourcesArgs, gpu_resource_name: pulumi.Input[str], gpus: int,
-                        extra: Optional[dict[str, str]] = None) -> pulumi.Input[dict]:
+def container_resources(
+    res: ResourcesArgs, gpu_resource_name: pulumi.Input[str], gpus: int, extra: dict[str, str] | None = None
+) -> pulumi.Input[dict]:
     """Requests and limits of a server container: CPU, memory, ``gpus`` of the contract's GPU resource and
     ``extra`` devices. The resource name is a key of both maps: when it is an Output (a pool's
     ``gpu_resource_name`` passed from another language) the whole block is built inside it, since a key
@@ -335,11 +374,17 @@ def container_resources(res: ResourcesArgs, gpu_resource_name: pulumi.Input[str]
 
     def build(gpu: str) -> dict:
         devices = {gpu: str(gpus), **(extra or {})}
-        return {"requests": {"cpu": res.get("cpu", "4"), "memory": memory, **devices}, "limits": {"memory": memory, **devices}}
+        return {
+            "requests": {"cpu": res.get("cpu", "4"), "memory": memory, **devices},
+            "limits": {"memory": memory, **devices},
+        }
 
     if isinstance(gpu_resource_name, pulumi.Output) or inspect.isawaitable(gpu_resource_name):
-        # from_input resolves the CPU and memory Inputs inside the block as well.
-        return pulumi.Output.from_input(gpu_resource_name).apply(lambda gpu: pulumi.Output.from_input(build(gpu)))
+        # from_input resolves the CPU and memory Inputs inside the block as well. (Its overloads do not
+        # take the narrowed Awaitable[str] | Output[str].)
+        return pulumi.Output.from_input(gpu_resource_name).apply(  # type: ignore[arg-type]
+            lambda gpu: pulumi.Output.from_input(build(gpu))
+        )
     return build(gpu_resource_name)
 
 
@@ -359,13 +404,18 @@ def resolved(value: pulumi.Input, fn):
     return fn(value)
 
 
-def cache_ready_init_container(model_path: pulumi.Input[str], adapter_paths: Optional[list] = None) -> dict:
+def cache_ready_init_container(model_path: pulumi.Input[str], adapter_paths: list | None = None) -> dict:
     """Wait (visibly) until the weights are complete in the cache, instead of a vLLM crash loop."""
     return {
         "name": "wait-for-weights",
         "image": versions.BUSYBOX_IMAGE,
-        "command": ["sh", "-c", resolved(model_path, wait_for_weights_script) if not adapter_paths else
-                    pulumi.Output.all(model_path, *adapter_paths).apply(lambda ps: wait_for_weights_script(*ps))],
+        "command": [
+            "sh",
+            "-c",
+            resolved(model_path, wait_for_weights_script)
+            if not adapter_paths
+            else pulumi.Output.all(model_path, *adapter_paths).apply(lambda ps: wait_for_weights_script(*ps)),
+        ],
         "volumeMounts": [{"name": "model-cache", "mountPath": CACHE_MOUNT_PATH, "readOnly": True}],
         "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "32Mi"}},
         "securityContext": CONTAINER_SECURITY_CONTEXT,
@@ -383,12 +433,28 @@ def vllm_pod_spec(p: PodSpecInputs) -> dict:
     engine = p["engine"]
     source = p.get("object_storage")  # weights streamed from a bucket: no cache volume to wait for or mount
     spec = {
-        **({} if source else {"initContainers": [
-            cache_ready_init_container(p["model_path"], [a["path"] for a in engine.get("lora_adapters") or []])]}),
+        **(
+            {}
+            if source
+            else {
+                "initContainers": [
+                    cache_ready_init_container(p["model_path"], [a["path"] for a in engine.get("lora_adapters") or []])
+                ]
+            }
+        ),
         "containers": [{**vllm_container(p), "lifecycle": DEPLOYMENT_DRAIN_LIFECYCLE}],
         "volumes": [
-            *([] if source else [{"name": "model-cache", "persistentVolumeClaim": {"claimName": p["claim_name"], "readOnly": True}}]),
-            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": p.get("shm_size") or default_shm_size(engine)}},
+            *(
+                []
+                if source
+                else [
+                    {"name": "model-cache", "persistentVolumeClaim": {"claimName": p["claim_name"], "readOnly": True}}
+                ]
+            ),
+            {
+                "name": "dshm",
+                "emptyDir": {"medium": "Memory", "sizeLimit": p.get("shm_size") or default_shm_size(engine)},
+            },
             {"name": "tmp", "emptyDir": {"sizeLimit": "20Gi"}},
         ],
         "securityContext": POD_SECURITY_CONTEXT,
@@ -397,13 +463,24 @@ def vllm_pod_spec(p: PodSpecInputs) -> dict:
         "enableServiceLinks": False,
         "automountServiceAccountToken": False,
         # Workload identity for the bucket (IRSA / GKE): the ServiceAccount carrying it.
-        **({"serviceAccountName": source["service_account_name"]} if source and source.get("service_account_name") is not None else {}),
+        **(
+            {"serviceAccountName": source["service_account_name"]}
+            if source and source.get("service_account_name") is not None
+            else {}
+        ),
     }
     return apply_contract(spec, p.get("scheduling"))
 
 
 #: Pod-level security fields Knative admits (behind ``kubernetes.podspec-securitycontext``).
-KNATIVE_POD_SECURITY_FIELDS = ("runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup", "supplementalGroups", "seccompProfile")
+KNATIVE_POD_SECURITY_FIELDS = (
+    "runAsUser",
+    "runAsGroup",
+    "runAsNonRoot",
+    "fsGroup",
+    "supplementalGroups",
+    "seccompProfile",
+)
 
 
 def knative_pod_spec(p: PodSpecInputs) -> dict:

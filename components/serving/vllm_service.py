@@ -1,21 +1,29 @@
 """VllmService: an always-on vLLM OpenAI-compatible server (Deployment + Service and guards)."""
 
-from typing import Optional, TypedDict
+from typing import TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from .._core.awaits import SCHEDULING_SECONDS, deployment_await_seconds, pod_ready_seconds, startup_probe_seconds, timeout_annotation
+from .._core.awaits import (
+    SCHEDULING_SECONDS,
+    deployment_await_seconds,
+    pod_ready_seconds,
+    startup_probe_seconds,
+    timeout_annotation,
+)
 from .._core.package import CANARY_VARIANT, VARIANT_OF_POD_LABEL, VARIANT_POD_LABEL, server_pod_selector
 from .._core.validation import validate_args
-from ..sizing.gpu_fit import check_serving_fit
-from .vllm_flags import check_extra_args
-from .object_storage import check_weights_source
 from .._core.wiring import register_server
-from .base import ServingComponent, SinglePodServingArgs, api_ingress
+from ..sizing.gpu_fit import check_serving_fit
+
 # Importable from here as they were before the serving base held them.
-from .base import NetworkArgs as NetworkArgs, namespace_selector as namespace_selector
+from .base import NetworkArgs as NetworkArgs
+from .base import ServingComponent, SinglePodServingArgs, api_ingress
+from .base import namespace_selector as namespace_selector
+from .object_storage import check_weights_source
+from .vllm_flags import check_extra_args
 from .vllm_pod import serving_pod_inputs, vllm_pod_spec
 
 
@@ -59,7 +67,7 @@ class VllmService(ServingComponent):
     deployment_name: pulumi.Output[str]
     """Name of the Deployment (the autoscaling target)."""
 
-    def __init__(self, name: str, args: VllmServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: VllmServiceArgs, opts: pulumi.ResourceOptions | None = None):
         # Checked before registering: bad args register nothing.
         args = validate_args("VllmService", name, args, VllmServiceArgs)
         check_extra_args("VllmService", name, args["engine"])
@@ -69,17 +77,30 @@ class VllmService(ServingComponent):
         ns = args["namespace"]
         sel, meta_labels = self._server_selector, self._server_labels
         streaming = self.weights_streaming(source)
-        pod_spec = vllm_pod_spec(serving_pod_inputs(args, self.api_key_secret_name, args.get("startup_budget_seconds"), streaming))
+        pod_spec = vllm_pod_spec(
+            serving_pod_inputs(args, self.api_key_secret_name, args.get("startup_budget_seconds"), streaming)
+        )
         # Spread replicas over GPU nodes, but never leave a pod pending for it (GPUs are scarce).
         pod_spec["topologySpreadConstraints"] = [
-            {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": {"matchLabels": sel}}
+            {
+                "maxSkew": 1,
+                "topologyKey": "kubernetes.io/hostname",
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": sel},
+            }
         ]
         rollout = args.get("rollout") or {}
         max_unavailable = rollout.get("max_unavailable", 1)
         max_surge = rollout.get("max_surge", 0)
         budget = startup_probe_seconds(pod_spec)  # the startup probe's budget, as the pod carries it
-        variant_labels = {VARIANT_POD_LABEL: CANARY_VARIANT, VARIANT_OF_POD_LABEL: args["canary_of"]} if args.get("canary_of") else {}
-        most_replicas = args.get("max_replicas", args.get("replicas", 1)) if args.get("autoscaled") else args.get("replicas", 1)
+        variant_labels = (
+            {VARIANT_POD_LABEL: CANARY_VARIANT, VARIANT_OF_POD_LABEL: args["canary_of"]}
+            if args.get("canary_of")
+            else {}
+        )
+        most_replicas = (
+            args.get("max_replicas", args.get("replicas", 1)) if args.get("autoscaled") else args.get("replicas", 1)
+        )
         scheduling = args.get("scheduling_seconds", SCHEDULING_SECONDS)
 
         deployment = k8s.apps.v1.Deployment(
@@ -89,7 +110,9 @@ class VllmService(ServingComponent):
                 "namespace": ns,
                 "labels": meta_labels,
                 # pulumi up waits for the rollout: every wave may need a node, the image and the whole startup budget.
-                "annotations": timeout_annotation(deployment_await_seconds(budget, most_replicas, max_surge, max_unavailable, scheduling)),
+                "annotations": timeout_annotation(
+                    deployment_await_seconds(budget, most_replicas, max_surge, max_unavailable, scheduling)
+                ),
             },
             spec={
                 **({} if args.get("autoscaled") else {"replicas": args.get("replicas", 1)}),
@@ -102,7 +125,10 @@ class VllmService(ServingComponent):
                 # A new pod may wait for a node and the image before its startup budget even starts.
                 "progressDeadlineSeconds": pod_ready_seconds(budget, scheduling),
                 "template": {
-                    "metadata": {"labels": {**meta_labels, **variant_labels}, "annotations": args.get("pod_annotations") or {}},
+                    "metadata": {
+                        "labels": {**meta_labels, **variant_labels},
+                        "annotations": args.get("pod_annotations") or {},
+                    },
                     "spec": pod_spec,
                 },
             },

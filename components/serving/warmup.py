@@ -8,8 +8,6 @@ only when it is answered. Readiness and liveness probes run only after the start
 succeeded, so a cold replica never joins the Service's endpoints before it has served a request.
 """
 
-from typing import Optional
-
 import pulumi
 
 #: Stdlib only (the vLLM image has python3); argv: served model name, port, timeout in seconds.
@@ -35,7 +33,9 @@ def warmup_command(served_model_name: pulumi.Input[str], port: int) -> list:
     return ["python3", "-c", WARMUP_SCRIPT, served_model_name, str(port), str(WARMUP_TIMEOUT_SECONDS - 5)]
 
 
-def warmup_startup_probe(served_model_name: pulumi.Input[str], port: int, period_seconds: int, failure_threshold: int) -> dict:
+def warmup_startup_probe(
+    served_model_name: pulumi.Input[str], port: int, period_seconds: int, failure_threshold: int
+) -> dict:
     return {
         "exec": {"command": warmup_command(served_model_name, port)},
         "periodSeconds": period_seconds,
@@ -44,6 +44,6 @@ def warmup_startup_probe(served_model_name: pulumi.Input[str], port: int, period
     }
 
 
-def is_warmup_probe(probe: Optional[dict]) -> bool:
+def is_warmup_probe(probe: dict | None) -> bool:
     cmd = ((probe or {}).get("exec") or {}).get("command") or []
     return len(cmd) > 2 and cmd[2] == WARMUP_SCRIPT

@@ -13,7 +13,7 @@ Karpenter in 5-7 min, the ~10 GB vLLM image at ~57 MiB/s (3 min), weights from a
 
 import math
 from dataclasses import dataclass
-from typing import Optional, TypedDict
+from typing import TypedDict
 
 from typing_extensions import NotRequired
 
@@ -60,7 +60,7 @@ class ColdStartBudget:
     weights_seconds: int
     engine_seconds: int
     #: Set when the user overrode the startup budget (startupTimeoutSeconds).
-    startup_override: Optional[int] = None
+    startup_override: int | None = None
 
     @property
     def scheduling_seconds(self) -> int:
@@ -94,19 +94,29 @@ def _transfer_seconds(gib: float, mib_per_second: float) -> int:
 
 
 def cold_start_budget(
-    weights_gib: Optional[float], figures: Optional[ColdStartArgs] = None, startup_override: Optional[int] = None,
+    weights_gib: float | None,
+    figures: ColdStartArgs | None = None,
+    startup_override: int | None = None,
     object_storage: bool = False,
 ) -> ColdStartBudget:
     """The cold start of one replica whose weights are ``weights_gib`` (None: unknown), from the
     stated ``figures`` (defaults where unset). ``startup_override`` replaces the startup probe's part;
-    ``object_storage``: the weights are streamed from a bucket (at the object-storage figure), not read from the cache."""
+    ``object_storage``: the weights are streamed from a bucket (at the object-storage figure), not
+    read from the cache."""
     f = figures or {}
-    storage = (f.get("object_storage_mib_per_second", OBJECT_STORAGE_MIBPS) if object_storage
-               else f.get("storage_mib_per_second", STORAGE_MIBPS))
+    storage = (
+        f.get("object_storage_mib_per_second", OBJECT_STORAGE_MIBPS)
+        if object_storage
+        else f.get("storage_mib_per_second", STORAGE_MIBPS)
+    )
     return ColdStartBudget(
         node_seconds=int(f.get("node_provisioning_seconds", NODE_PROVISIONING_SECONDS)),
-        image_seconds=_transfer_seconds(f.get("image_gib", IMAGE_GIB), f.get("image_pull_mib_per_second", IMAGE_PULL_MIBPS)),
-        weights_seconds=UNKNOWN_WEIGHTS_LOAD_SECONDS if weights_gib is None else _transfer_seconds(weights_gib, storage),
+        image_seconds=_transfer_seconds(
+            f.get("image_gib", IMAGE_GIB), f.get("image_pull_mib_per_second", IMAGE_PULL_MIBPS)
+        ),
+        weights_seconds=UNKNOWN_WEIGHTS_LOAD_SECONDS
+        if weights_gib is None
+        else _transfer_seconds(weights_gib, storage),
         engine_seconds=int(f.get("engine_start_seconds", ENGINE_START_SECONDS)),
         startup_override=startup_override,
     )

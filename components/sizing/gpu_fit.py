@@ -15,9 +15,10 @@ values, known at preview, also carried by the scheduling contract); ``VllmServic
 stack program runs the same rules to word its refusal in stack-file keys.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Mapping, Optional, TypedDict
+from typing import Any, TypedDict
 
 from typing_extensions import NotRequired
 
@@ -70,7 +71,8 @@ class GpuCapacityArgs(TypedDict):
     is registered."""
 
     gpu_resource_name: str
-    """Extended resource a pod requests per GPU (``nvidia.com/gpu``, ``nvidia.com/gpu.shared``, ``nvidia.com/mig-<profile>``)."""
+    """Extended resource a pod requests per GPU (``nvidia.com/gpu``, ``nvidia.com/gpu.shared``,
+    ``nvidia.com/mig-<profile>``)."""
     sharing: NotRequired[SharingStrategy]
     """How the pool shares a GPU (default none: whole GPUs)."""
     pods_per_gpu: NotRequired[int]
@@ -78,7 +80,8 @@ class GpuCapacityArgs(TypedDict):
     gpu: NotRequired[GpuArgs]
     """The nodes' GPU (not given: the GPU count and memory checks cannot run)."""
     device_memory_gib: NotRequired[float]
-    """GPU memory one pod's device gives it: the whole GPU, an MPS share or a MIG instance (default ``gpu.memory_gib``)."""
+    """GPU memory one pod's device gives it: the whole GPU, an MPS share or a MIG instance (default
+    ``gpu.memory_gib``)."""
 
 
 def floor_to(x: float, digits: int = 2) -> float:
@@ -94,7 +97,7 @@ def estimate_weights_gib(parameters_billions: float, dtype: object = "auto", qua
     return parameters_billions * 1e9 * bytes_per_parameter(dtype, quantization) / _GIB
 
 
-def max_gpu_memory_utilization(capacity: Mapping[str, Any]) -> Optional[float]:
+def max_gpu_memory_utilization(capacity: Mapping[str, Any]) -> float | None:
     """Time-slicing: N pods on one GPU each claim their gpu_memory_utilization of the *whole* GPU,
     so the N-th starts only if each stays within 1/N (less a margin for their CUDA contexts).
     None where no such bound applies."""
@@ -103,7 +106,7 @@ def max_gpu_memory_utilization(capacity: Mapping[str, Any]) -> Optional[float]:
     return (1.0 / int(capacity["pods_per_gpu"])) * (1 - TIME_SLICING_MARGIN)
 
 
-def device_memory_of(capacity: Mapping[str, Any]) -> Optional[float]:
+def device_memory_of(capacity: Mapping[str, Any]) -> float | None:
     """GiB of GPU memory one pod's device gives it (None: the pool's GPU is not known)."""
     if capacity.get("device_memory_gib") is not None:
         return float(capacity["device_memory_gib"])
@@ -149,7 +152,7 @@ class KvCacheRoom:
         return self.per_gpu_gib < self.budget_gib
 
 
-def min_gpus_to_fit(weights_gib: float, device_gib: float, gpu_memory_utilization: float) -> Optional[int]:
+def min_gpus_to_fit(weights_gib: float, device_gib: float, gpu_memory_utilization: float) -> int | None:
     """Smallest power-of-two GPU count on which the weights leave the required KV-cache room."""
     return next((n for n in _GPU_COUNTS if KvCacheRoom(weights_gib, n, device_gib, gpu_memory_utilization).fits), None)
 
@@ -166,11 +169,11 @@ class FitProblem:
     message: str
     gpus: int
     """GPUs per replica (tensor x pipeline parallel)."""
-    limit: Optional[float] = None
+    limit: float | None = None
     """time_slicing_utilization: the highest gpu_memory_utilization that fits (rounded down)."""
-    kv: Optional[KvCacheRoom] = None
+    kv: KvCacheRoom | None = None
     """kv_cache: how the memory divides."""
-    gpus_that_fit: Optional[int] = None
+    gpus_that_fit: int | None = None
     """kv_cache on whole GPUs: a GPU count within a node on which the weights fit (None: none does)."""
 
 
@@ -180,7 +183,7 @@ def fit_problems(
     tensor_parallel_size: int = 1,
     pipeline_parallel_size: int = 1,
     gpu_memory_utilization: float = DEFAULT_GPU_MEMORY_UTILIZATION,
-    weights_gib: Optional[float] = None,
+    weights_gib: float | None = None,
     multi_node: bool = False,
 ) -> list[FitProblem]:
     """Every rule a replica breaks on a pod's share of the pool, in the order to fix them.
@@ -195,32 +198,43 @@ def fit_problems(
     gpu = capacity.get("gpu")
     parallel_arg = "engine.tensor_parallel_size" if tp > 1 else "engine.pipeline_parallel_size"
     if shared and gpus > 1:
-        out.append(FitProblem(
-            "parallel_on_shared_gpu", parallel_arg,
-            f"{gpus} GPUs per replica (tensor_parallel_size {tp} x pipeline_parallel_size {pp}) on a pool sharing GPUs "
-            f"({strategy.value}): a pod gets one share of a GPU, never several GPUs; serve the model from whole GPUs "
-            "or on one GPU",
-            gpus,
-        ))
+        out.append(
+            FitProblem(
+                "parallel_on_shared_gpu",
+                parallel_arg,
+                f"{gpus} GPUs per replica (tensor_parallel_size {tp} x pipeline_parallel_size {pp}) on a pool sharing "
+                f"GPUs ({strategy.value}): a pod gets one share of a GPU, never several GPUs; serve the model from "
+                "whole GPUs or on one GPU",
+                gpus,
+            )
+        )
     if gpu and multi_node and not shared:
         out += multi_node_problems(int(gpu["per_node"]), tp, pp, gpu["product"])
     elif gpu and gpus > int(gpu["per_node"]):
-        out.append(FitProblem(
-            "gpus_per_node", parallel_arg,
-            f"a replica needs {gpus} GPUs (tensor_parallel_size {tp} x pipeline_parallel_size {pp}) but a node of the "
-            f"pool has {gpu['per_node']} ({gpu['product']}); one replica runs on one node, so its pod would never schedule",
-            gpus,
-        ))
+        out.append(
+            FitProblem(
+                "gpus_per_node",
+                parallel_arg,
+                f"a replica needs {gpus} GPUs (tensor_parallel_size {tp} x pipeline_parallel_size {pp}) but a node of "
+                f"the pool has {gpu['per_node']} ({gpu['product']}); one replica runs on one node, so its pod would "
+                "never schedule",
+                gpus,
+            )
+        )
     bound = max_gpu_memory_utilization(capacity)
     if bound is not None and gpu_memory_utilization > bound:
         limit = floor_to(bound)
-        out.append(FitProblem(
-            "time_slicing_utilization", "engine.gpu_memory_utilization",
-            f"{gpu_memory_utilization} on GPUs time-sliced {capacity['pods_per_gpu']} ways: each pod sharing a GPU claims "
-            "that fraction of the whole GPU, so the pods after the first would not start; use at most "
-            f"{limit}",
-            gpus, limit=limit,
-        ))
+        out.append(
+            FitProblem(
+                "time_slicing_utilization",
+                "engine.gpu_memory_utilization",
+                f"{gpu_memory_utilization} on GPUs time-sliced {capacity['pods_per_gpu']} ways: each pod sharing a GPU "
+                "claims that fraction of the whole GPU, so the pods after the first would not start; use at most "
+                f"{limit}",
+                gpus,
+                limit=limit,
+            )
+        )
     device = device_memory_of(capacity)
     if weights_gib is not None and device is not None:
         kv = KvCacheRoom(float(weights_gib), gpus, device, gpu_memory_utilization)
@@ -228,8 +242,12 @@ def fit_problems(
             fit = None if shared else min_gpus_to_fit(kv.weights_gib, device, gpu_memory_utilization)
             if fit is not None and (fit <= gpus or (gpu and fit > int(gpu["per_node"]))):
                 fit = None
-            left = (f"which leaves {kv.room_gib:.1f} GiB for the KV cache after a {RUNTIME_RESERVE_GIB:.0f} GiB runtime reserve"
-                    if kv.holds_weights else "which does not even hold the weights")
+            left = (
+                f"which leaves {kv.room_gib:.1f} GiB for the KV cache after a {RUNTIME_RESERVE_GIB:.0f} GiB runtime "
+                "reserve"
+                if kv.holds_weights
+                else "which does not even hold the weights"
+            )
             if shared:
                 hint = "give each pod a bigger share of a GPU, serve it from whole GPUs, or use a quantized checkpoint"
             elif fit:
@@ -238,13 +256,19 @@ def fit_problems(
                 hint = "use a GPU with more memory or a quantized checkpoint"
             product = gpu["product"] if gpu else "the pool's GPU"
             share = "" if not shared else f", per {strategy.value} share"
-            out.append(FitProblem(
-                "kv_cache", "weights_gib",
-                f"does not fit: {kv.weights_gib:.1f} GiB of weights / {gpus} GPU(s) = {kv.per_gpu_gib:.1f} GiB per GPU, but "
-                f"vLLM may use gpu_memory_utilization {gpu_memory_utilization} x {device:.1f} GiB ({product}{share}) = "
-                f"{kv.budget_gib:.1f} GiB, {left}; the KV cache needs at least {kv.need_gib:.1f} GiB. Fix: {hint}",
-                gpus, kv=kv, gpus_that_fit=fit,
-            ))
+            out.append(
+                FitProblem(
+                    "kv_cache",
+                    "weights_gib",
+                    f"does not fit: {kv.weights_gib:.1f} GiB of weights / {gpus} GPU(s) = {kv.per_gpu_gib:.1f} GiB per "
+                    f"GPU, but vLLM may use gpu_memory_utilization {gpu_memory_utilization} x {device:.1f} GiB "
+                    f"({product}{share}) = {kv.budget_gib:.1f} GiB, {left}; the KV cache needs at least "
+                    f"{kv.need_gib:.1f} GiB. Fix: {hint}",
+                    gpus,
+                    kv=kv,
+                    gpus_that_fit=fit,
+                )
+            )
     return out
 
 
@@ -255,22 +279,28 @@ def multi_node_problems(per_node: int, tp: int, pp: int, product: str = "GPU") -
     tensor-innermost, so a group that does not divide the node would straddle two)."""
     gpus = tp * pp
     if tp > per_node:
-        return [FitProblem(
-            "tensor_across_nodes", "engine.tensor_parallel_size",
-            f"tensor_parallel_size {tp} is above the {per_node} GPUs of a node ({product}): tensor parallelism "
-            f"all-reduces every layer and must stay within a node; use tensor_parallel_size {per_node} (or less) and "
-            "spread the replica across nodes with pipeline_parallel_size",
-            gpus,
-        )]
+        return [
+            FitProblem(
+                "tensor_across_nodes",
+                "engine.tensor_parallel_size",
+                f"tensor_parallel_size {tp} is above the {per_node} GPUs of a node ({product}): tensor parallelism "
+                f"all-reduces every layer and must stay within a node; use tensor_parallel_size {per_node} (or less) "
+                "and spread the replica across nodes with pipeline_parallel_size",
+                gpus,
+            )
+        ]
     if gpus % per_node or per_node % tp:
-        return [FitProblem(
-            "partial_node", "engine.pipeline_parallel_size",
-            f"{gpus} GPUs per replica (tensor_parallel_size {tp} x pipeline_parallel_size {pp}) do not fill whole "
-            f"nodes of {per_node} GPUs ({product}) in whole tensor-parallel groups: a replica across nodes takes "
-            f"every GPU of each node it uses; make tensor x pipeline parallel size a multiple of {per_node} with "
-            f"tensor_parallel_size dividing {per_node}",
-            gpus,
-        )]
+        return [
+            FitProblem(
+                "partial_node",
+                "engine.pipeline_parallel_size",
+                f"{gpus} GPUs per replica (tensor_parallel_size {tp} x pipeline_parallel_size {pp}) do not fill whole "
+                f"nodes of {per_node} GPUs ({product}) in whole tensor-parallel groups: a replica across nodes takes "
+                f"every GPU of each node it uses; make tensor x pipeline parallel size a multiple of {per_node} with "
+                f"tensor_parallel_size dividing {per_node}",
+                gpus,
+            )
+        ]
     return []
 
 
@@ -281,7 +311,9 @@ def capacity_problems(capacity: Mapping[str, Any]) -> list[tuple[str, str]]:
     strategy = SharingStrategy(capacity.get("sharing", SharingStrategy.NONE))
     pods = capacity.get("pods_per_gpu")
     if strategy in (SharingStrategy.TIME_SLICING, SharingStrategy.MPS) and (pods is None or pods < 2):
-        out.append(("pods_per_gpu", f"{strategy.value} shares each GPU between 2 or more pods; give their number (got {pods})"))
+        out.append(
+            ("pods_per_gpu", f"{strategy.value} shares each GPU between 2 or more pods; give their number (got {pods})")
+        )
     elif strategy not in (SharingStrategy.TIME_SLICING, SharingStrategy.MPS) and pods is not None:
         out.append(("pods_per_gpu", f"applies to timeSlicing and mps only, not {strategy.value}"))
     gpu = capacity.get("gpu")
@@ -301,7 +333,9 @@ def check_serving_fit(component: str, name: str, args: Mapping[str, Any], multi_
     ``ComponentArgsError`` for the first rule broken; no capacity, nothing to check."""
     weights = args.get("weights_gib")
     if weights is not None and weights <= 0:
-        raise ComponentArgsError(component, name, "weights_gib", f"{weights} must be above 0 (GiB of weights in GPU memory)")
+        raise ComponentArgsError(
+            component, name, "weights_gib", f"{weights} must be above 0 (GiB of weights in GPU memory)"
+        )
     scheduling = args.get("scheduling") or {}
     capacity = scheduling.get("gpu_capacity")
     if capacity is None:
@@ -311,7 +345,9 @@ def check_serving_fit(component: str, name: str, args: Mapping[str, Any], multi_
     resource = scheduling.get("gpu_resource_name")
     if isinstance(resource, str) and resource != capacity["gpu_resource_name"]:
         raise ComponentArgsError(
-            component, name, "scheduling.gpu_capacity.gpu_resource_name",
+            component,
+            name,
+            "scheduling.gpu_capacity.gpu_resource_name",
             f"{capacity['gpu_resource_name']!r} but the contract requests {resource!r}: the capacity describes another "
             "pool than the one the pods are placed on; pass one GpuNodePool's contract unchanged",
         )

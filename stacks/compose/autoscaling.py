@@ -2,10 +2,9 @@
 
 import pulumi
 
-from llmstack_k8s.scaling.gpu_autoscaling import GpuAutoscaling
-from llmstack_k8s.observability.observability import Observability
 from llmstack_k8s._core.wiring import scaled_workload
-
+from llmstack_k8s.observability.observability import Observability
+from llmstack_k8s.scaling.gpu_autoscaling import GpuAutoscaling
 from stacks.config import ModelConfig, StackConfig
 
 from .cluster import Cluster
@@ -17,9 +16,15 @@ def workload(m: ModelConfig, server) -> dict:
     Names, served name and startup budget come from the server; an unset target takes GpuAutoscaling's default."""
     a, s = m.keda_autoscaling, m.scaling
     return scaled_workload(
-        server, s.max_replicas, min_replicas=s.min_replicas, metric=s.keda_metric, target=a.target,
-        cooldown_seconds=m.cooldown_seconds, polling_interval_seconds=a.polling_interval_seconds,
-        kv_cache_target=a.kv_cache_target, ttft_p95_seconds=a.ttft_p95_seconds,
+        server,
+        s.max_replicas,
+        min_replicas=s.min_replicas,
+        metric=s.keda_metric,
+        target=a.target,
+        cooldown_seconds=m.cooldown_seconds,
+        polling_interval_seconds=a.polling_interval_seconds,
+        kv_cache_target=a.kv_cache_target,
+        ttft_p95_seconds=a.ttft_p95_seconds,
         **({"schedules": [s.args() for s in a.schedules]} if a.schedules else {}),  # warm capacity
     )
 
@@ -33,7 +38,7 @@ def autoscaling(cfg: StackConfig, cluster: Cluster, monitoring: Observability, s
     keda = GpuAutoscaling(
         "autoscaling",
         {
-            "workloads": [workload(m, server) for m, server in zip(scaled, servers)],
+            "workloads": [workload(m, server) for m, server in zip(scaled, servers, strict=True)],
             "install_keda": cfg.autoscaling.install_keda,
             "http_add_on": cfg.autoscaling.http_add_on,
             "keda_namespace": cfg.autoscaling.keda_namespace,
@@ -47,7 +52,14 @@ def autoscaling(cfg: StackConfig, cluster: Cluster, monitoring: Observability, s
         opts=pulumi.ResourceOptions(provider=cluster.provider, depends_on=[cluster.namespace, *servers]),
     )
     camel_bounds = keda.bounds.apply(
-        lambda b: {k: {"minReplicas": v["min_replicas"], "maxReplicas": v["max_replicas"],
-                       "cooldownSeconds": v["cooldown_seconds"], "scaleToZero": v["scale_to_zero"]} for k, v in b.items()}
+        lambda b: {
+            k: {
+                "minReplicas": v["min_replicas"],
+                "maxReplicas": v["max_replicas"],
+                "cooldownSeconds": v["cooldown_seconds"],
+                "scaleToZero": v["scale_to_zero"],
+            }
+            for k, v in b.items()
+        }
     )
     return {"autoscaling": {"bounds": camel_bounds, "bufferedEndpoints": keda.buffered_endpoints}}

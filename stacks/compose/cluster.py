@@ -2,14 +2,13 @@
 stack's API key; and where a model is placed (that namespace and key, or its team's)."""
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from llmstack_k8s._core.package import MANAGED_BY
-
 from stacks.config import StackConfig
 from stacks.config.teams import TeamConfig
 
@@ -21,7 +20,7 @@ class Placement:
     ns: Any  # the namespace's name (an Output)
     namespace: pulumi.Resource
     api_key: Any  # an Output
-    team: Optional[TeamConfig] = None
+    team: TeamConfig | None = None
 
 
 @dataclass(frozen=True)

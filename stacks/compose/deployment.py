@@ -2,16 +2,13 @@
 whole nodes per replica when it spans nodes), a canary beside it under the same served name, and its
 route through the gateway."""
 
-from typing import Optional
-
 import pulumi
 
 from llmstack_k8s.cluster.gpu_node_pool import GpuNodePool
+from llmstack_k8s.cluster.multi_node_controller import LeaderWorkerSetController
 from llmstack_k8s.serving.model_cache import ModelCache
 from llmstack_k8s.serving.multi_node import MultiNodeVllmService
-from llmstack_k8s.cluster.multi_node_controller import LeaderWorkerSetController
 from llmstack_k8s.serving.vllm_service import VllmService
-
 from stacks.config import ModelConfig, StackConfig
 from stacks.config.gateway import is_exposed
 from stacks.config.multi_node import is_multi_node
@@ -54,8 +51,16 @@ def server_args(cfg: StackConfig, m: ModelConfig, place: Placement, cache, gpu_p
     }
 
 
-def _canary(cfg: StackConfig, cluster: Cluster, m: ModelConfig, place: Placement, cache, gpu_pool: GpuNodePool,
-            args: dict, caches: list) -> Optional[VllmService]:
+def _canary(
+    cfg: StackConfig,
+    cluster: Cluster,
+    m: ModelConfig,
+    place: Placement,
+    cache,
+    gpu_pool: GpuNodePool,
+    args: dict,
+    caches: list,
+) -> VllmService | None:
     """A second server under the same served name (the route splits the traffic by weight); a canary
     of other weights gets its own volume and download, added to ``caches``."""
     cv = m.canary_variant
@@ -64,7 +69,9 @@ def _canary(cfg: StackConfig, cluster: Cluster, m: ModelConfig, place: Placement
     canary_name = f"{m.name}-canary"
     canary_cache = cache
     if cv.revision != m.revision:  # other weights: their own volume and download (same adapters)
-        canary_cache = ModelCache(canary_name, {**cache_args(cfg, m, place.ns), "revision": cv.revision}, opts=cluster.in_ns)
+        canary_cache = ModelCache(
+            canary_name, {**cache_args(cfg, m, place.ns), "revision": cv.revision}, opts=cluster.in_ns
+        )
         caches.append(canary_cache)
     return VllmService(
         canary_name,
@@ -76,24 +83,40 @@ def _canary(cfg: StackConfig, cluster: Cluster, m: ModelConfig, place: Placement
             **({"image": cv.image} if cv.image else {}),
             "canary_of": m.name,
         },
-        opts=pulumi.ResourceOptions(provider=cluster.provider,
-                                    depends_on=[place.namespace, *([canary_cache] if canary_cache else []), gpu_pool]),
+        opts=pulumi.ResourceOptions(
+            provider=cluster.provider, depends_on=[place.namespace, *([canary_cache] if canary_cache else []), gpu_pool]
+        ),
     )
 
 
-def serve(cfg: StackConfig, cluster: Cluster, m: ModelConfig, place: Placement, cache: Optional[ModelCache],
-          gpu_pool: GpuNodePool, lws: Optional[LeaderWorkerSetController]) -> ServedModel:
+def serve(
+    cfg: StackConfig,
+    cluster: Cluster,
+    m: ModelConfig,
+    place: Placement,
+    cache: ModelCache | None,
+    gpu_pool: GpuNodePool,
+    lws: LeaderWorkerSetController | None,
+) -> ServedModel:
     """The model's servers (and canary) in its namespace, and its route through the gateway."""
     args = server_args(cfg, m, place, cache, gpu_pool)
     # The Job must have completed (weights in the cache) before servers start.
-    opts = pulumi.ResourceOptions(provider=cluster.provider, depends_on=[place.namespace, *([cache] if cache else []), gpu_pool])
+    opts = pulumi.ResourceOptions(
+        provider=cluster.provider, depends_on=[place.namespace, *([cache] if cache else []), gpu_pool]
+    )
     if is_multi_node(cfg, m):  # multi-node: a group of whole nodes per replica, after the LWS webhook is up
-        server = MultiNodeVllmService(m.name, multi_node_args(cfg, m, args), opts=pulumi.ResourceOptions.merge(
-            opts, pulumi.ResourceOptions(depends_on=[*([lws] if lws else [])])))
+        server = MultiNodeVllmService(
+            m.name,
+            multi_node_args(cfg, m, args),
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[*([lws] if lws else [])])),
+        )
     else:
         server = VllmService(m.name, args, opts=opts)
-    served = ServedModel({"endpoint": server.endpoint, "servedModelName": server.served_model_name},
-                         caches=[cache] if cache else [], server=server)
+    served = ServedModel(
+        {"endpoint": server.endpoint, "servedModelName": server.served_model_name},
+        caches=[cache] if cache else [],
+        server=server,
+    )
     canary = _canary(cfg, cluster, m, place, cache, gpu_pool, args, served.caches)
     if canary is not None:
         served.outputs["canary"] = {"endpoint": canary.endpoint, "weight": m.canary.weight}

@@ -4,7 +4,6 @@ scheduling contract every serving component takes. And the image pre-pull on tho
 from llmstack_k8s.cluster.gpu_node_pool import GpuNodePool
 from llmstack_k8s.serving.image_prepull import ImagePrePull
 from llmstack_k8s.versions import VLLM_IMAGE
-
 from stacks.config import StackConfig
 
 from .cluster import Cluster
@@ -16,7 +15,11 @@ def gpu_pool(cfg: StackConfig, cluster: Cluster) -> GpuNodePool:
     if cfg.image_pre_pull.enabled:  # cold start: every model's image already on each GPU node
         ImagePrePull(
             "image-prepull",
-            {"namespace": cluster.ns, "images": sorted({m.image or VLLM_IMAGE for m in cfg.models}), "scheduling": pool.contract},
+            {
+                "namespace": cluster.ns,
+                "images": sorted({m.image or VLLM_IMAGE for m in cfg.models}),
+                "scheduling": pool.contract,
+            },
             opts=cluster.in_ns,
         )
     return pool

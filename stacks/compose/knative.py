@@ -2,15 +2,15 @@
 (``serving: knative``): the same vLLM pod as a Knative Service that scales to zero when idle."""
 
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
 
 from llmstack_k8s.cluster.gpu_node_pool import GpuNodePool
-from llmstack_k8s.cluster.knative_serving import DATA_PLANE_NAMESPACES as KNATIVE_INSTALLED_NAMESPACES, KnativeServing
-from llmstack_k8s.serving.knative_vllm_service import ALL_POD_FEATURES as KNATIVE_INSTALLED_FEATURES, KnativeVllmService
+from llmstack_k8s.cluster.knative_serving import DATA_PLANE_NAMESPACES as KNATIVE_INSTALLED_NAMESPACES
+from llmstack_k8s.cluster.knative_serving import KnativeServing
+from llmstack_k8s.serving.knative_vllm_service import ALL_POD_FEATURES as KNATIVE_INSTALLED_FEATURES
+from llmstack_k8s.serving.knative_vllm_service import KnativeVllmService
 from llmstack_k8s.serving.model_cache import ModelCache
-
 from stacks.config import ModelConfig, StackConfig
 from stacks.config.autoscaling import knative_duration
 from stacks.config.gateway import knative_request_timeout
@@ -25,7 +25,7 @@ class Knative:
     """The Knative Serving the models run on."""
 
     #: The stack's install (None: the cluster's Knative, or no Knative model).
-    install: Optional[KnativeServing]
+    install: KnativeServing | None
     #: config-features flags enabled, and the namespaces of its activator, autoscaler and ingress.
     features: list
     namespaces: list
@@ -37,7 +37,9 @@ def knative_serving(cfg: StackConfig, cluster: Cluster) -> Knative:
         install = KnativeServing("knative", {**cluster.charts}, opts=cluster.on_cluster)
         # The operator runs Kourier beside the activator; namespaces named in the stack file are added.
         explicit = list(cfg.knative.namespaces) if "namespaces" in cfg.knative.model_fields_set else []
-        return Knative(install, sorted(KNATIVE_INSTALLED_FEATURES), sorted(set(KNATIVE_INSTALLED_NAMESPACES) | set(explicit)))
+        return Knative(
+            install, sorted(KNATIVE_INSTALLED_FEATURES), sorted(set(KNATIVE_INSTALLED_NAMESPACES) | set(explicit))
+        )
     return Knative(None, list(cfg.knative.features), list(cfg.knative.namespaces))
 
 
@@ -58,15 +60,26 @@ def _scaling_args(m: ModelConfig) -> dict:
     scale-down delay) and its Knative-only knobs."""
     s, k = m.scaling, m.knative_scaling
     return {
-        "min_scale": s.min_replicas, "max_scale": s.max_replicas, "initial_scale": k.initial_scale,
-        "target_concurrency": int(s.target), "container_concurrency": k.container_concurrency,
-        "scale_down_delay": knative_duration(s.cooldown_seconds), "stable_window": k.stable_window,
+        "min_scale": s.min_replicas,
+        "max_scale": s.max_replicas,
+        "initial_scale": k.initial_scale,
+        "target_concurrency": int(s.target),
+        "container_concurrency": k.container_concurrency,
+        "scale_down_delay": knative_duration(s.cooldown_seconds),
+        "stable_window": k.stable_window,
         "panic_window_percentage": k.panic_window_percentage,
     }
 
 
-def serve(cfg: StackConfig, cluster: Cluster, m: ModelConfig, place: Placement, cache: Optional[ModelCache],
-          gpu_pool: GpuNodePool, knative: Knative) -> ServedModel:
+def serve(
+    cfg: StackConfig,
+    cluster: Cluster,
+    m: ModelConfig,
+    place: Placement,
+    cache: ModelCache | None,
+    gpu_pool: GpuNodePool,
+    knative: Knative,
+) -> ServedModel:
     """The model as a Knative Service (its canary a second revision), and its route through Knative's ingress."""
     canary = m.canary_variant is not None
     kserver = KnativeVllmService(
@@ -93,14 +106,24 @@ def serve(cfg: StackConfig, cluster: Cluster, m: ModelConfig, place: Placement, 
         },
         opts=pulumi.ResourceOptions(
             provider=cluster.provider,
-            depends_on=[place.namespace, *([cache] if cache else []), gpu_pool, *([knative.install] if knative.install else [])],
+            depends_on=[
+                place.namespace,
+                *([cache] if cache else []),
+                gpu_pool,
+                *([knative.install] if knative.install else []),
+            ],
         ),
     )
-    served = ServedModel({"endpoint": kserver.endpoint, "servedModelName": kserver.served_model_name},
-                         caches=[cache] if cache else [])
+    served = ServedModel(
+        {"endpoint": kserver.endpoint, "servedModelName": kserver.served_model_name}, caches=[cache] if cache else []
+    )
     if canary:  # Knative splits the model's URL; the canary's tagged URL reaches it alone
-        served.outputs["canary"] = {"url": kserver.canary_url, "weight": m.canary.weight,
-                                    "revision": kserver.canary_revision_name, "stableRevision": kserver.revision_name}
+        served.outputs["canary"] = {
+            "url": kserver.canary_url,
+            "weight": m.canary.weight,
+            "revision": kserver.canary_revision_name,
+            "stableRevision": kserver.revision_name,
+        }
         served.knative_canary_revision = kserver.canary_revision_name
     url = route_knative_model(cfg, cluster, m, place.ns, kserver, knative.install)
     if url is not None:

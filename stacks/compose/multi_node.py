@@ -1,21 +1,19 @@
 """Models across nodes: the LeaderWorkerSet controller, and a group's args from a server's."""
 
-from typing import Optional
-
-from llmstack_k8s.serving.multi_node import MultiNodeVllmServiceArgs
 from llmstack_k8s.cluster.multi_node_controller import LeaderWorkerSetController
-
+from llmstack_k8s.serving.multi_node import MultiNodeVllmServiceArgs
 from stacks.config import ModelConfig, StackConfig
 from stacks.config.multi_node import MultiNodeConfig, gpus_per_node, is_multi_node
 
 from .cluster import Cluster
 
 
-def lws_controller(cfg: StackConfig, cluster: Cluster) -> Optional[LeaderWorkerSetController]:
+def lws_controller(cfg: StackConfig, cluster: Cluster) -> LeaderWorkerSetController | None:
     """The LeaderWorkerSet controller, when a model spans nodes and the stack installs it."""
     if cfg.leader_worker_set.install and any(is_multi_node(cfg, m) for m in cfg.models):
-        return LeaderWorkerSetController("lws", {"namespace": cfg.leader_worker_set.namespace, **cluster.charts},
-                                         opts=cluster.on_cluster)
+        return LeaderWorkerSetController(
+            "lws", {"namespace": cfg.leader_worker_set.namespace, **cluster.charts}, opts=cluster.on_cluster
+        )
     return None
 
 
@@ -24,8 +22,11 @@ def multi_node_args(cfg: StackConfig, m: ModelConfig, server_args: dict) -> dict
     key, network, figures): the one-pod-only keys dropped, the group's own added."""
     args = {k: v for k, v in server_args.items() if k in MultiNodeVllmServiceArgs.__annotations__}
     rollout = server_args.get("rollout") or {}
-    args.update(gpus_per_node=gpus_per_node(cfg), max_surge=rollout.get("max_surge", 0),
-                max_unavailable=rollout.get("max_unavailable", 1))
+    args.update(
+        gpus_per_node=gpus_per_node(cfg),
+        max_surge=rollout.get("max_surge", 0),
+        max_unavailable=rollout.get("max_unavailable", 1),
+    )
     mn = m.multi_node or MultiNodeConfig()
     args["group_topology_key"] = mn.group_topology_key
     if mn.rdma is not None:

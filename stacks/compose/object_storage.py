@@ -4,7 +4,6 @@ is an s3:// or gs:// URL (endpoint, region, credentials, workload identity, stre
 import pulumi
 
 from llmstack_k8s.serving import object_storage as objstore
-
 from stacks.config import ModelConfig, StackConfig
 from stacks.config.object_storage import ObjectStorageConfig
 
@@ -23,8 +22,13 @@ def model_object_storage_args(cfg: StackConfig, m: ModelConfig) -> dict:
             args["secret_access_key"] = pulumi.Output.secret(cfg.object_storage_secret_access_key)
         if o.existing_secret:
             args["credentials_secret_name"] = o.existing_secret
-    annotations = {k: v for k, v in o.service_account_annotations.items()
-                   if not any(k in names and s != objstore.scheme_of(m.model) for s, names in objstore.IDENTITY_ANNOTATIONS.items())}
+    annotations = {
+        k: v
+        for k, v in o.service_account_annotations.items()
+        if not any(
+            k in names and s != objstore.scheme_of(m.model) for s, names in objstore.IDENTITY_ANNOTATIONS.items()
+        )
+    }
     if annotations:
         args["service_account_annotations"] = annotations
     if o.concurrency is not None:

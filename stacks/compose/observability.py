@@ -3,7 +3,6 @@ exporter, vLLM scraping, alerts per model and dashboards."""
 
 from llmstack_k8s.cluster.gpu_node_pool import GpuNodePool
 from llmstack_k8s.observability.observability import Observability
-
 from stacks.config import ModelConfig, StackConfig
 
 from .cluster import Cluster
@@ -29,17 +28,21 @@ def _prometheus_args(cfg: StackConfig) -> dict:
     if not o.install_prometheus_stack:
         return {}
     p = o.prometheus
-    return {"prometheus": {
-        "retention": p.retention,
-        "cpu": p.cpu,
-        "memory": p.memory,
-        **({"retention_size": p.effective_retention_size} if p.effective_retention_size else {}),
-        **({"storage_size": p.storage_size} if p.storage_size else {}),
-        **({"storage_class_name": p.storage_class} if p.storage_class else {}),
-    }}
+    return {
+        "prometheus": {
+            "retention": p.retention,
+            "cpu": p.cpu,
+            "memory": p.memory,
+            **({"retention_size": p.effective_retention_size} if p.effective_retention_size else {}),
+            **({"storage_size": p.storage_size} if p.storage_size else {}),
+            **({"storage_class_name": p.storage_class} if p.storage_class else {}),
+        }
+    }
 
 
-def observability(cfg: StackConfig, cluster: Cluster, gpu_pool: GpuNodePool, served: dict[str, ServedModel]) -> Observability:
+def observability(
+    cfg: StackConfig, cluster: Cluster, gpu_pool: GpuNodePool, served: dict[str, ServedModel]
+) -> Observability:
     o = cfg.observability
     knative_canaries = [s.knative_canary_revision for s in served.values() if s.knative_canary_revision is not None]
     return Observability(
@@ -49,8 +52,12 @@ def observability(cfg: StackConfig, cluster: Cluster, gpu_pool: GpuNodePool, ser
             "serving_namespaces": [cfg.namespace, *(t.effective_namespace for t in cfg.teams)],
             **({"knative_canary_revisions": knative_canaries} if knative_canaries else {}),
             # The stack keeps the names its clusters already have (the component derives them from its name).
-            "names": {"pod_monitor": "vllm", "prometheus_rule": "llmstack-alerts",
-                      "dashboard_prefix": "llmstack-dashboard", "grafana_admin_secret": "grafana-admin"},
+            "names": {
+                "pod_monitor": "vllm",
+                "prometheus_rule": "llmstack-alerts",
+                "dashboard_prefix": "llmstack-dashboard",
+                "grafana_admin_secret": "grafana-admin",
+            },
             **cluster.charts,
             "namespace": o.namespace,
             "install_prometheus_stack": o.install_prometheus_stack,

@@ -2,12 +2,11 @@
 that downloads them; none for object storage) and the engine, weights and source args of its servers."""
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import pulumi
 
 from llmstack_k8s.serving.model_cache import ModelCache
-
 from stacks.config import ModelConfig, StackConfig
 from stacks.config.gpu_pool import fit_weights
 
@@ -24,9 +23,9 @@ class ServedModel:
     #: Every download of the model (ModelCache): its own first, then its canary's; none for object storage.
     caches: list = field(default_factory=list)
     #: The server of a model served by a Deployment (what KEDA scales); None for Knative.
-    server: Optional[Any] = None
+    server: Any | None = None
     #: The canary revision of a Knative model (the PodMonitor labels it).
-    knative_canary_revision: Optional[Any] = None
+    knative_canary_revision: Any | None = None
 
 
 def engine_args(m: ModelConfig, cache=None) -> dict:
@@ -80,12 +79,20 @@ def cache_args(cfg: StackConfig, m: ModelConfig, ns) -> dict:
         "storage_class_name": m.cache.storage_class or cfg.cache.storage_class,
         "backoff_limit": cfg.cache.download_retries,
         "active_deadline_seconds": cfg.cache.download_deadline_seconds,
-        **({"hf_token": pulumi.Output.secret(cfg.huggingface_token)} if m.gated or any(a.gated for a in m.lora_adapters) else {}),
-        **({"adapters": [{"model": a.model, "revision": a.revision} for a in m.lora_adapters]} if m.lora_adapters else {}),
+        **(
+            {"hf_token": pulumi.Output.secret(cfg.huggingface_token)}
+            if m.gated or any(a.gated for a in m.lora_adapters)
+            else {}
+        ),
+        **(
+            {"adapters": [{"model": a.model, "revision": a.revision} for a in m.lora_adapters]}
+            if m.lora_adapters
+            else {}
+        ),
     }
 
 
-def model_cache(cfg: StackConfig, cluster: Cluster, m: ModelConfig, place: Placement) -> Optional[ModelCache]:
+def model_cache(cfg: StackConfig, cluster: Cluster, m: ModelConfig, place: Placement) -> ModelCache | None:
     """The volume the model's servers read the weights from, filled by a download Job; None for a
     model in object storage (no volume and no download: each replica streams the weights itself)."""
     if m.is_object_storage:

@@ -1,13 +1,10 @@
 """The whole stack from a validated StackConfig: every part in the order it is registered."""
 
-from typing import Optional
-
 import pulumi
 
 from llmstack_k8s.cluster.gpu_node_pool import GpuNodePool
-from llmstack_k8s.serving.model_cache import ModelCache
 from llmstack_k8s.cluster.multi_node_controller import LeaderWorkerSetController
-
+from llmstack_k8s.serving.model_cache import ModelCache
 from stacks.config import ModelConfig, ServingMode, StackConfig
 
 from . import deployment, knative
@@ -22,10 +19,17 @@ from .serving import ServedModel, model_cache
 from .teams import teams
 
 
-def serve(cfg: StackConfig, cluster: Cluster, m: ModelConfig, place: Placement, pool: GpuNodePool,
-          kn: Knative, lws: Optional[LeaderWorkerSetController]) -> ServedModel:
+def serve(
+    cfg: StackConfig,
+    cluster: Cluster,
+    m: ModelConfig,
+    place: Placement,
+    pool: GpuNodePool,
+    kn: Knative,
+    lws: LeaderWorkerSetController | None,
+) -> ServedModel:
     """One model in its namespace: its weight cache, then its servers, by Knative or always on."""
-    cache: Optional[ModelCache] = model_cache(cfg, cluster, m, place)
+    cache: ModelCache | None = model_cache(cfg, cluster, m, place)
     if m.serving == ServingMode.KNATIVE:
         return knative.serve(cfg, cluster, m, place, cache, pool, kn)
     return deployment.serve(cfg, cluster, m, place, cache, pool, lws)
@@ -42,8 +46,11 @@ def build(cfg: StackConfig) -> dict:
     body_based_router(cfg, cluster)
     monitoring = observability(cfg, cluster, pool, served)
 
-    outputs = {"namespace": cluster.ns, "models": {name: s.outputs for name, s in served.items()},
-               "apiKey": pulumi.Output.secret(cluster.api_key.result)}
+    outputs = {
+        "namespace": cluster.ns,
+        "models": {name: s.outputs for name, s in served.items()},
+        "apiKey": pulumi.Output.secret(cluster.api_key.result),
+    }
     if tenants.outputs:
         outputs["teams"] = tenants.outputs
     # What a cold replica of each model costs, from the stated figures (llmstack_k8s.cold_start).

@@ -4,7 +4,6 @@ from dataclasses import dataclass
 
 from llmstack_k8s.cluster.gpu_node_pool import gpu_resource_name
 from llmstack_k8s.cluster.team import Team
-
 from stacks.config import StackConfig
 
 from .cluster import Cluster, Placement

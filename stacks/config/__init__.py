@@ -15,54 +15,125 @@ of each feature live in a module of their own beside it:
   words every refusal with ``messages``
 """
 
-from typing import Optional
-
 from pydantic import Field, model_validator
 
 from llmstack_k8s.cluster.gpu_node_pool import DEVICE_PLUGIN_NAMESPACE, GPU_OPERATOR_NAMESPACE, GpuInstall
-from llmstack_k8s.cluster.knative_serving import DEFAULT_OPERATOR_NAMESPACE as KNATIVE_OPERATOR_NAMESPACE, SERVING_NAMESPACE as KNATIVE_SERVING_NAMESPACE
+from llmstack_k8s.cluster.knative_serving import (
+    DEFAULT_OPERATOR_NAMESPACE as KNATIVE_OPERATOR_NAMESPACE,
+)
+from llmstack_k8s.cluster.knative_serving import (
+    SERVING_NAMESPACE as KNATIVE_SERVING_NAMESPACE,
+)
 from llmstack_k8s.serving.model_cache import AccessMode
 
-from .autoscaling import AUTOSCALING_DEFAULT_TARGETS, AUTOSCALING_MIN_COOLDOWN, AutoscalingConfig, ModelAutoscalingConfig  # noqa: F401
-from .base import ConfigProblem, StackModel as _Model
-from .chart_source import ChartsConfig, check_packages as check_chart_packages
-from .cold_start import ColdStartConfig, ImagePrePullConfig
-from .teams import TeamConfig, check_teams
+from .autoscaling import (
+    AUTOSCALING_DEFAULT_TARGETS,
+    AUTOSCALING_MIN_COOLDOWN,
+    AutoscalingConfig,
+    ModelAutoscalingConfig,
+)
+from .base import ConfigProblem
+from .base import StackModel as _Model
+from .chart_source import ChartsConfig
+from .chart_source import check_packages as check_chart_packages
 from .cluster import RESERVED_NAMESPACES, SYSTEM_NAMESPACES, DnsLabel, KubernetesConfig, NetworkConfig
+from .cold_start import ColdStartConfig, ImagePrePullConfig
 from .gateway import GatewayConfig, exposure_problem
 from .gpu_pool import GpuPoolConfig, check_karpenter_floor, check_models_fit
+from .knative import KnativeConfig, KnativeModelConfig, ServingMode, check_knative_models
+from .models import (
+    DOWNLOAD_START_SECONDS,
+    MANAGED_FLAGS,
+    UNPINNED_REVISIONS,
+    CacheDefaults,
+    ModelCacheConfig,
+    ModelConfig,
+    ResourcesConfig,
+    RolloutConfig,
+)
 from .multi_node import LeaderWorkerSetConfig, check_multi_node, is_multi_node
-from .knative import KnativeConfig, KnativeModelConfig, ServingMode, check_knative_models  # noqa: F401
-from .object_storage import ObjectStorageConfig, check_stack as check_object_storage
-from .models import DOWNLOAD_START_SECONDS, MANAGED_FLAGS, UNPINNED_REVISIONS, CacheDefaults, ModelCacheConfig, ModelConfig, ResourcesConfig, RolloutConfig  # noqa: F401
-from .observability import AlertsConfig, ObservabilityConfig, PrometheusConfig  # noqa: F401
-from .quantities import DNS_LABEL, Cpu, Duration, Size  # noqa: F401
+from .object_storage import ObjectStorageConfig
+from .object_storage import check_stack as check_object_storage
+from .observability import AlertsConfig, ObservabilityConfig, PrometheusConfig
+from .quantities import DNS_LABEL, Cpu, Duration, Size
+from .teams import TeamConfig, check_teams
 
 # Re-exported: the feature modules' models, importable from stacks.config.
 __all__ = [
-    "AUTOSCALING_DEFAULT_TARGETS", "AUTOSCALING_MIN_COOLDOWN", "AlertsConfig", "AutoscalingConfig", "CacheDefaults", "ChartsConfig",
-    "Cpu", "DNS_LABEL", "Duration", "GpuPoolConfig", "KnativeConfig", "KnativeModelConfig", "KubernetesConfig",
-    "MANAGED_FLAGS", "ModelAutoscalingConfig", "ModelCacheConfig", "ModelConfig", "NetworkConfig",
-    "ObservabilityConfig", "PrometheusConfig", "ResourcesConfig", "RolloutConfig", "ServingMode", "Size",
-    "StackConfig", "UNPINNED_REVISIONS",
+    "AUTOSCALING_DEFAULT_TARGETS",
+    "AUTOSCALING_MIN_COOLDOWN",
+    "DNS_LABEL",
+    "MANAGED_FLAGS",
+    "UNPINNED_REVISIONS",
+    "AlertsConfig",
+    "AutoscalingConfig",
+    "CacheDefaults",
+    "ChartsConfig",
+    "Cpu",
+    "Duration",
+    "GpuPoolConfig",
+    "KnativeConfig",
+    "KnativeModelConfig",
+    "KubernetesConfig",
+    "ModelAutoscalingConfig",
+    "ModelCacheConfig",
+    "ModelConfig",
+    "NetworkConfig",
+    "ObservabilityConfig",
+    "PrometheusConfig",
+    "ResourcesConfig",
+    "RolloutConfig",
+    "ServingMode",
+    "Size",
+    "StackConfig",
 ]
 
 
 class StackConfig(_Model):
     """The whole stack file."""
 
-    namespace: DnsLabel = Field("llm", description="Namespace of the vLLM servers and caches; the stack creates and owns it (never default or kube-*).")
-    existing_namespace: bool = Field(False, description="The namespace exists and is not the stack's: it is read at preview (a missing one fails there), never created, labelled or deleted.")
+    namespace: DnsLabel = Field(
+        "llm",
+        description=(
+            "Namespace of the vLLM servers and caches; the stack creates and owns it (never default or kube-*)."
+        ),
+    )
+    existing_namespace: bool = Field(
+        False,
+        description=(
+            "The namespace exists and is not the stack's: it is read at preview (a missing one fails there), "
+            "never created, labelled or deleted."
+        ),
+    )
     kubernetes: KubernetesConfig = Field(default_factory=KubernetesConfig, description="Cluster access.")
-    huggingface_token: Optional[str] = Field(None, description="Hugging Face token (set with --secret).")
+    huggingface_token: str | None = Field(None, description="Hugging Face token (set with --secret).")
     cache: CacheDefaults = Field(default_factory=CacheDefaults, description="Cache defaults.")
     network: NetworkConfig = Field(default_factory=NetworkConfig, description="Network policy.")
     models: list[ModelConfig] = Field(min_length=1, description="Models to serve.")
-    autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig, description="KEDA install and scale-to-zero buffering, for the Deployment models whose autoscaling KEDA carries out.")
-    observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig, description="Prometheus, Grafana, DCGM exporter, alerts, dashboards.")
-    gpu_pool: GpuPoolConfig = Field(default_factory=GpuPoolConfig, description="GPU nodes: device plugin, sharing, taints, Karpenter; models are checked to fit them.")
-    knative: KnativeConfig = Field(default_factory=KnativeConfig, description="Knative Serving (install or use existing) for models with serving: knative.")
-    gateway: Optional[GatewayConfig] = Field(None, description="One OpenAI endpoint for every model: an HTTPRoute per model on a Gateway (or an Ingress); timeouts of the request budget.")
+    autoscaling: AutoscalingConfig = Field(
+        default_factory=AutoscalingConfig,
+        description=(
+            "KEDA install and scale-to-zero buffering, for the Deployment models whose autoscaling KEDA carries out."
+        ),
+    )
+    observability: ObservabilityConfig = Field(
+        default_factory=ObservabilityConfig, description="Prometheus, Grafana, DCGM exporter, alerts, dashboards."
+    )
+    gpu_pool: GpuPoolConfig = Field(
+        default_factory=GpuPoolConfig,
+        description="GPU nodes: device plugin, sharing, taints, Karpenter; models are checked to fit them.",
+    )
+    knative: KnativeConfig = Field(
+        default_factory=KnativeConfig,
+        description="Knative Serving (install or use existing) for models with serving: knative.",
+    )
+    gateway: GatewayConfig | None = Field(
+        None,
+        description=(
+            "One OpenAI endpoint for every model: an HTTPRoute per model on a Gateway (or an Ingress); "
+            "timeouts of the request budget."
+        ),
+    )
 
     @model_validator(mode="after")
     def _routes_work(self):
@@ -71,33 +142,69 @@ class StackConfig(_Model):
             if problem:
                 raise ConfigProblem(f"models[{i}] (name: {m.name}).{problem[0]}", problem[1])
         return self
-    cold_start: ColdStartConfig = Field(default_factory=ColdStartConfig, description="Cold-start figures of every model (a model's own coldStart overrides them); the startup probe, await and cooldown derive from them.")
-    image_pre_pull: ImagePrePullConfig = Field(default_factory=ImagePrePullConfig, description="Keep the vLLM image on every GPU node (pre-pull DaemonSet).")
-    teams: list[TeamConfig] = Field(default_factory=list, description="Teams sharing the cluster: each gets a namespace for its models, a ResourceQuota, a LimitRange, its own API key and a network boundary.")
-    object_storage: Optional[ObjectStorageConfig] = Field(None, description="Endpoint, region, credentials and streamer settings for models whose `model` is an s3:// or gs:// URL.")
-    object_storage_access_key_id: Optional[str] = Field(None, description="S3 access key id for models in object storage (set with --secret).")
-    object_storage_secret_access_key: Optional[str] = Field(None, description="S3 secret access key for models in object storage (set with --secret).")
+
+    cold_start: ColdStartConfig = Field(
+        default_factory=ColdStartConfig,
+        description=(
+            "Cold-start figures of every model (a model's own coldStart overrides them); the startup probe, "
+            "await and cooldown derive from them."
+        ),
+    )
+    image_pre_pull: ImagePrePullConfig = Field(
+        default_factory=ImagePrePullConfig, description="Keep the vLLM image on every GPU node (pre-pull DaemonSet)."
+    )
+    teams: list[TeamConfig] = Field(
+        default_factory=list,
+        description=(
+            "Teams sharing the cluster: each gets a namespace for its models, a ResourceQuota, a LimitRange, "
+            "its own API key and a network boundary."
+        ),
+    )
+    object_storage: ObjectStorageConfig | None = Field(
+        None,
+        description=(
+            "Endpoint, region, credentials and streamer settings for models whose `model` is an s3:// or gs:// URL."
+        ),
+    )
+    object_storage_access_key_id: str | None = Field(
+        None, description="S3 access key id for models in object storage (set with --secret)."
+    )
+    object_storage_secret_access_key: str | None = Field(
+        None, description="S3 secret access key for models in object storage (set with --secret)."
+    )
 
     @model_validator(mode="after")
     def _object_storage_fits(self):
         check_object_storage(self)
         return self
 
-    leader_worker_set: LeaderWorkerSetConfig = Field(default_factory=LeaderWorkerSetConfig, description="The LeaderWorkerSet controller for models whose GPUs per replica exceed gpuPool.gpu.perNode (install the pinned chart, or use the cluster's).")
+    leader_worker_set: LeaderWorkerSetConfig = Field(
+        default_factory=LeaderWorkerSetConfig,
+        description=(
+            "The LeaderWorkerSet controller for models whose GPUs per replica exceed gpuPool.gpu.perNode "
+            "(install the pinned chart, or use the cluster's)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _multi_node_runnable(self):
         check_multi_node(self)
         return self
 
-    charts: ChartsConfig = Field(default_factory=ChartsConfig, description="Where the Helm charts come from: each pin's upstream repository (default), a local directory of packaged charts or a private mirror (air-gapped clusters); names and versions always from the pins.")
+    charts: ChartsConfig = Field(
+        default_factory=ChartsConfig,
+        description=(
+            "Where the Helm charts come from: each pin's upstream repository (default), a local directory of "
+            "packaged charts or a private mirror (air-gapped clusters); names and versions always from the pins."
+        ),
+    )
 
     @model_validator(mode="after")
     def _charts_available(self):
         check_chart_packages(self)
         return self
 
-    def team_of(self, model_name: str) -> Optional[TeamConfig]:
+    def team_of(self, model_name: str) -> TeamConfig | None:
         return next((t for t in self.teams if model_name in t.models), None)
 
     @model_validator(mode="after")
@@ -145,9 +252,19 @@ class StackConfig(_Model):
         """(name, key, what runs there, whether the stack creates a Namespace object for it) of every
         namespace this stack deploys into, as configured."""
         out = [(self.namespace, "namespace", "the vLLM servers", not self.existing_namespace)]
-        out += [(t.effective_namespace, f"teams[{i}].namespace", f"team {t.name}'s models", True) for i, t in enumerate(self.teams)]
+        out += [
+            (t.effective_namespace, f"teams[{i}].namespace", f"team {t.name}'s models", True)
+            for i, t in enumerate(self.teams)
+        ]
         o = self.observability
-        out.append((o.namespace, "observability.namespace", "Prometheus and Grafana" if o.install_prometheus_stack else "the monitors and rules", o.install_prometheus_stack))
+        out.append(
+            (
+                o.namespace,
+                "observability.namespace",
+                "Prometheus and Grafana" if o.install_prometheus_stack else "the monitors and rules",
+                o.install_prometheus_stack,
+            )
+        )
         if o.dcgm_exporter and not o.install_prometheus_stack:
             out.append((o.dcgm_exporter_namespace, "observability.dcgmExporterNamespace", "the DCGM exporter", True))
         if self.autoscaling.install_keda and any(m.keda_autoscaling for m in self.models):
@@ -156,12 +273,16 @@ class StackConfig(_Model):
             out.append((KNATIVE_SERVING_NAMESPACE, "knative.install", "Knative Serving", True))
             out.append((KNATIVE_OPERATOR_NAMESPACE, "knative.install", "the Knative Operator", False))
         if self.leader_worker_set.install and any(is_multi_node(self, m) for m in self.models):
-            out.append((self.leader_worker_set.namespace, "leaderWorkerSet.namespace", "the LeaderWorkerSet controller", False))
+            out.append(
+                (self.leader_worker_set.namespace, "leaderWorkerSet.namespace", "the LeaderWorkerSet controller", False)
+            )
         pool = self.gpu_pool
         if pool.install == GpuInstall.GPU_OPERATOR:
             out.append((pool.namespace or GPU_OPERATOR_NAMESPACE, "gpuPool.namespace", "the GPU operator", True))
         elif pool.install == GpuInstall.DEVICE_PLUGIN:
-            out.append((pool.namespace or DEVICE_PLUGIN_NAMESPACE, "gpuPool.namespace", "the NVIDIA device plugin", True))
+            out.append(
+                (pool.namespace or DEVICE_PLUGIN_NAMESPACE, "gpuPool.namespace", "the NVIDIA device plugin", True)
+            )
         return out
 
     @model_validator(mode="after")
@@ -172,18 +293,24 @@ class StackConfig(_Model):
         for name, key, what, creates in used:
             installs = key == "namespace" or creates or key in ("autoscaling.kedaNamespace", "gpuPool.namespace")
             if name in SYSTEM_NAMESPACES and installs:
-                raise ConfigProblem(key, f"{name!r} is the cluster's own namespace; {what} need a namespace of their own")
+                raise ConfigProblem(
+                    key, f"{name!r} is the cluster's own namespace; {what} need a namespace of their own"
+                )
             if name in RESERVED_NAMESPACES and creates:
-                hint = " or set llmstack:existingNamespace: true to use it without owning it" if key == "namespace" else ""
-                raise ConfigProblem(key, f"{name!r} is not a namespace the stack may create, label and delete; choose another{hint}")
+                hint = (
+                    " or set llmstack:existingNamespace: true to use it without owning it" if key == "namespace" else ""
+                )
+                raise ConfigProblem(
+                    key, f"{name!r} is not a namespace the stack may create, label and delete; choose another{hint}"
+                )
         for i, (name, key, what, creates) in enumerate(used):
-            for other, okey, owhat, ocreates in used[i + 1:]:
+            for other, okey, owhat, ocreates in used[i + 1 :]:
                 if name == other and (creates or ocreates) and key != okey:
                     raise ConfigProblem(
                         key,
-                        f"{name!r} is also the namespace of {owhat} ({okey}); the stack creates its namespaces separately "
-                        f"(each with its own Pod Security level), so the second create would fail on the cluster; "
-                        f"give {what} another namespace",
+                        f"{name!r} is also the namespace of {owhat} ({okey}); the stack creates its namespaces "
+                        "separately (each with its own Pod Security level), so the second create would fail on the "
+                        f"cluster; give {what} another namespace",
                     )
         return self
 
@@ -201,20 +328,25 @@ class StackConfig(_Model):
                     "cache.downloadDeadlineSeconds",
                     f"{c.download_deadline_seconds} s cannot download models[{i}] (name: {m.name}) ({source}) at "
                     f"cache.downloadMiBps {c.download_mib_per_second:g} MiB/s: that takes ~{need:.0f} s with "
-                    f"{DOWNLOAD_START_SECONDS} s to start the Job, and the Job would be killed at the deadline every "
-                    f"time; raise downloadDeadlineSeconds to at least {need:.0f} (or state your measured downloadMiBps)",
+                    f"{DOWNLOAD_START_SECONDS} s to start the Job, and the Job would be killed at the deadline "
+                    f"every time; raise downloadDeadlineSeconds to at least {need:.0f} (or state your measured "
+                    "downloadMiBps)",
                 )
         return self
 
     @model_validator(mode="after")
     def _keda_has_a_prometheus(self):
         scaled = [m.name for m in self.models if m.keda_autoscaling is not None]
-        if scaled and not self.observability.install_prometheus_stack and "prometheus_url" not in self.autoscaling.model_fields_set:
+        if (
+            scaled
+            and not self.observability.install_prometheus_stack
+            and "prometheus_url" not in self.autoscaling.model_fields_set
+        ):
             raise ConfigProblem(
                 "autoscaling.prometheusUrl",
-                f"not set, but observability.installPrometheusStack is false and {scaled[0]!r} is autoscaled: KEDA would "
-                "query the stack's own Prometheus, which is not installed; set it to the in-cluster URL of the Prometheus "
-                "that scrapes vLLM (usually observability.prometheusUrl)",
+                f"not set, but observability.installPrometheusStack is false and {scaled[0]!r} is autoscaled: KEDA "
+                "would query the stack's own Prometheus, which is not installed; set it to the in-cluster URL of the "
+                "Prometheus that scrapes vLLM (usually observability.prometheusUrl)",
             )
         return self
 
@@ -229,8 +361,9 @@ class StackConfig(_Model):
         for i, m in enumerate(self.models):
             if m.gpu_memory_utilization >= o.alerts.gpu_memory_ratio:
                 raise ValueError(
-                    f"observability.alerts.gpuMemoryRatio {o.alerts.gpu_memory_ratio} is not above models[{i}] (name: {m.name}).gpuMemoryUtilization "
-                    f"{m.gpu_memory_utilization}: vLLM pre-allocates that much GPU memory, so GpuMemoryNearlyFull would always fire"
+                    f"observability.alerts.gpuMemoryRatio {o.alerts.gpu_memory_ratio} is not above models[{i}] (name: "
+                    f"{m.name}).gpuMemoryUtilization {m.gpu_memory_utilization}: vLLM pre-allocates that much GPU "
+                    "memory, so GpuMemoryNearlyFull would always fire"
                 )
         return self
 
@@ -273,20 +406,30 @@ class StackConfig(_Model):
             for j, a in enumerate(m.lora_adapters):
                 key = f"models[{i}] (name: {m.name}).loraAdapters[{j}].name"
                 if a.name in owner and not owner[a.name].startswith(f"models[{i}] "):
-                    raise ConfigProblem(key, f"{a.name!r} is also {owner[a.name]}; every model name clients send must be unique in the stack")
+                    raise ConfigProblem(
+                        key,
+                        f"{a.name!r} is also {owner[a.name]}; every model name clients send must be unique in the "
+                        "stack",
+                    )
                 owner.setdefault(a.name, key)
                 if a.gated and not self.huggingface_token:
-                    raise ConfigProblem(f"models[{i}] (name: {m.name}).loraAdapters[{j}].gated",
-                                        "the adapter is gated but huggingfaceToken is not set; run `pulumi config set --secret huggingfaceToken hf_...`")
+                    raise ConfigProblem(
+                        f"models[{i}] (name: {m.name}).loraAdapters[{j}].gated",
+                        "the adapter is gated but huggingfaceToken is not set; run `pulumi config set --secret "
+                        "huggingfaceToken hf_...`",
+                    )
         for i, m in enumerate(self.models):
             if m.gated and not self.huggingface_token:
                 raise ConfigProblem(
                     f"models[{i}] (name: {m.name}).gated",
-                    f"model {m.name!r} is gated but huggingfaceToken is not set, so its download would be refused (401); "
-                    "run `pulumi config set --secret huggingfaceToken hf_...`",
+                    f"model {m.name!r} is gated but huggingfaceToken is not set, so its download would be refused "
+                    "(401); run `pulumi config set --secret huggingfaceToken hf_...`",
                 )
         for m in self.models:
             mode = m.cache.access_mode or self.cache.access_mode if m.cache else None  # object storage: no volume
             if mode == AccessMode.READ_WRITE_ONCE and m.replicas > 1:
-                raise ValueError(f"model {m.name!r}: cache accessMode ReadWriteOnce cannot serve {m.replicas} replicas; use ReadWriteMany")
+                raise ValueError(
+                    f"model {m.name!r}: cache accessMode ReadWriteOnce cannot serve {m.replicas} replicas; use "
+                    "ReadWriteMany"
+                )
         return self

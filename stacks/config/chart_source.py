@@ -10,15 +10,15 @@ passes it as the validation context, and the model holds the absolute path the c
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from llmstack_k8s import versions
-from llmstack_k8s.cluster.gpu_node_pool import GpuInstall
 from llmstack_k8s._core.helm import MIRROR, describe_pin, find_package, package_file_names, pull_command
+from llmstack_k8s.cluster.gpu_node_pool import GpuInstall
 
-from .base import ConfigProblem, StackModel as _Model
+from .base import ConfigProblem
+from .base import StackModel as _Model
 from .knative import ServingMode
 from .multi_node import is_multi_node
 
@@ -31,20 +31,24 @@ PROJECT_DIR_CONTEXT = "project_dir"
 class ChartsConfig(_Model):
     """Where every Helm chart the stack installs comes from (default: each pin's upstream repository)."""
 
-    directory: Optional[str] = Field(
+    directory: str | None = Field(
         None,
-        description="Local directory of packaged charts, `<chart>-<version>.tgz` for every chart the stack installs "
-        "(e.g. filled with `helm pull`); relative to the project directory. For clusters without internet access.",
+        description=(
+            "Local directory of packaged charts, `<chart>-<version>.tgz` for every chart the stack installs "
+            "(e.g. filled with `helm pull`); relative to the project directory. For clusters without internet access."
+        ),
     )
-    mirror: Optional[str] = Field(
+    mirror: str | None = Field(
         None,
-        description="Private mirror serving the same charts at the pinned versions: an `https://` (or `http://`) chart "
-        "repository URL, or an `oci://` registry prefix (chart `<prefix>/<chart>`).",
+        description=(
+            "Private mirror serving the same charts at the pinned versions: an `https://` (or `http://`) chart "
+            "repository URL, or an `oci://` registry prefix (chart `<prefix>/<chart>`)."
+        ),
     )
 
     @field_validator("mirror")
     @classmethod
-    def _mirror_scheme(cls, value: Optional[str]) -> Optional[str]:
+    def _mirror_scheme(cls, value: str | None) -> str | None:
         if value is not None and not MIRROR.match(value):
             raise ValueError(
                 f"{value!r} is neither an HTTP(S) chart repository URL (https://charts.example.com) nor an OCI "
@@ -54,7 +58,7 @@ class ChartsConfig(_Model):
 
     @field_validator("directory")
     @classmethod
-    def _existing_directory(cls, value: Optional[str], info: ValidationInfo) -> Optional[str]:
+    def _existing_directory(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return value
         base = Path((info.context or {}).get(PROJECT_DIR_CONTEXT) or PROJECT_DIR)

@@ -8,21 +8,29 @@ do; the loader adds the stack file and the model.
 
 from __future__ import annotations
 
-from typing import Optional, Protocol
+from typing import Protocol
 
 from pydantic import Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from llmstack_k8s.sizing import model_catalog
 from llmstack_k8s.serving import vllm_flags
+from llmstack_k8s.sizing import model_catalog
 from llmstack_k8s.sizing.model_catalog import ModelArchitecture
 
 from .base import StackModel as _Model
 
 #: Flags vLLM renders from something other than a ModelConfig key of the same name.
-_KEY_OF_DEST = {"model": "model", "host": None, "port": None, "api_key": None, "revision": "revision",
-               # LoRA: rendered from the model's loraAdapters (names, paths, ranks) and maxLoras
-               "enable_lora": "loraAdapters", "lora_modules": "loraAdapters", "max_lora_rank": "loraAdapters"}
+_KEY_OF_DEST = {
+    "model": "model",
+    "host": None,
+    "port": None,
+    "api_key": None,
+    "revision": "revision",
+    # LoRA: rendered from the model's loraAdapters (names, paths, ranks) and maxLoras
+    "enable_lora": "loraAdapters",
+    "lora_modules": "loraAdapters",
+    "max_lora_rank": "loraAdapters",
+}
 _TRUE = ("1", "true", "yes")
 
 
@@ -30,16 +38,20 @@ class ArchitectureConfig(_Model):
     """The model's shape from its config.json, for models the built-in catalog does not know."""
 
     attention_heads: int = Field(ge=1, description="num_attention_heads.")
-    kv_heads: Optional[int] = Field(None, ge=1, description="num_key_value_heads (default: attentionHeads).")
-    layers: Optional[int] = Field(None, ge=1, description="num_hidden_layers.")
-    max_position_embeddings: Optional[int] = Field(None, ge=1, description="max_position_embeddings: the longest maxModelLen vLLM accepts.")
-    experts: Optional[int] = Field(None, ge=0, description="Routed experts per MoE layer (0: dense).")
+    kv_heads: int | None = Field(None, ge=1, description="num_key_value_heads (default: attentionHeads).")
+    layers: int | None = Field(None, ge=1, description="num_hidden_layers.")
+    max_position_embeddings: int | None = Field(
+        None, ge=1, description="max_position_embeddings: the longest maxModelLen vLLM accepts."
+    )
+    experts: int | None = Field(None, ge=0, description="Routed experts per MoE layer (0: dense).")
 
     @model_validator(mode="after")
     def _kv_divides(self):
         kv = self.kv_heads or self.attention_heads
         if self.attention_heads % kv:
-            raise ValueError(f"kvHeads {kv} does not divide attentionHeads {self.attention_heads}; check the model's config.json")
+            raise ValueError(
+                f"kvHeads {kv} does not divide attentionHeads {self.attention_heads}; check the model's config.json"
+            )
         return self
 
     def architecture(self) -> ModelArchitecture:
@@ -57,21 +69,21 @@ class _EngineModel(Protocol):
     model: str
     tensor_parallel_size: int
     pipeline_parallel_size: int
-    max_model_len: Optional[int]
+    max_model_len: int | None
     quantization: object
     dtype: object
     extra_args: list[str]
     extra_env: dict[str, str]
-    architecture: Optional[ArchitectureConfig]
-    weights_gib: Optional[float]
+    architecture: ArchitectureConfig | None
+    weights_gib: float | None
 
 
-def stack_key(dest: str) -> Optional[str]:
+def stack_key(dest: str) -> str | None:
     """The ModelConfig key that renders a managed flag (None: the stack fixes it)."""
     return _KEY_OF_DEST[dest] if dest in _KEY_OF_DEST else to_camel(dest)
 
 
-def architecture_of(m: _EngineModel) -> Optional[ModelArchitecture]:
+def architecture_of(m: _EngineModel) -> ModelArchitecture | None:
     """The stack file's architecture, else the catalog's, else None."""
     if m.architecture is not None:
         return m.architecture.architecture()
@@ -83,14 +95,18 @@ def _conflicts(m: _EngineModel) -> list[str]:
     if m.architecture is None or known is None:
         return []
     stated = m.architecture
-    pairs = [("attentionHeads", stated.attention_heads, known.attention_heads),
-             ("kvHeads", stated.kv_heads, known.kv_heads), ("layers", stated.layers, known.layers),
-             ("maxPositionEmbeddings", stated.max_position_embeddings, known.max_position_embeddings),
-             ("experts", stated.experts, known.experts)]
+    pairs = [
+        ("attentionHeads", stated.attention_heads, known.attention_heads),
+        ("kvHeads", stated.kv_heads, known.kv_heads),
+        ("layers", stated.layers, known.layers),
+        ("maxPositionEmbeddings", stated.max_position_embeddings, known.max_position_embeddings),
+        ("experts", stated.experts, known.experts),
+    ]
     return [
         f"architecture.{key}: {mine} contradicts {m.model}'s config.json ({theirs}, from {known.source}); "
         "remove architecture (the catalog knows this model)"
-        for key, mine, theirs in pairs if mine is not None and mine != theirs
+        for key, mine, theirs in pairs
+        if mine is not None and mine != theirs
     ]
 
 
@@ -105,7 +121,10 @@ def _extra_args(m: _EngineModel) -> tuple[vllm_flags.ParsedArgs, list[str]]:
             given = next(a.given for a in parsed.args if a.index == p.index)
             spelled = given if given == flag else f"{given} (that is {flag})"
             if key:
-                out.append(f"extraArgs sets {spelled}, which the stack renders from its own key {key} ({where}); set {key} instead")
+                out.append(
+                    f"extraArgs sets {spelled}, which the stack renders from its own key {key} ({where}); set {key} "
+                    "instead"
+                )
             else:
                 why = vllm_flags.SET_OUTSIDE_ARGS.get(p.dest, "the Service, probes and NetworkPolicy depend on it")
                 out.append(f"extraArgs sets {spelled}, which the stack sets itself ({where}): {why}")
@@ -130,9 +149,11 @@ def engine_problems(m: _EngineModel) -> list[str]:
     arch = architecture_of(m)
     if arch is None or arg_problems:
         return problems
+
     def value(dest: str, default):
         a = given.get(dest)
         return default if a is None else a
+
     dcp_arg = value("decode_context_parallel_size", None)
     ep_arg = value("enable_expert_parallel", None)
     overrides = value("hf_overrides", None)
@@ -158,8 +179,10 @@ def engine_problems(m: _EngineModel) -> list[str]:
     whose = f"{m.model}, per {arch.source}" if arch.source else m.model
     for dest, message in found:
         key = keys[dest]
-        label = {"decode_context_parallel_size": "--decode-context-parallel-size ",
-                 "enable_expert_parallel": "--enable-expert-parallel: "}.get(dest, "")
+        label = {
+            "decode_context_parallel_size": "--decode-context-parallel-size ",
+            "enable_expert_parallel": "--enable-expert-parallel: ",
+        }.get(dest, "")
         problems.append(f"{key}: {label}{message} ({whose})")
     return problems
 
@@ -168,10 +191,12 @@ def check_engine(m: _EngineModel) -> None:
     """Raise one ValueError listing every engine-arg mistake of the model (none: return)."""
     problems = engine_problems(m)
     if problems:
-        raise ValueError(problems[0] if len(problems) == 1 else "\n    ".join([f"{len(problems)} problems:"] + problems))
+        raise ValueError(
+            problems[0] if len(problems) == 1 else "\n    ".join([f"{len(problems)} problems:", *problems])
+        )
 
 
-def weights_estimate(m: _EngineModel) -> Optional[tuple[float, str, str]]:
+def weights_estimate(m: _EngineModel) -> tuple[float, str, str] | None:
     """(GiB of weights in GPU memory, how that is known, the key to correct) from weightsGiB, the one key
     that sizes them, else the catalog's architecture for a model it knows; None when nothing tells the size."""
     if m.weights_gib is not None:
@@ -179,7 +204,11 @@ def weights_estimate(m: _EngineModel) -> Optional[tuple[float, str, str]]:
     gib = model_catalog.estimated_weights_gib(m.model, m.dtype, m.quantization)
     if gib is not None:
         arch = model_catalog.known(m.model)
-        return gib, f"{m.model} ({arch.parameters_billions:.2f}B parameters per its config.json) ~ {gib:.1f} GiB", "weightsGiB"
+        return (
+            gib,
+            f"{m.model} ({arch.parameters_billions:.2f}B parameters per its config.json) ~ {gib:.1f} GiB",
+            "weightsGiB",
+        )
     return None
 
 

@@ -7,15 +7,16 @@ them too; here they are worded in the stack file's keys (``models[0] (name: x).w
 
 import math
 import re
-from typing import Literal, Optional, Protocol
+from typing import Literal, Protocol
 
 from pydantic import Field, model_validator
 
-from llmstack_k8s.sizing import gpu_fit
 from llmstack_k8s.cluster import gpu_node_pool as gp
 from llmstack_k8s.cluster.gpu_node_pool import ConsolidationPolicy, GpuInstall, MigStrategy, SharingStrategy
+from llmstack_k8s.sizing import gpu_fit
 
-from .base import ConfigProblem, StackModel as _Model
+from .base import ConfigProblem
+from .base import StackModel as _Model
 from .engine import unknown_size_message, weights_estimate
 from .lora import lora_gib
 from .mig_profiles import MIG_PROFILES, has_no_mig, product_family
@@ -24,14 +25,20 @@ from .mig_profiles import MIG_PROFILES, has_no_mig, product_family
 SYSTEM_PRIORITY_CLASSES = ("system-cluster-critical", "system-node-critical")
 
 _DURATION = r"^(([0-9]+(s|m|h))+|Never)$"
-_LABEL_KEY = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+_LABEL_KEY = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
 
 
 class GpuConfig(_Model):
     """The GPU of the pool's nodes: what the fit checks measure models against."""
 
-    product: str = Field(min_length=1, description="GPU product, for people and error messages (e.g. NVIDIA-L4, NVIDIA-H100-80GB-HBM3).")
-    memory_gib: float = Field(gt=0, alias="memoryGiB", description="Memory per GPU in GiB, as nvidia-smi reports it (L4: 22, H100 80GB: 79).")
+    product: str = Field(
+        min_length=1, description="GPU product, for people and error messages (e.g. NVIDIA-L4, NVIDIA-H100-80GB-HBM3)."
+    )
+    memory_gib: float = Field(
+        gt=0, alias="memoryGiB", description="Memory per GPU in GiB, as nvidia-smi reports it (L4: 22, H100 80GB: 79)."
+    )
     per_node: int = Field(ge=1, le=16, description="GPUs per node.")
 
     def args(self) -> dict:
@@ -43,10 +50,14 @@ class SharingConfig(_Model):
     """How one GPU is shared between serving pods."""
 
     strategy: SharingStrategy = Field(SharingStrategy.NONE, description="none, timeSlicing, mps or mig.")
-    replicas: Optional[int] = Field(None, ge=2, le=48, description="timeSlicing / mps: pods per GPU.")
-    rename_resource: bool = Field(True, description="timeSlicing / mps: pods request nvidia.com/gpu.shared instead of nvidia.com/gpu.")
-    mig_strategy: Optional[MigStrategy] = Field(None, description="mig: single (instances as nvidia.com/gpu) or mixed (nvidia.com/mig-<profile>).")
-    mig_profile: Optional[str] = Field(None, description="mig: profile of the instances serving pods use (e.g. 3g.40gb).")
+    replicas: int | None = Field(None, ge=2, le=48, description="timeSlicing / mps: pods per GPU.")
+    rename_resource: bool = Field(
+        True, description="timeSlicing / mps: pods request nvidia.com/gpu.shared instead of nvidia.com/gpu."
+    )
+    mig_strategy: MigStrategy | None = Field(
+        None, description="mig: single (instances as nvidia.com/gpu) or mixed (nvidia.com/mig-<profile>)."
+    )
+    mig_profile: str | None = Field(None, description="mig: profile of the instances serving pods use (e.g. 3g.40gb).")
 
     def args(self) -> dict:
         out: dict = {"strategy": self.strategy, "rename_resource": self.rename_resource}
@@ -60,7 +71,7 @@ class TaintConfig(_Model):
     """A taint of the pool's nodes."""
 
     key: str = Field(pattern=_LABEL_KEY, description="Taint key.")
-    value: Optional[str] = Field(None, description="Taint value (none: tolerated with Exists).")
+    value: str | None = Field(None, description="Taint value (none: tolerated with Exists).")
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = Field("NoSchedule", description="Taint effect.")
 
 
@@ -68,14 +79,16 @@ class RuntimeClassConfig(_Model):
     """RuntimeClass of GPU pods."""
 
     name: str = Field("nvidia", description="RuntimeClass name.")
-    handler: Optional[str] = Field(None, description="containerd runtime handler (default: the name).")
+    handler: str | None = Field(None, description="containerd runtime handler (default: the name).")
     create: bool = Field(True, description="Create it (false when the cluster or GPU operator provides it).")
 
 
 class PriorityClassConfig(_Model):
     """PriorityClass of serving pods."""
 
-    name: Optional[str] = Field(None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", description="Name (default: <namespace>-serving).")
+    name: str | None = Field(
+        None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", description="Name (default: <namespace>-serving)."
+    )
     value: int = Field(100000, ge=0, le=1000000000, description="Priority (user classes may go up to 1e9).")
     preempt: bool = Field(True, description="A pending serving pod may preempt lower-priority pods.")
     create: bool = Field(True, description="Create it (false: refer to an existing class).")
@@ -106,11 +119,15 @@ class KarpenterConfig(_Model):
     capacity_types: list[Literal["on-demand", "spot", "reserved"]] = Field(
         default_factory=lambda: ["on-demand"], min_length=1, description="Capacity types (default on-demand)."
     )
-    consolidation_policy: ConsolidationPolicy = Field(ConsolidationPolicy.WHEN_EMPTY, description="WhenEmpty or WhenEmptyOrUnderutilized.")
+    consolidation_policy: ConsolidationPolicy = Field(
+        ConsolidationPolicy.WHEN_EMPTY, description="WhenEmpty or WhenEmptyOrUnderutilized."
+    )
     consolidate_after: str = Field("10m", pattern=_DURATION, description="Wait before consolidating a node.")
-    disruption_budget_nodes: str = Field("1", pattern=r"^((100|[0-9]{1,2})%|[0-9]+)$", description="Nodes disrupted at once.")
+    disruption_budget_nodes: str = Field(
+        "1", pattern=r"^((100|[0-9]{1,2})%|[0-9]+)$", description="Nodes disrupted at once."
+    )
     expire_after: str = Field("720h", pattern=_DURATION, description="Node lifetime (Never: unlimited).")
-    weight: Optional[int] = Field(None, ge=1, le=100, description="Priority among NodePools.")
+    weight: int | None = Field(None, ge=1, le=100, description="Priority among NodePools.")
 
     @model_validator(mode="after")
     def _keys_karpenter_accepts(self):
@@ -133,21 +150,31 @@ class GpuPoolConfig(_Model):
 
     install: GpuInstall = Field(
         GpuInstall.DEVICE_PLUGIN,
-        description="devicePlugin (NVIDIA device plugin chart), gpuOperator (drivers too) or existing (install nothing).",
+        description=(
+            "devicePlugin (NVIDIA device plugin chart), gpuOperator (drivers too) or existing (install nothing)."
+        ),
     )
-    namespace: Optional[str] = Field(None, pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", description="Namespace of the plugin/operator.")
-    gpu: Optional[GpuConfig] = Field(None, description="The nodes' GPU; enables the fit checks (strongly recommended).")
+    namespace: str | None = Field(
+        None, pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", description="Namespace of the plugin/operator."
+    )
+    gpu: GpuConfig | None = Field(None, description="The nodes' GPU; enables the fit checks (strongly recommended).")
     sharing: SharingConfig = Field(default_factory=SharingConfig, description="GPU sharing.")
     gpu_feature_discovery: bool = Field(False, description="Deploy GPU feature discovery (always on with mps).")
-    node_selector: dict[str, str] = Field(default_factory=dict, description="Labels of the pool's nodes (serving pods and the plugin select them).")
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Labels of the pool's nodes (serving pods and the plugin select them)."
+    )
     taints: list[TaintConfig] = Field(
         default_factory=lambda: [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}],
         validate_default=True,
         description="Taints of the pool's nodes (empty list: untainted nodes).",
     )
-    runtime_class: Optional[RuntimeClassConfig] = Field(None, description="RuntimeClass of GPU pods (default: the node's default runtime).")
-    priority_class: PriorityClassConfig = Field(default_factory=PriorityClassConfig, description="PriorityClass of serving pods.")
-    karpenter: Optional[KarpenterConfig] = Field(None, description="Karpenter NodePool for GPU node autoprovisioning.")
+    runtime_class: RuntimeClassConfig | None = Field(
+        None, description="RuntimeClass of GPU pods (default: the node's default runtime)."
+    )
+    priority_class: PriorityClassConfig = Field(
+        default_factory=PriorityClassConfig, description="PriorityClass of serving pods."
+    )
+    karpenter: KarpenterConfig | None = Field(None, description="Karpenter NodePool for GPU node autoprovisioning.")
     install_driver: bool = Field(True, description="gpuOperator: the operator installs the NVIDIA driver.")
 
     @model_validator(mode="after")
@@ -166,16 +193,21 @@ class GpuPoolConfig(_Model):
             if not re.match(_LABEL_KEY, key):
                 raise ValueError(f"nodeSelector key {key!r} is not a valid label key")
         if self.install == GpuInstall.GPU_OPERATOR and self.runtime_class and self.runtime_class.create:
-            raise ValueError("runtimeClass.create: the GPU operator creates RuntimeClass 'nvidia' itself; set create: false")
+            raise ValueError(
+                "runtimeClass.create: the GPU operator creates RuntimeClass 'nvidia' itself; set create: false"
+            )
         if self.karpenter:
             if not self.node_selector:
-                raise ValueError("karpenter needs nodeSelector: the labels that tie serving pods to the nodes the NodePool creates")
+                raise ValueError(
+                    "karpenter needs nodeSelector: the labels that tie serving pods to the nodes the NodePool creates"
+                )
             for key in self.node_selector:
                 if key.split("/", 1)[0].endswith("karpenter.sh") or key == "kubernetes.io/hostname":
                     raise ValueError(f"nodeSelector key {key!r} is restricted by Karpenter")
             if self.gpu and self.karpenter.gpu_limit < self.gpu.per_node:
                 raise ValueError(
-                    f"karpenter.gpuLimit {self.karpenter.gpu_limit} is below gpu.perNode {self.gpu.per_node}: no node could ever be provisioned"
+                    f"karpenter.gpuLimit {self.karpenter.gpu_limit} is below gpu.perNode {self.gpu.per_node}: no node "
+                    "could ever be provisioned"
                 )
         return self
 
@@ -251,13 +283,13 @@ class _ModelLike(Protocol):
     tensor_parallel_size: int
     pipeline_parallel_size: int
     gpu_memory_utilization: float
-    weights_gib: Optional[float]
+    weights_gib: float | None
     dtype: object
     quantization: object
     model: str
 
 
-def fit_weights(m: _ModelLike) -> Optional[tuple[float, str, str]]:
+def fit_weights(m: _ModelLike) -> tuple[float, str, str] | None:
     """(GiB of weights in GPU memory, the key that states them, how) for the fit check: weightsGiB,
     else the catalog's architecture (one source:
     ``engine.weights_estimate``); None when nothing tells the size."""
@@ -299,50 +331,65 @@ def check_models_fit(pool: GpuPoolConfig, models: list[_ModelLike]) -> None:
         if p.rule == "parallel_on_shared_gpu":
             key, size = ("tensorParallelSize", tp) if tp > 1 else ("pipelineParallelSize", pp)
             raise ValueError(
-                f"{where}.{key}: {key} {size} "
-                f"on a pool with gpuPool.sharing.strategy {strategy.value}: a pod gets one share of a GPU, never several GPUs; "
-                "serve this model from a pool with whole GPUs (sharing strategy none) or on one GPU"
+                f"{where}.{key}: {key} {size} on a pool with gpuPool.sharing.strategy {strategy.value}: a pod gets one "
+                "share of a GPU, never several GPUs; serve this model from a pool with whole GPUs (sharing strategy "
+                "none) or on one GPU"
             )
         if p.rule == "time_slicing_utilization":
             raise ValueError(
-                f"{where}.gpuMemoryUtilization: {m.gpu_memory_utilization} on GPUs time-sliced {pool.sharing.replicas} ways "
-                f"(gpuPool.sharing.replicas): each pod sharing a GPU claims that fraction of the whole GPU, so the pods after the "
-                f"first would not start; set gpuMemoryUtilization to at most {p.limit}"
+                f"{where}.gpuMemoryUtilization: {m.gpu_memory_utilization} on GPUs time-sliced {pool.sharing.replicas} "
+                "ways (gpuPool.sharing.replicas): each pod sharing a GPU claims that fraction of the whole GPU, so "
+                f"the pods after the first would not start; set gpuMemoryUtilization to at most {p.limit}"
             )
         # The remaining rules measure against the pool's GPU, and the KV-cache one against the weights.
         assert gpu is not None
         if p.rule == "gpus_per_node":
             raise ValueError(
-                f"{where}.tensorParallelSize: a replica needs {p.gpus} GPUs (tensorParallelSize {tp} x pipelineParallelSize "
-                f"{pp}) but a node of the pool has gpuPool.gpu.perNode {gpu.per_node} "
+                f"{where}.tensorParallelSize: a replica needs {p.gpus} GPUs (tensorParallelSize {tp} x "
+                f"pipelineParallelSize {pp}) but a node of the pool has gpuPool.gpu.perNode {gpu.per_node} "
                 f"({gpu.product}); one replica runs on one node, so its pod would never schedule"
             )
         if p.rule in ("tensor_across_nodes", "partial_node"):  # multi-node: the shape of a group of nodes
             key = "tensorParallelSize" if p.rule == "tensor_across_nodes" else "pipelineParallelSize"
-            raise ValueError(f"{where}.{key}: " + (
-                f"tensorParallelSize {tp} is above gpuPool.gpu.perNode {gpu.per_node} ({gpu.product}): tensor parallelism "
-                f"all-reduces every layer and must stay within a node; use tensorParallelSize {gpu.per_node} (or less) and "
-                "spread the replica across nodes with pipelineParallelSize" if p.rule == "tensor_across_nodes" else
-                f"a replica needs {p.gpus} GPUs (tensorParallelSize {tp} x pipelineParallelSize {pp}), which is more than "
-                f"one node (gpuPool.gpu.perNode {gpu.per_node}, {gpu.product}) but not whole nodes in whole tensor-parallel "
-                f"groups: a replica across nodes takes every GPU of each node; make tensorParallelSize x pipelineParallelSize "
-                f"a multiple of {gpu.per_node} with tensorParallelSize dividing {gpu.per_node}"))
+            raise ValueError(
+                f"{where}.{key}: "
+                + (
+                    f"tensorParallelSize {tp} is above gpuPool.gpu.perNode {gpu.per_node} ({gpu.product}): tensor "
+                    "parallelism all-reduces every layer and must stay within a node; use tensorParallelSize "
+                    f"{gpu.per_node} (or less) and spread the replica across nodes with pipelineParallelSize"
+                    if p.rule == "tensor_across_nodes"
+                    else f"a replica needs {p.gpus} GPUs (tensorParallelSize {tp} x pipelineParallelSize {pp}), which "
+                    f"is more than one node (gpuPool.gpu.perNode {gpu.per_node}, {gpu.product}) but not whole nodes in "
+                    "whole tensor-parallel groups: a replica across nodes takes every GPU of each node; make "
+                    f"tensorParallelSize x pipelineParallelSize a multiple of {gpu.per_node} with tensorParallelSize "
+                    f"dividing {gpu.per_node}"
+                )
+            )
         kv = p.kv
         assert kv is not None and weights is not None
         _, size_key, source = weights
         left = (
-            f"which leaves {kv.room_gib:.1f} GiB for the KV cache after a {gpu_fit.RUNTIME_RESERVE_GIB:.0f} GiB runtime reserve"
-            if kv.holds_weights else "which does not even hold the weights"
+            f"which leaves {kv.room_gib:.1f} GiB for the KV cache after a {gpu_fit.RUNTIME_RESERVE_GIB:.0f} GiB "
+            "runtime reserve"
+            if kv.holds_weights
+            else "which does not even hold the weights"
         )
         if strategy != SharingStrategy.NONE:
-            hint = "give each pod a bigger share (fewer gpuPool.sharing.replicas or a larger MIG profile), serve it from whole GPUs, or use a quantized checkpoint"
+            hint = (
+                "give each pod a bigger share (fewer gpuPool.sharing.replicas or a larger MIG profile), serve it "
+                "from whole GPUs, or use a quantized checkpoint"
+            )
         else:
-            hint = f"use tensorParallelSize {p.gpus_that_fit}" if p.gpus_that_fit else "use a GPU with more memory or a quantized checkpoint"
+            hint = (
+                f"use tensorParallelSize {p.gpus_that_fit}"
+                if p.gpus_that_fit
+                else "use a GPU with more memory or a quantized checkpoint"
+            )
         raise ValueError(
-            f"{where}.{size_key}: does not fit: {source} / {kv.gpus} GPU(s) = {kv.per_gpu_gib:.1f} GiB per GPU, but vLLM may use "
-            f"gpuMemoryUtilization {m.gpu_memory_utilization} x {kv.device_gib:.1f} GiB ({gpu.product}"
-            f"{'' if strategy == SharingStrategy.NONE else f', per {strategy.value} share'}) = {kv.budget_gib:.1f} GiB, "
-            f"{left}; the KV cache needs at least {kv.need_gib:.1f} GiB. Fix: {hint}"
+            f"{where}.{size_key}: does not fit: {source} / {kv.gpus} GPU(s) = {kv.per_gpu_gib:.1f} GiB per GPU, but "
+            f"vLLM may use gpuMemoryUtilization {m.gpu_memory_utilization} x {kv.device_gib:.1f} GiB "
+            f"({gpu.product}{'' if strategy == SharingStrategy.NONE else f', per {strategy.value} share'}) = "
+            f"{kv.budget_gib:.1f} GiB, {left}; the KV cache needs at least {kv.need_gib:.1f} GiB. Fix: {hint}"
         )
 
 
@@ -355,7 +402,11 @@ def check_karpenter_floor(pool: GpuPoolConfig, models: list) -> None:
     usable = (k.gpu_limit // pool.gpu.per_node) * pool.gpu.per_node if pool.gpu else k.gpu_limit
     if usable < needed:
         detail = ", ".join(f"{m.name} {m.min_pods} x {m.gpus_per_replica}" for m in models if m.min_pods)
-        whole = f" ({usable} in whole nodes of gpu.perNode {pool.gpu.per_node})" if pool.gpu and usable != k.gpu_limit else ""
+        whole = (
+            f" ({usable} in whole nodes of gpu.perNode {pool.gpu.per_node})"
+            if pool.gpu and usable != k.gpu_limit
+            else ""
+        )
         raise ConfigProblem(
             "gpuPool.karpenter.gpuLimit",
             f"{k.gpu_limit}{whole} is below the {needed} GPUs the models need at their minimum replicas "

@@ -8,7 +8,7 @@ raised before any resource is registered, so nothing is half-deployed.
 import difflib
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pulumi
 from pulumi.runtime import config as runtime_config
@@ -53,11 +53,11 @@ def _split_config(project: str) -> tuple[dict[str, Any], set[str], dict[str, Any
         if not full_key.startswith(prefix):
             others[full_key] = parsed
             continue
-        key = full_key[len(prefix):]
+        key = full_key[len(prefix) :]
         values[key] = parsed
         if key in SECRET_KEYS and isinstance(values[key], (int, float)):
             values[key] = str(value)
-    return values, {k[len(prefix):] for k in secret if k.startswith(prefix)}, others
+    return values, {k[len(prefix) :] for k in secret if k.startswith(prefix)}, others
 
 
 def _other_namespaces(project: str, values: dict, others: dict) -> list[str]:
@@ -75,7 +75,8 @@ def _other_namespaces(project: str, values: dict, others: dict) -> list[str]:
             if key in HONOURED_PROVIDER_KEYS:
                 if key in own and own[key] != value:
                     problems.append(
-                        f"{full_key}: {value!r} contradicts {project}:kubernetes.{key} {own[key]!r}; set it in one place"
+                        f"{full_key}: {value!r} contradicts {project}:kubernetes.{key} {own[key]!r}; set it in one "
+                        "place"
                     )
                     continue
                 values["kubernetes"] = own = {**own, key: value}
@@ -83,22 +84,32 @@ def _other_namespaces(project: str, values: dict, others: dict) -> list[str]:
                 problems.append(f"{full_key}: {REFUSED_PROVIDER_KEYS[key]}")
             elif key == "enableServerSideApply":
                 if str(value).lower() != "true":
-                    problems.append(f"{full_key}: the stack deploys with server-side apply (Helm values and CRDs need it); remove it")
+                    problems.append(
+                        f"{full_key}: the stack deploys with server-side apply (Helm values and CRDs need it); remove "
+                        "it"
+                    )
             elif key not in SATISFIED_PROVIDER_KEYS:
-                close = difflib.get_close_matches(key, [*HONOURED_PROVIDER_KEYS, *REFUSED_PROVIDER_KEYS], n=1, cutoff=0.7)
+                close = difflib.get_close_matches(
+                    key, [*HONOURED_PROVIDER_KEYS, *REFUSED_PROVIDER_KEYS], n=1, cutoff=0.7
+                )
                 hint = f"; did you mean kubernetes:{close[0]}?" if close else ""
                 problems.append(f"{full_key}: not a key of the Kubernetes provider{hint}")
             continue
         if key in known_keys or difflib.get_close_matches(namespace, [project], n=1, cutoff=0.6):
-            close = key if key in known_keys else (difflib.get_close_matches(key, sorted(known_keys), n=1, cutoff=0.7) or [None])[0]
+            close = (
+                key
+                if key in known_keys
+                else (difflib.get_close_matches(key, sorted(known_keys), n=1, cutoff=0.7) or [None])[0]
+            )
             hint = f"; did you mean {project}:{close}?" if close else ""
             problems.append(
-                f"{full_key}: a key under {namespace!r}, which is not this project ({project!r}), so it would be ignored{hint}"
+                f"{full_key}: a key under {namespace!r}, which is not this project ({project!r}), so it would be "
+                f"ignored{hint}"
             )
         else:
             problems.append(
-                f"{full_key}: this program reads only {project}:* keys and the Kubernetes provider's kubernetes:* keys, "
-                f"so it would be ignored; remove it"
+                f"{full_key}: this program reads only {project}:* keys and the Kubernetes provider's kubernetes:* "
+                "keys, so it would be ignored; remove it"
             )
     return problems
 
@@ -120,7 +131,7 @@ def _where(loc: tuple, raw: dict) -> str:
     return out
 
 
-def load(project: str, stack: str, project_dir: Optional[Path] = None) -> StackConfig:
+def load(project: str, stack: str, project_dir: Path | None = None) -> StackConfig:
     """The validated config of ``stack``; ``project_dir`` (where Pulumi.yaml is; default: the engine's
     root directory, else the working directory) anchors relative paths such as ``charts.directory``."""
     project_dir = project_dir or Path(pulumi.get_root_directory() or Path.cwd())
@@ -145,7 +156,8 @@ def load(project: str, stack: str, project_dir: Optional[Path] = None) -> StackC
             elif e["type"] == "extra_forbidden":
                 where = key.rpartition(".")[0] if "." in key else ""
                 msg = removed_key(where, e["loc"][-1], e.get("input")) or unknown_key(
-                    StackConfig, key, e["loc"][-1], siblings_at(StackConfig, e["loc"]))
+                    StackConfig, key, e["loc"][-1], siblings_at(StackConfig, e["loc"])
+                )
             elif e["type"] == "missing":
                 msg = "required key is missing"
             else:

@@ -4,7 +4,7 @@ known secret key is for. The loader prints these after ``Pulumi.<stack>.yaml: ll
 import difflib
 import re
 import typing
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -15,43 +15,99 @@ from .quantities import DNS_LABEL_WORDS
 #: Patterns of the config model, in words (a raw regex means nothing to the person fixing a stack file).
 PATTERN_WORDS = {
     r"^[a-z]([-a-z0-9]*[a-z0-9])?$": f"must be a DNS label: {DNS_LABEL_WORDS}",
-    r"^[A-Za-z0-9][\w.-]*/[\w.-]+$": "must be a Hugging Face repository id, org/name (e.g. meta-llama/Llama-3.1-8B-Instruct)",
+    r"^[A-Za-z0-9][\w.-]*/[\w.-]+$": (
+        "must be a Hugging Face repository id, org/name (e.g. meta-llama/Llama-3.1-8B-Instruct)"
+    ),
     r"^https?://": "must be a URL starting with http:// or https://",
-    r"^[0-9]+(ms|s|m|h|d|w|y)$": "must be a Prometheus duration: a whole number and one unit of ms, s, m, h, d, w, y (e.g. 15d)",
-    r"^[0-9]+(B|KB|MB|GB|TB|PB)$": "must be a Prometheus size: a whole number and one unit of B, KB, MB, GB, TB, PB (e.g. 85GB)",
+    r"^[0-9]+(ms|s|m|h|d|w|y)$": (
+        "must be a Prometheus duration: a whole number and one unit of ms, s, m, h, d, w, y (e.g. 15d)"
+    ),
+    r"^[0-9]+(B|KB|MB|GB|TB|PB)$": (
+        "must be a Prometheus size: a whole number and one unit of B, KB, MB, GB, TB, PB (e.g. 85GB)"
+    ),
     r"^[0-9]+(s|m)$": "must be a whole number of seconds or minutes (e.g. 15s or 1m)",
     r"^(([0-9]+(s|m|h))+|Never)$": "must be a duration in s, m, h (e.g. 10m or 1h30m) or Never",
     r"^((100|[0-9]{1,2})%|[0-9]+)$": "must be a node count (e.g. 1) or a percentage (e.g. 10%)",
-    r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$": "must be a Kubernetes object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit",
+    r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$": (
+        "must be a Kubernetes object name: lowercase letters, digits, '-' and '.', "
+        "starting and ending with a letter or digit"
+    ),
 }
-_LABEL_KEY_WORDS = "must be a Kubernetes label key: an optional DNS prefix and '/', then letters, digits, '-', '_' or '.' (e.g. nvidia.com/gpu)"
+_LABEL_KEY_WORDS = (
+    "must be a Kubernetes label key: an optional DNS prefix and '/', then letters, digits, '-', '_' or "
+    "'.' (e.g. nvidia.com/gpu)"
+)
 
 #: Keys people put in a stack file for secrets the stack handles itself (normalised: lower case, no separators).
 KNOWN_SECRETS = {
-    "grafanapassword": "the stack generates Grafana's admin password (pulumi-random) and exports it as the secret output grafanaAdminPassword; remove it",
-    "grafanaadminpassword": "the stack generates Grafana's admin password (pulumi-random) and exports it as the secret output grafanaAdminPassword; remove it",
-    "adminpassword": "the stack generates Grafana's admin password (pulumi-random) and exports it as the secret output grafanaAdminPassword; remove it",
-    "apikey": "the stack generates the vLLM API key (pulumi-random), stores it in a Secret and exports it as the secret output apiKey; remove it",
-    "vllmapikey": "the stack generates the vLLM API key (pulumi-random), stores it in a Secret and exports it as the secret output apiKey; remove it",
-    "hftoken": "the Hugging Face token is the stack key llmstack:huggingfaceToken, set with `pulumi config set --secret huggingfaceToken hf_...`",
-    "huggingfacehubtoken": "the Hugging Face token is the stack key llmstack:huggingfaceToken, set with `pulumi config set --secret huggingfaceToken hf_...`",
-    "token": "the Hugging Face token is the stack key llmstack:huggingfaceToken, set with `pulumi config set --secret huggingfaceToken hf_...`",
+    "grafanapassword": (
+        "the stack generates Grafana's admin password (pulumi-random) and exports it as the secret "
+        "output grafanaAdminPassword; remove it"
+    ),
+    "grafanaadminpassword": (
+        "the stack generates Grafana's admin password (pulumi-random) and exports it as the secret "
+        "output grafanaAdminPassword; remove it"
+    ),
+    "adminpassword": (
+        "the stack generates Grafana's admin password (pulumi-random) and exports it as the secret output "
+        "grafanaAdminPassword; remove it"
+    ),
+    "apikey": (
+        "the stack generates the vLLM API key (pulumi-random), stores it in a Secret and exports it as the "
+        "secret output apiKey; remove it"
+    ),
+    "vllmapikey": (
+        "the stack generates the vLLM API key (pulumi-random), stores it in a Secret and exports it as the "
+        "secret output apiKey; remove it"
+    ),
+    "hftoken": (
+        "the Hugging Face token is the stack key llmstack:huggingfaceToken, set with `pulumi config set "
+        "--secret huggingfaceToken hf_...`"
+    ),
+    "huggingfacehubtoken": (
+        "the Hugging Face token is the stack key llmstack:huggingfaceToken, set with `pulumi config "
+        "set --secret huggingfaceToken hf_...`"
+    ),
+    "token": (
+        "the Hugging Face token is the stack key llmstack:huggingfaceToken, set with `pulumi config set --secret "
+        "huggingfaceToken hf_...`"
+    ),
 }
 
 
 #: Keys the stack file had and no longer has, where they were valid -> (what replaces them, relative to
 #: the model, or None when nothing does; why). The loader refuses each with its replacement.
-REMOVED_KEYS: dict[str, tuple[Optional[str], str]] = {
-    "models[].knative.minScale": ("autoscaling.minReplicas", "the scaling keys are one vocabulary for Deployment and Knative models; 0 still scales to zero"),
-    "models[].knative.maxScale": ("autoscaling.maxReplicas", "the scaling keys are one vocabulary for Deployment and Knative models"),
-    "models[].knative.targetConcurrency": ("autoscaling.target", "in-flight requests per pod, the target of metric concurrency, a Knative model's default metric"),
-    "models[].knative.scaleDownDelay": ("autoscaling.cooldownSeconds", "low-load time before a pod is removed, in seconds, as for a Deployment model"),
-    "models[].gpus": (None, "GPUs per replica are tensorParallelSize x pipelineParallelSize, the sizes vLLM is started with; remove gpus and state the layout there"),
-    "models[].parametersBillions": ("weightsGiB", "the one size of the weights: GiB in GPU memory, the size of the checkpoint's safetensors files; a model the catalog knows needs neither"),
+REMOVED_KEYS: dict[str, tuple[str | None, str]] = {
+    "models[].knative.minScale": (
+        "autoscaling.minReplicas",
+        "the scaling keys are one vocabulary for Deployment and Knative models; 0 still scales to zero",
+    ),
+    "models[].knative.maxScale": (
+        "autoscaling.maxReplicas",
+        "the scaling keys are one vocabulary for Deployment and Knative models",
+    ),
+    "models[].knative.targetConcurrency": (
+        "autoscaling.target",
+        "in-flight requests per pod, the target of metric concurrency, a Knative model's default metric",
+    ),
+    "models[].knative.scaleDownDelay": (
+        "autoscaling.cooldownSeconds",
+        "low-load time before a pod is removed, in seconds, as for a Deployment model",
+    ),
+    "models[].gpus": (
+        None,
+        "GPUs per replica are tensorParallelSize x pipelineParallelSize, the sizes vLLM is started with; remove gpus "
+        "and state the layout there",
+    ),
+    "models[].parametersBillions": (
+        "weightsGiB",
+        "the one size of the weights: GiB in GPU memory, the size of the checkpoint's safetensors files; a model the "
+        "catalog knows needs neither",
+    ),
 }
 
 
-def removed_key(where: str, key: str, value: Any) -> Optional[str]:
+def removed_key(where: str, key: str, value: Any) -> str | None:
     """Words for a key the stack file no longer has: what replaces it, with the value converted where
     the unit changed (``scaleDownDelay: 15m`` -> ``cooldownSeconds: 900``); None for any other key."""
     path = f"{_generic(where)}.{key}" if where else key
@@ -71,7 +127,11 @@ def _converted(key: str, value: Any) -> str:
             return ""
     if key == "parametersBillions" and isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         return f" (~{value * 1e9 * 2 / 2**30:.1f} GiB for {value:g}B parameters in 16 bits, about half in 8 bits)"
-    if key in ("minScale", "maxScale", "targetConcurrency") and isinstance(value, (int, float)) and not isinstance(value, bool):
+    if (
+        key in ("minScale", "maxScale", "targetConcurrency")
+        and isinstance(value, (int, float))
+        and not isinstance(value, bool)
+    ):
         return f": {value:g}"
     return ""
 
@@ -162,7 +222,11 @@ def words(error: dict) -> str:
         return f"{value:g} is above the most allowed, {limit:g}"
     if kind in ("greater_than_equal", "greater_than") and isinstance(value, (int, float)):
         limit = ctx.get("ge", ctx.get("gt"))
-        return f"{value:g} is below the least allowed, {limit:g}" if kind == "greater_than_equal" else f"{value:g} must be above {limit:g}"
+        return (
+            f"{value:g} is below the least allowed, {limit:g}"
+            if kind == "greater_than_equal"
+            else f"{value:g} must be above {limit:g}"
+        )
     if kind == "string_too_long":
         return f"{value!r} is longer than {ctx.get('max_length')} characters"
     if kind == "too_short" and ctx.get("min_length") == 1:

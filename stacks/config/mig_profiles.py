@@ -7,7 +7,6 @@ A product not listed here is not checked; one listed in NO_MIG has no MIG at all
 """
 
 import re
-from typing import Optional
 
 #: product family -> {profile: instances per GPU}
 MIG_PROFILES: dict[str, dict[str, int]] = {
@@ -16,13 +15,21 @@ MIG_PROFILES: dict[str, dict[str, int]] = {
     "A100-80GB": {"1g.10gb": 7, "1g.10gb+me": 1, "1g.20gb": 4, "2g.20gb": 3, "3g.40gb": 2, "4g.40gb": 1, "7g.80gb": 1},
     "H100-80GB": {"1g.10gb": 7, "1g.10gb+me": 1, "1g.20gb": 4, "2g.20gb": 3, "3g.40gb": 2, "4g.40gb": 1, "7g.80gb": 1},
     "H100-NVL": {"1g.12gb": 7, "1g.12gb+me": 1, "1g.24gb": 4, "2g.24gb": 3, "3g.47gb": 2, "4g.47gb": 1, "7g.94gb": 1},
-    "H200-141GB": {"1g.18gb": 7, "1g.18gb+me": 1, "1g.35gb": 4, "2g.35gb": 3, "3g.71gb": 2, "4g.71gb": 1, "7g.141gb": 1},
+    "H200-141GB": {
+        "1g.18gb": 7,
+        "1g.18gb+me": 1,
+        "1g.35gb": 4,
+        "2g.35gb": 3,
+        "3g.71gb": 2,
+        "4g.71gb": 1,
+        "7g.141gb": 1,
+    },
 }
 #: Data-centre GPUs without MIG (MIG starts with A100/A30; L4, L40S, A10, T4, V100 have none).
 NO_MIG = re.compile(r"(^|[^A-Z0-9])(L4|L40S?|A10G?|A16|A2|T4|V100|P100|P4|RTX[- A-Z0-9]*)([^A-Z0-9]|$)")
 
 
-def product_family(product: str, memory_gib: float) -> Optional[str]:
+def product_family(product: str, memory_gib: float) -> str | None:
     """The MIG_PROFILES family of a GPU product label (``NVIDIA-H100-80GB-HBM3``), or None."""
     p = product.upper()
     if "H200" in p:

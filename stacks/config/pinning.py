@@ -2,7 +2,6 @@
 version tag or a digest (branches, tags and moving image tags can all change under the stack)."""
 
 import re
-from typing import Optional
 
 UNPINNED_REVISIONS = {"", "main", "master", "latest", "head"}
 _COMMIT_SHA = re.compile(r"^[0-9a-f]{40}$")
@@ -27,7 +26,7 @@ def pinned_revision(v: str) -> str:
     raise ValueError(f"revision {v!r} is a branch or tag name, which can be moved to other weights; {fix}")
 
 
-def image_problem(image: str) -> Optional[str]:
+def image_problem(image: str) -> str | None:
     """Why an image reference is not pinned, or None (a digest, or a version tag)."""
     if "@sha256:" in image:
         return None
@@ -36,5 +35,8 @@ def image_problem(image: str) -> Optional[str]:
         return f"image {image!r} has no tag, so it means :latest; give a version tag or a digest"
     tag = last.rsplit(":", 1)[1]
     if tag.lower() in MOVING_IMAGE_TAGS or tag.lower().startswith(("nightly", "latest")):
-        return f"image {image!r} is not pinned: tag {tag!r} moves to new builds; give a version tag (e.g. v0.11.0) or a digest"
+        return (
+            f"image {image!r} is not pinned: tag {tag!r} moves to new builds; give a version tag (e.g. v0.11.0) or "
+            "a digest"
+        )
     return None

@@ -51,7 +51,9 @@ def _cpu_quantity(v) -> str:
 def dns_label(v: str) -> str:
     """A namespace name: a DNS label (RFC 1123), never a pattern."""
     if any(c in v for c in "*?[]"):
-        raise ValueError(f"{v!r} is a pattern; namespaces are matched by exact name (kubernetes.io/metadata.name), list each one")
+        raise ValueError(
+            f"{v!r} is a pattern; namespaces are matched by exact name (kubernetes.io/metadata.name), list each one"
+        )
     if len(v) > 63 or not re.match(DNS_LABEL, v):
         raise ValueError(f"{v!r} is not a namespace name: use {DNS_LABEL_WORDS}, at most 63 characters")
     return v
@@ -73,7 +75,11 @@ def _duration(v: str) -> str:
 
 
 # A number (memory: 32) is taken as text first so the message can say it has no unit.
-Size = Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v), AfterValidator(_binary_quantity)]
+Size = Annotated[
+    str,
+    BeforeValidator(lambda v: str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v),
+    AfterValidator(_binary_quantity),
+]
 # CPU may arrive as a YAML number (cpu: 4); it is validated and kept as Kubernetes text.
 Cpu = Annotated[str, BeforeValidator(_cpu_quantity)]
 Duration = Annotated[str, AfterValidator(_duration)]

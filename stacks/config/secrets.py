@@ -7,7 +7,6 @@ of a duplicated env name wins, so an override would silently undo offline mode o
 """
 
 import re
-from typing import Optional
 
 from llmstack_k8s.serving.vllm_pod import offline_env
 
@@ -44,7 +43,10 @@ _OFFLINE = {e["name"] for e in offline_env()}
 def secret_alternative(name: str, hf: bool = False) -> str:
     upper = name.upper()
     if hf or upper in HF_TOKEN_NAMES or upper.startswith(("HF_", "HUGGING")):
-        return "set the token with `pulumi config set --secret huggingfaceToken hf_...` (the download Job reads it from a Secret)"
+        return (
+            "set the token with `pulumi config set --secret huggingfaceToken hf_...` (the download Job reads it "
+            "from a Secret)"
+        )
     if upper == "VLLM_API_KEY":
         return "the stack generates the API key itself and exports it as the secret output apiKey"
     return _NO_OTHER
@@ -58,20 +60,26 @@ def _why_managed(name: str) -> str:
     return "the NVIDIA device plugin sets it to the GPUs allocated to the pod"
 
 
-def env_problem(name: str, value: str) -> Optional[str]:
+def env_problem(name: str, value: str) -> str | None:
     """Why ``extraEnv.<name>`` is refused, or None."""
     for managed in sorted(MANAGED_ENV):
         if name == managed:
             return f"{name} is managed by the stack ({_why_managed(name)}); it cannot be overridden: remove it"
         if name.upper() == managed:
-            return f"{name} duplicates {managed}, which the stack manages ({_why_managed(managed)}), in another case: remove it"
+            return (
+                f"{name} duplicates {managed}, which the stack manages ({_why_managed(managed)}), in another case: "
+                "remove it"
+            )
     words = set(re.split(r"[_\W]+", name.upper()))
     if name.upper() in HF_TOKEN_NAMES or words & SECRET_NAME_WORDS:
-        return f"{name} looks like a credential and would sit in plain text in the stack file and the Deployment; {secret_alternative(name)}"
+        return (
+            f"{name} looks like a credential and would sit in plain text in the stack file and the Deployment; "
+            f"{secret_alternative(name)}"
+        )
     for pattern, what in SECRET_VALUE_PATTERNS.items():
         if re.search(pattern, str(value)):
             return (
-                f"the value of {name} looks like {what} and would sit in plain text in the stack file and the Deployment; "
-                f"{secret_alternative(name, hf=pattern.startswith('hf_'))}"
+                f"the value of {name} looks like {what} and would sit in plain text in the stack file and the "
+                f"Deployment; {secret_alternative(name, hf=pattern.startswith('hf_'))}"
             )
     return None

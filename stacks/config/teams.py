@@ -3,13 +3,13 @@ API key and network boundary (``llmstack_k8s.cluster.team.Team``)."""
 
 import difflib
 from dataclasses import replace
-from typing import Optional
 
 from pydantic import Field
 
 from llmstack_k8s.cluster.team import Footprint, quota_problems
 
-from .base import ConfigProblem, StackModel as _Model
+from .base import ConfigProblem
+from .base import StackModel as _Model
 from .cluster import DnsLabel
 from .knative import ServingMode
 from .multi_node import group_size
@@ -23,10 +23,14 @@ def cpu_cores(v: str) -> float:
 class TeamQuotaConfig(_Model):
     """What the team's namespace may request in total; models are checked to fit it at their maximum."""
 
-    gpus: Optional[int] = Field(None, ge=0, description="GPUs (counted in the GPU pool's resource name: whole GPUs, or shared/MIG slices).")
-    cpu: Optional[Cpu] = Field(None, description="CPU requests (e.g. 64).")
-    memory: Optional[Size] = Field(None, description="Memory requests (e.g. 512Gi).")
-    storage: Optional[Size] = Field(None, description="Requested storage of the team's volumes (the weight caches), e.g. 2Ti.")
+    gpus: int | None = Field(
+        None, ge=0, description="GPUs (counted in the GPU pool's resource name: whole GPUs, or shared/MIG slices)."
+    )
+    cpu: Cpu | None = Field(None, description="CPU requests (e.g. 64).")
+    memory: Size | None = Field(None, description="Memory requests (e.g. 512Gi).")
+    storage: Size | None = Field(
+        None, description="Requested storage of the team's volumes (the weight caches), e.g. 2Ti."
+    )
 
     def args(self) -> dict:
         return {k: v for k, v in self.model_dump().items() if v is not None}
@@ -48,11 +52,27 @@ class TeamQuotaConfig(_Model):
 class TeamConfig(_Model):
     """One team: its own namespace, models, quota, API key and network boundary."""
 
-    name: str = Field(pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length=40, description="Team name (DNS label); names its objects.")
-    namespace: Optional[DnsLabel] = Field(None, description="The team's namespace, created and owned by the stack (default: the team's name).")
-    models: list[str] = Field(min_length=1, description="Names of entries of `models` served in the team's namespace with the team's API key.")
-    quota: TeamQuotaConfig = Field(description="ResourceQuota of the namespace; preview refuses models that cannot fit it at their autoscaling maximum plus the rollout surge.")
-    client_namespaces: list[DnsLabel] = Field(default_factory=list, description="Namespaces allowed to call this team's models (besides network.clientNamespaces); other teams never are.")
+    name: str = Field(
+        pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length=40, description="Team name (DNS label); names its objects."
+    )
+    namespace: DnsLabel | None = Field(
+        None, description="The team's namespace, created and owned by the stack (default: the team's name)."
+    )
+    models: list[str] = Field(
+        min_length=1, description="Names of entries of `models` served in the team's namespace with the team's API key."
+    )
+    quota: TeamQuotaConfig = Field(
+        description=(
+            "ResourceQuota of the namespace; preview refuses models that cannot fit it at their autoscaling "
+            "maximum plus the rollout surge."
+        )
+    )
+    client_namespaces: list[DnsLabel] = Field(
+        default_factory=list,
+        description=(
+            "Namespaces allowed to call this team's models (besides network.clientNamespaces); other teams never are."
+        ),
+    )
 
     @property
     def effective_namespace(self) -> str:
@@ -67,8 +87,12 @@ def footprint(m, group: int = 1) -> Footprint:
     else:
         pods = (m.autoscaling.max_replicas if m.autoscaling is not None else m.replicas) + m.rollout.max_surge
     return Footprint(
-        name=m.name, pods=pods * group, gpus=m.gpus_per_replica // group, cpu_cores=cpu_cores(m.resources.cpu),
-        memory_gib=size_gib(m.resources.memory), storage_gib=size_gib(m.cache.size) if m.cache else 0.0,  # object storage: no volume
+        name=m.name,
+        pods=pods * group,
+        gpus=m.gpus_per_replica // group,
+        cpu_cores=cpu_cores(m.resources.cpu),
+        memory_gib=size_gib(m.resources.memory),
+        storage_gib=size_gib(m.cache.size) if m.cache else 0.0,  # object storage: no volume
     )
 
 
@@ -79,9 +103,16 @@ def footprints(m, group: int = 1) -> list[Footprint]:
     out = [footprint(m, group)]
     cv = m.canary_variant
     if cv is not None:
-        out.append(replace(footprint(cv), name=f"{m.name}-canary",
-                           # a Knative canary's weights go into the model's own volume (knative_canary)
-                           storage_gib=size_gib(cv.cache.size) if cv.revision != m.revision and m.serving != ServingMode.KNATIVE else 0.0))
+        out.append(
+            replace(
+                footprint(cv),
+                name=f"{m.name}-canary",
+                # a Knative canary's weights go into the model's own volume (knative_canary)
+                storage_gib=size_gib(cv.cache.size)
+                if cv.revision != m.revision and m.serving != ServingMode.KNATIVE
+                else 0.0,
+            )
+        )
     return out
 
 
@@ -99,15 +130,20 @@ def check_teams(cfg) -> None:
                 hint = f" (did you mean {close[0]!r}?)" if close else f"; models are {', '.join(names)}"
                 raise ConfigProblem(f"{where}.models[{j}]", f"{name!r} is not the name of an entry of models{hint}")
             if name in owner:
-                raise ConfigProblem(f"{where}.models[{j}]", f"{name!r} is already a model of {owner[name]}; a model is served in one namespace")
+                raise ConfigProblem(
+                    f"{where}.models[{j}]",
+                    f"{name!r} is already a model of {owner[name]}; a model is served in one namespace",
+                )
             owner[name] = where
         models = [m for m in cfg.models if m.name in t.models]
-        problems = quota_problems(t.quota.figures(), [f for m in models for f in footprints(m, group_size(cfg, m))])  # canaries count
+        problems = quota_problems(
+            t.quota.figures(), [f for m in models for f in footprints(m, group_size(cfg, m))]
+        )  # canaries count
         if problems:
             raise ConfigProblem(
                 f"{where}.quota",
-                "the team's models (and their canaries) cannot fit its quota at their autoscaling maximum plus the rollout surge, so "
-                "a scale-up or rollout would leave pods pending: " + "; ".join(problems)
+                "the team's models (and their canaries) cannot fit its quota at their autoscaling maximum plus the "
+                "rollout surge, so a scale-up or rollout would leave pods pending: "
+                + "; ".join(problems)
                 + "; raise the quota or lower maxReplicas / maxSurge / the models' resources",
             )
-

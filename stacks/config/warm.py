@@ -30,10 +30,19 @@ Cron = Annotated[str, AfterValidator(_cron)]
 class WarmScheduleConfig(_Model):
     """A window in which the model keeps at least `minReplicas` replicas, whatever the load."""
 
-    start: Cron = Field(description="Cron expression (five fields) when the window opens; open it a cold start before the traffic, e.g. '30 7 * * 1-5'.")
+    start: Cron = Field(
+        description=(
+            "Cron expression (five fields) when the window opens; open it a cold start before the traffic, "
+            "e.g. '30 7 * * 1-5'."
+        )
+    )
     end: Cron = Field(description="Cron expression when the window closes, e.g. '0 19 * * 1-5'.")
-    min_replicas: int = Field(ge=1, le=64, description="Replicas kept during the window (at most autoscaling.maxReplicas).")
-    timezone: Annotated[str, AfterValidator(_timezone)] = Field("UTC", description="IANA time zone of start and end (e.g. Europe/Berlin).")
+    min_replicas: int = Field(
+        ge=1, le=64, description="Replicas kept during the window (at most autoscaling.maxReplicas)."
+    )
+    timezone: Annotated[str, AfterValidator(_timezone)] = Field(
+        "UTC", description="IANA time zone of start and end (e.g. Europe/Berlin)."
+    )
 
     def args(self) -> dict:
         return {"start": self.start, "end": self.end, "min_replicas": self.min_replicas, "timezone": self.timezone}

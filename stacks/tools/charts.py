@@ -2,7 +2,8 @@
 
 Each ``helm.v3.Release`` the program registers is rendered with the packaged chart of exactly
 the pinned version (``tests/fixtures/charts/<chart>-<version>.tgz``; a release whose chart is a local
-package, a stack with ``charts.directory``, with that package) and exactly the values the program passes, by Helm's own Go SDK (PyPI ``helm-python-sdk``: no helm binary, no cluster, no
+package, a stack with ``charts.directory``, with that package) and exactly the values the program
+passes, by Helm's own Go SDK (PyPI ``helm-python-sdk``: no helm binary, no cluster, no
 network). The result is the whole cluster a ``pulumi up`` creates: our objects, every chart's
 objects (namespace filled in, Helm's ownership metadata added, ``helm test`` hooks left out, since
 an install does not run them), the CRDs the charts install and the namespaces
@@ -20,9 +21,10 @@ import functools
 import json
 import sys
 import tarfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any
 
 import yaml
 
@@ -46,15 +48,43 @@ UNPACKAGED_PINS = {
 
 # Kinds that live outside namespaces (custom kinds: the CRD's spec.scope says).
 _CLUSTER_SCOPED = {
-    "APIService", "CertificateSigningRequest", "ClusterRole", "ClusterRoleBinding", "CSIDriver", "CSINode",
-    "CustomResourceDefinition", "FlowSchema", "IngressClass", "MutatingWebhookConfiguration", "Namespace",
-    "Node", "PersistentVolume", "PriorityClass", "PriorityLevelConfiguration", "RuntimeClass", "StorageClass",
-    "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ValidatingWebhookConfiguration",
-    "VolumeAttachment", "GatewayClass",
+    "APIService",
+    "CertificateSigningRequest",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CSIDriver",
+    "CSINode",
+    "CustomResourceDefinition",
+    "FlowSchema",
+    "IngressClass",
+    "MutatingWebhookConfiguration",
+    "Namespace",
+    "Node",
+    "PersistentVolume",
+    "PriorityClass",
+    "PriorityLevelConfiguration",
+    "RuntimeClass",
+    "StorageClass",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+    "ValidatingWebhookConfiguration",
+    "VolumeAttachment",
+    "GatewayClass",
 }
 # Apply order a reader (and kubectl) expects; the rest alphabetically after these.
-_ORDER = ["CustomResourceDefinition", "Namespace", "PriorityClass", "RuntimeClass", "ServiceAccount",
-          "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ConfigMap", "Secret"]
+_ORDER = [
+    "CustomResourceDefinition",
+    "Namespace",
+    "PriorityClass",
+    "RuntimeClass",
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "ConfigMap",
+    "Secret",
+]
 RELEASE_NAME = "meta.helm.sh/release-name"
 RELEASE_NAMESPACE = "meta.helm.sh/release-namespace"
 REDACTED = "<redacted>"
@@ -92,7 +122,7 @@ class Release:
     values: dict
     create_namespace: bool = False
     #: The local package the release installs (``charts.directory``); None: the pin's package in PACKAGES.
-    package: Optional[Path] = None
+    package: Path | None = None
     #: The chart's objects as installed (templates rendered, namespace set), CRDs from crds/ apart.
     objects: list[dict] = field(default_factory=list)
     #: CRDs from the chart's crds/ folder (Helm installs them before the templates).
@@ -114,8 +144,11 @@ class Cluster:
         for r in self.releases:
             if r.create_namespace and r.namespace not in declared:
                 # What `helm install --create-namespace` creates (helm pkg/action/install.go).
-                out[r.namespace] = {"apiVersion": "v1", "kind": "Namespace",
-                                    "metadata": {"name": r.namespace, "labels": {"name": r.namespace}}}
+                out[r.namespace] = {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {"name": r.namespace, "labels": {"name": r.namespace}},
+                }
         return list(out.values())
 
     @property
@@ -126,7 +159,7 @@ class Cluster:
     def objects(self) -> list[dict]:
         return sorted(self.ours + self.chart_objects + self.namespaces_created_by_helm, key=sort_key)
 
-    def release(self, chart: str) -> Optional[Release]:
+    def release(self, chart: str) -> Release | None:
         return next((r for r in self.releases if r.chart == chart), None)
 
 
@@ -139,12 +172,14 @@ def sort_key(o: dict):
 
 # --- rendering -------------------------------------------------------------------------------
 
+
 def _helm():
     try:
         import helm_python
     except ImportError as err:  # an optional dependency of the render CLI, a test dependency
         raise ChartExpansionError(
-            "expanding charts needs the PyPI package helm-python-sdk (pip install -e '.[test]')") from err
+            "expanding charts needs the PyPI package helm-python-sdk (pip install -e '.[test]')"
+        ) from err
     return helm_python
 
 
@@ -162,8 +197,13 @@ def _render_text(path: str, name: str, namespace: str, values_json: str, api_ver
     helm = _helm()
     from helm_python import _native
 
-    opts = {"name": name, "namespace": namespace, "is_install": True, "kube_version": KUBE_VERSION,
-            "api_versions": list(api_versions)}
+    opts = {
+        "name": name,
+        "namespace": namespace,
+        "is_install": True,
+        "kube_version": KUBE_VERSION,
+        "api_versions": list(api_versions),
+    }
     # Chart.render() of helm-python-sdk 0.2.2 does not pass kube_version/api_versions, which the
     # library's C ABI takes (the same options as `helm template --kube-version --api-versions`);
     # tests/stack/test_charts.py proves they reach the templates.
@@ -175,8 +215,11 @@ def _render_text(path: str, name: str, namespace: str, values_json: str, api_ver
             raise ChartExpansionError(f"{Path(path).name}: {err}") from err
         crds = tuple(c["data"] for c in chart.crds)
     # NOTES.txt and helpers are not manifests.
-    templates = tuple((t, text) for t, text in sorted(json.loads(rendered).items())
-                      if t.endswith((".yaml", ".yml", ".json")) and "/templates/" in t)
+    templates = tuple(
+        (t, text)
+        for t, text in sorted(json.loads(rendered).items())
+        if t.endswith((".yaml", ".yml", ".json")) and "/templates/" in t
+    )
     return templates, crds
 
 
@@ -185,14 +228,18 @@ def _package_bytes(path: str) -> bytes:
     return Path(path).read_bytes()
 
 
-def render_chart(path: Path, name: str, namespace: str, values: dict,
-                 api_versions: Iterable[str]) -> tuple[list[dict], list[dict]]:
+def render_chart(
+    path: Path, name: str, namespace: str, values: dict, api_versions: Iterable[str]
+) -> tuple[list[dict], list[dict]]:
     """(the chart's objects in template order, the CRDs Helm installs from crds/ folders); every
     caller gets its own copy."""
-    templates, crds = _render_text(str(path), name, namespace, json.dumps(values, sort_keys=True),
-                                   tuple(sorted(set(api_versions))))
-    return ([d for _, text in templates for d in json.loads(_parse(text))],
-            [d for text in crds for d in json.loads(_parse(text))])
+    templates, crds = _render_text(
+        str(path), name, namespace, json.dumps(values, sort_keys=True), tuple(sorted(set(api_versions)))
+    )
+    return (
+        [d for _, text in templates for d in json.loads(_parse(text))],
+        [d for text in crds for d in json.loads(_parse(text))],
+    )
 
 
 def _is_test_hook(o: dict) -> bool:
@@ -239,7 +286,7 @@ def package_chart_name(path: str) -> str:
     try:
         with tarfile.open(path, "r:gz") as tar:
             for member in tar:
-                top, _, rest = member.name.partition("/")
+                _top, _, rest = member.name.partition("/")
                 if rest == "Chart.yaml" and member.isfile():
                     return str(yaml.safe_load(tar.extractfile(member).read())["name"])  # type: ignore[union-attr]
     except (OSError, tarfile.TarError, KeyError, TypeError, yaml.YAMLError) as err:
@@ -252,17 +299,26 @@ def _releases_of(rendered) -> list[Release]:
     for r in rendered.helm_releases:
         unsupported = sorted(k for k in ("valueYamlFiles", "postrender") if r.get(k))
         if unsupported:
-            raise ChartExpansionError(f"release {r.get('name')}: {', '.join(unsupported)} is not supported by the expansion")
+            raise ChartExpansionError(
+                f"release {r.get('name')}: {', '.join(unsupported)} is not supported by the expansion"
+            )
         chart, package = r["chart"], None
         if is_local_package(chart):  # charts.directory: the package itself, its chart named inside it
             package = Path(chart)
             if not package.is_file():
                 raise ChartExpansionError(f"release {r['name']}: its chart {chart} does not exist")
             chart = package_chart_name(chart)
-        out.append(Release(name=r["name"], namespace=r.get("namespace") or "default",
-                           chart=chart.rsplit("/", 1)[-1],  # an oci:// reference ends in the chart's name
-                           version=r["version"], values=r.get("values") or {},
-                           create_namespace=bool(r.get("createNamespace")), package=package))
+        out.append(
+            Release(
+                name=r["name"],
+                namespace=r.get("namespace") or "default",
+                chart=chart.rsplit("/", 1)[-1],  # an oci:// reference ends in the chart's name
+                version=r["version"],
+                values=r.get("values") or {},
+                create_namespace=bool(r.get("createNamespace")),
+                package=package,
+            )
+        )
     return out
 
 
@@ -284,7 +340,9 @@ def expand(rendered, packages: Path = PACKAGES) -> Cluster:
         for r in releases:
             objects, r.crds = render_chart(paths[r.name], r.name, r.namespace, r.values, api)
             r.objects = [o for o in objects if not _is_test_hook(o)]
-        more = crd_api_versions(o for r in releases for o in r.crds + r.objects if o["kind"] == "CustomResourceDefinition")
+        more = crd_api_versions(
+            o for r in releases for o in r.crds + r.objects if o["kind"] == "CustomResourceDefinition"
+        )
         if more <= api:
             break
         api |= more
@@ -296,7 +354,11 @@ def expand(rendered, packages: Path = PACKAGES) -> Cluster:
                 meta.setdefault("namespace", r.namespace)
             # The ownership metadata Helm adds to every object it creates (pkg/action setMetadataVisitor).
             meta["labels"] = {**(meta.get("labels") or {}), "app.kubernetes.io/managed-by": "Helm"}
-            meta["annotations"] = {**(meta.get("annotations") or {}), RELEASE_NAME: r.name, RELEASE_NAMESPACE: r.namespace}
+            meta["annotations"] = {
+                **(meta.get("annotations") or {}),
+                RELEASE_NAME: r.name,
+                RELEASE_NAMESPACE: r.namespace,
+            }
     return Cluster(rendered.stack, ours, releases)
 
 
@@ -305,18 +367,22 @@ def redacted(objects: list[dict]) -> list[dict]:
     out = []
     for o in objects:
         if o["kind"] == "Secret":
-            o = {**o, **{k: {key: REDACTED for key in o[k]} for k in ("data", "stringData") if o.get(k)}}
+            o = {**o, **{k: dict.fromkeys(o[k], REDACTED) for k in ("data", "stringData") if o.get(k)}}
         out.append(o)
     return out
 
 
 def cluster_yaml(cluster: Cluster) -> str:
     """One YAML stream of the whole cluster, sorted, secrets redacted (kubectl diff, policy tools)."""
-    return yaml.dump_all(redacted(cluster.objects), Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),
-                         sort_keys=True, default_flow_style=False)
+    return yaml.dump_all(
+        redacted(cluster.objects),
+        Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),
+        sort_keys=True,
+        default_flow_style=False,
+    )
 
 
-def owner(o: dict) -> Optional[str]:
+def owner(o: dict) -> str | None:
     """The Helm release an object comes from, or None for ours."""
     return ((o.get("metadata") or {}).get("annotations") or {}).get(RELEASE_NAME)
 
@@ -328,6 +394,7 @@ def values_of(cluster: Cluster, chart: str) -> Any:
 
 # --- filling a chart directory (``charts.directory``, README: Air-gapped clusters) ------------------
 
+
 def pull_commands(destination: str) -> list[str]:
     """One ``helm pull`` per pinned chart, into ``destination``: what fills a ``charts.directory``."""
     return [pull_command(pin, destination) for pin in pinned_charts()]
@@ -335,8 +402,10 @@ def pull_commands(destination: str) -> list[str]:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] != "pull-commands":
-        print("usage: python -m stacks.tools.charts pull-commands DIRECTORY   (prints one `helm pull` per pinned chart)",
-              file=sys.stderr)
+        print(
+            "usage: python -m stacks.tools.charts pull-commands DIRECTORY   (prints one `helm pull` per pinned chart)",
+            file=sys.stderr,
+        )
         return 2
     print("\n".join(pull_commands(argv[1])))
     return 0

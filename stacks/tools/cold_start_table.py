@@ -13,14 +13,18 @@ from stacks.config.loader import load
 from stacks.tools.render import ROOT, config_env, stack_config_env
 
 README = ROOT / "README.md"
-README_BEGIN = "<!-- cold-start-table: generated from Pulumi.prod.yaml by `python -m stacks.tools.cold_start_table`; do not edit by hand -->"
+README_BEGIN = (
+    "<!-- cold-start-table: generated from Pulumi.prod.yaml by `python -m stacks.tools.cold_start_table`; "
+    "do not edit by hand -->"
+)
 README_END = "<!-- /cold-start-table -->"
 
 
 def cold_start_table(cfg: StackConfig) -> str:
     """Markdown: each model's cold start, part by part (seconds), from its stated figures."""
     rows = [
-        "| model | weights | node | image pull | weights load | engine start | startup probe | total (new node) | cooldown |",
+        "| model | weights | node | image pull | weights load | engine start | startup probe | total (new node) | "
+        "cooldown |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for m in cfg.models:
@@ -28,7 +32,8 @@ def cold_start_table(cfg: StackConfig) -> str:
         weights = m.weights_estimate
         rows.append(
             f"| {m.name} | {f'{weights[0]:g} GiB' if weights else 'unknown'} | {b.node_seconds} | {b.image_seconds} | "
-            f"{b.weights_seconds} | {b.engine_seconds} | {b.startup_seconds} | {b.total_seconds} | {m.cooldown_seconds or '-'} |"
+            f"{b.weights_seconds} | {b.engine_seconds} | {b.startup_seconds} | {b.total_seconds} | "
+            f"{m.cooldown_seconds or '-'} |"
         )
     return "\n".join(rows)
 

@@ -5,7 +5,8 @@
     python -m stacks.tools.diff BASE HEAD --output-dir out/diff --junit junit.xml   # what the PR workflow runs
 
 Each side is exported from git into a temporary directory and rendered offline by *its own*
-code (its ``stacks.tools.render``, or ``stacks.render`` before the tools had a folder; no Pulumi CLI, no cluster); objects are compared by
+code (its ``stacks.tools.render``, or ``stacks.render`` before the tools had a folder; no Pulumi
+CLI, no cluster); objects are compared by
 (apiVersion, kind, namespace, name) and Helm releases by (namespace, name). The report is
 markdown, per stack: a summary table, the added/changed/removed objects (with the fields that
 changed), then a unified YAML diff per object in a collapsible block. Secret values are redacted.
@@ -16,7 +17,6 @@ Exit status 0 whatever the diff (a side that does not render is reported in the 
 import argparse
 import difflib
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -24,7 +24,7 @@ import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import yaml
 
@@ -45,6 +45,7 @@ class DiffError(Exception):
 # ---------------------------------------------------------------------------------------------
 # Rendering one side
 # ---------------------------------------------------------------------------------------------
+
 
 @dataclass
 class Side:
@@ -72,7 +73,7 @@ def export(repo: Path, sha: str, dest: Path) -> None:
 
 
 def stack_names(root: Path) -> list[str]:
-    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
 
 
 def render_module(root: Path) -> str:
@@ -81,7 +82,7 @@ def render_module(root: Path) -> str:
     return "stacks.tools.render" if (root / "stacks" / "tools" / "render.py").exists() else "stacks.render"
 
 
-def render(side: Side, stack: str, out: Path) -> tuple[Optional[list[dict]], Optional[list[dict]], str]:
+def render(side: Side, stack: str, out: Path) -> tuple[list[dict] | None, list[dict] | None, str]:
     """(objects, helm releases, error) of one stack rendered by the side's own code."""
     env = dict(os.environ)
     # The side's own library: the installed one (an editable install of *this* checkout) must not
@@ -94,7 +95,11 @@ def render(side: Side, stack: str, out: Path) -> tuple[Optional[list[dict]], Opt
     env.pop("PULUMI_CONFIG", None)
     proc = subprocess.run(
         [sys.executable, "-m", render_module(side.root), stack, str(out)],
-        cwd=side.root, env=env, capture_output=True, text=True, timeout=600,
+        cwd=side.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if proc.returncode != 0:
         lines = [line for line in (proc.stderr or proc.stdout).strip().splitlines() if line.strip()]
@@ -109,6 +114,7 @@ def render(side: Side, stack: str, out: Path) -> tuple[Optional[list[dict]], Opt
 # ---------------------------------------------------------------------------------------------
 # Comparing
 # ---------------------------------------------------------------------------------------------
+
 
 def object_key(o: dict) -> tuple:
     meta = o.get("metadata") or {}
@@ -135,7 +141,10 @@ def redact(value: Any, key: str = "") -> Any:
     renderer did not redact them (an old commit's)."""
     if isinstance(value, dict):
         if value.get("kind") == "Secret":
-            value = {**value, **{k: {n: REDACTED for n in value[k] or {}} for k in ("data", "stringData") if k in value}}
+            value = {
+                **value,
+                **{k: dict.fromkeys(value[k] or {}, REDACTED) for k in ("data", "stringData") if k in value},
+            }
         if isinstance(value.get("name"), str) and "value" in value and is_credential_name(value["name"]):
             value = {**value, "value": REDACTED}
         return {k: redact(v, k) for k, v in value.items()}
@@ -146,7 +155,7 @@ def redact(value: Any, key: str = "") -> Any:
     return value
 
 
-def dump(o: Optional[dict]) -> list[str]:
+def dump(o: dict | None) -> list[str]:
     return [] if o is None else yaml.safe_dump(o, sort_keys=True, width=120).splitlines(keepends=True)
 
 
@@ -169,7 +178,7 @@ def changed_paths(a: Any, b: Any, path: str = "", limit: int = 6) -> list[str]:
             return out[:limit]
         if len(a) == len(b):
             out = []
-            for i, (x, y) in enumerate(zip(a, b)):
+            for i, (x, y) in enumerate(zip(a, b, strict=True)):
                 out += changed_paths(x, y, f"{path}[{i}]", limit)
             return out[:limit]
     return [path or "(whole)"]
@@ -179,16 +188,22 @@ def changed_paths(a: Any, b: Any, path: str = "", limit: int = 6) -> list[str]:
 class Change:
     title: str
     status: str  # added | changed | removed
-    before: Optional[dict]
-    after: Optional[dict]
+    before: dict | None
+    after: dict | None
 
     def paths(self) -> list[str]:
         return changed_paths(self.before, self.after) if self.status == "changed" else []
 
     def diff(self, base_label: str, head_label: str) -> str:
-        return "".join(difflib.unified_diff(
-            dump(self.before), dump(self.after), f"{base_label}/{self.title}", f"{head_label}/{self.title}", n=3,
-        ))
+        return "".join(
+            difflib.unified_diff(
+                dump(self.before),
+                dump(self.after),
+                f"{base_label}/{self.title}",
+                f"{head_label}/{self.title}",
+                n=3,
+            )
+        )
 
 
 def compare(before: list[dict], after: list[dict], key, title) -> list[Change]:
@@ -209,11 +224,12 @@ def compare(before: list[dict], after: list[dict], key, title) -> list[Change]:
 # Markdown
 # ---------------------------------------------------------------------------------------------
 
+
 def _code(text: str) -> str:
     return "`" + text.replace("`", "'") + "`"
 
 
-def test_summary(junit: Optional[Path]) -> str:
+def test_summary(junit: Path | None) -> str:
     """One line (and the failures) from a pytest ``--junitxml`` report."""
     if junit is None:
         return ""
@@ -230,7 +246,8 @@ def test_summary(junit: Optional[Path]) -> str:
     text = f"**Tests** {icon} {passed} passed, {failed} failed, {skipped} skipped in {seconds:.0f} s (fast suite).\n"
     failures = [
         f"{c.get('classname', '')}::{c.get('name', '')}"
-        for c in root.iter("testcase") if c.find("failure") is not None or c.find("error") is not None
+        for c in root.iter("testcase")
+        if c.find("failure") is not None or c.find("error") is not None
     ]
     if failures:
         text += "\n" + "".join(f"- {_code(f)}\n" for f in failures[:20])
@@ -242,7 +259,11 @@ def test_summary(junit: Optional[Path]) -> str:
 def stack_report(stack: str, base: Side, head: Side, base_r, head_r, tests: str = "") -> str:
     """Markdown for one stack; ``base_r``/``head_r`` are render() results, or None where the
     stack file does not exist on that side."""
-    lines = [MARKER.format(stack=stack), f"### Render diff of stack `{stack}`: {_code(base.label)} → {_code(head.label)}", ""]
+    lines = [
+        MARKER.format(stack=stack),
+        f"### Render diff of stack `{stack}`: {_code(base.label)} → {_code(head.label)}",
+        "",
+    ]
     if base_r is None:
         lines += [f"`Pulumi.{stack}.yaml` is new in this change: everything below is added.", ""]
         base_r = ([], [], "")
@@ -280,15 +301,19 @@ def stack_report(stack: str, base: Side, head: Side, base_r, head_r, tests: str 
     tail = ("\n" + tests) if tests else ""
     details, omitted = [], 0
     for c in changes:
-        block = (f"<details><summary>{c.status}: {c.title}</summary>\n\n```diff\n"
-                 f"{c.diff(base.label, head.label)}```\n\n</details>\n")
+        block = (
+            f"<details><summary>{c.status}: {c.title}</summary>\n\n```diff\n"
+            f"{c.diff(base.label, head.label)}```\n\n</details>\n"
+        )
         if len(body) + sum(map(len, details)) + len(block) + len(tail) > MAX_CHARS:
             omitted += 1
             continue
         details.append(block)
     if omitted:
-        details.append(f"\n{omitted} diff(s) left out to fit a comment: run "
-                       f"`python -m stacks.tools.diff {base.label} {head.label}` for all.\n")
+        details.append(
+            f"\n{omitted} diff(s) left out to fit a comment: run "
+            f"`python -m stacks.tools.diff {base.label} {head.label}` for all.\n"
+        )
     return body + "".join(details) + tail
 
 
@@ -296,7 +321,10 @@ def stack_report(stack: str, base: Side, head: Side, base_r, head_r, tests: str 
 # Command line
 # ---------------------------------------------------------------------------------------------
 
-def run(repo: Path, base_ref: str, head_ref: Optional[str], stacks: Optional[list[str]], junit: Optional[Path]) -> dict[str, str]:
+
+def run(
+    repo: Path, base_ref: str, head_ref: str | None, stacks: list[str] | None, junit: Path | None
+) -> dict[str, str]:
     """Markdown per stack."""
     repo = Path(_git(repo, "rev-parse", "--show-toplevel", text=True).stdout.strip())
     base_sha = resolve(repo, base_ref)
@@ -319,13 +347,17 @@ def run(repo: Path, base_ref: str, head_ref: Optional[str], stacks: Optional[lis
         # Every (side, stack) renders in its own process: run them side by side.
         jobs = {
             (stack, name): (side, stack, tmp_path / "out" / name / stack)
-            for stack in wanted for name, side in (("base", base), ("head", head)) if stack in side.stacks
+            for stack in wanted
+            for name, side in (("base", base), ("head", head))
+            if stack in side.stacks
         }
         with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
             futures = {k: pool.submit(render, *job) for k, job in jobs.items()}
             results = {k: f.result() for k, f in futures.items()}
         return {
-            stack: stack_report(stack, base, head, results.get((stack, "base")), results.get((stack, "head")), tests=tests)
+            stack: stack_report(
+                stack, base, head, results.get((stack, "base")), results.get((stack, "head")), tests=tests
+            )
             for stack in wanted
         }
 
@@ -334,7 +366,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m stacks.tools.diff", description=__doc__.split("\n\n")[0])
     parser.add_argument("base", help="git ref of the base (e.g. main, HEAD~1, a SHA)")
     parser.add_argument("head", nargs="?", help="git ref of the head (default: the working tree as it is)")
-    parser.add_argument("--stack", action="append", help="only this stack (repeatable; default: every Pulumi.<stack>.yaml)")
+    parser.add_argument(
+        "--stack", action="append", help="only this stack (repeatable; default: every Pulumi.<stack>.yaml)"
+    )
     parser.add_argument("--output", type=Path, help="write the whole report to this file (default: stdout)")
     parser.add_argument("--output-dir", type=Path, help="write one <stack>.md per stack here (one PR comment each)")
     parser.add_argument("--junit", type=Path, help="pytest --junitxml report to summarise under each stack")

@@ -18,7 +18,7 @@ import os
 import runpy
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pulumi
 import yaml
@@ -68,7 +68,7 @@ def _wire(value: Any) -> str:
 
 
 def available_stacks(root: Path = ROOT) -> list[str]:
-    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
 
 
 @contextlib.contextmanager
@@ -92,7 +92,7 @@ def run_program(
     config: dict[str, str],
     secret_keys: list[str],
     root: Path = ROOT,
-    mocks: Optional[RecordingMocks] = None,
+    mocks: RecordingMocks | None = None,
 ) -> Rendered:
     """Run ``__main__.py`` under mocks with exactly this config; raise what the program raises
     (``mocks.registrations`` then shows what had been registered before it did)."""
@@ -150,7 +150,8 @@ def main(argv: list[str]) -> int:
         root, argv = Path(argv[1]).resolve(), argv[2:]
     if len(argv) != 2:
         print(
-            f"usage: python -m stacks.tools.render [--project-dir DIR] [--expand-charts] STACK OUT_DIR   (stacks: {', '.join(available_stacks(root))})",
+            "usage: python -m stacks.tools.render [--project-dir DIR] [--expand-charts] STACK OUT_DIR   (stacks: "
+            f"{', '.join(available_stacks(root))})",
             file=sys.stderr,
         )
         return 2
