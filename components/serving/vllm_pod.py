@@ -146,7 +146,8 @@ class ResourcesArgs(TypedDict):
     """Memory request and limit (e.g. ``"48Gi"``); must cover the /dev/shm volume."""
 
 
-def gpus_per_replica(engine: VllmEngineArgs) -> int:
+def gpus_per_replica(engine: Mapping[str, Any]) -> int:
+    """tensor x pipeline parallel size of VllmEngineArgs (or any mapping with those keys)."""
     return engine.get("tensor_parallel_size", 1) * engine.get("pipeline_parallel_size", 1)
 
 
@@ -158,7 +159,7 @@ def startup_budget_seconds(
     return cold_start_budget(weights_gib, figures, override).startup_seconds
 
 
-def default_shm_size(engine: VllmEngineArgs) -> str:
+def default_shm_size(engine: Mapping[str, Any]) -> str:
     # NCCL moves tensors through /dev/shm between ranks; one GPU needs little.
     gpus = gpus_per_replica(engine)
     return "2Gi" if gpus == 1 else f"{min(4 * gpus, 32)}Gi"

@@ -66,16 +66,37 @@ class ArchitectureConfig(_Model):
 
 
 class _EngineModel(Protocol):
-    model: str
-    tensor_parallel_size: int
-    pipeline_parallel_size: int
-    max_model_len: int | None
-    quantization: object
-    dtype: object
-    extra_args: list[str]
-    extra_env: dict[str, str]
-    architecture: ArchitectureConfig | None
-    weights_gib: float | None
+    """What the engine checks read of a model (ModelConfig, frozen: read-only members)."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def tensor_parallel_size(self) -> int: ...
+
+    @property
+    def pipeline_parallel_size(self) -> int: ...
+
+    @property
+    def max_model_len(self) -> int | None: ...
+
+    @property
+    def quantization(self) -> object: ...
+
+    @property
+    def dtype(self) -> object: ...
+
+    @property
+    def extra_args(self) -> list[str]: ...
+
+    @property
+    def extra_env(self) -> dict[str, str]: ...
+
+    @property
+    def architecture(self) -> ArchitectureConfig | None: ...
+
+    @property
+    def weights_gib(self) -> float | None: ...
 
 
 def stack_key(dest: str) -> str | None:
@@ -116,6 +137,7 @@ def _extra_args(m: _EngineModel) -> tuple[vllm_flags.ParsedArgs, list[str]]:
     for p in problems:
         where = f"extraArgs[{p.index}] {m.extra_args[p.index]!r}"
         if p.kind == "managed":
+            assert p.dest is not None  # a "managed" problem always names its flag's dest
             flag = vllm_flags.load_table().flag(p.dest).name
             key = stack_key(p.dest)
             given = next(a.given for a in parsed.args if a.index == p.index)
@@ -204,6 +226,7 @@ def weights_estimate(m: _EngineModel) -> tuple[float, str, str] | None:
     gib = model_catalog.estimated_weights_gib(m.model, m.dtype, m.quantization)
     if gib is not None:
         arch = model_catalog.known(m.model)
+        assert arch is not None  # the estimate came from its architecture
         return (
             gib,
             f"{m.model} ({arch.parameters_billions:.2f}B parameters per its config.json) ~ {gib:.1f} GiB",

@@ -2,6 +2,7 @@
 which request budget; and per model whether it is exposed."""
 
 import re
+from typing import TypeGuard
 
 from pydantic import Field, model_validator
 
@@ -163,6 +164,7 @@ class GatewayConfig(_Model):
     def edge_namespace(self) -> str:
         """Namespace of the pods that call the models (the Gateway's proxies or the ingress controller)."""
         if self.kind == RouteKind.GATEWAY_API:
+            assert self.gateway_ref is not None  # the validator above: gatewayApi needs gatewayRef
             return self.gateway_ref.namespace
         return (self.ingress or IngressConfig()).namespace
 
@@ -351,11 +353,11 @@ def knative_request_timeout(gateway: GatewayConfig | None, model) -> int:
     return max(seconds, knative_route_timeout(gateway, model))
 
 
-def is_exposed(gateway: GatewayConfig | None, model) -> bool:
+def is_exposed(gateway: GatewayConfig | None, model) -> TypeGuard[GatewayConfig]:
     return gateway is not None and (model.route is None or model.route.expose)
 
 
-def kv_cache_aware(gateway: GatewayConfig | None, model) -> bool:
+def kv_cache_aware(gateway: GatewayConfig | None, model) -> TypeGuard[GatewayConfig]:
     return is_exposed(gateway, model) and model.route is not None and model.route.kv_cache_aware_routing
 
 

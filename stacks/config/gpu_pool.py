@@ -17,7 +17,7 @@ from llmstack_k8s.sizing import gpu_fit
 
 from .base import ConfigProblem
 from .base import StackModel as _Model
-from .engine import unknown_size_message, weights_estimate
+from .engine import _EngineModel, unknown_size_message, weights_estimate
 from .lora import lora_gib
 from .mig_profiles import MIG_PROFILES, has_no_mig, product_family
 
@@ -41,7 +41,7 @@ class GpuConfig(_Model):
     )
     per_node: int = Field(ge=1, le=16, description="GPUs per node.")
 
-    def args(self) -> dict:
+    def args(self) -> gp.GpuArgs:
         """GpuArgs for the component."""
         return {"product": self.product, "memory_gib": self.memory_gib, "per_node": self.per_node}
 
@@ -59,8 +59,8 @@ class SharingConfig(_Model):
     )
     mig_profile: str | None = Field(None, description="mig: profile of the instances serving pods use (e.g. 3g.40gb).")
 
-    def args(self) -> dict:
-        out: dict = {"strategy": self.strategy, "rename_resource": self.rename_resource}
+    def args(self) -> gp.SharingArgs:
+        out: gp.SharingArgs = {"strategy": self.strategy, "rename_resource": self.rename_resource}
         for key in ("replicas", "mig_strategy", "mig_profile"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
@@ -110,14 +110,19 @@ class RequirementConfig(_Model):
     values: list[str] = Field(default_factory=list, description="Values.")
 
 
+CapacityType = Literal["on-demand", "spot", "reserved"]
+
+
 class KarpenterConfig(_Model):
     """A Karpenter (karpenter.sh/v1) NodePool for GPU node autoprovisioning."""
 
     node_class_ref: NodeClassRefConfig = Field(description="Node class to launch GPU nodes from.")
     gpu_limit: int = Field(ge=1, description="Most whole GPUs the NodePool may provision.")
     requirements: list[RequirementConfig] = Field(default_factory=list, description="Instance types, GPU names, zones.")
-    capacity_types: list[Literal["on-demand", "spot", "reserved"]] = Field(
-        default_factory=lambda: ["on-demand"], min_length=1, description="Capacity types (default on-demand)."
+    capacity_types: list[CapacityType] = Field(
+        default_factory=lambda: list[CapacityType](["on-demand"]),
+        min_length=1,
+        description="Capacity types (default on-demand).",
     )
     consolidation_policy: ConsolidationPolicy = Field(
         ConsolidationPolicy.WHEN_EMPTY, description="WhenEmpty or WhenEmptyOrUnderutilized."
@@ -278,15 +283,17 @@ class GpuPoolConfig(_Model):
         return out
 
 
-class _ModelLike(Protocol):
-    name: str
-    tensor_parallel_size: int
-    pipeline_parallel_size: int
-    gpu_memory_utilization: float
-    weights_gib: float | None
-    dtype: object
-    quantization: object
-    model: str
+class _ModelLike(_EngineModel, Protocol):
+    """What the GPU fit check reads of a model (ModelConfig, frozen: read-only members)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def gpu_memory_utilization(self) -> float: ...
+
+    @property
+    def gpus_per_replica(self) -> int: ...
 
 
 def fit_weights(m: _ModelLike) -> tuple[float, str, str] | None:

@@ -64,7 +64,8 @@ def _other_namespaces(project: str, values: dict, others: dict) -> list[str]:
     """Fold the Kubernetes provider's keys into ``kubernetes``; refuse keys of any other namespace
     (they would be dropped silently). Returns the problems, without the file prefix."""
     problems: list[str] = []
-    own = values.get("kubernetes") if isinstance(values.get("kubernetes"), dict) else {}
+    given = values.get("kubernetes")
+    own: dict[str, Any] = given if isinstance(given, dict) else {}
     known_keys = StackConfig.model_fields.keys() | {f.alias for f in StackConfig.model_fields.values() if f.alias}
     for full_key in sorted(others):
         namespace, _, key = full_key.partition(":")
@@ -155,8 +156,9 @@ def load(project: str, stack: str, project_dir: Path | None = None) -> StackConf
                 msg = str(error)
             elif e["type"] == "extra_forbidden":
                 where = key.rpartition(".")[0] if "." in key else ""
-                msg = removed_key(where, e["loc"][-1], e.get("input")) or unknown_key(
-                    StackConfig, key, e["loc"][-1], siblings_at(StackConfig, e["loc"])
+                extra = str(e["loc"][-1])  # an unknown key's name (a str already)
+                msg = removed_key(where, extra, e.get("input")) or unknown_key(
+                    StackConfig, key, extra, siblings_at(StackConfig, e["loc"])
                 )
             elif e["type"] == "missing":
                 msg = "required key is missing"
@@ -166,4 +168,5 @@ def load(project: str, stack: str, project_dir: Path | None = None) -> StackConf
         cfg = None
     if problems:
         raise StackConfigError("invalid stack configuration\n  " + "\n  ".join(problems))
+    assert cfg is not None  # validated: no problems
     return cfg

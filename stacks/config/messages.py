@@ -4,6 +4,7 @@ known secret key is for. The loader prints these after ``Pulumi.<stack>.yaml: ll
 import difflib
 import re
 import typing
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -204,7 +205,7 @@ def siblings_at(root: type[BaseModel], loc: tuple) -> list[str]:
     return [f.alias or n for n, f in model.model_fields.items()]
 
 
-def words(error: dict) -> str:
+def words(error: Mapping[str, Any]) -> str:
     """One pydantic error as words."""
     kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
     if kind == "string_pattern_mismatch":

@@ -525,22 +525,22 @@ class ModelConfig(_Model):
         if c is None:
             return
         if self.is_knative:
-            self._check_knative_canary()
+            self._check_knative_canary(c)
         if all(getattr(c, k) is None or getattr(c, k) == getattr(self, k) for k in ("revision", "image", "extra_args")):
             raise ConfigProblem(
                 "canary", "differs from the model in nothing: set canary.revision, canary.image or canary.extraArgs"
             )
-        if c.image and image_problem(c.image):
-            raise ConfigProblem("canary.image", image_problem(c.image))
+        problem = image_problem(c.image) if c.image else None
+        if problem:
+            raise ConfigProblem("canary.image", problem)
         if c.extra_args is not None:
             try:
                 check_engine(self.model_copy(update={"extra_args": list(c.extra_args)}))
             except ValueError as e:
                 raise ConfigProblem("canary.extraArgs", str(e)) from None
 
-    def _check_knative_canary(self) -> None:
+    def _check_knative_canary(self, c: CanaryConfig) -> None:
         """A Knative canary is a second revision of the model's Knative Service (knative_canary)."""
-        c = self.canary
         if "replicas" in c.model_fields_set:
             raise ConfigProblem(
                 "canary.replicas",
@@ -553,6 +553,7 @@ class ModelConfig(_Model):
         if (
             c.revision not in (None, self.revision)
             and weights is not None
+            and self.cache is not None
             and size_gib(self.cache.size) < 2 * weights[0]
         ):
             raise ConfigProblem(
@@ -587,6 +588,7 @@ class ModelConfig(_Model):
         """Pods the model runs at its lowest (what must fit the GPU pool at all times)."""
         s = self.scaling
         if self.is_knative:
+            assert s is not None  # a Knative model always scales (effective_scaling)
             # a canary is a second revision, scaled by the same settings (its initial pods included)
             return max(s.min_replicas, self.knative_scaling.initial_scale) * (2 if self.canary is not None else 1)
         stable = s.min_replicas if s is not None else self.replicas

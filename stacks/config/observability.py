@@ -120,7 +120,9 @@ class PrometheusConfig(_Model):
     def effective_retention_size(self) -> str | None:
         if self.retention_size or not self.storage_size:
             return self.retention_size
-        snum, sunit = re.match(r"^([0-9.]+)([KMGTP]i)?$", self.storage_size).groups()
+        m = re.match(r"^([0-9.]+)([KMGTP]i)?$", self.storage_size)
+        assert m is not None  # the Size type's pattern
+        snum, sunit = m.groups()
         mib = int(float(snum) * _BYTES_BINARY.get(sunit, 1) * 0.85) // 2**20
         return f"{mib // 1024}GB" if mib % 1024 == 0 else f"{mib}MB"
 

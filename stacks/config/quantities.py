@@ -61,7 +61,9 @@ def dns_label(v: str) -> str:
 
 def size_bytes(v: str) -> float:
     """Bytes of a binary-unit size the Size type accepted."""
-    num, unit = re.match(r"^([0-9.]+)([KMGTP]i)?$", v).groups()
+    m = re.match(r"^([0-9.]+)([KMGTP]i)?$", v)
+    assert m is not None  # the Size type's pattern
+    num, unit = m.groups()
     return float(num) * BYTES_BINARY.get(unit, 1)
 
 

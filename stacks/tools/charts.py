@@ -95,7 +95,8 @@ class _Loader(yaml.CSafeLoader):
     string it is in YAML 1.2 rather than PyYAML's YAML 1.1 ``value`` tag."""
 
 
-_Loader.add_constructor("tag:yaml.org,2002:value", yaml.constructor.SafeConstructor.construct_yaml_str)
+# types-PyYAML types the constructor as one of the loader's own class; SafeConstructor's is the one CSafeLoader uses.
+_Loader.add_constructor("tag:yaml.org,2002:value", yaml.constructor.SafeConstructor.construct_yaml_str)  # type: ignore[type-var]
 
 
 class ChartExpansionError(Exception):

@@ -299,7 +299,8 @@ def stack_report(stack: str, base: Side, head: Side, base_r, head_r, tests: str 
     lines.append("")
     body = "\n".join(lines) + "\n"
     tail = ("\n" + tests) if tests else ""
-    details, omitted = [], 0
+    details: list[str] = []
+    omitted = 0
     for c in changes:
         block = (
             f"<details><summary>{c.status}: {c.title}</summary>\n\n```diff\n"

@@ -102,7 +102,11 @@ def run_program(
         pulumi.runtime.set_all_config({}, [])
         if str(root) not in sys.path:
             sys.path.insert(0, str(root))
-        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(root / "__main__.py"), run_name="__main__")))
+
+        def program() -> None:
+            runpy.run_path(str(root / "__main__.py"), run_name="__main__")
+
+        _sync_await(run_pulumi_func(program))
     return Rendered(stack, mocks.registrations)
 
 
