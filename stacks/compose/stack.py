@@ -1,5 +1,7 @@
 """The whole stack from a validated StackConfig: every part in the order it is registered."""
 
+from typing import Any
+
 import pulumi
 
 from llmstack_k8s.cluster.gpu_node_pool import GpuNodePool
@@ -46,7 +48,7 @@ def build(cfg: StackConfig) -> dict:
     body_based_router(cfg, cluster)
     monitoring = observability(cfg, cluster, pool, served)
 
-    outputs = {
+    outputs: dict[str, Any] = {
         "namespace": cluster.ns,
         "models": {name: s.outputs for name, s in served.items()},
         "apiKey": pulumi.Output.secret(cluster.api_key.result),

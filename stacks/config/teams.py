@@ -3,10 +3,11 @@ API key and network boundary (``llmstack_k8s.cluster.team.Team``)."""
 
 import difflib
 from dataclasses import replace
+from typing import cast
 
 from pydantic import Field
 
-from llmstack_k8s.cluster.team import Footprint, quota_problems
+from llmstack_k8s.cluster.team import Footprint, TeamQuotaArgs, quota_problems
 
 from .base import ConfigProblem
 from .base import StackModel as _Model
@@ -32,8 +33,9 @@ class TeamQuotaConfig(_Model):
         None, description="Requested storage of the team's volumes (the weight caches), e.g. 2Ti."
     )
 
-    def args(self) -> dict:
-        return {k: v for k, v in self.model_dump().items() if v is not None}
+    def args(self) -> TeamQuotaArgs:
+        # A cast: the model's field names are TeamQuotaArgs' keys.
+        return cast(TeamQuotaArgs, {k: v for k, v in self.model_dump().items() if v is not None})
 
     def figures(self) -> dict:
         """The quota in GPUs, cores and GiB (for the fit check)."""
