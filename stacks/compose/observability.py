@@ -2,6 +2,7 @@
 exporter, vLLM scraping, alerts per model and dashboards."""
 
 from llmstack_k8s.cluster.gpu_node_pool import GpuNodePool
+from llmstack_k8s.observability.alerts import MonitoredModelArgs
 from llmstack_k8s.observability.observability import Observability
 from stacks.config import ModelConfig, StackConfig
 
@@ -9,17 +10,21 @@ from .cluster import Cluster
 from .serving import ServedModel
 
 
-def _monitored(cfg: StackConfig, m: ModelConfig, caches: list) -> dict:
+def _monitored(cfg: StackConfig, m: ModelConfig, caches: list) -> MonitoredModelArgs:
     """What the alerts watch of one model: where it runs, whether it is always on, its downloads, its SLO."""
-    return {
+    team = cfg.team_of(m.name)
+    out: MonitoredModelArgs = {
         "name": m.name,
-        "namespace": cfg.team_of(m.name).effective_namespace if cfg.team_of(m.name) else cfg.namespace,  # teams
+        "namespace": team.effective_namespace if team else cfg.namespace,  # teams
         "served_model_name": m.served_name,
         "always_on": m.scaling is None or m.scaling.min_replicas > 0,  # KEDA or Knative: scaled to zero when idle
-        **({"download_job_name": caches[0].job_name} if caches else {}),  # none: object storage
-        "download_job_names": [c.job_name for c in caches[1:]],  # a canary's own cache
-        **({"ttft_p95_seconds": m.slo_ttft_p95_seconds} if m.slo_ttft_p95_seconds else {}),
     }
+    if caches:  # none: object storage
+        out["download_job_name"] = caches[0].job_name
+    out["download_job_names"] = [c.job_name for c in caches[1:]]  # a canary's own cache
+    if m.slo_ttft_p95_seconds:
+        out["ttft_p95_seconds"] = m.slo_ttft_p95_seconds
+    return out
 
 
 def _prometheus_args(cfg: StackConfig) -> dict:
