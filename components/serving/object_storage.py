@@ -114,9 +114,9 @@ def uri_problem(uri: str) -> str | None:
     scheme = m.group(1) if m else ""
     if scheme.lower() not in SCHEMES:
         return (
-            f"{uri!r}: the scheme {scheme + '://' if scheme else ''!r} is not one the Run:ai streamer reads; weights "
-            "come "
-            "from the Hugging Face Hub (org/name) or from object storage as s3://bucket/prefix/ or gs://bucket/prefix/"
+            f"{uri!r}: the scheme {scheme + '://' if scheme else ''!r} is not one the Run:ai streamer reads; "
+            "weights come from the Hugging Face Hub (org/name) or from object storage as s3://bucket/prefix/ or "
+            "gs://bucket/prefix/"
         )
     if scheme != scheme.lower():
         return (

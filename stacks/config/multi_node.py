@@ -150,7 +150,6 @@ def check_multi_node(cfg) -> None:
                     f"{pp} pipeline stages do not divide the model's {layers} layers: vLLM would give some stages a "
                     "layer more, the GPU fit check (even shards) would under-count their memory, and the fullest stage "
                     f"sets every stage's KV cache; use {' or '.join(map(str, fits)) or 'a divisor of the layers'} "
-                    "stages, "
-                    "or set extraEnv.VLLM_PP_LAYER_PARTITION to the layers per stage"
+                    "stages, or set extraEnv.VLLM_PP_LAYER_PARTITION to the layers per stage"
                 ),
             )

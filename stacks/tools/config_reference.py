@@ -150,9 +150,9 @@ RULES = [
     "an `oci://` registry prefix.",
     "Multi-node models (tensor x pipeline parallel GPUs above `gpuPool.gpu.perNode`: a LeaderWorkerSet group): tensor "
     "parallel may not exceed one node's GPUs, a replica fills whole nodes, pipeline stages divide the model's layers "
-    "when the catalog knows them (`extraEnv.VLLM_PP_LAYER_PARTITION` overrides); refused with them: `serving: "
-    "knative`, "
-    "`autoscaling`, `canary`, shared GPUs (time-slicing, MPS, MIG), a ReadWriteOnce cache, object-storage weights.",
+    "when the catalog knows them (`extraEnv.VLLM_PP_LAYER_PARTITION` overrides); refused with them: "
+    "`serving: knative`, `autoscaling`, `canary`, shared GPUs (time-slicing, MPS, MIG), a ReadWriteOnce cache, "
+    "object-storage weights.",
 ]
 
 
