@@ -230,17 +230,23 @@ EXPECTED_CHANGES = {
 }
 
 
-def _desired(obj: dict) -> str:
-    """An object as its writers set it: not its status, which controllers keep updating (KEDA's operator
-    and the HPA controller report on every ScaledObject and HPA while they run)."""
-    meta = {k: v for k, v in obj["metadata"].items() if k not in ("resourceVersion", "managedFields")}
-    return json.dumps({**{k: v for k, v in obj.items() if k != "status"}, "metadata": meta}, sort_keys=True)
+#: Field managers of what a `pulumi up` writes: the provider's server-side applies and its Helm releases.
+WRITERS = ("pulumi", "helm")
+
+
+def _written(obj: dict) -> str:
+    """What the stack's writers last wrote to an object (their managedFields entries: fields and time).
+    Controllers keep writing too, and rightly (the HPA KEDA makes raises a new Deployment to its minimum;
+    KEDA and the HPA controller report status): those entries are theirs, not the stack's."""
+    entries = [e for e in obj["metadata"].get("managedFields") or [] if e.get("manager", "").startswith(WRITERS)]
+    return json.dumps(sorted(entries, key=lambda e: json.dumps(e, sort_keys=True)), sort_keys=True)
 
 
 def _snapshot(objects: list[dict]) -> dict[str, str]:
-    """uid -> desired state of every object of the kinds the stack renders, in the whole cluster."""
+    """uid -> what the stack's writers wrote, of every object of the kinds the stack renders, in the whole
+    cluster: a refused stack file must create, delete and write nothing."""
     kinds = {observe.kubectl_kind(o["apiVersion"], o["kind"]) for o in objects}
-    return {o["metadata"]["uid"]: _desired(o) for k in sorted(kinds) for o in observe.get(k)}
+    return {o["metadata"]["uid"]: _written(o) for k in sorted(kinds) for o in observe.get(k)}
 
 
 def test_a_refused_stack_file_leaves_the_cluster_untouched(deployed):

@@ -1,6 +1,6 @@
-"""Upgrading a running stack from the previous release of this project: `up` with the old tree, then the
-new tree's `preview` replaces nothing that holds state (no PersistentVolumeClaim, no Namespace), and its
-`up` succeeds on the objects the old one left."""
+"""Upgrading a running stack from the previous release of this project: `up` with the old tree and its
+stack file, then the new tree's `preview` with this one's stack file replaces nothing that holds state (no
+PersistentVolumeClaim, no Namespace), and its `up` succeeds on the objects the old one left."""
 
 from __future__ import annotations
 
@@ -37,15 +37,17 @@ def test_upgrading_from_the_previous_release_replaces_nothing_that_holds_state(s
     tree, lib = old_tree
     name = f"{stack}-upgrade"
     env = engine.environment(backend=engine.STATE / f"state-{local_cluster.NAME}")
-    text = local_cluster.stack_file(stack)
-    old = engine.Project.copy(tmp_path / "old", name, text, env={**env, "PYTHONPATH": str(lib)})
+    # Each release with its own stack file: where this one renamed a key, the old file is refused with the
+    # replacement named, and its owner writes the new one before the first preview.
+    old = engine.Project.copy(tmp_path / "old", name, local_cluster.stack_file(stack, root=tree),
+                              env={**env, "PYTHONPATH": str(lib)})
     for entry in ("__main__.py", "components", "stacks"):
         (old.directory / entry).unlink()
         (old.directory / entry).symlink_to(tree / entry)
     cluster.prepare(name, old.directory)
     old.select()
     old.up()
-    new = engine.Project.copy(tmp_path / "new", name, text, env=env)
+    new = engine.Project.copy(tmp_path / "new", name, local_cluster.stack_file(stack), env=env)
     try:
         changes = new.changes()
         # The old tree really ran: its Helm releases created their own namespaces, the new tree adopts them.
