@@ -76,8 +76,8 @@ def render_with(config: dict, stack: str = "test", secret_keys: tuple = (), mock
 def assert_refused(config: dict, expected: str) -> str:
     """The config is refused with one message naming the stack file and containing ``expected``,
     and nothing was registered before it (nothing half-deployed). Returns the message."""
-    from stacks.config.loader import StackConfigError
     from llmstack_k8s._core.testing import RecordingMocks
+    from stacks.config.loader import StackConfigError
 
     mocks = RecordingMocks()
     with pytest.raises(StackConfigError) as err:

@@ -12,6 +12,7 @@ import engine  # noqa: E402
 import local_cluster  # noqa: E402
 import observe  # noqa: E402
 
+
 def stack_text(stack: str, edit=None) -> str:
     return local_cluster.stack_file(stack, edit)
 

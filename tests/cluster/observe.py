@@ -13,7 +13,10 @@ def get(kind: str, namespace: str | None = None) -> list[dict]:
     scope = ["-n", namespace] if namespace else ["-A"]
     out = local_cluster.kubectl("get", kind, *scope, "-o", "json", check=False)
     if out.returncode != 0:
-        if "the server doesn't have a resource type" in out.stderr or "could not find the requested resource" in out.stderr:
+        if (
+            "the server doesn't have a resource type" in out.stderr
+            or "could not find the requested resource" in out.stderr
+        ):
             return []
         raise AssertionError(f"kubectl get {kind}: {out.stderr}")
     return json.loads(out.stdout)["items"]
@@ -59,7 +62,7 @@ def pending(pod_list: list[dict]) -> list[str]:
 
 def gpu_resource(pod: dict) -> str | None:
     for container in pod["spec"]["containers"]:
-        for name in ((container.get("resources") or {}).get("limits") or {}):
+        for name in (container.get("resources") or {}).get("limits") or {}:
             if name.startswith("nvidia.com/"):
                 return name
     return None
@@ -70,10 +73,15 @@ def nodes() -> dict[str, dict]:
 
 
 def ready_endpoints(namespace: str, service: str) -> int:
-    slices = local_cluster.kubectl("get", "endpointslices", "-n", namespace, "-l",
-                                   f"kubernetes.io/service-name={service}", "-o", "json").stdout
-    return sum(1 for s in json.loads(slices)["items"] for e in s.get("endpoints") or []
-               if (e.get("conditions") or {}).get("ready"))
+    slices = local_cluster.kubectl(
+        "get", "endpointslices", "-n", namespace, "-l", f"kubernetes.io/service-name={service}", "-o", "json"
+    ).stdout
+    return sum(
+        1
+        for s in json.loads(slices)["items"]
+        for e in s.get("endpoints") or []
+        if (e.get("conditions") or {}).get("ready")
+    )
 
 
 def selects(selector: dict, labels: dict) -> bool:

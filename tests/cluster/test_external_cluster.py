@@ -15,11 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-import yaml
-
 import engine
 import local_cluster
+import pytest
+import yaml
 
 USER_CLUSTER = f"{local_cluster.NAME}-user"
 USER_CONTEXT = f"kwok-{USER_CLUSTER}"
@@ -41,13 +40,18 @@ print(json.dumps({"changes": project.changes(), "context": local_cluster.CONTEXT
 
 def _kwokctl(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "KWOK_WORKDIR": str(local_cluster.WORKDIR)}
-    return subprocess.run([str(local_cluster.BIN / "kwokctl"), f"--name={USER_CLUSTER}", *args], env=env,
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [str(local_cluster.BIN / "kwokctl"), f"--name={USER_CLUSTER}", *args], env=env, capture_output=True, text=True
+    )
 
 
 def _user_kubectl(kubeconfig, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(local_cluster.BIN / "kubectl"), f"--kubeconfig={kubeconfig}",
-                           f"--context={USER_CONTEXT}", *args], input=stdin, capture_output=True, text=True)
+    return subprocess.run(
+        [str(local_cluster.BIN / "kubectl"), f"--kubeconfig={kubeconfig}", f"--context={USER_CONTEXT}", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -58,16 +62,25 @@ def user_cluster(cluster, tmp_path_factory):
     config, kubeconfig = directory / "kwokctl.yaml", directory / "kubeconfig"
     config.write_text(local_cluster._config())
     _kwokctl("delete", "cluster")
-    made = _kwokctl("create", "cluster", f"--config={config}", f"--kubeconfig={kubeconfig}",
-                    "--disable=kwok-controller", "--wait=120s")
+    made = _kwokctl(
+        "create",
+        "cluster",
+        f"--config={config}",
+        f"--kubeconfig={kubeconfig}",
+        "--disable=kwok-controller",
+        "--wait=120s",
+    )
     assert made.returncode == 0, made.stderr
     doc = yaml.safe_load(kubeconfig.read_text())
     doc["clusters"].append({"name": "decoy", "cluster": {"server": "https://127.0.0.1:9"}})
     doc["contexts"].append({"name": "decoy", "context": {"cluster": "decoy", "user": doc["users"][0]["name"]}})
     doc["current-context"] = "decoy"
     kubeconfig.write_text(yaml.safe_dump(doc))
-    crd = next(yaml.safe_load(p.read_text()) for p in local_cluster.CRDS.glob("*.yaml")
-               if yaml.safe_load(p.read_text())["metadata"]["name"] == THEIRS)
+    crd = next(
+        yaml.safe_load(p.read_text())
+        for p in local_cluster.CRDS.glob("*.yaml")
+        if yaml.safe_load(p.read_text())["metadata"]["name"] == THEIRS
+    )
     crd["metadata"].setdefault("annotations", {})["owner"] = "the-user"
     created = _user_kubectl(kubeconfig, "create", "-f", "-", stdin=yaml.safe_dump(crd))
     assert created.returncode == 0, created.stderr
@@ -76,10 +89,17 @@ def user_cluster(cluster, tmp_path_factory):
 
 
 def _harness(kubeconfig, *args: str, script: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "LLMSTACK_KUBECONFIG": str(kubeconfig), "LLMSTACK_KUBE_CONTEXT": USER_CONTEXT,
-           "LLMSTACK_CLUSTER": f"{local_cluster.NAME}-ext"}
-    command = [sys.executable, "-c", script, *args] if script else [
-        sys.executable, str(local_cluster.ROOT / "scripts" / "local_cluster.py"), *args]
+    env = {
+        **os.environ,
+        "LLMSTACK_KUBECONFIG": str(kubeconfig),
+        "LLMSTACK_KUBE_CONTEXT": USER_CONTEXT,
+        "LLMSTACK_CLUSTER": f"{local_cluster.NAME}-ext",
+    }
+    command = (
+        [sys.executable, "-c", script, *args]
+        if script
+        else [sys.executable, str(local_cluster.ROOT / "scripts" / "local_cluster.py"), *args]
+    )
     return subprocess.run(command, cwd=local_cluster.ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 
@@ -104,8 +124,9 @@ def test_the_harness_uses_a_users_cluster_through_its_context_and_gives_it_back(
     assert theirs["metadata"]["annotations"].get("owner") == "the-user"
     assert local_cluster.PROVIDED_LABEL not in theirs["metadata"].get("labels", {})
     stages = json.loads(_user_kubectl(user_cluster, "get", "stages.kwok.x-k8s.io", "-o", "json").stdout)["items"]
-    assert not [s for s in stages if s["metadata"]["name"].startswith("simulated-")], \
+    assert not [s for s in stages if s["metadata"]["name"].startswith("simulated-")], (
         "a user's operators are real: none is simulated"
+    )
 
     kwok = int((engine.STATE / f"kwok-{local_cluster.NAME}-ext.pid").read_text())
     down = _harness(user_cluster, "down")

@@ -3,9 +3,8 @@ stops a program that breaks a policy, with the policy's own message."""
 
 from __future__ import annotations
 
-import pytest
-
 import local_cluster
+import pytest
 from harness import ROOT, project
 
 POLICY = str(ROOT / "policy")

@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
-import yaml
-
 import local_cluster
 import observe
+import pytest
+import yaml
 from harness import deploy, teardown
 from variants import VARIANTS
 
@@ -76,7 +75,8 @@ def test_claims_are_bound_and_downloads_complete_before_their_servers_start(depl
     namespaces = observe.namespaces_of(deployed.objects)
     claims = [c for c in observe.get("persistentvolumeclaims") if c["metadata"]["namespace"] in namespaces]
     assert all(c["status"].get("phase") == "Bound" for c in claims), [
-        (c["metadata"]["name"], c["status"].get("phase")) for c in claims]
+        (c["metadata"]["name"], c["status"].get("phase")) for c in claims
+    ]
     jobs = {j["metadata"]["name"]: j for j in observe.get("Job.v1.batch") if j["metadata"]["namespace"] in namespaces}
     rendered_jobs = [o for o in deployed.objects if o["kind"] == "Job"]
     for job in rendered_jobs:
@@ -89,8 +89,12 @@ def test_every_service_of_a_running_workload_has_ready_endpoints(deployed):
     workloads = [o for o in deployed.objects if o["kind"] in ("Deployment", "StatefulSet")]
     for svc in (o for o in deployed.objects if o["kind"] == "Service" and o["apiVersion"] == "v1"):
         selector = (svc.get("spec") or {}).get("selector") or {}
-        backing = [w for w in workloads if w["metadata"].get("namespace") == svc["metadata"].get("namespace")
-                   and observe.selects(selector, w["spec"]["template"]["metadata"].get("labels") or {})]
+        backing = [
+            w
+            for w in workloads
+            if w["metadata"].get("namespace") == svc["metadata"].get("namespace")
+            and observe.selects(selector, w["spec"]["template"]["metadata"].get("labels") or {})
+        ]
         if not backing or all(w["spec"].get("replicas", 1) == 0 for w in backing):
             continue  # no pods by design (scaled to zero) or selected pods come from a chart
         ns, name = svc["metadata"]["namespace"], svc["metadata"]["name"]
@@ -144,10 +148,14 @@ def test_kedas_own_operator_accepts_every_scaled_object_and_makes_the_hpa_it_nam
         # One External metric per trigger, named and targeted as KEDA derives it from the trigger. An external
         # scaler's trigger (the HTTP add-on's) has none here: its gRPC scaler runs in the cluster, out of reach.
         # KEDA names them s<index>-<type>[-<what the trigger says>] (a cron's adds its zone and schedule).
-        wanted = {f"s{i}-{t['type']}": t for i, t in enumerate(spec["triggers"])
-                  if t["type"] not in ("external", "external-push")}
-        got = {"-".join(m["external"]["metric"]["name"].split("-")[:2]): m["external"]["target"]
-               for m in hpa["metrics"]}
+        wanted = {
+            f"s{i}-{t['type']}": t
+            for i, t in enumerate(spec["triggers"])
+            if t["type"] not in ("external", "external-push")
+        }
+        got = {
+            "-".join(m["external"]["metric"]["name"].split("-")[:2]): m["external"]["target"] for m in hpa["metrics"]
+        }
         assert set(got) == set(wanted), (name, hpa["metrics"])
         for metric, trigger in wanted.items():
             kind = trigger.get("metricType", "AverageValue")
@@ -178,19 +186,33 @@ def _fill_spare_gpus(stack: str) -> list[str]:
     for node in nodes:
         name = node["metadata"]["name"]
         resource = next(k for k in node["status"]["allocatable"] if k.startswith("nvidia.com/"))
-        used = sum(int(((c.get("resources") or {}).get("requests") or {}).get(resource, 0))
-                   for p in pods if p["spec"].get("nodeName") == name and p["status"].get("phase") in ("Pending", "Running")
-                   for c in p["spec"]["containers"])
+        used = sum(
+            int(((c.get("resources") or {}).get("requests") or {}).get(resource, 0))
+            for p in pods
+            if p["spec"].get("nodeName") == name and p["status"].get("phase") in ("Pending", "Running")
+            for c in p["spec"]["containers"]
+        )
         free = int(node["status"]["allocatable"][resource]) - used
         if free <= 0:
             continue
-        fillers.append({
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": f"gpu-filler-{name}", "namespace": "default", "labels": {"app": "gpu-filler"}},
-            "spec": {"nodeName": name, "tolerations": [{"operator": "Exists"}],
-                     "containers": [{"name": "fill", "image": "registry.k8s.io/pause:3.10",
-                                     "resources": {"limits": {resource: str(free)}, "requests": {resource: str(free)}}}]},
-        })
+        fillers.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": f"gpu-filler-{name}", "namespace": "default", "labels": {"app": "gpu-filler"}},
+                "spec": {
+                    "nodeName": name,
+                    "tolerations": [{"operator": "Exists"}],
+                    "containers": [
+                        {
+                            "name": "fill",
+                            "image": "registry.k8s.io/pause:3.10",
+                            "resources": {"limits": {resource: str(free)}, "requests": {resource: str(free)}},
+                        }
+                    ],
+                },
+            }
+        )
     local_cluster.apply(fillers)
     return [f["metadata"]["name"] for f in fillers]
 
@@ -213,9 +235,17 @@ def test_a_typical_change_previews_exactly_and_rolls_out_on_gpu_nodes_with_no_sp
         deployed.project.up()
         live = next(d for d in observe.get("Deployment.v1.apps") if d["metadata"]["name"] == model)
         status = live["status"]
-        assert status.get("updatedReplicas") == status.get("replicas") == status.get("readyReplicas") == live["spec"]["replicas"]
-        assert f"--max-model-len={entry['maxModelLen']}" in " ".join(live["spec"]["template"]["spec"]["containers"][0]["args"]) \
+        assert (
+            status.get("updatedReplicas")
+            == status.get("replicas")
+            == status.get("readyReplicas")
+            == live["spec"]["replicas"]
+        )
+        assert (
+            f"--max-model-len={entry['maxModelLen']}"
+            in " ".join(live["spec"]["template"]["spec"]["containers"][0]["args"])
             or str(entry["maxModelLen"]) in live["spec"]["template"]["spec"]["containers"][0]["args"]
+        )
     finally:
         local_cluster.kubectl("delete", "pod", "-n", "default", "-l", "app=gpu-filler", "--wait=false", check=False)
         stack_path.write_text(before)
@@ -280,12 +310,18 @@ def test_destroy_leaves_nothing_behind(deployed):
     rendered = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in deployed.objects}
     assert len(observe.missing(deployed.objects)) == len(rendered), "objects of the stack outlived destroy"
     namespaces = {n["metadata"]["name"]: n for n in observe.get("namespaces")}
-    left = {n for n in stack_namespaces & set(namespaces)
-            if not (namespaces[n]["metadata"].get("labels") or {}).get(local_cluster.PROVIDED_LABEL)}
+    left = {
+        n
+        for n in stack_namespaces & set(namespaces)
+        if not (namespaces[n]["metadata"].get("labels") or {}).get(local_cluster.PROVIDED_LABEL)
+    }
     assert not left, f"namespaces left after destroy (or stuck Terminating): {sorted(left)}"
     assert not observe.get("persistentvolumeclaims") and not observe.get("persistentvolumes")
-    crds = {c["spec"]["group"] for c in observe.get("customresourcedefinitions")
-            if c["metadata"]["name"] not in deployed.crds_before
-            and not (c["metadata"].get("labels") or {}).get(local_cluster.PROVIDED_LABEL)}
+    crds = {
+        c["spec"]["group"]
+        for c in observe.get("customresourcedefinitions")
+        if c["metadata"]["name"] not in deployed.crds_before
+        and not (c["metadata"].get("labels") or {}).get(local_cluster.PROVIDED_LABEL)
+    }
     kept = set(deployed.rendered["crd_folder_groups"]) | {"kwok.x-k8s.io"}
     assert crds <= kept, f"CRDs left after destroy: {sorted(crds - kept)}"

@@ -22,12 +22,11 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-import yaml
-
 import engine
 import local_cluster
 import observe
+import pytest
+import yaml
 from harness import ROOT
 
 import llmstack_k8s
@@ -73,10 +72,15 @@ def library_copy(target: Path) -> Path:
 
 
 def gpu_nodes() -> list[dict]:
-    return [local_cluster._node(f"{STACK}-gpu-{n}", {GPU_LABEL: STACK},
-                                {**local_cluster.GPU_NODE, "nvidia.com/gpu": "1"},
-                                [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}])
-            for n in range(GPU_NODES)]
+    return [
+        local_cluster._node(
+            f"{STACK}-gpu-{n}",
+            {GPU_LABEL: STACK},
+            {**local_cluster.GPU_NODE, "nvidia.com/gpu": "1"},
+            [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}],
+        )
+        for n in range(GPU_NODES)
+    ]
 
 
 class Consumer:
@@ -91,10 +95,13 @@ class Consumer:
 
     def sh(self, what: str, *cmd: str) -> subprocess.CompletedProcess:
         started = time.monotonic()
-        result = subprocess.run(cmd, cwd=self.directory, env=self.project.env, capture_output=True, text=True,
-                                timeout=TIMEOUT)
+        result = subprocess.run(
+            cmd, cwd=self.directory, env=self.project.env, capture_output=True, text=True, timeout=TIMEOUT
+        )
         self.timings[what] = time.monotonic() - started
-        assert result.returncode == 0, f"{' '.join(cmd)} exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        assert result.returncode == 0, (
+            f"{' '.join(cmd)} exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
         return result
 
     def pulumi(self, what: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -118,11 +125,19 @@ def consumer(tmp_path_factory, cluster):
     shutil.copytree(PROGRAM, program, ignore=shutil.ignore_patterns("node_modules", "sdks", "bin"))
     (program / f"Pulumi.{STACK}.yaml").write_text(stack_file())
     constraints = base / "constraints.txt"
-    constraints.write_text(f"pulumi=={versions.PULUMI_VERSION}\npulumi-kubernetes=={versions.PULUMI_KUBERNETES_VERSION}\n"
-                           f"pulumi-random=={versions.PULUMI_RANDOM_VERSION}\n")
+    constraints.write_text(
+        f"pulumi=={versions.PULUMI_VERSION}\npulumi-kubernetes=={versions.PULUMI_KUBERNETES_VERSION}\n"
+        f"pulumi-random=={versions.PULUMI_RANDOM_VERSION}\n"
+    )
     env = engine.environment(backend=TEST_STATE)
-    env.update({"PIP_CONSTRAINT": str(constraints), "npm_config_update_notifier": "false",
-                "npm_config_fund": "false", "npm_config_audit": "false"})
+    env.update(
+        {
+            "PIP_CONSTRAINT": str(constraints),
+            "npm_config_update_notifier": "false",
+            "npm_config_fund": "false",
+            "npm_config_audit": "false",
+        }
+    )
     made = Consumer(engine.Project(program, STACK, env=env), provider_dir)
     made.sh("npm install", "npm", "install")
     made.pulumi("package add", "package", "add", str(provider_dir))
@@ -177,12 +192,20 @@ def test_up_builds_the_components_children_with_the_programs_provider(deployed):
     by_urn = {r["urn"]: r for r in resources}
     components = {r["urn"].split("::")[-1]: r for r in resources if r["type"].startswith("llmstack:index:")}
     assert sorted((c["type"], name) for name, c in components.items()) == [
-        ("llmstack:index:GpuNodePool", "gpu"), ("llmstack:index:ModelCache", "qwen-cache"),
-        ("llmstack:index:VllmService", "qwen")]
+        ("llmstack:index:GpuNodePool", "gpu"),
+        ("llmstack:index:ModelCache", "qwen-cache"),
+        ("llmstack:index:VllmService", "qwen"),
+    ]
     children = [r for r in resources if r.get("parent") in {c["urn"] for c in components.values()}]
     kinds = sorted(r["type"] for r in children)
-    for kind in ("kubernetes:apps/v1:Deployment", "kubernetes:core/v1:Service", "kubernetes:core/v1:PersistentVolumeClaim",
-                 "kubernetes:batch/v1:Job", "kubernetes:core/v1:Secret", "random:index/randomPassword:RandomPassword"):
+    for kind in (
+        "kubernetes:apps/v1:Deployment",
+        "kubernetes:core/v1:Service",
+        "kubernetes:core/v1:PersistentVolumeClaim",
+        "kubernetes:batch/v1:Job",
+        "kubernetes:core/v1:Secret",
+        "random:index/randomPassword:RandomPassword",
+    ):
         assert kind in kinds, (kind, kinds)
     for child in children:
         if child["type"].startswith("kubernetes:"):
@@ -210,7 +233,9 @@ def test_the_cluster_runs_the_server_on_a_gpu_node_after_the_download(deployed):
         assert time.monotonic() < deadline, "Service qwen has no ready endpoint"
         time.sleep(1)
     nodes = observe.nodes()
-    servers = [p for p in observe.pods({NAMESPACE}) if p["metadata"]["labels"].get("app.kubernetes.io/instance") == "qwen"]
+    servers = [
+        p for p in observe.pods({NAMESPACE}) if p["metadata"]["labels"].get("app.kubernetes.io/instance") == "qwen"
+    ]
     assert servers and all(p["status"].get("phase") == "Running" for p in servers), [p["status"] for p in servers]
     for pod in servers:
         node = nodes[pod["spec"]["nodeName"]]
@@ -224,14 +249,16 @@ def test_the_pools_contract_placed_the_server_from_its_outputs(deployed):
     # is a key of the container's resources: an Output there once broke the component, see test_wire_construct).
     spec = one("Deployment.v1.apps", "qwen")["spec"]["template"]["spec"]
     assert spec["nodeSelector"] == {GPU_LABEL: STACK}
-    assert spec["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}]
+    assert spec["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}
+    ]
     assert spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
 
 
 def test_numbers_and_enums_from_typescript_arrive_as_the_components_types(deployed):
     # Every number travels as a double and enums as strings: the server's flags show what the host made of them.
     args = one("Deployment.v1.apps", "qwen")["spec"]["template"]["spec"]["containers"][0]["args"]
-    flags = dict(zip(args[::2], args[1::2]))
+    flags = dict(zip(args[::2], args[1::2], strict=False))
     assert flags["--max-model-len"] == str(MAX_MODEL_LEN), args
     assert flags["--tensor-parallel-size"] == "1" and flags["--dtype"] == "bfloat16", args
     assert flags["--gpu-memory-utilization"] == "0.85", args
@@ -243,7 +270,11 @@ def test_outputs_reach_the_program_and_name_what_exists(deployed):
     assert outputs["gpuResourceName"] == "nvidia.com/gpu"
     assert outputs["endpoint"] == f"http://qwen.{NAMESPACE}.svc.cluster.local:8000/v1"
     assert (outputs["claimName"], outputs["jobName"], outputs["deploymentName"], outputs["serviceName"]) == (
-        "qwen-cache-weights", "qwen-cache-download", "qwen", "qwen")
+        "qwen-cache-weights",
+        "qwen-cache-download",
+        "qwen",
+        "qwen",
+    )
     assert outputs["modelPath"].endswith("/Qwen--Qwen2.5-0.5B-Instruct/7ae557604adf67be50417f59c2c2f167def9a775")
     assert outputs["apiKey"] == "[secret]", "the API key output is not a secret"
     secret = one("secrets", outputs["apiKeySecretName"])
@@ -272,7 +303,9 @@ def test_a_second_preview_shows_no_changes(deployed):
 def test_a_refused_argument_names_the_property_and_changes_nothing(deployed):
     stack_path = deployed.directory / f"Pulumi.{STACK}.yaml"
     before_text = stack_path.read_text()
-    before = {o["metadata"]["uid"]: o["metadata"]["resourceVersion"] for o in observe.get("Deployment.v1.apps", NAMESPACE)}
+    before = {
+        o["metadata"]["uid"]: o["metadata"]["resourceVersion"] for o in observe.get("Deployment.v1.apps", NAMESPACE)
+    }
     count = len(deployed.project.resources())
     doc = yaml.safe_load(before_text)
     doc["config"]["typescript-consumer:maxModelLen"] = "4096.5"  # a fraction where vLLM takes an integer
@@ -283,7 +316,9 @@ def test_a_refused_argument_names_the_property_and_changes_nothing(deployed):
         stack_path.write_text(before_text)
     assert result.returncode != 0
     assert "engine.maxModelLen" in result.stdout and "expected an integer" in result.stdout, result.stdout[-3000:]
-    after = {o["metadata"]["uid"]: o["metadata"]["resourceVersion"] for o in observe.get("Deployment.v1.apps", NAMESPACE)}
+    after = {
+        o["metadata"]["uid"]: o["metadata"]["resourceVersion"] for o in observe.get("Deployment.v1.apps", NAMESPACE)
+    }
     assert after == before
     assert len(deployed.project.resources()) == count
 
@@ -293,13 +328,20 @@ def test_destroy_removes_everything(deployed):
     assert deployed.project.resources() == []
     deadline = time.monotonic() + 120
     while True:
-        left = [f"{kind} {o['metadata']['name']}" for kind in ("Deployment.v1.apps", "services", "persistentvolumeclaims",
-                                                                 "Job.v1.batch", "secrets", "pods")
-                for o in observe.get(kind, NAMESPACE)]
+        left = [
+            f"{kind} {o['metadata']['name']}"
+            for kind in ("Deployment.v1.apps", "services", "persistentvolumeclaims", "Job.v1.batch", "secrets", "pods")
+            for o in observe.get(kind, NAMESPACE)
+        ]
         namespaces = {n["metadata"]["name"] for n in observe.get("namespaces")}
-        volumes = [v["metadata"]["name"] for v in observe.get("persistentvolumes")
-                   if (v["spec"].get("claimRef") or {}).get("namespace") == NAMESPACE]
+        volumes = [
+            v["metadata"]["name"]
+            for v in observe.get("persistentvolumes")
+            if (v["spec"].get("claimRef") or {}).get("namespace") == NAMESPACE
+        ]
         if not left and NAMESPACE not in namespaces and not volumes:
             break
-        assert time.monotonic() < deadline, f"left after destroy: {left}, namespace: {NAMESPACE in namespaces}, {volumes}"
+        assert time.monotonic() < deadline, (
+            f"left after destroy: {left}, namespace: {NAMESPACE in namespaces}, {volumes}"
+        )
         time.sleep(2)

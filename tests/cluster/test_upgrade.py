@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import subprocess
 
-import pytest
-
 import engine
 import local_cluster
+import pytest
 from harness import ROOT
 
 #: The previous release: the newest commit of main before this tree's changes to resource shapes that can
@@ -22,8 +21,11 @@ STATEFUL = ("kubernetes:core/v1:PersistentVolumeClaim", "kubernetes:core/v1:Name
 @pytest.fixture(scope="module")
 def old_tree(tmp_path_factory):
     tree = tmp_path_factory.mktemp("old") / "tree"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), UPGRADE_FROM],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), UPGRADE_FROM],
+        check=True,
+        capture_output=True,
+    )
     # The venv's llmstack_k8s is this checkout's components/: the old program must import the old ones.
     lib = tree.parent / "lib"
     lib.mkdir()
@@ -39,8 +41,9 @@ def test_upgrading_from_the_previous_release_replaces_nothing_that_holds_state(s
     env = engine.environment(backend=engine.STATE / f"state-{local_cluster.NAME}")
     # Each release with its own stack file: where this one renamed a key, the old file is refused with the
     # replacement named, and its owner writes the new one before the first preview.
-    old = engine.Project.copy(tmp_path / "old", name, local_cluster.stack_file(stack, root=tree),
-                              env={**env, "PYTHONPATH": str(lib)})
+    old = engine.Project.copy(
+        tmp_path / "old", name, local_cluster.stack_file(stack, root=tree), env={**env, "PYTHONPATH": str(lib)}
+    )
     for entry in ("__main__.py", "components", "stacks"):
         (old.directory / entry).unlink()
         (old.directory / entry).symlink_to(tree / entry)
@@ -52,8 +55,11 @@ def test_upgrading_from_the_previous_release_replaces_nothing_that_holds_state(s
         changes = new.changes()
         # The old tree really ran: its Helm releases created their own namespaces, the new tree adopts them.
         assert ("create", "kubernetes:core/v1:Namespace", "autoscaling-keda-ns") in changes, changes
-        lost = [c for c in changes if c[1] in STATEFUL and c[0] in ("replace", "create-replacement", "delete",
-                                                                   "delete-replaced")]
+        lost = [
+            c
+            for c in changes
+            if c[1] in STATEFUL and c[0] in ("replace", "create-replacement", "delete", "delete-replaced")
+        ]
         assert not lost, f"upgrading {stack} would replace or delete state: {lost}"
         assert not [c for c in changes if "replace" in c[0]], f"replacements: {changes}"
         new.up()

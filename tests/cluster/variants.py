@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 import yaml
-
 from harness import ROOT
 
 #: A stand-in commit for models the tests never download (the download Job only runs under kwok).
@@ -37,7 +36,8 @@ def object_storage(config: dict) -> None:
         model.pop(key, None)
     config["llmstack:objectStorage"] = {
         "region": "eu-west-1",
-        "serviceAccountAnnotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/weights-reader"}}
+        "serviceAccountAnnotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/weights-reader"},
+    }
 
 
 #: name -> (shipped stack it starts from, edit)

@@ -5,6 +5,7 @@ in one message naming the stack file and the key, and registers nothing."""
 import copy
 
 import pytest
+
 from conftest import assert_refused, render_with
 
 BASE = {
@@ -31,11 +32,13 @@ CASES = {
     # --- managed flags, every spelling vLLM accepts -------------------------------------------
     "managed flag with underscores and =": (
         model(extraArgs=["--tensor_parallel_size=2"]),
-        "extraArgs sets --tensor_parallel_size (that is --tensor-parallel-size), which the stack renders from its own key tensorParallelSize (extraArgs[0]",
+        "extraArgs sets --tensor_parallel_size (that is --tensor-parallel-size), which the stack renders from its own "
+        "key tensorParallelSize (extraArgs[0]",
     ),
     "managed flag by its short alias": (
         model(extraArgs=["--enforce-eager", "-tp", "2"]),
-        "extraArgs sets -tp (that is --tensor-parallel-size), which the stack renders from its own key tensorParallelSize (extraArgs[1] '-tp')",
+        "extraArgs sets -tp (that is --tensor-parallel-size), which the stack renders from its own key "
+        "tensorParallelSize (extraArgs[1] '-tp')",
     ),
     "managed flag as an abbreviation argparse expands": (
         model(extraArgs=["--max-model", "4096"]),
@@ -43,15 +46,18 @@ CASES = {
     ),
     "managed switch in its --no- form": (
         model(extraArgs=["--no-enable-prefix-caching"]),
-        "which the stack renders from its own key enablePrefixCaching (extraArgs[0] '--no-enable-prefix-caching'); set enablePrefixCaching instead",
+        "which the stack renders from its own key enablePrefixCaching (extraArgs[0] '--no-enable-prefix-caching'); "
+        "set enablePrefixCaching instead",
     ),
     "managed flag by an alias the old list missed": (
         model(extraArgs=["--device-memory-utilization", "0.5"]),
-        "--device-memory-utilization (that is --gpu-memory-utilization), which the stack renders from its own key gpuMemoryUtilization",
+        "--device-memory-utilization (that is --gpu-memory-utilization), which the stack renders from its own key "
+        "gpuMemoryUtilization",
     ),
     "API key in plain args": (
         model(extraArgs=["--api-key", "sk-123"]),
-        "extraArgs sets --api-key, which the stack sets itself (extraArgs[0] '--api-key'): the API key comes from a Secret",
+        "extraArgs sets --api-key, which the stack sets itself (extraArgs[0] '--api-key'): the API key comes from a "
+        "Secret",
     ),
     "port moved away from the probes": (
         model(extraArgs=["--port=9000"]),
@@ -60,7 +66,8 @@ CASES = {
     # --- the way vLLM parses a list ------------------------------------------------------------
     "flag and value in one list item": (
         model(extraArgs=["--max-num-batched-tokens 8192"]),
-        "extraArgs[0] '--max-num-batched-tokens 8192': '--max-num-batched-tokens 8192' is one list item holding a flag and its value; vLLM reads it as a single word",
+        "extraArgs[0] '--max-num-batched-tokens 8192': '--max-num-batched-tokens 8192' is one list item holding a "
+        "flag and its value; vLLM reads it as a single word",
     ),
     "flag vLLM 0.32 dropped": (
         model(extraArgs=["--swap-space", "4"]),
@@ -68,7 +75,8 @@ CASES = {
     ),
     "misspelt flag gets a did-you-mean": (
         model(extraArgs=["--enable-chunk-prefill"]),
-        "extraArgs[0] '--enable-chunk-prefill': '--enable-chunk-prefill' is not a flag of vLLM 0.32.0 (did you mean --enable-chunked-prefill",
+        "extraArgs[0] '--enable-chunk-prefill': '--enable-chunk-prefill' is not a flag of vLLM 0.32.0 (did you mean "
+        "--enable-chunked-prefill",
     ),
     "value of the wrong type": (
         model(extraArgs=["--max-num-batched-tokens", "lots"]),
@@ -118,7 +126,8 @@ CASES = {
     # --- the model's architecture ------------------------------------------------------------------
     "tensor parallel size that does not divide the heads": (
         model(tensorParallelSize=3),
-        "tensorParallelSize: 3 does not divide the model's 32 attention heads (vLLM refuses it at start-up); use one of 1, 2, 4, 8, 16",
+        "tensorParallelSize: 3 does not divide the model's 32 attention heads (vLLM refuses it at start-up); use one "
+        "of 1, 2, 4, 8, 16",
     ),
     "tensor parallel size that splits KV heads unevenly": (
         model(model="Qwen/Qwen2.5-14B-Instruct", tensorParallelSize=5, weightsGiB=28),
@@ -129,7 +138,11 @@ CASES = {
         "maxModelLen: 65536 exceeds the model's maximum context of 32768 tokens",
     ),
     "more pipeline stages than layers (stated architecture)": (
-        model(model="acme/tiny-chat", architecture={"attentionHeads": 8, "kvHeads": 2, "layers": 4}, pipelineParallelSize=8),
+        model(
+            model="acme/tiny-chat",
+            architecture={"attentionHeads": 8, "kvHeads": 2, "layers": 4},
+            pipelineParallelSize=8,
+        ),
         "pipelineParallelSize: 8 pipeline stages for a model of 4 layers",
     ),
     "stated architecture contradicting the catalog": (
@@ -150,7 +163,8 @@ CASES = {
     ),
     "deprecated quantization without its opt-in": (
         model(quantization="fbgemm_fp8"),
-        "quantization: fbgemm_fp8 is deprecated in vLLM 0.32.0, which refuses it unless extraArgs has --allow-deprecated-quantization",
+        "quantization: fbgemm_fp8 is deprecated in vLLM 0.32.0, which refuses it unless extraArgs has "
+        "--allow-deprecated-quantization",
     ),
     "quantization vLLM 0.32 does not have": (
         model(quantization="bitsandbytes"),
@@ -170,30 +184,46 @@ def test_enough_engine_cases():
     assert len(CASES) >= 15
 
 
-@pytest.mark.parametrize("args", [
-    ["--enable-chunked-prefill", "--max-num-batched-tokens", "8192"],
-    ["--max_num_batched_tokens=8k", "-O3", "--kv-cache-dtype", "fp8"],
-    ["--compilation-config.mode", "3"],
-    ["--hf-overrides", '{"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}}'],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--enable-chunked-prefill", "--max-num-batched-tokens", "8192"],
+        ["--max_num_batched_tokens=8k", "-O3", "--kv-cache-dtype", "fp8"],
+        ["--compilation-config.mode", "3"],
+        [
+            "--hf-overrides",
+            '{"rope_scaling": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768}}',
+        ],
+    ],
+)
 def test_valid_extra_args_render(args):
     # The refusals above are precise, not a blanket: what vLLM accepts (and the stack does not own) renders.
     r = render_with(model(model="Qwen/Qwen2.5-7B-Instruct", weightsGiB=15, extraArgs=args))
-    deployment = next(o for o in r.objects if o["kind"] == "Deployment" and o["metadata"]["name"].startswith("llama-8b"))
+    deployment = next(
+        o for o in r.objects if o["kind"] == "Deployment" and o["metadata"]["name"].startswith("llama-8b")
+    )
     rendered = [str(a) for a in deployment["spec"]["template"]["spec"]["containers"][0]["args"]]
-    assert rendered[-len(args):] == args
+    assert rendered[-len(args) :] == args
 
 
 def test_long_context_allowed_by_rope_override_or_env():
-    long = dict(model="Qwen/Qwen2.5-7B-Instruct", maxModelLen=131072)
+    long = {"model": "Qwen/Qwen2.5-7B-Instruct", "maxModelLen": 131072}
     render_with(model(**long, extraArgs=["--hf-overrides", '{"rope_scaling": {"rope_type": "yarn", "factor": 4.0}}']))
     render_with(model(**long, extraEnv={"VLLM_ALLOW_LONG_MAX_MODEL_LEN": "1"}))
 
 
 # --- the GPU fit check never skipped for want of a size ----------------------------------------
-L4_SHARED = {"gpu": {"product": "NVIDIA-L4", "memoryGiB": 22, "perNode": 1}, "sharing": {"strategy": "timeSlicing", "replicas": 4}}
-NO_SIZE_70B = {"name": "llama-70b", "model": "meta-llama/Llama-3.1-70B-Instruct",
-               "revision": "0e9e39f249a16976918f6564b8830bc894c89659", "gpuMemoryUtilization": 0.2, "cache": {"size": "300Gi"}}
+L4_SHARED = {
+    "gpu": {"product": "NVIDIA-L4", "memoryGiB": 22, "perNode": 1},
+    "sharing": {"strategy": "timeSlicing", "replicas": 4},
+}
+NO_SIZE_70B = {
+    "name": "llama-70b",
+    "model": "meta-llama/Llama-3.1-70B-Instruct",
+    "revision": "0e9e39f249a16976918f6564b8830bc894c89659",
+    "gpuMemoryUtilization": 0.2,
+    "cache": {"size": "300Gi"},
+}
 
 
 def test_catalogued_70b_without_a_size_is_refused_with_the_derived_figure():

@@ -5,8 +5,8 @@ import json
 
 import jsonschema
 import yaml
-from conftest import ROOT
 
+from conftest import ROOT
 from stacks.config import StackConfig
 from stacks.config.loader import SECRET_KEYS
 

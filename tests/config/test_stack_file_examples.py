@@ -5,6 +5,7 @@ exactly what its fixture file says, line for line, so the two cannot drift apart
 import re
 
 import pytest
+
 from conftest import ROOT, STACK_EXAMPLES
 
 #: (stack file, the block's first line, what its further lines look like, fixture file)
@@ -24,12 +25,15 @@ def commented_block(stack_file: str, first: str, further: str) -> list[str]:
     return [first] + [re.sub(r"^\s*# ?", "", line, count=1) for line in block.group(2).splitlines()]
 
 
-@pytest.mark.parametrize(("stack_file", "first", "further", "fixture"), EXAMPLES, ids=[e[3].removesuffix(".yaml") for e in EXAMPLES])
+@pytest.mark.parametrize(
+    ("stack_file", "first", "further", "fixture"), EXAMPLES, ids=[e[3].removesuffix(".yaml") for e in EXAMPLES]
+)
 def test_commented_example_says_what_its_fixture_says(stack_file, first, further, fixture):
     lines = (STACK_EXAMPLES / fixture).read_text().splitlines()
-    in_fixture = lines[lines.index(first):]
+    in_fixture = lines[lines.index(first) :]
     assert commented_block(stack_file, first, further) == in_fixture, (
-        f"{stack_file}'s commented example and tests/fixtures/stack-examples/{fixture} differ; change both")
+        f"{stack_file}'s commented example and tests/fixtures/stack-examples/{fixture} differ; change both"
+    )
 
 
 def test_every_fixture_is_a_commented_example():

@@ -6,8 +6,8 @@ import runpy
 
 import pulumi
 import pytest
-from conftest import ROOT
 
+from conftest import ROOT
 from llmstack_k8s._core.provider_host import COMPONENTS
 from llmstack_k8s._core.testing import RecordingMocks
 from llmstack_k8s._core.validation import type_hints

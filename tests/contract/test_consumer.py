@@ -11,9 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from support import consumer_project
 import pytest
+
 from conftest import ROOT
+from support import consumer_project
 from support.plugin_host import get_schema, metaschema_validator, plugin
 
 BIN = Path(sys.executable).parent
@@ -24,15 +25,22 @@ def run(cmd: list, cwd: Path, timeout: int = 600, check: bool = True) -> subproc
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     out = subprocess.run([str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if check and out.returncode != 0:
-        raise AssertionError(f"{' '.join(map(str, cmd))} failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+        raise AssertionError(
+            f"{' '.join(map(str, cmd))} failed ({out.returncode}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+        )
     return out
 
 
 def snapshot_repository(target: Path) -> Path:
     """A git repository holding the working tree as it is (tracked and new files, .gitignore
     respected): what a user would clone, including changes not committed yet."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True,
-                            check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, listed):
         src = ROOT / rel
         if src.is_file():
@@ -40,7 +48,10 @@ def snapshot_repository(target: Path) -> Path:
             shutil.copy2(src, target / rel)
     run(["git", "init", "-q"], target)
     run(["git", "add", "-A"], target)
-    run(["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "commit", "-q", "-m", "snapshot"], target)
+    run(
+        ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid", "commit", "-q", "-m", "snapshot"],
+        target,
+    )
     return target
 
 
@@ -64,8 +75,10 @@ def workspace(tmp_path_factory):
 
 
 def test_the_library_comes_from_the_git_install_and_the_projects_components_from_the_project(workspace):
-    probe = ("import components, llmstack_k8s, json; "
-             "print(json.dumps([components.__file__, llmstack_k8s.__file__, llmstack_k8s.__version__]))")
+    probe = (
+        "import components, llmstack_k8s, json; "
+        "print(json.dumps([components.__file__, llmstack_k8s.__file__, llmstack_k8s.__version__]))"
+    )
     own, library, version = json.loads(run([workspace["python"], "-c", probe], workspace["project"]).stdout)
     assert Path(own) == workspace["project"] / "components" / "__init__.py"
     assert "site-packages" in library and str(ROOT) not in library
@@ -129,15 +142,28 @@ def _assert_checker(name: str, output: str, project: Path) -> None:
         # The message names the key (mypy, pyright for a typo) or points at its line (pyright's
         # "Literal['2'] is not assignable to int").
         assert len(found) == 1 and (key in found[0] or f"{f}:{line}:" in found[0]), (
-            f"{name}: expected one error about {key} (line {line}) in {f}:\n{output}")
+            f"{name}: expected one error about {key} (line {line}) in {f}:\n{output}"
+        )
     clean = {f: e for f, e in errors.items() if f not in MISTAKES}
     assert not clean, f"{name} reports errors in the correct program and the examples:\n{output}"
 
 
 def test_mypy_reports_the_typo_and_the_wrong_type_and_nothing_else(workspace, checked):
     project, targets = checked
-    out = run([BIN / "mypy", "--python-executable", workspace["python"], "--no-incremental", "--cache-dir", os.devnull,
-               "--check-untyped-defs", *targets], project, check=False)
+    out = run(
+        [
+            BIN / "mypy",
+            "--python-executable",
+            workspace["python"],
+            "--no-incremental",
+            "--cache-dir",
+            os.devnull,
+            "--check-untyped-defs",
+            *targets,
+        ],
+        project,
+        check=False,
+    )
     assert out.returncode == 1, out.stdout + out.stderr
     _assert_checker("mypy", out.stdout, project)
 

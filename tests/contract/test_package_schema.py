@@ -15,8 +15,8 @@ import llmstack_k8s
 from llmstack_k8s import KnativeVllmService, MultiNodeVllmService, VllmService
 from llmstack_k8s._core.package import PACKAGE
 from llmstack_k8s._core.provider_host import LlmstackProvider, field_docs
-from llmstack_k8s.serving.base import ServingArgs, ServingComponent, SinglePodServingArgs
 from llmstack_k8s._core.validation import type_hints
+from llmstack_k8s.serving.base import ServingArgs, ServingComponent, SinglePodServingArgs
 
 
 def all_components() -> list[type]:
@@ -40,7 +40,12 @@ def served_schema() -> dict:
 def test_schema_is_inferred_for_every_component():
     result = Analyzer(PACKAGE).analyze(all_components())
     schema = generate_schema(
-        PACKAGE, "0.1.0", None, result["component_definitions"], result["type_definitions"], list(result["dependencies"])
+        PACKAGE,
+        "0.1.0",
+        None,
+        result["component_definitions"],
+        result["type_definitions"],
+        list(result["dependencies"]),
     ).to_json()
     resources = schema["resources"]
     for cls in all_components():
@@ -67,7 +72,11 @@ def test_schema_is_inferred_for_every_component():
 
 
 #: Each serving component and the base its args derive from (``serving.base``).
-SERVING = {VllmService: SinglePodServingArgs, KnativeVllmService: SinglePodServingArgs, MultiNodeVllmService: ServingArgs}
+SERVING = {
+    VllmService: SinglePodServingArgs,
+    KnativeVllmService: SinglePodServingArgs,
+    MultiNodeVllmService: ServingArgs,
+}
 
 
 def _described(prop: dict) -> bool:
@@ -85,13 +94,16 @@ def test_every_field_of_every_serving_component_is_described_in_the_served_schem
     res = served_schema()["resources"][f"{PACKAGE}:index:{cls.__name__}"]
     args = typing.get_type_hints(cls.__init__)["args"]
     assert set(res["inputProperties"]) == {camel_case(k) for k in type_hints(args)}
-    assert set(res["properties"]) == {camel_case(k) for c in cls.__mro__ if issubclass(c, ServingComponent)
-                                      for k in inspect.get_annotations(c)}
+    assert set(res["properties"]) == {
+        camel_case(k) for c in cls.__mro__ if issubclass(c, ServingComponent) for k in inspect.get_annotations(c)
+    }
     for section in ("inputProperties", "properties"):
         undescribed = [name for name, prop in res[section].items() if not _described(prop)]
         assert not undescribed, f"{cls.__name__} {section} without a description: {undescribed}"
     base_args, base_outputs = field_docs(SERVING[cls]), field_docs(ServingComponent)
-    assert set(base_args) == set(type_hints(SERVING[cls])) and set(base_outputs) == set(inspect.get_annotations(ServingComponent))
+    assert set(base_args) == set(type_hints(SERVING[cls])) and set(base_outputs) == set(
+        inspect.get_annotations(ServingComponent)
+    )
     for field, doc in base_args.items():
         assert res["inputProperties"][camel_case(field)]["description"] == doc, f"{cls.__name__}.{field}"
     for field, doc in base_outputs.items():

@@ -28,7 +28,7 @@ from llmstack_k8s import checks
 from llmstack_k8s._core.testing import RELEASE_TYPE
 
 sys.path.insert(0, str(ROOT / "policy"))
-import llmstack_policy as pack  # noqa: E402
+import llmstack_policy as pack
 
 POLICIES = {p.name: p for p in pack.POLICIES}
 
@@ -57,7 +57,9 @@ def run(policy, stack: str, resources_, config=None) -> list[tuple[str, str]]:
         policy.validate(StackValidationArgs(items, config), lambda msg, urn=None: found.append((msg, urn)))
     else:
         for t, n, inputs in resources_:
-            args = ResourceValidationArgs(t, unknown_checking_proxy(inputs), _urn(stack, t, n), n, _opts(), None, config)
+            args = ResourceValidationArgs(
+                t, unknown_checking_proxy(inputs), _urn(stack, t, n), n, _opts(), None, config
+            )
             policy.validate(args, lambda msg, urn=None, u=args.urn: found.append((msg, u)))
     return found
 
@@ -80,10 +82,17 @@ def pod_spec(inputs: dict) -> dict:
 
 def test_pack_has_every_invariant_of_the_issue():
     assert set(POLICIES) == {
-        "images-pinned", "gpu-request-matches-parallelism", "gpu-pods-tolerate-pool-taints",
-        "vllm-startup-probe-budget", "no-plain-credentials", "pdb-selects-one-controller",
-        "serving-pods-have-network-policy", "serving-pods-non-root", "helm-releases-pinned",
-        "llm-route-timeouts", "knative-traffic",  # route timeouts, Knative canary splits
+        "images-pinned",
+        "gpu-request-matches-parallelism",
+        "gpu-pods-tolerate-pool-taints",
+        "vllm-startup-probe-budget",
+        "no-plain-credentials",
+        "pdb-selects-one-controller",
+        "serving-pods-have-network-policy",
+        "serving-pods-non-root",
+        "helm-releases-pinned",
+        "llm-route-timeouts",
+        "knative-traffic",  # route timeouts, Knative canary splits
         "inference-objectives-name-pools",  # priorities per served name
         "lws-headless-service-free",  # multi-node models
     }
@@ -113,8 +122,9 @@ def test_example_config_matches_the_schemas():
         props = dict(value)
         assert props.pop("enforcementLevel", "mandatory") in levels
         schema = POLICIES[name].config_schema
-        jsonschema.validate(props, {"type": "object", "additionalProperties": False,
-                                    "properties": schema.properties if schema else {}})
+        jsonschema.validate(
+            props, {"type": "object", "additionalProperties": False, "properties": schema.properties if schema else {}}
+        )
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -139,6 +149,7 @@ def test_the_stacks_exercise_every_policy():
 def _image(tag):
     def mutate(res):
         container(find(res, "Deployment", "qwen-0-5b"))["image"] = tag
+
     return mutate
 
 
@@ -146,6 +157,7 @@ def _gpus(n):
     def mutate(res):
         for part in ("limits", "requests"):
             container(find(res, "Deployment", "llama-70b"))["resources"][part]["nvidia.com/gpu"] = n
+
     return mutate
 
 
@@ -155,7 +167,8 @@ def _no_tolerations(res):
 
 def _nodepool_taint(res):
     find(res, "NodePool", "gpu")["spec"]["template"]["spec"]["taints"].append(
-        {"key": "dedicated", "value": "llm", "effect": "NoSchedule"})
+        {"key": "dedicated", "value": "llm", "effect": "NoSchedule"}
+    )
 
 
 def _probe(res):
@@ -177,26 +190,33 @@ def _args_key(res):
 def _job_labels_like_server(res):
     job = find(res, "Job", "llama-8b-download")
     job["spec"]["template"]["metadata"]["labels"] = copy.deepcopy(
-        find(res, "Deployment", "llama-8b")["spec"]["template"]["metadata"]["labels"])
+        find(res, "Deployment", "llama-8b")["spec"]["template"]["metadata"]["labels"]
+    )
 
 
 def _pdb_selects_the_job(res):
     find(res, "PodDisruptionBudget", "llama-8b")["spec"]["selector"] = {
-        "matchLabels": find(res, "Job", "llama-8b-download")["spec"]["template"]["metadata"]["labels"]}
+        "matchLabels": find(res, "Job", "llama-8b-download")["spec"]["template"]["metadata"]["labels"]
+    }
 
 
 def _pdb_selects_nothing(res):
-    find(res, "PodDisruptionBudget", "llama-8b")["spec"]["selector"] = {"matchLabels": {"app.kubernetes.io/instance": "typo"}}
+    find(res, "PodDisruptionBudget", "llama-8b")["spec"]["selector"] = {
+        "matchLabels": {"app.kubernetes.io/instance": "typo"}
+    }
 
 
 def _drop_netpol(stack, name):
     def mutate(res):
         res[:] = [r for r in res if not (r[0].endswith(":NetworkPolicy") and r[2]["metadata"]["name"] == name)]
+
     return mutate
 
 
 def _escalation(res):
-    container(find(res, "Deployment", "qwen-0-5b"), "wait-for-weights")["securityContext"]["allowPrivilegeEscalation"] = True
+    container(find(res, "Deployment", "qwen-0-5b"), "wait-for-weights")["securityContext"][
+        "allowPrivilegeEscalation"
+    ] = True
 
 
 def _root(res):
@@ -210,6 +230,7 @@ def _release(version):
         for t, _, inputs in res:
             if t == RELEASE_TYPE and inputs["chart"] == "dcgm-exporter":
                 inputs["version"] = version
+
     return mutate
 
 
@@ -217,25 +238,46 @@ def _route_timeout(value):
     def mutate(res):
         rule = find(res, "HTTPRoute", "llama-70b")["spec"]["rules"][0]
         rule["timeouts"] = {"request": value} if value else {}
+
     return mutate
 
 
 BROKEN = [
     ("images-pinned", "dev", _image("docker.io/vllm/vllm-openai:latest"), "uses the moving tag 'latest'"),
     ("images-pinned", "dev", _image("docker.io/vllm/vllm-openai"), "has no tag (so: latest"),
-    ("images-pinned", "dev", _image("registry:5000/vllm/vllm-openai"), "pin a version (registry:5000/vllm/vllm-openai:<version>)"),
+    (
+        "images-pinned",
+        "dev",
+        _image("registry:5000/vllm/vllm-openai"),
+        "pin a version (registry:5000/vllm/vllm-openai:<version>)",
+    ),
     ("gpu-request-matches-parallelism", "prod", _gpus("2"), "parallelism needs 4"),
-    ("gpu-pods-tolerate-pool-taints", "dev", _no_tolerations, "does not tolerate the GPU pool's taint nvidia.com/gpu:NoSchedule"),
+    (
+        "gpu-pods-tolerate-pool-taints",
+        "dev",
+        _no_tolerations,
+        "does not tolerate the GPU pool's taint nvidia.com/gpu:NoSchedule",
+    ),
     ("gpu-pods-tolerate-pool-taints", "prod", _nodepool_taint, "taint dedicated=llm:NoSchedule: add the toleration"),
     ("vllm-startup-probe-budget", "dev", _probe, "startupProbe allows 30 s"),
-    ("vllm-startup-probe-budget", "dev", _no_probe_knative, "Service llm-dev/qwen-1-5b: container vllm has no startupProbe"),
+    (
+        "vllm-startup-probe-budget",
+        "dev",
+        _no_probe_knative,
+        "Service llm-dev/qwen-1-5b: container vllm has no startupProbe",
+    ),
     ("no-plain-credentials", "prod", _env_token, "sets HF_TOKEN as a plain env value: store it in a Secret"),
     ("no-plain-credentials", "dev", _args_key, "passes --api-key on its command line"),
     ("pdb-selects-one-controller", "prod", _job_labels_like_server, "selects the pods of 2 workloads"),
     ("pdb-selects-one-controller", "prod", _pdb_selects_nothing, "selects no pods"),
     ("pdb-selects-one-controller", "prod", _pdb_selects_the_job, "Job llm/llama-8b-download, which has no scale"),
     ("serving-pods-have-network-policy", "dev", _drop_netpol("dev", "qwen-0-5b"), "no NetworkPolicy selects"),
-    ("serving-pods-have-network-policy", "dev", _drop_netpol("dev", "qwen-1-5b"), "Service llm-dev/qwen-1-5b runs vLLM"),
+    (
+        "serving-pods-have-network-policy",
+        "dev",
+        _drop_netpol("dev", "qwen-1-5b"),
+        "Service llm-dev/qwen-1-5b runs vLLM",
+    ),
     ("serving-pods-non-root", "dev", _escalation, "wait-for-weights allows privilege escalation"),
     ("serving-pods-non-root", "prod", _root, "may run as root: set securityContext.runAsNonRoot: true"),
     ("llm-route-timeouts", "prod", _route_timeout("30s"), "rules[0].timeouts.request is 30s"),
@@ -266,11 +308,14 @@ def test_runtime_class_tolerations_count():
     assert run(POLICIES["gpu-pods-tolerate-pool-taints"], "prod", res)
 
 
-@pytest.mark.parametrize("name,config,stack,expected", [
-    ("images-pinned", {"requireDigest": True}, "dev", "has no digest"),
-    ("vllm-startup-probe-budget", {"minStartupSeconds": 5000}, "prod", "less than the 5000 s"),
-    ("serving-pods-non-root", {"allWorkloads": True}, "dev", None),
-])
+@pytest.mark.parametrize(
+    "name,config,stack,expected",
+    [
+        ("images-pinned", {"requireDigest": True}, "dev", "has no digest"),
+        ("vllm-startup-probe-budget", {"minStartupSeconds": 5000}, "prod", "less than the 5000 s"),
+        ("serving-pods-non-root", {"allWorkloads": True}, "dev", None),
+    ],
+)
 def test_config_is_read(name, config, stack, expected):
     found = run(POLICIES[name], stack, resources(stack), config)
     if expected is None:  # every workload of the stack already complies
@@ -298,22 +343,37 @@ def test_unknown_values_are_not_judged_during_preview():
     assert any("HF_TOKEN" in m for m, _ in run(POLICIES["no-plain-credentials"], "dev", res))
 
 
-@pytest.mark.parametrize("name,expected", [
-    ("TOKENIZERS_PARALLELISM", False), ("HF_TOKEN", True), ("VLLM_API_KEY", True), ("HF_TOKEN_PATH", False),
-    ("AWS_SECRET_ACCESS_KEY", True), ("GF_SECURITY_ADMIN_PASSWORD", True), ("KEY", False), ("HF_HUB_OFFLINE", False),
-    ("adminPassword", True), ("existingSecret", False), ("apiKey", True), ("passwordFile", False),
-])
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("TOKENIZERS_PARALLELISM", False),
+        ("HF_TOKEN", True),
+        ("VLLM_API_KEY", True),
+        ("HF_TOKEN_PATH", False),
+        ("AWS_SECRET_ACCESS_KEY", True),
+        ("GF_SECURITY_ADMIN_PASSWORD", True),
+        ("KEY", False),
+        ("HF_HUB_OFFLINE", False),
+        ("adminPassword", True),
+        ("existingSecret", False),
+        ("apiKey", True),
+        ("passwordFile", False),
+    ],
+)
 def test_credential_names(name, expected):
     assert checks.is_credential_name(name) is expected
 
 
-@pytest.mark.parametrize("image,tag,digest", [
-    ("busybox", None, None),
-    ("docker.io/library/busybox:1.37.0", "1.37.0", None),
-    ("registry:5000/team/img", None, None),
-    ("registry:5000/team/img:2", "2", None),
-    ("img@sha256:abc", None, "sha256:abc"),
-])
+@pytest.mark.parametrize(
+    "image,tag,digest",
+    [
+        ("busybox", None, None),
+        ("docker.io/library/busybox:1.37.0", "1.37.0", None),
+        ("registry:5000/team/img", None, None),
+        ("registry:5000/team/img:2", "2", None),
+        ("img@sha256:abc", None, "sha256:abc"),
+    ],
+)
 def test_image_tag(image, tag, digest):
     assert checks.image_tag(image) == (tag, digest)
 

@@ -19,7 +19,10 @@ POLICY_DIR = ROOT / "policy"
 def analyzer():
     proc = subprocess.Popen(
         [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:0", str(POLICY_DIR)],
-        cwd=POLICY_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=POLICY_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         line = proc.stdout.readline().strip()
@@ -48,7 +51,9 @@ def _deployment(stack="dev", name="qwen-0-5b"):
 
 def _request(reg, inputs=None):
     return analyzer_pb2.AnalyzeRequest(
-        type=reg.type, properties=_struct(inputs or reg.inputs), urn=f"urn:pulumi:dev::llmstack::{reg.type}::{reg.name}",
+        type=reg.type,
+        properties=_struct(inputs or reg.inputs),
+        urn=f"urn:pulumi:dev::llmstack::{reg.type}::{reg.name}",
         name=reg.name,
     )
 
@@ -72,8 +77,11 @@ def test_analyze_reports_a_moving_tag_then_config_downgrades_it(analyzer):
     assert [(d.policyName, d.enforcementLevel) for d in diags] == [("images-pinned", analyzer_pb2.MANDATORY)]
     assert "moving tag 'latest'" in diags[0].message
     # --policy-pack-config {"images-pinned": "advisory"} reaches the pack as Configure.
-    analyzer.Configure(analyzer_pb2.ConfigureAnalyzerRequest(
-        policyConfig={"images-pinned": analyzer_pb2.PolicyConfig(enforcementLevel=analyzer_pb2.ADVISORY)}))
+    analyzer.Configure(
+        analyzer_pb2.ConfigureAnalyzerRequest(
+            policyConfig={"images-pinned": analyzer_pb2.PolicyConfig(enforcementLevel=analyzer_pb2.ADVISORY)}
+        )
+    )
     try:
         diags = analyzer.Analyze(_request(reg, broken)).diagnostics
         assert [d.enforcementLevel for d in diags] == [analyzer_pb2.ADVISORY]
@@ -83,8 +91,11 @@ def test_analyze_reports_a_moving_tag_then_config_downgrades_it(analyzer):
 
 def test_analyze_stack_passes_the_rendered_stack(analyzer):
     resources = [
-        analyzer_pb2.AnalyzerResource(type=r.type, properties=_struct(r.inputs), urn=f"urn:pulumi:prod::llmstack::{r.type}::{r.name}", name=r.name)
-        for r in rendered_stack("prod").registrations if r.custom
+        analyzer_pb2.AnalyzerResource(
+            type=r.type, properties=_struct(r.inputs), urn=f"urn:pulumi:prod::llmstack::{r.type}::{r.name}", name=r.name
+        )
+        for r in rendered_stack("prod").registrations
+        if r.custom
     ]
     response = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=resources))
     assert list(response.diagnostics) == []

@@ -6,17 +6,18 @@ import re
 import sys
 import tomllib
 import typing
+from typing import NotRequired, Required
 
 import pulumi
 import pytest
 import yaml
-from conftest import ROOT
-from support.plugin_host import get_schema, metaschema_validator, plugin, plugin_version
-from typing_extensions import NotRequired, Required, is_typeddict
+from typing_extensions import is_typeddict
 
 import llmstack_k8s
+from conftest import ROOT
 from llmstack_k8s._core.provider_host import COMPONENTS, SECRETS, LlmstackProvider
 from llmstack_k8s._core.validation import PLAIN_BY_DESIGN, type_hints
+from support.plugin_host import get_schema, metaschema_validator, plugin, plugin_version
 
 PLUGIN = ROOT / "provider"
 
@@ -29,8 +30,11 @@ def served(tmp_path_factory) -> tuple[dict, str]:
 
 
 def public_components() -> set[str]:
-    return {n for n in llmstack_k8s.__all__ if isinstance(c := getattr(llmstack_k8s, n), type)
-            and issubclass(c, pulumi.ComponentResource)}
+    return {
+        n
+        for n in llmstack_k8s.__all__
+        if isinstance(c := getattr(llmstack_k8s, n), type) and issubclass(c, pulumi.ComponentResource)
+    }
 
 
 def test_plugin_folder_is_what_pulumi_package_add_runs():
@@ -39,8 +43,11 @@ def test_plugin_folder_is_what_pulumi_package_add_runs():
     assert manifest["runtime"]["options"] == {"toolchain": "pip", "virtualenv": "venv"}
     assert (PLUGIN / "__main__.py").exists()
     # Pulumi runs `pip install -r requirements.txt` in provider/: it installs this repository.
-    reqs = [line.strip() for line in (PLUGIN / "requirements.txt").read_text().splitlines()
-            if line.strip() and not line.startswith("#")]
+    reqs = [
+        line.strip()
+        for line in (PLUGIN / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert reqs == [".."]
     assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["name"] == "llmstack-k8s"
     assert "provider/venv/" in (ROOT / ".gitignore").read_text().splitlines()
@@ -101,8 +108,13 @@ def test_credentials_are_marked_secret_and_nothing_else(served):
     named_like_credentials = {where for where, name, _ in _all_properties(schema) if SECRET_NAME.search(name)}
     assert secret == named_like_credentials
     # The declaration matches what the host marks.
-    expected = {f"llmstack:index:{c}.{'inputProperties' if kind == 'inputs' else 'properties'}.{re.sub(r'_(.)', lambda m: m.group(1).upper(), n)}"
-                for c, kinds in SECRETS.items() for kind, names in kinds.items() for n in names}
+    expected = {
+        f"llmstack:index:{c}.{'inputProperties' if kind == 'inputs' else 'properties'}."
+        f"{re.sub(r'_(.)', lambda m: m.group(1).upper(), n)}"
+        for c, kinds in SECRETS.items()
+        for kind, names in kinds.items()
+        for n in names
+    }
     assert secret == expected
     assert "llmstack:index:VllmService.inputProperties.apiKey" in secret
     assert "llmstack:index:ModelCache.inputProperties.hfToken" in secret
@@ -132,7 +144,8 @@ def _takes_outputs(annotation) -> bool:
     while typing.get_origin(annotation) in (NotRequired, Required):
         annotation = typing.get_args(annotation)[0]
     return typing.get_origin(annotation) is typing.Union and any(
-        (typing.get_origin(a) or a).__name__ == "Output" for a in typing.get_args(annotation))
+        (typing.get_origin(a) or a).__name__ == "Output" for a in typing.get_args(annotation)
+    )
 
 
 def _inputs_with_annotations(schema: dict) -> list[tuple[str, dict, typing.Any]]:
@@ -158,7 +171,9 @@ def test_plain_in_the_schema_follows_the_annotations(served):
     """A field annotated ``pulumi.Input[...]`` accepts another resource's Output in every
     language; a plain one (it decides which resources exist) is marked ``plain``."""
     schema, _ = served
-    wrong = [where for where, prop, ann in _inputs_with_annotations(schema) if bool(prop.get("plain")) == _takes_outputs(ann)]
+    wrong = [
+        where for where, prop, ann in _inputs_with_annotations(schema) if bool(prop.get("plain")) == _takes_outputs(ann)
+    ]
     assert not wrong, f"plain in the schema disagrees with the annotation: {wrong}"
 
 
@@ -206,8 +221,10 @@ def test_every_plain_input_is_plain_by_design(served):
     schema, _ = served
     plain = _plain_fields(schema)
     unlisted = sorted(set(plain) - set(PLAIN_BY_DESIGN))
-    assert not unlisted, (f"plain in the schema but not in llmstack_k8s._core.validation.PLAIN_BY_DESIGN: {unlisted}; "
-                          "make them pulumi.Input[...] (or list them with the reason preview needs the value)")
+    assert not unlisted, (
+        f"plain in the schema but not in llmstack_k8s._core.validation.PLAIN_BY_DESIGN: {unlisted}; "
+        "make them pulumi.Input[...] (or list them with the reason preview needs the value)"
+    )
     assert all(reason.strip() for reason in PLAIN_BY_DESIGN.values())
     stale = sorted(set(PLAIN_BY_DESIGN) - set(plain))
     assert not stale, f"PLAIN_BY_DESIGN lists fields that are not plain inputs (gone, renamed or now Inputs): {stale}"
@@ -223,13 +240,20 @@ POINTER_NAME = re.compile(r"namespace|_name$|url|path|image|secret|class")
 def test_fields_that_point_at_objects_take_outputs(served):
     schema, _ = served
     pointers = {f for f in _plain_fields(schema) if POINTER_NAME.search(f.split(".", 1)[1])}
-    assert pointers <= set(PLAIN_BY_DESIGN), f"plain fields naming another object: {sorted(pointers - set(PLAIN_BY_DESIGN))}"
+    assert pointers <= set(PLAIN_BY_DESIGN), (
+        f"plain fields naming another object: {sorted(pointers - set(PLAIN_BY_DESIGN))}"
+    )
     # The exceptions are few, and each says why preview needs the value (resource names are map keys).
     assert len(pointers) <= 11, sorted(pointers)
     # Containers of such names take Outputs item by item (a list of namespaces from other stacks).
-    assert not [w for w, prop, ann in _inputs_with_annotations(schema)
-                if POINTER_NAME.search(w.split(".", 1)[1].lower()) and typing.get_origin(_strip(ann)) in (list, dict)
-                and not _structural(ann) and not _takes_outputs(ann)]
+    assert not [
+        w
+        for w, prop, ann in _inputs_with_annotations(schema)
+        if POINTER_NAME.search(w.split(".", 1)[1].lower())
+        and typing.get_origin(_strip(ann)) in (list, dict)
+        and not _structural(ann)
+        and not _takes_outputs(ann)
+    ]
 
 
 def _shape(prop: dict) -> dict:
@@ -252,6 +276,9 @@ def test_a_pools_outputs_fit_the_scheduling_contract_field_by_field(served):
     contract = schema["types"]["llmstack:index:SchedulingContractArgs"]["properties"]
     shared = sorted(set(pool) & set(contract))
     assert {"gpuResourceName", "nodeSelector", "tolerations", "runtimeClassName", "priorityClassName"} <= set(shared)
-    mismatched = {name: (_shape(pool[name]), _shape(contract[name])) for name in shared
-                  if _shape(pool[name]) != _shape(contract[name])}
+    mismatched = {
+        name: (_shape(pool[name]), _shape(contract[name]))
+        for name in shared
+        if _shape(pool[name]) != _shape(contract[name])
+    }
     assert not mismatched, mismatched

@@ -17,73 +17,162 @@ from pulumi.runtime.proto import provider_pb2
 from pulumi.runtime.stack import wait_for_rpcs
 from pulumi.runtime.sync_await import _sync_await
 
-from llmstack_k8s.scaling.gpu_autoscaling import AutoscalingMetric
+from llmstack_k8s._core.provider_host import COMPONENTS, LlmstackProvider
+from llmstack_k8s._core.testing import RecordingMocks, Rendered
 from llmstack_k8s.cluster.gpu_node_pool import GpuInstall, SharingStrategy
-from llmstack_k8s.serving.model_cache import AccessMode, model_dir
 from llmstack_k8s.edge.inference_pool import FailureMode
 from llmstack_k8s.edge.model_route import RouteKind
-from llmstack_k8s._core.provider_host import COMPONENTS, LlmstackProvider
-from llmstack_k8s._core.testing import Rendered, RecordingMocks
+from llmstack_k8s.scaling.gpu_autoscaling import AutoscalingMetric
+from llmstack_k8s.serving.model_cache import AccessMode, model_dir
 from llmstack_k8s.serving.vllm_pod import Dtype
 
 MODEL, REVISION = "Qwen/Qwen2.5-0.5B-Instruct", "7ae557604adf67be50417f59c2c2f167def9a775"
 ENGINE = {
-    "served_model_name": "qwen", "tensor_parallel_size": 2, "max_model_len": 8192, "max_num_seqs": 64,
-    "gpu_memory_utilization": 0.85, "dtype": Dtype.BFLOAT16, "enable_prefix_caching": True,
+    "served_model_name": "qwen",
+    "tensor_parallel_size": 2,
+    "max_model_len": 8192,
+    "max_num_seqs": 64,
+    "gpu_memory_utilization": 0.85,
+    "dtype": Dtype.BFLOAT16,
+    "enable_prefix_caching": True,
 }
-SCHEDULING = {"gpu_resource_name": "nvidia.com/gpu", "node_selector": {"pool": "gpu"},
-              "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}
+SCHEDULING = {
+    "gpu_resource_name": "nvidia.com/gpu",
+    "node_selector": {"pool": "gpu"},
+    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+}
 
 #: One call per component, with every kind of value the wire changes: integers (top level and
 #: nested), floats, enums, lists and maps of objects.
 CASES = {
-    "ModelCache": {"namespace": "llm", "model": MODEL, "revision": REVISION, "size": "10Gi",
-                   "access_mode": AccessMode.READ_WRITE_ONCE, "backoff_limit": 2, "active_deadline_seconds": 1200,
-                   "hf_token": "hf_example"},
-    "VllmService": {"namespace": "llm", "engine": ENGINE, "model_path": model_dir(MODEL, REVISION),
-                    "cache_claim_name": "qwen-weights", "replicas": 3, "startup_budget_seconds": 900,
-                    "scheduling_seconds": 300, "scheduling": SCHEDULING, "api_key": "sk-example",
-                    "rollout": {"max_surge": 0, "max_unavailable": 1},
-                    "network": {"client_namespaces": ["apps"], "monitoring_namespaces": ["monitoring"]}},
-    "KnativeVllmService": {"namespace": "llm", "engine": ENGINE, "model_path": model_dir(MODEL, REVISION),
-                           "cache_claim_name": "qwen-weights", "startup_budget_seconds": 900,
-                           "scaling": {"min_scale": 0, "max_scale": 3, "initial_scale": 1, "target_concurrency": 8},
-                           "request_timeout_seconds": 1800, "api_key": "sk-example", "scheduling": SCHEDULING},
+    "ModelCache": {
+        "namespace": "llm",
+        "model": MODEL,
+        "revision": REVISION,
+        "size": "10Gi",
+        "access_mode": AccessMode.READ_WRITE_ONCE,
+        "backoff_limit": 2,
+        "active_deadline_seconds": 1200,
+        "hf_token": "hf_example",
+    },
+    "VllmService": {
+        "namespace": "llm",
+        "engine": ENGINE,
+        "model_path": model_dir(MODEL, REVISION),
+        "cache_claim_name": "qwen-weights",
+        "replicas": 3,
+        "startup_budget_seconds": 900,
+        "scheduling_seconds": 300,
+        "scheduling": SCHEDULING,
+        "api_key": "sk-example",
+        "rollout": {"max_surge": 0, "max_unavailable": 1},
+        "network": {"client_namespaces": ["apps"], "monitoring_namespaces": ["monitoring"]},
+    },
+    "KnativeVllmService": {
+        "namespace": "llm",
+        "engine": ENGINE,
+        "model_path": model_dir(MODEL, REVISION),
+        "cache_claim_name": "qwen-weights",
+        "startup_budget_seconds": 900,
+        "scaling": {"min_scale": 0, "max_scale": 3, "initial_scale": 1, "target_concurrency": 8},
+        "request_timeout_seconds": 1800,
+        "api_key": "sk-example",
+        "scheduling": SCHEDULING,
+    },
     "KnativeServing": {"max_revision_timeout_seconds": 3600, "allow_zero_initial_scale": True},
     # TP 2 x PP 2 over nodes of 2 GPUs: a group of two pods (whole numbers arrive as doubles)
-    "MultiNodeVllmService": {"namespace": "llm", "engine": {**ENGINE, "pipeline_parallel_size": 2},
-                             "model_path": model_dir(MODEL, REVISION), "cache_claim_name": "qwen-weights",
-                             "gpus_per_node": 2, "replicas": 2, "weights_gib": 1.5, "startup_budget_seconds": 900,
-                             "max_unavailable": 1, "rdma": {"resource_name": "rdma/ib", "per_pod": 2},
-                             "api_key": "sk-example", "scheduling": SCHEDULING},
+    "MultiNodeVllmService": {
+        "namespace": "llm",
+        "engine": {**ENGINE, "pipeline_parallel_size": 2},
+        "model_path": model_dir(MODEL, REVISION),
+        "cache_claim_name": "qwen-weights",
+        "gpus_per_node": 2,
+        "replicas": 2,
+        "weights_gib": 1.5,
+        "startup_budget_seconds": 900,
+        "max_unavailable": 1,
+        "rdma": {"resource_name": "rdma/ib", "per_pod": 2},
+        "api_key": "sk-example",
+        "scheduling": SCHEDULING,
+    },
     "LeaderWorkerSetController": {"namespace": "lws-system"},
     "ImagePrePull": {"namespace": "llm", "images": ["docker.io/vllm/vllm-openai:v0.32.0"], "scheduling": SCHEDULING},
-    "Team": {"namespace": "research", "quota": {"gpus": 8, "cpu": "64", "memory": "512Gi", "storage": "2Ti"},
-             "gpu_resource_name": "nvidia.com/gpu", "api_key": "sk-team"},
-    "GpuNodePool": {"install": GpuInstall.DEVICE_PLUGIN, "namespace": "gpu",
-                    "sharing": {"strategy": SharingStrategy.TIME_SLICING, "replicas": 4},
-                    "node_selector": {"pool": "gpu"}, "taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}],
-                    "priority_class": {"name": "llm-serving", "value": 100000}},
-    "GpuAutoscaling": {"workloads": [{
-        "name": "qwen", "namespace": "llm", "deployment_name": "qwen", "service_name": "qwen",
-        "served_model_name": "qwen", "startup_budget_seconds": 900, "min_replicas": 1, "max_replicas": 4,
-        "metric": AutoscalingMetric.QUEUE_DEPTH, "target": 5.0, "cooldown_seconds": 1200, "polling_interval_seconds": 15,
-    }]},
-    "ModelRoute": {"namespace": "llm", "service_name": "qwen", "served_model_names": ["qwen", "qwen-sql"],
-                   "kind": RouteKind.INGRESS, "hostnames": ["llm.example.com"], "request_timeout_seconds": 900.0,
-                   "ingress": {"tls_secret_name": "llm-tls", "max_body_size": "32m"},
-                   # a Knative model (its Service is Knative's): whole seconds arrive as doubles
-                   "knative": {"host": "qwen.llm.svc.cluster.local", "local_gateway_namespace": "knative-serving",
-                               "local_gateway_port": 80.0, "cold_start_seconds": 600.0}},
+    "Team": {
+        "namespace": "research",
+        "quota": {"gpus": 8, "cpu": "64", "memory": "512Gi", "storage": "2Ti"},
+        "gpu_resource_name": "nvidia.com/gpu",
+        "api_key": "sk-team",
+    },
+    "GpuNodePool": {
+        "install": GpuInstall.DEVICE_PLUGIN,
+        "namespace": "gpu",
+        "sharing": {"strategy": SharingStrategy.TIME_SLICING, "replicas": 4},
+        "node_selector": {"pool": "gpu"},
+        "taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}],
+        "priority_class": {"name": "llm-serving", "value": 100000},
+    },
+    "GpuAutoscaling": {
+        "workloads": [
+            {
+                "name": "qwen",
+                "namespace": "llm",
+                "deployment_name": "qwen",
+                "service_name": "qwen",
+                "served_model_name": "qwen",
+                "startup_budget_seconds": 900,
+                "min_replicas": 1,
+                "max_replicas": 4,
+                "metric": AutoscalingMetric.QUEUE_DEPTH,
+                "target": 5.0,
+                "cooldown_seconds": 1200,
+                "polling_interval_seconds": 15,
+            }
+        ]
+    },
+    "ModelRoute": {
+        "namespace": "llm",
+        "service_name": "qwen",
+        "served_model_names": ["qwen", "qwen-sql"],
+        "kind": RouteKind.INGRESS,
+        "hostnames": ["llm.example.com"],
+        "request_timeout_seconds": 900.0,
+        "ingress": {"tls_secret_name": "llm-tls", "max_body_size": "32m"},
+        # a Knative model (its Service is Knative's): whole seconds arrive as doubles
+        "knative": {
+            "host": "qwen.llm.svc.cluster.local",
+            "local_gateway_namespace": "knative-serving",
+            "local_gateway_port": 80.0,
+            "cold_start_seconds": 600.0,
+        },
+    },
     "BodyRouter": {"namespace": "gateway", "gateway_name": "inference-gateway", "provider": "gke", "replicas": 3.0},
-    "InferencePool": {"namespace": "llm", "pod_selector": {"app.kubernetes.io/instance": "qwen"}, "gateway_namespace": "gateway",
-                      "monitoring_namespaces": ["monitoring"], "serves_lora": True, "failure_mode": FailureMode.FAIL_CLOSE,
-                      "objectives": [{"served_model_name": "qwen-sql", "priority": -1.0}]},
-    "Observability": {"models": [{"name": "qwen", "namespace": "llm", "served_model_name": "qwen", "ttft_p95_seconds": 2.0,
-                                  "always_on": True}],
-                      "serving_namespaces": ["llm"],
-                      "thresholds": {"queue_waiting_requests": 10, "queue_minutes": 5, "kv_cache_usage_ratio": 0.9,
-                                     "gpu_temperature_celsius": 85}},
+    "InferencePool": {
+        "namespace": "llm",
+        "pod_selector": {"app.kubernetes.io/instance": "qwen"},
+        "gateway_namespace": "gateway",
+        "monitoring_namespaces": ["monitoring"],
+        "serves_lora": True,
+        "failure_mode": FailureMode.FAIL_CLOSE,
+        "objectives": [{"served_model_name": "qwen-sql", "priority": -1.0}],
+    },
+    "Observability": {
+        "models": [
+            {
+                "name": "qwen",
+                "namespace": "llm",
+                "served_model_name": "qwen",
+                "ttft_p95_seconds": 2.0,
+                "always_on": True,
+            }
+        ],
+        "serving_namespaces": ["llm"],
+        "thresholds": {
+            "queue_waiting_requests": 10,
+            "queue_minutes": 5,
+            "kv_cache_usage_ratio": 0.9,
+            "gpu_temperature_celsius": 85,
+        },
+    },
 }
 
 
@@ -124,7 +213,9 @@ def _render(build) -> Rendered:
 def _wire_inputs(wire: dict, dependencies: dict | None = None) -> dict:
     struct = struct_pb2.Struct()
     struct.update(wire)
-    deps = {k: provider_pb2.ConstructRequest.PropertyDependencies(urns=urns) for k, urns in (dependencies or {}).items()}
+    deps = {
+        k: provider_pb2.ConstructRequest.PropertyDependencies(urns=urns) for k, urns in (dependencies or {}).items()
+    }
     # The servicer's own conversion of a ConstructRequest's inputs (secrets, dependencies, unknowns).
     return _sync_await(ProviderServicer._construct_inputs(struct, deps))
 
@@ -141,7 +232,9 @@ def _python(component: str, args: dict, name: str = "m"):
 
 def test_every_component_has_a_case():
     missing = {c.__name__ for c in COMPONENTS} - set(CASES)
-    assert not missing, f"add a call of {sorted(missing)} to CASES (args with integers, floats and enums where it has them)"
+    assert not missing, (
+        f"add a call of {sorted(missing)} to CASES (args with integers, floats and enums where it has them)"
+    )
     assert set(CASES) <= {c.__name__ for c in COMPONENTS}
 
 
@@ -160,19 +253,28 @@ def test_wire_shaped_values_render_what_python_renders(component):
     assert from_wire.objects == from_python.objects
     assert from_wire.helm_releases == from_python.helm_releases
     # Same children (registration order follows when each one's inputs resolve).
-    assert sorted((r.type, r.name) for r in from_wire.registrations) == sorted((r.type, r.name) for r in from_python.registrations)
+    assert sorted((r.type, r.name) for r in from_wire.registrations) == sorted(
+        (r.type, r.name) for r in from_python.registrations
+    )
 
 
 def test_integers_from_the_wire_are_integers_in_what_is_rendered():
-    """What whole-number doubles from the wire used to render: ``--tensor-parallel-size 2.0`` and Knative ``max-scale: '1.0'``."""
+    """What whole-number doubles from the wire used to render: ``--tensor-parallel-size 2.0`` and Knative
+    ``max-scale: '1.0'``."""
     for component in ("VllmService", "KnativeVllmService"):
-        rendered = _render(lambda: construct_from_wire(component, to_wire(CASES[component])))
+        rendered = _render(lambda component=component: construct_from_wire(component, to_wire(CASES[component])))
         (container,) = [c for o in rendered.objects for c in _containers(o) if c["name"] == "vllm"]
         args = container["args"]
         assert args[args.index("--tensor-parallel-size") + 1] == "2"
         assert args[args.index("--max-model-len") + 1] == "8192"
         assert args[args.index("--max-num-seqs") + 1] == "64"
-    (ksvc,) = [o for o in _render(lambda: construct_from_wire("KnativeVllmService", to_wire(CASES["KnativeVllmService"]))).objects if o["kind"] == "Service" and o["apiVersion"].startswith("serving.knative")]
+    (ksvc,) = [
+        o
+        for o in _render(
+            lambda: construct_from_wire("KnativeVllmService", to_wire(CASES["KnativeVllmService"]))
+        ).objects
+        if o["kind"] == "Service" and o["apiVersion"].startswith("serving.knative")
+    ]
     annotations = ksvc["spec"]["template"]["metadata"]["annotations"]
     assert annotations["autoscaling.knative.dev/max-scale"] == "3"
     assert annotations["autoscaling.knative.dev/initial-scale"] == "1"
@@ -320,7 +422,7 @@ def test_every_field_typed_input_takes_another_resources_output(component):
             for known in (True, False):
                 try:
                     rendered = _construct_as_the_server_does(component, _replaced(wire, path, known))
-                except Exception as e:  # noqa: BLE001 (every failure is reported below)
+                except Exception as e:
                     failures.append(f"{where} ({'known' if known else 'unknown'}): {type(e).__name__}: {e}")
                     continue
                 if known and (rendered.objects, rendered.helm_releases) != (plain.objects, plain.helm_releases):

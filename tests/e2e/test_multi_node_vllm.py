@@ -39,16 +39,23 @@ sys.path.insert(0, str(REPO / "tests"))
 import smoke  # noqa: E402
 
 from llmstack_k8s import versions  # noqa: E402
-from llmstack_k8s.serving.multi_node import LEADER_ADDRESS_ENV, WORKER_INDEX_ENV, MultiNodeVllmService  # noqa: E402
 from llmstack_k8s._core.testing import RecordingMocks, to_manifest  # noqa: E402
+from llmstack_k8s.serving.multi_node import LEADER_ADDRESS_ENV, WORKER_INDEX_ENV, MultiNodeVllmService  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
 VLLM_PYTHON = Path(os.environ.get("VLLM_VENV", REPO / ".venv-vllm")) / "bin" / "python"
 SERVED = "tiny"
 #: The tiny model's shape (tests/e2e/tiny_model.py): 4 heads, 2 layers; TP 2 x PP 2 over two "nodes" of 2.
-ENGINE = {"served_model_name": SERVED, "tensor_parallel_size": 2, "pipeline_parallel_size": 2, "max_model_len": 512,
-          "dtype": "float32", "max_num_seqs": 4, "extra_args": ["--enforce-eager", "--max-num-batched-tokens", "512"]}
+ENGINE = {
+    "served_model_name": SERVED,
+    "tensor_parallel_size": 2,
+    "pipeline_parallel_size": 2,
+    "max_model_len": 512,
+    "dtype": "float32",
+    "max_num_seqs": 4,
+    "extra_args": ["--enforce-eager", "--max-num-batched-tokens", "512"],
+}
 
 
 def rendered_group() -> tuple[dict, dict]:
@@ -58,8 +65,16 @@ def rendered_group() -> tuple[dict, dict]:
 
     @pulumi.runtime.test
     def run():
-        return MultiNodeVllmService("tiny", {"namespace": "llm", "engine": dict(ENGINE), "model_path": "/models/tiny",
-                                             "cache_claim_name": "tiny-weights", "gpus_per_node": 2}).endpoint
+        return MultiNodeVllmService(
+            "tiny",
+            {
+                "namespace": "llm",
+                "engine": dict(ENGINE),
+                "model_path": "/models/tiny",
+                "cache_claim_name": "tiny-weights",
+                "gpus_per_node": 2,
+            },
+        ).endpoint
 
     run()
     (lws,) = [to_manifest(r) for r in mocks.registrations if r.type.endswith("LeaderWorkerSet")]
@@ -91,8 +106,13 @@ def vllm_python() -> Path:
 @pytest.fixture(scope="module")
 def tiny_model(vllm_python, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny-model")
-    p = subprocess.run([str(vllm_python), str(HERE / "tiny_model.py"), str(out), "--max-positions", "512"],
-                       capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    p = subprocess.run(
+        [str(vllm_python), str(HERE / "tiny_model.py"), str(out), "--max-positions", "512"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     return out
 
@@ -105,14 +125,32 @@ def test_rendered_leader_and_worker_commands_pass_vllms_parser_and_engine_config
         cases.append({"id": role, "command": c["command"], "args": args})
     # Controls: the check is no rubber stamp on the multi-node flags.
     w = cases[1]["args"]
-    cases.append({"id": "control/rank-beyond-the-group", "command": worker["command"], "args": set_flag(w, "--node-rank", "2")})
-    cases.append({"id": "control/not-expanded", "command": worker["command"],
-                  "args": set_flag(w, "--node-rank", f"$({WORKER_INDEX_ENV})")})
-    cases.append({"id": "control/nodes-not-dividing-the-world", "command": worker["command"], "args": set_flag(w, "--nnodes", "3")})
+    cases.append(
+        {"id": "control/rank-beyond-the-group", "command": worker["command"], "args": set_flag(w, "--node-rank", "2")}
+    )
+    cases.append(
+        {
+            "id": "control/not-expanded",
+            "command": worker["command"],
+            "args": set_flag(w, "--node-rank", f"$({WORKER_INDEX_ENV})"),
+        }
+    )
+    cases.append(
+        {
+            "id": "control/nodes-not-dividing-the-world",
+            "command": worker["command"],
+            "args": set_flag(w, "--nnodes", "3"),
+        }
+    )
     src, dst = tmp_path / "cases.json", tmp_path / "results.json"
     src.write_text(json.dumps(cases))
-    p = subprocess.run([str(vllm_python), str(HERE / "validate_args.py"), str(src), str(dst)], capture_output=True, text=True,
-                       timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path)})
+    p = subprocess.run(
+        [str(vllm_python), str(HERE / "validate_args.py"), str(src), str(dst)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path)},
+    )
     assert p.returncode == 0 and dst.exists(), p.stderr[-3000:]
     results = {r["id"]: r for r in json.loads(dst.read_text())}
     for role in ("leader", "worker"):
@@ -131,27 +169,41 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_a_leader_and_a_headless_worker_from_the_rendered_commands_answer_a_completion(vllm_python, tiny_model, tmp_path):
+def test_a_leader_and_a_headless_worker_from_the_rendered_commands_answer_a_completion(
+    vllm_python, tiny_model, tmp_path
+):
     leader, worker = rendered_group()
     port, master_port = _free_port(), _free_port()
 
     def local(c: dict) -> list[str]:
         args = kubelet_expand(c["args"], LWS_ENV)
-        args = set_flag(set_flag(set_flag(args, "--model", str(tiny_model)), "--host", "127.0.0.1"), "--port", str(port))
+        args = set_flag(
+            set_flag(set_flag(args, "--model", str(tiny_model)), "--host", "127.0.0.1"), "--port", str(port)
+        )
         args = set_flag(args, "--master-port", str(master_port))
         # The CPU build cannot run pipeline stages (module docstring): the same two ranks as tensor parallel.
         return set_flag(set_flag(args, "--tensor-parallel-size", "2"), "--pipeline-parallel-size", "1")
 
     env = {**os.environ, **smoke.CPU_ENV, "HOME": str(tmp_path), "VLLM_API_KEY": "secret"}
-    leader_cmd = [str(vllm_python), *leader["command"][1:], *local(leader)]   # python3 -m vllm.entrypoints.openai.api_server
-    worker_cmd = [str(vllm_python), str(HERE / "cpu_cli.py"), *worker["command"][3:], *local(worker)]  # vllm serve ... --headless
+    leader_cmd = [
+        str(vllm_python),
+        *leader["command"][1:],
+        *local(leader),
+    ]  # python3 -m vllm.entrypoints.openai.api_server
+    worker_cmd = [
+        str(vllm_python),
+        str(HERE / "cpu_cli.py"),
+        *worker["command"][3:],
+        *local(worker),
+    ]  # vllm serve ... --headless
     logs = {n: tmp_path / f"{n}.log" for n in ("leader", "worker")}
     t0 = time.monotonic()
     procs = {}
     try:
         for name, cmd in (("leader", leader_cmd), ("worker", worker_cmd)):
-            procs[name] = subprocess.Popen(cmd, stdout=open(logs[name], "w"), stderr=subprocess.STDOUT, env=env,
-                                           start_new_session=True)
+            procs[name] = subprocess.Popen(
+                cmd, stdout=open(logs[name], "w"), stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
         deadline = t0 + 150
         while time.monotonic() < deadline:
             for name, p in procs.items():
@@ -161,10 +213,18 @@ def test_a_leader_and_a_headless_worker_from_the_rendered_commands_answer_a_comp
                 break
             time.sleep(2)
         else:
-            pytest.fail(f"the group did not come up in 150 s:\n{smoke.tail(str(logs['leader']), 40)}\n{smoke.tail(str(logs['worker']), 40)}")
+            pytest.fail(
+                "the group did not come up in 150 "
+                f"s:\n{smoke.tail(str(logs['leader']), 40)}\n{smoke.tail(str(logs['worker']), 40)}"
+            )
         ready = time.monotonic() - t0
-        status, body = smoke.http("POST", f"http://127.0.0.1:{port}/v1/completions",
-                                  {"model": SERVED, "prompt": "Hello", "max_tokens": 4, "temperature": 0}, key="secret", timeout=120)
+        status, body = smoke.http(
+            "POST",
+            f"http://127.0.0.1:{port}/v1/completions",
+            {"model": SERVED, "prompt": "Hello", "max_tokens": 4, "temperature": 0},
+            key="secret",
+            timeout=120,
+        )
         assert status == 200, body
         assert json.loads(body)["choices"][0]["text"]
         # Both processes took part: the worker joined as rank 1 of a world of 2.

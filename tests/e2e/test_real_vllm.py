@@ -10,17 +10,17 @@ The vLLM container is taken exactly as ``stacks.tools.render.render("dev")`` ren
 Deployment labelled ``app.kubernetes.io/component: server``: command, args, env, probes). Only
 these are substituted, each because a CPU-only test machine cannot honour the rendered value:
 
-| rendered                          | here                       | why                                                            |
-| --------------------------------- | -------------------------- | -------------------------------------------------------------- |
-| command ``python3``               | the vLLM venv's python     | the image's interpreter is the venv here                        |
-| ``--model /models/<org>--<name>`` | the tiny model directory   | no hub, no cache volume: a random-weight Llama made on the spot |
-| ``--host 0.0.0.0``                | ``127.0.0.1``              | loopback only                                                   |
-| ``--port 8000``                   | a free port                | parallel runs; probes follow the same substitution              |
-| ``--dtype auto``                  | ``float32``                | auto means bf16 on CPU; CPUs without AVX512-BF16 crawl/fail     |
-| (absent)                          | ``--enforce-eager``        | CPU torch.compile warm-up costs ~100 s on 2 cores (GPU image differs anyway) |
-| env ``VLLM_API_KEY`` (Secret)     | a test key                 | the Secret's value exists only in the cluster                   |
-| env ``HOME=/tmp``                 | a temp dir                 | /tmp is the pod's own emptyDir; here it is shared               |
-| (absent)                          | ``VLLM_CPU_KVCACHE_SPACE=1`` | else the CPU worker reserves gpu-memory-utilization x RAM     |
+- command ``python3``: the vLLM venv's python (the image's interpreter is the venv here)
+- ``--model /models/<org>--<name>``: the tiny model directory (no hub, no cache volume: a random-weight
+  Llama made on the spot)
+- ``--host 0.0.0.0``: ``127.0.0.1`` (loopback only)
+- ``--port 8000``: a free port (parallel runs; probes follow the same substitution)
+- ``--dtype auto``: ``float32`` (auto means bf16 on CPU; CPUs without AVX512-BF16 crawl/fail)
+- (absent): ``--enforce-eager`` (CPU torch.compile warm-up costs ~100 s on 2 cores; the GPU image differs
+  anyway)
+- env ``VLLM_API_KEY`` (Secret): a test key (the Secret's value exists only in the cluster)
+- env ``HOME=/tmp``: a temp dir (/tmp is the pod's own emptyDir; here it is shared)
+- (absent): ``VLLM_CPU_KVCACHE_SPACE=1`` (else the CPU worker reserves gpu-memory-utilization x RAM)
 
 The tiny model is generated with ``max_position_embeddings`` = the largest ``--max-model-len``
 rendered in any stack, so ``--max-model-len`` is NOT substituted. Prometheus scrapes the server
@@ -52,7 +52,6 @@ import urllib.error
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import pytest
 import yaml
@@ -64,6 +63,7 @@ sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO))
 
 import smoke  # noqa: E402  (stdlib-only driver: http, stop, tail)
+
 from conftest import rendered_dev_with_adapter  # noqa: E402
 from conftest import rendered_stack as _rendered_stack  # noqa: E402
 
@@ -73,12 +73,13 @@ def rendered_stack(stack: str):
     server also proves the adapter flags (the stack file keeps it commented until its commit is pinned)."""
     return rendered_dev_with_adapter() if stack == "dev" else _rendered_stack(stack)
 
+
 from llmstack_k8s import versions  # noqa: E402
+from llmstack_k8s._core.package import CANARY_VARIANT, STABLE_VARIANT, VARIANT_POD_LABEL  # noqa: E402
 from llmstack_k8s.observability import metrics  # noqa: E402
-from llmstack_k8s.scaling.gpu_autoscaling import AutoscalingMetric, prometheus_query  # noqa: E402
 from llmstack_k8s.observability.alerts import VARIANT_LABEL  # noqa: E402
 from llmstack_k8s.observability.observability import KNATIVE_USER_PORT  # noqa: E402
-from llmstack_k8s._core.package import CANARY_VARIANT, STABLE_VARIANT, VARIANT_POD_LABEL  # noqa: E402
+from llmstack_k8s.scaling.gpu_autoscaling import AutoscalingMetric, prometheus_query  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -124,15 +125,25 @@ class RenderedServer:
 def vllm_servers(stack: str) -> list[RenderedServer]:
     out = []
     for o in rendered_stack(stack).objects:
-        if o["kind"] == "Deployment" and o["metadata"].get("labels", {}).get(SERVER_COMPONENT[0]) == SERVER_COMPONENT[1]:
+        if (
+            o["kind"] == "Deployment"
+            and o["metadata"].get("labels", {}).get(SERVER_COMPONENT[0]) == SERVER_COMPONENT[1]
+        ):
             kind = "Deployment"
         elif o["kind"] == "Service" and o["apiVersion"].startswith("serving.knative.dev/"):
             kind = "KnativeService"
         else:
             continue
         template = o["spec"]["template"]
-        out.append(RenderedServer(kind, o["metadata"]["name"], o["metadata"]["namespace"],
-                                  dict(template["metadata"].get("labels", {})), template["spec"]["containers"][0]))
+        out.append(
+            RenderedServer(
+                kind,
+                o["metadata"]["name"],
+                o["metadata"]["namespace"],
+                dict(template["metadata"].get("labels", {})),
+                template["spec"]["containers"][0],
+            )
+        )
     return out
 
 
@@ -149,8 +160,13 @@ def set_flag(args: list[str], flag: str, value: str) -> list[str]:
 
 
 def max_model_len_rendered() -> int:
-    lens = [int(flag_value(s.args, "--max-model-len")) for st in STACKS for s in vllm_servers(st) if "--max-model-len" in s.args]
-    return max(lens + [2048])
+    lens = [
+        int(flag_value(s.args, "--max-model-len"))
+        for st in STACKS
+        for s in vllm_servers(st)
+        if "--max-model-len" in s.args
+    ]
+    return max([*lens, 2048])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -197,14 +213,19 @@ def prometheus_bin() -> str:
 def tiny_model(vllm_python, tmp_path_factory, figures) -> Path:
     out = tmp_path_factory.mktemp("tiny-model")
     t0 = time.monotonic()
-    p = subprocess.run([str(vllm_python), str(HERE / "tiny_model.py"), str(out), "--max-positions", str(max_model_len_rendered())],
-                       capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    p = subprocess.run(
+        [str(vllm_python), str(HERE / "tiny_model.py"), str(out), "--max-positions", str(max_model_len_rendered())],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert p.returncode == 0, f"tiny model generation failed:\n{p.stderr[-3000:]}"
     figures["model_gen_s"] = round(time.monotonic() - t0, 1)
     return out
 
 
-def rendered_server() -> "RenderedServer":
+def rendered_server() -> RenderedServer:
     servers = [s for s in vllm_servers(STACK) if s.kind == "Deployment"]
     assert servers, f"{STACK}: no Deployment labelled {SERVER_COMPONENT} rendered"
     return servers[0]
@@ -223,7 +244,7 @@ def lora_modules(args: list[str]) -> list[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def tiny_lora(vllm_python, tiny_model, tmp_path_factory, figures) -> Optional[Path]:
+def tiny_lora(vllm_python, tiny_model, tmp_path_factory, figures) -> Path | None:
     """A LoRA adapter made with peft on the tiny model, at the rank the rendered --max-lora-rank allows
     (the largest adapter the server's slots hold); None when the rendered server serves no adapter."""
     args = rendered_server().args
@@ -231,8 +252,20 @@ def tiny_lora(vllm_python, tiny_model, tmp_path_factory, figures) -> Optional[Pa
         return None
     out = tmp_path_factory.mktemp("tiny-lora")
     t0 = time.monotonic()
-    p = subprocess.run([str(vllm_python), str(HERE / "tiny_lora.py"), str(tiny_model), str(out), "--rank", flag_value(args, "--max-lora-rank")],
-                       capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    p = subprocess.run(
+        [
+            str(vllm_python),
+            str(HERE / "tiny_lora.py"),
+            str(tiny_model),
+            str(out),
+            "--rank",
+            flag_value(args, "--max-lora-rank"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
     assert p.returncode == 0, f"tiny LoRA generation failed (is peft in the vLLM venv?):\n{p.stderr[-3000:]}"
     figures["lora_gen_s"] = round(time.monotonic() - t0, 1)
     return out
@@ -272,7 +305,7 @@ class Probe:
     port: int
     period: int
     failure_threshold: int
-    exec: Optional[list[str]] = None  # an exec probe's command, python3 and port substituted
+    exec: list[str] | None = None  # an exec probe's command, python3 and port substituted
 
     def passes(self, env: dict) -> bool:
         """Run the probe as the kubelet would: an exec command exits 0, an httpGet answers 200."""
@@ -293,8 +326,8 @@ class Server:
     env: dict
     probes: dict[str, Probe]
     log: Path
-    proc: Optional[subprocess.Popen] = None
-    ready_s: Optional[float] = None
+    proc: subprocess.Popen | None = None
+    ready_s: float | None = None
 
     @property
     def base(self) -> str:
@@ -304,10 +337,10 @@ class Server:
     def served_name(self) -> str:
         return self.rendered.served_name
 
-    def get(self, path: str, key: Optional[str] = None, timeout: float = 30):
+    def get(self, path: str, key: str | None = None, timeout: float = 30):
         return smoke.http("GET", self.base + path, key=key, timeout=timeout)
 
-    def post(self, path: str, body: dict, key: Optional[str] = TEST_API_KEY, timeout: float = 180):
+    def post(self, path: str, body: dict, key: str | None = TEST_API_KEY, timeout: float = 180):
         return smoke.http("POST", self.base + path, body=body, key=key, timeout=timeout)
 
 
@@ -315,7 +348,9 @@ def _resolve_probe(container: dict, name: str, rendered_port: int, test_port: in
     probe = container.get(name)
     if probe and "exec" in probe:  # the warm-up gate (llmstack_k8s.serving.warmup): same python, same port substitution
         cmd = [str(x) for x in probe["exec"]["command"]]
-        assert cmd[0] == "python3" and str(rendered_port) in cmd, f"{name} exec {cmd[:2]} does not run python3 against --port"
+        assert cmd[0] == "python3" and str(rendered_port) in cmd, (
+            f"{name} exec {cmd[:2]} does not run python3 against --port"
+        )
         cmd = [python, *[str(test_port) if x == str(rendered_port) else x for x in cmd[1:]]]
         return Probe("", test_port, int(probe.get("periodSeconds", 10)), int(probe.get("failureThreshold", 3)), cmd)
     assert probe and "httpGet" in probe, f"rendered vLLM container has no {name} httpGet"
@@ -325,10 +360,12 @@ def _resolve_probe(container: dict, name: str, rendered_port: int, test_port: in
         assert port in by_name, f"{name} port {port!r} names no containerPort ({by_name})"
         port = by_name[port]
     assert int(port) == rendered_port, f"{name} probes port {port}, but vLLM listens on --port {rendered_port}"
-    return Probe(probe["httpGet"]["path"], test_port, int(probe.get("periodSeconds", 10)), int(probe.get("failureThreshold", 3)))
+    return Probe(
+        probe["httpGet"]["path"], test_port, int(probe.get("periodSeconds", 10)), int(probe.get("failureThreshold", 3))
+    )
 
 
-def server_from_render(model_dir: Path, workdir: Path, vllm_python: Path, adapter_dir: Optional[Path] = None) -> Server:
+def server_from_render(model_dir: Path, workdir: Path, vllm_python: Path, adapter_dir: Path | None = None) -> Server:
     r = rendered_server()
     c = r.container
     command = [str(x) for x in c["command"]]
@@ -357,14 +394,19 @@ def server_from_render(model_dir: Path, workdir: Path, vllm_python: Path, adapte
             assert ref, f"env {e['name']}: only values and Secret references are handled, got {e}"
             assert e["name"] == "VLLM_API_KEY", f"env {e['name']} comes from a Secret this test has no value for"
             env[e["name"]] = TEST_API_KEY
-    assert "VLLM_API_KEY" in env, "the rendered vLLM container does not take VLLM_API_KEY from a Secret: /v1 would be open"
+    assert "VLLM_API_KEY" in env, (
+        "the rendered vLLM container does not take VLLM_API_KEY from a Secret: /v1 would be open"
+    )
     assert "HOME" in env, "the rendered container sets no writable HOME"
     home = workdir / "home"
     home.mkdir()
     env["HOME"] = str(home)
     env["VLLM_CPU_KVCACHE_SPACE"] = "1"
 
-    probes = {n: _resolve_probe(c, n, rendered_port, port, str(vllm_python)) for n in ("startupProbe", "readinessProbe", "livenessProbe")}
+    probes = {
+        n: _resolve_probe(c, n, rendered_port, port, str(vllm_python))
+        for n in ("startupProbe", "readinessProbe", "livenessProbe")
+    }
     return Server(r, port, [str(vllm_python), *command[1:], *args], env, probes, workdir / "server.log")
 
 
@@ -377,7 +419,9 @@ def vllm_server(vllm_python, tiny_model, tiny_lora, tmp_path_factory, figures, s
     figures["startup_budget_s"] = budget
     logf = open(srv.log, "w")
     t0 = time.monotonic()
-    srv.proc = subprocess.Popen(srv.argv, stdout=logf, stderr=subprocess.STDOUT, env=srv.env, cwd=workdir, start_new_session=True)
+    srv.proc = subprocess.Popen(
+        srv.argv, stdout=logf, stderr=subprocess.STDOUT, env=srv.env, cwd=workdir, start_new_session=True
+    )
     try:
         status = None
         figures["startup_probe_failures"] = 0
@@ -397,8 +441,11 @@ def vllm_server(vllm_python, tiny_model, tiny_lora, tmp_path_factory, figures, s
         srv.ready_s = round(time.monotonic() - t0, 1)
         figures["server_ready_s"] = srv.ready_s
         if status != 200:
-            pytest.fail(f"vLLM did not answer {startup.path} with 200 within the startup budget of {budget} s "
-                        f"(exit code {srv.proc.poll()}); log tail:\n{smoke.tail(str(srv.log), 60)}", pytrace=False)
+            pytest.fail(
+                f"vLLM did not answer {startup.path} with 200 within the startup budget of {budget} s "
+                f"(exit code {srv.proc.poll()}); log tail:\n{smoke.tail(str(srv.log), 60)}",
+                pytrace=False,
+            )
         yield srv
     finally:
         figures["server_stop_s"] = round(smoke.stop(srv.proc), 1)
@@ -409,18 +456,24 @@ def test_server_starts_with_the_rendered_container_and_passes_its_startup_probe(
     # The fixture polled the startup probe's path and port until 200; assert the argv really is the
     # rendered one, apart from the documented substitutions.
     rendered = vllm_server.rendered.args
-    launched = vllm_server.argv[len(vllm_server.rendered.container["command"]):]
+    launched = vllm_server.argv[len(vllm_server.rendered.container["command"]) :]
     substituted = {"--model", "--host", "--port", "--dtype"}
     adapters = {f"{n}={p}" for n, p in lora_modules(rendered)}
     for i, tok in enumerate(rendered):
         if i > 0 and rendered[i - 1] in substituted:
             continue
         if tok in adapters:  # the adapter's path is substituted, its name is not
-            assert launched[i].split("=")[0] == tok.split("=")[0], f"argument {i} launched as {launched[i]!r}, rendered {tok!r}"
+            assert launched[i].split("=")[0] == tok.split("=")[0], (
+                f"argument {i} launched as {launched[i]!r}, rendered {tok!r}"
+            )
             continue
         assert launched[i] == tok, f"argument {i} launched as {launched[i]!r}, rendered {tok!r}"
-    assert launched[len(rendered):] in ([], ["--enforce-eager"])
-    assert vllm_server.ready_s is not None and vllm_server.ready_s < vllm_server.probes["startupProbe"].period * vllm_server.probes["startupProbe"].failure_threshold
+    assert launched[len(rendered) :] in ([], ["--enforce-eager"])
+    assert (
+        vllm_server.ready_s is not None
+        and vllm_server.ready_s
+        < vllm_server.probes["startupProbe"].period * vllm_server.probes["startupProbe"].failure_threshold
+    )
 
 
 def test_a_cold_replica_serves_one_real_request_before_it_is_ready(vllm_server, figures):
@@ -446,20 +499,32 @@ def test_server_is_the_pinned_vllm_version(vllm_server):
     status, body = vllm_server.get("/version")
     assert status == 200, body
     assert json.loads(body)["version"] == versions.VLLM_VERSION, (
-        f"the vLLM under test is {body}, but components.versions pins {versions.VLLM_VERSION}")
+        f"the vLLM under test is {body}, but components.versions pins {versions.VLLM_VERSION}"
+    )
 
 
 def test_completion_and_chat_completion_through_the_served_model_name(vllm_server):
     name = vllm_server.served_name
-    status, body = vllm_server.post("/v1/completions", {
-        "model": name, "prompt": "Hello, world", "max_tokens": 8, "temperature": 0, "ignore_eos": True})
+    status, body = vllm_server.post(
+        "/v1/completions",
+        {"model": name, "prompt": "Hello, world", "max_tokens": 8, "temperature": 0, "ignore_eos": True},
+    )
     assert status == 200, body[:500]
     data = json.loads(body)
     assert data["model"] == name and data["usage"]["completion_tokens"] == 8
 
-    status, body = vllm_server.post("/v1/chat/completions", {
-        "model": name, "max_tokens": 8, "temperature": 0,
-        "messages": [{"role": "system", "content": "You are a helpful assistant."}, {"role": "user", "content": "Hi there"}]})
+    status, body = vllm_server.post(
+        "/v1/chat/completions",
+        {
+            "model": name,
+            "max_tokens": 8,
+            "temperature": 0,
+            "messages": [
+                {"role": "system", "content": "You are a helpful assistant."},
+                {"role": "user", "content": "Hi there"},
+            ],
+        },
+    )
     assert status == 200, body[:500]
     data = json.loads(body)
     assert data["model"] == name and data["choices"][0]["message"]["role"] == "assistant"
@@ -472,7 +537,12 @@ def test_completion_and_chat_completion_through_the_served_model_name(vllm_serve
 def test_api_key_is_enforced_on_v1(vllm_server):
     assert vllm_server.get("/v1/models")[0] == 401
     assert vllm_server.get("/v1/models", key="wrong-key")[0] == 401
-    assert vllm_server.post("/v1/completions", {"model": vllm_server.served_name, "prompt": "x", "max_tokens": 1}, key=None)[0] == 401
+    assert (
+        vllm_server.post(
+            "/v1/completions", {"model": vllm_server.served_name, "prompt": "x", "max_tokens": 1}, key=None
+        )[0]
+        == 401
+    )
     status, body = vllm_server.get("/v1/models", key=TEST_API_KEY)
     adapters = [n for n, _ in lora_modules(vllm_server.rendered.args)]
     assert status == 200 and [m["id"] for m in json.loads(body)["data"]] == [vllm_server.served_name, *adapters]
@@ -518,12 +588,22 @@ def parse_exposition(text: str) -> tuple[dict[str, str], dict[str, list[dict]]]:
 
 def send_traffic(srv: Server, n: int = 4) -> int:
     """n concurrent completions and one chat completion; returns the requests that succeeded."""
+
     def one(i: int):
         if i == n:
-            return srv.post("/v1/chat/completions", {"model": srv.served_name, "max_tokens": 12,
-                                                     "messages": [{"role": "user", "content": f"Say {i}"}]})[0]
-        return srv.post("/v1/completions", {"model": srv.served_name, "prompt": f"Request {i}: the quick brown fox",
-                                            "max_tokens": 16, "ignore_eos": True})[0]
+            return srv.post(
+                "/v1/chat/completions",
+                {"model": srv.served_name, "max_tokens": 12, "messages": [{"role": "user", "content": f"Say {i}"}]},
+            )[0]
+        return srv.post(
+            "/v1/completions",
+            {
+                "model": srv.served_name,
+                "prompt": f"Request {i}: the quick brown fox",
+                "max_tokens": 16,
+                "ignore_eos": True,
+            },
+        )[0]
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=n + 1) as pool:
         statuses = list(pool.map(one, range(n + 1)))
@@ -541,7 +621,9 @@ def test_every_vllm_metric_the_stack_uses_is_exported(vllm_server):
         time.sleep(0.5)
     types, samples = parse_exposition(text)
     missing = sorted(metrics.VLLM_METRICS - set(samples))
-    assert not missing, f"vLLM {versions.VLLM_VERSION} does not export {missing} (used by the stack's alerts/dashboards/KEDA)"
+    assert not missing, (
+        f"vLLM {versions.VLLM_VERSION} does not export {missing} (used by the stack's alerts/dashboards/KEDA)"
+    )
     expected_type = {"_bucket": "histogram", "_count": "histogram", "_sum": "histogram", "_total": "counter"}
     for name in sorted(metrics.VLLM_METRICS):
         suffix = next((s for s in expected_type if name.endswith(s)), None)
@@ -549,7 +631,8 @@ def test_every_vllm_metric_the_stack_uses_is_exported(vllm_server):
         assert typ == (expected_type[suffix] if suffix else "gauge"), f"{name}: exported as {typ}"
         # every query selects its model by this label: vLLM must put the served name there
         assert all(s.get(metrics.VLLM_MODEL_LABEL) == vllm_server.served_name for s in samples[name]), (
-            f"{name}: {metrics.VLLM_MODEL_LABEL} label is not the served model name: {samples[name][:2]}")
+            f"{name}: {metrics.VLLM_MODEL_LABEL} label is not the served model name: {samples[name][:2]}"
+        )
 
 
 def test_every_metric_the_endpoint_picker_reads_is_exported(vllm_server):
@@ -571,8 +654,15 @@ def _sanitize(label: str) -> str:
 
 def _relabel(rules: list[dict]) -> list[dict]:
     """Prometheus Operator RelabelConfig (camelCase) -> Prometheus relabel_config."""
-    keys = {"sourceLabels": "source_labels", "targetLabel": "target_label", "separator": "separator", "regex": "regex",
-            "modulus": "modulus", "replacement": "replacement", "action": "action"}
+    keys = {
+        "sourceLabels": "source_labels",
+        "targetLabel": "target_label",
+        "separator": "separator",
+        "regex": "regex",
+        "modulus": "modulus",
+        "replacement": "replacement",
+        "action": "action",
+    }
     out = []
     for r in rules or []:
         unknown = set(r) - set(keys)
@@ -586,12 +676,26 @@ def _relabel(rules: list[dict]) -> list[dict]:
 
 def _selector_keeps(selector: dict, meta: str) -> list[dict]:
     """The operator's keep rules for a label selector (matchLabels; matchExpressions In/Exists)."""
-    rules = [{"action": "keep", "source_labels": [f"__meta_kubernetes_{meta}_label_{_sanitize(k)}", f"__meta_kubernetes_{meta}_labelpresent_{_sanitize(k)}"],
-              "regex": f"({re.escape(str(v))});true"} for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    rules = [
+        {
+            "action": "keep",
+            "source_labels": [
+                f"__meta_kubernetes_{meta}_label_{_sanitize(k)}",
+                f"__meta_kubernetes_{meta}_labelpresent_{_sanitize(k)}",
+            ],
+            "regex": f"({re.escape(str(v))});true",
+        }
+        for k, v in sorted((selector.get("matchLabels") or {}).items())
+    ]
     for e in selector.get("matchExpressions") or []:
-        src = [f"__meta_kubernetes_{meta}_label_{_sanitize(e['key'])}", f"__meta_kubernetes_{meta}_labelpresent_{_sanitize(e['key'])}"]
+        src = [
+            f"__meta_kubernetes_{meta}_label_{_sanitize(e['key'])}",
+            f"__meta_kubernetes_{meta}_labelpresent_{_sanitize(e['key'])}",
+        ]
         if e["operator"] == "In":
-            rules.append({"action": "keep", "source_labels": src, "regex": f"({'|'.join(map(re.escape, e['values']))});true"})
+            rules.append(
+                {"action": "keep", "source_labels": src, "regex": f"({'|'.join(map(re.escape, e['values']))});true"}
+            )
         elif e["operator"] == "Exists":
             rules.append({"action": "keep", "source_labels": src[1:], "regex": "true"})
         else:
@@ -599,7 +703,7 @@ def _selector_keeps(selector: dict, meta: str) -> list[dict]:
     return rules
 
 
-def _namespaces(monitor: dict) -> Optional[set]:
+def _namespaces(monitor: dict) -> set | None:
     sel = monitor["spec"].get("namespaceSelector") or {}
     if sel.get("any"):
         return None
@@ -627,21 +731,35 @@ def scrape_jobs(stack: str, pods: list[VirtualPod], port: int, primary_served: s
                 ns = pod.server.namespace
                 if namespaces is not None and ns not in namespaces:
                     continue
-                labels = {"__meta_kubernetes_namespace": ns, "__meta_kubernetes_pod_name": pod.name,
-                          "__meta_kubernetes_pod_container_name": pod.server.container["name"],
-                          "__meta_kubernetes_pod_container_port_name": pod.server.pod_port_name}
+                labels = {
+                    "__meta_kubernetes_namespace": ns,
+                    "__meta_kubernetes_pod_name": pod.name,
+                    "__meta_kubernetes_pod_container_name": pod.server.container["name"],
+                    "__meta_kubernetes_pod_container_port_name": pod.server.pod_port_name,
+                }
                 for k, v in pod.server.pod_labels.items():
                     labels[f"__meta_kubernetes_pod_label_{_sanitize(k)}"] = str(v)
                     labels[f"__meta_kubernetes_pod_labelpresent_{_sanitize(k)}"] = "true"
                 relabel = [{"source_labels": ["job"], "target_label": "__tmp_prometheus_job_name"}]
                 if kind == "PodMonitor":
                     relabel += _selector_keeps(spec.get("selector") or {}, "pod")
-                    relabel.append({"action": "keep", "source_labels": ["__meta_kubernetes_pod_container_port_name"], "regex": ep["port"]})
+                    relabel.append(
+                        {
+                            "action": "keep",
+                            "source_labels": ["__meta_kubernetes_pod_container_port_name"],
+                            "regex": ep["port"],
+                        }
+                    )
                     job = f"{meta['namespace']}/{meta['name']}"
                 else:  # the Services of the stack that select this pod and expose the endpoint's port
-                    svcs = [s for s in rendered.of_kind("Service") if s["metadata"].get("namespace") == ns
-                            and s["spec"].get("selector") and all(pod.server.pod_labels.get(k) == v for k, v in s["spec"]["selector"].items())
-                            and any(p.get("name") == ep.get("port") for p in s["spec"].get("ports", []))]
+                    svcs = [
+                        s
+                        for s in rendered.of_kind("Service")
+                        if s["metadata"].get("namespace") == ns
+                        and s["spec"].get("selector")
+                        and all(pod.server.pod_labels.get(k) == v for k, v in s["spec"]["selector"].items())
+                        and any(p.get("name") == ep.get("port") for p in s["spec"].get("ports", []))
+                    ]
                     if not svcs:
                         continue
                     svc = svcs[0]
@@ -651,7 +769,13 @@ def scrape_jobs(stack: str, pods: list[VirtualPod], port: int, primary_served: s
                         labels[f"__meta_kubernetes_service_label_{_sanitize(k)}"] = str(v)
                         labels[f"__meta_kubernetes_service_labelpresent_{_sanitize(k)}"] = "true"
                     relabel += _selector_keeps(spec.get("selector") or {}, "service")
-                    relabel.append({"action": "keep", "source_labels": ["__meta_kubernetes_endpoint_port_name"], "regex": ep.get("port", "")})
+                    relabel.append(
+                        {
+                            "action": "keep",
+                            "source_labels": ["__meta_kubernetes_endpoint_port_name"],
+                            "regex": ep.get("port", ""),
+                        }
+                    )
                     relabel.append({"source_labels": ["__meta_kubernetes_service_name"], "target_label": "service"})
                     job_label = spec.get("jobLabel")
                     job = svc["metadata"].get("labels", {}).get(job_label) if job_label else svc["metadata"]["name"]
@@ -661,18 +785,30 @@ def scrape_jobs(stack: str, pods: list[VirtualPod], port: int, primary_served: s
                     {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
                     {"target_label": "job", "replacement": job},
                     {"target_label": "endpoint", "replacement": str(ep.get("port", ""))},
-                ] + _relabel(ep.get("relabelings"))
+                    *_relabel(ep.get("relabelings")),
+                ]
                 metric_relabel = _relabel(ep.get("metricRelabelings"))
                 if pod.served_as != primary_served:
-                    metric_relabel.append({"source_labels": [metrics.VLLM_MODEL_LABEL], "regex": re.escape(primary_served),
-                                           "target_label": metrics.VLLM_MODEL_LABEL, "replacement": pod.served_as})
-                jobs.append({
-                    "job_name": f"{kind}/{meta['namespace']}/{meta['name']}/{i}/{pod.name}",
-                    "scrape_interval": f"{SCRAPE_SECONDS}s", "scrape_timeout": f"{SCRAPE_SECONDS}s",
-                    "metrics_path": ep.get("path", "/metrics"), "scheme": ep.get("scheme", "http"),
-                    "static_configs": [{"targets": [f"{HOST}:{port}"], "labels": labels}],
-                    "relabel_configs": relabel, "metric_relabel_configs": metric_relabel,
-                })
+                    metric_relabel.append(
+                        {
+                            "source_labels": [metrics.VLLM_MODEL_LABEL],
+                            "regex": re.escape(primary_served),
+                            "target_label": metrics.VLLM_MODEL_LABEL,
+                            "replacement": pod.served_as,
+                        }
+                    )
+                jobs.append(
+                    {
+                        "job_name": f"{kind}/{meta['namespace']}/{meta['name']}/{i}/{pod.name}",
+                        "scrape_interval": f"{SCRAPE_SECONDS}s",
+                        "scrape_timeout": f"{SCRAPE_SECONDS}s",
+                        "metrics_path": ep.get("path", "/metrics"),
+                        "scheme": ep.get("scheme", "http"),
+                        "static_configs": [{"targets": [f"{HOST}:{port}"], "labels": labels}],
+                        "relabel_configs": relabel,
+                        "metric_relabel_configs": metric_relabel,
+                    }
+                )
     return jobs
 
 
@@ -731,20 +867,39 @@ def prometheus(vllm_server, prometheus_bin, tmp_path_factory, figures) -> Prom:
         groups += rule["spec"]["groups"]
 
     config = work / "prometheus.yml"
-    config.write_text(yaml.dump({
-        "global": {"scrape_interval": f"{SCRAPE_SECONDS}s", "evaluation_interval": f"{SCRAPE_SECONDS}s"},
-        "rule_files": rule_files, "scrape_configs": jobs}, Dumper=_NoAliases, sort_keys=False))
+    config.write_text(
+        yaml.dump(
+            {
+                "global": {"scrape_interval": f"{SCRAPE_SECONDS}s", "evaluation_interval": f"{SCRAPE_SECONDS}s"},
+                "rule_files": rule_files,
+                "scrape_configs": jobs,
+            },
+            Dumper=_NoAliases,
+            sort_keys=False,
+        )
+    )
     res = subprocess.run([PROMTOOL, "check", "config", str(config)], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, f"promtool check config:\n{res.stdout}{res.stderr}"
 
     port = free_port()
     log = work / "prometheus.log"
     logf = open(log, "w")
-    proc = subprocess.Popen([prometheus_bin, f"--config.file={config}", f"--storage.tsdb.path={work / 'data'}",
-                             f"--web.listen-address={HOST}:{port}", "--storage.tsdb.retention.time=1h"],
-                            stdout=logf, stderr=subprocess.STDOUT, cwd=work, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            prometheus_bin,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={work / 'data'}",
+            f"--web.listen-address={HOST}:{port}",
+            "--storage.tsdb.retention.time=1h",
+        ],
+        stdout=logf,
+        stderr=subprocess.STDOUT,
+        cwd=work,
+        start_new_session=True,
+    )
     prom = Prom(f"http://{HOST}:{port}", pods, groups, log)
     try:
+
         def ready():
             if proc.poll() is not None:
                 raise AssertionError(f"prometheus exited {proc.returncode}:\n{smoke.tail(str(log))}")
@@ -754,11 +909,15 @@ def prometheus(vllm_server, prometheus_bin, tmp_path_factory, figures) -> Prom:
                 return False
 
         _wait(ready, 60, "Prometheus /-/ready")
-        up = f"{metrics.PROM_UP}{{namespace!=\"\"}}"
-        _wait(lambda: len(prom.query(f"{up} == 1")) >= len(pods), 60, f"every vLLM pod of {STACK} scraped ({up}); does a rendered PodMonitor/ServiceMonitor select them?")
+        up = f'{metrics.PROM_UP}{{namespace!=""}}'
+        _wait(
+            lambda: len(prom.query(f"{up} == 1")) >= len(pods),
+            60,
+            f"every vLLM pod of {STACK} scraped ({up}); does a rendered PodMonitor/ServiceMonitor select them?",
+        )
         # traffic while Prometheus watches: counters and histograms then move between scrapes
         sent = send_traffic(vllm_server)
-        done = f"sum({metrics.VLLM_REQUEST_SUCCESS}{{{metrics.VLLM_MODEL_LABEL}=\"{primary}\", pod=\"{pods[0].name}\"}})"
+        done = f'sum({metrics.VLLM_REQUEST_SUCCESS}{{{metrics.VLLM_MODEL_LABEL}="{primary}", pod="{pods[0].name}"}})'
         _wait(lambda: (prom.query(done) or [0])[0] >= sent, 60, f"Prometheus to see {sent} finished requests ({done})")
         time.sleep(3 * SCRAPE_SECONDS)  # a few more scrapes and rule evaluations
         yield prom
@@ -769,7 +928,9 @@ def prometheus(vllm_server, prometheus_bin, tmp_path_factory, figures) -> Prom:
 
 def _assert_samples(prom: Prom, expr: str, what: str) -> list:
     values = prom.query(expr)
-    assert values, f"{what}: empty result from a real Prometheus scraping a healthy vLLM {versions.VLLM_VERSION}:\n  {expr}"
+    assert values, (
+        f"{what}: empty result from a real Prometheus scraping a healthy vLLM {versions.VLLM_VERSION}:\n  {expr}"
+    )
     assert not any(math.isnan(v) for v in values), f"{what}: NaN ({values}) although traffic was served:\n  {expr}"
     return values
 
@@ -816,8 +977,11 @@ def test_rendered_rules_load_evaluate_and_see_the_servers_series(prometheus):
 
     def evaluated():
         loaded = [r for g in prometheus.api("rules")["groups"] for r in g["rules"]]
-        return loaded if len(loaded) == len(rendered_rules) and all(
-            not r["lastEvaluation"].startswith("0001") for r in loaded) else None
+        return (
+            loaded
+            if len(loaded) == len(rendered_rules) and all(not r["lastEvaluation"].startswith("0001") for r in loaded)
+            else None
+        )
 
     loaded = _wait(evaluated, 30, "every rendered rule loaded and evaluated once")
     for r in loaded:
@@ -826,7 +990,8 @@ def test_rendered_rules_load_evaluate_and_see_the_servers_series(prometheus):
     canary_matcher, stable_matcher = f'{VARIANT_LABEL}="{CANARY_VARIANT}"', f'{VARIANT_LABEL}="{STABLE_VARIANT}"'
     runs_canary = any(
         (o["spec"]["template"]["metadata"].get("labels") or {}).get(VARIANT_POD_LABEL) == CANARY_VARIANT
-        for o in rendered_stack(STACK).of_kind("Deployment"))
+        for o in rendered_stack(STACK).of_kind("Deployment")
+    )
     checked = 0
     for rule in rendered_rules:
         expr = rule["expr"]
@@ -851,7 +1016,9 @@ def test_rendered_rules_load_evaluate_and_see_the_servers_series(prometheus):
 
     # a healthy, lightly loaded server raises none of the vLLM alerts
     active = [a for a in prometheus.api("alerts")["alerts"] if a["state"] in ("pending", "firing")]
-    assert not active, f"alerts active on a healthy server: {[(a['labels'].get('alertname'), a['state']) for a in active]}"
+    assert not active, (
+        f"alerts active on a healthy server: {[(a['labels'].get('alertname'), a['state']) for a in active]}"
+    )
 
 
 def keda_trigger_queries() -> list[tuple[str, str]]:
@@ -868,7 +1035,9 @@ def test_every_keda_trigger_and_autoscaling_signal_returns_a_sample(prometheus):
     # the autoscaling signals from the metrics module, for every model, whether or not rendered yet
     for pod in prometheus.pods:
         for m in AutoscalingMetric:
-            queries.append((f"{m.value} of {pod.server.name}", prometheus_query(m, pod.served_as, pod.server.namespace)))
+            queries.append(
+                (f"{m.value} of {pod.server.name}", prometheus_query(m, pod.served_as, pod.server.namespace))
+            )
     for what, q in queries:
         _assert_samples(prometheus, q, what)
 
@@ -896,17 +1065,32 @@ def test_rendered_args_of_every_model_pass_vllms_argument_parser(vllm_python, ti
         servers = vllm_servers(stack)
         assert servers, f"{stack}: no vLLM server rendered"
         for s in servers:
-            cases.append({"id": f"{stack}/{s.kind}/{s.name}", "command": s.container["command"],
-                          "args": set_flag(s.args, "--model", str(tiny_model))})
+            cases.append(
+                {
+                    "id": f"{stack}/{s.kind}/{s.name}",
+                    "command": s.container["command"],
+                    "args": set_flag(s.args, "--model", str(tiny_model)),
+                }
+            )
     # the check is not a rubber stamp: a flag vLLM dropped and an impossible context are refused
     control = cases[0]["args"]
-    cases.append({"id": "control/unknown-flag", "command": cases[0]["command"], "args": control + ["--no-such-flag"]})
-    cases.append({"id": "control/too-long", "command": cases[0]["command"],
-                  "args": set_flag(control, "--max-model-len", str(10 * max_model_len_rendered()))})
+    cases.append({"id": "control/unknown-flag", "command": cases[0]["command"], "args": [*control, "--no-such-flag"]})
+    cases.append(
+        {
+            "id": "control/too-long",
+            "command": cases[0]["command"],
+            "args": set_flag(control, "--max-model-len", str(10 * max_model_len_rendered())),
+        }
+    )
     src, dst = tmp_path / "cases.json", tmp_path / "results.json"
     src.write_text(json.dumps(cases))
-    p = subprocess.run([str(vllm_python), str(HERE / "validate_args.py"), str(src), str(dst)], capture_output=True, text=True,
-                       timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path)})
+    p = subprocess.run(
+        [str(vllm_python), str(HERE / "validate_args.py"), str(src), str(dst)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HOME": str(tmp_path)},
+    )
     assert p.returncode == 0 and dst.exists(), p.stderr[-3000:]
     results = {r["id"]: r for r in json.loads(dst.read_text())}
     for case in cases:

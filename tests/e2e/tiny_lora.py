@@ -24,8 +24,14 @@ def make_tiny_lora(model_dir: str, out: str, rank: int) -> dict:
 
     torch.manual_seed(SEED)
     base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    config = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=TARGET_MODULES, lora_dropout=0.0,
-                        init_lora_weights=False, task_type="CAUSAL_LM")
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=2 * rank,
+        target_modules=TARGET_MODULES,
+        lora_dropout=0.0,
+        init_lora_weights=False,
+        task_type="CAUSAL_LM",
+    )
     model = get_peft_model(base, config)
     model.save_pretrained(out)
     with open(f"{out}/adapter_config.json") as f:

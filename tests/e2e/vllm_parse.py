@@ -36,7 +36,7 @@ def parse(argv: list[str]):
             return vars(parser().parse_args(argv)), None
     except SystemExit as e:
         return None, f"exit {e.code}: {err.getvalue().strip().splitlines()[-1:]}"
-    except Exception as e:  # noqa: BLE001 - FlexibleArgumentParser raises ValueError for some
+    except Exception as e:
         return None, f"{type(e).__name__}: {e}"
 
 

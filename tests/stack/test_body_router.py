@@ -4,33 +4,37 @@ validate (core kinds with kubernetes-validate, the Istio hook against Istio 1.30
 upstream chart at the pinned release, connect to the routes (cross-object rule) and run locked down."""
 
 import copy
+import itertools
 import json
 import re
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import assert_refused, render_with, rendered_stack
-from support.schemas import validate_object
-from stack.test_canary import GATEWAY
-from stack.test_cross_objects import BASE, H100_POOL, _render, declared_for, manifests_of, model, render_with_config
 
+from conftest import assert_refused, render_with, rendered_stack
 from llmstack_k8s import versions
+from llmstack_k8s._core.testing import RecordingMocks
+from llmstack_k8s._core.validation import ComponentArgsError
 from llmstack_k8s.edge.body_router import GRPC_PORT, HEALTH_PORT, BodyRouter, router_args
 from llmstack_k8s.edge.inference_objective import OBJECTIVE_HEADER
 from llmstack_k8s.edge.model_route import MODEL_NAME_HEADER
 from llmstack_k8s.rules import body_routers_reach_routes, check_all
-from llmstack_k8s._core.testing import RecordingMocks
-from llmstack_k8s._core.validation import ComponentArgsError
+from stack.test_canary import GATEWAY
+from stack.test_cross_objects import BASE, H100_POOL, _render, declared_for, manifests_of, model, render_with_config
+from support.schemas import validate_object
 
 CHART = Path(__file__).resolve().parents[1] / "fixtures" / "body-based-routing-v1.5.0"
 NAME, NS, GW = "body-based-router", "gateway", "inference-gateway"
 
 
 def stack(provider: str = "istio", **bbr) -> dict:
-    return {**BASE, "gpuPool": H100_POOL,
-            "gateway": {**GATEWAY, "bodyBasedRouting": {"install": True, "provider": provider, **bbr}},
-            "models": [model("a"), model("b", route={"kvCacheAwareRouting": True})]}
+    return {
+        **BASE,
+        "gpuPool": H100_POOL,
+        "gateway": {**GATEWAY, "bodyBasedRouting": {"install": True, "provider": provider, **bbr}},
+        "models": [model("a"), model("b", route={"kvCacheAwareRouting": True})],
+    }
 
 
 def in_gateway_ns(objects) -> dict:
@@ -51,10 +55,22 @@ def istio():
 def test_istio_install_renders_the_router_and_its_hook_beside_the_gateway(istio):
     manifests, _ = istio
     objs = in_gateway_ns(manifests)
-    assert set(objs) == {"ServiceAccount", "Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy", "EnvoyFilter", "DestinationRule"}
+    assert set(objs) == {
+        "ServiceAccount",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "EnvoyFilter",
+        "DestinationRule",
+    }
     for o in objs.values():  # core kinds: kubernetes-validate; EnvoyFilter/DestinationRule: Istio 1.30.3's CRDs
         validate_object(o)
-    assert not [o for o in manifests if o["kind"] in ("Role", "RoleBinding", "ClusterRole") and "router" in o["metadata"]["name"]]
+    assert not [
+        o
+        for o in manifests
+        if o["kind"] in ("Role", "RoleBinding", "ClusterRole") and "router" in o["metadata"]["name"]
+    ]
     pod = objs["Deployment"]["spec"]["template"]["spec"]
     (c,) = pod["containers"]
     assert c["image"] == versions.BBR_IMAGE and versions.BBR_IMAGE.endswith(":" + versions.EPP_VERSION)
@@ -72,12 +88,14 @@ def test_istio_install_renders_the_router_and_its_hook_beside_the_gateway(istio)
 def test_the_router_sets_the_header_every_route_matches_and_the_objective_header():
     plugins = {}
     args = router_args()
-    for flag, value in zip(args, args[1:]):
+    for flag, value in itertools.pairwise(args):
         if flag == "--plugin":  # BBR's parser: <type>:<name>[:<json>], the json valid
             kind, name, conf = value.split(":", 2)
             plugins[name] = (kind, json.loads(conf))
     assert {(k, c["fieldName"], c["headerName"]) for k, c in plugins.values()} == {
-        ("body-field-to-header", "model", MODEL_NAME_HEADER), ("body-field-to-header", "model", OBJECTIVE_HEADER)}
+        ("body-field-to-header", "model", MODEL_NAME_HEADER),
+        ("body-field-to-header", "model", OBJECTIVE_HEADER),
+    }
     # the chart's default plugin is this same extractor with the same header
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     assert values["bbr"]["plugins"][0]["json"] == {"fieldName": "model", "headerName": MODEL_NAME_HEADER}
@@ -89,10 +107,21 @@ def _chart(template: str, **values) -> list[dict]:
     """A chart template with the component's values filled in (its conditionals are on the provider only)."""
     text = (CHART / template).read_text()
     text = re.sub(r"^\{\{-? (if|end)[^}]*\}\}\n", "", text, flags=re.M)
-    text = re.sub(r"^\s*\{\{- if \.Values\.provider\.istio\.envoyFilter\.anchorSubFilter \}\}\n(.*\n)*?\s*\{\{- end \}\}\n", "", text, flags=re.M)
-    subs = {".Values.bbr.name": NAME, ".Release.Namespace": NS, ".Values.inferenceGateway.name": GW,
-            ".Values.provider.istio.envoyFilter.operation": "INSERT_FIRST", ".Values.bbr.port": str(GRPC_PORT),
-            ".Values.bbr.healthCheckPort": str(HEALTH_PORT), **values}
+    text = re.sub(
+        r"^\s*\{\{- if \.Values\.provider\.istio\.envoyFilter\.anchorSubFilter \}\}\n(.*\n)*?\s*\{\{- end \}\}\n",
+        "",
+        text,
+        flags=re.M,
+    )
+    subs = {
+        ".Values.bbr.name": NAME,
+        ".Release.Namespace": NS,
+        ".Values.inferenceGateway.name": GW,
+        ".Values.provider.istio.envoyFilter.operation": "INSERT_FIRST",
+        ".Values.bbr.port": str(GRPC_PORT),
+        ".Values.bbr.healthCheckPort": str(HEALTH_PORT),
+        **values,
+    }
     text = re.sub(r"\{\{ *([^} ]+) *\}\}", lambda m: subs[m.group(1)], text)
     return [d for d in yaml.safe_load_all(text) if d]
 
@@ -129,7 +158,9 @@ def test_cross_object_checks_pass_and_catch_a_broken_hook(istio):
     broken = copy.deepcopy(manifests)
     route = next(o for o in broken if o["kind"] == "HTTPRoute")
     route["spec"]["rules"][0]["matches"][0]["headers"][0]["name"] = "X-Model"
-    assert any("matches header X-Model, which the body-based router" in p for p in body_routers_reach_routes(broken, declared))
+    assert any(
+        "matches header X-Model, which the body-based router" in p for p in body_routers_reach_routes(broken, declared)
+    )
     # the NetworkPolicy admitting another namespace
     broken = copy.deepcopy(manifests)
     (pol,) = [o for o in broken if o["kind"] == "NetworkPolicy" and o["metadata"]["namespace"] == NS]
@@ -153,15 +184,18 @@ def test_prod_installs_the_router_on_its_istio_gateway_and_dev_stays_unexposed()
     assert not [o for o in dev if "body-based-router" in (o.get("metadata") or {}).get("name", "")]
 
 
-@pytest.mark.parametrize("bbr, expected", [
-    ({"install": True}, "gateway.bodyBasedRouting.provider: not set, but install is"),
-    ({"install": True, "provider": "envoy"}, "gateway.bodyBasedRouting.provider"),
-    ({"install": True, "provider": "istio", "replicas": 0}, "gateway.bodyBasedRouting.replicas"),
-    ({"install": True, "provider": "istio", "replica": 2}, "gateway.bodyBasedRouting.replica"),
-    ({"instal": True, "provider": "istio"}, "gateway.bodyBasedRouting.instal"),
-    ({"provider": "istio"}, "gateway.bodyBasedRouting.provider: applies to the router the stack installs"),
-    ({"install": "yes please", "provider": "istio"}, "gateway.bodyBasedRouting.install"),
-])
+@pytest.mark.parametrize(
+    "bbr, expected",
+    [
+        ({"install": True}, "gateway.bodyBasedRouting.provider: not set, but install is"),
+        ({"install": True, "provider": "envoy"}, "gateway.bodyBasedRouting.provider"),
+        ({"install": True, "provider": "istio", "replicas": 0}, "gateway.bodyBasedRouting.replicas"),
+        ({"install": True, "provider": "istio", "replica": 2}, "gateway.bodyBasedRouting.replica"),
+        ({"instal": True, "provider": "istio"}, "gateway.bodyBasedRouting.instal"),
+        ({"provider": "istio"}, "gateway.bodyBasedRouting.provider: applies to the router the stack installs"),
+        ({"install": "yes please", "provider": "istio"}, "gateway.bodyBasedRouting.install"),
+    ],
+)
 def test_bad_router_settings_are_refused(bbr, expected):
     cfg = stack()
     cfg["gateway"]["bodyBasedRouting"] = bbr
@@ -169,17 +203,28 @@ def test_bad_router_settings_are_refused(bbr, expected):
 
 
 def test_the_router_needs_a_gateway_api_gateway():
-    cfg = {**BASE, "gpuPool": H100_POOL, "models": [model("a")],
-           "gateway": {"kind": "ingress", "hostname": "llm.example.com", "bodyBasedRouting": {"install": True, "provider": "istio"}}}
+    cfg = {
+        **BASE,
+        "gpuPool": H100_POOL,
+        "models": [model("a")],
+        "gateway": {
+            "kind": "ingress",
+            "hostname": "llm.example.com",
+            "bodyBasedRouting": {"install": True, "provider": "istio"},
+        },
+    }
     assert_refused(cfg, "gateway.bodyBasedRouting: applies to kind gatewayApi")
 
 
-@pytest.mark.parametrize("args, key", [
-    ({"provider": "nginx"}, "provider"),
-    ({"replicas": 0}, "replicas"),
-    ({"replicas": 1.5}, "replicas"),
-    ({"gateway": "gw"}, "gateway"),
-])
+@pytest.mark.parametrize(
+    "args, key",
+    [
+        ({"provider": "nginx"}, "provider"),
+        ({"replicas": 0}, "replicas"),
+        ({"replicas": 1.5}, "replicas"),
+        ({"gateway": "gw"}, "gateway"),
+    ],
+)
 def test_the_component_refuses_bad_args_before_registering(args, key):
     import pulumi
 

@@ -7,17 +7,26 @@ import json
 import re
 
 import pytest
-from conftest import assert_refused, stack_example
-from support.schemas import validate_object
-from stack.test_cross_objects import BASE, GENERATED, H100_POOL, _render, declared_for, manifests_of, model, render_with_config
 
-from llmstack_k8s.edge.model_route import ModelRoute
+from conftest import assert_refused, stack_example
 from llmstack_k8s._core.package import VARIANT_OF_POD_LABEL, VARIANT_POD_LABEL
-from llmstack_k8s.rules import check_all, matches as selected
 from llmstack_k8s._core.testing import RecordingMocks
 from llmstack_k8s._core.validation import ComponentArgsError
+from llmstack_k8s.edge.model_route import ModelRoute
+from llmstack_k8s.rules import check_all
+from llmstack_k8s.rules import matches as selected
 from llmstack_k8s.serving.vllm_pod import PORT_NAME
+from stack.test_cross_objects import (
+    BASE,
+    H100_POOL,
+    _render,
+    declared_for,
+    manifests_of,
+    model,
+    render_with_config,
+)
 from stacks.tools import render as render_mod
+from support.schemas import validate_object
 
 OTHER_REVISION = "fedcba9876543210fedcba9876543210fedcba98"
 GATEWAY = {"gatewayRef": {"name": "inference-gateway", "namespace": "gateway"}, "hostname": "llm.example.com"}
@@ -46,14 +55,20 @@ def _check_variants(manifests, cfg):
                 (backend,) = _of(manifests, ref.get("kind", "Service"), ref["name"])
                 sel = backend["spec"]["selector"]
                 sel = sel if "matchLabels" in sel else {"matchLabels": sel}  # a Service's is the plain map
-                hits = [d["metadata"]["name"] for d in _of(manifests, "Deployment") if selected(sel, d["spec"]["template"]["metadata"]["labels"])]
+                hits = [
+                    d["metadata"]["name"]
+                    for d in _of(manifests, "Deployment")
+                    if selected(sel, d["spec"]["template"]["metadata"]["labels"])
+                ]
                 assert hits == [ref["name"]], (ref, hits)
         stable, canary = _of(manifests, "Deployment", m.name)[0], _of(manifests, "Deployment", f"{m.name}-canary")[0]
         assert _served_name(stable) == _served_name(canary) == m.served_name
         assert canary["spec"]["replicas"] == m.canary.replicas
         labels = canary["spec"]["template"]["metadata"]["labels"]
         assert labels[VARIANT_POD_LABEL] == "canary" and labels[VARIANT_OF_POD_LABEL] == m.name
-        assert VARIANT_POD_LABEL not in stable["spec"]["template"]["metadata"]["labels"]  # adding a canary never rolls the stable pods
+        assert (
+            VARIANT_POD_LABEL not in stable["spec"]["template"]["metadata"]["labels"]
+        )  # adding a canary never rolls the stable pods
         # PDBs and NetworkPolicies of one variant never select the other's pods.
         for kind in ("PodDisruptionBudget", "NetworkPolicy"):
             for name, other in ((m.name, canary), (f"{m.name}-canary", stable)):
@@ -101,22 +116,47 @@ def _stack(**canary_model) -> dict:
     return {**BASE, "gpuPool": H100_POOL, "gateway": GATEWAY, "models": [model("m", **canary_model)]}
 
 
-@pytest.mark.parametrize("config, expected", [
-    (_stack(canary={"weight": 10}), "canary: differs from the model in nothing"),
-    (_stack(canary={"weight": 10, "revision": model("m")["revision"]}), "canary: differs from the model in nothing"),
-    (_stack(canary={"weight": 0, "revision": OTHER_REVISION}), "canary.weight"),
-    (_stack(canary={"weight": 100, "revision": OTHER_REVISION}), "canary.weight"),
-    (_stack(canary={"weight": 10, "revision": "main"}), "canary.revision"),
-    (_stack(canary={"weight": 10, "image": "vllm/vllm-openai:latest"}), "canary.image"),
-    (_stack(canary={"weight": 10, "extraArgs": ["--no-such-flag"]}), "canary.extraArgs"),
-    (_stack(canary={"weight": 10, "revision": OTHER_REVISION}, route={"expose": False}), "canary: needs the model exposed"),
-    ({**_stack(canary={"weight": 10, "revision": OTHER_REVISION}), "gateway": None}, "canary: needs the model exposed"),
-    ({**_stack(canary={"weight": 10, "revision": OTHER_REVISION}),
-      "gateway": {"kind": "ingress", "hostname": "llm.example.com"}}, "canary: needs the model exposed"),
-    # Knative canaries (tests/stack/test_knative_canary.py): a revision of the model's Service, scaled like it
-    ({**BASE, "gpuPool": H100_POOL, "models": [model("kn", serving="knative", canary={"weight": 10, "replicas": 2, "revision": OTHER_REVISION})]},
-     "canary.replicas: applies to serving: deployment"),
-])
+@pytest.mark.parametrize(
+    "config, expected",
+    [
+        (_stack(canary={"weight": 10}), "canary: differs from the model in nothing"),
+        (
+            _stack(canary={"weight": 10, "revision": model("m")["revision"]}),
+            "canary: differs from the model in nothing",
+        ),
+        (_stack(canary={"weight": 0, "revision": OTHER_REVISION}), "canary.weight"),
+        (_stack(canary={"weight": 100, "revision": OTHER_REVISION}), "canary.weight"),
+        (_stack(canary={"weight": 10, "revision": "main"}), "canary.revision"),
+        (_stack(canary={"weight": 10, "image": "vllm/vllm-openai:latest"}), "canary.image"),
+        (_stack(canary={"weight": 10, "extraArgs": ["--no-such-flag"]}), "canary.extraArgs"),
+        (
+            _stack(canary={"weight": 10, "revision": OTHER_REVISION}, route={"expose": False}),
+            "canary: needs the model exposed",
+        ),
+        (
+            {**_stack(canary={"weight": 10, "revision": OTHER_REVISION}), "gateway": None},
+            "canary: needs the model exposed",
+        ),
+        (
+            {
+                **_stack(canary={"weight": 10, "revision": OTHER_REVISION}),
+                "gateway": {"kind": "ingress", "hostname": "llm.example.com"},
+            },
+            "canary: needs the model exposed",
+        ),
+        # Knative canaries (tests/stack/test_knative_canary.py): a revision of the model's Service, scaled like it
+        (
+            {
+                **BASE,
+                "gpuPool": H100_POOL,
+                "models": [
+                    model("kn", serving="knative", canary={"weight": 10, "replicas": 2, "revision": OTHER_REVISION})
+                ],
+            },
+            "canary.replicas: applies to serving: deployment",
+        ),
+    ],
+)
 def test_bad_canaries_are_refused(config, expected):
     if config.get("gateway", "") is None:
         config = {k: v for k, v in config.items() if k != "gateway"}
@@ -124,17 +164,25 @@ def test_bad_canaries_are_refused(config, expected):
 
 
 def _route_args(**over) -> dict:
-    args = {"namespace": "llm", "service_name": "m", "served_model_names": ["m"],
-            "gateway": {"name": "gw", "namespace": "gateway"}, "canary": {"service_name": "m-canary", "weight": 10}}
+    args = {
+        "namespace": "llm",
+        "service_name": "m",
+        "served_model_names": ["m"],
+        "gateway": {"name": "gw", "namespace": "gateway"},
+        "canary": {"service_name": "m-canary", "weight": 10},
+    }
     args.update(over)
     return args
 
 
-@pytest.mark.parametrize("over, key", [
-    ({"canary": {"service_name": "m-canary", "weight": 100}}, "canary.weight"),
-    ({"kind": "ingress"}, "canary"),
-    ({"inference_pool_name": "m"}, "canary.inference_pool_name"),
-])
+@pytest.mark.parametrize(
+    "over, key",
+    [
+        ({"canary": {"service_name": "m-canary", "weight": 100}}, "canary.weight"),
+        ({"kind": "ingress"}, "canary"),
+        ({"inference_pool_name": "m"}, "canary.inference_pool_name"),
+    ],
+)
 def test_model_route_refuses_bad_canary_args(over, key):
     import pulumi
 
@@ -159,11 +207,18 @@ def test_pod_monitor_labels_series_by_variant_under_the_model():
     manifests, _, _ = _render("gateway-canary")
     (monitor,) = _of(manifests, "PodMonitor")
     endpoint = next(e for e in monitor["spec"]["podMetricsEndpoints"] if e["port"] == PORT_NAME)  # a Deployment's port
-    by_deployment = {d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"] for d in _of(manifests, "Deployment")}
+    by_deployment = {
+        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"] for d in _of(manifests, "Deployment")
+    }
 
     def target(deployment):  # the discovery labels Prometheus gives a pod of that Deployment
-        return _relabel(endpoint["relabelings"], {
-            "__meta_kubernetes_pod_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", k): v for k, v in by_deployment[deployment].items()})
+        return _relabel(
+            endpoint["relabelings"],
+            {
+                "__meta_kubernetes_pod_label_" + re.sub(r"[^a-zA-Z0-9_]", "_", k): v
+                for k, v in by_deployment[deployment].items()
+            },
+        )
 
     assert (target("split")["model"], target("split")["variant"]) == ("split", "stable")
     assert (target("split-canary")["model"], target("split-canary")["variant"]) == ("split", "canary")

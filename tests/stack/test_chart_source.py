@@ -13,28 +13,36 @@ from pathlib import Path
 import pulumi
 import pytest
 import yaml
-from conftest import ROOT, assert_refused, render_with
 
+from conftest import ROOT, assert_refused, render_with
 from llmstack_k8s import versions
-from llmstack_k8s.scaling.gpu_autoscaling import GpuAutoscaling
-from llmstack_k8s.cluster.gpu_node_pool import GpuNodePool
 from llmstack_k8s._core.helm import chart_reference
+from llmstack_k8s._core.testing import RecordingMocks
+from llmstack_k8s._core.validation import ComponentArgsError
+from llmstack_k8s.cluster.gpu_node_pool import GpuNodePool
 from llmstack_k8s.cluster.knative_serving import KnativeServing
 from llmstack_k8s.cluster.multi_node_controller import LeaderWorkerSetController
 from llmstack_k8s.observability.observability import Observability
-from llmstack_k8s._core.testing import RecordingMocks
-from llmstack_k8s._core.validation import ComponentArgsError
+from llmstack_k8s.scaling.gpu_autoscaling import GpuAutoscaling
+from stack.test_cross_objects import render_with_config
+from stacks.config.chart_source import installed_charts
 from stacks.tools import charts
 from stacks.tools import render as render_mod
-from stacks.config.chart_source import installed_charts
-from stack.test_cross_objects import render_with_config
 
 FIXTURES = ROOT / "tests" / "fixtures" / "charts"
 HTTP_MIRROR = "https://charts.example.internal/llmstack"
 OCI_MIRROR = "oci://registry.example.internal/charts"
 WORKLOAD = {
-    "name": "qwen", "namespace": "llm", "deployment_name": "qwen", "service_name": "qwen", "served_model_name": "qwen-chat",
-    "startup_budget_seconds": 900, "min_replicas": 1, "max_replicas": 3, "metric": "queueDepth", "target": 5,
+    "name": "qwen",
+    "namespace": "llm",
+    "deployment_name": "qwen",
+    "service_name": "qwen",
+    "served_model_name": "qwen-chat",
+    "startup_budget_seconds": 900,
+    "min_replicas": 1,
+    "max_replicas": 3,
+    "metric": "queueDepth",
+    "target": 5,
     "cooldown_seconds": 900,
 }
 
@@ -42,11 +50,18 @@ WORKLOAD = {
 COMPONENTS = {
     "GpuNodePool devicePlugin": (GpuNodePool, {"install": "devicePlugin"}, [versions.NVIDIA_DEVICE_PLUGIN]),
     "GpuNodePool gpuOperator": (GpuNodePool, {"install": "gpuOperator"}, [versions.GPU_OPERATOR]),
-    "GpuAutoscaling": (GpuAutoscaling, {"workloads": [WORKLOAD], "http_add_on": True}, [versions.KEDA, versions.KEDA_HTTP_ADDON]),
+    "GpuAutoscaling": (
+        GpuAutoscaling,
+        {"workloads": [WORKLOAD], "http_add_on": True},
+        [versions.KEDA, versions.KEDA_HTTP_ADDON],
+    ),
     "KnativeServing": (KnativeServing, {}, [versions.KNATIVE_OPERATOR]),
     "LeaderWorkerSetController": (LeaderWorkerSetController, {}, [versions.LWS]),
-    "Observability": (Observability, {"models": [], "serving_namespaces": ["llm"]},
-                      [versions.KUBE_PROMETHEUS_STACK, versions.DCGM_EXPORTER]),
+    "Observability": (
+        Observability,
+        {"models": [], "serving_namespaces": ["llm"]},
+        [versions.KUBE_PROMETHEUS_STACK, versions.DCGM_EXPORTER],
+    ),
 }
 
 
@@ -82,7 +97,7 @@ def build(mocks, cls, args) -> list[dict]:
     return mocks.helm_releases()
 
 
-def expected(pin: versions.Chart, mode: str, directory: Path = None) -> dict:
+def expected(pin: versions.Chart, mode: str, directory: Path | None = None) -> dict:
     """What the release of ``pin`` says about its chart in each mode (written out, not from helm.py)."""
     if mode == "upstream":
         if pin.repo.startswith("oci://"):
@@ -96,8 +111,12 @@ def expected(pin: versions.Chart, mode: str, directory: Path = None) -> dict:
 
 
 def source_of(mode: str, directory: Path) -> dict:
-    return {"directory": {"directory": str(directory)}, "http": {"mirror": HTTP_MIRROR},
-            "oci": {"mirror": OCI_MIRROR + "/"}, "upstream": {}}[mode]
+    return {
+        "directory": {"directory": str(directory)},
+        "http": {"mirror": HTTP_MIRROR},
+        "oci": {"mirror": OCI_MIRROR + "/"},
+        "upstream": {},
+    }[mode]
 
 
 def chart_keys(release: dict) -> dict:
@@ -114,7 +133,8 @@ def test_every_chart_installing_component_renders_its_releases_from_the_source(m
     source = source_of(mode, chart_dir)
     releases = build(mocks, cls, {**args, **({"chart_source": source} if source else {})})
     assert sorted((chart_keys(r) for r in releases), key=json.dumps) == sorted(
-        (expected(p, mode, chart_dir) for p in pins), key=json.dumps)
+        (expected(p, mode, chart_dir) for p in pins), key=json.dumps
+    )
     if mode == "directory":
         for r in releases:
             assert Path(r["chart"]).is_absolute() and Path(r["chart"]).is_file()
@@ -123,23 +143,30 @@ def test_every_chart_installing_component_renders_its_releases_from_the_source(m
 @pytest.mark.parametrize("source", [{"mirror": OCI_MIRROR}, {"directory": str(FIXTURES)}], ids=["oci", "directory"])
 def test_other_languages_pass_chart_source_as_chartSource(source):
     """Through the provider host (camelCase on the wire) the releases are the ones Python renders."""
-    from contract.test_wire_construct import _python, _render as render_component, construct_from_wire, to_wire
+    from contract.test_wire_construct import _python, construct_from_wire, to_wire
+    from contract.test_wire_construct import _render as render_component
 
     args = {"namespace": "lws-system", "chart_source": source}
     from_wire = render_component(lambda: construct_from_wire("LeaderWorkerSetController", to_wire(args)))
     from_python = render_component(lambda: _python("LeaderWorkerSetController", args))
     assert from_wire.helm_releases == from_python.helm_releases
-    assert chart_keys(from_wire.helm_releases[0]) == expected(versions.LWS, "oci" if "mirror" in source else "directory", FIXTURES)
+    assert chart_keys(from_wire.helm_releases[0]) == expected(
+        versions.LWS, "oci" if "mirror" in source else "directory", FIXTURES
+    )
 
 
 def test_a_v_pin_is_found_under_helms_file_name(chart_dir):
     """Knative's operator is pinned as v1.23.0 and packaged as knative-operator-1.23.0.tgz."""
     pin = versions.Chart("https://example.invalid", "knative-operator", "v1.23.0")
-    assert chart_reference(pin, {"directory": str(chart_dir)})["chart"] == str(chart_dir / "knative-operator-1.23.0.tgz")
+    assert chart_reference(pin, {"directory": str(chart_dir)})["chart"] == str(
+        chart_dir / "knative-operator-1.23.0.tgz"
+    )
     # A file named as the pin spells it (what `helm pull` saves when the repository names it so) is taken too.
     (chart_dir / "knative-operator-1.23.0.tgz").unlink()
     (chart_dir / "knative-operator-v1.23.0.tgz").write_bytes(b"")
-    assert chart_reference(pin, {"directory": str(chart_dir)})["chart"] == str(chart_dir / "knative-operator-v1.23.0.tgz")
+    assert chart_reference(pin, {"directory": str(chart_dir)})["chart"] == str(
+        chart_dir / "knative-operator-v1.23.0.tgz"
+    )
 
 
 def _refused(mocks, cls, args, source, path, words):
@@ -162,23 +189,32 @@ def test_components_refuse_a_directory_without_their_packages(mocks, tmp_path, c
     assert mocks.registrations == []
 
 
-@pytest.mark.parametrize("source,path,words", [
-    ({"directory": str(FIXTURES), "mirror": HTTP_MIRROR}, "chart_source.mirror", "not both"),
-    ({"directory": "tests/fixtures/charts"}, "chart_source.directory", "not an absolute path"),
-    ({"directory": "/nonexistent/charts"}, "chart_source.directory", "does not exist"),
-    ({"mirror": "charts.example.internal"}, "chart_source.mirror", "neither an HTTP(S) chart repository URL"),
-    ({"mirror": "ftp://charts.example.internal"}, "chart_source.mirror", "neither an HTTP(S) chart repository URL"),
-    ({"mirror": "oci://"}, "chart_source.mirror", "neither"),
-    ({"mirrors": HTTP_MIRROR}, "chart_source.mirrors", "did you mean mirror?"),
-])
+@pytest.mark.parametrize(
+    "source,path,words",
+    [
+        ({"directory": str(FIXTURES), "mirror": HTTP_MIRROR}, "chart_source.mirror", "not both"),
+        ({"directory": "tests/fixtures/charts"}, "chart_source.directory", "not an absolute path"),
+        ({"directory": "/nonexistent/charts"}, "chart_source.directory", "does not exist"),
+        ({"mirror": "charts.example.internal"}, "chart_source.mirror", "neither an HTTP(S) chart repository URL"),
+        ({"mirror": "ftp://charts.example.internal"}, "chart_source.mirror", "neither an HTTP(S) chart repository URL"),
+        ({"mirror": "oci://"}, "chart_source.mirror", "neither"),
+        ({"mirrors": HTTP_MIRROR}, "chart_source.mirrors", "did you mean mirror?"),
+    ],
+)
 def test_components_refuse_a_bad_source_before_registering(mocks, source, path, words):
     _refused(mocks, KnativeServing, {}, source, path, words)
 
 
 def test_the_source_is_plain(mocks):
     """It decides the release's shape: an Output cannot be known at preview."""
-    _refused(mocks, LeaderWorkerSetController, {}, {"mirror": pulumi.Output.from_input(OCI_MIRROR)},
-             "chart_source.mirror", "plain value known at preview")
+    _refused(
+        mocks,
+        LeaderWorkerSetController,
+        {},
+        {"mirror": pulumi.Output.from_input(OCI_MIRROR)},
+        "chart_source.mirror",
+        "plain value known at preview",
+    )
 
 
 def test_a_component_checks_only_the_charts_it_installs(mocks, tmp_path):
@@ -209,7 +245,9 @@ def wide_stack(**keys) -> dict:
 
 @pytest.mark.parametrize("mode", ["directory", "http", "oci"])
 def test_the_stack_key_reaches_every_release(mode):
-    key = {"directory": {"directory": str(FIXTURES)}, "http": {"mirror": HTTP_MIRROR}, "oci": {"mirror": OCI_MIRROR}}[mode]
+    key = {"directory": {"directory": str(FIXTURES)}, "http": {"mirror": HTTP_MIRROR}, "oci": {"mirror": OCI_MIRROR}}[
+        mode
+    ]
     upstream = dev_with().helm_releases
     local = dev_with(key).helm_releases
     releases = local + render_with(wide_stack(charts=key)).helm_releases
@@ -222,8 +260,11 @@ def test_the_stack_key_reaches_every_release(mode):
         assert chart_keys(r) == expected(pin, mode, FIXTURES), r["name"]
     # dev installs six charts, the wide model the seventh; only the source changed, not the values.
     assert seen == {p.chart for p in charts.pinned_charts()} - {versions.GPU_OPERATOR.chart}
+
     def rest(rs):
-        return sorted(({k: v for k, v in r.items() if k not in ("chart", "repositoryOpts")} for r in rs), key=json.dumps)
+        return sorted(
+            ({k: v for k, v in r.items() if k not in ("chart", "repositoryOpts")} for r in rs), key=json.dumps
+        )
 
     assert rest(local) == rest(upstream)
 
@@ -241,10 +282,22 @@ def test_the_default_is_the_pins_upstream_repositories():
 
 
 STACK_CASES = {
-    "directory and mirror": ({"directory": str(FIXTURES), "mirror": HTTP_MIRROR}, "llmstack:charts: both directory and mirror are set"),
-    "missing directory": ({"directory": "no-such-charts"}, f"llmstack:charts.directory: {ROOT / 'no-such-charts'} (relative to the project directory"),
-    "missing absolute directory": ({"directory": "/nonexistent/charts"}, "llmstack:charts.directory: /nonexistent/charts does not exist"),
-    "mirror without a scheme": ({"mirror": "charts.example.internal"}, "llmstack:charts.mirror: 'charts.example.internal' is neither an HTTP(S) chart repository URL"),
+    "directory and mirror": (
+        {"directory": str(FIXTURES), "mirror": HTTP_MIRROR},
+        "llmstack:charts: both directory and mirror are set",
+    ),
+    "missing directory": (
+        {"directory": "no-such-charts"},
+        f"llmstack:charts.directory: {ROOT / 'no-such-charts'} (relative to the project directory",
+    ),
+    "missing absolute directory": (
+        {"directory": "/nonexistent/charts"},
+        "llmstack:charts.directory: /nonexistent/charts does not exist",
+    ),
+    "mirror without a scheme": (
+        {"mirror": "charts.example.internal"},
+        "llmstack:charts.mirror: 'charts.example.internal' is neither an HTTP(S) chart repository URL",
+    ),
     "mirror of another scheme": ({"mirror": "s3://charts"}, "llmstack:charts.mirror: 's3://charts' is neither"),
     "typo in a key": ({"dir": "charts"}, "llmstack:charts.dir: unknown key"),
 }
@@ -264,10 +317,17 @@ def test_a_directory_without_a_chart_the_stack_installs_names_the_file_and_the_p
     autoscaled = {"autoscaling": {"minReplicas": 1, "maxReplicas": 2}}
     from config.test_bad_input import stack
 
-    message = assert_refused({**stack(model=autoscaled), "charts": {"directory": str(tmp_path)}}, "llmstack:charts.directory")
+    message = assert_refused(
+        {**stack(model=autoscaled), "charts": {"directory": str(tmp_path)}}, "llmstack:charts.directory"
+    )
     assert f"{tmp_path} has no package of {package_name(versions.KEDA)}" in message
-    assert f"{versions.KEDA.chart} {versions.KEDA.version} ({versions.KEDA.repo}) for autoscaling.installKeda" in message
-    assert f"helm pull {versions.KEDA.chart} --repo {versions.KEDA.repo} --version {versions.KEDA.version} --destination {tmp_path}" in message
+    assert (
+        f"{versions.KEDA.chart} {versions.KEDA.version} ({versions.KEDA.repo}) for autoscaling.installKeda" in message
+    )
+    assert (
+        f"helm pull {versions.KEDA.chart} --repo {versions.KEDA.repo} --version {versions.KEDA.version} --destination "
+        f"{tmp_path}" in message
+    )
     # The same directory serves a stack that installs no KEDA.
     assert render_with({**stack(), "charts": {"directory": str(tmp_path)}}).helm_releases
 
@@ -276,15 +336,24 @@ def test_the_fixtures_lack_only_the_gpu_operator():
     """The local cluster tests point charts.directory at the fixtures: a GPU-operator pool is refused with its pin."""
     from config.test_bad_input import stack
 
-    message = assert_refused({**stack(gpuPool={"install": "gpuOperator"}), "charts": {"directory": str(FIXTURES)}},
-                             "llmstack:charts.directory")
+    message = assert_refused(
+        {**stack(gpuPool={"install": "gpuOperator"}), "charts": {"directory": str(FIXTURES)}},
+        "llmstack:charts.directory",
+    )
     assert package_name(versions.GPU_OPERATOR) in message and "gpuPool.install: gpuOperator" in message
     assert f"helm pull {versions.GPU_OPERATOR.chart} --repo {versions.GPU_OPERATOR.repo}" in message
 
 
-@pytest.mark.parametrize("name,config", [
-    ("dev", None), ("prod", None), ("wide", "wide"), ("gpuOperator no keda", "operator"), ("existing everything", "existing"),
-])
+@pytest.mark.parametrize(
+    "name,config",
+    [
+        ("dev", None),
+        ("prod", None),
+        ("wide", "wide"),
+        ("gpuOperator no keda", "operator"),
+        ("existing everything", "existing"),
+    ],
+)
 def test_the_stack_checks_exactly_the_charts_it_installs(name, config):
     """installed_charts (what charts.directory must hold) is what the composition installs."""
     from config.test_bad_input import stack
@@ -295,10 +364,16 @@ def test_the_stack_checks_exactly_the_charts_it_installs(name, config):
         cfg = {
             "wide": wide_stack(),
             "operator": stack(gpuPool={"install": "gpuOperator"}),
-            "existing": stack(model={"autoscaling": {"minReplicas": 1, "maxReplicas": 2}}, gpuPool={"install": "existing"},
-                              observability={"installPrometheusStack": False, "dcgmExporter": False,
-                                             "prometheusUrl": "http://prometheus.monitoring:9090"},
-                              autoscaling={"installKeda": False, "prometheusUrl": "http://prometheus.monitoring:9090"}),
+            "existing": stack(
+                model={"autoscaling": {"minReplicas": 1, "maxReplicas": 2}},
+                gpuPool={"install": "existing"},
+                observability={
+                    "installPrometheusStack": False,
+                    "dcgmExporter": False,
+                    "prometheusUrl": "http://prometheus.monitoring:9090",
+                },
+                autoscaling={"installKeda": False, "prometheusUrl": "http://prometheus.monitoring:9090"},
+            ),
         }[config]
         render = lambda: render_with(cfg)  # noqa: E731
     rendered, cfg = render_with_config(render)
@@ -320,7 +395,9 @@ def test_expansion_with_the_directory_is_the_expansion_of_the_pins():
     assert {r.chart for r in local.releases} == {r.chart for r in upstream.releases}
     assert all(r.package is not None and r.package.parent == FIXTURES for r in local.releases)
     assert local.objects == upstream.objects
-    assert local.release("kube-prometheus-stack") is not None and charts.values_of(local, "keda") == charts.values_of(upstream, "keda")
+    assert local.release("kube-prometheus-stack") is not None and charts.values_of(local, "keda") == charts.values_of(
+        upstream, "keda"
+    )
 
 
 def test_expansion_uses_the_directorys_package_not_the_fixture(tmp_path):
@@ -357,12 +434,26 @@ def test_render_cli_expands_a_project_whose_stack_file_names_a_relative_director
     (tmp_path / "Pulumi.airgap.yaml").write_text(yaml.safe_dump(dev))
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "stacks.tools.render", "--project-dir", str(tmp_path), "--expand-charts", "airgap", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "stacks.tools.render",
+            "--project-dir",
+            str(tmp_path),
+            "--expand-charts",
+            "airgap",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
     releases = list(yaml.safe_load_all((out / "airgap" / "helm-releases.yaml").read_text()))
-    assert releases and all(Path(r["chart"]).parent == tmp_path / "airgap" and r["repository"] is None for r in releases)
+    assert releases and all(
+        Path(r["chart"]).parent == tmp_path / "airgap" and r["repository"] is None for r in releases
+    )
     assert (out / "airgap" / "cluster.yaml").stat().st_size > 0
 
 
@@ -378,10 +469,10 @@ def test_pull_commands_fetch_every_pin_from_upstream(capsys):
     lines = capsys.readouterr().out.splitlines()
     pins = charts.pinned_charts()
     assert len(lines) == len(pins)
-    for line, pin in zip(lines, pins):
+    for line, pin in zip(lines, pins, strict=True):
         argv = shlex.split(line)
         assert argv[:2] == ["helm", "pull"]
-        flags = dict(zip(argv[3::2], argv[4::2]))
+        flags = dict(zip(argv[3::2], argv[4::2], strict=False))
         assert flags["--version"] == pin.version and flags["--destination"] == "charts"
         if pin.repo.startswith("oci://"):
             assert argv[2] == f"{pin.repo}/{pin.chart}" and "--repo" not in flags
@@ -393,8 +484,13 @@ def test_pull_commands_fetch_every_pin_from_upstream(capsys):
 def test_readme_section_names_the_key_and_the_commands():
     text = (ROOT / "README.md").read_text()
     start = text.index("## Air-gapped clusters: charts from a directory or a mirror")
-    section = text[start:text.index("\n## ", start + 1)]
-    for words in (".venv/bin/python -m stacks.tools.charts pull-commands charts | sh",
-                  "pulumi config set --path charts.directory charts", "pulumi config set --path charts.mirror https://",
-                  "pulumi config set --path charts.mirror oci://", "helm repo index charts --url", "helm push"):
+    section = text[start : text.index("\n## ", start + 1)]
+    for words in (
+        ".venv/bin/python -m stacks.tools.charts pull-commands charts | sh",
+        "pulumi config set --path charts.directory charts",
+        "pulumi config set --path charts.mirror https://",
+        "pulumi config set --path charts.mirror oci://",
+        "helm repo index charts --url",
+        "helm push",
+    ):
         assert words in section, words

@@ -6,14 +6,19 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import render_with, rendered_stack
 
-from llmstack_k8s.observability import alerts, metrics
+from conftest import render_with, rendered_stack
 from llmstack_k8s._core.awaits import SCHEDULING_SECONDS, SKIP_AWAIT_ANNOTATION, TIMEOUT_ANNOTATION
 from llmstack_k8s.cluster.knative_serving import DATA_PLANE_NAMESPACES
-from llmstack_k8s.serving.knative_vllm_service import DEFAULT_KNATIVE_NAMESPACES, QUEUE_PROXY_HTTP_PORT
-from llmstack_k8s.observability.observability import DCGM_RESOURCE_NAMES_ENV, DCGM_VIRTUAL_GPUS_ENV, dashboard_queries, dashboards
+from llmstack_k8s.observability import alerts, metrics
+from llmstack_k8s.observability.observability import (
+    DCGM_RESOURCE_NAMES_ENV,
+    DCGM_VIRTUAL_GPUS_ENV,
+    dashboard_queries,
+    dashboards,
+)
 from llmstack_k8s.rules import matches, workloads
+from llmstack_k8s.serving.knative_vllm_service import DEFAULT_KNATIVE_NAMESPACES, QUEUE_PROXY_HTTP_PORT
 from stacks.tools import render as render_mod
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -74,7 +79,9 @@ def test_pdb_selects_the_server_pods_and_not_the_download_job(stack):
 def test_deployment_selector_is_unchanged():
     """Deployment selectors are immutable: the fix leaves them as they were (name + instance)."""
     dep = named(rendered_stack("prod"), "Deployment", "llama-70b")
-    assert dep["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": "llama-70b"}}
+    assert dep["spec"]["selector"] == {
+        "matchLabels": {"app.kubernetes.io/name": "vllm", "app.kubernetes.io/instance": "llama-70b"}
+    }
 
 
 def test_download_pods_are_not_selected_by_anything_of_the_servers():
@@ -108,8 +115,12 @@ def test_prod_awaits_cover_the_70b_download_and_startup():
 
 
 def test_knative_service_is_awaited_for_its_progress_deadline():
-    ksvc = [o for o in rendered_stack("dev").of_kind("Service") if o["apiVersion"].startswith("serving.knative.dev")][0]
-    deadline = int(ksvc["spec"]["template"]["metadata"]["annotations"]["serving.knative.dev/progress-deadline"].rstrip("s"))
+    ksvc = next(
+        o for o in rendered_stack("dev").of_kind("Service") if o["apiVersion"].startswith("serving.knative.dev")
+    )
+    deadline = int(
+        ksvc["spec"]["template"]["metadata"]["annotations"]["serving.knative.dev/progress-deadline"].rstrip("s")
+    )
     assert int(ksvc["metadata"]["annotations"][TIMEOUT_ANNOTATION]) >= deadline
 
 
@@ -147,11 +158,22 @@ def test_dcgm_maps_shared_gpus_even_without_the_renamed_resource():
 
 DEV_LIKE = {
     "namespace": "llm",
-    "gpuPool": {"gpu": {"product": "NVIDIA-L4", "memoryGiB": 22, "perNode": 1},
-                "sharing": {"strategy": "timeSlicing", "replicas": 2}},
-    "models": [{"name": "m", "model": "org/m", "revision": "0123456789abcdef0123456789abcdef01234567",
-                "weightsGiB": 1, "maxModelLen": 2048, "gpuMemoryUtilization": 0.4, "cache": {"size": "10Gi"},
-                "resources": {"cpu": "2", "memory": "8Gi"}}],
+    "gpuPool": {
+        "gpu": {"product": "NVIDIA-L4", "memoryGiB": 22, "perNode": 1},
+        "sharing": {"strategy": "timeSlicing", "replicas": 2},
+    },
+    "models": [
+        {
+            "name": "m",
+            "model": "org/m",
+            "revision": "0123456789abcdef0123456789abcdef01234567",
+            "weightsGiB": 1,
+            "maxModelLen": 2048,
+            "gpuMemoryUtilization": 0.4,
+            "cache": {"size": "10Gi"},
+            "resources": {"cpu": "2", "memory": "8Gi"},
+        }
+    ],
 }
 
 
@@ -172,8 +194,11 @@ def test_dcgm_exporter_waits_for_the_runtime_class_it_uses():
 
 def test_with_the_gpu_operator_dcgm_and_servers_wait_for_the_operator_runtime_class():
     cfg = copy.deepcopy(DEV_LIKE)
-    cfg["gpuPool"] = {"gpu": {"product": "NVIDIA-H100-80GB-HBM3", "memoryGiB": 79, "perNode": 8},
-                      "install": "gpuOperator", "runtimeClass": {"name": "nvidia", "create": False}}
+    cfg["gpuPool"] = {
+        "gpu": {"product": "NVIDIA-H100-80GB-HBM3", "memoryGiB": 79, "perNode": 8},
+        "install": "gpuOperator",
+        "runtimeClass": {"name": "nvidia", "create": False},
+    }
     cfg["models"][0]["gpuMemoryUtilization"] = 0.9
     with recorded_dependencies() as deps:
         render_with(cfg)
@@ -201,21 +226,38 @@ def knative_policy_namespaces(rendered, name: str) -> set:
     out = set()
     for rule in np["spec"]["ingress"]:
         if any(p["port"] == QUEUE_PROXY_HTTP_PORT for p in rule["ports"]):
-            out |= {v for s in rule["from"] for e in s.get("namespaceSelector", {}).get("matchExpressions", []) for v in e["values"]}
+            out |= {
+                v
+                for s in rule["from"]
+                for e in s.get("namespaceSelector", {}).get("matchExpressions", [])
+                for v in e["values"]
+            }
     return out
 
 
 def test_installed_knative_admits_its_own_namespace_only():
-    assert knative_policy_namespaces(rendered_stack("dev"), "qwen-1-5b") == set(DATA_PLANE_NAMESPACES) == {"knative-serving"}
+    assert (
+        knative_policy_namespaces(rendered_stack("dev"), "qwen-1-5b")
+        == set(DATA_PLANE_NAMESPACES)
+        == {"knative-serving"}
+    )
 
 
 def test_existing_knative_keeps_the_release_yaml_namespaces():
     cfg = copy.deepcopy(DEV_LIKE)
     cfg["gpuPool"] = {"gpu": {"product": "NVIDIA-L4", "memoryGiB": 22, "perNode": 1}, "taints": []}
     cfg["models"][0].update(serving="knative", gpuMemoryUtilization=0.9)
-    cfg["knative"] = {"install": False, "maxRevisionTimeoutSeconds": 3600, "features": [
-        "kubernetes.podspec-init-containers", "kubernetes.podspec-securitycontext", "kubernetes.podspec-priorityclassname",
-        "kubernetes.podspec-persistent-volume-claim", "kubernetes.podspec-volumes-emptydir"]}
+    cfg["knative"] = {
+        "install": False,
+        "maxRevisionTimeoutSeconds": 3600,
+        "features": [
+            "kubernetes.podspec-init-containers",
+            "kubernetes.podspec-securitycontext",
+            "kubernetes.podspec-priorityclassname",
+            "kubernetes.podspec-persistent-volume-claim",
+            "kubernetes.podspec-volumes-emptydir",
+        ],
+    }
     assert knative_policy_namespaces(render_with(cfg), "m") == set(DEFAULT_KNATIVE_NAMESPACES)
 
 
@@ -223,7 +265,11 @@ def test_existing_knative_keeps_the_release_yaml_namespaces():
 
 
 def dcgm_series_labels() -> set[str]:
-    line = next(l for l in (FIXTURES / "dcgm-exporter-4.8.2-gpu-series.txt").read_text().splitlines() if l and not l.startswith("#"))
+    line = next(
+        row
+        for row in (FIXTURES / "dcgm-exporter-4.8.2-gpu-series.txt").read_text().splitlines()
+        if row and not row.startswith("#")
+    )
     return set(re.findall(r'([A-Za-z_][A-Za-z0-9_]*)="', line))
 
 
@@ -258,4 +304,4 @@ def test_renaming_the_hostname_label_is_one_line(monkeypatch):
     monkeypatch.setattr(metrics, "DCGM_HOSTNAME_LABEL", "hostname")
     texts = [str(alerts.gpu_rules()), *(str(d) for d in dashboards().values())]
     assert not any("Hostname" in t for t in texts)
-    assert "hostname" in texts[0] and "{{hostname}}" in texts[1] and 'hostname=~' in texts[1]
+    assert "hostname" in texts[0] and "{{hostname}}" in texts[1] and "hostname=~" in texts[1]

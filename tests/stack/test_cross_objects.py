@@ -7,8 +7,8 @@ import json
 from urllib.parse import urlparse
 
 import pytest
-from conftest import render_with
 
+from conftest import render_with
 from llmstack_k8s.cluster.knative_serving import DATA_PLANE_NAMESPACES
 from llmstack_k8s.rules import (
     Declared,
@@ -54,11 +54,15 @@ def declared_for(cfg: StackConfig) -> Declared:
         objects.add(("RuntimeClass", None, pool.runtime_class.name))
     if not pool.priority_class.create:
         objects.add(("PriorityClass", None, pool.priority_class.name))
-    if cfg.object_storage is not None and cfg.object_storage.existing_secret:  # the user's S3 keys, in each such model's namespace
+    if (
+        cfg.object_storage is not None and cfg.object_storage.existing_secret
+    ):  # the user's S3 keys, in each such model's namespace
         for m in cfg.models:
             if m.is_object_storage:
                 team = cfg.team_of(m.name)
-                objects.add(("Secret", team.effective_namespace if team else cfg.namespace, cfg.object_storage.existing_secret))
+                objects.add(
+                    ("Secret", team.effective_namespace if team else cfg.namespace, cfg.object_storage.existing_secret)
+                )
     to_zero = any(m.keda_autoscaling and m.scaling.min_replicas == 0 for m in cfg.models)  # through KEDA's add-on
     if cfg.gateway is not None:  # the Gateway (or ingress controller) the stack routes through exists
         namespaces.add(cfg.gateway.edge_namespace)
@@ -71,9 +75,13 @@ def declared_for(cfg: StackConfig) -> Declared:
         callers=tuple(net.client_namespaces),
         knative_data_plane=tuple(data_plane),
         http_interceptors=(a.keda_namespace,) if a.http_add_on and to_zero else (),
-        ingress_controllers=(cfg.gateway.edge_namespace,) if cfg.gateway is not None and cfg.gateway.kind == "ingress" else (),
+        ingress_controllers=(cfg.gateway.edge_namespace,)
+        if cfg.gateway is not None and cfg.gateway.kind == "ingress"
+        else (),
         # an existing Knative's cluster-local ingress (routes to exposed Knative models go there)
-        knative_local_gateways=() if kn.install else ((kn.effective_local_gateway.namespace, kn.effective_local_gateway.name),),
+        knative_local_gateways=()
+        if kn.install
+        else ((kn.effective_local_gateway.namespace, kn.effective_local_gateway.name),),
     )
 
 
@@ -103,15 +111,24 @@ REVISION = "0123456789abcdef0123456789abcdef01234567"
 
 def model(name: str, **over) -> dict:
     m = {
-        "name": name, "model": f"org/{name}", "revision": REVISION, "servedModelName": name,
-        "weightsGiB": 2, "maxModelLen": 4096, "gpuMemoryUtilization": 0.85,
-        "cache": {"size": "20Gi"}, "resources": {"cpu": "2", "memory": "16Gi"},
+        "name": name,
+        "model": f"org/{name}",
+        "revision": REVISION,
+        "servedModelName": name,
+        "weightsGiB": 2,
+        "maxModelLen": 4096,
+        "gpuMemoryUtilization": 0.85,
+        "cache": {"size": "20Gi"},
+        "resources": {"cpu": "2", "memory": "16Gi"},
     }
     m.update(over)
     return m
 
 
-H100_POOL = {"gpu": {"product": "NVIDIA-H100-80GB-HBM3", "memoryGiB": 79, "perNode": 8}, "nodeSelector": {"pool": "h100"}}
+H100_POOL = {
+    "gpu": {"product": "NVIDIA-H100-80GB-HBM3", "memoryGiB": 79, "perNode": 8},
+    "nodeSelector": {"pool": "h100"},
+}
 BASE = {"namespace": "llm", "network": {"clientNamespaces": ["apps"], "monitoringNamespaces": ["monitoring"]}}
 
 GENERATED = {
@@ -140,8 +157,14 @@ GENERATED = {
         **BASE,
         "autoscaling": {"httpAddOn": True},
         "gpuPool": {**H100_POOL, "sharing": {"strategy": "timeSlicing", "replicas": 4}},
-        "models": [model("zero", gpuMemoryUtilization=0.2, cache={"size": "20Gi", "accessMode": "ReadWriteOnce"},
-                         autoscaling={"minReplicas": 0, "maxReplicas": 1})],
+        "models": [
+            model(
+                "zero",
+                gpuMemoryUtilization=0.2,
+                cache={"size": "20Gi", "accessMode": "ReadWriteOnce"},
+                autoscaling={"minReplicas": 0, "maxReplicas": 1},
+            )
+        ],
     },
     # Knative installed by the stack, MIG (mixed) instances.
     "knative-installed-mig": {
@@ -152,16 +175,27 @@ GENERATED = {
     # The cluster's Knative, the GPU operator (its RuntimeClass), the cluster's KEDA for a second model.
     "knative-existing-gpu-operator": {
         **BASE,
-        "gpuPool": {**H100_POOL, "install": "gpuOperator", "runtimeClass": {"name": "nvidia", "create": False},
-                    "sharing": {"strategy": "mig", "migStrategy": "single", "migProfile": "3g.40gb"}},
+        "gpuPool": {
+            **H100_POOL,
+            "install": "gpuOperator",
+            "runtimeClass": {"name": "nvidia", "create": False},
+            "sharing": {"strategy": "mig", "migStrategy": "single", "migProfile": "3g.40gb"},
+        },
         "observability": {"dcgmExporter": False},
         "autoscaling": {"installKeda": False},
         "knative": {
             "install": False,
             "features": sorted(
-                ["kubernetes.podspec-init-containers", "kubernetes.podspec-securitycontext", "kubernetes.podspec-tolerations",
-                 "kubernetes.podspec-nodeselector", "kubernetes.podspec-runtimeclassname", "kubernetes.podspec-priorityclassname",
-                 "kubernetes.podspec-persistent-volume-claim", "kubernetes.podspec-volumes-emptydir"]
+                [
+                    "kubernetes.podspec-init-containers",
+                    "kubernetes.podspec-securitycontext",
+                    "kubernetes.podspec-tolerations",
+                    "kubernetes.podspec-nodeselector",
+                    "kubernetes.podspec-runtimeclassname",
+                    "kubernetes.podspec-priorityclassname",
+                    "kubernetes.podspec-persistent-volume-claim",
+                    "kubernetes.podspec-volumes-emptydir",
+                ]
             ),
             "maxRevisionTimeoutSeconds": 3600,
         },
@@ -174,8 +208,12 @@ GENERATED = {
     "ingress-one-model-exposed": {
         **BASE,
         "gpuPool": H100_POOL,
-        "gateway": {"kind": "ingress", "hostname": "llm.example.com", "requestTimeoutSeconds": 1200,
-                    "ingress": {"tlsSecretName": "llm-tls", "clusterIssuer": "letsencrypt", "namespace": "ingress-nginx"}},
+        "gateway": {
+            "kind": "ingress",
+            "hostname": "llm.example.com",
+            "requestTimeoutSeconds": 1200,
+            "ingress": {"tlsSecretName": "llm-tls", "clusterIssuer": "letsencrypt", "namespace": "ingress-nginx"},
+        },
         "models": [model("public", replicas=2), model("internal", route={"expose": False})],
     },
     # canary: one model with a canary on other weights (its own cache) behind the Gateway's weighted
@@ -186,8 +224,16 @@ GENERATED = {
         "gateway": {"gatewayRef": {"name": "inference-gateway", "namespace": "gateway"}, "hostname": "llm.example.com"},
         "models": [
             model("split", replicas=2, canary={"weight": 10, "revision": "fedcba9876543210fedcba9876543210fedcba98"}),
-            model("pooled", replicas=2, route={"kvCacheAwareRouting": True},
-                  canary={"weight": 25, "image": "vllm/vllm-openai:v0.11.1", "extraArgs": ["--max-num-batched-tokens", "8192"]}),
+            model(
+                "pooled",
+                replicas=2,
+                route={"kvCacheAwareRouting": True},
+                canary={
+                    "weight": 25,
+                    "image": "vllm/vllm-openai:v0.11.1",
+                    "extraArgs": ["--max-num-batched-tokens", "8192"],
+                },
+            ),
         ],
     },
 }
@@ -240,8 +286,12 @@ def test_generated_stacks_cover_every_serving_mode():
                     sharing.add(next((s for s in ("timeSlicing", "mps") if s in json.dumps(o.get("values"))), "none"))
         cfg = _render(name)[2]
         sharing.add(cfg.gpu_pool.sharing.strategy.value)
-        installs.add("existing-prometheus" if not cfg.observability.install_prometheus_stack else "kube-prometheus-stack")
-        installs.add("existing-knative" if any(m.serving == "knative" for m in cfg.models) and not cfg.knative.install else "")
+        installs.add(
+            "existing-prometheus" if not cfg.observability.install_prometheus_stack else "kube-prometheus-stack"
+        )
+        installs.add(
+            "existing-knative" if any(m.serving == "knative" for m in cfg.models) and not cfg.knative.install else ""
+        )
     assert {"fixed", "keda", "keda-to-zero", "knative"} <= kinds
     assert {"none", "timeSlicing", "mps", "mig"} <= sharing
     assert {"gpu-operator", "knative-operator", "existing-prometheus", "existing-knative"} <= installs
@@ -253,7 +303,9 @@ def test_generated_stacks_cover_every_serving_mode():
 def broken(name: str, kind: str, obj_name: str, change) -> tuple[list[dict], Declared]:
     manifests, declared = render_named(name)
     manifests = copy.deepcopy(manifests)
-    (obj,) = [o for o in manifests if o["kind"] == kind and (o.get("metadata", {}).get("name") or o.get("name")) == obj_name]
+    (obj,) = [
+        o for o in manifests if o["kind"] == kind and (o.get("metadata", {}).get("name") or o.get("name")) == obj_name
+    ]
     if change(obj) == "remove":
         manifests.remove(obj)
     return manifests, declared
@@ -276,10 +328,18 @@ def test_rule_pdb_selecting_nothing():
 
 def test_rule_pdb_without_a_selector_selects_nothing():
     """policy/v1: a PodDisruptionBudget without a selector selects no pods, not every pod."""
-    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "m", "namespace": "llm"},
-                  "spec": {"template": {"metadata": {"labels": {"app": "m"}}, "spec": {"containers": [{"name": "c"}]}}}}
-    pdb = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "m", "namespace": "llm"},
-           "spec": {"maxUnavailable": 1}}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "m", "namespace": "llm"},
+        "spec": {"template": {"metadata": {"labels": {"app": "m"}}, "spec": {"containers": [{"name": "c"}]}}},
+    }
+    pdb = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "m", "namespace": "llm"},
+        "spec": {"maxUnavailable": 1},
+    }
     (problem,) = pdb_selects_one_controller([deployment, pdb])
     assert "selects no pods" in problem
 
@@ -288,8 +348,12 @@ def test_workloads_see_knative_pods_with_knatives_labels():
     """The rules see a pod as the policy pack does (Knative adds its own labels to a revision's pods);
     a missing podSelector selects every pod."""
     assert matches(None, {"app": "x"}) and matches({"matchLabels": {"app": "x"}}, {"app": "x"})
-    ksvc = {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "metadata": {"name": "m", "namespace": "llm"},
-            "spec": {"template": {"metadata": {"labels": {"app": "m"}}, "spec": {"containers": [{"name": "c"}]}}}}
+    ksvc = {
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": {"name": "m", "namespace": "llm"},
+        "spec": {"template": {"metadata": {"labels": {"app": "m"}}, "spec": {"containers": [{"name": "c"}]}}},
+    }
     (w,) = workloads([ksvc])
     assert (w.labels, w.pod) == (pod_template(ksvc)[0], dict(pod_template(ksvc)[1]))
     assert w.labels["serving.knative.dev/service"] == "m"
@@ -318,10 +382,14 @@ def test_rule_namespace_not_created_nor_declared():
     assert any("lands in namespace 'llm-dev'" in p for p in problems), problems
 
     def kourier(np):
-        np["spec"]["ingress"][0]["from"][1]["namespaceSelector"]["matchExpressions"][0]["values"].append("kourier-system")
+        np["spec"]["ingress"][0]["from"][1]["namespaceSelector"]["matchExpressions"][0]["values"].append(
+            "kourier-system"
+        )
 
     problems = namespaces_exist(*broken("dev", "NetworkPolicy", "qwen-1-5b", kourier))
-    assert problems == ["NetworkPolicy llm-dev/qwen-1-5b names namespace 'kourier-system', which the stack neither creates nor declares"]
+    assert problems == [
+        "NetworkPolicy llm-dev/qwen-1-5b names namespace 'kourier-system', which the stack neither creates nor declares"
+    ]
 
 
 def test_rule_network_policy_blocking_prometheus():
@@ -358,7 +426,8 @@ def test_flows_cover_scrapers_callers_knative_and_the_interceptor():
     manifests, declared = render_named("dev")
     flows = {(f.source, f.target.name, f.port) for f in declared_flows(manifests, declared)}
     assert flows == {
-        ("monitoring", "qwen-0-5b", 8000), ("monitoring", "qwen-1-5b", 8000),  # PodMonitor, both port names
+        ("monitoring", "qwen-0-5b", 8000),
+        ("monitoring", "qwen-1-5b", 8000),  # PodMonitor, both port names
         ("default", "qwen-0-5b", 8000),  # network.clientNamespaces
         ("keda", "qwen-0-5b", 8000),  # the HTTP add-on routes scale-to-zero traffic
         ("knative-serving", "qwen-1-5b", 8012),  # activator / Kourier -> queue-proxy

@@ -22,7 +22,10 @@ def git(repo, *args):
 def run_diff(repo, *args):
     return subprocess.run(
         [sys.executable, "-m", "stacks.tools.diff", "--repo", str(repo), *map(str, args)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -32,8 +35,9 @@ def repo(tmp_path):
     r = tmp_path / "repo"
     r.mkdir()
     paths = ["Pulumi.yaml", "Pulumi.dev.yaml", "__main__.py", "stacks", "components"]
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", "HEAD", *paths],
-                             check=True, capture_output=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", "HEAD", *paths], check=True, capture_output=True
+    ).stdout
     subprocess.run(["tar", "-x", "-C", str(r)], input=archive, check=True)
     git(r, "init", "-q", "-b", "main")
     git(r, "config", "user.email", "test@example.invalid")
@@ -88,7 +92,9 @@ def test_two_commits(repo, tmp_path):
     assert "- **changed** Helm release monitoring/dcgm-exporter: `version`" in md
     assert re.search(r"^-version: 4\.\d+\.\d+$", md, re.M) and re.search(r"^\+version: 9\.9\.9$", md, re.M)
     # The stack-file change reaches the server's flags.
-    assert re.search(rf"^- \*\*changed\*\* \S+ \S+/{kept['name']}: .*`spec\.template\.spec\.containers\[vllm\]\.args\[", md, re.M)
+    assert re.search(
+        rf"^- \*\*changed\*\* \S+ \S+/{kept['name']}: .*`spec\.template\.spec\.containers\[vllm\]\.args\[", md, re.M
+    )
     assert re.search(rf"^-\s+- '{seqs}'$", md, re.M) and re.search(rf"^\+\s+- '{seqs + 32}'$", md, re.M)
     # The removed model's objects are listed as removed, Secret values redacted.
     assert re.search(rf"^- \*\*removed\*\* Secret \S+/{removed['name']}-api-key$", md, re.M)
@@ -140,7 +146,10 @@ def test_removed_stack_and_no_change():
 def test_redaction_of_what_an_old_renderer_left_in_clear():
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"token": "hf_abc"}}
     pod_env = {"env": [{"name": "HF_TOKEN", "value": "hf_abc"}, {"name": "HF_HUB_OFFLINE", "value": "1"}]}
-    release = {"name": "g", "values": {"grafana": {"adminPassword": "pw", "admin": {"existingSecret": "grafana-admin"}}}}
+    release = {
+        "name": "g",
+        "values": {"grafana": {"adminPassword": "pw", "admin": {"existingSecret": "grafana-admin"}}},
+    }
     assert diff.redact(secret)["stringData"] == {"token": diff.REDACTED}
     assert [e["value"] for e in diff.redact(pod_env)["env"]] == [diff.REDACTED, "1"]
     values = diff.redact(release)["values"]["grafana"]
@@ -149,7 +158,10 @@ def test_redaction_of_what_an_old_renderer_left_in_clear():
 
 def test_long_reports_fit_a_comment(monkeypatch):
     monkeypatch.setattr(diff, "MAX_CHARS", 3000)
-    before = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{i}"}, "data": {"k": "x" * 400}} for i in range(20)]
+    before = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{i}"}, "data": {"k": "x" * 400}}
+        for i in range(20)
+    ]
     after = [{**o, "data": {"k": "y" * 400}} for o in before]
     md = diff.stack_report("s", _side("a"), _side("b"), (before, [], ""), (after, [], ""), tests="**Tests** ok\n")
     assert len(md) <= 3000 + 200

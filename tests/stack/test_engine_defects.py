@@ -2,6 +2,7 @@
 each test here fails on the behaviour before its fix."""
 
 import pytest
+
 from conftest import STACKS, rendered_stack
 
 

@@ -5,31 +5,38 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
+
 from conftest import render_with, rendered_stack
+from llmstack_k8s import versions
+from llmstack_k8s.observability import metrics
+from llmstack_k8s.scaling.gpu_autoscaling import AutoscalingMetric, validate_workload
+from llmstack_k8s.serving.vllm_pod import startup_budget_seconds
+from llmstack_k8s.sizing.cold_start import DEFAULT_SCHEDULING_SECONDS, cold_start_budget
+from stacks.config.loader import StackConfigError
 from support.hpa_sim import Hpa, burst_table
 from support.schemas import FIXTURES, crd_schemas, validate_custom
 from unit.test_metrics import exported_wire_names
-
-from llmstack_k8s.observability import metrics
-from llmstack_k8s import versions
-from llmstack_k8s.scaling.gpu_autoscaling import AutoscalingMetric, validate_workload
-from llmstack_k8s.sizing.cold_start import DEFAULT_SCHEDULING_SECONDS, cold_start_budget
-from llmstack_k8s.serving.vllm_pod import startup_budget_seconds
-from stacks.config.loader import StackConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 
 
 def stack_file(stack: str) -> dict:
-    return {k.split(":", 1)[1]: v for k, v in yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"].items()}
+    return {
+        k.split(":", 1)[1]: v for k, v in yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text())["config"].items()
+    }
 
 
 def autoscaled_models(stack: str) -> dict[str, dict]:
     """The models KEDA scales: a Deployment's autoscaling (a Knative model's is Knative's own)."""
-    return {m["name"]: m for m in stack_file(stack)["models"] if "autoscaling" in m and m.get("serving", "deployment") == "deployment"}
+    return {
+        m["name"]: m
+        for m in stack_file(stack)["models"]
+        if "autoscaling" in m and m.get("serving", "deployment") == "deployment"
+    }
 
 
 def scaled_objects(stack: str) -> dict[str, dict]:
@@ -41,13 +48,22 @@ def prom_triggers(so: dict) -> list[dict]:
 
 
 def all_queries() -> list[tuple[str, str, dict]]:
-    return [(stack, so["metadata"]["name"], t) for stack in ("dev", "prod") for so in scaled_objects(stack).values() for t in prom_triggers(so)]
+    return [
+        (stack, so["metadata"]["name"], t)
+        for stack in ("dev", "prod")
+        for so in scaled_objects(stack).values()
+        for t in prom_triggers(so)
+    ]
 
 
 def base_model(**autoscaling) -> dict:
     model = {
-        "name": "m", "model": "org/m", "revision": "0123456789abcdef0123456789abcdef01234567",
-        "servedModelName": "m-served", "weightsGiB": 10, "cache": {"size": "20Gi"},
+        "name": "m",
+        "model": "org/m",
+        "revision": "0123456789abcdef0123456789abcdef01234567",
+        "servedModelName": "m-served",
+        "weightsGiB": 10,
+        "cache": {"size": "20Gi"},
     }
     if autoscaling:
         model["autoscaling"] = autoscaling
@@ -81,7 +97,7 @@ def test_scaled_objects_validate_against_the_keda_crd(stack):
         validate_custom(so)
     broken = {**next(iter(sos.values()))}
     broken["spec"] = {**broken["spec"], "minReplicas": 1}  # KEDA's key is minReplicaCount
-    with pytest.raises(Exception):
+    with pytest.raises(jsonschema.ValidationError):
         validate_custom(broken)
 
 
@@ -104,7 +120,9 @@ def test_keda_is_installed_from_the_pinned_chart_with_its_metrics_scraped(render
     releases = {r["chart"]: r for r in rendered.helm_releases}
     keda = releases["keda"]
     assert (keda["version"], keda["repository"] if "repository" in keda else keda["repositoryOpts"]["repo"]) == (
-        "2.20.2", "https://kedacore.github.io/charts")
+        "2.20.2",
+        "https://kedacore.github.io/charts",
+    )
     for part in ("operator", "metricServer", "webhooks"):
         assert keda["values"]["prometheus"][part]["enabled"] is True
         assert keda["values"]["prometheus"][part]["serviceMonitor"]["enabled"] is True
@@ -146,7 +164,7 @@ def test_dev_scales_to_zero_through_the_http_add_on_buffer():
 def test_http_scaled_object_crd_fixture_refuses_unknown_fields():
     so = rendered_stack("dev").of_kind("HTTPScaledObject")[0]
     bad = {**so, "spec": {**so["spec"], "minReplicas": 0}}
-    with pytest.raises(Exception):
+    with pytest.raises(jsonschema.ValidationError):
         validate_custom(bad)
 
 
@@ -189,18 +207,30 @@ def test_refuses_replicas_next_to_autoscaling_and_rwo_cache_with_several_replica
         render_with({"models": [model]})
     rwo = base_model(minReplicas=1, maxReplicas=2)
     rwo["cache"]["accessMode"] = "ReadWriteOnce"
-    with pytest.raises(StackConfigError, match=r"models\[0\] \(name: m\)\.autoscaling\.maxReplicas is 2 .*ReadWriteOnce"):
+    with pytest.raises(
+        StackConfigError, match=r"models\[0\] \(name: m\)\.autoscaling\.maxReplicas is 2 .*ReadWriteOnce"
+    ):
         render_with({"models": [rwo]})
 
 
 def test_component_refuses_unsafe_workloads_for_library_users():
-    w = {"name": "x", "namespace": "n", "deployment_name": "x", "service_name": "x", "served_model_name": "x",
-         "startup_budget_seconds": 600, "min_replicas": 0, "max_replicas": 2, "metric": AutoscalingMetric.QUEUE_DEPTH,
-         "target": 4, "cooldown_seconds": 900}
-    with pytest.raises(ValueError, match="'x'.*min_replicas 0 .*http_add_on"):
+    w = {
+        "name": "x",
+        "namespace": "n",
+        "deployment_name": "x",
+        "service_name": "x",
+        "served_model_name": "x",
+        "startup_budget_seconds": 600,
+        "min_replicas": 0,
+        "max_replicas": 2,
+        "metric": AutoscalingMetric.QUEUE_DEPTH,
+        "target": 4,
+        "cooldown_seconds": 900,
+    }
+    with pytest.raises(ValueError, match=r"'x'.*min_replicas 0 .*http_add_on"):
         validate_workload(w, http_add_on=False)
     validate_workload(w, http_add_on=True)
-    with pytest.raises(ValueError, match="'x'.*cooldown_seconds 300 is shorter than the startup budget 600"):
+    with pytest.raises(ValueError, match=r"'x'.*cooldown_seconds 300 is shorter than the startup budget 600"):
         validate_workload({**w, "cooldown_seconds": 300}, http_add_on=True)
 
 
@@ -210,16 +240,34 @@ def test_component_refuses_unsafe_workloads_for_library_users():
 def test_every_query_is_valid_promql(tmp_path):
     queries = all_queries()
     assert len(queries) >= 5
-    rules = {"groups": [{"name": "keda-triggers", "rules": [
-        {"record": f"llmstack:keda:{stack}_{so}_{t['name']}".replace("-", "_"), "expr": t["metadata"]["query"]}
-        for stack, so, t in queries
-    ]}]}
+    rules = {
+        "groups": [
+            {
+                "name": "keda-triggers",
+                "rules": [
+                    {
+                        "record": f"llmstack:keda:{stack}_{so}_{t['name']}".replace("-", "_"),
+                        "expr": t["metadata"]["query"],
+                    }
+                    for stack, so, t in queries
+                ],
+            }
+        ]
+    }
     path = tmp_path / "keda-queries.yaml"
     path.write_text(yaml.safe_dump(rules))
     out = subprocess.run([PROMTOOL, "check", "rules", str(path)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     # promtool is not a rubber stamp
-    path.write_text(yaml.safe_dump({"groups": [{"name": "g", "rules": [{"record": "x:y", "expr": "sum(vllm:num_requests_waiting{model_name=})"}]}]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "groups": [
+                    {"name": "g", "rules": [{"record": "x:y", "expr": "sum(vllm:num_requests_waiting{model_name=})"}]}
+                ]
+            }
+        )
+    )
     assert subprocess.run([PROMTOOL, "check", "rules", str(path)], capture_output=True).returncode != 0
 
 
@@ -228,7 +276,9 @@ def test_queries_use_metrics_the_pinned_vllm_exports():
     for stack, so, t in all_queries():
         names = set(re.findall(r"vllm:[a-z_:]+", t["metadata"]["query"]))
         assert names, t
-        assert names <= metrics.VLLM_METRICS, f"{stack}/{so}: not from components/observability/metrics.py: {names - metrics.VLLM_METRICS}"
+        assert names <= metrics.VLLM_METRICS, (
+            f"{stack}/{so}: not from components/observability/metrics.py: {names - metrics.VLLM_METRICS}"
+        )
         assert names <= exported, f"{stack}/{so}: not exported by vLLM 0.32: {names - exported}"
 
 
@@ -255,18 +305,23 @@ def test_the_namespace_label_is_attached_by_the_vllm_monitor(rendered):
     must not drop or rewrite ``namespace`` or ``model_name``."""
     ns = stack_file(rendered.stack).get("namespace", "llm")
     monitors = [
-        m for m in rendered.of_kind("PodMonitor") + rendered.of_kind("ServiceMonitor")
+        m
+        for m in rendered.of_kind("PodMonitor") + rendered.of_kind("ServiceMonitor")
         if m["spec"].get("selector", {}).get("matchLabels", {}).get("app.kubernetes.io/name") == "vllm"
     ]
     if not monitors:
         pytest.skip("no vLLM monitor in this stack (Observability not composed)")
     for mon in monitors:
-        assert ns in mon["spec"]["namespaceSelector"].get("matchNames", [ns]) or mon["spec"]["namespaceSelector"].get("any")
+        assert ns in mon["spec"]["namespaceSelector"].get("matchNames", [ns]) or mon["spec"]["namespaceSelector"].get(
+            "any"
+        )
         endpoints = mon["spec"].get("podMetricsEndpoints") or mon["spec"].get("endpoints")
         for ep in endpoints:
             for rl in ep.get("relabelings", []) + ep.get("metricRelabelings", []):
                 assert rl.get("targetLabel") not in ("namespace", metrics.VLLM_MODEL_LABEL), rl
-                assert rl.get("action", "replace") not in ("labeldrop", "labelkeep") or "namespace" in rl.get("regex", ""), rl
+                assert rl.get("action", "replace") not in ("labeldrop", "labelkeep") or "namespace" in rl.get(
+                    "regex", ""
+                ), rl
 
 
 # --- the README's worked example ---------------------------------------------------------------
@@ -304,7 +359,9 @@ def test_a_knative_models_autoscaling_is_carried_out_by_knative_not_keda():
     assert not r.of_kind("ScaledObject") and not r.of_kind("HTTPScaledObject")
     assert not [h for h in r.helm_releases if h["chart"] in (versions.KEDA.chart, versions.KEDA_HTTP_ADDON.chart)]
     model["autoscaling"] = {**model["autoscaling"], "metric": "queueDepth"}
-    with pytest.raises(StackConfigError, match=r"models\[0\] \(name: m\)\.autoscaling\.metric: queueDepth is a vLLM metric KEDA reads"):
+    with pytest.raises(
+        StackConfigError, match=r"models\[0\] \(name: m\)\.autoscaling\.metric: queueDepth is a vLLM metric KEDA reads"
+    ):
         render_with({"autoscaling": {"httpAddOn": True}, "models": [model]})
 
 
@@ -327,8 +384,14 @@ def test_outputs_are_the_effective_bounds_per_model():
             return {}
 
     pulumi.runtime.set_mocks(Mocks(), project="p", stack="s", preview=False)
-    common = {"namespace": "llm", "served_model_name": "s", "startup_budget_seconds": 400,
-              "metric": AutoscalingMetric.QUEUE_DEPTH, "target": 4, "cooldown_seconds": 600}
+    common = {
+        "namespace": "llm",
+        "served_model_name": "s",
+        "startup_budget_seconds": 400,
+        "metric": AutoscalingMetric.QUEUE_DEPTH,
+        "target": 4,
+        "cooldown_seconds": 600,
+    }
     workloads = [
         {**common, "name": "a", "deployment_name": "a", "service_name": "a", "min_replicas": 2, "max_replicas": 6},
         {**common, "name": "b", "deployment_name": "b", "service_name": "b", "min_replicas": 0, "max_replicas": 1},

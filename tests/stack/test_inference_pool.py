@@ -7,18 +7,18 @@ import copy
 import pulumi
 import pytest
 import yaml
-from conftest import assert_refused
-from stack.test_cross_objects import BASE, H100_POOL, _render, model
-from unit.test_metrics import exported_wire_names
 
-from llmstack_k8s.observability import metrics
+from conftest import assert_refused
 from llmstack_k8s import versions
-from llmstack_k8s.edge.inference_pool import EXT_PROC_PORT, InferencePool, picker_config
-from llmstack_k8s.rules import Declared, Flow, inference_pools_reach_servers, selected
-from llmstack_k8s.rules.network import admits
 from llmstack_k8s._core.testing import RecordingMocks
 from llmstack_k8s._core.validation import ComponentArgsError
+from llmstack_k8s.edge.inference_pool import EXT_PROC_PORT, InferencePool, picker_config
+from llmstack_k8s.observability import metrics
+from llmstack_k8s.rules import Flow, inference_pools_reach_servers, selected
+from llmstack_k8s.rules.network import admits
 from llmstack_k8s.serving.vllm_pod import HTTP_PORT
+from stack.test_cross_objects import BASE, H100_POOL, _render, model
+from unit.test_metrics import exported_wire_names
 
 
 def of(manifests, kind, name=None):
@@ -27,8 +27,12 @@ def of(manifests, kind, name=None):
 
 def test_prod_routes_the_8b_model_through_its_pool_and_the_70b_to_its_service():
     manifests, _, _ = _render("prod")
-    backends = {r["metadata"]["name"]: {(b.get("kind", "Service"), b["name"]) for rule in r["spec"]["rules"] for b in rule["backendRefs"]}
-                for r in of(manifests, "HTTPRoute")}
+    backends = {
+        r["metadata"]["name"]: {
+            (b.get("kind", "Service"), b["name"]) for rule in r["spec"]["rules"] for b in rule["backendRefs"]
+        }
+        for r in of(manifests, "HTTPRoute")
+    }
     assert backends == {"llama-8b": {("InferencePool", "llama-8b")}, "llama-70b": {("Service", "llama-70b")}}
     assert [p["metadata"]["name"] for p in of(manifests, "InferencePool")] == ["llama-8b"]
 
@@ -39,7 +43,12 @@ def test_the_pool_selects_exactly_the_models_server_pods():
     chosen = selected(manifests, "llm", pool["spec"]["selector"])
     assert [(w.kind, w.name) for w in chosen] == [("Deployment", "llama-8b")]
     assert pool["spec"]["targetPorts"] == [{"number": HTTP_PORT}]
-    assert pool["spec"]["endpointPickerRef"] == {"kind": "Service", "name": "llama-8b-epp", "port": {"number": EXT_PROC_PORT}, "failureMode": "FailOpen"}
+    assert pool["spec"]["endpointPickerRef"] == {
+        "kind": "Service",
+        "name": "llama-8b-epp",
+        "port": {"number": EXT_PROC_PORT},
+        "failureMode": "FailOpen",
+    }
 
 
 def test_the_picker_runs_the_pinned_image_with_read_only_rbac():
@@ -68,25 +77,33 @@ def test_the_picker_reads_metrics_from_the_metrics_module_that_the_pinned_vllm_e
 
 def test_the_gateway_reaches_the_picker_and_the_pool_but_clients_do_not_reach_the_picker():
     manifests, _, _ = _render("prod")
-    (picker,) = [w for w in selected(manifests, "llm", {"matchLabels": {"app.kubernetes.io/instance": "llama-8b-epp"}})]
+    (picker,) = list(selected(manifests, "llm", {"matchLabels": {"app.kubernetes.io/instance": "llama-8b-epp"}}))
     (policy,) = of(manifests, "NetworkPolicy", "llama-8b-epp")
     assert admits(policy, Flow("gateway", picker, EXT_PROC_PORT, "test"))
     assert not admits(policy, Flow("apps", picker, EXT_PROC_PORT, "test"))
 
 
 def test_bad_kv_cache_routing_config_is_refused():
-    ingress = {**copy.deepcopy(BASE), "gpuPool": H100_POOL, "gateway": {"kind": "ingress"},
-               "models": [model("m", route={"kvCacheAwareRouting": True})]}
+    ingress = {
+        **copy.deepcopy(BASE),
+        "gpuPool": H100_POOL,
+        "gateway": {"kind": "ingress"},
+        "models": [model("m", route={"kvCacheAwareRouting": True})],
+    }
     assert_refused(ingress, "route.kvCacheAwareRouting: needs llmstack:gateway.kind gatewayApi")
-    hidden = {**copy.deepcopy(BASE), "gpuPool": H100_POOL, "gateway": {"gatewayRef": {"name": "gw", "namespace": "edge"}},
-              "models": [model("m", route={"kvCacheAwareRouting": True, "expose": False})]}
+    hidden = {
+        **copy.deepcopy(BASE),
+        "gpuPool": H100_POOL,
+        "gateway": {"gatewayRef": {"name": "gw", "namespace": "edge"}},
+        "models": [model("m", route={"kvCacheAwareRouting": True, "expose": False})],
+    }
     assert_refused(hidden, "route.kvCacheAwareRouting: needs the model exposed")
 
 
 def test_the_component_refuses_an_empty_selector():
     mocks = RecordingMocks()
     pulumi.runtime.set_mocks(mocks, project="llmstack", stack="unit", preview=True)
-    with pytest.raises(ComponentArgsError, match="args.pod_selector: empty"):
+    with pytest.raises(ComponentArgsError, match=r"args.pod_selector: empty"):
         InferencePool("m", {"namespace": "llm", "pod_selector": {}, "gateway_namespace": "edge"})
     assert mocks.registrations == []
 
@@ -111,11 +128,13 @@ def test_rule_pool_selecting_nothing_or_the_wrong_port():
     def typo(o):
         if o["kind"] == "InferencePool":
             o["spec"]["selector"]["matchLabels"]["app.kubernetes.io/instance"] = "llama-8"
+
     assert any("selects no pods" in p for p in _broken(typo))
 
     def port(o):
         if o["kind"] == "InferencePool":
             o["spec"]["targetPorts"] = [{"number": 8080}]
+
     assert any("targets port 8080" in p for p in _broken(port))
 
 
@@ -123,12 +142,14 @@ def test_rule_gateway_blocked_from_picker_or_pods():
     def close_picker(o):
         if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "llama-8b-epp":
             o["spec"]["ingress"] = o["spec"]["ingress"][1:]
+
     assert any("'gateway' to Deployment llm/llama-8b-epp" in p for p in _broken(close_picker))
 
     def close_pods(o):
         if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "llama-8b":
             for rule in o["spec"]["ingress"]:
                 rule["from"] = [p for p in rule["from"] if "namespaceSelector" not in p]
+
     problems = _broken(close_pods)
     assert any("'gateway' to Deployment llm/llama-8b on port 8000" in p for p in problems), problems
 
@@ -137,4 +158,5 @@ def test_rule_route_to_a_missing_pool():
     def gone(o):
         if o["kind"] == "HTTPRoute" and o["metadata"]["name"] == "llama-8b":
             o["spec"]["rules"][0]["backendRefs"][0]["name"] = "llama-9b"
+
     assert any("InferencePool llm/llama-9b" in p for p in _broken(gone))

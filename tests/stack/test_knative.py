@@ -4,13 +4,13 @@ config, a Knative install that admits the pod, and refusals of what Knative cann
 import copy
 
 import pytest
-from conftest import assert_refused, render_with, rendered_stack
-from support.schemas import validate_object
 
-from llmstack_k8s.serving import knative_vllm_service as kn
+from conftest import assert_refused, render_with, rendered_stack
 from llmstack_k8s import versions
 from llmstack_k8s.cluster.knative_serving import DATA_PLANE_NAMESPACES
+from llmstack_k8s.serving import knative_vllm_service as kn
 from llmstack_k8s.serving.vllm_pod import DEPLOYMENT_DRAIN_LIFECYCLE, HTTP_PORT, knative_pod_spec, vllm_container
+from support.schemas import validate_object
 
 MODEL = {
     "name": "qwen",
@@ -45,7 +45,11 @@ def stack(serving="knative", knative=None, model=None, autoscaling=None, **top):
 
 
 def ksvc(rendered, name="qwen"):
-    (svc,) = [o for o in rendered.of_kind("Service") if o["apiVersion"] == kn.KNATIVE_SERVING_API and o["metadata"]["name"] == name]
+    (svc,) = [
+        o
+        for o in rendered.of_kind("Service")
+        if o["apiVersion"] == kn.KNATIVE_SERVING_API and o["metadata"]["name"] == name
+    ]
     return svc
 
 
@@ -76,8 +80,16 @@ def test_knative_pod_differs_from_the_deployments_only_where_knative_requires(bo
     as_deployment, as_knative = both
     dep = deployment(as_deployment)["spec"]["template"]["spec"]
     kpod = ksvc(as_knative)["spec"]["template"]["spec"]
-    for key in ("initContainers", "volumes", "nodeSelector", "tolerations", "runtimeClassName", "priorityClassName",
-                "enableServiceLinks", "automountServiceAccountToken"):
+    for key in (
+        "initContainers",
+        "volumes",
+        "nodeSelector",
+        "tolerations",
+        "runtimeClassName",
+        "priorityClassName",
+        "enableServiceLinks",
+        "automountServiceAccountToken",
+    ):
         assert kpod[key] == dep[key], key
     dep_only = set(dep) - set(kpod)
     assert dep_only == {"terminationGracePeriodSeconds", "topologySpreadConstraints"}
@@ -97,7 +109,9 @@ def test_knative_service_validates_against_its_crd_and_the_crd_check_bites(both)
 
 def test_shared_container_meets_knatives_webhook_rules():
     """Rules Knative's admission webhook enforces beyond its CRD schema (serving pkg/apis/serving)."""
-    c = vllm_container({"engine": {"served_model_name": "m"}, "model_path": "/models/m", "claim_name": "c", "api_key_secret_name": "k"})
+    c = vllm_container(
+        {"engine": {"served_model_name": "m"}, "model_path": "/models/m", "claim_name": "c", "api_key_secret_name": "k"}
+    )
     assert "lifecycle" not in c
     (port,) = c["ports"]
     assert port["name"] in {"", "http1", "h2c"} and port["containerPort"] not in {8012, 8013, 8022, 9090, 9091, 8008}
@@ -108,13 +122,32 @@ def test_shared_container_meets_knatives_webhook_rules():
 
 
 def test_annotations_and_timeouts_derive_from_the_config():
-    scaling = {"minReplicas": 1, "maxReplicas": 3, "target": 8, "cooldownSeconds": 420}  # the same keys as a Deployment's
-    k = {"initialScale": 2, "containerConcurrency": 24, "stableWindow": "2m", "panicWindowPercentage": 20,
-         "progressDeadlineSeconds": 1200, "requestTimeoutSeconds": 1500}
-    svc = ksvc(render_with(stack(knative=k, autoscaling=scaling, model={"cache": {"size": "10Gi", "accessMode": "ReadWriteMany"}})))
+    scaling = {
+        "minReplicas": 1,
+        "maxReplicas": 3,
+        "target": 8,
+        "cooldownSeconds": 420,
+    }  # the same keys as a Deployment's
+    k = {
+        "initialScale": 2,
+        "containerConcurrency": 24,
+        "stableWindow": "2m",
+        "panicWindowPercentage": 20,
+        "progressDeadlineSeconds": 1200,
+        "requestTimeoutSeconds": 1500,
+    }
+    svc = ksvc(
+        render_with(
+            stack(knative=k, autoscaling=scaling, model={"cache": {"size": "10Gi", "accessMode": "ReadWriteMany"}})
+        )
+    )
     a = svc["spec"]["template"]["metadata"]["annotations"]
     assert a["autoscaling.knative.dev/class"] == "kpa.autoscaling.knative.dev"
-    assert (a["autoscaling.knative.dev/min-scale"], a["autoscaling.knative.dev/max-scale"], a["autoscaling.knative.dev/initial-scale"]) == ("1", "3", "2")
+    assert (
+        a["autoscaling.knative.dev/min-scale"],
+        a["autoscaling.knative.dev/max-scale"],
+        a["autoscaling.knative.dev/initial-scale"],
+    ) == ("1", "3", "2")
     assert a["autoscaling.knative.dev/target"] == "8"
     assert a["autoscaling.knative.dev/metric"] == "concurrency"
     assert a["autoscaling.knative.dev/scale-down-delay"] == "7m"
@@ -143,14 +176,18 @@ def test_dev_stack_has_a_knative_model_scaling_to_zero():
     dev = rendered_stack("dev")
     svcs = [o for o in dev.of_kind("Service") if o["apiVersion"] == kn.KNATIVE_SERVING_API]
     assert svcs
-    assert any(s["spec"]["template"]["metadata"]["annotations"]["autoscaling.knative.dev/min-scale"] == "0" for s in svcs)
+    assert any(
+        s["spec"]["template"]["metadata"]["annotations"]["autoscaling.knative.dev/min-scale"] == "0" for s in svcs
+    )
 
 
 def test_installed_knative_admits_the_rendered_pods():
     """The features, timeout ceiling and version the KnativeServing sets fit every rendered Knative Service."""
     dev = rendered_stack("dev")
     (op,) = [r for r in dev.helm_releases if r["chart"] == "knative-operator"]
-    assert op["repositoryOpts"]["repo"] == "https://knative.github.io/operator" and op["version"].lstrip("v").startswith("1.23.")
+    assert op["repositoryOpts"]["repo"] == "https://knative.github.io/operator" and op["version"].lstrip(
+        "v"
+    ).startswith("1.23.")
     (serving,) = dev.of_kind("KnativeServing")
     assert serving["metadata"]["namespace"] == "knative-serving"
     assert serving["spec"]["ingress"]["kourier"]["enabled"] is True
@@ -160,13 +197,18 @@ def test_installed_knative_admits_the_rendered_pods():
     for svc in [o for o in dev.of_kind("Service") if o["apiVersion"] == kn.KNATIVE_SERVING_API]:
         pod = svc["spec"]["template"]["spec"]
         assert kn.knative_features_needed(pod) <= enabled, svc["metadata"]["name"]
-        assert {"kubernetes.podspec-persistent-volume-claim", "kubernetes.podspec-init-containers"} <= kn.knative_features_needed(pod)
+        assert {
+            "kubernetes.podspec-persistent-volume-claim",
+            "kubernetes.podspec-init-containers",
+        } <= kn.knative_features_needed(pod)
         assert pod["timeoutSeconds"] <= int(config["defaults"]["max-revision-timeout-seconds"])
 
 
 def test_existing_knative_installs_nothing_and_still_serves():
     features = sorted(kn.ALL_POD_FEATURES)
-    r = render_with({**stack(knative={"requestTimeoutSeconds": 600}), "knative": {"install": False, "features": features}})
+    r = render_with(
+        {**stack(knative={"requestTimeoutSeconds": 600}), "knative": {"install": False, "features": features}}
+    )
     assert not r.of_kind("KnativeServing")
     assert not [h for h in r.helm_releases if h["chart"] == "knative-operator"]
     assert ksvc(r)["spec"]["template"]["spec"]["timeoutSeconds"] == 600
@@ -177,7 +219,12 @@ def test_network_policy_admits_knative_data_plane_and_prometheus_only():
     (np,) = [o for o in r.of_kind("NetworkPolicy") if o["metadata"]["name"] == "qwen"]
     rules = {}
     for rule in np["spec"]["ingress"]:
-        names = frozenset(v for s in rule["from"] for e in s.get("namespaceSelector", {}).get("matchExpressions", []) for v in e["values"])
+        names = frozenset(
+            v
+            for s in rule["from"]
+            for e in s.get("namespaceSelector", {}).get("matchExpressions", [])
+            for v in e["values"]
+        )
         rules[names] = {p["port"] for p in rule["ports"]}
     # Installed by the operator: activator, autoscaler and Kourier all run in knative-serving.
     data_plane = frozenset(DATA_PLANE_NAMESPACES)
@@ -200,8 +247,13 @@ def test_namespaces_key_says_what_install_true_admits():
     # What the row says is what the composition admits: listed namespaces join the installed data plane.
     r = render_with({**stack(), "knative": {"namespaces": ["mesh-gateway"]}})  # the stack-wide llmstack:knative
     (np,) = [o for o in r.of_kind("NetworkPolicy") if o["metadata"]["name"] == "qwen"]
-    admitted = {v for rule in np["spec"]["ingress"] for s in rule["from"]
-                for e in s.get("namespaceSelector", {}).get("matchExpressions", []) for v in e["values"]}
+    admitted = {
+        v
+        for rule in np["spec"]["ingress"]
+        for s in rule["from"]
+        for e in s.get("namespaceSelector", {}).get("matchExpressions", [])
+        for v in e["values"]
+    }
     assert set(DATA_PLANE_NAMESPACES) | {"mesh-gateway"} <= admitted and "kourier-system" not in admitted
 
 
@@ -216,10 +268,18 @@ REFUSALS = {
         "models[0] (name: qwen).autoscaling.kvCacheTarget: applies to a Deployment model (KEDA)",
     ),
     "warm schedules on a Knative model": (
-        stack(autoscaling={"maxReplicas": 1, "schedules": [{"start": "0 8 * * 1-5", "end": "0 18 * * 1-5", "minReplicas": 1}]}),
+        stack(
+            autoscaling={
+                "maxReplicas": 1,
+                "schedules": [{"start": "0 8 * * 1-5", "end": "0 18 * * 1-5", "minReplicas": 1}],
+            }
+        ),
         "models[0] (name: qwen).autoscaling.schedules: applies to a Deployment model (KEDA)",
     ),
-    "knative settings without serving: knative": (stack(serving=None, knative={"initialScale": 1}), "knative is set but serving is deployment"),
+    "knative settings without serving: knative": (
+        stack(serving=None, knative={"initialScale": 1}),
+        "knative is set but serving is deployment",
+    ),
     "replicas on a Knative model": (stack(model={"replicas": 2}), "replicas applies to serving: deployment"),
     "progress deadline shorter than the startup budget": (
         stack(knative={"progressDeadlineSeconds": 120}),
@@ -230,34 +290,60 @@ REFUSALS = {
         "the first request after scaling to zero would time out while the model loads",
     ),
     "target concurrency above the batch size": (
-        stack(autoscaling={"maxReplicas": 1, "target": 64}), "autoscaling.target: 64 in-flight requests per pod exceeds maxNumSeqs 48"),
+        stack(autoscaling={"maxReplicas": 1, "target": 64}),
+        "autoscaling.target: 64 in-flight requests per pod exceeds maxNumSeqs 48",
+    ),
     "target concurrency above the container concurrency": (
         stack(autoscaling={"maxReplicas": 1, "target": 16}, knative={"containerConcurrency": 8}),
-        "autoscaling.target: 16 in-flight requests per pod exceeds knative.containerConcurrency 8"),
-    "fractional target concurrency": (stack(autoscaling={"maxReplicas": 1, "target": 7.5}), "autoscaling.target: 7.5 is in-flight requests per pod"),
+        "autoscaling.target: 16 in-flight requests per pod exceeds knative.containerConcurrency 8",
+    ),
+    "fractional target concurrency": (
+        stack(autoscaling={"maxReplicas": 1, "target": 7.5}),
+        "autoscaling.target: 7.5 is in-flight requests per pod",
+    ),
     "initial scale above the most replicas": (
-        stack(autoscaling={"maxReplicas": 1}, knative={"initialScale": 2}), "knative.initialScale: 2 exceeds autoscaling.maxReplicas 1"),
+        stack(autoscaling={"maxReplicas": 1}, knative={"initialScale": 2}),
+        "knative.initialScale: 2 exceeds autoscaling.maxReplicas 1",
+    ),
     "cooldown shorter than the startup budget": (
-        stack(autoscaling={"maxReplicas": 1, "cooldownSeconds": 120}), "autoscaling.cooldownSeconds 120 is shorter than the model's startup budget"),
+        stack(autoscaling={"maxReplicas": 1, "cooldownSeconds": 120}),
+        "autoscaling.cooldownSeconds 120 is shorter than the model's startup budget",
+    ),
     "cooldown above Knative's scale-down delay ceiling": (
-        stack(autoscaling={"maxReplicas": 1, "cooldownSeconds": 7200}), "autoscaling.cooldownSeconds: 7200 is above 3600"),
-    "stable window out of range": (stack(knative={"stableWindow": "2s"}), "stableWindow '2s' must be between 6s and 1h"),
+        stack(autoscaling={"maxReplicas": 1, "cooldownSeconds": 7200}),
+        "autoscaling.cooldownSeconds: 7200 is above 3600",
+    ),
+    "stable window out of range": (
+        stack(knative={"stableWindow": "2s"}),
+        "stableWindow '2s' must be between 6s and 1h",
+    ),
     "not a duration": (stack(knative={"stableWindow": "ten minutes"}), "'ten minutes' is not a duration"),
-    "env var Knative reserves": (stack(model={"extraEnv": {"PORT": "9000"}}), "extraEnv sets PORT, which Knative sets itself"),
+    "env var Knative reserves": (
+        stack(model={"extraEnv": {"PORT": "9000"}}),
+        "extraEnv sets PORT, which Knative sets itself",
+    ),
     "ReadWriteOnce cache with several pods": (
         stack(autoscaling={"maxReplicas": 2}, model={"cache": {"size": "10Gi", "accessMode": "ReadWriteOnce"}}),
         "models[0] (name: qwen).autoscaling.maxReplicas is 2 but the cache accessMode is ReadWriteOnce",
     ),
     "existing Knative without the pod's feature flags": (
-        {**stack(knative={"requestTimeoutSeconds": 600}), "knative": {"install": False, "features": ["kubernetes.podspec-init-containers"]}},
-        "knative.features does not list as enabled: kubernetes.podspec-nodeselector, kubernetes.podspec-persistent-volume-claim",
+        {
+            **stack(knative={"requestTimeoutSeconds": 600}),
+            "knative": {"install": False, "features": ["kubernetes.podspec-init-containers"]},
+        },
+        "knative.features does not list as enabled: kubernetes.podspec-nodeselector, "
+        "kubernetes.podspec-persistent-volume-claim",
     ),
     "existing Knative whose timeout ceiling is too low": (
         {**stack(), "knative": {"install": False, "features": sorted(kn.ALL_POD_FEATURES)}},
-        f"requestTimeoutSeconds is {BUDGET + kn.SCHEDULING_SECONDS + 600} (default: cold start + 600) but Knative allows at most 600",
+        f"requestTimeoutSeconds is {BUDGET + kn.SCHEDULING_SECONDS + 600} (default: cold start + 600) but Knative "
+        "allows at most 600",
     ),
     "initial scale 0 on a Knative that refuses it": (
-        {**stack(knative={"initialScale": 0, "requestTimeoutSeconds": 600}), "knative": {"install": False, "features": sorted(kn.ALL_POD_FEATURES)}},
+        {
+            **stack(knative={"initialScale": 0, "requestTimeoutSeconds": 600}),
+            "knative": {"install": False, "features": sorted(kn.ALL_POD_FEATURES)},
+        },
         "initialScale is 0 but knative.allowZeroInitialScale is false",
     ),
     "describing an existing Knative while installing one": (
@@ -277,13 +363,16 @@ def test_component_refuses_a_pod_the_declared_knative_would_reject():
     needed = kn.knative_features_needed(knative_pod_spec(p))
     assert kn.FIELD_FEATURES["tolerations"] in needed  # the default contract tolerates the GPU taint
     assert kn.scaling_problems({"target_concurrency": 40, "container_concurrency": 20}, 300) == [
-        ("scaling.target_concurrency", "40 exceeds container_concurrency 20: Knative could never reach it")]
+        ("scaling.target_concurrency", "40 exceeds container_concurrency 20: Knative could never reach it")
+    ]
     ((path, problem),) = kn.scaling_problems({}, 300, 200)
     assert path == "progress_deadline_seconds" and problem.startswith("200 is shorter than the startup budget 300")
 
 
 def test_durations_parse_like_knatives():
-    assert kn.duration_seconds("90s") == 90 and kn.duration_seconds("10m") == 600 and kn.duration_seconds("1h30m") == 5400
+    assert (
+        kn.duration_seconds("90s") == 90 and kn.duration_seconds("10m") == 600 and kn.duration_seconds("1h30m") == 5400
+    )
     for bad in ("", "10", "1d", "m"):
         with pytest.raises(ValueError):
             kn.duration_seconds(bad)
@@ -291,9 +380,14 @@ def test_durations_parse_like_knatives():
 
 def test_existing_knative_needs_only_the_flags_the_placement_uses():
     """Untainted GPU nodes and no node selector or runtime class: those flags are not demanded."""
-    features = sorted(kn.pod_features(None) - {kn.FIELD_FEATURES["tolerations"]} | {kn.FIELD_FEATURES["priorityClassName"]})
-    cfg = {**stack(knative={"requestTimeoutSeconds": 600}), "gpuPool": {"taints": []},
-           "knative": {"install": False, "features": features}}
+    features = sorted(
+        kn.pod_features(None) - {kn.FIELD_FEATURES["tolerations"]} | {kn.FIELD_FEATURES["priorityClassName"]}
+    )
+    cfg = {
+        **stack(knative={"requestTimeoutSeconds": 600}),
+        "gpuPool": {"taints": []},
+        "knative": {"install": False, "features": features},
+    }
     pod = ksvc(render_with(cfg))["spec"]["template"]["spec"]
     assert not pod.get("tolerations") and "nodeSelector" not in pod
     assert kn.knative_features_needed(pod) <= set(features)

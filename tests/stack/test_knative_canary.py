@@ -9,20 +9,20 @@ import re
 
 import pytest
 import yaml
-from conftest import assert_refused, render_with, stack_example
-from support.schemas import validate_object
-from unit.test_alert_rules import _promtool
-from stack.test_canary import _relabel
-from stack.test_cross_objects import BASE, H100_POOL, declared_for, manifests_of, model, render_with_config
 
-from llmstack_k8s.serving import knative_canary as kc
-from llmstack_k8s.observability import metrics
-from llmstack_k8s.serving.knative_vllm_service import KNATIVE_SERVING_API, KnativeVllmService
-from llmstack_k8s.serving.model_cache import model_dir
-from llmstack_k8s.rules import check_all, knative_traffic
+from conftest import assert_refused, render_with, stack_example
 from llmstack_k8s._core.testing import RecordingMocks
 from llmstack_k8s._core.validation import ComponentArgsError
+from llmstack_k8s.observability import metrics
+from llmstack_k8s.rules import check_all, knative_traffic
+from llmstack_k8s.serving import knative_canary as kc
+from llmstack_k8s.serving.knative_vllm_service import KNATIVE_SERVING_API, KnativeVllmService
+from llmstack_k8s.serving.model_cache import model_dir
+from stack.test_canary import _relabel
+from stack.test_cross_objects import BASE, H100_POOL, declared_for, manifests_of, model, render_with_config
 from stacks.tools import render as render_mod
+from support.schemas import validate_object
+from unit.test_alert_rules import _promtool
 
 OTHER_REVISION = "fedcba9876543210fedcba9876543210fedcba98"
 NEW_IMAGE = "docker.io/vllm/vllm-openai:v0.31.0"
@@ -35,7 +35,15 @@ CANARIES = {
 
 
 def kn_model(canary=None, **over) -> dict:
-    m = model("kn", **{"serving": "knative", "autoscaling": {"minReplicas": 0, "maxReplicas": 2}, "cache": {"size": "20Gi"}, **over})
+    m = model(
+        "kn",
+        **{
+            "serving": "knative",
+            "autoscaling": {"minReplicas": 0, "maxReplicas": 2},
+            "cache": {"size": "20Gi"},
+            **over,
+        },
+    )
     if canary is not None:
         m["canary"] = canary
     return m
@@ -46,7 +54,11 @@ def stack(m: dict) -> dict:
 
 
 def ksvc(manifests, name="kn") -> dict:
-    (svc,) = [o for o in manifests if o["kind"] == "Service" and o["apiVersion"] == KNATIVE_SERVING_API and o["metadata"]["name"] == name]
+    (svc,) = [
+        o
+        for o in manifests
+        if o["kind"] == "Service" and o["apiVersion"] == KNATIVE_SERVING_API and o["metadata"]["name"] == name
+    ]
     return svc
 
 
@@ -81,7 +93,7 @@ def test_split_names_both_revisions_and_promotion_reuses_the_canarys(kind):
     assert template_name(with_canary) == canary_rev != stable_rev
     # The stable target is exactly the revision the model made before its canary was added.
     assert template_name(stable_only) == stable_rev
-    assert all(re.fullmatch(r"kn-[0-9a-f]{%d}" % kc.DIGEST_CHARS, r) for r in (stable_rev, canary_rev))
+    assert all(re.fullmatch(rf"kn-[0-9a-f]{{{kc.DIGEST_CHARS}}}", r) for r in (stable_rev, canary_rev))
     # Both variants answer the same served name.
     served = svc["spec"]["template"]["spec"]["containers"][0]["args"]
     assert served[served.index("--served-model-name") + 1] == "kn"
@@ -103,8 +115,12 @@ def test_any_change_to_the_template_gives_a_new_revision_name():
     """Knative refuses a changed template under an unchanged name (VerifyNameChange): labels,
     annotations and spec all count."""
     base = template_name(render(kn_model())[0])
-    for over in ({"autoscaling": {"minReplicas": 0, "maxReplicas": 3}}, {"resources": {"cpu": "3", "memory": "16Gi"}},
-                 {"extraEnv": {"VLLM_LOGGING_LEVEL": "DEBUG"}}, {"maxModelLen": 2048}):
+    for over in (
+        {"autoscaling": {"minReplicas": 0, "maxReplicas": 3}},
+        {"resources": {"cpu": "3", "memory": "16Gi"}},
+        {"extraEnv": {"VLLM_LOGGING_LEVEL": "DEBUG"}},
+        {"maxModelLen": 2048},
+    ):
         assert template_name(render(kn_model(**over))[0]) != base, over
 
 
@@ -118,7 +134,9 @@ def test_a_canary_of_other_weights_downloads_them_beside_the_models():
     pod = ksvc(manifests)["spec"]["template"]["spec"]
     args = pod["containers"][0]["args"]
     assert args[args.index("--model") + 1] == model_dir("org/kn", OTHER_REVISION)
-    assert model_dir("org/kn", OTHER_REVISION) in " ".join(pod["initContainers"][0]["command"])  # waits for those weights
+    assert model_dir("org/kn", OTHER_REVISION) in " ".join(
+        pod["initContainers"][0]["command"]
+    )  # waits for those weights
 
 
 def _discovered(manifests, revision: str) -> dict:
@@ -130,7 +148,9 @@ def _discovered(manifests, revision: str) -> dict:
 def _series_labels(manifests, revision: str) -> dict:
     (monitor,) = [o for o in manifests if o["kind"] == "PodMonitor"]
     validate_object(monitor)
-    endpoint = next(e for e in monitor["spec"]["podMetricsEndpoints"] if e["port"] == "user-port")  # Knative's port name
+    endpoint = next(
+        e for e in monitor["spec"]["podMetricsEndpoints"] if e["port"] == "user-port"
+    )  # Knative's port name
     out = _relabel(endpoint["relabelings"], _discovered(manifests, revision))
     return {k: v for k, v in out.items() if not k.startswith("__")}
 
@@ -148,7 +168,9 @@ def test_pod_monitor_labels_the_canary_revision_and_forgets_it_after_promotion()
 
 
 def _series(labels: dict, pod: str, namespace: str, served: str) -> str:
-    inner = ", ".join(f'{k}="{v}"' for k, v in {**labels, "namespace": namespace, "pod": pod, "model_name": served}.items())
+    inner = ", ".join(
+        f'{k}="{v}"' for k, v in {**labels, "namespace": namespace, "pod": pod, "model_name": served}.items()
+    )
     return inner
 
 
@@ -169,18 +191,31 @@ def test_canary_alert_fires_on_a_knative_canarys_series(tmp_path):
         sel = _series(_series_labels(manifests, revision), f"{revision}-deployment-a", "llm", "kn")
         return {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{sel}, finished_reason="{reason}"}}', "values": values}
 
-    bad = [series(canary_rev, "error", "0+2x30"), series(canary_rev, "stop", "0+8x30"), series(stable_rev, "stop", "0+90x30")]
+    bad = [
+        series(canary_rev, "error", "0+2x30"),
+        series(canary_rev, "stop", "0+8x30"),
+        series(stable_rev, "stop", "0+90x30"),
+    ]
     after, _ = render(promoted(canary))  # the canary's revision promoted: no canary series any more
     promoted_series = [series(canary_rev, "error", "0+2x30", after), series(canary_rev, "stop", "0+8x30", after)]
     expected = [{"exp_labels": {"severity": "warning", "namespace": "llm", "model": "kn", "model_name": "kn"}}]
     tests = [
-        {"interval": "1m", "input_series": bad,
-         "alert_rule_test": [{"eval_time": "20m", "alertname": "VllmCanaryErrorsAboveStable", "exp_alerts": expected}]},
-        {"interval": "1m", "input_series": promoted_series,
-         "alert_rule_test": [{"eval_time": "20m", "alertname": "VllmCanaryErrorsAboveStable", "exp_alerts": []}]},
+        {
+            "interval": "1m",
+            "input_series": bad,
+            "alert_rule_test": [
+                {"eval_time": "20m", "alertname": "VllmCanaryErrorsAboveStable", "exp_alerts": expected}
+            ],
+        },
+        {
+            "interval": "1m",
+            "input_series": promoted_series,
+            "alert_rule_test": [{"eval_time": "20m", "alertname": "VllmCanaryErrorsAboveStable", "exp_alerts": []}],
+        },
     ]
-    (tmp_path / "test.yaml").write_text(yaml.safe_dump(
-        {"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests}, sort_keys=False))
+    (tmp_path / "test.yaml").write_text(
+        yaml.safe_dump({"rule_files": ["rules.yaml"], "evaluation_interval": "1m", "tests": tests}, sort_keys=False)
+    )
     res = _promtool("test", "rules", "test.yaml", cwd=tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
 
@@ -196,7 +231,8 @@ def test_component_outputs_name_both_revisions_and_the_canarys_url():
     def program():
         k = KnativeVllmService("m", _component_args(weight=10, image=NEW_IMAGE))
         return pulumi.Output.all(k.url, k.canary_url, k.revision_name, k.canary_revision_name).apply(
-            lambda v: seen.setdefault("v", v))
+            lambda v: seen.setdefault("v", v)
+        )
 
     program()
     url, canary_url, stable_rev, canary_rev = seen["v"]
@@ -208,14 +244,21 @@ def test_component_outputs_name_both_revisions_and_the_canarys_url():
     validate_object(svc)
 
 
-@pytest.mark.parametrize("canary, over, expected", [
-    ({"weight": 10, "replicas": 2, "image": NEW_IMAGE}, {}, "canary.replicas: applies to serving: deployment"),
-    ({"weight": 10, "revision": OTHER_REVISION}, {"cache": {"size": "3Gi"}}, "cache.size: 3Gi cannot hold two revisions"),
-    ({"weight": 10}, {}, "canary: differs from the model in nothing"),
-    ({"weight": 100, "image": NEW_IMAGE}, {}, "canary.weight"),
-    ({"weight": 10, "extraArgs": ["--no-such-flag"]}, {}, "canary.extraArgs"),
-    ({"weight": 10, "image": "vllm/vllm-openai:latest"}, {}, "canary.image"),
-])
+@pytest.mark.parametrize(
+    "canary, over, expected",
+    [
+        ({"weight": 10, "replicas": 2, "image": NEW_IMAGE}, {}, "canary.replicas: applies to serving: deployment"),
+        (
+            {"weight": 10, "revision": OTHER_REVISION},
+            {"cache": {"size": "3Gi"}},
+            "cache.size: 3Gi cannot hold two revisions",
+        ),
+        ({"weight": 10}, {}, "canary: differs from the model in nothing"),
+        ({"weight": 100, "image": NEW_IMAGE}, {}, "canary.weight"),
+        ({"weight": 10, "extraArgs": ["--no-such-flag"]}, {}, "canary.extraArgs"),
+        ({"weight": 10, "image": "vllm/vllm-openai:latest"}, {}, "canary.image"),
+    ],
+)
 def test_bad_knative_canaries_are_refused(canary, over, expected):
     assert_refused(stack(kn_model(canary, **over)), expected)
 
@@ -224,27 +267,44 @@ def test_a_knative_canary_needs_no_gateway_and_may_be_exposed():
     """Knative splits its own URL (in-cluster callers get the split); exposed through the gateway, the
     route has one backend (Knative's ingress) and the split stays Knative's (tests/stack/test_knative_route.py)."""
     gw = {"gatewayRef": {"name": "gw", "namespace": "gateway"}}
-    rendered, _ = render_with_config(lambda: render_with({**stack(kn_model({"weight": 10, "image": NEW_IMAGE})), "gateway": gw}))
+    rendered, _ = render_with_config(
+        lambda: render_with({**stack(kn_model({"weight": 10, "image": NEW_IMAGE})), "gateway": gw})
+    )
     manifests = manifests_of(rendered)
     (route,) = [o for o in manifests if o["kind"] == "HTTPRoute"]
-    assert all(len(rule["backendRefs"]) == 1 and "weight" not in rule["backendRefs"][0] for rule in route["spec"]["rules"])
+    assert all(
+        len(rule["backendRefs"]) == 1 and "weight" not in rule["backendRefs"][0] for rule in route["spec"]["rules"]
+    )
     assert [t["percent"] for t in ksvc(manifests)["spec"]["traffic"]] == [90, 10]
 
 
 # --- the component ------------------------------------------------------------------------------
 
+
 def _component_args(**canary) -> dict:
-    return {"namespace": "llm", "engine": {"served_model_name": "m"}, "model_path": "/models/m", "cache_claim_name": "m-cache",
-            **({"canary": canary} if canary else {})}
+    return {
+        "namespace": "llm",
+        "engine": {"served_model_name": "m"},
+        "model_path": "/models/m",
+        "cache_claim_name": "m-cache",
+        **({"canary": canary} if canary else {}),
+    }
 
 
-@pytest.mark.parametrize("name, canary, path", [
-    ("m", {"weight": 0, "image": NEW_IMAGE}, "canary.weight"),
-    ("m", {"weight": 10}, "canary"),
-    ("m", {"weight": 10, "engine": {"served_model_name": "other"}}, "canary.engine.served_model_name"),
-    ("m", {"weight": 10, "engine": {"served_model_name": "m", "extra_args": ["--no-such-flag"]}}, "canary.engine.extra_args"),
-    ("x" * (kc.MAX_SERVICE_NAME + 1), None, "args: name"),
-])
+@pytest.mark.parametrize(
+    "name, canary, path",
+    [
+        ("m", {"weight": 0, "image": NEW_IMAGE}, "canary.weight"),
+        ("m", {"weight": 10}, "canary"),
+        ("m", {"weight": 10, "engine": {"served_model_name": "other"}}, "canary.engine.served_model_name"),
+        (
+            "m",
+            {"weight": 10, "engine": {"served_model_name": "m", "extra_args": ["--no-such-flag"]}},
+            "canary.engine.extra_args",
+        ),
+        ("x" * (kc.MAX_SERVICE_NAME + 1), None, "args: name"),
+    ],
+)
 def test_component_refuses_bad_canary_args(name, canary, path):
     import pulumi
 
@@ -257,11 +317,12 @@ def test_component_refuses_bad_canary_args(name, canary, path):
 
 # --- the cross-object rule ----------------------------------------------------------------------
 
+
 def test_traffic_rule_catches_targets_that_point_nowhere():
     manifests, _ = render(kn_model({"weight": 10, "image": NEW_IMAGE}))
     svc = ksvc(manifests)
     assert knative_traffic(svc) == []
-    stable_rev, canary_rev = (t["revisionName"] for t in svc["spec"]["traffic"])
+    stable_rev, _canary_rev = (t["revisionName"] for t in svc["spec"]["traffic"])
 
     def broken(**change):
         bad = copy.deepcopy(svc)
@@ -277,6 +338,7 @@ def test_traffic_rule_catches_targets_that_point_nowhere():
 
 
 # --- dev: the commented example ---------------------------------------------------------------
+
 
 def _dev_canary_block() -> dict:
     """The commented canary example of Pulumi.dev.yaml (on the Knative model), from its fixture file."""
@@ -294,7 +356,10 @@ def test_dev_canary_example_renders_and_passes_the_cross_checks():
     manifests = manifests_of(rendered)
     svc = ksvc(manifests, knative["name"])
     validate_object(svc)
-    assert [t["percent"] for t in svc["spec"]["traffic"]] == [100 - knative["canary"]["weight"], knative["canary"]["weight"]]
+    assert [t["percent"] for t in svc["spec"]["traffic"]] == [
+        100 - knative["canary"]["weight"],
+        knative["canary"]["weight"],
+    ]
     # its stable target is the revision dev runs today
     assert svc["spec"]["traffic"][0]["revisionName"] == template_name_of(render_mod.render("dev"), knative["name"])
     problems = check_all(manifests, declared_for(cfg))
@@ -321,8 +386,14 @@ def test_karpenter_floor_counts_the_canary_revisions_pods():
     """Each revision starts with knative.initialScale pods: with a canary the model needs twice the GPUs
     at deploy time (a Karpenter limit that fits one revision would leave the canary Pending)."""
     m = kn_model(tensorParallelSize=4, resources={"cpu": "2", "memory": "64Gi"})
-    pool = {**H100_POOL, "gpu": {**H100_POOL["gpu"], "perNode": 4},
-            "karpenter": {"nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "gpu"}, "gpuLimit": 4}}
+    pool = {
+        **H100_POOL,
+        "gpu": {**H100_POOL["gpu"], "perNode": 4},
+        "karpenter": {
+            "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "gpu"},
+            "gpuLimit": 4,
+        },
+    }
     assert render_with({**stack(m), "gpuPool": pool}).of_kind("NodePool")
     m["canary"] = {"weight": 10, "image": NEW_IMAGE}
     assert_refused({**stack(m), "gpuPool": pool}, "below the 8 GPUs the models need")
@@ -344,6 +415,16 @@ def test_a_knative_canary_of_a_model_in_object_storage_streams_like_it():
     assert args[args.index("--model") + 1] == MODEL["model"] and "--max-num-batched-tokens" in args
     assert not [o for o in manifests if o["kind"] in ("PersistentVolumeClaim", "Job")]
     after = {**MODEL, "serving": "knative", "extraArgs": ["--max-num-batched-tokens", "4096"]}
-    assert ksvc(manifests_of(render_with(s3_stack(after), secret_keys=SECURE)), "llama-8b")["spec"]["template"]["metadata"]["name"] == canary_rev
+    assert (
+        ksvc(manifests_of(render_with(s3_stack(after), secret_keys=SECURE)), "llama-8b")["spec"]["template"][
+            "metadata"
+        ]["name"]
+        == canary_rev
+    )
     before = {**MODEL, "serving": "knative"}
-    assert ksvc(manifests_of(render_with(s3_stack(before), secret_keys=SECURE)), "llama-8b")["spec"]["template"]["metadata"]["name"] == stable_rev
+    assert (
+        ksvc(manifests_of(render_with(s3_stack(before), secret_keys=SECURE)), "llama-8b")["spec"]["template"][
+            "metadata"
+        ]["name"]
+        == stable_rev
+    )

@@ -13,22 +13,22 @@ import json
 import sys
 
 import pytest
-from conftest import ROOT, assert_refused, render_with
-from support.schemas import validate_object
-from stack.test_cross_objects import BASE, H100_POOL, declared_for, manifests_of, model, render_with_config
-from stack.test_knative_canary import _dev_canary_block
 
-from llmstack_k8s.cluster.knative_serving import LOCAL_GATEWAY_PORT, LOCAL_GATEWAY_SERVICE, SERVING_NAMESPACE
-from llmstack_k8s.serving.knative_vllm_service import KNATIVE_SERVING_API, QUEUE_PROXY_HTTP_PORT
-from llmstack_k8s.edge.model_route import MODEL_NAME_HEADER, REFERENCE_GRANT_API, ModelRoute, duration
-from llmstack_k8s.rules import Declared, check_all, routes_reach_servers
+from conftest import ROOT, assert_refused, render_with
 from llmstack_k8s._core.testing import RecordingMocks
 from llmstack_k8s._core.validation import ComponentArgsError
-from stacks.tools import render as render_mod
+from llmstack_k8s.cluster.knative_serving import LOCAL_GATEWAY_PORT, LOCAL_GATEWAY_SERVICE, SERVING_NAMESPACE
+from llmstack_k8s.edge.model_route import MODEL_NAME_HEADER, REFERENCE_GRANT_API, ModelRoute, duration
+from llmstack_k8s.rules import Declared, check_all, routes_reach_servers
+from llmstack_k8s.serving.knative_vllm_service import KNATIVE_SERVING_API, QUEUE_PROXY_HTTP_PORT
+from stack.test_cross_objects import BASE, H100_POOL, declared_for, manifests_of, model, render_with_config
+from stack.test_knative_canary import _dev_canary_block
 from stacks.config.gateway import knative_route_timeout, request_budget
+from stacks.tools import render as render_mod
+from support.schemas import validate_object
 
 sys.path.insert(0, str(ROOT / "policy"))
-import llmstack_policy as pack  # noqa: E402
+import llmstack_policy as pack
 
 GATEWAY = {"gatewayRef": {"name": "gw", "namespace": "edge"}, "hostname": "llm.example.com"}
 TRAFFIC_POLICY = next(p for p in pack.POLICIES if p.name == "knative-traffic")
@@ -69,7 +69,14 @@ def prod_with_knative():
     """Pulumi.prod.yaml with a Knative model beside its two Deployments, through the same Gateway host."""
     project, config, secrets = render_mod.stack_config_env("prod")
     models = json.loads(config[f"{project}:models"])
-    models.append(model("qwen-kn", serving="knative", autoscaling={"minReplicas": 0, "maxReplicas": 2}, servedModelName="qwen-kn-chat"))
+    models.append(
+        model(
+            "qwen-kn",
+            serving="knative",
+            autoscaling={"minReplicas": 0, "maxReplicas": 2},
+            servedModelName="qwen-kn-chat",
+        )
+    )
     config[f"{project}:models"] = json.dumps(models)
     rendered, cfg = render_with_config(lambda: render_mod.run_program(project, "prod", config, secrets))
     return manifests_of(rendered), cfg
@@ -80,7 +87,9 @@ def knative_model(cfg):
     return m
 
 
-def assert_routed_through_knative(manifests, cfg, m, local=(SERVING_NAMESPACE, LOCAL_GATEWAY_SERVICE, LOCAL_GATEWAY_PORT)):
+def assert_routed_through_knative(
+    manifests, cfg, m, local=(SERVING_NAMESPACE, LOCAL_GATEWAY_SERVICE, LOCAL_GATEWAY_PORT)
+):
     """The route's every rule: Knative's cluster-local ingress, Host = the Knative Service's, timeouts =
     cold start + request budget; a ReferenceGrant there lets in exactly this namespace's HTTPRoutes."""
     ns = cfg.team_of(m.name).effective_namespace if cfg.team_of(m.name) else cfg.namespace
@@ -90,17 +99,26 @@ def assert_routed_through_knative(manifests, cfg, m, local=(SERVING_NAMESPACE, L
     budget = knative_route_timeout(cfg.gateway, m)
     assert budget == m.cold_start_budget.total_seconds + request_budget(cfg.gateway, m)
     for rule in route["spec"]["rules"]:
-        assert rule["backendRefs"] == [{"name": local[1], "namespace": local[0], "port": local[2]}]  # one backend, no weights
+        assert rule["backendRefs"] == [
+            {"name": local[1], "namespace": local[0], "port": local[2]}
+        ]  # one backend, no weights
         (rewrite,) = [f["urlRewrite"] for f in rule["filters"] if f["type"] == "URLRewrite"]
         assert rewrite["hostname"] == host
         assert seconds(rule["timeouts"]["request"]) == seconds(rule["timeouts"]["backendRequest"]) == budget
-    served = [h["value"] for match in route["spec"]["rules"][0]["matches"] for h in match["headers"] if h["name"] == MODEL_NAME_HEADER]
+    served = [
+        h["value"]
+        for match in route["spec"]["rules"][0]["matches"]
+        for h in match["headers"]
+        if h["name"] == MODEL_NAME_HEADER
+    ]
     assert served == [m.served_name, *(a.name for a in m.lora_adapters)]
     (grant,) = [g for g in objects(manifests, "ReferenceGrant") if g["metadata"]["namespace"] == local[0]]
     assert grant["apiVersion"] == REFERENCE_GRANT_API
     validate_object(grant)
-    assert grant["spec"] == {"from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": ns}],
-                             "to": [{"group": "", "kind": "Service", "name": local[1]}]}
+    assert grant["spec"] == {
+        "from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": ns}],
+        "to": [{"group": "", "kind": "Service", "name": local[1]}],
+    }
     # Knative cuts a request at the revision's timeout: never before the route does.
     assert ksvc(manifests, m.name)["spec"]["template"]["spec"]["timeoutSeconds"] >= budget
     return route
@@ -108,15 +126,25 @@ def assert_routed_through_knative(manifests, cfg, m, local=(SERVING_NAMESPACE, L
 
 def netpol_sources(manifests, name):
     (np,) = objects(manifests, "NetworkPolicy", name)
-    return {v for rule in np["spec"]["ingress"] for peer in rule.get("from", [])
-            for e in (peer.get("namespaceSelector") or {}).get("matchExpressions", []) for v in e["values"]}
+    return {
+        v
+        for rule in np["spec"]["ingress"]
+        for peer in rule.get("from", [])
+        for e in (peer.get("namespaceSelector") or {}).get("matchExpressions", [])
+        for v in e["values"]
+    }
 
 
 # --- dev with the gateway: its Knative model exposed ----------------------------------------------
 
+
 def test_dev_itself_stays_unexposed():
     manifests = manifests_of(render_mod.render("dev"))
-    assert not objects(manifests, "HTTPRoute") and not objects(manifests, "ReferenceGrant") and not objects(manifests, "Ingress")
+    assert (
+        not objects(manifests, "HTTPRoute")
+        and not objects(manifests, "ReferenceGrant")
+        and not objects(manifests, "Ingress")
+    )
 
 
 def test_dev_knative_model_routes_through_knatives_ingress():
@@ -204,16 +232,29 @@ def test_knative_canary_through_an_ingress_needs_no_weighted_backends():
     m = knative_model(cfg)
     (ing,) = objects(manifests, "Ingress", m.name)
     assert [p["backend"]["service"]["name"] for r in ing["spec"]["rules"] for p in r["http"]["paths"]] == [m.name]
-    assert [t["percent"] for t in ksvc(manifests, m.name)["spec"]["traffic"]] == [100 - m.canary.weight, m.canary.weight]
+    assert [t["percent"] for t in ksvc(manifests, m.name)["spec"]["traffic"]] == [
+        100 - m.canary.weight,
+        m.canary.weight,
+    ]
     problems = check_all(manifests, declared_for(cfg))
     assert not problems, "\n".join(problems)
 
 
-EXISTING = {"install": False, "maxRevisionTimeoutSeconds": 3600, "features": [
-    "kubernetes.podspec-persistent-volume-claim", "kubernetes.podspec-persistent-volume-write", "kubernetes.podspec-init-containers",
-    "kubernetes.podspec-securitycontext", "kubernetes.podspec-tolerations", "kubernetes.podspec-nodeselector",
-    "kubernetes.podspec-runtimeclassname", "kubernetes.podspec-priorityclassname", "kubernetes.podspec-volumes-emptydir",
-]}
+EXISTING = {
+    "install": False,
+    "maxRevisionTimeoutSeconds": 3600,
+    "features": [
+        "kubernetes.podspec-persistent-volume-claim",
+        "kubernetes.podspec-persistent-volume-write",
+        "kubernetes.podspec-init-containers",
+        "kubernetes.podspec-securitycontext",
+        "kubernetes.podspec-tolerations",
+        "kubernetes.podspec-nodeselector",
+        "kubernetes.podspec-runtimeclassname",
+        "kubernetes.podspec-priorityclassname",
+        "kubernetes.podspec-volumes-emptydir",
+    ],
+}
 
 
 def kn_stack(kn_config=None, gateway=None, **over):
@@ -225,10 +266,16 @@ def kn_stack(kn_config=None, gateway=None, **over):
     return cfg
 
 
-@pytest.mark.parametrize("local, expected", [
-    (None, ("kourier-system", "kourier-internal", 80)),  # Knative's release YAMLs
-    ({"name": "knative-local-gateway", "namespace": "istio-system"}, ("istio-system", "knative-local-gateway", 80)),  # net-istio
-])
+@pytest.mark.parametrize(
+    "local, expected",
+    [
+        (None, ("kourier-system", "kourier-internal", 80)),  # Knative's release YAMLs
+        (
+            {"name": "knative-local-gateway", "namespace": "istio-system"},
+            ("istio-system", "knative-local-gateway", 80),
+        ),  # net-istio
+    ],
+)
 def test_existing_knative_routes_to_its_local_gateway(local, expected):
     knative = {**EXISTING, "namespaces": ["knative-serving", "kourier-system", "istio-system"]}
     if local:
@@ -241,11 +288,15 @@ def test_existing_knative_routes_to_its_local_gateway(local, expected):
 
 
 def test_an_exposed_models_revision_timeout_covers_the_route():
-    rendered, cfg = render_with_config(lambda: render_with(kn_stack(gateway={**GATEWAY, "requestTimeoutSeconds": 1800})))
+    rendered, cfg = render_with_config(
+        lambda: render_with(kn_stack(gateway={**GATEWAY, "requestTimeoutSeconds": 1800}))
+    )
     manifests = manifests_of(rendered)
     m = knative_model(cfg)
     # default would be startup + 600: raised to the route's startup + 1800
-    assert ksvc(manifests, "kn")["spec"]["template"]["spec"]["timeoutSeconds"] == m.cold_start_budget.total_seconds + 1800
+    assert (
+        ksvc(manifests, "kn")["spec"]["template"]["spec"]["timeoutSeconds"] == m.cold_start_budget.total_seconds + 1800
+    )
     assert_routed_through_knative(manifests, cfg, m)
 
 
@@ -256,34 +307,68 @@ def test_long_durations_stay_gateway_api_durations():
 
 # --- refusals: one message naming the stack file and key, nothing registered -----------------------
 
-@pytest.mark.parametrize("config, expected", [
-    (kn_stack(route={"kvCacheAwareRouting": True}), "(name: kn).route.kvCacheAwareRouting: cannot be used with serving: knative"),
-    (kn_stack(knative={"requestTimeoutSeconds": 700}),
-     "(name: kn).knative.requestTimeoutSeconds: 700 s is shorter than the route's timeout"),
-    (kn_stack({**EXISTING, "maxRevisionTimeoutSeconds": 900}), "(name: kn).route.requestTimeoutSeconds: the route's timeout"),
-    (kn_stack({"localGateway": {"namespace": "x"}}), "localGateway describes an existing Knative, but install is true"),
-    (kn_stack({**EXISTING, "localGateway": {"name": "knative-local-gateway", "namespace": "istio-system"}}),
-     "localGateway.namespace 'istio-system' is not in namespaces"),
-    (kn_stack({**EXISTING, "namespaces": ["knative-serving"]}), "(name: kn).route.expose: routes through your Knative's cluster-local ingress"),
-    (kn_stack({**EXISTING, "localGateway": {"name": "Kourier_Internal"}}), "localGateway.name"),
-])
+
+@pytest.mark.parametrize(
+    "config, expected",
+    [
+        (
+            kn_stack(route={"kvCacheAwareRouting": True}),
+            "(name: kn).route.kvCacheAwareRouting: cannot be used with serving: knative",
+        ),
+        (
+            kn_stack(knative={"requestTimeoutSeconds": 700}),
+            "(name: kn).knative.requestTimeoutSeconds: 700 s is shorter than the route's timeout",
+        ),
+        (
+            kn_stack({**EXISTING, "maxRevisionTimeoutSeconds": 900}),
+            "(name: kn).route.requestTimeoutSeconds: the route's timeout",
+        ),
+        (
+            kn_stack({"localGateway": {"namespace": "x"}}),
+            "localGateway describes an existing Knative, but install is true",
+        ),
+        (
+            kn_stack({**EXISTING, "localGateway": {"name": "knative-local-gateway", "namespace": "istio-system"}}),
+            "localGateway.namespace 'istio-system' is not in namespaces",
+        ),
+        (
+            kn_stack({**EXISTING, "namespaces": ["knative-serving"]}),
+            "(name: kn).route.expose: routes through your Knative's cluster-local ingress",
+        ),
+        (kn_stack({**EXISTING, "localGateway": {"name": "Kourier_Internal"}}), "localGateway.name"),
+    ],
+)
 def test_bad_knative_exposure_is_refused(config, expected):
     assert_refused(config, expected)
 
 
 def route_args(**over):
-    args = {"namespace": "llm", "service_name": "kn", "served_model_names": ["kn"],
-            "gateway": {"name": "gw", "namespace": "edge"},
-            "knative": {"host": "kn.llm.svc.cluster.local", "local_gateway_namespace": "knative-serving", "cold_start_seconds": 300}}
+    args = {
+        "namespace": "llm",
+        "service_name": "kn",
+        "served_model_names": ["kn"],
+        "gateway": {"name": "gw", "namespace": "edge"},
+        "knative": {
+            "host": "kn.llm.svc.cluster.local",
+            "local_gateway_namespace": "knative-serving",
+            "cold_start_seconds": 300,
+        },
+    }
     args.update(over)
     return args
 
 
-@pytest.mark.parametrize("over, expected", [
-    ({"inference_pool_name": "kn"}, "inference_pool_name: cannot be combined with knative"),
-    ({"canary": {"service_name": "kn-canary", "weight": 10}}, "canary: cannot be combined with knative"),
-    ({"knative": {"host": "kn.llm", "local_gateway_namespace": "knative-serving", "cold_start_seconds": -1}}, "knative.cold_start_seconds"),
-])
+@pytest.mark.parametrize(
+    "over, expected",
+    [
+        ({"inference_pool_name": "kn"}, "inference_pool_name: cannot be combined with knative"),
+        ({"canary": {"service_name": "kn-canary", "weight": 10}}, "canary: cannot be combined with knative"),
+        (
+            {"knative": {"host": "kn.llm", "local_gateway_namespace": "knative-serving", "cold_start_seconds": -1}},
+            "knative.cold_start_seconds",
+        ),
+    ],
+)
 def test_model_route_refuses_knative_args_that_cannot_work(over, expected):
     import pulumi
 
@@ -295,6 +380,7 @@ def test_model_route_refuses_knative_args_that_cannot_work(over, expected):
 
 
 # --- the cross-object rules catch a broken Knative route -------------------------------------------
+
 
 def _broken(change):
     _, manifests, cfg = dev_with_gateway()
@@ -338,14 +424,21 @@ def _policy_blocks_kourier(ms, m):
                 e["values"] = [v for v in e["values"] if v != SERVING_NAMESPACE] or ["elsewhere"]
 
 
-@pytest.mark.parametrize("change, expected", [
-    (_drop_grant, "no ReferenceGrant there lets HTTPRoutes of namespace 'llm-dev' use it"),
-    (_grant_other_namespace, "no ReferenceGrant there"),
-    (_host_typo, "names no Knative Service of the stack"),
-    (_no_rewrite, "sends Knative's ingress the Host None"),
-    (_wrong_port, "which is not the Knative ingress's cluster-local Service"),
-    (_policy_blocks_kourier, f"no NetworkPolicy admits namespace 'knative-serving' to KnativeService llm-dev/qwen-1-5b on port {QUEUE_PROXY_HTTP_PORT}"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (_drop_grant, "no ReferenceGrant there lets HTTPRoutes of namespace 'llm-dev' use it"),
+        (_grant_other_namespace, "no ReferenceGrant there"),
+        (_host_typo, "names no Knative Service of the stack"),
+        (_no_rewrite, "sends Knative's ingress the Host None"),
+        (_wrong_port, "which is not the Knative ingress's cluster-local Service"),
+        (
+            _policy_blocks_kourier,
+            "no NetworkPolicy admits namespace 'knative-serving' to KnativeService llm-dev/qwen-1-5b on port "
+            f"{QUEUE_PROXY_HTTP_PORT}",
+        ),
+    ],
+)
 def test_cross_checks_catch_a_broken_knative_route(change, expected):
     problems = _broken(change)
     assert any(expected in p for p in problems), problems
@@ -366,4 +459,6 @@ def test_existing_knative_without_a_declared_local_gateway_is_caught():
     declared = declared_for(cfg)
     assert not routes_reach_servers(manifests, declared)
     undeclared = Declared(**{**declared.__dict__, "knative_local_gateways": ()})
-    assert any("not the Knative ingress's cluster-local Service" in p for p in routes_reach_servers(manifests, undeclared))
+    assert any(
+        "not the Knative ingress's cluster-local Service" in p for p in routes_reach_servers(manifests, undeclared)
+    )

@@ -10,26 +10,33 @@ from pathlib import Path
 
 import pulumi
 import pytest
-from conftest import assert_refused, render_with, stack_example
-from support.schemas import validate_object
-from stack.test_cross_objects import declared_for, render_with_config
 
-from support import chart_connections as cc
-from llmstack_k8s.serving import multi_node
+from conftest import assert_refused, render_with, stack_example
 from llmstack_k8s import rules, versions
-from llmstack_k8s.serving.multi_node import MultiNodeVllmService
-from llmstack_k8s.rules import check_all, manifests_of, pdb_selects_one_controller
+from llmstack_k8s._core.testing import RecordingMocks
 from llmstack_k8s._core.validation import ComponentArgsError
+from llmstack_k8s.rules import check_all, manifests_of, pdb_selects_one_controller
+from llmstack_k8s.serving import multi_node
+from llmstack_k8s.serving.multi_node import MultiNodeVllmService
+from stack.test_cross_objects import declared_for, render_with_config
 from stacks.tools import charts
 from stacks.tools import render as render_mod
+from support import chart_connections as cc
+from support.schemas import validate_object
+from unit.test_components import objects
 
 ROOT = Path(__file__).resolve().parents[2]
 H100 = {"product": "NVIDIA-H100-80GB-HBM3", "memoryGiB": 79, "perNode": 8}
 REVISION = "0123456789abcdef0123456789abcdef01234567"  # a stand-in (never deployed)
 BIG = {
-    "name": "llama-405b", "model": "meta-llama/Llama-3.1-405B-Instruct", "revision": REVISION,
-    "tensorParallelSize": 8, "pipelineParallelSize": 2, "maxModelLen": 16384,
-    "cache": {"size": "1600Gi"}, "resources": {"cpu": "32", "memory": "512Gi"},
+    "name": "llama-405b",
+    "model": "meta-llama/Llama-3.1-405B-Instruct",
+    "revision": REVISION,
+    "tensorParallelSize": 8,
+    "pipelineParallelSize": 2,
+    "maxModelLen": 16384,
+    "cache": {"size": "1600Gi"},
+    "resources": {"cpu": "32", "memory": "512Gi"},
 }
 WHERE = "llmstack:models[0] (name: llama-405b)"
 POOL_WHERE = "models[0] (name: llama-405b)"  # the pool's fit check words the model so (stacks/config/gpu_pool.py)
@@ -42,20 +49,39 @@ def stack(**model_over) -> dict:
             m.pop(k, None)
         else:
             m[k] = v
-    return {"namespace": "llm", "gpuPool": {"gpu": dict(H100)}, "cache": {"downloadDeadlineSeconds": 20000},
-            "network": {"clientNamespaces": ["apps"], "monitoringNamespaces": ["monitoring"]}, "models": [m]}
+    return {
+        "namespace": "llm",
+        "gpuPool": {"gpu": dict(H100)},
+        "cache": {"downloadDeadlineSeconds": 20000},
+        "network": {"clientNamespaces": ["apps"], "monitoringNamespaces": ["monitoring"]},
+        "models": [m],
+    }
 
 
 # --- the component --------------------------------------------------------------------------------
 
-from unit.test_components import mocks, objects  # noqa: E402,F401  (the unit tests' mocks fixture and object list)
+
+@pytest.fixture
+def mocks():
+    """The unit tests' recording mocks (as tests/unit/test_components.py sets them)."""
+    m = RecordingMocks()
+    pulumi.runtime.set_mocks(m, project="llmstack", stack="unit", preview=True)
+    return m
+
 
 ENGINE = {"served_model_name": "big", "tensor_parallel_size": 8, "pipeline_parallel_size": 2, "max_model_len": 8192}
 
 
 def make(mocks, **over):
-    args = {"namespace": "llm", "engine": dict(ENGINE), "model_path": "/models/big", "cache_claim_name": "big-weights",
-            "gpus_per_node": 8, "startup_budget_seconds": 1800, **over}
+    args = {
+        "namespace": "llm",
+        "engine": dict(ENGINE),
+        "model_path": "/models/big",
+        "cache_claim_name": "big-weights",
+        "gpus_per_node": 8,
+        "startup_budget_seconds": 1800,
+        **over,
+    }
 
     @pulumi.runtime.test
     def run():
@@ -83,9 +109,17 @@ def test_leader_serves_and_workers_join_it_with_vllms_own_multi_node_flags(mocks
     assert worker["command"] == ["python3", "-m", "vllm.entrypoints.cli.main", "serve"]
     flags = lambda c, n: c["args"][c["args"].index(n) + 1]  # noqa: E731
     assert [flags(leader, f) for f in ("--nnodes", "--node-rank", "--master-addr", "--master-port")] == [
-        "2", "0", "$(LWS_LEADER_ADDRESS)", "29501"]
+        "2",
+        "0",
+        "$(LWS_LEADER_ADDRESS)",
+        "29501",
+    ]
     assert [flags(worker, f) for f in ("--nnodes", "--node-rank", "--master-addr", "--master-port")] == [
-        "2", "$(LWS_WORKER_INDEX)", "$(LWS_LEADER_ADDRESS)", "29501"]
+        "2",
+        "$(LWS_WORKER_INDEX)",
+        "$(LWS_LEADER_ADDRESS)",
+        "29501",
+    ]
     assert "--headless" in worker["args"] and "--headless" not in leader["args"]
     # The same builder: identical engine flags, image, volumes, security; only the multi-node tail differs.
     assert leader["args"][:-8] == worker["args"][:-9]
@@ -110,9 +144,15 @@ def test_placement_one_pod_per_node_and_a_group_in_one_domain(mocks):
     for t in _templates(lws):
         aff = t["spec"]["affinity"]
         (anti,) = aff["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-        assert anti == {"labelSelector": {"matchLabels": {multi_node.LWS_NAME_LABEL: "big-lws"}}, "topologyKey": "kubernetes.io/hostname"}
+        assert anti == {
+            "labelSelector": {"matchLabels": {multi_node.LWS_NAME_LABEL: "big-lws"}},
+            "topologyKey": "kubernetes.io/hostname",
+        }
         (together,) = aff["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
-        assert together["matchLabelKeys"] == [multi_node.LWS_GROUP_KEY_LABEL] and together["topologyKey"] == "example.com/rack"
+        assert (
+            together["matchLabelKeys"] == [multi_node.LWS_GROUP_KEY_LABEL]
+            and together["topologyKey"] == "example.com/rack"
+        )
         assert t["spec"]["tolerations"]  # the pool's contract still applies
 
 
@@ -137,7 +177,9 @@ def test_service_selects_leaders_the_pdb_and_group_policy_the_whole_set(mocks):
     assert rules.selector_matches({"matchLabels": svc["selector"]}, leader_labels)
     assert not rules.selector_matches({"matchLabels": svc["selector"]}, worker_labels)
     api = objs["NetworkPolicy/big"]["spec"]
-    assert rules.selector_matches(api["podSelector"], leader_labels) and not rules.selector_matches(api["podSelector"], worker_labels)
+    assert rules.selector_matches(api["podSelector"], leader_labels) and not rules.selector_matches(
+        api["podSelector"], worker_labels
+    )
     assert api["ingress"][0]["ports"] == [{"port": 8000, "protocol": "TCP"}]
     group = objs["NetworkPolicy/big-group"]["spec"]
     for labels in (leader_labels, worker_labels):
@@ -149,7 +191,11 @@ def test_service_selects_leaders_the_pdb_and_group_policy_the_whole_set(mocks):
     assert pdb["maxUnavailable"] == 1
     assert all(rules.selector_matches(pdb["selector"], labels) for labels in (leader_labels, worker_labels))
     # The download Job's pods carry the model's instance label too: never selected.
-    job_pod = {"app.kubernetes.io/name": "model-download", "app.kubernetes.io/instance": "big", "app.kubernetes.io/component": "download"}
+    job_pod = {
+        "app.kubernetes.io/name": "model-download",
+        "app.kubernetes.io/instance": "big",
+        "app.kubernetes.io/component": "download",
+    }
     assert not rules.selector_matches(pdb["selector"], job_pod)
     # The LWS is not named like the Service: its controller creates a headless Service of its own name.
     assert rules.lws_headless_service_free(list(objs.values())) == []
@@ -158,22 +204,52 @@ def test_service_selects_leaders_the_pdb_and_group_policy_the_whole_set(mocks):
     assert ann["pulumi.com/waitFor"] == "condition=Available" and int(ann["pulumi.com/timeoutSeconds"]) >= 600 + 1800
 
 
-@pytest.mark.parametrize("over, key, words", [
-    ({"engine": {**ENGINE, "tensor_parallel_size": 16, "pipeline_parallel_size": 1}}, "engine.tensor_parallel_size", "must stay within a node"),
-    ({"engine": {**ENGINE, "tensor_parallel_size": 4, "pipeline_parallel_size": 3}}, "engine.pipeline_parallel_size", "do not fill whole nodes"),
-    ({"engine": {**ENGINE, "tensor_parallel_size": 3, "pipeline_parallel_size": 8}}, "engine.pipeline_parallel_size", "tensor_parallel_size dividing 8"),
-    ({"engine": {**ENGINE, "tensor_parallel_size": 8, "pipeline_parallel_size": 1}}, "engine.pipeline_parallel_size", "fit on one node"),
-    ({"gpus_per_node": None}, "gpus_per_node", "a group needs it to know its size"),
-    ({"max_unavailable": 0}, "max_unavailable", "could never start"),
-])
+@pytest.mark.parametrize(
+    "over, key, words",
+    [
+        (
+            {"engine": {**ENGINE, "tensor_parallel_size": 16, "pipeline_parallel_size": 1}},
+            "engine.tensor_parallel_size",
+            "must stay within a node",
+        ),
+        (
+            {"engine": {**ENGINE, "tensor_parallel_size": 4, "pipeline_parallel_size": 3}},
+            "engine.pipeline_parallel_size",
+            "do not fill whole nodes",
+        ),
+        (
+            {"engine": {**ENGINE, "tensor_parallel_size": 3, "pipeline_parallel_size": 8}},
+            "engine.pipeline_parallel_size",
+            "tensor_parallel_size dividing 8",
+        ),
+        (
+            {"engine": {**ENGINE, "tensor_parallel_size": 8, "pipeline_parallel_size": 1}},
+            "engine.pipeline_parallel_size",
+            "fit on one node",
+        ),
+        ({"gpus_per_node": None}, "gpus_per_node", "a group needs it to know its size"),
+        ({"max_unavailable": 0}, "max_unavailable", "could never start"),
+    ],
+)
 def test_component_refuses_shapes_a_group_of_nodes_cannot_run(mocks, over, key, words):
     args = {k: v for k, v in over.items() if v is not None}
     with pytest.raises(ComponentArgsError) as err:
         if over.get("gpus_per_node", 1) is None:
-            MultiNodeVllmService("big", {"namespace": "llm", "engine": dict(ENGINE), "model_path": "/m", "cache_claim_name": "c"})
+            MultiNodeVllmService(
+                "big", {"namespace": "llm", "engine": dict(ENGINE), "model_path": "/m", "cache_claim_name": "c"}
+            )
         else:
-            MultiNodeVllmService("big", {"namespace": "llm", "engine": dict(ENGINE), "model_path": "/m", "cache_claim_name": "c",
-                                         "gpus_per_node": 8, **args})
+            MultiNodeVllmService(
+                "big",
+                {
+                    "namespace": "llm",
+                    "engine": dict(ENGINE),
+                    "model_path": "/m",
+                    "cache_claim_name": "c",
+                    "gpus_per_node": 8,
+                    **args,
+                },
+            )
     assert key in str(err.value) and words in str(err.value), str(err.value)
     assert mocks.registrations == []
 
@@ -184,15 +260,34 @@ def test_component_takes_the_node_size_from_the_pools_capacity_and_refuses_a_con
     lws = make(mocks, gpus_per_node=None, scheduling=scheduling)["LeaderWorkerSet/big-lws"]
     assert lws["spec"]["leaderWorkerTemplate"]["size"] == 2
     with pytest.raises(ComponentArgsError, match="a pod takes every GPU of its node"):
-        MultiNodeVllmService("b2", {"namespace": "llm", "engine": dict(ENGINE), "model_path": "/m", "cache_claim_name": "c",
-                                    "gpus_per_node": 4, "scheduling": scheduling})
+        MultiNodeVllmService(
+            "b2",
+            {
+                "namespace": "llm",
+                "engine": dict(ENGINE),
+                "model_path": "/m",
+                "cache_claim_name": "c",
+                "gpus_per_node": 4,
+                "scheduling": scheduling,
+            },
+        )
     # The fit check divides the weights over every GPU of the group: 756 GiB / 16 fits an H100, / 8 would not.
     with pytest.raises(ComponentArgsError, match="does not fit"):
-        MultiNodeVllmService("b3", {"namespace": "llm", "engine": {**ENGINE, "pipeline_parallel_size": 2}, "model_path": "/m",
-                                    "cache_claim_name": "c", "scheduling": scheduling, "weights_gib": 1400})
+        MultiNodeVllmService(
+            "b3",
+            {
+                "namespace": "llm",
+                "engine": {**ENGINE, "pipeline_parallel_size": 2},
+                "model_path": "/m",
+                "cache_claim_name": "c",
+                "scheduling": scheduling,
+                "weights_gib": 1400,
+            },
+        )
 
 
 # --- the stack ------------------------------------------------------------------------------------
+
 
 def _render(config):
     rendered, cfg = render_with_config(lambda: render_with(config))
@@ -209,7 +304,11 @@ def test_stack_renders_a_wide_model_as_a_leader_worker_set_that_validates_and_pa
     problems = check_all(manifests, declared_for(cfg))
     assert not problems, "\n".join(problems)
     (release,) = [r for r in rendered.helm_releases if r["name"] == "lws"]
-    assert (release["chart"], release["version"], release["namespace"]) == ("oci://registry.k8s.io/lws/charts/lws", "0.10.0", "lws-system")
+    assert (release["chart"], release["version"], release["namespace"]) == (
+        "oci://registry.k8s.io/lws/charts/lws",
+        "0.10.0",
+        "lws-system",
+    )
     assert "repositoryOpts" not in release  # an OCI reference, not a chart repository
     assert release["values"]["image"]["manager"]["tag"] == "v0.10.0"
 
@@ -248,31 +347,50 @@ def test_stack_expands_with_the_pinned_lws_chart_and_the_chart_connections_hold(
     objects = [o for o in cluster.objects if o["kind"] != "Release"]
     for o in release.objects:
         validate_object(o)
-    for rule in (cc.prometheus_selects_monitors, cc.monitors_reach_targets, cc.network_policies_admit_chart_callers,
-                 cc.pods_admitted_by_namespace_pod_security):
+    for rule in (
+        cc.prometheus_selects_monitors,
+        cc.monitors_reach_targets,
+        cc.network_policies_admit_chart_callers,
+        cc.pods_admitted_by_namespace_pod_security,
+    ):
         assert rule(objects) == [], rule.__name__
 
 
 def test_one_node_models_are_untouched_beside_a_wide_one():
-    small = {"name": "small", "model": "meta-llama/Llama-3.1-8B-Instruct", "revision": "0e9e39f249a16976918f6564b8830bc894c89659",
-             "weightsGiB": 15, "cache": {"size": "40Gi"}}
+    small = {
+        "name": "small",
+        "model": "meta-llama/Llama-3.1-8B-Instruct",
+        "revision": "0e9e39f249a16976918f6564b8830bc894c89659",
+        "weightsGiB": 15,
+        "cache": {"size": "40Gi"},
+    }
     config = stack()
     config["models"].append(small)
     _, manifests, cfg = _render(config)
-    assert [o["metadata"]["name"] for o in manifests if o["kind"] == "Deployment" and o["metadata"]["namespace"] == "llm"] == ["small"]
+    assert [
+        o["metadata"]["name"] for o in manifests if o["kind"] == "Deployment" and o["metadata"]["namespace"] == "llm"
+    ] == ["small"]
     assert [o["metadata"]["name"] for o in manifests if o["kind"] == "LeaderWorkerSet"] == ["llama-405b-lws"]
     assert check_all(manifests, declared_for(cfg)) == []
 
 
 def test_team_quota_counts_every_pod_of_a_group():
-    team = {"name": "research", "models": ["llama-405b"], "quota": {"gpus": 16, "cpu": "64", "memory": "1024Gi", "storage": "1600Gi"}}
+    team = {
+        "name": "research",
+        "models": ["llama-405b"],
+        "quota": {"gpus": 16, "cpu": "64", "memory": "1024Gi", "storage": "1600Gi"},
+    }
     _, manifests, cfg = _render({**stack(), "teams": [team]})
     assert any(o["kind"] == "LeaderWorkerSet" and o["metadata"]["namespace"] == "research" for o in manifests)
     assert check_all(manifests, declared_for(cfg)) == []
     # One group is 2 pods of 32 CPU: 64, not 32; 8 GPUs each, 16 in all.
-    msg = assert_refused({**stack(), "teams": [{**team, "quota": {**team["quota"], "cpu": "48"}}]}, "teams[0] (name: research).quota")
+    msg = assert_refused(
+        {**stack(), "teams": [{**team, "quota": {**team["quota"], "cpu": "48"}}]}, "teams[0] (name: research).quota"
+    )
     assert "64" in msg and "48" in msg, msg
-    assert_refused({**stack(), "teams": [{**team, "quota": {**team["quota"], "gpus": 8}}]}, "teams[0] (name: research).quota")
+    assert_refused(
+        {**stack(), "teams": [{**team, "quota": {**team["quota"], "gpus": 8}}]}, "teams[0] (name: research).quota"
+    )
 
 
 # --- refusals -------------------------------------------------------------------------------------
@@ -280,52 +398,89 @@ def test_team_quota_counts_every_pod_of_a_group():
 REFUSALS = {
     "tensor parallel above a node": (
         stack(tensorParallelSize=16, pipelineParallelSize=1),
-        f"{POOL_WHERE}.tensorParallelSize: tensorParallelSize 16 is above gpuPool.gpu.perNode 8"),
+        f"{POOL_WHERE}.tensorParallelSize: tensorParallelSize 16 is above gpuPool.gpu.perNode 8",
+    ),
     "more than a node but not whole nodes": (
         stack(tensorParallelSize=4, pipelineParallelSize=3),
-        f"{POOL_WHERE}.pipelineParallelSize: a replica needs 12 GPUs"),
+        f"{POOL_WHERE}.pipelineParallelSize: a replica needs 12 GPUs",
+    ),
     "tensor groups straddling nodes": (
-        {**stack(tensorParallelSize=4, pipelineParallelSize=3, weightsGiB=300), "gpuPool": {"gpu": {**H100, "perNode": 6}}},
-        "not whole nodes in whole tensor-parallel groups"),
+        {
+            **stack(tensorParallelSize=4, pipelineParallelSize=3, weightsGiB=300),
+            "gpuPool": {"gpu": {**H100, "perNode": 6}},
+        },
+        "not whole nodes in whole tensor-parallel groups",
+    ),
     "pipeline stages do not divide the layers": (
         stack(tensorParallelSize=4, pipelineParallelSize=4),
-        f"{WHERE}.pipelineParallelSize: 4 pipeline stages do not divide the model's 126 layers"),
+        f"{WHERE}.pipelineParallelSize: 4 pipeline stages do not divide the model's 126 layers",
+    ),
     "pipeline stages vs stated architecture layers": (
-        stack(model="org/big", architecture={"attentionHeads": 64, "kvHeads": 8, "layers": 61}, weightsGiB=700, gated=None),
-        "2 pipeline stages do not divide the model's 61 layers"),
+        stack(
+            model="org/big", architecture={"attentionHeads": 64, "kvHeads": 8, "layers": 61}, weightsGiB=700, gated=None
+        ),
+        "2 pipeline stages do not divide the model's 61 layers",
+    ),
     "time-sliced GPUs": (
         {**stack(), "gpuPool": {"gpu": dict(H100), "sharing": {"strategy": "timeSlicing", "replicas": 4}}},
-        f"{POOL_WHERE}.tensorParallelSize: tensorParallelSize 8 on a pool with gpuPool.sharing.strategy timeSlicing"),
+        f"{POOL_WHERE}.tensorParallelSize: tensorParallelSize 8 on a pool with gpuPool.sharing.strategy timeSlicing",
+    ),
     "MPS": (
         {**stack(), "gpuPool": {"gpu": dict(H100), "sharing": {"strategy": "mps", "replicas": 2}}},
-        "gpuPool.sharing.strategy mps"),
+        "gpuPool.sharing.strategy mps",
+    ),
     "MIG": (
-        {**stack(), "gpuPool": {"gpu": dict(H100), "sharing": {"strategy": "mig", "migStrategy": "single", "migProfile": "3g.40gb"}}},
-        "gpuPool.sharing.strategy mig"),
-    "knative": (
-        stack(serving="knative"),
-        f"{WHERE}.serving: knative cannot run this model: a replica spans 2 nodes"),
+        {
+            **stack(),
+            "gpuPool": {
+                "gpu": dict(H100),
+                "sharing": {"strategy": "mig", "migStrategy": "single", "migProfile": "3g.40gb"},
+            },
+        },
+        "gpuPool.sharing.strategy mig",
+    ),
+    "knative": (stack(serving="knative"), f"{WHERE}.serving: knative cannot run this model: a replica spans 2 nodes"),
     "autoscaling": (
         stack(autoscaling={"minReplicas": 1, "maxReplicas": 2}),
-        f"{WHERE}.autoscaling: is not supported for a model across nodes"),
+        f"{WHERE}.autoscaling: is not supported for a model across nodes",
+    ),
     "canary": (
-        {**stack(canary={"weight": 10, "extraArgs": ["--enforce-eager"]}), "gateway": {"gatewayRef": {"name": "gw", "namespace": "gateway"}}},
-        f"{WHERE}.canary: is not supported for a model across nodes"),
+        {
+            **stack(canary={"weight": 10, "extraArgs": ["--enforce-eager"]}),
+            "gateway": {"gatewayRef": {"name": "gw", "namespace": "gateway"}},
+        },
+        f"{WHERE}.canary: is not supported for a model across nodes",
+    ),
     "ReadWriteOnce cache (the model's)": (
         stack(cache={"size": "1600Gi", "accessMode": "ReadWriteOnce"}),
-        f"{WHERE}.cache.accessMode: ReadWriteOnce cannot serve llama-405b"),
+        f"{WHERE}.cache.accessMode: ReadWriteOnce cannot serve llama-405b",
+    ),
     "ReadWriteOnce cache (the stack's default)": (
         {**stack(), "cache": {"downloadDeadlineSeconds": 20000, "accessMode": "ReadWriteOnce"}},
-        "llmstack:cache.accessMode: ReadWriteOnce cannot serve llama-405b: a replica spans 2 nodes"),
+        "llmstack:cache.accessMode: ReadWriteOnce cannot serve llama-405b: a replica spans 2 nodes",
+    ),
     "multiNode on a model that fits one node": (
-        stack(tensorParallelSize=8, pipelineParallelSize=1, multiNode={"groupTopologyKey": "example.com/rack"}, weightsGiB=400),
-        f"{WHERE}.multiNode: is set, but a replica of 8 GPU(s) fits on one node"),
+        stack(
+            tensorParallelSize=8,
+            pipelineParallelSize=1,
+            multiNode={"groupTopologyKey": "example.com/rack"},
+            weightsGiB=400,
+        ),
+        f"{WHERE}.multiNode: is set, but a replica of 8 GPU(s) fits on one node",
+    ),
     "multiNode without gpuPool.gpu": (
         {**stack(multiNode={}), "gpuPool": {}},
-        f"{WHERE}.multiNode: is set, but gpuPool.gpu (perNode) is not"),
+        f"{WHERE}.multiNode: is set, but gpuPool.gpu (perNode) is not",
+    ),
     "multiNode typo": (stack(multiNode={"groupTopology": "x"}), "groupTopology"),
-    "rdma resource not a resource name": (stack(multiNode={"rdma": {"resourceName": "ib"}}), "multiNode.rdma.resourceName"),
-    "leaderWorkerSet namespace not a DNS label": ({**stack(), "leaderWorkerSet": {"namespace": "LWS_System"}}, "leaderWorkerSet.namespace"),
+    "rdma resource not a resource name": (
+        stack(multiNode={"rdma": {"resourceName": "ib"}}),
+        "multiNode.rdma.resourceName",
+    ),
+    "leaderWorkerSet namespace not a DNS label": (
+        {**stack(), "leaderWorkerSet": {"namespace": "LWS_System"}},
+        "leaderWorkerSet.namespace",
+    ),
 }
 
 
@@ -336,11 +491,14 @@ def test_refused(name):
 
 
 def test_uneven_stages_pass_with_an_explicit_layer_partition():
-    _, manifests, _ = _render(stack(tensorParallelSize=4, pipelineParallelSize=4, extraEnv={"VLLM_PP_LAYER_PARTITION": "31,32,32,31"}))
+    _, manifests, _ = _render(
+        stack(tensorParallelSize=4, pipelineParallelSize=4, extraEnv={"VLLM_PP_LAYER_PARTITION": "31,32,32,31"})
+    )
     assert any(o["kind"] == "LeaderWorkerSet" for o in manifests)
 
 
 # --- the cross-object rules that know groups ------------------------------------------------------
+
 
 def test_pdb_rule_counts_a_leader_worker_set_as_one_controller_and_catches_a_stray_selector(mocks):
     objs = list(make(mocks).values())
@@ -369,6 +527,7 @@ def test_gpu_rule_reads_gpus_per_pod_from_nnodes(mocks):
 
 # --- prod's commented example -----------------------------------------------------------------------
 
+
 def _prod_example() -> dict:
     """The commented multi-node model of Pulumi.prod.yaml, from its fixture file."""
     (model,) = stack_example("prod-multi-node-model.yaml")
@@ -391,6 +550,7 @@ def test_prod_example_says_the_download_deadline_it_needs_and_preview_agrees():
     text = (ROOT / "Pulumi.prod.yaml").read_text()
     stated = int(re.search(r"downloadDeadlineSeconds >= (\d+)", text).group(1))
     from stacks.config.loader import StackConfigError
+
     with pytest.raises(StackConfigError) as err:
         render_mod.run_program(*_prod_with_example())
     need = int(re.search(r"raise downloadDeadlineSeconds to at least (\d+)", str(err.value)).group(1))
@@ -411,8 +571,12 @@ def test_prod_example_renders_validates_and_passes_the_cross_and_chart_checks():
     assert not problems, "\n".join(problems)
     cluster = charts.expand(rendered)
     objects = [o for o in cluster.objects if o["kind"] != "Release"]
-    for rule in (cc.prometheus_selects_monitors, cc.monitors_reach_targets, cc.network_policies_admit_chart_callers,
-                 cc.pods_admitted_by_namespace_pod_security):
+    for rule in (
+        cc.prometheus_selects_monitors,
+        cc.monitors_reach_targets,
+        cc.network_policies_admit_chart_callers,
+        cc.pods_admitted_by_namespace_pod_security,
+    ):
         assert rule(objects) == [], rule.__name__
 
 
@@ -429,7 +593,9 @@ def test_stack_rollout_reaches_the_group_and_the_quota_counts_the_surge_group():
     (lws,) = [o for o in manifests if o["kind"] == "LeaderWorkerSet"]
     assert lws["spec"]["rolloutStrategy"]["rollingUpdateConfiguration"] == {"maxUnavailable": 0, "maxSurge": 1}
     team = {"name": "research", "models": ["llama-405b"], "quota": {"gpus": 16}}
-    msg = assert_refused({**stack(rollout={"maxSurge": 1, "maxUnavailable": 0}), "teams": [team]}, "teams[0] (name: research).quota")
+    msg = assert_refused(
+        {**stack(rollout={"maxSurge": 1, "maxUnavailable": 0}), "teams": [team]}, "teams[0] (name: research).quota"
+    )
     assert "32" in msg, msg  # (1 group + 1 surge group) x 2 pods x 8 GPUs
 
 

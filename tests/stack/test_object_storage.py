@@ -5,15 +5,15 @@ import copy
 import json
 
 import pytest
-from conftest import assert_refused, render_with
-from support.schemas import validate_core
 
-from llmstack_k8s.serving import object_storage as objstore
-from llmstack_k8s.sizing.cold_start import OBJECT_STORAGE_MIBPS, cold_start_budget
-from llmstack_k8s.serving.knative_vllm_service import KnativeVllmService, knative_features_needed
+from conftest import assert_refused, render_with
 from llmstack_k8s._core.testing import RecordingMocks
 from llmstack_k8s._core.validation import ComponentArgsError
+from llmstack_k8s.serving import object_storage as objstore
+from llmstack_k8s.serving.knative_vllm_service import KnativeVllmService, knative_features_needed
 from llmstack_k8s.serving.vllm_service import VllmService
+from llmstack_k8s.sizing.cold_start import OBJECT_STORAGE_MIBPS, cold_start_budget
+from support.schemas import validate_core
 
 URI = "s3://llm-weights/llama-3.1-8b-instruct/0e9e39f/"
 M0 = "llmstack:models[0] (name: llama-8b)"
@@ -43,6 +43,7 @@ def env_of(c: dict) -> dict:
 
 
 # --- what renders ---
+
 
 def test_an_s3_model_streams_with_no_cache_volume_no_download_and_no_wait():
     r = render_with(stack(objectStorage={"region": "eu-west-1", "concurrency": 32}, **KEYS), secret_keys=SECURE)
@@ -80,7 +81,9 @@ def test_workload_identity_runs_the_pods_as_an_annotated_service_account():
     spec = container(r)
     (sa,) = r.of_kind("ServiceAccount")
     assert spec["serviceAccountName"] == sa["metadata"]["name"] == "llama-8b"
-    assert sa["metadata"]["namespace"] == "llm" and sa["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": role}
+    assert sa["metadata"]["namespace"] == "llm" and sa["metadata"]["annotations"] == {
+        "eks.amazonaws.com/role-arn": role
+    }
     assert "AWS_ACCESS_KEY_ID" not in env_of(spec["containers"][0])
     validate_core(sa)
 
@@ -94,14 +97,21 @@ def test_an_existing_secret_is_referenced_not_created():
 
 def test_a_gcs_model_on_knative_needs_no_volume_features():
     gke = {"iam.gke.io/gcp-service-account": "reader@proj.iam.gserviceaccount.com"}
-    r = render_with(stack({"model": "gs://llm-weights/llama/0e9e39f/", "serving": "knative"},
-                          objectStorage={"serviceAccountAnnotations": gke}))
+    r = render_with(
+        stack(
+            {"model": "gs://llm-weights/llama/0e9e39f/", "serving": "knative"},
+            objectStorage={"serviceAccountAnnotations": gke},
+        )
+    )
     (ksvc,) = [o for o in r.objects if o["kind"] == "Service" and o["apiVersion"].startswith("serving.knative.dev")]
     spec = ksvc["spec"]["template"]["spec"]
     assert "initContainers" not in spec and all("persistentVolumeClaim" not in v for v in spec["volumes"])
     assert spec["serviceAccountName"] == "llama-8b"
     needed = knative_features_needed(spec)
-    assert "kubernetes.podspec-persistent-volume-claim" not in needed and "kubernetes.podspec-init-containers" not in needed
+    assert (
+        "kubernetes.podspec-persistent-volume-claim" not in needed
+        and "kubernetes.podspec-init-containers" not in needed
+    )
     assert spec["containers"][0]["args"][1] == "gs://llm-weights/llama/0e9e39f/"
 
 
@@ -112,7 +122,10 @@ def test_the_cold_start_reads_the_weights_at_the_object_storage_figure():
     startup = container(r)["containers"][0]["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= budget.startup_seconds
     default = cold_start_budget(15, None, object_storage=True)
-    assert default.weights_seconds == round(15 * 1024 / OBJECT_STORAGE_MIBPS + 0.5) and default.weights_seconds < cold_start_budget(15).weights_seconds
+    assert (
+        default.weights_seconds == round(15 * 1024 / OBJECT_STORAGE_MIBPS + 0.5)
+        and default.weights_seconds < cold_start_budget(15).weights_seconds
+    )
 
 
 def test_the_stack_wide_figure_reaches_the_model_and_the_cache_figure_does_not_apply():
@@ -126,51 +139,150 @@ def test_the_stack_wide_figure_reaches_the_model_and_the_cache_figure_does_not_a
 # --- refusals: one message each, naming the stack file and the key, nothing registered ---
 
 REFUSALS = {
-    "http URL": (stack({"model": "http://weights.example.com/llama/"}), f"{M0}.model: 'http://weights.example.com/llama/': the scheme 'http://' is not one"),
-    "one slash": (stack({"model": "s3:/llm-weights/llama/v1/"}), f"{M0}.model: 's3:/llm-weights/llama/v1/' is not a URL: write s3://bucket/prefix/"),
+    "http URL": (
+        stack({"model": "http://weights.example.com/llama/"}),
+        f"{M0}.model: 'http://weights.example.com/llama/': the scheme 'http://' is not one",
+    ),
+    "one slash": (
+        stack({"model": "s3:/llm-weights/llama/v1/"}),
+        f"{M0}.model: 's3:/llm-weights/llama/v1/' is not a URL: write s3://bucket/prefix/",
+    ),
     "no bucket": (stack({"model": "s3://"}), "names no bucket"),
     "upper-case scheme": (stack({"model": "S3://llm-weights/llama/v1/"}), "write the scheme in lower case (s3://)"),
-    "bucket with upper case": (stack({"model": "s3://LLM_Weights/llama/v1/"}), "bucket 'LLM_Weights' is not a valid S3 bucket name"),
+    "bucket with upper case": (
+        stack({"model": "s3://LLM_Weights/llama/v1/"}),
+        "bucket 'LLM_Weights' is not a valid S3 bucket name",
+    ),
     "bucket as an IP": (stack({"model": "s3://10.0.0.1/llama/v1/"}), "is not a valid S3 bucket name"),
     "GCS bucket starting goog": (stack({"model": "gs://google-weights/llama/v1/"}), "is not a valid GCS bucket name"),
-    "whole bucket": (stack({"model": "s3://llm-weights/"}), "is a whole bucket: put the weights under a prefix that names their version"),
-    "moving prefix": (stack({"model": "s3://llm-weights/llama/latest/"}), "ends in 'latest', a name that moves to other weights"),
-    "a file, not a prefix": (stack({"model": "s3://llm-weights/llama/v1/model.safetensors"}), "names a file: give the directory"),
+    "whole bucket": (
+        stack({"model": "s3://llm-weights/"}),
+        "is a whole bucket: put the weights under a prefix that names their version",
+    ),
+    "moving prefix": (
+        stack({"model": "s3://llm-weights/llama/latest/"}),
+        "ends in 'latest', a name that moves to other weights",
+    ),
+    "a file, not a prefix": (
+        stack({"model": "s3://llm-weights/llama/v1/model.safetensors"}),
+        "names a file: give the directory",
+    ),
     "wildcard": (stack({"model": "s3://llm-weights/llama/*/"}), "has a wildcard"),
-    "revision on object storage": (stack({"revision": "0e9e39f249a16976918f6564b8830bc894c89659"}), f"{M0}.revision: applies to Hugging Face repositories"),
+    "revision on object storage": (
+        stack({"revision": "0e9e39f249a16976918f6564b8830bc894c89659"}),
+        f"{M0}.revision: applies to Hugging Face repositories",
+    ),
     "cache on object storage": (stack({"cache": {"size": "40Gi"}}), f"{M0}.cache: there is no cache volume"),
     "gated on object storage": (stack({"gated": True}), f"{M0}.gated: applies to Hugging Face repositories"),
     "LoRA adapters on object storage": (
-        stack({"loraAdapters": [{"name": "sql", "model": "org/sql-lora", "revision": "0e9e39f249a16976918f6564b8830bc894c89659", "rank": 16}],
-               "loraMemoryGiB": 1}),
-        f"{M0}.loraAdapters: adapters are downloaded from the Hub into the model's cache volume"),
+        stack(
+            {
+                "loraAdapters": [
+                    {
+                        "name": "sql",
+                        "model": "org/sql-lora",
+                        "revision": "0e9e39f249a16976918f6564b8830bc894c89659",
+                        "rank": 16,
+                    }
+                ],
+                "loraMemoryGiB": 1,
+            }
+        ),
+        f"{M0}.loraAdapters: adapters are downloaded from the Hub into the model's cache volume",
+    ),
     "canary revision on object storage": (
-        stack({"canary": {"weight": 10, "revision": "0e9e39f249a16976918f6564b8830bc894c89659"}}), f"{M0}.canary.revision: the weights in"),
-    "no served name": (stack({"servedModelName": None}), f"{M0}.servedModelName: required for a model in object storage"),
-    "load format in extraArgs": (stack({"extraArgs": ["--load-format", "safetensors"]}), f"{M0}.extraArgs: sets --load-format, which the stack renders"),
-    "loader config in extraArgs": (stack({"extraArgs": ['--model-loader-extra-config={"concurrency":4}']}), "sets --model-loader-extra-config"),
-    "load format in the canary's extraArgs": (stack({"canary": {"weight": 10, "extraArgs": ["--load-format=auto"]}}), f"{M0}.canary.extraArgs: sets --load-format"),
-    "streamer env in extraEnv": (stack({"extraEnv": {"RUNAI_STREAMER_CONCURRENCY": "64"}}), f"{M0}.extraEnv.RUNAI_STREAMER_CONCURRENCY: is the object-storage client's setting"),
-    "endpoint in extraEnv": (stack({"extraEnv": {"AWS_ENDPOINT_URL": "http://minio:9000"}}), f"{M0}.extraEnv.AWS_ENDPOINT_URL"),
-    "Hub model without revision": ({"models": [{"name": "m", "model": "org/m", "cache": {"size": "40Gi"}}]}, "(name: m).revision: required key is missing"),
-    "credentials inside objectStorage": (stack(objectStorage={"secretAccessKey": "x"}), "llmstack:objectStorage.secretAccessKey: credentials do not go in objectStorage"),
-    "one key of two": (stack(objectStorageAccessKeyId="AKIAIOSFODNN7EXAMPLE"), "llmstack:objectStorageSecretAccessKey: not set, but objectStorageAccessKeyId is"),
-    "keys and an existing secret": (stack(objectStorage={"existingSecret": "reader"}, **KEYS), "llmstack:objectStorage.existingSecret: and objectStorageAccessKeyId"),
+        stack({"canary": {"weight": 10, "revision": "0e9e39f249a16976918f6564b8830bc894c89659"}}),
+        f"{M0}.canary.revision: the weights in",
+    ),
+    "no served name": (
+        stack({"servedModelName": None}),
+        f"{M0}.servedModelName: required for a model in object storage",
+    ),
+    "load format in extraArgs": (
+        stack({"extraArgs": ["--load-format", "safetensors"]}),
+        f"{M0}.extraArgs: sets --load-format, which the stack renders",
+    ),
+    "loader config in extraArgs": (
+        stack({"extraArgs": ['--model-loader-extra-config={"concurrency":4}']}),
+        "sets --model-loader-extra-config",
+    ),
+    "load format in the canary's extraArgs": (
+        stack({"canary": {"weight": 10, "extraArgs": ["--load-format=auto"]}}),
+        f"{M0}.canary.extraArgs: sets --load-format",
+    ),
+    "streamer env in extraEnv": (
+        stack({"extraEnv": {"RUNAI_STREAMER_CONCURRENCY": "64"}}),
+        f"{M0}.extraEnv.RUNAI_STREAMER_CONCURRENCY: is the object-storage client's setting",
+    ),
+    "endpoint in extraEnv": (
+        stack({"extraEnv": {"AWS_ENDPOINT_URL": "http://minio:9000"}}),
+        f"{M0}.extraEnv.AWS_ENDPOINT_URL",
+    ),
+    "Hub model without revision": (
+        {"models": [{"name": "m", "model": "org/m", "cache": {"size": "40Gi"}}]},
+        "(name: m).revision: required key is missing",
+    ),
+    "credentials inside objectStorage": (
+        stack(objectStorage={"secretAccessKey": "x"}),
+        "llmstack:objectStorage.secretAccessKey: credentials do not go in objectStorage",
+    ),
+    "one key of two": (
+        stack(objectStorageAccessKeyId="AKIAIOSFODNN7EXAMPLE"),
+        "llmstack:objectStorageSecretAccessKey: not set, but objectStorageAccessKeyId is",
+    ),
+    "keys and an existing secret": (
+        stack(objectStorage={"existingSecret": "reader"}, **KEYS),
+        "llmstack:objectStorage.existingSecret: and objectStorageAccessKeyId",
+    ),
     "workload identity and keys": (
-        stack(objectStorage={"serviceAccountAnnotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/r"}}, **KEYS),
-        "llmstack:objectStorage.serviceAccountAnnotations: and objectStorageAccessKeyId are both set"),
-    "S3 keys for a GCS model": (stack({"model": "gs://llm-weights/llama/v1/"}, **KEYS), "llmstack:objectStorageAccessKeyId: is an S3 setting but every model in object storage is on GCS"),
-    "S3 endpoint for a GCS model": (stack({"model": "gs://llm-weights/llama/v1/"}, objectStorage={"endpoint": "https://minio:9000"}), "llmstack:objectStorage.endpoint: is an S3 setting"),
+        stack(
+            objectStorage={"serviceAccountAnnotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/r"}}, **KEYS
+        ),
+        "llmstack:objectStorage.serviceAccountAnnotations: and objectStorageAccessKeyId are both set",
+    ),
+    "S3 keys for a GCS model": (
+        stack({"model": "gs://llm-weights/llama/v1/"}, **KEYS),
+        "llmstack:objectStorageAccessKeyId: is an S3 setting but every model in object storage is on GCS",
+    ),
+    "S3 endpoint for a GCS model": (
+        stack({"model": "gs://llm-weights/llama/v1/"}, objectStorage={"endpoint": "https://minio:9000"}),
+        "llmstack:objectStorage.endpoint: is an S3 setting",
+    ),
     "IRSA role for a GCS model": (
-        stack({"model": "gs://llm-weights/llama/v1/"}, objectStorage={"serviceAccountAnnotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/r"}}),
-        "objectStorage.serviceAccountAnnotations.eks.amazonaws.com/role-arn: is S3's workload identity, but no model's weights are on S3"),
+        stack(
+            {"model": "gs://llm-weights/llama/v1/"},
+            objectStorage={"serviceAccountAnnotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/r"}},
+        ),
+        "objectStorage.serviceAccountAnnotations.eks.amazonaws.com/role-arn: is S3's workload identity, but no "
+        "model's weights are on S3",
+    ),
     "objectStorage with no model in a bucket": (
-        {"models": [{"name": "m", "model": "org/m", "revision": "0e9e39f249a16976918f6564b8830bc894c89659", "weightsGiB": 15, "cache": {"size": "40Gi"}}],
-         "objectStorage": {"region": "eu-west-1"}}, "llmstack:objectStorage: is set but no model's `model` is an s3:// or gs:// URL"),
-    "endpoint not a URL": (stack(objectStorage={"endpoint": "minio:9000"}), "llmstack:objectStorage.endpoint: 'minio:9000' must be a URL"),
-    "concurrency zero": (stack(objectStorage={"concurrency": 0}), "llmstack:objectStorage.concurrency: 0 is below the least allowed, 1"),
+        {
+            "models": [
+                {
+                    "name": "m",
+                    "model": "org/m",
+                    "revision": "0e9e39f249a16976918f6564b8830bc894c89659",
+                    "weightsGiB": 15,
+                    "cache": {"size": "40Gi"},
+                }
+            ],
+            "objectStorage": {"region": "eu-west-1"},
+        },
+        "llmstack:objectStorage: is set but no model's `model` is an s3:// or gs:// URL",
+    ),
+    "endpoint not a URL": (
+        stack(objectStorage={"endpoint": "minio:9000"}),
+        "llmstack:objectStorage.endpoint: 'minio:9000' must be a URL",
+    ),
+    "concurrency zero": (
+        stack(objectStorage={"concurrency": 0}),
+        "llmstack:objectStorage.concurrency: 0 is below the least allowed, 1",
+    ),
     "startup timeout below the streamed load": (
-        stack({"weightsGiB": 400, "startupTimeoutSeconds": 600}), "needs (engine start + weights at coldStart.objectStorageMiBps)"),
+        stack({"weightsGiB": 400, "startupTimeoutSeconds": 600}),
+        "needs (engine start + weights at coldStart.objectStorageMiBps)",
+    ),
 }
 
 
@@ -191,11 +303,14 @@ def test_plain_text_keys_are_refused():
 
 
 def test_the_fit_check_asks_for_the_size_of_a_model_in_a_bucket():
-    assert_refused(stack({"weightsGiB": None}, gpuPool={"gpu": {"product": "NVIDIA-L4", "memoryGiB": 24, "perNode": 1}}),
-                   f"the size of {URI} is not known")
+    assert_refused(
+        stack({"weightsGiB": None}, gpuPool={"gpu": {"product": "NVIDIA-L4", "memoryGiB": 24, "perNode": 1}}),
+        f"the size of {URI} is not known",
+    )
 
 
 # --- the components on their own (other Pulumi programs) ---
+
 
 def _server(cls, **over):
     args = {"namespace": "llm", "engine": {"served_model_name": "m"}, "object_storage": {"uri": URI}, **over}
@@ -203,16 +318,36 @@ def _server(cls, **over):
 
 
 @pytest.mark.parametrize("cls", [VllmService, KnativeVllmService])
-@pytest.mark.parametrize("over, expected", [
-    ({"model_path": "/models/x", "cache_claim_name": "c"}, "args.model_path: and object_storage are both given"),
-    ({"object_storage": {"uri": "s3:/b/x/"}}, "args.object_storage.uri:"),
-    ({"object_storage": {"uri": URI, "access_key_id": "a"}}, "args.object_storage.secret_access_key: missing"),
-    ({"object_storage": {"uri": "gs://bucket-a/x/v1/", "region": "eu"}}, "args.object_storage.region: is an S3 setting"),
-    ({"object_storage": {"uri": URI, "credentials_secret_name": "s", "service_account_annotations": {"eks.amazonaws.com/role-arn": "r"}}},
-     "args.object_storage.service_account_annotations: and static keys are both given"),
-    ({"engine": {"served_model_name": "m", "extra_args": ["--load-format=auto"]}}, "args.engine.extra_args: --load-format is rendered"),
-    ({"engine": {"served_model_name": "m", "lora_adapters": [{"name": "a", "path": "/models/a", "rank": 8}]}}, "args.engine.lora_adapters:"),
-])
+@pytest.mark.parametrize(
+    "over, expected",
+    [
+        ({"model_path": "/models/x", "cache_claim_name": "c"}, "args.model_path: and object_storage are both given"),
+        ({"object_storage": {"uri": "s3:/b/x/"}}, "args.object_storage.uri:"),
+        ({"object_storage": {"uri": URI, "access_key_id": "a"}}, "args.object_storage.secret_access_key: missing"),
+        (
+            {"object_storage": {"uri": "gs://bucket-a/x/v1/", "region": "eu"}},
+            "args.object_storage.region: is an S3 setting",
+        ),
+        (
+            {
+                "object_storage": {
+                    "uri": URI,
+                    "credentials_secret_name": "s",
+                    "service_account_annotations": {"eks.amazonaws.com/role-arn": "r"},
+                }
+            },
+            "args.object_storage.service_account_annotations: and static keys are both given",
+        ),
+        (
+            {"engine": {"served_model_name": "m", "extra_args": ["--load-format=auto"]}},
+            "args.engine.extra_args: --load-format is rendered",
+        ),
+        (
+            {"engine": {"served_model_name": "m", "lora_adapters": [{"name": "a", "path": "/models/a", "rank": 8}]}},
+            "args.engine.lora_adapters:",
+        ),
+    ],
+)
 def test_components_refuse_a_bad_source_before_registering(cls, over, expected):
     mocks = RecordingMocks()
     import pulumi
@@ -230,7 +365,9 @@ def test_a_component_without_any_source_names_what_is_missing():
     assert "args.model_path: required key missing: the weights come from a cache volume" in str(err.value)
 
 
-@pytest.mark.parametrize("uri", ["s3://my-bucket.example/models/llama/2024-07-23/", "gs://weights_eu/llama/0e9e39f", "s3://abc/a/b/c/v2"])
+@pytest.mark.parametrize(
+    "uri", ["s3://my-bucket.example/models/llama/2024-07-23/", "gs://weights_eu/llama/0e9e39f", "s3://abc/a/b/c/v2"]
+)
 def test_valid_uris_pass(uri):
     assert objstore.uri_problem(uri) is None
     assert objstore.normalized(uri).endswith("/") and not objstore.normalized(uri).endswith("//")
@@ -240,10 +377,20 @@ def test_valid_uris_pass(uri):
 
 CROSS = {
     "keys": (stack(**KEYS), SECURE),
-    "workload identity": (stack(objectStorage={"serviceAccountAnnotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/r"}}), ()),
+    "workload identity": (
+        stack(objectStorage={"serviceAccountAnnotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/r"}}),
+        (),
+    ),
     "existing secret": (stack(objectStorage={"existingSecret": "weights-reader"}), ()),
-    "knative on GCS": (stack({"model": "gs://llm-weights/llama/v1/", "serving": "knative"},
-                             objectStorage={"serviceAccountAnnotations": {"iam.gke.io/gcp-service-account": "r@p.iam.gserviceaccount.com"}}), ()),
+    "knative on GCS": (
+        stack(
+            {"model": "gs://llm-weights/llama/v1/", "serving": "knative"},
+            objectStorage={
+                "serviceAccountAnnotations": {"iam.gke.io/gcp-service-account": "r@p.iam.gserviceaccount.com"}
+            },
+        ),
+        (),
+    ),
 }
 
 
@@ -251,12 +398,11 @@ CROSS = {
 def test_object_storage_stacks_pass_the_cross_object_checks(case):
     from llmstack_k8s.rules import check_all
     from stack.test_cross_objects import declared_for
-
     from stacks.config import StackConfig
 
     config, secure = CROSS[case]
     objects = render_with(config, secret_keys=secure).objects
-    cfg = StackConfig.model_validate({k: v for k, v in config.items()})
+    cfg = StackConfig.model_validate(dict(config.items()))
     assert check_all(objects, declared_for(cfg)) == []
 
 

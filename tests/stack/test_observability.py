@@ -4,8 +4,8 @@ import json
 
 import pulumi
 import pytest
-from conftest import render_with
 
+from conftest import render_with
 from llmstack_k8s.observability import metrics
 from llmstack_k8s.observability.observability import KNATIVE_USER_PORT, Observability, dashboards
 from llmstack_k8s.versions import DCGM_EXPORTER, KUBE_PROMETHEUS_STACK
@@ -39,7 +39,11 @@ def test_kube_prometheus_stack_is_pinned_at_the_fixed_address(rendered):
     assert r["values"]["fullnameOverride"] == "kube-prometheus-stack"
     spec = r["values"]["prometheus"]["prometheusSpec"]
     # monitors and rules from outside the chart must be picked up
-    for key in ("ruleSelectorNilUsesHelmValues", "serviceMonitorSelectorNilUsesHelmValues", "podMonitorSelectorNilUsesHelmValues"):
+    for key in (
+        "ruleSelectorNilUsesHelmValues",
+        "serviceMonitorSelectorNilUsesHelmValues",
+        "podMonitorSelectorNilUsesHelmValues",
+    ):
         assert spec[key] is False
     assert spec["resources"]["limits"]["memory"] == spec["resources"]["requests"]["memory"]
     sidecar = r["values"]["grafana"]["sidecar"]["dashboards"]
@@ -79,11 +83,15 @@ def test_dcgm_exporter_runs_on_gpu_nodes_only(rendered):
 def test_every_vllm_pod_is_scraped_with_its_model_name_kept(rendered):
     pm = _one(rendered, "PodMonitor", "vllm")
     endpoints = {e["port"] for e in pm["spec"]["podMetricsEndpoints"]}
-    servers = _servers(rendered.of_kind("Deployment")) + [s for s in rendered.of_kind("Service") if s["apiVersion"].startswith("serving.knative.dev/")]
+    servers = _servers(rendered.of_kind("Deployment")) + [
+        s for s in rendered.of_kind("Service") if s["apiVersion"].startswith("serving.knative.dev/")
+    ]
     assert servers
     for d in servers:
         pod_labels = d["spec"]["template"]["metadata"]["labels"]
-        assert all(pod_labels.get(k) == v for k, v in pm["spec"]["selector"]["matchLabels"].items()), d["metadata"]["name"]
+        assert all(pod_labels.get(k) == v for k, v in pm["spec"]["selector"]["matchLabels"].items()), d["metadata"][
+            "name"
+        ]
         assert d["metadata"]["namespace"] in pm["spec"]["namespaceSelector"]["matchNames"]
         if d["kind"] == "Deployment":
             ports = {p["name"] for c in d["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])}
@@ -100,8 +108,13 @@ def test_every_vllm_pod_is_scraped_with_its_model_name_kept(rendered):
             continue  # a team's boundary admits its own namespace only; the model's own policy admits Prometheus
         if np["metadata"]["labels"].get("app.kubernetes.io/component") == "body-based-router":
             continue  # nothing scrapes the router (no monitor selects it): its policy admits the Gateway alone
-        allowed = [v for rule in np["spec"]["ingress"] for s in rule["from"]
-                   for e in s.get("namespaceSelector", {}).get("matchExpressions", []) for v in e["values"]]
+        allowed = [
+            v
+            for rule in np["spec"]["ingress"]
+            for s in rule["from"]
+            for e in s.get("namespaceSelector", {}).get("matchExpressions", [])
+            for v in e["values"]
+        ]
         assert "monitoring" in allowed, np["metadata"]["name"]
 
 
@@ -111,8 +124,17 @@ def test_alerts_cover_every_model(rendered):
     assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     rules = [r for g in rule["spec"]["groups"] for r in g["rules"]]
     names = {r["alert"] for r in rules}
-    assert {"VllmQueueBuildingUp", "VllmKvCacheNearlyFull", "VllmPreemptionsRising", "VllmTtftSloBreached",
-            "VllmHighErrorRate", "VllmPodCrashLooping", "ModelDownloadFailed", "GpuXidError", "GpuMemoryNearlyFull"} <= names
+    assert {
+        "VllmQueueBuildingUp",
+        "VllmKvCacheNearlyFull",
+        "VllmPreemptionsRising",
+        "VllmTtftSloBreached",
+        "VllmHighErrorRate",
+        "VllmPodCrashLooping",
+        "ModelDownloadFailed",
+        "GpuXidError",
+        "GpuMemoryNearlyFull",
+    } <= names
     # one TTFT SLO rule per model; a "model down" rule for every model that should never be at zero
     ttft = " ".join(r["expr"] for r in rules if r["alert"] == "VllmTtftSloBreached")
     down = {r["labels"]["model"] for r in rules if r["alert"] == "VllmModelDown"}
@@ -141,29 +163,38 @@ def test_dashboards_ship_as_configmaps_for_the_sidecar(rendered):
 
 
 def test_per_model_ttft_slo_and_stack_thresholds_reach_the_rules():
-    r = render_with({
-        "models": [{**MODEL, "sloTtftP95Seconds": 0.75}],
-        "observability": {"alerts": {"kvCacheUsageRatio": 0.8, "queueWaitingRequests": 25}},
-    })
+    r = render_with(
+        {
+            "models": [{**MODEL, "sloTtftP95Seconds": 0.75}],
+            "observability": {"alerts": {"kvCacheUsageRatio": 0.8, "queueWaitingRequests": 25}},
+        }
+    )
     rules = {x["alert"]: x for g in _one(r, "PrometheusRule", "llmstack-alerts")["spec"]["groups"] for x in g["rules"]}
-    assert rules["VllmTtftSloBreached"]["expr"].endswith("> 0.75") and 'model_name="tiny-instruct"' in rules["VllmTtftSloBreached"]["expr"]
+    assert (
+        rules["VllmTtftSloBreached"]["expr"].endswith("> 0.75")
+        and 'model_name="tiny-instruct"' in rules["VllmTtftSloBreached"]["expr"]
+    )
     assert rules["VllmKvCacheNearlyFull"]["expr"].endswith("> 0.8")
     assert rules["VllmQueueBuildingUp"]["expr"].endswith("> 25")
 
 
 def test_existing_prometheus_operator_instead_of_the_chart():
-    r = render_with({
-        "models": [MODEL],
-        "network": {"monitoringNamespaces": ["observability"]},
-        "observability": {
-            "namespace": "observability",
-            "installPrometheusStack": False,
-            "prometheusUrl": "http://prometheus-operated.observability.svc:9090",
-            "monitorLabels": {"prometheus": "main"},
-        },
-    })
+    r = render_with(
+        {
+            "models": [MODEL],
+            "network": {"monitoringNamespaces": ["observability"]},
+            "observability": {
+                "namespace": "observability",
+                "installPrometheusStack": False,
+                "prometheusUrl": "http://prometheus-operated.observability.svc:9090",
+                "monitorLabels": {"prometheus": "main"},
+            },
+        }
+    )
     assert [x["chart"] for x in r.helm_releases if x["chart"] == "kube-prometheus-stack"] == []
-    assert not [n for n in r.of_kind("Namespace") if n["metadata"]["name"] == "observability"], "an existing namespace is not created"
+    assert not [n for n in r.of_kind("Namespace") if n["metadata"]["name"] == "observability"], (
+        "an existing namespace is not created"
+    )
     for kind in ("PodMonitor", "PrometheusRule"):
         for o in r.of_kind(kind):
             assert o["metadata"]["labels"]["prometheus"] == "main" and o["metadata"]["namespace"] == "observability"
@@ -174,12 +205,24 @@ def test_existing_prometheus_operator_instead_of_the_chart():
     "observability, network, message",
     [
         ({"namespace": "metrics"}, None, "observability.namespace 'metrics' is not in network.monitoringNamespaces"),
-        ({"alerts": {"gpuMemoryRatio": 0.85}}, None, "gpuMemoryRatio 0.85 is not above models[0] (name: tiny).gpuMemoryUtilization"),
-        ({"prometheus": {"storageSize": "50Gi", "retentionSize": "60GB"}}, None, "retentionSize 60GB does not fit in storageSize 50Gi"),
+        (
+            {"alerts": {"gpuMemoryRatio": 0.85}},
+            None,
+            "gpuMemoryRatio 0.85 is not above models[0] (name: tiny).gpuMemoryUtilization",
+        ),
+        (
+            {"prometheus": {"storageSize": "50Gi", "retentionSize": "60GB"}},
+            None,
+            "retentionSize 60GB does not fit in storageSize 50Gi",
+        ),
         ({"prometheusUrl": "http://p:9090"}, None, "set installPrometheusStack: false"),
         ({"installPrometheusStack": False}, None, "set prometheusUrl"),
         ({"alerts": {"kvCacheUsageRatio": 90}}, None, "llmstack:observability.alerts.kvCacheUsageRatio"),
-        ({"alerts": {"queueWaitingRequest": 5}}, None, "llmstack:observability.alerts.queueWaitingRequest: unknown key"),
+        (
+            {"alerts": {"queueWaitingRequest": 5}},
+            None,
+            "llmstack:observability.alerts.queueWaitingRequest: unknown key",
+        ),
     ],
 )
 def test_bad_observability_config_is_refused_with_the_key(observability, network, message):
@@ -209,7 +252,10 @@ def test_outputs_give_the_fixed_prometheus_and_grafana_addresses():
 
     @pulumi.runtime.test
     def check():
-        obs = Observability("obs", {"models": [{"name": "m", "namespace": "llm", "served_model_name": "m"}], "serving_namespaces": ["llm"]})
+        obs = Observability(
+            "obs",
+            {"models": [{"name": "m", "namespace": "llm", "served_model_name": "m"}], "serving_namespaces": ["llm"]},
+        )
 
         def verify(args):
             prom, grafana = args

@@ -4,11 +4,10 @@
 import copy
 
 import pytest
+
 from conftest import assert_refused, render_with
-
-from llmstack_k8s.serving import knative_vllm_service as kn
 from llmstack_k8s.scaling.gpu_autoscaling import default_cooldown_seconds
-
+from llmstack_k8s.serving import knative_vllm_service as kn
 from stacks.config import StackConfig
 
 MODEL = {
@@ -34,17 +33,26 @@ def keda_scaling(rendered) -> dict:
     behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
     assert behavior["scaleDown"]["stabilizationWindowSeconds"] == spec["cooldownPeriod"]  # one cooldown, both ways down
     trigger = spec["triggers"][0]
-    return {"min": spec["minReplicaCount"], "max": spec["maxReplicaCount"], "cooldown": spec["cooldownPeriod"],
-            "metric": trigger["name"], "target": float(trigger["metadata"]["threshold"])}
+    return {
+        "min": spec["minReplicaCount"],
+        "max": spec["maxReplicaCount"],
+        "cooldown": spec["cooldownPeriod"],
+        "metric": trigger["name"],
+        "target": float(trigger["metadata"]["threshold"]),
+    }
 
 
 def knative_scaling(rendered) -> dict:
     """What Knative's autoscaler is told, on the revision template."""
     (svc,) = [o for o in rendered.of_kind("Service") if o["apiVersion"] == kn.KNATIVE_SERVING_API]
     a = svc["spec"]["template"]["metadata"]["annotations"]
-    return {"min": int(a["autoscaling.knative.dev/min-scale"]), "max": int(a["autoscaling.knative.dev/max-scale"]),
-            "cooldown": kn.duration_seconds(a["autoscaling.knative.dev/scale-down-delay"]),
-            "metric": a["autoscaling.knative.dev/metric"], "target": float(a["autoscaling.knative.dev/target"])}
+    return {
+        "min": int(a["autoscaling.knative.dev/min-scale"]),
+        "max": int(a["autoscaling.knative.dev/max-scale"]),
+        "cooldown": kn.duration_seconds(a["autoscaling.knative.dev/scale-down-delay"]),
+        "metric": a["autoscaling.knative.dev/metric"],
+        "target": float(a["autoscaling.knative.dev/target"]),
+    }
 
 
 BLOCKS = {
@@ -74,7 +82,9 @@ def test_scale_to_zero_is_min_replicas_zero_both_ways():
     block = {"minReplicas": 0, "maxReplicas": 1, "cooldownSeconds": 600}
     as_deployment = render_with(stack("deployment", block, autoscaling={"httpAddOn": True}))
     assert keda_scaling(as_deployment)["min"] == 0
-    assert as_deployment.of_kind("HTTPScaledObject"), "a Deployment at zero needs the HTTP add-on to hold the first request"
+    assert as_deployment.of_kind("HTTPScaledObject"), (
+        "a Deployment at zero needs the HTTP add-on to hold the first request"
+    )
     assert knative_scaling(render_with(stack("knative", block)))["min"] == 0
     # Without the add-on only the Deployment is refused: Knative's activator holds the request itself.
     assert_refused(stack("deployment", block), "minReplicas is 0 but autoscaling.httpAddOn is false")
@@ -96,7 +106,10 @@ def test_default_targets_follow_the_metric():
     deployment = keda_scaling(render_with(stack("deployment", {"maxReplicas": 2, "metric": "kvCacheUsage"})))
     assert (deployment["metric"], deployment["target"], deployment["min"]) == ("kvcacheusage", 0.8, 1)
     knative = knative_scaling(render_with(stack("knative", {"maxReplicas": 2})))
-    assert (knative["target"], knative["min"]) == (MODEL["maxNumSeqs"] // 2, 0)  # half the batch; Knative scales to zero
+    assert (knative["target"], knative["min"]) == (
+        MODEL["maxNumSeqs"] // 2,
+        0,
+    )  # half the batch; Knative scales to zero
 
 
 def test_a_knative_model_without_a_block_scales_zero_to_one():
@@ -105,13 +118,27 @@ def test_a_knative_model_without_a_block_scales_zero_to_one():
     assert (knative["min"], knative["max"]) == (0, kn.DEFAULT_MAX_SCALE)
 
 
-@pytest.mark.parametrize("serving, block, expected", [
-    ("deployment", {"maxReplicas": 2, "metric": "concurrency"},
-     "autoscaling.metric: concurrency is what Knative's autoscaler measures"),
-    ("knative", {"maxReplicas": 2, "metric": "ttftP95"}, "autoscaling.metric: ttftP95 is a vLLM metric KEDA reads"),
-    ("knative", {"maxReplicas": 2, "pollingIntervalSeconds": 30}, "autoscaling.pollingIntervalSeconds: applies to a Deployment model"),
-    ("knative", {"maxReplicas": 2, "ttftP95Seconds": 3}, "autoscaling.ttftP95Seconds: applies to a Deployment model"),
-])
+@pytest.mark.parametrize(
+    "serving, block, expected",
+    [
+        (
+            "deployment",
+            {"maxReplicas": 2, "metric": "concurrency"},
+            "autoscaling.metric: concurrency is what Knative's autoscaler measures",
+        ),
+        ("knative", {"maxReplicas": 2, "metric": "ttftP95"}, "autoscaling.metric: ttftP95 is a vLLM metric KEDA reads"),
+        (
+            "knative",
+            {"maxReplicas": 2, "pollingIntervalSeconds": 30},
+            "autoscaling.pollingIntervalSeconds: applies to a Deployment model",
+        ),
+        (
+            "knative",
+            {"maxReplicas": 2, "ttftP95Seconds": 3},
+            "autoscaling.ttftP95Seconds: applies to a Deployment model",
+        ),
+    ],
+)
 def test_what_only_one_autoscaler_can_do_is_refused_on_the_other(serving, block, expected):
     message = assert_refused(stack(serving, block), f"llmstack:models[0] (name: qwen).{expected}")
     assert len(message.split("\n  ")[1:]) == 1, message

@@ -5,8 +5,8 @@ import os
 
 import pulumi
 import yaml
-from conftest import ROOT, rendered_stack
 
+from conftest import ROOT, rendered_stack
 from stacks.compose import stack as composition
 from stacks.config import loader
 from stacks.tools.render import RecordingMocks, stack_config_env
@@ -25,11 +25,18 @@ def test_dev_serves_one_small_model_on_one_gpu():
 
 
 def test_prod_serves_several_models_one_with_tensor_parallelism():
-    servers = [d for d in rendered_stack("prod").of_kind("Deployment")
-               if d["metadata"]["labels"].get("app.kubernetes.io/component") == "server"]
+    servers = [
+        d
+        for d in rendered_stack("prod").of_kind("Deployment")
+        if d["metadata"]["labels"].get("app.kubernetes.io/component") == "server"
+    ]
     assert len(servers) >= 2
-    tp = [d for d in servers if "--tensor-parallel-size" in (a := d["spec"]["template"]["spec"]["containers"][0]["args"])
-          and int(a[a.index("--tensor-parallel-size") + 1]) > 1]
+    tp = [
+        d
+        for d in servers
+        if "--tensor-parallel-size" in (a := d["spec"]["template"]["spec"]["containers"][0]["args"])
+        and int(a[a.index("--tensor-parallel-size") + 1]) > 1
+    ]
     assert tp and gpus(tp[0]) > 1
     scaled = {so["spec"]["scaleTargetRef"]["name"]: so["spec"] for so in rendered_stack("prod").of_kind("ScaledObject")}
     for d in servers:
@@ -49,8 +56,9 @@ def test_each_model_gets_its_cache_and_the_server_mounts_it(rendered):
         claim = next(v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v)
         assert claim in claims
         model_arg = pod["containers"][0]["args"][pod["containers"][0]["args"].index("--model") + 1]
-        assert any(e.get("value") == model_arg for j in jobs for e in j["spec"]["template"]["spec"]["containers"][0]["env"]), \
-            "the server serves exactly the directory the download Job fills"
+        assert any(
+            e.get("value") == model_arg for j in jobs for e in j["spec"]["template"]["spec"]["containers"][0]["env"]
+        ), "the server serves exactly the directory the download Job fills"
 
 
 def test_stack_files_keep_the_token_secret():
@@ -71,17 +79,24 @@ def test_outputs_endpoints_names_and_secret_api_key():
         @pulumi.runtime.test
         def run():
             out = composition.build(cfg)
-            model_outputs = {name: pulumi.Output.all(v["endpoint"], v["servedModelName"]) for name, v in out["models"].items()}
+            model_outputs = {
+                name: pulumi.Output.all(v["endpoint"], v["servedModelName"]) for name, v in out["models"].items()
+            }
 
             def check(args):
                 resolved, is_secret = args
                 assert is_secret, "the API key output must be a secret"
                 for name, (endpoint, served) in resolved.items():
                     team = cfg.team_of(name)  # a team's model lives in the team's namespace
-                    assert endpoint == f"http://{name}.{team.effective_namespace if team else 'llm'}.svc.cluster.local:8000/v1"
+                    assert (
+                        endpoint
+                        == f"http://{name}.{team.effective_namespace if team else 'llm'}.svc.cluster.local:8000/v1"
+                    )
                     assert served == next(m.served_name for m in cfg.models if m.name == name)
 
-            return pulumi.Output.all(pulumi.Output.all(**model_outputs), pulumi.Output.is_secret(out["apiKey"])).apply(check)
+            return pulumi.Output.all(pulumi.Output.all(**model_outputs), pulumi.Output.is_secret(out["apiKey"])).apply(
+                check
+            )
 
         run()
     finally:
@@ -99,6 +114,9 @@ def test_prod_deploys_only_to_its_named_context():
     project, config, secrets = stack_config_env("prod")
     assert config.pop("kubernetes:context") == "prod"
     mocks = RecordingMocks()
-    with pytest.raises(loader.StackConfigError, match=r"Pulumi.prod.yaml: llmstack:kubernetes.requireContext: true, but no context is set"):
+    with pytest.raises(
+        loader.StackConfigError,
+        match=r"Pulumi.prod.yaml: llmstack:kubernetes.requireContext: true, but no context is set",
+    ):
         run_program(project, "prod", config, secrets, mocks=mocks)
     assert mocks.registrations == []

@@ -8,8 +8,8 @@ that ask for it, with the labels, ports and namespaces the pinned operators give
 """
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
 
 import yaml
 
@@ -22,7 +22,7 @@ LEVELS = ("restricted", "baseline", "privileged")
 UNLABELLED_NAMESPACE_LEVEL = "baseline"
 
 
-def _ns(o: dict) -> Optional[str]:
+def _ns(o: dict) -> str | None:
     return (o.get("metadata") or {}).get("namespace")
 
 
@@ -44,7 +44,7 @@ def namespace_labels(objects: list[dict], namespace: str) -> dict:
     return {**(_labels(ns) if ns else {}), "kubernetes.io/metadata.name": namespace}
 
 
-def namespace_selected(objects: list[dict], selector: Optional[dict], namespace: str, own: str) -> bool:
+def namespace_selected(objects: list[dict], selector: dict | None, namespace: str, own: str) -> bool:
     """Prometheus Operator's ``*NamespaceSelector``: null = its own namespace only, ``{}`` = all."""
     if selector is None:
         return namespace == own
@@ -52,6 +52,7 @@ def namespace_selected(objects: list[dict], selector: Optional[dict], namespace:
 
 
 # --- pods: those in workloads, and those operators create ------------------------------------
+
 
 @dataclass
 class Pod:
@@ -71,7 +72,12 @@ class Pod:
 # a revision pod's queue-proxy ports from knative/serving pkg/reconciler/revision/resources/queue.go
 # and pkg/apis/serving/v1 (queue-port 8012 for http1, http-queueadm 8022, http-autometric 9090,
 # http-usermetric 9091).
-KNATIVE_QUEUE_PROXY_PORTS = {"queue-port": 8012, "http-queueadm": 8022, "http-autometric": 9090, "http-usermetric": 9091}
+KNATIVE_QUEUE_PROXY_PORTS = {
+    "queue-port": 8012,
+    "http-queueadm": 8022,
+    "http-autometric": 9090,
+    "http-usermetric": 9091,
+}
 KNATIVE_USER_PORT = "user-port"  # the name Knative gives the user container's port in a revision
 KNATIVE_CALLERS = {
     # caller -> (pod labels, revision ports it connects to)
@@ -111,12 +117,18 @@ def prometheus_pods(objects: list[dict]) -> list[Pod]:
     pods = []
     for p in of_kind(objects, "Prometheus", "monitoring.coreos.com/"):
         name, spec = _name(p), p.get("spec") or {}
-        labels = {**((spec.get("podMetadata") or {}).get("labels") or {}),
-                  "app.kubernetes.io/name": "prometheus", "app.kubernetes.io/instance": name,
-                  "app.kubernetes.io/managed-by": "prometheus-operator", "prometheus": name,
-                  "operator.prometheus.io/name": name, "operator.prometheus.io/shard": "0"}
-        pods.append(Pod(f"Prometheus {_ns(p)}/{name} (server pods)", _ns(p), labels,
-                        {spec.get("portName") or "web": 9090}))
+        labels = {
+            **((spec.get("podMetadata") or {}).get("labels") or {}),
+            "app.kubernetes.io/name": "prometheus",
+            "app.kubernetes.io/instance": name,
+            "app.kubernetes.io/managed-by": "prometheus-operator",
+            "prometheus": name,
+            "operator.prometheus.io/name": name,
+            "operator.prometheus.io/shard": "0",
+        }
+        pods.append(
+            Pod(f"Prometheus {_ns(p)}/{name} (server pods)", _ns(p), labels, {spec.get("portName") or "web": 9090})
+        )
     return pods
 
 
@@ -133,28 +145,57 @@ def pods_of_service(objects: list[dict], svc: dict) -> list[Pod]:
     selector = (svc.get("spec") or {}).get("selector")
     if not selector:
         return []
-    return [p for p in workload_pods(objects) + prometheus_pods(objects)
-            if p.namespace == _ns(svc) and all(p.labels.get(k) == v for k, v in selector.items())]
+    return [
+        p
+        for p in workload_pods(objects) + prometheus_pods(objects)
+        if p.namespace == _ns(svc) and all(p.labels.get(k) == v for k, v in selector.items())
+    ]
 
 
 def runtime_services(objects: list[dict]) -> list[dict]:
     """Services no chart renders but the cluster has: the API server's ``default/kubernetes``, and
     the kubelet Service Prometheus Operator maintains where its ``--kubelet-service`` flag says
     (prometheus-operator pkg/kubelet)."""
-    out = [{"apiVersion": "v1", "kind": "Service", "metadata": {
-        "name": "kubernetes", "namespace": "default", "labels": {"component": "apiserver", "provider": "kubernetes"}},
-        "spec": {"ports": [{"name": "https", "port": 443}]}}]
+    out = [
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": "kubernetes",
+                "namespace": "default",
+                "labels": {"component": "apiserver", "provider": "kubernetes"},
+            },
+            "spec": {"ports": [{"name": "https", "port": 443}]},
+        }
+    ]
     for o in objects:
         t = pod_template(o)
         for c in containers(t[1]) if t else []:
             for arg in c.get("args") or []:
                 if arg.startswith("--kubelet-service="):
                     ns, _, name = arg.split("=", 1)[1].partition("/")
-                    out.append({"apiVersion": "v1", "kind": "Service", "metadata": {
-                        "name": name, "namespace": ns, "labels": {"app.kubernetes.io/name": "kubelet", "k8s-app": "kubelet",
-                                                                  "app.kubernetes.io/managed-by": "prometheus-operator"}},
-                        "spec": {"ports": [{"name": "https-metrics", "port": 10250}, {"name": "http-metrics", "port": 10255},
-                                           {"name": "cadvisor", "port": 4194}]}})
+                    out.append(
+                        {
+                            "apiVersion": "v1",
+                            "kind": "Service",
+                            "metadata": {
+                                "name": name,
+                                "namespace": ns,
+                                "labels": {
+                                    "app.kubernetes.io/name": "kubelet",
+                                    "k8s-app": "kubelet",
+                                    "app.kubernetes.io/managed-by": "prometheus-operator",
+                                },
+                            },
+                            "spec": {
+                                "ports": [
+                                    {"name": "https-metrics", "port": 10250},
+                                    {"name": "http-metrics", "port": 10255},
+                                    {"name": "cadvisor", "port": 4194},
+                                ]
+                            },
+                        }
+                    )
     return out
 
 
@@ -162,7 +203,7 @@ def services(objects: list[dict]) -> list[dict]:
     return [s for s in objects if s["kind"] == "Service" and s["apiVersion"] == "v1"] + runtime_services(objects)
 
 
-def service(objects: list[dict], namespace: str, name: str) -> Optional[dict]:
+def service(objects: list[dict], namespace: str, name: str) -> dict | None:
     return next((s for s in services(objects) if _ns(s) == namespace and _name(s) == name), None)
 
 
@@ -179,10 +220,13 @@ def prometheus_selecting(objects: list[dict], monitor: dict) -> list[dict]:
     """The Prometheus servers whose selectors pick up this PodMonitor/ServiceMonitor/PrometheusRule
     (a null selector selects nothing; a null namespace selector means the Prometheus' namespace)."""
     sel, ns_sel = _SELECTORS[monitor["kind"]]
-    return [p for p in of_kind(objects, "Prometheus", "monitoring.coreos.com/")
-            if (p.get("spec") or {}).get(sel) is not None
-            and selector_matches(p["spec"][sel], _labels(monitor))
-            and namespace_selected(objects, p["spec"].get(ns_sel), _ns(monitor), _ns(p))]
+    return [
+        p
+        for p in of_kind(objects, "Prometheus", "monitoring.coreos.com/")
+        if (p.get("spec") or {}).get(sel) is not None
+        and selector_matches(p["spec"][sel], _labels(monitor))
+        and namespace_selected(objects, p["spec"].get(ns_sel), _ns(monitor), _ns(p))
+    ]
 
 
 def prometheus_selects_monitors(objects: list[dict]) -> list[str]:
@@ -195,8 +239,9 @@ def prometheus_selects_monitors(objects: list[dict]) -> list[str]:
         if m["kind"] in _SELECTORS and m["apiVersion"].startswith("monitoring.coreos.com/"):
             if not prometheus_selecting(objects, m):
                 sel, ns_sel = _SELECTORS[m["kind"]]
-                problems.append(f"{describe(m)} (labels {_labels(m)}) is selected by no Prometheus: check its "
-                                f"{sel}/{ns_sel}")
+                problems.append(
+                    f"{describe(m)} (labels {_labels(m)}) is selected by no Prometheus: check its {sel}/{ns_sel}"
+                )
     return problems
 
 
@@ -206,37 +251,53 @@ def monitors_reach_targets(objects: list[dict]) -> list[str]:
     problems = []
     pods = workload_pods(objects)
     for m in objects:
-        if not m["apiVersion"].startswith("monitoring.coreos.com/") or m["kind"] not in ("ServiceMonitor", "PodMonitor"):
+        if not m["apiVersion"].startswith("monitoring.coreos.com/") or m["kind"] not in (
+            "ServiceMonitor",
+            "PodMonitor",
+        ):
             continue
         spec = m.get("spec") or {}
         nsel = spec.get("namespaceSelector") or {}
-        in_scope = (lambda ns: True) if nsel.get("any") else (lambda ns: ns in (nsel.get("matchNames") or [_ns(m)]))
+        in_scope = (
+            (lambda ns: True)
+            if nsel.get("any")
+            else (lambda ns, nsel=nsel, m=m: ns in (nsel.get("matchNames") or [_ns(m)]))
+        )
         endpoints = spec.get("endpoints") or spec.get("podMetricsEndpoints") or []
         wanted = {e.get("port") for e in endpoints if e.get("port")}
         if m["kind"] == "ServiceMonitor":
-            selected = [s for s in services(objects) if in_scope(_ns(s))
-                        and selector_matches(spec.get("selector") or {}, _labels(s))]
+            selected = [
+                s
+                for s in services(objects)
+                if in_scope(_ns(s)) and selector_matches(spec.get("selector") or {}, _labels(s))
+            ]
             named = {p.get("name") for s in selected for p in (s.get("spec") or {}).get("ports") or []}
             if not selected:
                 problems.append(f"{describe(m)} selects no Service (selector {spec.get('selector')})")
             elif wanted - named:
                 problems.append(f"{describe(m)}: the Services it selects have no port named {sorted(wanted - named)}")
         else:
-            selected = [p for p in pods if in_scope(p.namespace) and selector_matches(spec.get("selector") or {}, p.labels)]
+            selected = [
+                p for p in pods if in_scope(p.namespace) and selector_matches(spec.get("selector") or {}, p.labels)
+            ]
             if not selected:
                 problems.append(f"{describe(m)} selects no pods (selector {spec.get('selector')})")
             for p in selected:
                 if not wanted & set(p.ports):
-                    problems.append(f"{describe(m)} selects pods of {p.owner}, which expose none of the ports {sorted(wanted)}")
+                    problems.append(
+                        f"{describe(m)} selects pods of {p.owner}, which expose none of the ports {sorted(wanted)}"
+                    )
     return problems
 
 
 # --- 2. KEDA's Prometheus server address resolves ----------------------------------------------
 
-_SVC_URL = re.compile(r"^https?://(?P<svc>[a-z0-9-]+)\.(?P<ns>[a-z0-9-]+)(\.svc(\.cluster\.local)?)?(:(?P<port>\d+))?(/.*)?$")
+_SVC_URL = re.compile(
+    r"^https?://(?P<svc>[a-z0-9-]+)\.(?P<ns>[a-z0-9-]+)(\.svc(\.cluster\.local)?)?(:(?P<port>\d+))?(/.*)?$"
+)
 
 
-def resolve_service_address(objects: list[dict], address: str) -> tuple[Optional[dict], Optional[int], str]:
+def resolve_service_address(objects: list[dict], address: str) -> tuple[dict | None, int | None, str]:
     """(Service, port, problem) for an in-cluster URL ``http://<svc>.<ns>.svc...:<port>``."""
     m = _SVC_URL.match(address)
     if not m:
@@ -246,7 +307,12 @@ def resolve_service_address(objects: list[dict], address: str) -> tuple[Optional
     if svc is None:
         return None, port, f"{address}: no Service {m['ns']}/{m['svc']} in the cluster"
     if port not in [p["port"] for p in svc["spec"].get("ports") or []]:
-        return svc, port, f"{address}: Service {m['ns']}/{m['svc']} does not open port {port} (ports {[p['port'] for p in svc['spec'].get('ports') or []]})"
+        return (
+            svc,
+            port,
+            f"{address}: Service {m['ns']}/{m['svc']} does not open port {port} (ports "
+            f"{[p['port'] for p in svc['spec'].get('ports') or []]})",
+        )
     return svc, port, ""
 
 
@@ -269,13 +335,18 @@ def keda_prometheus_address_resolves(objects: list[dict]) -> list[str]:
             target = next(p.get("targetPort", p["port"]) for p in svc["spec"]["ports"] if p["port"] == port)
             servers = [p for p in pods_of_service(objects, svc) if p.owner.startswith("Prometheus ")]
             if not servers:
-                problems.append(f"{describe(so)} trigger {t.get('name')}: Service {describe(svc)} selects no Prometheus server pods")
+                problems.append(
+                    f"{describe(so)} trigger {t.get('name')}: Service {describe(svc)} selects no Prometheus server pods"
+                )
             elif not all(target in p.ports or target in p.ports.values() for p in servers):
-                problems.append(f"{describe(so)} trigger {t.get('name')}: Prometheus pods do not listen on target port {target}")
+                problems.append(
+                    f"{describe(so)} trigger {t.get('name')}: Prometheus pods do not listen on target port {target}"
+                )
     return problems
 
 
 # --- 3. Grafana's dashboard sidecar picks up our dashboards ------------------------------------
+
 
 def dashboard_sidecars(objects: list[dict]) -> list[tuple[str, dict]]:
     """(Grafana namespace, env of its dashboard sidecar) for each Grafana with one."""
@@ -313,12 +384,16 @@ def grafana_sidecar_picks_dashboards(ours: list[dict], objects: list[dict]) -> l
     sidecars = dashboard_sidecars(objects)
     if not sidecars:
         return []
-    return [f"{describe(cm)} (labels {_labels(cm)}) is loaded by no Grafana dashboard sidecar "
-            f"({[(ns, {k: env.get(k) for k in ('LABEL', 'LABEL_VALUE', 'NAMESPACE')}) for ns, env in sidecars]})"
-            for cm in ours if is_dashboard(cm) and not any(sidecar_picks(ns, env, cm) for ns, env in sidecars)]
+    return [
+        f"{describe(cm)} (labels {_labels(cm)}) is loaded by no Grafana dashboard sidecar "
+        f"({[(ns, {k: env.get(k) for k in ('LABEL', 'LABEL_VALUE', 'NAMESPACE')}) for ns, env in sidecars]})"
+        for cm in ours
+        if is_dashboard(cm) and not any(sidecar_picks(ns, env, cm) for ns, env in sidecars)
+    ]
 
 
 # --- 4. The device plugin advertises what our pods request -------------------------------------
+
 
 def device_plugin_configs(objects: list[dict]) -> list[tuple[str, dict]]:
     """(owner, parsed config) the NVIDIA device plugin DaemonSets run with: the ConfigMap their
@@ -358,9 +433,14 @@ def advertised_resources(config: dict) -> set[str]:
 
 
 def gpu_requests_of(objects: list[dict]) -> list[tuple[str, str]]:
-    return [(describe(o), name) for o in objects if (t := pod_template(o))
-            for c in containers(t[1]) for name in ((c.get("resources") or {}).get("limits") or {})
-            if name.startswith("nvidia.com/")]
+    return [
+        (describe(o), name)
+        for o in objects
+        if (t := pod_template(o))
+        for c in containers(t[1])
+        for name in ((c.get("resources") or {}).get("limits") or {})
+        if name.startswith("nvidia.com/")
+    ]
 
 
 def device_plugin_advertises_requested_resources(ours: list[dict], objects: list[dict]) -> list[str]:
@@ -372,14 +452,17 @@ def device_plugin_advertises_requested_resources(ours: list[dict], objects: list
     problems = []
     for owner, name in gpu_requests_of(ours):
         if name not in advertised and not ("nvidia.com/mig-*" in advertised and name.startswith("nvidia.com/mig-")):
-            problems.append(f"{owner} requests {name}, which the device plugin ({', '.join(o for o, _ in configs)}) "
-                            f"does not advertise (it advertises {sorted(advertised)})")
+            problems.append(
+                f"{owner} requests {name}, which the device plugin ({', '.join(o for o, _ in configs)}) "
+                f"does not advertise (it advertises {sorted(advertised)})"
+            )
     return problems
 
 
 # --- 5. Our NetworkPolicies admit the charts' callers ------------------------------------------
 
-def _port_number(port, target: Pod) -> Optional[int]:
+
+def _port_number(port, target: Pod) -> int | None:
     if isinstance(port, int):
         return port
     return target.ports.get(port) if not str(port).isdigit() else int(port)
@@ -388,17 +471,24 @@ def _port_number(port, target: Pod) -> Optional[int]:
 def admitted(objects: list[dict], caller: Pod, target: Pod, port: int) -> bool:
     """Kubernetes NetworkPolicy semantics: allowed when no ingress policy selects the target pod,
     or one that does has a rule admitting the caller (pod/namespace selectors) on the port."""
-    policies = [p for p in of_kind(objects, "NetworkPolicy", "networking.k8s.io/") if _ns(p) == target.namespace
-                and ("Ingress" in (p["spec"].get("policyTypes") or ["Ingress"]))
-                and selector_matches(p["spec"].get("podSelector") or {}, target.labels)]
+    policies = [
+        p
+        for p in of_kind(objects, "NetworkPolicy", "networking.k8s.io/")
+        if _ns(p) == target.namespace
+        and ("Ingress" in (p["spec"].get("policyTypes") or ["Ingress"]))
+        and selector_matches(p["spec"].get("podSelector") or {}, target.labels)
+    ]
     if not policies:
         return True
     caller_ns = namespace_labels(objects, caller.namespace)
     for p in policies:
         for rule in p["spec"].get("ingress") or []:
             ports = rule.get("ports")
-            if ports and not any(_port_number(pp.get("port"), target) == port for pp in ports if "port" in pp) \
-                    and not any("port" not in pp for pp in ports):
+            if (
+                ports
+                and not any(_port_number(pp.get("port"), target) == port for pp in ports if "port" in pp)
+                and not any("port" not in pp for pp in ports)
+            ):
                 continue
             peers = rule.get("from")
             if not peers:
@@ -406,8 +496,11 @@ def admitted(objects: list[dict], caller: Pod, target: Pod, port: int) -> bool:
             for peer in peers:
                 if "ipBlock" in peer:
                     continue
-                ns_ok = (selector_matches(peer["namespaceSelector"], caller_ns) if "namespaceSelector" in peer
-                         else caller.namespace == target.namespace)
+                ns_ok = (
+                    selector_matches(peer["namespaceSelector"], caller_ns)
+                    if "namespaceSelector" in peer
+                    else caller.namespace == target.namespace
+                )
                 pod_ok = selector_matches(peer["podSelector"], caller.labels) if "podSelector" in peer else True
                 if ns_ok and pod_ok:
                     return True
@@ -436,8 +529,12 @@ def chart_callers(objects: list[dict]) -> list[tuple[Pod, Pod, int, str]]:
         ref = hso["spec"]["scaleTargetRef"]
         svc = service(objects, _ns(hso), ref.get("service"))
         sp = next((p for p in (svc or {}).get("spec", {}).get("ports") or [] if p["port"] == ref.get("port")), None)
-        interceptors = [p for s in of_kind(objects, "Service") if (s.get("spec") or {}).get("type") != "ExternalName"
-                        and "interceptor-proxy" in _name(s) for p in pods_of_service(objects, s)]
+        interceptors = [
+            p
+            for s in of_kind(objects, "Service")
+            if (s.get("spec") or {}).get("type") != "ExternalName" and "interceptor-proxy" in _name(s)
+            for p in pods_of_service(objects, s)
+        ]
         for target in pods_of_service(objects, svc) if svc and sp else []:
             port = _port_number(sp.get("targetPort", sp["port"]), target)
             if port is None:
@@ -454,9 +551,12 @@ def chart_callers(objects: list[dict]) -> list[tuple[Pod, Pod, int, str]]:
 
 
 def network_policies_admit_chart_callers(objects: list[dict]) -> list[str]:
-    return [f"{caller.owner} (namespace {caller.namespace}, labels {caller.labels}) cannot reach {target.owner} "
-            f"on port {port} ({why}): no NetworkPolicy of {target.namespace} admits it"
-            for caller, target, port, why in chart_callers(objects) if not admitted(objects, caller, target, port)]
+    return [
+        f"{caller.owner} (namespace {caller.namespace}, labels {caller.labels}) cannot reach {target.owner} "
+        f"on port {port} ({why}): no NetworkPolicy of {target.namespace} admits it"
+        for caller, target, port, why in chart_callers(objects)
+        if not admitted(objects, caller, target, port)
+    ]
 
 
 def buffered_services_resolve(objects: list[dict]) -> list[str]:
@@ -476,9 +576,31 @@ def buffered_services_resolve(objects: list[dict]) -> list[str]:
 
 # --- 6. Privileged pods land in namespaces that allow them -------------------------------------
 
-_BASELINE_CAPS = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD", "NET_BIND_SERVICE",
-                  "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
-_RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"}
+_BASELINE_CAPS = {
+    "AUDIT_WRITE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "MKNOD",
+    "NET_BIND_SERVICE",
+    "SETFCAP",
+    "SETGID",
+    "SETPCAP",
+    "SETUID",
+    "SYS_CHROOT",
+}
+_RESTRICTED_VOLUMES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
 
 
 def pod_security_level(spec: dict) -> tuple[str, list[str]]:
@@ -489,16 +611,27 @@ def pod_security_level(spec: dict) -> tuple[str, list[str]]:
     scs = [(c.get("name"), c.get("securityContext") or {}) for c in cs]
     privileged = [f"host namespaces ({k})" for k in ("hostNetwork", "hostPID", "hostIPC") if spec.get(k)]
     privileged += [f"{n}: privileged" for n, sc in scs if sc.get("privileged")]
-    privileged += [f"{n}: adds {sorted(set(sc['capabilities']['add']) - _BASELINE_CAPS)}" for n, sc in scs
-                   if set((sc.get("capabilities") or {}).get("add") or []) - _BASELINE_CAPS]
+    privileged += [
+        f"{n}: adds {sorted(set(sc['capabilities']['add']) - _BASELINE_CAPS)}"
+        for n, sc in scs
+        if set((sc.get("capabilities") or {}).get("add") or []) - _BASELINE_CAPS
+    ]
     privileged += [f"hostPath volume {v['name']}" for v in spec.get("volumes") or [] if "hostPath" in v]
-    privileged += [f"{c.get('name')}: hostPort {p['hostPort']}" for c in cs for p in c.get("ports") or [] if p.get("hostPort")]
-    privileged += [f"{n}: seccomp Unconfined" for n, sc in scs + [("pod", psc)]
-                   if (sc.get("seccompProfile") or {}).get("type") == "Unconfined"]
+    privileged += [
+        f"{c.get('name')}: hostPort {p['hostPort']}" for c in cs for p in c.get("ports") or [] if p.get("hostPort")
+    ]
+    privileged += [
+        f"{n}: seccomp Unconfined"
+        for n, sc in [*scs, ("pod", psc)]
+        if (sc.get("seccompProfile") or {}).get("type") == "Unconfined"
+    ]
     if privileged:
         return "privileged", privileged
-    baseline = [f"volume {v['name']} ({next(k for k in v if k != 'name')})" for v in spec.get("volumes") or []
-                if not set(v) - {"name"} <= _RESTRICTED_VOLUMES]
+    baseline = [
+        f"volume {v['name']} ({next(k for k in v if k != 'name')})"
+        for v in spec.get("volumes") or []
+        if not set(v) - {"name"} <= _RESTRICTED_VOLUMES
+    ]
     for n, sc in scs:
         if sc.get("allowPrivilegeEscalation") is not False:
             baseline.append(f"{n}: allowPrivilegeEscalation not false")
@@ -506,7 +639,10 @@ def pod_security_level(spec: dict) -> tuple[str, list[str]]:
             baseline.append(f"{n}: runAsNonRoot not true")
         if 0 in (sc.get("runAsUser"), psc.get("runAsUser") if "runAsUser" not in sc else None):
             baseline.append(f"{n}: runAsUser 0")
-        if (sc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type") not in ("RuntimeDefault", "Localhost"):
+        if (sc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type") not in (
+            "RuntimeDefault",
+            "Localhost",
+        ):
             baseline.append(f"{n}: no RuntimeDefault seccomp profile")
         caps = sc.get("capabilities") or {}
         if "ALL" not in (caps.get("drop") or []) or set(caps.get("add") or []) - {"NET_BIND_SERVICE"}:
@@ -533,5 +669,6 @@ def pods_admitted_by_namespace_pod_security(objects: list[dict]) -> list[str]:
         if LEVELS.index(needed) > LEVELS.index(level):
             problems.append(
                 f"{pod.owner} needs Pod Security level {needed} ({'; '.join(why[:3])}) but namespace {pod.namespace} "
-                + (f"enforces {level}" if declared else f"has no {PSA_ENFORCE} label (taken as {level})"))
+                + (f"enforces {level}" if declared else f"has no {PSA_ENFORCE} label (taken as {level})")
+            )
     return problems

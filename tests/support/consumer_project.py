@@ -12,7 +12,7 @@ def files() -> dict[str, str]:
     readme = (ROOT / "README.md").read_text()
     start = readme.index(SECTION)
     end = readme.find("\n## ", start + len(SECTION))
-    section = readme[start:end if end != -1 else None]
+    section = readme[start : end if end != -1 else None]
     out = {}
     for code in re.findall(r"```(?:python|ini)\n(.*?)```", section, re.S):
         first, _, body = code.partition("\n")

@@ -97,7 +97,11 @@ def burst_of_50(spec: dict, burst_seconds: int = 600, after_seconds: int = 1800)
     minReplicas, then 50 requests waiting for ``burst_seconds`` (they stay queued until new
     replicas have loaded the model), then idle. KV-cache use per replica: 0.5 steady, 0.6 in
     the burst, 0.05 idle."""
-    names = {t["metadata"]["query"].split("(", 1)[1].split("{")[0]: t["name"] for t in spec["triggers"] if t["type"] == "prometheus"}
+    names = {
+        t["metadata"]["query"].split("(", 1)[1].split("{")[0]: t["name"]
+        for t in spec["triggers"]
+        if t["type"] == "prometheus"
+    }
     from llmstack_k8s.observability import metrics
 
     queue, kv = names.get(metrics.VLLM_REQUESTS_WAITING), names.get(metrics.VLLM_KV_CACHE_USAGE)

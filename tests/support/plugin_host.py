@@ -6,8 +6,8 @@ import json
 import re
 import selectors
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import grpc
 import jsonschema
@@ -29,11 +29,14 @@ def metaschema_validator() -> jsonschema.Draft202012Validator:
 
 
 @contextlib.contextmanager
-def plugin(python: str, plugin_dir: Path, cwd: Path, timeout: float = 60) -> Iterator[provider_pb2_grpc.ResourceProviderStub]:
+def plugin(
+    python: str, plugin_dir: Path, cwd: Path, timeout: float = 60
+) -> Iterator[provider_pb2_grpc.ResourceProviderStub]:
     """``python <plugin_dir> <engine address>``, as ``pulumi-language-python`` runs a plugin: the
     host prints its port on stdout. The engine address is never called for GetSchema."""
-    proc = subprocess.Popen([python, str(plugin_dir), "127.0.0.1:1"], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [python, str(plugin_dir), "127.0.0.1:1"], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         sel = selectors.DefaultSelector()
         sel.register(proc.stdout, selectors.EVENT_READ)

@@ -23,7 +23,7 @@ K8S_VERSIONS = ("1.32.0", kubernetes_validate.utils.latest_version())
 
 def is_core(obj: dict) -> bool:
     group = obj["apiVersion"].rpartition("/")[0]
-    return group == "" or "." not in group or group.endswith(".k8s.io") and not group.startswith("gateway.")
+    return group == "" or "." not in group or (group.endswith(".k8s.io") and not group.startswith("gateway."))
 
 
 def validate_core(obj: dict) -> None:
@@ -46,7 +46,7 @@ def _strict(schema: dict) -> dict:
             # Go's RE2 accepts an inline flag after the anchor (PrometheusRule: '^(?i)(abort|warn)?$');
             # Python's re wants global flags first.
             if isinstance(node.get("pattern"), str) and node["pattern"].startswith("^(?i)"):
-                node["pattern"] = "(?i)^" + node["pattern"][len("^(?i)"):]
+                node["pattern"] = "(?i)^" + node["pattern"][len("^(?i)") :]
             for v in node.values():
                 walk(v)
         elif isinstance(node, list):

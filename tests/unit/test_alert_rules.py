@@ -8,10 +8,10 @@ import subprocess
 
 import pytest
 import yaml
-from unit.test_metrics import dcgm_fields, exported_wire_names
 
 from llmstack_k8s.observability import alerts, metrics
 from llmstack_k8s.observability.observability import dashboard_files, dashboard_queries, dashboards
+from unit.test_metrics import dcgm_fields, exported_wire_names
 
 PROMTOOL = shutil.which("promtool")
 
@@ -42,7 +42,13 @@ def test_promtool_check_is_not_a_rubber_stamp(tmp_path):
 
 
 # --- dashboards ----------------------------------------------------------------------------------
-_GRAFANA_VARS = [("$__rate_interval", "5m"), ("$__interval", "1m"), ("$namespace", ".*"), ("$model", ".*"), ("$node", ".*")]
+_GRAFANA_VARS = [
+    ("$__rate_interval", "5m"),
+    ("$__interval", "1m"),
+    ("$namespace", ".*"),
+    ("$model", ".*"),
+    ("$node", ".*"),
+]
 
 
 def _as_promql(query: str) -> str:
@@ -62,7 +68,10 @@ def _all_dashboard_queries() -> list[str]:
 
 
 def test_every_dashboard_query_is_valid_promql(tmp_path):
-    rules = [{"record": f"llmstack:dashboard_query:{i}", "expr": _as_promql(q)} for i, q in enumerate(_all_dashboard_queries())]
+    rules = [
+        {"record": f"llmstack:dashboard_query:{i}", "expr": _as_promql(q)}
+        for i, q in enumerate(_all_dashboard_queries())
+    ]
     _check_rules([{"name": "dashboards", "rules": rules}], tmp_path)
 
 
@@ -92,9 +101,21 @@ def test_every_metric_name_used_exists_in_the_pinned_exporters():
 def test_dashboards_cover_what_users_look_for():
     exprs = " ".join(_all_dashboard_queries())
     for const in (
-        "VLLM_E2E_LATENCY_COUNT", "VLLM_TTFT_BUCKET", "VLLM_ITL_BUCKET", "VLLM_E2E_LATENCY_BUCKET", "VLLM_REQUESTS_WAITING",
-        "VLLM_REQUESTS_RUNNING", "VLLM_KV_CACHE_USAGE", "VLLM_PREFIX_CACHE_HITS", "VLLM_GENERATION_TOKENS", "VLLM_PREEMPTIONS",
-        "DCGM_GPU_UTIL", "DCGM_FB_USED", "DCGM_GPU_TEMP", "DCGM_POWER_USAGE", "DCGM_XID_ERRORS",
+        "VLLM_E2E_LATENCY_COUNT",
+        "VLLM_TTFT_BUCKET",
+        "VLLM_ITL_BUCKET",
+        "VLLM_E2E_LATENCY_BUCKET",
+        "VLLM_REQUESTS_WAITING",
+        "VLLM_REQUESTS_RUNNING",
+        "VLLM_KV_CACHE_USAGE",
+        "VLLM_PREFIX_CACHE_HITS",
+        "VLLM_GENERATION_TOKENS",
+        "VLLM_PREEMPTIONS",
+        "DCGM_GPU_UTIL",
+        "DCGM_FB_USED",
+        "DCGM_GPU_TEMP",
+        "DCGM_POWER_USAGE",
+        "DCGM_XID_ERRORS",
     ):
         assert getattr(metrics, const) in exprs, f"no dashboard panel uses {const}"
     for q in ("0.5", "0.95", "0.99"):
@@ -104,8 +125,20 @@ def test_dashboards_cover_what_users_look_for():
 # --- alert unit tests ------------------------------------------------------------------------------
 #: m1: always on with its own 1 s TTFT SLO; m2: scale-to-zero, default SLO (2 s).
 MODELS: list = [
-    {"name": "m1", "namespace": "llm", "served_model_name": "served-1", "ttft_p95_seconds": 1.0, "download_job_name": "m1-download"},
-    {"name": "m2", "namespace": "llm", "served_model_name": "served-2", "always_on": False, "download_job_name": "m2-download"},
+    {
+        "name": "m1",
+        "namespace": "llm",
+        "served_model_name": "served-1",
+        "ttft_p95_seconds": 1.0,
+        "download_job_name": "m1-download",
+    },
+    {
+        "name": "m2",
+        "namespace": "llm",
+        "served_model_name": "served-2",
+        "always_on": False,
+        "download_job_name": "m2-download",
+    },
 ]
 V1 = 'namespace="llm", model_name="served-1"'
 V2 = 'namespace="llm", model_name="served-2"'
@@ -129,17 +162,29 @@ CASES = {
     # The stable variant down while its canary answers still fires: the stable variant takes most traffic.
     "VllmModelDown": (
         "10m",
-        [{"series": 'up{job="vllm", namespace="llm", model="m1", pod="m1-a", variant="stable"}', "values": "0x20"},
-         {"series": 'up{job="vllm", namespace="llm", model="m1", pod="m1-canary-a", variant="canary"}', "values": "1x20"},
-         {"series": 'up{job="vllm", namespace="llm", model="m2", pod="m2-a"}', "values": "0x20"}],
+        [
+            {"series": 'up{job="vllm", namespace="llm", model="m1", pod="m1-a", variant="stable"}', "values": "0x20"},
+            {
+                "series": 'up{job="vllm", namespace="llm", model="m1", pod="m1-canary-a", variant="canary"}',
+                "values": "1x20",
+            },
+            {"series": 'up{job="vllm", namespace="llm", model="m2", pod="m2-a"}', "values": "0x20"},
+        ],
         [{"severity": "critical", "namespace": "llm", "model": "m1", "model_name": "served-1"}],
-        [{"series": 'up{job="vllm", namespace="llm", model="m1", pod="m1-a", variant="stable"}', "values": "1x20"},
-         {"series": 'up{job="vllm", namespace="llm", model="m1", pod="m1-canary-a", variant="canary"}', "values": "0x20"}],
+        [
+            {"series": 'up{job="vllm", namespace="llm", model="m1", pod="m1-a", variant="stable"}', "values": "1x20"},
+            {
+                "series": 'up{job="vllm", namespace="llm", model="m1", pod="m1-canary-a", variant="canary"}',
+                "values": "0x20",
+            },
+        ],
     ),
     "VllmQueueBuildingUp": (
         "10m",
-        [{"series": f'{metrics.VLLM_REQUESTS_WAITING}{{{V1}, pod="a"}}', "values": "8x20"},
-         {"series": f'{metrics.VLLM_REQUESTS_WAITING}{{{V1}, pod="b"}}', "values": "5x20"}],
+        [
+            {"series": f'{metrics.VLLM_REQUESTS_WAITING}{{{V1}, pod="a"}}', "values": "8x20"},
+            {"series": f'{metrics.VLLM_REQUESTS_WAITING}{{{V1}, pod="b"}}', "values": "5x20"},
+        ],
         [{"severity": "warning", "namespace": "llm", "model_name": "served-1"}],
         # a short burst is not a queue building up
         [{"series": f'{metrics.VLLM_REQUESTS_WAITING}{{{V1}, pod="a"}}', "values": "0x5 50x2 3x13"}],
@@ -159,59 +204,110 @@ CASES = {
     # ~1.5 s p95: above m1's own 1 s SLO, below the 2 s default of m2.
     "VllmTtftSloBreached": (
         "20m",
-        _ttft(V1, {"0.5": 0, "1": 0, "2": 10, "5": 10, "+Inf": 10}) + _ttft(V2, {"0.5": 0, "1": 0, "2": 10, "5": 10, "+Inf": 10}),
+        _ttft(V1, {"0.5": 0, "1": 0, "2": 10, "5": 10, "+Inf": 10})
+        + _ttft(V2, {"0.5": 0, "1": 0, "2": 10, "5": 10, "+Inf": 10}),
         [{"severity": "warning", "namespace": "llm", "model_name": "served-1", "slo_seconds": "1"}],
-        _ttft(V1, {"0.5": 10, "1": 10, "2": 10, "5": 10, "+Inf": 10}) + _ttft(V2, {"0.5": 0, "1": 0, "2": 10, "5": 10, "+Inf": 10}),
+        _ttft(V1, {"0.5": 10, "1": 10, "2": 10, "5": 10, "+Inf": 10})
+        + _ttft(V2, {"0.5": 0, "1": 0, "2": 10, "5": 10, "+Inf": 10}),
     ),
     "VllmHighErrorRate": (
         "15m",
-        [{"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{V1}, finished_reason="error"}}', "values": "0+2x20"},
-         {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{V1}, finished_reason="stop"}}', "values": "0+8x20"}],
+        [
+            {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{V1}, finished_reason="error"}}', "values": "0+2x20"},
+            {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{V1}, finished_reason="stop"}}', "values": "0+8x20"},
+        ],
         [{"severity": "critical", "namespace": "llm", "model_name": "served-1"}],
-        [{"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{V1}, finished_reason="error"}}', "values": "0+0x20"},
-         {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{V1}, finished_reason="abort"}}', "values": "0+5x20"},
-         {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{V1}, finished_reason="stop"}}', "values": "0+10x20"}],
+        [
+            {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{V1}, finished_reason="error"}}', "values": "0+0x20"},
+            {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{V1}, finished_reason="abort"}}', "values": "0+5x20"},
+            {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{V1}, finished_reason="stop"}}', "values": "0+10x20"},
+        ],
     ),
     # Canary vs stable of model m1: 20 % errors against none (the stable variant has no error series at all).
     "VllmCanaryErrorsAboveStable": (
         "20m",
-        [{"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{C1}, finished_reason="error"}}', "values": "0+2x30"},
-         {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{C1}, finished_reason="stop"}}', "values": "0+8x30"},
-         {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{S1}, finished_reason="stop"}}', "values": "0+90x30"}],
+        [
+            {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{C1}, finished_reason="error"}}', "values": "0+2x30"},
+            {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{C1}, finished_reason="stop"}}', "values": "0+8x30"},
+            {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{S1}, finished_reason="stop"}}', "values": "0+90x30"},
+        ],
         [{"severity": "warning", "namespace": "llm", "model": "m1", "model_name": "served-1"}],
         # both variants fail 1 %: the canary is no worse
-        [{"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{C1}, finished_reason="error"}}', "values": "0+1x30"},
-         {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{C1}, finished_reason="stop"}}', "values": "0+99x30"},
-         {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{S1}, finished_reason="error"}}', "values": "0+1x30"},
-         {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{S1}, finished_reason="stop"}}', "values": "0+99x30"}],
+        [
+            {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{C1}, finished_reason="error"}}', "values": "0+1x30"},
+            {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{C1}, finished_reason="stop"}}', "values": "0+99x30"},
+            {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{S1}, finished_reason="error"}}', "values": "0+1x30"},
+            {"series": f'{metrics.VLLM_REQUEST_SUCCESS}{{{S1}, finished_reason="stop"}}', "values": "0+99x30"},
+        ],
     ),
     # Canary p95 ~1.95 s against the stable variant's ~0.5 s.
     "VllmCanaryTtftAboveStable": (
         "30m",
-        _ttft(C1, {"0.5": 0, "1": 0, "2": 10, "5": 10, "+Inf": 10}) + _ttft(S1, {"0.5": 10, "1": 10, "2": 10, "5": 10, "+Inf": 10}),
+        _ttft(C1, {"0.5": 0, "1": 0, "2": 10, "5": 10, "+Inf": 10})
+        + _ttft(S1, {"0.5": 10, "1": 10, "2": 10, "5": 10, "+Inf": 10}),
         [{"severity": "warning", "namespace": "llm", "model": "m1", "model_name": "served-1"}],
-        _ttft(C1, {"0.5": 9, "1": 10, "2": 10, "5": 10, "+Inf": 10}) + _ttft(S1, {"0.5": 9, "1": 10, "2": 10, "5": 10, "+Inf": 10}),
+        _ttft(C1, {"0.5": 9, "1": 10, "2": 10, "5": 10, "+Inf": 10})
+        + _ttft(S1, {"0.5": 9, "1": 10, "2": 10, "5": 10, "+Inf": 10}),
     ),
     "VllmPodCrashLooping": (
         "10m",
-        [{"series": f'{metrics.KSM_CONTAINER_WAITING_REASON}{{namespace="llm", pod="m1-a", container="vllm", reason="CrashLoopBackOff"}}', "values": "1x20"}],
+        [
+            {
+                "series": f'{metrics.KSM_CONTAINER_WAITING_REASON}{{namespace="llm", pod="m1-a", '
+                'container="vllm", reason="CrashLoopBackOff"}',
+                "values": "1x20",
+            }
+        ],
         [{"severity": "critical", "namespace": "llm", "pod": "m1-a", "container": "vllm"}],
         # other namespaces are not the stack's; ContainerCreating is not a crash loop
-        [{"series": f'{metrics.KSM_CONTAINER_WAITING_REASON}{{namespace="other", pod="x", container="x", reason="CrashLoopBackOff"}}', "values": "1x20"},
-         {"series": f'{metrics.KSM_CONTAINER_WAITING_REASON}{{namespace="llm", pod="m1-a", container="vllm", reason="ContainerCreating"}}', "values": "1x20"}],
+        [
+            {
+                "series": f'{metrics.KSM_CONTAINER_WAITING_REASON}{{namespace="other", pod="x", '
+                'container="x", reason="CrashLoopBackOff"}',
+                "values": "1x20",
+            },
+            {
+                "series": f'{metrics.KSM_CONTAINER_WAITING_REASON}{{namespace="llm", pod="m1-a", '
+                'container="vllm", reason="ContainerCreating"}',
+                "values": "1x20",
+            },
+        ],
     ),
     "VllmPodRestarting": (
         "30m",
-        [{"series": f'{metrics.KSM_CONTAINER_RESTARTS}{{namespace="llm", pod="m1-a", container="vllm"}}', "values": "0+1x40"}],
+        [
+            {
+                "series": f'{metrics.KSM_CONTAINER_RESTARTS}{{namespace="llm", pod="m1-a", container="vllm"}}',
+                "values": "0+1x40",
+            }
+        ],
         [{"severity": "warning", "namespace": "llm", "pod": "m1-a", "container": "vllm"}],
-        [{"series": f'{metrics.KSM_CONTAINER_RESTARTS}{{namespace="llm", pod="m1-a", container="vllm"}}', "values": "2x40"}],
+        [
+            {
+                "series": f'{metrics.KSM_CONTAINER_RESTARTS}{{namespace="llm", pod="m1-a", container="vllm"}}',
+                "values": "2x40",
+            }
+        ],
     ),
     "ModelDownloadFailed": (
         "5m",
-        [{"series": f'{metrics.KSM_JOB_FAILED}{{namespace="llm", job_name="m1-download", condition="true"}}', "values": "1x10"}],
+        [
+            {
+                "series": f'{metrics.KSM_JOB_FAILED}{{namespace="llm", job_name="m1-download", condition="true"}}',
+                "values": "1x10",
+            }
+        ],
         [{"severity": "critical", "namespace": "llm", "job_name": "m1-download", "model": "m1"}],
-        [{"series": f'{metrics.KSM_JOB_FAILED}{{namespace="llm", job_name="m1-download", condition="false"}}', "values": "1x10"},
-         {"series": f'{metrics.KSM_JOB_FAILED}{{namespace="llm", job_name="nightly-backup", condition="true"}}', "values": "1x10"}],
+        [
+            {
+                "series": f'{metrics.KSM_JOB_FAILED}{{namespace="llm", job_name="m1-download", condition="false"}}',
+                "values": "1x10",
+            },
+            {
+                "series": f'{metrics.KSM_JOB_FAILED}{{namespace="llm", job_name="nightly-backup", condition="true"}}',
+                "values": "1x10",
+            },
+        ],
     ),
     "GpuXidError": (
         "8m",
@@ -221,12 +317,16 @@ CASES = {
     ),
     "GpuMemoryNearlyFull": (
         "20m",
-        [{"series": f"{metrics.DCGM_FB_USED}{{{GPU}}}", "values": "80500x25"},
-         {"series": f"{metrics.DCGM_FB_FREE}{{{GPU}}}", "values": "500x25"}],
+        [
+            {"series": f"{metrics.DCGM_FB_USED}{{{GPU}}}", "values": "80500x25"},
+            {"series": f"{metrics.DCGM_FB_FREE}{{{GPU}}}", "values": "500x25"},
+        ],
         [{"severity": "warning", **GPU_LABELS}],
         # vLLM at gpuMemoryUtilization 0.92 is healthy
-        [{"series": f"{metrics.DCGM_FB_USED}{{{GPU}}}", "values": "74500x25"},
-         {"series": f"{metrics.DCGM_FB_FREE}{{{GPU}}}", "values": "6500x25"}],
+        [
+            {"series": f"{metrics.DCGM_FB_USED}{{{GPU}}}", "values": "74500x25"},
+            {"series": f"{metrics.DCGM_FB_FREE}{{{GPU}}}", "values": "6500x25"},
+        ],
     ),
     "GpuTemperatureHigh": (
         "15m",
@@ -263,24 +363,46 @@ def test_every_alert_has_a_unit_case():
 @pytest.mark.parametrize("alert", sorted(CASES))
 def test_alert_fires_on_bad_series_and_stays_quiet_on_healthy(alert, tmp_path):
     eval_time, bad, expected, healthy = CASES[alert]
-    res = _run_unit_test(tmp_path, [
-        {"interval": "1m", "input_series": bad,
-         "alert_rule_test": [{"eval_time": eval_time, "alertname": alert, "exp_alerts": [{"exp_labels": e} for e in expected]}]},
-        {"interval": "1m", "input_series": healthy,
-         "alert_rule_test": [{"eval_time": eval_time, "alertname": alert, "exp_alerts": []}]},
-    ])
+    res = _run_unit_test(
+        tmp_path,
+        [
+            {
+                "interval": "1m",
+                "input_series": bad,
+                "alert_rule_test": [
+                    {"eval_time": eval_time, "alertname": alert, "exp_alerts": [{"exp_labels": e} for e in expected]}
+                ],
+            },
+            {
+                "interval": "1m",
+                "input_series": healthy,
+                "alert_rule_test": [{"eval_time": eval_time, "alertname": alert, "exp_alerts": []}],
+            },
+        ],
+    )
     assert res.returncode == 0, res.stdout + res.stderr
 
 
 def test_alerts_fire_only_after_their_for_duration(tmp_path):
     """A queue that has lasted 3 minutes does not page anyone yet (queueMinutes: 5)."""
     _, bad, expected, _ = CASES["VllmQueueBuildingUp"]
-    res = _run_unit_test(tmp_path, [
-        {"interval": "1m", "input_series": bad, "alert_rule_test": [
-            {"eval_time": "3m", "alertname": "VllmQueueBuildingUp", "exp_alerts": []},
-            {"eval_time": "6m", "alertname": "VllmQueueBuildingUp", "exp_alerts": [{"exp_labels": e} for e in expected]},
-        ]},
-    ])
+    res = _run_unit_test(
+        tmp_path,
+        [
+            {
+                "interval": "1m",
+                "input_series": bad,
+                "alert_rule_test": [
+                    {"eval_time": "3m", "alertname": "VllmQueueBuildingUp", "exp_alerts": []},
+                    {
+                        "eval_time": "6m",
+                        "alertname": "VllmQueueBuildingUp",
+                        "exp_alerts": [{"exp_labels": e} for e in expected],
+                    },
+                ],
+            },
+        ],
+    )
     assert res.returncode == 0, res.stdout + res.stderr
 
 

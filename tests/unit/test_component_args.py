@@ -3,11 +3,10 @@ values given as strings, whole-number floats from other languages, missing requi
 message names the component, its resource name and the key path, and nothing is registered."""
 
 import copy
+import itertools
 
 import pulumi
 import pytest
-
-from llmstack_k8s.sizing.cold_start import DEFAULT_SCHEDULING_SECONDS
 
 from llmstack_k8s import (
     GpuAutoscaling,
@@ -18,11 +17,12 @@ from llmstack_k8s import (
     Observability,
     VllmService,
 )
-from llmstack_k8s.scaling.gpu_autoscaling import AutoscalingMetric
-from llmstack_k8s.serving.model_cache import AccessMode
 from llmstack_k8s._core.testing import RecordingMocks
 from llmstack_k8s._core.validation import ComponentArgsError, validate_args
+from llmstack_k8s.scaling.gpu_autoscaling import AutoscalingMetric
+from llmstack_k8s.serving.model_cache import AccessMode
 from llmstack_k8s.serving.vllm_pod import Dtype
+from llmstack_k8s.sizing.cold_start import DEFAULT_SCHEDULING_SECONDS
 
 
 @pytest.fixture
@@ -33,10 +33,23 @@ def mocks():
 
 
 ENGINE = {"served_model_name": "qwen-chat"}
-SERVING = {"namespace": "llm", "engine": ENGINE, "model_path": "/models/org--qwen/abc", "cache_claim_name": "qwen-weights"}
+SERVING = {
+    "namespace": "llm",
+    "engine": ENGINE,
+    "model_path": "/models/org--qwen/abc",
+    "cache_claim_name": "qwen-weights",
+}
 WORKLOAD = {
-    "name": "qwen", "namespace": "llm", "deployment_name": "qwen", "service_name": "qwen", "served_model_name": "qwen-chat",
-    "startup_budget_seconds": 900, "min_replicas": 1, "max_replicas": 3, "metric": "queueDepth", "target": 5,
+    "name": "qwen",
+    "namespace": "llm",
+    "deployment_name": "qwen",
+    "service_name": "qwen",
+    "served_model_name": "qwen-chat",
+    "startup_budget_seconds": 900,
+    "min_replicas": 1,
+    "max_replicas": 3,
+    "metric": "queueDepth",
+    "target": 5,
     "cooldown_seconds": 900,
 }
 
@@ -80,7 +93,10 @@ CASES = {
         "sharing.strategy",
     ),
     Observability: (
-        {"models": [{"name": "qwen", "namespace": "llm", "served_model_name": "qwen-chat"}], "serving_namespaces": ["llm"]},
+        {
+            "models": [{"name": "qwen", "namespace": "llm", "served_model_name": "qwen-chat"}],
+            "serving_namespaces": ["llm"],
+        },
         ("scrape_interval", "scrape_intervall", "scrape_interval"),
         ("models[0].always_on", "yes", "expected a boolean, got 'yes'"),
         None,
@@ -177,8 +193,15 @@ def test_an_enum_value_given_as_a_string_becomes_the_member(mocks, cls):
 
 @pytest.mark.parametrize("cls", CASES, ids=IDS)
 def test_an_unknown_enum_value_lists_the_allowed_ones(mocks, cls):
-    path = {ModelCache: "access_mode", VllmService: "engine.dtype", KnativeVllmService: "engine.quantization",
-            GpuAutoscaling: "workloads[0].metric", GpuNodePool: "install", Observability: None, KnativeServing: None}[cls]
+    path = {
+        ModelCache: "access_mode",
+        VllmService: "engine.dtype",
+        KnativeVllmService: "engine.quantization",
+        GpuAutoscaling: "workloads[0].metric",
+        GpuNodePool: "install",
+        Observability: None,
+        KnativeServing: None,
+    }[cls]
     if path is None:
         pytest.skip(f"{cls.__name__} takes no enum")
     message = _refused(mocks, cls, _set(CASES[cls][0], path, "nope"), f"args.{path}: 'nope' is not one of ")
@@ -186,11 +209,18 @@ def test_an_unknown_enum_value_lists_the_allowed_ones(mocks, cls):
 
 
 def test_an_output_is_refused_where_a_plain_value_decides_what_exists(mocks):
-    _refused(mocks, VllmService, {**SERVING, "autoscaled": pulumi.Output.from_input(True)}, "args.autoscaled: must be a plain value known at preview")
+    _refused(
+        mocks,
+        VllmService,
+        {**SERVING, "autoscaled": pulumi.Output.from_input(True)},
+        "args.autoscaled: must be a plain value known at preview",
+    )
 
 
 def test_none_for_an_optional_key_means_not_given():
-    out = validate_args("VllmService", "qwen", {**SERVING, "replicas": None, "image": None}, __import__("llmstack_k8s").VllmServiceArgs)
+    out = validate_args(
+        "VllmService", "qwen", {**SERVING, "replicas": None, "image": None}, __import__("llmstack_k8s").VllmServiceArgs
+    )
     assert "replicas" not in out and "image" not in out
 
 
@@ -210,11 +240,20 @@ def _render(mocks, build):
 
 
 def test_whole_floats_render_as_integers_in_vllm_args(mocks):
-    engine = {**ENGINE, "tensor_parallel_size": 2.0, "pipeline_parallel_size": 1.0, "max_model_len": 4096.0, "max_num_seqs": 64.0}
-    objs = _render(mocks, lambda: VllmService("qwen", {**SERVING, "engine": engine, "replicas": 2.0, "startup_budget_seconds": 900.0}))
+    engine = {
+        **ENGINE,
+        "tensor_parallel_size": 2.0,
+        "pipeline_parallel_size": 1.0,
+        "max_model_len": 4096.0,
+        "max_num_seqs": 64.0,
+    }
+    objs = _render(
+        mocks,
+        lambda: VllmService("qwen", {**SERVING, "engine": engine, "replicas": 2.0, "startup_budget_seconds": 900.0}),
+    )
     (dep,) = [o for o in objs if o["kind"] == "Deployment"]
     args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
-    flags = dict(zip(args, args[1:]))
+    flags = dict(itertools.pairwise(args))
     assert flags["--tensor-parallel-size"] == "2" and flags["--pipeline-parallel-size"] == "1"
     assert flags["--max-model-len"] == "4096" and flags["--max-num-seqs"] == "64"
     gpus = dep["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"]
@@ -222,14 +261,28 @@ def test_whole_floats_render_as_integers_in_vllm_args(mocks):
 
 
 def test_half_a_gpu_is_refused(mocks):
-    _refused(mocks, VllmService, {**SERVING, "engine": {**ENGINE, "tensor_parallel_size": 1.5}},
-             "args.engine.tensor_parallel_size: expected an integer, got 1.5")
+    _refused(
+        mocks,
+        VllmService,
+        {**SERVING, "engine": {**ENGINE, "tensor_parallel_size": 1.5}},
+        "args.engine.tensor_parallel_size: expected an integer, got 1.5",
+    )
 
 
 def test_whole_floats_render_as_integers_in_knative_annotations(mocks):
     scaling = {"min_scale": 0.0, "max_scale": 1.0, "initial_scale": 1.0, "target_concurrency": 16.0}
-    objs = _render(mocks, lambda: KnativeVllmService("qwen", {**SERVING, "scaling": scaling, "startup_budget_seconds": 900.0,
-                                                               "engine": {**ENGINE, "tensor_parallel_size": 1.0}}))
+    objs = _render(
+        mocks,
+        lambda: KnativeVllmService(
+            "qwen",
+            {
+                **SERVING,
+                "scaling": scaling,
+                "startup_budget_seconds": 900.0,
+                "engine": {**ENGINE, "tensor_parallel_size": 1.0},
+            },
+        ),
+    )
     (ksvc,) = [o for o in objs if o["kind"] == "Service" and o["apiVersion"].startswith("serving.knative.dev")]
     ann = ksvc["spec"]["template"]["metadata"]["annotations"]
     assert ann["autoscaling.knative.dev/max-scale"] == "1"
@@ -238,7 +291,7 @@ def test_whole_floats_render_as_integers_in_knative_annotations(mocks):
     assert ann["autoscaling.knative.dev/target"] == "16"
     assert ann["serving.knative.dev/progress-deadline"] == "1500s"
     args = ksvc["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert dict(zip(args, args[1:]))["--tensor-parallel-size"] == "1"
+    assert dict(itertools.pairwise(args))["--tensor-parallel-size"] == "1"
 
 
 def test_whole_floats_render_as_integers_in_knative_serving_config(mocks):
@@ -248,7 +301,13 @@ def test_whole_floats_render_as_integers_in_knative_serving_config(mocks):
 
 
 def test_whole_floats_become_ints_in_autoscaling_strings(mocks):
-    w = {**WORKLOAD, "startup_budget_seconds": 900.0, "min_replicas": 0.0, "max_replicas": 2.0, "cooldown_seconds": 900.0}
+    w = {
+        **WORKLOAD,
+        "startup_budget_seconds": 900.0,
+        "min_replicas": 0.0,
+        "max_replicas": 2.0,
+        "cooldown_seconds": 900.0,
+    }
     objs = _render(mocks, lambda: GpuAutoscaling("autoscaling", {"workloads": [w], "http_add_on": True}))
     (httpso,) = [o for o in objs if o["kind"] == "HTTPScaledObject"]
     # held through a node, the image (default figures: the workload names no VllmService) and the load
@@ -258,15 +317,32 @@ def test_whole_floats_become_ints_in_autoscaling_strings(mocks):
 # --- engine.extra_args: the same rules as the stack's extraArgs, in the component ------------------
 
 EXTRA_ARGS_CASES = {
-    "a flag the component renders": (["--enforce-eager", "--tensor_parallel_size=2"],
-                                      "args.engine.extra_args[1]: sets --tensor_parallel_size (that is --tensor-parallel-size), "
-                                      "which {cls} renders from args.engine.tensor_parallel_size; set that instead"),
-    "the model path": (["--model", "/elsewhere"], "args.engine.extra_args[0]: sets --model, which {cls} renders from args.model_path"),
-    "the API key in plain text": (["--api-key", "sk-1"], "args.engine.extra_args[0]: sets --api-key, which {cls} sets itself: the API key comes from a Secret"),
+    "a flag the component renders": (
+        ["--enforce-eager", "--tensor_parallel_size=2"],
+        "args.engine.extra_args[1]: sets --tensor_parallel_size (that is --tensor-parallel-size), "
+        "which {cls} renders from args.engine.tensor_parallel_size; set that instead",
+    ),
+    "the model path": (
+        ["--model", "/elsewhere"],
+        "args.engine.extra_args[0]: sets --model, which {cls} renders from args.model_path",
+    ),
+    "the API key in plain text": (
+        ["--api-key", "sk-1"],
+        "args.engine.extra_args[0]: sets --api-key, which {cls} sets itself: the API key comes from a Secret",
+    ),
     "the port the Service uses": (["--port=9000"], "args.engine.extra_args[0]: sets --port, which {cls} sets itself"),
-    "a flag vLLM does not have": (["--max-batch", "8"], "args.engine.extra_args[0]: '--max-batch' is not a flag of vLLM"),
-    "more GPUs than the pod requests": (["--data-parallel-size", "2"], "args.engine.extra_args[0]: --data-parallel-size runs several engine copies"),
-    "an abbreviation": (["--enforce-eag"], "args.engine.extra_args[0]: --enforce-eag is an abbreviation vLLM expands to --enforce-eager"),
+    "a flag vLLM does not have": (
+        ["--max-batch", "8"],
+        "args.engine.extra_args[0]: '--max-batch' is not a flag of vLLM",
+    ),
+    "more GPUs than the pod requests": (
+        ["--data-parallel-size", "2"],
+        "args.engine.extra_args[0]: --data-parallel-size runs several engine copies",
+    ),
+    "an abbreviation": (
+        ["--enforce-eag"],
+        "args.engine.extra_args[0]: --enforce-eag is an abbreviation vLLM expands to --enforce-eager",
+    ),
 }
 
 
@@ -294,26 +370,64 @@ def test_pointer_fields_take_outputs_and_resolve(mocks):
     out = pulumi.Output.from_input
 
     def build():
-        pool = GpuNodePool("gpu", {
-            "namespace": out("gpu-system"), "node_selector": {"pool": out("l4")},
-            "runtime_class": {"name": out("nvidia-rc"), "handler": out("nvidia")},
-            "priority_class": {"name": out("llm-critical")},
-            "karpenter": {"gpu_limit": 8, "node_class_ref": {"group": out("karpenter.k8s.aws"), "kind": out("EC2NodeClass"),
-                                                             "name": out("gpu-nodes")}},
-        })
-        ModelCache("qwen", {"namespace": "llm", "model": "org/qwen", "revision": "abc", "size": "20Gi", "image": out("mirror/vllm:1")})
-        Observability("obs", {"models": [], "serving_namespaces": ["llm"], "monitor_labels": {"release": out("prom-main")}})
-        GpuAutoscaling("autoscaling", {"workloads": [WORKLOAD], "service_monitor_labels": {"release": out("prom-main")}})
+        pool = GpuNodePool(
+            "gpu",
+            {
+                "namespace": out("gpu-system"),
+                "node_selector": {"pool": out("l4")},
+                "runtime_class": {"name": out("nvidia-rc"), "handler": out("nvidia")},
+                "priority_class": {"name": out("llm-critical")},
+                "karpenter": {
+                    "gpu_limit": 8,
+                    "node_class_ref": {
+                        "group": out("karpenter.k8s.aws"),
+                        "kind": out("EC2NodeClass"),
+                        "name": out("gpu-nodes"),
+                    },
+                },
+            },
+        )
+        ModelCache(
+            "qwen",
+            {"namespace": "llm", "model": "org/qwen", "revision": "abc", "size": "20Gi", "image": out("mirror/vllm:1")},
+        )
+        Observability(
+            "obs", {"models": [], "serving_namespaces": ["llm"], "monitor_labels": {"release": out("prom-main")}}
+        )
+        GpuAutoscaling(
+            "autoscaling", {"workloads": [WORKLOAD], "service_monitor_labels": {"release": out("prom-main")}}
+        )
         KnativeServing("knative", {"operator_namespace": out("kn-operator")})
-        InferencePool("qwen-pool", {"namespace": "llm", "pod_selector": {"app": "qwen"}, "gateway_namespace": "edge", "image": out("mirror/epp:1")})
+        InferencePool(
+            "qwen-pool",
+            {
+                "namespace": "llm",
+                "pod_selector": {"app": "qwen"},
+                "gateway_namespace": "edge",
+                "image": out("mirror/epp:1"),
+            },
+        )
         return pool
 
     objs = _render(mocks, build)
-    text = repr(objs) + repr([r for r in mocks.registrations])
-    for value in ("gpu-system", "nvidia-rc", "llm-critical", "gpu-nodes", "EC2NodeClass", "mirror/vllm:1", "prom-main",
-                  "kn-operator", "mirror/epp:1"):
+    text = repr(objs) + repr(list(mocks.registrations))
+    for value in (
+        "gpu-system",
+        "nvidia-rc",
+        "llm-critical",
+        "gpu-nodes",
+        "EC2NodeClass",
+        "mirror/vllm:1",
+        "prom-main",
+        "kn-operator",
+        "mirror/epp:1",
+    ):
         assert value in text, value
     (rc,) = [o for o in objs if o["kind"] == "RuntimeClass"]
-    assert rc["metadata"]["name"] == "nvidia-rc" and rc["handler"] == "nvidia" and rc["scheduling"]["nodeSelector"] == {"pool": "l4"}
+    assert (
+        rc["metadata"]["name"] == "nvidia-rc"
+        and rc["handler"] == "nvidia"
+        and rc["scheduling"]["nodeSelector"] == {"pool": "l4"}
+    )
     (job,) = [o for o in objs if o["kind"] == "Job"]
     assert job["spec"]["template"]["spec"]["containers"][0]["image"] == "mirror/vllm:1"

@@ -1,14 +1,15 @@
 """Unit tests of ModelCache, VllmService and the shared pod builder, under Pulumi mocks."""
 
+import itertools
 import math
 
 import pulumi
 import pytest
 
+from llmstack_k8s._core.testing import RecordingMocks, to_manifest
 from llmstack_k8s.serving import vllm_pod
 from llmstack_k8s.serving.model_cache import ModelCache, model_dir
 from llmstack_k8s.serving.vllm_service import VllmService
-from llmstack_k8s._core.testing import RecordingMocks, to_manifest
 
 
 @pytest.fixture
@@ -41,13 +42,26 @@ def make_service(**overrides):
 def test_model_cache_pvc_and_job(mocks):
     @pulumi.runtime.test
     def run():
-        c = ModelCache("m", {"namespace": "llm", "model": "org/name", "revision": "abc123", "size": "20Gi",
-                             "access_mode": "ReadWriteOnce", "storage_class_name": "fast"})
+        c = ModelCache(
+            "m",
+            {
+                "namespace": "llm",
+                "model": "org/name",
+                "revision": "abc123",
+                "size": "20Gi",
+                "access_mode": "ReadWriteOnce",
+                "storage_class_name": "fast",
+            },
+        )
         return pulumi.Output.all(c.claim_name, c.model_path)
 
     run()
     (pvc,) = objects(mocks, "PersistentVolumeClaim")
-    assert pvc["spec"] == {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "20Gi"}}, "storageClassName": "fast"}
+    assert pvc["spec"] == {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "20Gi"}},
+        "storageClassName": "fast",
+    }
     (job,) = objects(mocks, "Job")
     pod = job["spec"]["template"]["spec"]
     env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
@@ -63,7 +77,9 @@ def test_model_cache_pvc_and_job(mocks):
 def test_model_cache_token_comes_from_a_secret(mocks):
     @pulumi.runtime.test
     def run():
-        return ModelCache("m", {"namespace": "llm", "model": "org/name", "revision": "abc", "size": "1Gi", "hf_token": "hf_x"}).job_name
+        return ModelCache(
+            "m", {"namespace": "llm", "model": "org/name", "revision": "abc", "size": "1Gi", "hf_token": "hf_x"}
+        ).job_name
 
     run()
     (secret,) = objects(mocks, "Secret")
@@ -94,8 +110,12 @@ def test_vllm_service_children_and_wiring(mocks):
     (netpol,) = objects(mocks, "NetworkPolicy")
     (secret,) = objects(mocks, "Secret")
     pod_labels = dep["spec"]["template"]["metadata"]["labels"]
-    for selector in (svc["spec"]["selector"], pdb["spec"]["selector"]["matchLabels"], netpol["spec"]["podSelector"]["matchLabels"],
-                     dep["spec"]["selector"]["matchLabels"]):
+    for selector in (
+        svc["spec"]["selector"],
+        pdb["spec"]["selector"]["matchLabels"],
+        netpol["spec"]["podSelector"]["matchLabels"],
+        dep["spec"]["selector"]["matchLabels"],
+    ):
         assert selector.items() <= pod_labels.items()
     assert dep["spec"]["replicas"] == 2
     assert dep["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 0, "maxUnavailable": 1}
@@ -110,7 +130,9 @@ def test_vllm_service_children_and_wiring(mocks):
 def test_gpu_count_is_tensor_times_pipeline_parallel(mocks):
     @pulumi.runtime.test
     def run():
-        return make_service(scheduling={"gpu_resource_name": "nvidia.com/gpu.shared", "node_selector": {"gpu": "h100"}}).endpoint
+        return make_service(
+            scheduling={"gpu_resource_name": "nvidia.com/gpu.shared", "node_selector": {"gpu": "h100"}}
+        ).endpoint
 
     run()
     (dep,) = objects(mocks, "Deployment")
@@ -138,8 +160,10 @@ def test_startup_budget_derivation():
 
 
 def test_args_render_the_engine_config():
-    args = vllm_pod.vllm_args({**ENGINE, "quantization": "awq", "enable_prefix_caching": False, "extra_args": ["--seed", "1"]}, "/models/x")
-    pairs = dict(zip(args[::1], args[1:]))
+    args = vllm_pod.vllm_args(
+        {**ENGINE, "quantization": "awq", "enable_prefix_caching": False, "extra_args": ["--seed", "1"]}, "/models/x"
+    )
+    pairs = dict(itertools.pairwise(args))
     assert pairs["--model"] == "/models/x" and pairs["--served-model-name"] == "llama"
     assert pairs["--tensor-parallel-size"] == "4" and pairs["--pipeline-parallel-size"] == "2"
     assert pairs["--max-model-len"] == "4096" and pairs["--quantization"] == "awq"
@@ -152,7 +176,9 @@ def test_shm_grows_with_parallelism():
 
 
 def test_pod_is_non_root_and_serves_offline():
-    spec = vllm_pod.vllm_pod_spec({"engine": ENGINE, "model_path": "/models/m", "claim_name": "c", "api_key_secret_name": "k"})
+    spec = vllm_pod.vllm_pod_spec(
+        {"engine": ENGINE, "model_path": "/models/m", "claim_name": "c", "api_key_secret_name": "k"}
+    )
     c = spec["containers"][0]
     assert c["securityContext"]["runAsNonRoot"] and not c["securityContext"]["allowPrivilegeEscalation"]
     assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
@@ -163,4 +189,4 @@ def test_pod_is_non_root_and_serves_offline():
     assert spec["initContainers"][0]["name"] == "wait-for-weights"
     assert any(m["mountPath"] == "/models" and m["readOnly"] for m in c["volumeMounts"])
     assert spec["terminationGracePeriodSeconds"] >= 60
-    assert math.isclose(float(dict(zip(c["args"], c["args"][1:]))["--gpu-memory-utilization"]), 0.9)
+    assert math.isclose(float(dict(itertools.pairwise(c["args"]))["--gpu-memory-utilization"]), 0.9)

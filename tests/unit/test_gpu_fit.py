@@ -8,13 +8,12 @@ import copy
 import pulumi
 import pytest
 
+from conftest import assert_refused, render_with
 from llmstack_k8s import GpuNodePool, KnativeVllmService, VllmService
-from llmstack_k8s.scaling import gpu_autoscaling
-from llmstack_k8s.sizing import gpu_fit
 from llmstack_k8s._core.testing import RecordingMocks
 from llmstack_k8s._core.validation import ComponentArgsError
-
-from conftest import assert_refused, render_with
+from llmstack_k8s.scaling import gpu_autoscaling
+from llmstack_k8s.sizing import gpu_fit
 
 L4 = {"product": "NVIDIA-L4", "memory_gib": 22, "per_node": 1}
 H100 = {"product": "NVIDIA-H100-80GB-HBM3", "memory_gib": 79, "per_node": 8}
@@ -70,43 +69,71 @@ def renders(mocks, cls, pool_args: dict, serving_args) -> list[dict]:
 
 def test_a_70b_model_on_a_shared_l4_is_refused_by_the_service_itself(mocks):
     message = refused(
-        mocks, VllmService, L4_SHARED, lambda p: serving(p, LLAMA_70B_GIB, gpu_memory_utilization=0.2),
+        mocks,
+        VllmService,
+        L4_SHARED,
+        lambda p: serving(p, LLAMA_70B_GIB, gpu_memory_utilization=0.2),
         "args.weights_gib: does not fit: 132.0 GiB of weights / 1 GPU(s) = 132.0 GiB per GPU, but vLLM may use "
-        "gpu_memory_utilization 0.2 x 22.0 GiB (NVIDIA-L4, per timeSlicing share) = 4.4 GiB, which does not even hold the weights",
+        "gpu_memory_utilization 0.2 x 22.0 GiB (NVIDIA-L4, per timeSlicing share) = 4.4 GiB, which does not even hold "
+        "the weights",
     )
     assert "Fix: give each pod a bigger share of a GPU" in message
 
 
 def test_the_knative_service_runs_the_same_fit_check(mocks):
-    refused(mocks, KnativeVllmService, L4_SHARED, lambda p: serving(p, LLAMA_70B_GIB, gpu_memory_utilization=0.2),
-            "args.weights_gib: does not fit: 132.0 GiB of weights / 1 GPU(s)")
+    refused(
+        mocks,
+        KnativeVllmService,
+        L4_SHARED,
+        lambda p: serving(p, LLAMA_70B_GIB, gpu_memory_utilization=0.2),
+        "args.weights_gib: does not fit: 132.0 GiB of weights / 1 GPU(s)",
+    )
 
 
 def test_the_default_memory_utilization_on_a_time_sliced_gpu_is_refused(mocks):
     # vLLM's default 0.9 on a GPU shared four ways: the second pod would find no memory free.
-    refused(mocks, VllmService, L4_SHARED, lambda p: serving(p, 1),
-            "args.engine.gpu_memory_utilization: 0.9 on GPUs time-sliced 4 ways: each pod sharing a GPU claims that "
-            "fraction of the whole GPU, so the pods after the first would not start; use at most 0.23")
+    refused(
+        mocks,
+        VllmService,
+        L4_SHARED,
+        lambda p: serving(p, 1),
+        "args.engine.gpu_memory_utilization: 0.9 on GPUs time-sliced 4 ways: each pod sharing a GPU claims that "
+        "fraction of the whole GPU, so the pods after the first would not start; use at most 0.23",
+    )
 
 
 def test_tensor_parallelism_on_a_shared_pool_is_refused(mocks):
-    refused(mocks, VllmService, {"sharing": {"strategy": "mps", "replicas": 2}}, lambda p: serving(p, tensor_parallel_size=2),
-            "args.engine.tensor_parallel_size: 2 GPUs per replica (tensor_parallel_size 2 x pipeline_parallel_size 1) "
-            "on a pool sharing GPUs (mps): a pod gets one share of a GPU, never several GPUs")
+    refused(
+        mocks,
+        VllmService,
+        {"sharing": {"strategy": "mps", "replicas": 2}},
+        lambda p: serving(p, tensor_parallel_size=2),
+        "args.engine.tensor_parallel_size: 2 GPUs per replica (tensor_parallel_size 2 x pipeline_parallel_size 1) "
+        "on a pool sharing GPUs (mps): a pod gets one share of a GPU, never several GPUs",
+    )
 
 
 def test_more_gpus_per_replica_than_a_node_has_is_refused(mocks):
     a10g = {"product": "NVIDIA-A10G", "memory_gib": 22, "per_node": 4}
-    refused(mocks, KnativeVllmService, {"gpu": a10g}, lambda p: serving(p, pipeline_parallel_size=2, tensor_parallel_size=4),
-            "args.engine.tensor_parallel_size: a replica needs 8 GPUs (tensor_parallel_size 4 x pipeline_parallel_size 2) "
-            "but a node of the pool has 4 (NVIDIA-A10G)")
+    refused(
+        mocks,
+        KnativeVllmService,
+        {"gpu": a10g},
+        lambda p: serving(p, pipeline_parallel_size=2, tensor_parallel_size=4),
+        "args.engine.tensor_parallel_size: a replica needs 8 GPUs (tensor_parallel_size 4 x pipeline_parallel_size 2) "
+        "but a node of the pool has 4 (NVIDIA-A10G)",
+    )
 
 
 def test_the_hint_names_a_tensor_parallel_size_that_fits(mocks):
-    refused(mocks, VllmService, {"gpu": H100},
-            lambda p: serving(p, LLAMA_70B_GIB, tensor_parallel_size=2, gpu_memory_utilization=0.92),
-            "which leaves 5.7 GiB for the KV cache after a 1 GiB runtime reserve; the KV cache needs at least 7.3 GiB. "
-            "Fix: use tensor_parallel_size 4")
+    refused(
+        mocks,
+        VllmService,
+        {"gpu": H100},
+        lambda p: serving(p, LLAMA_70B_GIB, tensor_parallel_size=2, gpu_memory_utilization=0.92),
+        "which leaves 5.7 GiB for the KV cache after a 1 GiB runtime reserve; the KV cache needs at least 7.3 GiB. "
+        "Fix: use tensor_parallel_size 4",
+    )
 
 
 def test_a_contract_and_a_capacity_of_different_pools_are_refused(mocks):
@@ -115,8 +142,14 @@ def test_a_contract_and_a_capacity_of_different_pools_are_refused(mocks):
         args["scheduling"] = {**pool.contract, "gpu_resource_name": "nvidia.com/gpu"}
         return args
 
-    refused(mocks, VllmService, L4_SHARED, mixed,
-            "args.scheduling.gpu_capacity.gpu_resource_name: 'nvidia.com/gpu.shared' but the contract requests 'nvidia.com/gpu'")
+    refused(
+        mocks,
+        VllmService,
+        L4_SHARED,
+        mixed,
+        "args.scheduling.gpu_capacity.gpu_resource_name: 'nvidia.com/gpu.shared' but the contract requests "
+        "'nvidia.com/gpu'",
+    )
 
 
 @pytest.mark.parametrize("cls", [VllmService, KnativeVllmService])
@@ -137,8 +170,15 @@ def test_models_that_fit_are_served(mocks, cls, pool, engine, weights):
 
 def test_without_the_pools_facts_nothing_is_measured(mocks):
     """A contract written by hand (no ``gpu_capacity``) gets no fit check: the component cannot know."""
-    objs = renders(mocks, VllmService, {}, lambda p: {**serving(p, LLAMA_70B_GIB),
-                                                     "scheduling": {k: v for k, v in p.contract.items() if k != "gpu_capacity"}})
+    objs = renders(
+        mocks,
+        VllmService,
+        {},
+        lambda p: {
+            **serving(p, LLAMA_70B_GIB),
+            "scheduling": {k: v for k, v in p.contract.items() if k != "gpu_capacity"},
+        },
+    )
     assert any(o["kind"] == "Deployment" for o in objs)
 
 
@@ -148,13 +188,27 @@ def test_without_the_pools_facts_nothing_is_measured(mocks):
 @pytest.mark.parametrize(
     "pool_args, expected",
     [
-        ({"gpu": {**H100, "memory_gib": 80}, "sharing": {"strategy": "mps", "replicas": 4}},
-         {"gpu_resource_name": "nvidia.com/gpu.shared", "sharing": gpu_fit.SharingStrategy.MPS, "pods_per_gpu": 4,
-          "device_memory_gib": 20.0}),
-        ({"gpu": H100, "sharing": {"strategy": "mig", "mig_strategy": "mixed", "mig_profile": "3g.40gb"}},
-         {"gpu_resource_name": "nvidia.com/mig-3g.40gb", "sharing": gpu_fit.SharingStrategy.MIG, "device_memory_gib": pytest.approx(37.25, abs=0.01)}),
-        ({"sharing": {"strategy": "timeSlicing", "replicas": 3, "rename_resource": False}},
-         {"gpu_resource_name": "nvidia.com/gpu", "sharing": gpu_fit.SharingStrategy.TIME_SLICING, "pods_per_gpu": 3}),
+        (
+            {"gpu": {**H100, "memory_gib": 80}, "sharing": {"strategy": "mps", "replicas": 4}},
+            {
+                "gpu_resource_name": "nvidia.com/gpu.shared",
+                "sharing": gpu_fit.SharingStrategy.MPS,
+                "pods_per_gpu": 4,
+                "device_memory_gib": 20.0,
+            },
+        ),
+        (
+            {"gpu": H100, "sharing": {"strategy": "mig", "mig_strategy": "mixed", "mig_profile": "3g.40gb"}},
+            {
+                "gpu_resource_name": "nvidia.com/mig-3g.40gb",
+                "sharing": gpu_fit.SharingStrategy.MIG,
+                "device_memory_gib": pytest.approx(37.25, abs=0.01),
+            },
+        ),
+        (
+            {"sharing": {"strategy": "timeSlicing", "replicas": 3, "rename_resource": False}},
+            {"gpu_resource_name": "nvidia.com/gpu", "sharing": gpu_fit.SharingStrategy.TIME_SLICING, "pods_per_gpu": 3},
+        ),
     ],
     ids=["mps", "mig-mixed", "time-slicing-unrenamed"],
 )
@@ -175,17 +229,34 @@ def test_the_pool_states_what_a_pod_gets(mocks, pool_args, expected):
     "pool_args, expected",
     [
         ({"sharing": {"strategy": "timeSlicing", "replicas": 1}}, "args.sharing: sharing.replicas must be at least 2"),
-        ({"install": "gpuOperator", "runtime_class": {"name": "nvidia"}},
-         "args.runtime_class.create: the GPU operator creates its RuntimeClass itself"),
-        ({"gpu": L4, "sharing": {"strategy": "mig", "mig_profile": "3g.40gb"}},
-         "args.sharing.mig_profile: 3g.40gb instances hold 37.3 GiB, more than the whole NVIDIA-L4 (22 GiB)"),
-        ({"gpu": H100, "node_selector": {"pool": "h100"},
-          "karpenter": {"node_class_ref": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "gpu"}, "gpu_limit": 4}},
-         "args.karpenter.gpu_limit: 4 is below gpu.per_node 8: Karpenter could never provision a node"),
+        (
+            {"install": "gpuOperator", "runtime_class": {"name": "nvidia"}},
+            "args.runtime_class.create: the GPU operator creates its RuntimeClass itself",
+        ),
+        (
+            {"gpu": L4, "sharing": {"strategy": "mig", "mig_profile": "3g.40gb"}},
+            "args.sharing.mig_profile: 3g.40gb instances hold 37.3 GiB, more than the whole NVIDIA-L4 (22 GiB)",
+        ),
+        (
+            {
+                "gpu": H100,
+                "node_selector": {"pool": "h100"},
+                "karpenter": {
+                    "node_class_ref": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "gpu"},
+                    "gpu_limit": 4,
+                },
+            },
+            "args.karpenter.gpu_limit: 4 is below gpu.per_node 8: Karpenter could never provision a node",
+        ),
         ({"gpu": {**L4, "per_node": 0}}, "args.gpu.per_node: 0 must be at least 1"),
     ],
-    ids=["one-pod-per-shared-gpu", "operator-and-own-runtime-class", "mig-profile-larger-than-the-gpu",
-         "karpenter-below-one-node", "no-gpus-per-node"],
+    ids=[
+        "one-pod-per-shared-gpu",
+        "operator-and-own-runtime-class",
+        "mig-profile-larger-than-the-gpu",
+        "karpenter-below-one-node",
+        "no-gpus-per-node",
+    ],
 )
 def test_the_pool_refuses_contradictions_before_registering(mocks, pool_args, expected):
     with pytest.raises(ComponentArgsError) as err:
@@ -201,18 +272,35 @@ def test_the_pool_refuses_contradictions_before_registering(mocks, pool_args, ex
 @pytest.mark.parametrize(
     "extra, expected",
     [
-        ({"scaling": {"target_concurrency": 40, "container_concurrency": 20}},
-         "args.scaling.target_concurrency: 40 exceeds container_concurrency 20"),
-        ({"scaling": {"min_scale": 3, "max_scale": 2}}, "args.scaling.min_scale: 3 must be between 0 and max_scale (2)"),
+        (
+            {"scaling": {"target_concurrency": 40, "container_concurrency": 20}},
+            "args.scaling.target_concurrency: 40 exceeds container_concurrency 20",
+        ),
+        (
+            {"scaling": {"min_scale": 3, "max_scale": 2}},
+            "args.scaling.min_scale: 3 must be between 0 and max_scale (2)",
+        ),
         ({"scaling": {"stable_window": "5s"}}, "args.scaling.stable_window: '5s' must be between 6s and 1h"),
         ({"scaling": {"scale_down_delay": "10"}}, "args.scaling.scale_down_delay: '10' is not a duration"),
-        ({"startup_budget_seconds": 900, "progress_deadline_seconds": 600},
-         "args.progress_deadline_seconds: 600 is shorter than the startup budget 900"),
+        (
+            {"startup_budget_seconds": 900, "progress_deadline_seconds": 600},
+            "args.progress_deadline_seconds: 600 is shorter than the startup budget 900",
+        ),
         ({"extra_env": {"PORT": "9000"}}, "args.extra_env.PORT: Knative sets this variable itself"),
-        ({"enabled_features": ["kubernetes.podspec-init-containers"]}, "args.enabled_features: lacks kubernetes.podspec-"),
+        (
+            {"enabled_features": ["kubernetes.podspec-init-containers"]},
+            "args.enabled_features: lacks kubernetes.podspec-",
+        ),
     ],
-    ids=["target-above-container-concurrency", "min-above-max", "window-too-short", "delay-not-a-duration",
-         "deadline-below-budget", "reserved-env", "missing-feature-flags"],
+    ids=[
+        "target-above-container-concurrency",
+        "min-above-max",
+        "window-too-short",
+        "delay-not-a-duration",
+        "deadline-below-budget",
+        "reserved-env",
+        "missing-feature-flags",
+    ],
 )
 def test_knative_refuses_what_its_webhook_would_before_registering(mocks, extra, expected):
     args = {**copy.deepcopy(SERVING), "engine": {"served_model_name": "m"}, **extra}
@@ -234,12 +322,17 @@ STACK_MODEL = {
     "gpuMemoryUtilization": 0.2,
     "cache": {"size": "300Gi"},
 }
-STACK_L4_SHARED = {"gpu": {"product": "NVIDIA-L4", "memoryGiB": 22, "perNode": 1}, "sharing": {"strategy": "timeSlicing", "replicas": 4}}
+STACK_L4_SHARED = {
+    "gpu": {"product": "NVIDIA-L4", "memoryGiB": 22, "perNode": 1},
+    "sharing": {"strategy": "timeSlicing", "replicas": 4},
+}
 
 
 def test_the_stack_names_its_key_for_the_same_numbers(mocks):
-    message = assert_refused({"gpuPool": STACK_L4_SHARED, "models": [STACK_MODEL]},
-                             "models[0] (name: llama-70b).weightsGiB: does not fit: weightsGiB 132 / 1 GPU(s) = 132.0 GiB per GPU")
+    message = assert_refused(
+        {"gpuPool": STACK_L4_SHARED, "models": [STACK_MODEL]},
+        "models[0] (name: llama-70b).weightsGiB: does not fit: weightsGiB 132 / 1 GPU(s) = 132.0 GiB per GPU",
+    )
     # The same arithmetic as the component's refusal above: one source for the rule.
     assert "gpuMemoryUtilization 0.2 x 22.0 GiB (NVIDIA-L4, per timeSlicing share) = 4.4 GiB" in message
 
@@ -265,20 +358,28 @@ def test_the_stack_takes_the_autoscaling_defaults_from_the_component():
 def test_time_slicing_is_checked_without_the_gpu_key(mocks):
     """The time-slicing bound needs only the pods per GPU, not the GPU's product or memory."""
     model = {**STACK_MODEL, "weightsGiB": 1, "gpuMemoryUtilization": 0.9, "cache": {"size": "20Gi"}}
-    assert_refused({"gpuPool": {"sharing": {"strategy": "timeSlicing", "replicas": 4}}, "models": [model]},
-                   "models[0] (name: llama-70b).gpuMemoryUtilization: 0.9 on GPUs time-sliced 4 ways (gpuPool.sharing.replicas)")
+    assert_refused(
+        {"gpuPool": {"sharing": {"strategy": "timeSlicing", "replicas": 4}}, "models": [model]},
+        "models[0] (name: llama-70b).gpuMemoryUtilization: 0.9 on GPUs time-sliced 4 ways (gpuPool.sharing.replicas)",
+    )
 
 
 @pytest.mark.parametrize(
     "change, expected",
     [
         ({"weights_gib": 0}, "args.weights_gib: 0 must be above 0"),
-        ({"capacity": {"gpu_resource_name": "nvidia.com/gpu.shared", "sharing": "timeSlicing"}},
-         "args.scheduling.gpu_capacity.pods_per_gpu: timeSlicing shares each GPU between 2 or more pods"),
-        ({"capacity": {"gpu_resource_name": "nvidia.com/gpu", "pods_per_gpu": 4}},
-         "args.scheduling.gpu_capacity.pods_per_gpu: applies to timeSlicing and mps only, not none"),
-        ({"capacity": {"gpu_resource_name": "nvidia.com/gpu", "gpu": L4, "device_memory_gib": 40}},
-         "args.scheduling.gpu_capacity.device_memory_gib: 40 must be above 0 and at most the GPU's memory"),
+        (
+            {"capacity": {"gpu_resource_name": "nvidia.com/gpu.shared", "sharing": "timeSlicing"}},
+            "args.scheduling.gpu_capacity.pods_per_gpu: timeSlicing shares each GPU between 2 or more pods",
+        ),
+        (
+            {"capacity": {"gpu_resource_name": "nvidia.com/gpu", "pods_per_gpu": 4}},
+            "args.scheduling.gpu_capacity.pods_per_gpu: applies to timeSlicing and mps only, not none",
+        ),
+        (
+            {"capacity": {"gpu_resource_name": "nvidia.com/gpu", "gpu": L4, "device_memory_gib": 40}},
+            "args.scheduling.gpu_capacity.device_memory_gib: 40 must be above 0 and at most the GPU's memory",
+        ),
     ],
     ids=["no-weights", "time-slicing-without-pods-per-gpu", "pods-per-gpu-on-whole-gpus", "device-larger-than-the-gpu"],
 )
@@ -287,7 +388,10 @@ def test_a_hand_written_capacity_that_contradicts_itself_is_refused(mocks, chang
     if "weights_gib" in change:
         args["weights_gib"] = change["weights_gib"]
     if "capacity" in change:
-        args["scheduling"] = {"gpu_resource_name": change["capacity"]["gpu_resource_name"], "gpu_capacity": change["capacity"]}
+        args["scheduling"] = {
+            "gpu_resource_name": change["capacity"]["gpu_resource_name"],
+            "gpu_capacity": change["capacity"],
+        }
     with pytest.raises(ComponentArgsError) as err:
         VllmService("llama", args)
     assert expected in str(err.value), str(err.value)
@@ -299,10 +403,16 @@ def test_observability_refuses_a_threshold_that_is_no_fraction_before_registerin
     """The alert rules apply the thresholds inside an Output; the check runs where the args enter."""
     from llmstack_k8s import Observability
 
-    args = {"models": [{"name": "m", "namespace": "llm", "served_model_name": "m"}], "serving_namespaces": ["llm"],
-            "thresholds": {"kv_cache_usage_ratio": 95}}
+    args = {
+        "models": [{"name": "m", "namespace": "llm", "served_model_name": "m"}],
+        "serving_namespaces": ["llm"],
+        "thresholds": {"kv_cache_usage_ratio": 95},
+    }
     with pytest.raises(ComponentArgsError) as err:
         Observability("obs", args)
-    assert "Observability 'obs': args.thresholds: thresholds.kv_cache_usage_ratio is 95; it is a fraction between 0 and 1" in str(err.value)
+    assert (
+        "Observability 'obs': args.thresholds: thresholds.kv_cache_usage_ratio is 95; it is a fraction between 0 and 1"
+        in str(err.value)
+    )
     pulumi.runtime.test(lambda: None)()
     assert mocks.registrations == []

