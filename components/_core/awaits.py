@@ -10,6 +10,7 @@ rendered manifest shows it and the cross-object checks can compare it with the b
 """
 
 import math
+from collections.abc import Mapping
 
 from ..sizing.cold_start import DEFAULT_SCHEDULING_SECONDS, cold_start_budget
 
@@ -54,12 +55,30 @@ def knative_await_seconds(progress_deadline_seconds: int) -> int:
     return progress_deadline_seconds + FAILURE_GRACE_SECONDS
 
 
+def _whole(value: object) -> int | None:
+    """A whole number (``2``, ``"2"``, ``2.0``), else None: a manifest's probe fields may be strings."""
+    try:
+        f = float(value)  # type: ignore[arg-type]  # anything float() takes; the rest is None below
+    except (TypeError, ValueError):
+        return None
+    return int(f) if f.is_integer() else None
+
+
+def startup_budget_seconds(probe: Mapping[str, object]) -> int | None:
+    """Seconds a startup probe lets a container take before the kubelet restarts it (one formula: the
+    awaits and the rules, so the policy pack, use it)."""
+    period = _whole(probe.get("periodSeconds", 10))
+    failures = _whole(probe.get("failureThreshold", 3))
+    delay = _whole(probe.get("initialDelaySeconds", 0))
+    if period is None or failures is None or delay is None:
+        return None
+    return delay + period * failures
+
+
 def startup_probe_seconds(pod_spec: dict) -> int:
     """The longest a pod's containers may take to start before the kubelet restarts them: the
     startup probe's ``initialDelaySeconds + periodSeconds x failureThreshold`` (Kubernetes'
     defaults where unset; the readiness probe where a container has no startup probe)."""
-    from ..rules.timing import startup_budget_seconds  # one formula for a probe's budget (the policy pack's)
-
     worst = 0
     for c in pod_spec.get("containers") or []:
         p = c.get("startupProbe") or c.get("readinessProbe") or {}

@@ -11,6 +11,7 @@ from .._core.awaits import (
     SKIP_AWAIT_ANNOTATION,
     TIMEOUT_ANNOTATION,
     WAIT_FOR_ANNOTATION,
+    startup_budget_seconds,
     startup_probe_seconds,
 )
 from ..serving.knative_vllm_service import duration_seconds
@@ -22,16 +23,6 @@ from .stack import Declared, Workload, is_ksvc, selected, workloads
 KNATIVE_DEFAULT_PROGRESS_DEADLINE = 600
 #: KEDA's default ``maxReplicaCount``.
 KEDA_DEFAULT_MAX_REPLICAS = 100
-
-
-def startup_budget_seconds(probe: Mapping) -> int | None:
-    """Seconds a startup probe lets a container take before the kubelet restarts it."""
-    period = as_int(probe.get("periodSeconds", 10))
-    failures = as_int(probe.get("failureThreshold", 3))
-    delay = as_int(probe.get("initialDelaySeconds", 0))
-    if period is None or failures is None or delay is None:
-        return None
-    return delay + period * failures
 
 
 def vllm_startup_probe(m: Mapping, min_budget_seconds: int = STARTUP_BASE_SECONDS) -> list[str]:

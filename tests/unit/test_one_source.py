@@ -15,10 +15,12 @@ from llmstack_k8s.rules import timing
 
 def test_awaits_measure_probes_with_the_policy_packs_formula(monkeypatch):
     pod = {"containers": [{"startupProbe": {"periodSeconds": 10, "failureThreshold": 30, "initialDelaySeconds": 5}}]}
+    # One function: the rules (so the policy pack) take the awaits' formula, which imports no rule.
+    assert timing.startup_budget_seconds is awaits.startup_budget_seconds
     assert (
         awaits.startup_probe_seconds(pod) == timing.startup_budget_seconds(pod["containers"][0]["startupProbe"]) == 305
     )
-    monkeypatch.setattr(timing, "startup_budget_seconds", lambda probe: 42)
+    monkeypatch.setattr(awaits, "startup_budget_seconds", lambda probe: 42)
     assert awaits.startup_probe_seconds(pod) == 42
 
 
