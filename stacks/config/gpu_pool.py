@@ -314,7 +314,6 @@ def check_models_fit(pool: GpuPoolConfig, models: list[_ModelLike]) -> None:
     """Raise ValueError naming the model and the key for the first model the pool cannot run
     (the rules and numbers are ``gpu_fit``'s, the words the stack file's)."""
     capacity = gp.pool_capacity(pool.sharing.args(), pool.gpu.args() if pool.gpu else None)
-    strategy = pool.sharing.strategy
     for i, m in enumerate(models):
         where = f"models[{i}] (name: {m.name})"
         weights = fit_weights(m)
@@ -331,73 +330,91 @@ def check_models_fit(pool: GpuPoolConfig, models: list[_ModelLike]) -> None:
             # multi-node: a replica beyond one node is a LeaderWorkerSet group of whole nodes (multi_node.py)
             multi_node=pool.gpu is not None and m.gpus_per_replica > pool.gpu.per_node,
         )
-        if not problems:
-            continue
-        p, gpu = problems[0], pool.gpu
-        tp, pp = m.tensor_parallel_size, m.pipeline_parallel_size
-        if p.rule == "parallel_on_shared_gpu":
-            key, size = ("tensorParallelSize", tp) if tp > 1 else ("pipelineParallelSize", pp)
+        if problems:
             raise ValueError(
-                f"{where}.{key}: {key} {size} on a pool with gpuPool.sharing.strategy {strategy.value}: a pod gets one "
-                "share of a GPU, never several GPUs; serve this model from a pool with whole GPUs (sharing strategy "
-                "none) or on one GPU"
+                _sharing_message(pool, m, where, problems[0])
+                or _node_shape_message(pool, m, where, problems[0])
+                or _kv_cache_message(pool, m, where, problems[0], weights)
             )
-        if p.rule == "time_slicing_utilization":
-            raise ValueError(
-                f"{where}.gpuMemoryUtilization: {m.gpu_memory_utilization} on GPUs time-sliced {pool.sharing.replicas} "
-                "ways (gpuPool.sharing.replicas): each pod sharing a GPU claims that fraction of the whole GPU, so "
-                f"the pods after the first would not start; set gpuMemoryUtilization to at most {p.limit}"
-            )
-        # The remaining rules measure against the pool's GPU, and the KV-cache one against the weights.
-        assert gpu is not None
-        if p.rule == "gpus_per_node":
-            raise ValueError(
-                f"{where}.tensorParallelSize: a replica needs {p.gpus} GPUs (tensorParallelSize {tp} x "
-                f"pipelineParallelSize {pp}) but a node of the pool has gpuPool.gpu.perNode {gpu.per_node} "
-                f"({gpu.product}); one replica runs on one node, so its pod would never schedule"
-            )
-        if p.rule in ("tensor_across_nodes", "partial_node"):  # multi-node: the shape of a group of nodes
-            key = "tensorParallelSize" if p.rule == "tensor_across_nodes" else "pipelineParallelSize"
-            raise ValueError(
-                f"{where}.{key}: "
-                + (
-                    f"tensorParallelSize {tp} is above gpuPool.gpu.perNode {gpu.per_node} ({gpu.product}): tensor "
-                    "parallelism all-reduces every layer and must stay within a node; use tensorParallelSize "
-                    f"{gpu.per_node} (or less) and spread the replica across nodes with pipelineParallelSize"
-                    if p.rule == "tensor_across_nodes"
-                    else f"a replica needs {p.gpus} GPUs (tensorParallelSize {tp} x pipelineParallelSize {pp}), which "
-                    f"is more than one node (gpuPool.gpu.perNode {gpu.per_node}, {gpu.product}) but not whole nodes in "
-                    "whole tensor-parallel groups: a replica across nodes takes every GPU of each node; make "
-                    f"tensorParallelSize x pipelineParallelSize a multiple of {gpu.per_node} with tensorParallelSize "
-                    f"dividing {gpu.per_node}"
-                )
-            )
-        kv = p.kv
-        assert kv is not None and weights is not None
-        _, size_key, source = weights
-        left = (
-            f"which leaves {kv.room_gib:.1f} GiB for the KV cache after a {gpu_fit.RUNTIME_RESERVE_GIB:.0f} GiB "
-            "runtime reserve"
-            if kv.holds_weights
-            else "which does not even hold the weights"
+
+
+def _sharing_message(pool: GpuPoolConfig, m: _ModelLike, where: str, p: gpu_fit.FitProblem) -> str | None:
+    """What a shared GPU (time-slicing, MPS, MIG) cannot give a model."""
+    tp, pp, strategy = m.tensor_parallel_size, m.pipeline_parallel_size, pool.sharing.strategy
+    if p.rule == "parallel_on_shared_gpu":
+        key, size = ("tensorParallelSize", tp) if tp > 1 else ("pipelineParallelSize", pp)
+        return (
+            f"{where}.{key}: {key} {size} on a pool with gpuPool.sharing.strategy {strategy.value}: a pod gets one "
+            "share of a GPU, never several GPUs; serve this model from a pool with whole GPUs (sharing strategy "
+            "none) or on one GPU"
         )
-        if strategy != SharingStrategy.NONE:
-            hint = (
-                "give each pod a bigger share (fewer gpuPool.sharing.replicas or a larger MIG profile), serve it "
-                "from whole GPUs, or use a quantized checkpoint"
-            )
-        else:
-            hint = (
-                f"use tensorParallelSize {p.gpus_that_fit}"
-                if p.gpus_that_fit
-                else "use a GPU with more memory or a quantized checkpoint"
-            )
-        raise ValueError(
-            f"{where}.{size_key}: does not fit: {source} / {kv.gpus} GPU(s) = {kv.per_gpu_gib:.1f} GiB per GPU, but "
-            f"vLLM may use gpuMemoryUtilization {m.gpu_memory_utilization} x {kv.device_gib:.1f} GiB "
-            f"({gpu.product}{'' if strategy == SharingStrategy.NONE else f', per {strategy.value} share'}) = "
-            f"{kv.budget_gib:.1f} GiB, {left}; the KV cache needs at least {kv.need_gib:.1f} GiB. Fix: {hint}"
+    if p.rule == "time_slicing_utilization":
+        return (
+            f"{where}.gpuMemoryUtilization: {m.gpu_memory_utilization} on GPUs time-sliced {pool.sharing.replicas} "
+            "ways (gpuPool.sharing.replicas): each pod sharing a GPU claims that fraction of the whole GPU, so "
+            f"the pods after the first would not start; set gpuMemoryUtilization to at most {p.limit}"
         )
+    return None
+
+
+def _node_shape_message(pool: GpuPoolConfig, m: _ModelLike, where: str, p: gpu_fit.FitProblem) -> str | None:
+    """A replica's GPUs against the pool's nodes: one node, or whole nodes in whole tensor-parallel groups."""
+    gpu, tp, pp = pool.gpu, m.tensor_parallel_size, m.pipeline_parallel_size
+    if p.rule not in ("gpus_per_node", "tensor_across_nodes", "partial_node"):
+        return None
+    assert gpu is not None  # these rules measure against the pool's GPU
+    if p.rule == "gpus_per_node":
+        return (
+            f"{where}.tensorParallelSize: a replica needs {p.gpus} GPUs (tensorParallelSize {tp} x "
+            f"pipelineParallelSize {pp}) but a node of the pool has gpuPool.gpu.perNode {gpu.per_node} "
+            f"({gpu.product}); one replica runs on one node, so its pod would never schedule"
+        )
+    if p.rule == "tensor_across_nodes":
+        return (
+            f"{where}.tensorParallelSize: tensorParallelSize {tp} is above gpuPool.gpu.perNode {gpu.per_node} "
+            f"({gpu.product}): tensor parallelism all-reduces every layer and must stay within a node; use "
+            f"tensorParallelSize {gpu.per_node} (or less) and spread the replica across nodes with "
+            "pipelineParallelSize"
+        )
+    return (
+        f"{where}.pipelineParallelSize: a replica needs {p.gpus} GPUs (tensorParallelSize {tp} x "
+        f"pipelineParallelSize {pp}), which is more than one node (gpuPool.gpu.perNode {gpu.per_node}, "
+        f"{gpu.product}) but not whole nodes in whole tensor-parallel groups: a replica across nodes takes every "
+        f"GPU of each node; make tensorParallelSize x pipelineParallelSize a multiple of {gpu.per_node} with "
+        f"tensorParallelSize dividing {gpu.per_node}"
+    )
+
+
+def _kv_cache_message(
+    pool: GpuPoolConfig, m: _ModelLike, where: str, p: gpu_fit.FitProblem, weights: tuple[float, str, str] | None
+) -> str:
+    """The weights leave too little GPU memory for the KV cache: the numbers, and what would fit."""
+    gpu, strategy, kv = pool.gpu, pool.sharing.strategy, p.kv
+    assert gpu is not None and kv is not None and weights is not None
+    _, size_key, source = weights
+    left = (
+        f"which leaves {kv.room_gib:.1f} GiB for the KV cache after a {gpu_fit.RUNTIME_RESERVE_GIB:.0f} GiB "
+        "runtime reserve"
+        if kv.holds_weights
+        else "which does not even hold the weights"
+    )
+    if strategy != SharingStrategy.NONE:
+        hint = (
+            "give each pod a bigger share (fewer gpuPool.sharing.replicas or a larger MIG profile), serve it "
+            "from whole GPUs, or use a quantized checkpoint"
+        )
+    else:
+        hint = (
+            f"use tensorParallelSize {p.gpus_that_fit}"
+            if p.gpus_that_fit
+            else "use a GPU with more memory or a quantized checkpoint"
+        )
+    return (
+        f"{where}.{size_key}: does not fit: {source} / {kv.gpus} GPU(s) = {kv.per_gpu_gib:.1f} GiB per GPU, but "
+        f"vLLM may use gpuMemoryUtilization {m.gpu_memory_utilization} x {kv.device_gib:.1f} GiB "
+        f"({gpu.product}{'' if strategy == SharingStrategy.NONE else f', per {strategy.value} share'}) = "
+        f"{kv.budget_gib:.1f} GiB, {left}; the KV cache needs at least {kv.need_gib:.1f} GiB. Fix: {hint}"
+    )
 
 
 def check_karpenter_floor(pool: GpuPoolConfig, models: list) -> None:
