@@ -383,51 +383,10 @@ class GpuAutoscaling(pulumi.ComponentResource):
         workloads = checked_workloads(name, args)
         check_chart_source("GpuAutoscaling", name, args.get("chart_source"), autoscaling_charts(args))
         super().__init__(type_token("GpuAutoscaling"), name, {}, opts)
-        install = args.get("install_keda", True)
-        http_add_on = args.get("http_add_on", False)
         keda_ns = args.get("keda_namespace") or DEFAULT_KEDA_NAMESPACE
         prom_url = args.get("prometheus_url") or DEFAULT_PROMETHEUS_URL
-        child = pulumi.ResourceOptions(parent=self)
 
-        installs: list[pulumi.Resource] = []
-        # Ordered after the Prometheus Operator's CRDs explicitly: the output carries that dependency.
-        crds = args.get("prometheus_operator_api")
-        after_crds = [pulumi.Output.from_input(crds).apply(lambda _: None)] if crds is not None else []
-        if install:
-            keda_namespace = release_namespace(f"{name}-keda-ns", keda_ns, self)
-            sm = {"enabled": True, "additionalLabels": dict(args.get("service_monitor_labels") or {})}
-            keda = pinned_release(
-                f"{name}-keda",
-                versions.KEDA,
-                args.get("keda_release_name") or DEFAULT_KEDA_RELEASE,
-                keda_ns,
-                atomic=True,
-                values={
-                    # KEDA's own health: operator, metrics API server and webhooks, scraped by Prometheus.
-                    "prometheus": {
-                        "operator": {"enabled": True, "serviceMonitor": sm},
-                        "metricServer": {"enabled": True, "serviceMonitor": sm},
-                        "webhooks": {"enabled": True, "serviceMonitor": sm},
-                    },
-                },
-                chart_source=args.get("chart_source"),
-                # An Output in depends_on waits for the resources it depends on; the SDK's type says Output[Resource].
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[*after_crds, keda_namespace]),  # type: ignore[list-item]
-            )
-            installs.append(keda)
-            if http_add_on:
-                # Request timeouts are set per HTTPScaledObject (they depend on each model's startup budget).
-                installs.append(
-                    pinned_release(
-                        f"{name}-keda-http",
-                        versions.KEDA_HTTP_ADDON,
-                        args.get("http_add_on_release_name") or DEFAULT_KEDA_HTTP_RELEASE,
-                        keda_ns,
-                        atomic=True,
-                        chart_source=args.get("chart_source"),
-                        opts=pulumi.ResourceOptions(parent=self, depends_on=[keda]),
-                    )
-                )
+        installs = self._install_keda(name, args, keda_ns) if args.get("install_keda", True) else []
         after_install = pulumi.ResourceOptions(parent=self, depends_on=installs)
 
         names: dict[str, pulumi.Output] = {}
@@ -440,118 +399,12 @@ class GpuAutoscaling(pulumi.ComponentResource):
             triggers = pulumi.Output.all(ns, prom_url, w["served_model_name"]).apply(
                 lambda a, w=w: scaled_triggers(w, *a)  # type: ignore[misc]  # mypy cannot type a lambda with a default (it binds the loop's value)
             )
-            all_average = w["metric"] != AutoscalingMetric.TTFT_P95 and w.get("ttft_p95_seconds") is None
-            labels = {
-                "app.kubernetes.io/name": "vllm",
-                "app.kubernetes.io/instance": wname,
-                "app.kubernetes.io/component": "autoscaling",
-                **MANAGED_BY,
-            }
-
+            labels = _workload_labels(wname)
             if to_zero:
-                httpso_name = f"{wname}-http"
-                # Clients call <model>-buffered.<ns>: a DNS alias of the interceptor, which routes on that Host.
-                entry = k8s.core.v1.Service(
-                    f"{name}-{wname}-buffered",
-                    metadata={"name": f"{wname}-buffered", "namespace": ns, "labels": labels},
-                    spec={
-                        "type": "ExternalName",
-                        "externalName": f"{HTTP_INTERCEPTOR_SERVICE}.{keda_ns}.svc.cluster.local",
-                        "ports": [{"name": "http", "port": HTTP_INTERCEPTOR_PORT, "protocol": "TCP"}],
-                    },
-                    opts=child,
+                triggers, buffered[wname] = self._buffer_from_zero(
+                    name, w, ns, labels, keda_ns, triggers, after_install
                 )
-                k8s.apiextensions.CustomResource(
-                    f"{name}-{wname}-http",
-                    api_version="http.keda.sh/v1alpha1",
-                    kind="HTTPScaledObject",
-                    metadata={
-                        "name": httpso_name,
-                        "namespace": ns,
-                        "labels": labels,
-                        # Our ScaledObject (below) scales the Deployment; the add-on only buffers and reports.
-                        "annotations": {SKIP_SCALEDOBJECT_ANNOTATION: "true"},
-                    },
-                    spec={
-                        "hosts": pulumi.Output.all(ns).apply(
-                            lambda a, n=wname: [  # type: ignore[misc]  # mypy cannot type a lambda with a default (it binds the loop's value)
-                                f"{n}-buffered.{a[0]}.svc.cluster.local",
-                                f"{n}-buffered.{a[0]}.svc",
-                                f"{n}-buffered.{a[0]}",
-                            ]
-                        ),
-                        "scaleTargetRef": {
-                            "name": w["deployment_name"],
-                            "kind": "Deployment",
-                            "apiVersion": "apps/v1",
-                            "service": w["service_name"],
-                            "port": HTTP_PORT,
-                        },
-                        "replicas": {"min": 0, "max": w["max_replicas"]},
-                        "scaledownPeriod": w["cooldown_seconds"],
-                        "scalingMetric": {"concurrency": {"targetValue": w.get("http_concurrency_target", 100)}},
-                        "timeouts": {
-                            # Hold the first request for as long as a replica may take to come up
-                            # from zero: a node, the image, the load (+ a minute's margin).
-                            "conditionWait": f"{w['scheduling_seconds'] + w['startup_budget_seconds'] + 60}s",
-                            # Non-streamed completions send headers only when done.
-                            "responseHeader": "600s",
-                        },
-                    },
-                    opts=after_install,
-                )
-                scaler_address = f"{HTTP_EXTERNAL_SCALER_SERVICE}.{keda_ns}:{HTTP_EXTERNAL_SCALER_PORT}"
-                triggers = triggers.apply(
-                    lambda t, h=httpso_name, address=scaler_address: (  # type: ignore[misc]  # mypy cannot type a lambda with a default (it binds the loop's value)
-                        [
-                            *t,
-                            {
-                                "type": "external-push",
-                                "name": "http-requests",
-                                "metadata": {
-                                    "scalerAddress": address,
-                                    "httpScaledObject": h,
-                                },
-                            },
-                        ]
-                    )
-                )
-                buffered[wname] = pulumi.Output.concat(
-                    "http://", entry.metadata["name"], ".", ns, ".svc.cluster.local:", str(HTTP_INTERCEPTOR_PORT), "/v1"
-                )
-
-            spec = {
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": w["deployment_name"]},
-                "minReplicaCount": w["min_replicas"],
-                "maxReplicaCount": w["max_replicas"],
-                "pollingInterval": w.get("polling_interval_seconds", 15),
-                # KEDA's cooldown governs 1 -> 0 only; HPA behaviour (below) governs N -> min.
-                "cooldownPeriod": w["cooldown_seconds"],
-                # A new Deployment is loading its model: never scale it to zero before it could serve.
-                "initialCooldownPeriod": w["startup_budget_seconds"],
-                "advanced": {
-                    "horizontalPodAutoscalerConfig": {
-                        "name": f"{wname}-keda",
-                        "behavior": hpa_behavior(w["cooldown_seconds"]),
-                    },
-                },
-                "triggers": triggers,
-            }
-            if all_average:
-                # Prometheus unreachable: keep what runs (never drop a loaded replica for lack of data).
-                spec["fallback"] = {
-                    "failureThreshold": 3,
-                    "replicas": max(w["min_replicas"], 1),
-                    "behavior": "currentReplicasIfHigher",
-                }
-            so = k8s.apiextensions.CustomResource(
-                f"{name}-{wname}",
-                api_version="keda.sh/v1alpha1",
-                kind="ScaledObject",
-                metadata={"name": wname, "namespace": ns, "labels": labels},
-                spec=spec,
-                opts=after_install,
-            )
+            so = self._scaled_object(name, w, ns, labels, triggers, after_install)
             names[wname] = so.metadata["name"]  # type: ignore[attr-defined]  # a CustomResource's outputs are set at runtime
             bounds[wname] = {
                 "min_replicas": w["min_replicas"],
@@ -570,6 +423,188 @@ class GpuAutoscaling(pulumi.ComponentResource):
                 "buffered_endpoints": self.buffered_endpoints,
             }
         )
+
+    def _install_keda(self, name: str, args: GpuAutoscalingArgs, keda_ns: str) -> list[pulumi.Resource]:
+        """The KEDA operator's release (its namespace first) and, where asked for, the HTTP add-on's."""
+        installs: list[pulumi.Resource] = []
+        # Ordered after the Prometheus Operator's CRDs explicitly: the output carries that dependency.
+        crds = args.get("prometheus_operator_api")
+        after_crds = [pulumi.Output.from_input(crds).apply(lambda _: None)] if crds is not None else []
+        keda_namespace = release_namespace(f"{name}-keda-ns", keda_ns, self)
+        sm = {"enabled": True, "additionalLabels": dict(args.get("service_monitor_labels") or {})}
+        keda = pinned_release(
+            f"{name}-keda",
+            versions.KEDA,
+            args.get("keda_release_name") or DEFAULT_KEDA_RELEASE,
+            keda_ns,
+            atomic=True,
+            values={
+                # KEDA's own health: operator, metrics API server and webhooks, scraped by Prometheus.
+                "prometheus": {
+                    "operator": {"enabled": True, "serviceMonitor": sm},
+                    "metricServer": {"enabled": True, "serviceMonitor": sm},
+                    "webhooks": {"enabled": True, "serviceMonitor": sm},
+                },
+            },
+            chart_source=args.get("chart_source"),
+            # An Output in depends_on waits for the resources it depends on; the SDK's type says Output[Resource].
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*after_crds, keda_namespace]),  # type: ignore[list-item]
+        )
+        installs.append(keda)
+        if args.get("http_add_on", False):
+            # Request timeouts are set per HTTPScaledObject (they depend on each model's startup budget).
+            installs.append(
+                pinned_release(
+                    f"{name}-keda-http",
+                    versions.KEDA_HTTP_ADDON,
+                    args.get("http_add_on_release_name") or DEFAULT_KEDA_HTTP_RELEASE,
+                    keda_ns,
+                    atomic=True,
+                    chart_source=args.get("chart_source"),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[keda]),
+                )
+            )
+        return installs
+
+    def _buffer_from_zero(
+        self,
+        name: str,
+        w: ScaledWorkloadArgs,
+        ns: pulumi.Output,
+        labels: dict,
+        keda_ns: str,
+        triggers: pulumi.Output,
+        after_install: pulumi.ResourceOptions,
+    ) -> tuple[pulumi.Output, pulumi.Output]:
+        """Scale-to-zero through the HTTP add-on: the buffered entry Service and the
+        HTTPScaledObject; returns the triggers with the add-on's and the buffered API URL."""
+        wname = w["name"]
+        httpso_name = f"{wname}-http"
+        # Clients call <model>-buffered.<ns>: a DNS alias of the interceptor, which routes on that Host.
+        entry = k8s.core.v1.Service(
+            f"{name}-{wname}-buffered",
+            metadata={"name": f"{wname}-buffered", "namespace": ns, "labels": labels},
+            spec={
+                "type": "ExternalName",
+                "externalName": f"{HTTP_INTERCEPTOR_SERVICE}.{keda_ns}.svc.cluster.local",
+                "ports": [{"name": "http", "port": HTTP_INTERCEPTOR_PORT, "protocol": "TCP"}],
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        k8s.apiextensions.CustomResource(
+            f"{name}-{wname}-http",
+            api_version="http.keda.sh/v1alpha1",
+            kind="HTTPScaledObject",
+            metadata={
+                "name": httpso_name,
+                "namespace": ns,
+                "labels": labels,
+                # Our ScaledObject scales the Deployment; the add-on only buffers and reports.
+                "annotations": {SKIP_SCALEDOBJECT_ANNOTATION: "true"},
+            },
+            spec=_http_scaled_object_spec(w, ns),
+            opts=after_install,
+        )
+        scaler_address = f"{HTTP_EXTERNAL_SCALER_SERVICE}.{keda_ns}:{HTTP_EXTERNAL_SCALER_PORT}"
+        triggers = triggers.apply(
+            lambda t: [
+                *t,
+                {
+                    "type": "external-push",
+                    "name": "http-requests",
+                    "metadata": {"scalerAddress": scaler_address, "httpScaledObject": httpso_name},
+                },
+            ]
+        )
+        url = pulumi.Output.concat(
+            "http://", entry.metadata["name"], ".", ns, ".svc.cluster.local:", str(HTTP_INTERCEPTOR_PORT), "/v1"
+        )
+        return triggers, url
+
+    def _scaled_object(
+        self,
+        name: str,
+        w: ScaledWorkloadArgs,
+        ns: pulumi.Output,
+        labels: dict,
+        triggers: pulumi.Output,
+        after_install: pulumi.ResourceOptions,
+    ) -> k8s.apiextensions.CustomResource:
+        """The workload's KEDA ScaledObject (its HPA's behaviour for slow-starting GPU pods)."""
+        wname = w["name"]
+        spec = {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": w["deployment_name"]},
+            "minReplicaCount": w["min_replicas"],
+            "maxReplicaCount": w["max_replicas"],
+            "pollingInterval": w.get("polling_interval_seconds", 15),
+            # KEDA's cooldown governs 1 -> 0 only; HPA behaviour (below) governs N -> min.
+            "cooldownPeriod": w["cooldown_seconds"],
+            # A new Deployment is loading its model: never scale it to zero before it could serve.
+            "initialCooldownPeriod": w["startup_budget_seconds"],
+            "advanced": {
+                "horizontalPodAutoscalerConfig": {
+                    "name": f"{wname}-keda",
+                    "behavior": hpa_behavior(w["cooldown_seconds"]),
+                },
+            },
+            "triggers": triggers,
+        }
+        all_average = w["metric"] != AutoscalingMetric.TTFT_P95 and w.get("ttft_p95_seconds") is None
+        if all_average:
+            # Prometheus unreachable: keep what runs (never drop a loaded replica for lack of data).
+            spec["fallback"] = {
+                "failureThreshold": 3,
+                "replicas": max(w["min_replicas"], 1),
+                "behavior": "currentReplicasIfHigher",
+            }
+        return k8s.apiextensions.CustomResource(
+            f"{name}-{wname}",
+            api_version="keda.sh/v1alpha1",
+            kind="ScaledObject",
+            metadata={"name": wname, "namespace": ns, "labels": labels},
+            spec=spec,
+            opts=after_install,
+        )
+
+
+def _workload_labels(wname: str) -> dict:
+    return {
+        "app.kubernetes.io/name": "vllm",
+        "app.kubernetes.io/instance": wname,
+        "app.kubernetes.io/component": "autoscaling",
+        **MANAGED_BY,
+    }
+
+
+def _http_scaled_object_spec(w: ScaledWorkloadArgs, ns: pulumi.Output) -> dict:
+    """The HTTPScaledObject's spec: the buffered Service's host names, the target and its timeouts."""
+    wname = w["name"]
+    return {
+        "hosts": ns.apply(
+            lambda n: [
+                f"{wname}-buffered.{n}.svc.cluster.local",
+                f"{wname}-buffered.{n}.svc",
+                f"{wname}-buffered.{n}",
+            ]
+        ),
+        "scaleTargetRef": {
+            "name": w["deployment_name"],
+            "kind": "Deployment",
+            "apiVersion": "apps/v1",
+            "service": w["service_name"],
+            "port": HTTP_PORT,
+        },
+        "replicas": {"min": 0, "max": w["max_replicas"]},
+        "scaledownPeriod": w["cooldown_seconds"],
+        "scalingMetric": {"concurrency": {"targetValue": w.get("http_concurrency_target", 100)}},
+        "timeouts": {
+            # Hold the first request for as long as a replica may take to come up
+            # from zero: a node, the image, the load (+ a minute's margin).
+            "conditionWait": f"{w['scheduling_seconds'] + w['startup_budget_seconds'] + 60}s",
+            # Non-streamed completions send headers only when done.
+            "responseHeader": "600s",
+        },
+    }
 
 
 def hpa_desired(current: int, value: float, target: float, metric_type: str, tolerance: float = 0.1) -> int:
