@@ -27,6 +27,9 @@ VARIANT_LABEL = "variant"
 VLLM_GROUP = "llmstack-vllm"
 GPU_GROUP = "llmstack-gpu"
 
+#: The grouping of the per-model vLLM alerts.
+_BY_MODEL = f"namespace, {m.VLLM_MODEL_LABEL}"
+
 
 class AlertThresholdsArgs(TypedDict):
     """When the alerts fire. Every field is optional; ``DEFAULT_THRESHOLDS`` holds the defaults."""
@@ -143,15 +146,10 @@ def download_jobs(model: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(j for j in jobs if j))
 
 
-def vllm_rules(models: Sequence[Mapping[str, Any]], thresholds: AlertThresholdsArgs | None = None) -> list[dict]:
-    """The vLLM alerts of ``models``: MonitoredModelArgs with their Inputs resolved (``resolved_models``)."""
-    t = thresholds_with_defaults(thresholds)
+def _model_down_rules(models: Sequence[Mapping[str, Any]], t: AlertThresholdsArgs) -> list[dict]:
+    """``VllmModelDown``, one per always-on model."""
     ml = m.VLLM_MODEL_LABEL
-    namespaces = sorted({x["namespace"] for x in models})
-    ns_sel = _ns_selector(namespaces)
-    by_model = f"namespace, {ml}"
     rules: list[dict] = []
-
     for model in models:
         if not model.get("always_on", True):
             continue
@@ -175,8 +173,13 @@ def vllm_rules(models: Sequence[Mapping[str, Any]], thresholds: AlertThresholdsA
                 **{MODEL_LABEL: model["name"], ml: model["served_model_name"]},
             )
         )
+    return rules
 
-    rules.append(
+
+def _saturation_rules(ns_sel: str, t: AlertThresholdsArgs) -> list[dict]:
+    """Queueing, a full KV cache and preemptions: a model short of capacity."""
+    by_model = _BY_MODEL
+    return [
         _rule(
             "VllmQueueBuildingUp",
             f"sum by ({by_model}) ({m.VLLM_REQUESTS_WAITING}{{{ns_sel}}}) > {t['queue_waiting_requests']}",
@@ -185,9 +188,7 @@ def vllm_rules(models: Sequence[Mapping[str, Any]], thresholds: AlertThresholdsA
             "Requests are queueing for model {{ $labels.model_name }}",
             f"{{{{ $value }}}} requests have waited for a slot for more than {t['queue_minutes']} minutes: "
             "the model is saturated; add replicas or lower load.",
-        )
-    )
-    rules.append(
+        ),
         _rule(
             "VllmKvCacheNearlyFull",
             f"max by ({by_model}, pod) ({m.VLLM_KV_CACHE_USAGE}{{{ns_sel}}}) > {_num(t['kv_cache_usage_ratio'])}",
@@ -196,9 +197,7 @@ def vllm_rules(models: Sequence[Mapping[str, Any]], thresholds: AlertThresholdsA
             "KV cache of {{ $labels.pod }} ({{ $labels.model_name }}) is nearly full",
             "KV-cache use is {{ $value | humanizePercentage }}; requests will queue and be preempted. "
             "Add replicas, lower maxNumSeqs or raise gpuMemoryUtilization.",
-        )
-    )
-    rules.append(
+        ),
         _rule(
             "VllmPreemptionsRising",
             f"sum by ({by_model}) (rate({m.VLLM_PREEMPTIONS}{{{ns_sel}}}[5m])) * 60 > "
@@ -208,12 +207,17 @@ def vllm_rules(models: Sequence[Mapping[str, Any]], thresholds: AlertThresholdsA
             "Model {{ $labels.model_name }} is preempting requests",
             "{{ $value | humanize }} preemptions per minute: the KV cache is too small for the load, "
             "so running requests are evicted and recomputed (latency rises).",
-        )
-    )
-    # TTFT SLO, one rule per model (models without their own SLO use the default).
+        ),
+    ]
+
+
+def _ttft_slo_rules(models: Sequence[Mapping[str, Any]], t: AlertThresholdsArgs) -> list[dict]:
+    """TTFT SLO, one rule per model (models without their own SLO use the default)."""
+    by_model = _BY_MODEL
+    rules: list[dict] = []
     for model in models:
         slo = float(model.get("ttft_p95_seconds") or t["ttft_p95_seconds"])
-        sel = f"namespace={_q(model['namespace'])}, {ml}={_q(model['served_model_name'])}"
+        sel = f"namespace={_q(model['namespace'])}, {m.VLLM_MODEL_LABEL}={_q(model['served_model_name'])}"
         rules.append(
             _rule(
                 "VllmTtftSloBreached",
@@ -227,19 +231,25 @@ def vllm_rules(models: Sequence[Mapping[str, Any]], thresholds: AlertThresholdsA
                 slo_seconds=_num(slo),
             )
         )
-    rules.append(
-        _rule(
-            "VllmHighErrorRate",
-            f'sum by ({by_model}) (rate({m.VLLM_REQUEST_SUCCESS}{{{ns_sel}, finished_reason="error"}}[5m]))'
-            f" / sum by ({by_model}) (rate({m.VLLM_REQUEST_SUCCESS}{{{ns_sel}}}[5m])) > {_num(t['error_ratio'])}",
-            5,
-            "critical",
-            "Requests to {{ $labels.model_name }} are failing",
-            "{{ $value | humanizePercentage }} of finished requests ended with an error over the last 5 minutes.",
-        )
+    return rules
+
+
+def _error_rate_rule(ns_sel: str, t: AlertThresholdsArgs) -> dict:
+    by_model = _BY_MODEL
+    return _rule(
+        "VllmHighErrorRate",
+        f'sum by ({by_model}) (rate({m.VLLM_REQUEST_SUCCESS}{{{ns_sel}, finished_reason="error"}}[5m]))'
+        f" / sum by ({by_model}) (rate({m.VLLM_REQUEST_SUCCESS}{{{ns_sel}}}[5m])) > {_num(t['error_ratio'])}",
+        5,
+        "critical",
+        "Requests to {{ $labels.model_name }} are failing",
+        "{{ $value | humanizePercentage }} of finished requests ended with an error over the last 5 minutes.",
     )
-    # Canary releases: the canary against the stable variant of the same model and served name.
-    by_variant = f"namespace, {MODEL_LABEL}, {ml}"
+
+
+def _canary_rules(ns_sel: str, t: AlertThresholdsArgs) -> list[dict]:
+    """Canary releases: the canary against the stable variant of the same model and served name."""
+    by_variant = f"namespace, {MODEL_LABEL}, {m.VLLM_MODEL_LABEL}"
     canary, stable = f"{VARIANT_LABEL}={_q(CANARY_VARIANT)}", f"{VARIANT_LABEL}={_q(STABLE_VARIANT)}"
 
     def _errors(variant: str) -> str:
@@ -257,7 +267,7 @@ def vllm_rules(models: Sequence[Mapping[str, Any]], thresholds: AlertThresholdsA
             f"{variant}}}[10m])))"
         )
 
-    rules.append(
+    return [
         _rule(
             "VllmCanaryErrorsAboveStable",
             f"({_errors(canary)}) > ({_errors(stable)}) + {_num(t['error_ratio'] / 2)}",
@@ -267,9 +277,7 @@ def vllm_rules(models: Sequence[Mapping[str, Any]], thresholds: AlertThresholdsA
             "The canary's error ratio is {{ $value | humanizePercentage }}, more than "
             f"{_num(t['error_ratio'] / 2 * 100)} points "
             "above the stable variant's over 10 minutes: do not promote it; set its weight lower or remove canary.",
-        )
-    )
-    rules.append(
+        ),
         _rule(
             "VllmCanaryTtftAboveStable",
             f"({_ttft_p95(canary)}) > 1.5 * ({_ttft_p95(stable)})",
@@ -278,9 +286,13 @@ def vllm_rules(models: Sequence[Mapping[str, Any]], thresholds: AlertThresholdsA
             "The canary of {{ $labels.model }} answers slower than its stable variant",
             "The canary's time-to-first-token p95 is {{ $value | humanizeDuration }}, more than 1.5 times the stable "
             "variant's over 15 minutes: do not promote it as it is.",
-        )
-    )
-    rules.append(
+        ),
+    ]
+
+
+def _pod_health_rules(ns_sel: str, t: AlertThresholdsArgs) -> list[dict]:
+    """Containers of the vLLM pods crash-looping or restarting."""
+    return [
         _rule(
             "VllmPodCrashLooping",
             f"max by (namespace, pod, container) ({m.KSM_CONTAINER_WAITING_REASON}{{{ns_sel}, "
@@ -290,9 +302,7 @@ def vllm_rules(models: Sequence[Mapping[str, Any]], thresholds: AlertThresholdsA
             "{{ $labels.namespace }}/{{ $labels.pod }} is crash-looping",
             "Container {{ $labels.container }} is in CrashLoopBackOff. Typical causes: out of GPU memory, "
             "a bad vLLM flag, weights missing from the cache.",
-        )
-    )
-    rules.append(
+        ),
         _rule(
             "VllmPodRestarting",
             f"increase({m.KSM_CONTAINER_RESTARTS}{{{ns_sel}}}[1h]) > {t['pod_restarts_per_hour']}",
@@ -300,8 +310,13 @@ def vllm_rules(models: Sequence[Mapping[str, Any]], thresholds: AlertThresholdsA
             "warning",
             "{{ $labels.namespace }}/{{ $labels.pod }} restarts repeatedly",
             "Container {{ $labels.container }} restarted {{ $value | humanize }} times in the last hour.",
-        )
-    )
+        ),
+    ]
+
+
+def _download_failed_rules(models: Sequence[Mapping[str, Any]]) -> list[dict]:
+    """``ModelDownloadFailed``, one per download Job of every model."""
+    rules: list[dict] = []
     for model, job in ((x, j) for x in models for j in download_jobs(x)):
         sel = f"namespace={_q(model['namespace'])}, job_name={_q(job)}"
         rules.append(
@@ -317,6 +332,21 @@ def vllm_rules(models: Sequence[Mapping[str, Any]], thresholds: AlertThresholdsA
             )
         )
     return rules
+
+
+def vllm_rules(models: Sequence[Mapping[str, Any]], thresholds: AlertThresholdsArgs | None = None) -> list[dict]:
+    """The vLLM alerts of ``models``: MonitoredModelArgs with their Inputs resolved (``resolved_models``)."""
+    t = thresholds_with_defaults(thresholds)
+    ns_sel = _ns_selector(sorted({x["namespace"] for x in models}))
+    return [
+        *_model_down_rules(models, t),
+        *_saturation_rules(ns_sel, t),
+        *_ttft_slo_rules(models, t),
+        _error_rate_rule(ns_sel, t),
+        *_canary_rules(ns_sel, t),
+        *_pod_health_rules(ns_sel, t),
+        *_download_failed_rules(models),
+    ]
 
 
 def gpu_rules(thresholds: AlertThresholdsArgs | None = None) -> list[dict]:

@@ -16,7 +16,7 @@
 import json
 import re
 from importlib import resources
-from typing import TypedDict
+from typing import NamedTuple, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -255,6 +255,106 @@ def _pinned(
     return pinned_release(name, chart, release_name, namespace, opts, values, chart_source=chart_source, timeout=900)
 
 
+def _check_args(name: str, args: ObservabilityArgs) -> None:
+    """The checks across fields that the TypedDict cannot express (run before registering)."""
+    install_stack = args.get("install_prometheus_stack", True)
+    if not install_stack and args.get("prometheus"):
+        raise args_error("Observability", name, "prometheus", "applies only when install_prometheus_stack is true")
+    if install_stack and (args.get("prometheus_url") or args.get("grafana_url")):
+        raise args_error(
+            "Observability",
+            name,
+            "prometheus_url" if args.get("prometheus_url") else "grafana_url",
+            "names an existing install; set install_prometheus_stack to false to use it",
+        )
+    if not args["serving_namespaces"]:
+        raise args_error("Observability", name, "serving_namespaces", "is empty; name the namespaces of the vLLM pods")
+    try:  # the rules apply them inside an Output: a bad fraction would surface only after registering
+        thresholds_with_defaults(args.get("thresholds"))
+    except ValueError as e:
+        raise args_error("Observability", name, "thresholds", str(e)) from None
+    check_chart_source("Observability", name, args.get("chart_source"), observability_charts(args))
+
+
+class _Endpoints(NamedTuple):
+    """Where Prometheus and Grafana answer, whether installed here or already there."""
+
+    prometheus_url: pulumi.Input[str]
+    grafana_url: pulumi.Input[str] | None
+    admin_password: pulumi.Output[str] | None
+    operator_api: pulumi.Input[str]
+
+
+def _prometheus_url(stack_release: str, ns_name: str) -> str:
+    return f"http://{stack_release}-prometheus.{ns_name}.svc.cluster.local:9090"
+
+
+def _existing_prometheus(args: ObservabilityArgs, stack_release: str, ns_name: str) -> _Endpoints:
+    """The endpoints of an existing install (``install_prometheus_stack: False``)."""
+    return _Endpoints(
+        prometheus_url=args.get("prometheus_url") or _prometheus_url(stack_release, ns_name),
+        grafana_url=args.get("grafana_url"),
+        admin_password=None,
+        operator_api=MONITORING_API,  # an existing Prometheus Operator: its CRDs are there
+    )
+
+
+def dcgm_exporter_values(
+    release: str, contract: SchedulingContractArgs, interval: str, monitor_labels: dict[str, pulumi.Input[str]]
+) -> dict:
+    """Helm values of the DCGM exporter: on the contract's GPU nodes, mapping GPUs to the pods using them."""
+    values: dict = {
+        "fullnameOverride": release,
+        "nodeSelector": contract.get("node_selector") or GPU_PRESENT_LABEL,
+        "tolerations": contract.get("tolerations") or [],
+        "serviceMonitor": {
+            "enabled": True,
+            "interval": interval,
+            # Keep the exporter's pod/namespace/container labels: they name the pod using the GPU.
+            "honorLabels": True,
+            "additionalLabels": monitor_labels,
+        },
+    }
+    # The pool's GPU resource name (and, shared, its replica devices) so that the exporter maps
+    # each GPU to the pods using it: otherwise per-pod panels and alerts stay empty.
+    env = [{"name": DCGM_RESOURCE_NAMES_ENV, "value": contract["gpu_resource_name"]}]
+    if contract.get("gpu_shared"):
+        env.append({"name": DCGM_VIRTUAL_GPUS_ENV, "value": "true"})
+    values["extraEnv"] = env
+    if contract.get("runtime_class_name"):
+        # An output of whatever provides the RuntimeClass (GpuNodePool): the release waits for it.
+        values["runtimeClassName"] = contract["runtime_class_name"]
+    return values
+
+
+def vllm_relabelings(knative_canary_revisions: list) -> list[dict]:
+    """Relabelings of every vLLM target.
+
+    vLLM's own labels (model_name, engine) are kept; the target gets the stack's model name and a
+    stable job name, which alerts and autoscalers select on."""
+    return [
+        {
+            "sourceLabels": ["__meta_kubernetes_pod_label_app_kubernetes_io_instance"],
+            "targetLabel": MODEL_LABEL,
+        },
+        {"targetLabel": "job", "replacement": VLLM_JOB},
+        # Canary pods: the model they are a variant of, and variant="canary"; every
+        # other pod is variant="stable" (dashboards and alerts compare the two).
+        {
+            "sourceLabels": [_pod_label_meta(VARIANT_OF_POD_LABEL)],
+            "regex": "(.+)",
+            "targetLabel": MODEL_LABEL,
+        },
+        {"targetLabel": VARIANT_LABEL, "replacement": STABLE_VARIANT},
+        {
+            "sourceLabels": [_pod_label_meta(VARIANT_POD_LABEL)],
+            "regex": "(.+)",
+            "targetLabel": VARIANT_LABEL,
+        },
+        *knative_canary_relabeling(knative_canary_revisions),
+    ]
+
+
 class Observability(pulumi.ComponentResource):
     """Prometheus + Grafana (kube-prometheus-stack), the DCGM exporter, scraping of every vLLM
     server, alert rules and Grafana dashboards."""
@@ -276,25 +376,7 @@ class Observability(pulumi.ComponentResource):
     def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None):
         # Checked before registering: bad args register nothing.
         args = validate_args("Observability", name, args, ObservabilityArgs)
-        install_stack = args.get("install_prometheus_stack", True)
-        if not install_stack and args.get("prometheus"):
-            raise args_error("Observability", name, "prometheus", "applies only when install_prometheus_stack is true")
-        if install_stack and (args.get("prometheus_url") or args.get("grafana_url")):
-            raise args_error(
-                "Observability",
-                name,
-                "prometheus_url" if args.get("prometheus_url") else "grafana_url",
-                "names an existing install; set install_prometheus_stack to false to use it",
-            )
-        if not args["serving_namespaces"]:
-            raise args_error(
-                "Observability", name, "serving_namespaces", "is empty; name the namespaces of the vLLM pods"
-            )
-        try:  # the rules apply them inside an Output: a bad fraction would surface only after registering
-            thresholds_with_defaults(args.get("thresholds"))
-        except ValueError as e:
-            raise args_error("Observability", name, "thresholds", str(e)) from None
-        check_chart_source("Observability", name, args.get("chart_source"), observability_charts(args))
+        _check_args(name, args)
         super().__init__(type_token("Observability"), name, {}, opts)
         ns_name = args.get("namespace") or DEFAULT_NAMESPACE
         names = object_names(name, args.get("names"))
@@ -302,188 +384,41 @@ class Observability(pulumi.ComponentResource):
         monitor_labels = dict(args.get("monitor_labels") or {"release": stack_release})
         interval = args.get("scrape_interval") or "15s"
         base_labels = {**MANAGED_BY, "app.kubernetes.io/component": "observability"}
-        child = pulumi.ResourceOptions(parent=self)
 
         deps: list[pulumi.Resource] = []
         ns: pulumi.Input[str] = ns_name
-        created_namespace = bool(args.get("create_namespace", install_stack))
+        created_namespace = bool(args.get("create_namespace", args.get("install_prometheus_stack", True)))
         if created_namespace:
-            namespace = k8s.core.v1.Namespace(
-                f"{name}-ns",
-                metadata={
-                    "name": ns_name,
-                    # node-exporter (host network/PID/paths) and the DCGM exporter (root, SYS_ADMIN for
-                    # profiling counters) cannot run under the baseline or restricted standards.
-                    "labels": {**base_labels, "pod-security.kubernetes.io/enforce": "privileged"},
-                },
-                opts=child,
-            )
+            namespace = self._privileged_namespace(f"{name}-ns", ns_name, base_labels)
             ns = namespace.metadata["name"]
             deps.append(namespace)
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=list(deps))
 
-        admin_password: pulumi.Output[str] | None = None
-        if install_stack:
-            admin_password = random.RandomPassword(f"{name}-grafana-admin", length=32, special=False, opts=child).result
-            secret_password: pulumi.Output[str] = pulumi.Output.secret(admin_password)
-            admin_secret = k8s.core.v1.Secret(
-                f"{name}-grafana-admin",
-                metadata={"name": names["grafana_admin_secret"], "namespace": ns, "labels": base_labels},
-                type="Opaque",
-                string_data={"admin-user": "admin", "admin-password": secret_password},
-                opts=in_ns,
-            )
-            stack = _pinned(
-                f"{name}-kube-prometheus-stack",
-                KUBE_PROMETHEUS_STACK,
-                stack_release,
-                ns_name,
-                self._stack_values(args.get("prometheus") or {}, stack_release, names["grafana_admin_secret"]),
-                pulumi.ResourceOptions(parent=self, depends_on=[*deps, admin_secret]),
-                args.get("chart_source"),
-            )
+        if args.get("install_prometheus_stack", True):
+            endpoints, stack = self._prometheus_stack(name, args, names, ns, ns_name, deps, base_labels)
             deps.append(stack)  # the chart installs the Prometheus Operator CRDs the objects below use
-            prometheus_url: pulumi.Input[str] = f"http://{stack_release}-prometheus.{ns_name}.svc.cluster.local:9090"
-            grafana_url: pulumi.Input[str] | None = f"http://{stack_release}-grafana.{ns_name}.svc.cluster.local"
-            operator_api: pulumi.Input[str] = stack.name.apply(lambda _: MONITORING_API)
         else:
-            operator_api = MONITORING_API  # an existing Prometheus Operator: its CRDs are there
-            prometheus_url = (
-                args.get("prometheus_url") or f"http://{stack_release}-prometheus.{ns_name}.svc.cluster.local:9090"
-            )
-            grafana_url = args.get("grafana_url")
+            endpoints = _existing_prometheus(args, stack_release, ns_name)
         after_stack = pulumi.ResourceOptions(parent=self, depends_on=list(deps))
 
         if args.get("install_dcgm_exporter", True):
-            dcgm_ns: pulumi.Input[str] = ns_name
-            dcgm_opts = after_stack
-            if not created_namespace:
-                # Not our namespace: its Pod Security level is unknown, the exporter needs privileged.
-                dcgm_ns = args.get("dcgm_exporter_namespace") or DEFAULT_DCGM_NAMESPACE
-                dcgm_namespace = k8s.core.v1.Namespace(
-                    f"{name}-dcgm-ns",
-                    metadata={
-                        "name": dcgm_ns,
-                        "labels": {**base_labels, "pod-security.kubernetes.io/enforce": "privileged"},
-                    },
-                    opts=child,
-                )
-                dcgm_ns = dcgm_namespace.metadata["name"]
-                dcgm_opts = pulumi.ResourceOptions(parent=self, depends_on=[*deps, dcgm_namespace])
-            contract = args.get("scheduling") or default_contract()
-            dcgm_values: dict = {
-                "fullnameOverride": names["dcgm_exporter_release"],
-                "nodeSelector": contract.get("node_selector") or GPU_PRESENT_LABEL,
-                "tolerations": contract.get("tolerations") or [],
-                "serviceMonitor": {
-                    "enabled": True,
-                    "interval": interval,
-                    # Keep the exporter's pod/namespace/container labels: they name the pod using the GPU.
-                    "honorLabels": True,
-                    "additionalLabels": monitor_labels,
-                },
-            }
-            # The pool's GPU resource name (and, shared, its replica devices) so that the exporter maps
-            # each GPU to the pods using it: otherwise per-pod panels and alerts stay empty.
-            dcgm_env = [{"name": DCGM_RESOURCE_NAMES_ENV, "value": contract["gpu_resource_name"]}]
-            if contract.get("gpu_shared"):
-                dcgm_env.append({"name": DCGM_VIRTUAL_GPUS_ENV, "value": "true"})
-            dcgm_values["extraEnv"] = dcgm_env
-            if contract.get("runtime_class_name"):
-                # An output of whatever provides the RuntimeClass (GpuNodePool): the release waits for it.
-                dcgm_values["runtimeClassName"] = contract["runtime_class_name"]
-            _pinned(
-                f"{name}-dcgm-exporter",
-                DCGM_EXPORTER,
-                names["dcgm_exporter_release"],
-                dcgm_ns,
-                dcgm_values,
-                dcgm_opts,
-                args.get("chart_source"),
+            self._dcgm_exporter(
+                name, args, names, ns_name, created_namespace, deps, base_labels, monitor_labels, interval
             )
+        monitored_labels = {**base_labels, **monitor_labels}
+        self._vllm_pod_monitor(name, args, names["pod_monitor"], ns, monitored_labels, interval, after_stack)
+        rule = self._rules(name, args, names["prometheus_rule"], ns, monitored_labels, after_stack)
+        self._dashboards(name, names["dashboard_prefix"], ns, base_labels, in_ns)
 
-        k8s.apiextensions.CustomResource(
-            f"{name}-vllm-podmonitor",
-            api_version="monitoring.coreos.com/v1",
-            kind="PodMonitor",
-            metadata={"name": names["pod_monitor"], "namespace": ns, "labels": {**base_labels, **monitor_labels}},
-            spec={
-                "namespaceSelector": {
-                    "matchNames": pulumi.Output.all(*args["serving_namespaces"]).apply(lambda n: sorted(set(n)))
-                },
-                "selector": {"matchLabels": {"app.kubernetes.io/name": "vllm"}},
-                "podMetricsEndpoints": [
-                    {
-                        "port": port,
-                        "path": "/metrics",
-                        "interval": interval,
-                        # vLLM's own labels (model_name, engine) are kept; the target gets the stack's
-                        # model name and a stable job name, which alerts and autoscalers select on.
-                        "relabelings": [
-                            {
-                                "sourceLabels": ["__meta_kubernetes_pod_label_app_kubernetes_io_instance"],
-                                "targetLabel": MODEL_LABEL,
-                            },
-                            {"targetLabel": "job", "replacement": VLLM_JOB},
-                            # Canary pods: the model they are a variant of, and variant="canary"; every
-                            # other pod is variant="stable" (dashboards and alerts compare the two).
-                            {
-                                "sourceLabels": [_pod_label_meta(VARIANT_OF_POD_LABEL)],
-                                "regex": "(.+)",
-                                "targetLabel": MODEL_LABEL,
-                            },
-                            {"targetLabel": VARIANT_LABEL, "replacement": STABLE_VARIANT},
-                            {
-                                "sourceLabels": [_pod_label_meta(VARIANT_POD_LABEL)],
-                                "regex": "(.+)",
-                                "targetLabel": VARIANT_LABEL,
-                            },
-                            *knative_canary_relabeling(args.get("knative_canary_revisions") or []),
-                        ],
-                    }
-                    # Deployments name the port "http"; Knative renames the user container's port.
-                    for port in (PORT_NAME, KNATIVE_USER_PORT)
-                ],
-            },
-            opts=after_stack,
-        )
-
-        rule = k8s.apiextensions.CustomResource(
-            f"{name}-rules",
-            api_version="monitoring.coreos.com/v1",
-            kind="PrometheusRule",
-            metadata={"name": names["prometheus_rule"], "namespace": ns, "labels": {**base_labels, **monitor_labels}},
-            # Namespaces, served names and Job names may be Outputs (wired from the servers and caches).
-            spec={
-                "groups": resolved_models(args["models"]).apply(
-                    lambda models: rule_groups(models, args.get("thresholds"))
-                )
-            },
-            opts=after_stack,
-        )
-
-        label_key, label_value = DASHBOARD_LABEL
-        for file_name, dashboard in dashboards().items():
-            stem = file_name.removesuffix(".json")
-            k8s.core.v1.ConfigMap(
-                f"{name}-dashboard-{stem}",
-                metadata={
-                    "name": f"{names['dashboard_prefix']}-{stem}",
-                    "namespace": ns,
-                    "labels": {**base_labels, label_key: label_value},
-                },
-                data={f"llmstack-{stem}.json": json.dumps(dashboard, indent=1, sort_keys=True)},
-                opts=in_ns,
-            )
-
-        self.prometheus_url = pulumi.Output.from_input(prometheus_url)
-        self.grafana_url = pulumi.Output.from_input(grafana_url)
+        self.prometheus_url = pulumi.Output.from_input(endpoints.prometheus_url)
+        self.grafana_url = pulumi.Output.from_input(endpoints.grafana_url)
+        admin_password = endpoints.admin_password
         self.grafana_admin_password = (
             pulumi.Output.secret(admin_password) if admin_password is not None else pulumi.Output.from_input(None)
         )
         self.namespace = pulumi.Output.from_input(ns)
         self.rule_name = rule.metadata["name"]  # type: ignore[attr-defined]  # a CustomResource's outputs are set at runtime
-        self.prometheus_operator_api = pulumi.Output.from_input(operator_api)
+        self.prometheus_operator_api = pulumi.Output.from_input(endpoints.operator_api)
         self.register_outputs(
             {
                 "prometheus_url": self.prometheus_url,
@@ -494,6 +429,174 @@ class Observability(pulumi.ComponentResource):
                 "prometheus_operator_api": self.prometheus_operator_api,
             }
         )
+
+    def _privileged_namespace(
+        self, resource_name: str, ns_name: pulumi.Input[str], base_labels: dict
+    ) -> k8s.core.v1.Namespace:
+        # node-exporter (host network/PID/paths) and the DCGM exporter (root, SYS_ADMIN for
+        # profiling counters) cannot run under the baseline or restricted standards.
+        return k8s.core.v1.Namespace(
+            resource_name,
+            metadata={
+                "name": ns_name,
+                "labels": {**base_labels, "pod-security.kubernetes.io/enforce": "privileged"},
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _prometheus_stack(
+        self,
+        name: str,
+        args: ObservabilityArgs,
+        names: dict[str, str],
+        ns: pulumi.Input[str],
+        ns_name: str,
+        deps: list[pulumi.Resource],
+        base_labels: dict,
+    ) -> tuple[_Endpoints, pulumi.Resource]:
+        """Grafana's admin password and Secret, then the kube-prometheus-stack release."""
+        stack_release = names["prometheus_stack_release"]
+        child = pulumi.ResourceOptions(parent=self)
+        admin_password = random.RandomPassword(f"{name}-grafana-admin", length=32, special=False, opts=child).result
+        secret_password: pulumi.Output[str] = pulumi.Output.secret(admin_password)
+        admin_secret = k8s.core.v1.Secret(
+            f"{name}-grafana-admin",
+            metadata={"name": names["grafana_admin_secret"], "namespace": ns, "labels": base_labels},
+            type="Opaque",
+            string_data={"admin-user": "admin", "admin-password": secret_password},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(deps)),
+        )
+        stack = _pinned(
+            f"{name}-kube-prometheus-stack",
+            KUBE_PROMETHEUS_STACK,
+            stack_release,
+            ns_name,
+            self._stack_values(args.get("prometheus") or {}, stack_release, names["grafana_admin_secret"]),
+            pulumi.ResourceOptions(parent=self, depends_on=[*deps, admin_secret]),
+            args.get("chart_source"),
+        )
+        endpoints = _Endpoints(
+            prometheus_url=_prometheus_url(stack_release, ns_name),
+            grafana_url=f"http://{stack_release}-grafana.{ns_name}.svc.cluster.local",
+            admin_password=admin_password,
+            operator_api=stack.name.apply(lambda _: MONITORING_API),
+        )
+        return endpoints, stack
+
+    def _dcgm_exporter(
+        self,
+        name: str,
+        args: ObservabilityArgs,
+        names: dict[str, str],
+        ns_name: str,
+        created_namespace: bool,
+        deps: list[pulumi.Resource],
+        base_labels: dict,
+        monitor_labels: dict[str, pulumi.Input[str]],
+        interval: str,
+    ) -> None:
+        """The DCGM exporter release, in a privileged namespace of its own where ``namespace`` is not ours."""
+        dcgm_ns: pulumi.Input[str] = ns_name
+        dcgm_opts = pulumi.ResourceOptions(parent=self, depends_on=list(deps))
+        if not created_namespace:
+            # Not our namespace: its Pod Security level is unknown, the exporter needs privileged.
+            dcgm_namespace = self._privileged_namespace(
+                f"{name}-dcgm-ns", args.get("dcgm_exporter_namespace") or DEFAULT_DCGM_NAMESPACE, base_labels
+            )
+            dcgm_ns = dcgm_namespace.metadata["name"]
+            dcgm_opts = pulumi.ResourceOptions(parent=self, depends_on=[*deps, dcgm_namespace])
+        values = dcgm_exporter_values(
+            names["dcgm_exporter_release"],
+            args.get("scheduling") or default_contract(),
+            interval,
+            monitor_labels,
+        )
+        _pinned(
+            f"{name}-dcgm-exporter",
+            DCGM_EXPORTER,
+            names["dcgm_exporter_release"],
+            dcgm_ns,
+            values,
+            dcgm_opts,
+            args.get("chart_source"),
+        )
+
+    def _vllm_pod_monitor(
+        self,
+        name: str,
+        args: ObservabilityArgs,
+        monitor_name: str,
+        ns: pulumi.Input[str],
+        labels: dict,
+        interval: str,
+        opts: pulumi.ResourceOptions,
+    ) -> None:
+        """One PodMonitor scraping every vLLM pod of the serving namespaces."""
+        k8s.apiextensions.CustomResource(
+            f"{name}-vllm-podmonitor",
+            api_version="monitoring.coreos.com/v1",
+            kind="PodMonitor",
+            metadata={"name": monitor_name, "namespace": ns, "labels": labels},
+            spec={
+                "namespaceSelector": {
+                    "matchNames": pulumi.Output.all(*args["serving_namespaces"]).apply(lambda n: sorted(set(n)))
+                },
+                "selector": {"matchLabels": {"app.kubernetes.io/name": "vllm"}},
+                "podMetricsEndpoints": [
+                    {
+                        "port": port,
+                        "path": "/metrics",
+                        "interval": interval,
+                        "relabelings": vllm_relabelings(args.get("knative_canary_revisions") or []),
+                    }
+                    # Deployments name the port "http"; Knative renames the user container's port.
+                    for port in (PORT_NAME, KNATIVE_USER_PORT)
+                ],
+            },
+            opts=opts,
+        )
+
+    def _rules(
+        self,
+        name: str,
+        args: ObservabilityArgs,
+        rule_name: str,
+        ns: pulumi.Input[str],
+        labels: dict,
+        opts: pulumi.ResourceOptions,
+    ) -> k8s.apiextensions.CustomResource:
+        """The PrometheusRule holding the alerts of ``llmstack_k8s.observability.alerts``."""
+        return k8s.apiextensions.CustomResource(
+            f"{name}-rules",
+            api_version="monitoring.coreos.com/v1",
+            kind="PrometheusRule",
+            metadata={"name": rule_name, "namespace": ns, "labels": labels},
+            # Namespaces, served names and Job names may be Outputs (wired from the servers and caches).
+            spec={
+                "groups": resolved_models(args["models"]).apply(
+                    lambda models: rule_groups(models, args.get("thresholds"))
+                )
+            },
+            opts=opts,
+        )
+
+    def _dashboards(
+        self, name: str, prefix: str, ns: pulumi.Input[str], base_labels: dict, opts: pulumi.ResourceOptions
+    ) -> None:
+        """One ConfigMap per shipped dashboard, labelled for Grafana's sidecar."""
+        label_key, label_value = DASHBOARD_LABEL
+        for file_name, dashboard in dashboards().items():
+            stem = file_name.removesuffix(".json")
+            k8s.core.v1.ConfigMap(
+                f"{name}-dashboard-{stem}",
+                metadata={
+                    "name": f"{prefix}-{stem}",
+                    "namespace": ns,
+                    "labels": {**base_labels, label_key: label_value},
+                },
+                data={f"llmstack-{stem}.json": json.dumps(dashboard, indent=1, sort_keys=True)},
+                opts=opts,
+            )
 
     @staticmethod
     def _stack_values(p: PrometheusArgs, release: str = STACK_RELEASE, admin_secret: str = "grafana-admin") -> dict:
