@@ -8,6 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from llmstack_k8s._core.helm import ChartSourceArgs
 from llmstack_k8s._core.package import MANAGED_BY
 from stacks.config import StackConfig
 from stacks.config.teams import TeamConfig
@@ -36,6 +37,12 @@ class Cluster:
     api_key: random.RandomPassword
     #: Where every chart comes from (chart-installing components' args; default: the pins' repositories).
     charts: dict
+
+    @property
+    def chart_source(self) -> ChartSourceArgs | None:
+        """Where every chart comes from, a component's ``chart_source`` (None: the pins' repositories)."""
+        source: ChartSourceArgs | None = self.charts.get("chart_source")
+        return source
 
     @property
     def placement(self) -> Placement:
