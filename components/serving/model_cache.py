@@ -117,15 +117,49 @@ class ModelCache(pulumi.ComponentResource):
         super().__init__(type_token("ModelCache"), name, {}, opts)
         ns = args["namespace"]
         meta_labels = labels(name, "model-cache", app=CACHE_APP)
-        deadline = args.get("active_deadline_seconds", DEFAULT_DOWNLOAD_DEADLINE_SECONDS)
         path = model_dir(args["model"], args["revision"])
-        child = pulumi.ResourceOptions(parent=self)
 
-        pvc = k8s.core.v1.PersistentVolumeClaim(
+        pvc = self._weights_claim(name, args, meta_labels)
+        adapters: list[dict[str, Any]] = [
+            {**a, "dir": model_dir(a["model"], a["revision"])} for a in args.get("adapters") or []
+        ]
+        env = _download_env(args, path, adapters)
+        depends: list[pulumi.Resource] = [pvc]
+        if args.get("hf_token") is not None:
+            token_secret = self._hf_token_secret(name, args, meta_labels)
+            env.append(
+                {
+                    "name": "HF_TOKEN",
+                    "valueFrom": {"secretKeyRef": {"name": token_secret.metadata["name"], "key": HF_TOKEN_SECRET_KEY}},
+                }
+            )
+            depends.append(token_secret)
+        job = self._download_job(name, args, meta_labels, env, pvc, depends)
+
+        self.claim_name = pvc.metadata["name"]
+        self.model_path = pulumi.Output.from_input(path)
+        self.job_name = job.metadata["name"]
+        self.namespace = pulumi.Output.from_input(ns)
+        self.adapter_paths = pulumi.Output.from_input([a["dir"] for a in adapters])
+        self.register_outputs(
+            {
+                "claim_name": self.claim_name,
+                "model_path": self.model_path,
+                "job_name": self.job_name,
+                "namespace": self.namespace,
+                "adapter_paths": self.adapter_paths,
+            }
+        )
+
+    def _weights_claim(
+        self, name: str, args: ModelCacheArgs, meta_labels: dict[str, str]
+    ) -> k8s.core.v1.PersistentVolumeClaim:
+        """The PersistentVolumeClaim the weights are downloaded to."""
+        return k8s.core.v1.PersistentVolumeClaim(
             f"{name}-pvc",
             metadata={
                 "name": f"{name}-weights",
-                "namespace": ns,
+                "namespace": args["namespace"],
                 "labels": meta_labels,
                 # With WaitForFirstConsumer classes the claim binds only when the Job mounts it;
                 # awaiting Bound here would deadlock.
@@ -136,43 +170,35 @@ class ModelCache(pulumi.ComponentResource):
                 "resources": {"requests": {"storage": args["size"]}},
                 "storageClassName": args.get("storage_class_name"),
             },
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
-        env: list[dict[str, Any]] = [
-            {"name": "MODEL_ID", "value": args["model"]},
-            {"name": "MODEL_REVISION", "value": args["revision"]},
-            {"name": "MODEL_DIR", "value": path},
-            {"name": "HOME", "value": "/tmp"},
-            {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
-        ]
-        adapters: list[dict[str, Any]] = [
-            {**a, "dir": model_dir(a["model"], a["revision"])} for a in args.get("adapters") or []
-        ]
-        if adapters:
-            env.append({"name": "ADAPTERS", "value": json.dumps(adapters, sort_keys=True)})
-        depends: list[pulumi.Resource] = [pvc]
-        if args.get("hf_token") is not None:
-            token_secret = k8s.core.v1.Secret(
-                f"{name}-hf-token",
-                metadata={"name": f"{name}-hf-token", "namespace": ns, "labels": meta_labels},
-                type="Opaque",
-                string_data={HF_TOKEN_SECRET_KEY: pulumi.Output.secret(args["hf_token"])},
-                opts=child,
-            )
-            env.append(
-                {
-                    "name": "HF_TOKEN",
-                    "valueFrom": {"secretKeyRef": {"name": token_secret.metadata["name"], "key": HF_TOKEN_SECRET_KEY}},
-                }
-            )
-            depends.append(token_secret)
+    def _hf_token_secret(self, name: str, args: ModelCacheArgs, meta_labels: dict[str, str]) -> k8s.core.v1.Secret:
+        """The Secret holding the Hugging Face token the download Job reads."""
+        return k8s.core.v1.Secret(
+            f"{name}-hf-token",
+            metadata={"name": f"{name}-hf-token", "namespace": args["namespace"], "labels": meta_labels},
+            type="Opaque",
+            string_data={HF_TOKEN_SECRET_KEY: pulumi.Output.secret(args["hf_token"])},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
-        job = k8s.batch.v1.Job(
+    def _download_job(
+        self,
+        name: str,
+        args: ModelCacheArgs,
+        meta_labels: dict[str, str],
+        env: list[dict[str, Any]],
+        pvc: k8s.core.v1.PersistentVolumeClaim,
+        depends: list[pulumi.Resource],
+    ) -> k8s.batch.v1.Job:
+        """The Job that downloads the model (and its adapters) into the claim, once."""
+        deadline = args.get("active_deadline_seconds", DEFAULT_DOWNLOAD_DEADLINE_SECONDS)
+        return k8s.batch.v1.Job(
             f"{name}-download",
             metadata={
                 "name": f"{name}-download",
-                "namespace": ns,
+                "namespace": args["namespace"],
                 "labels": meta_labels,
                 # Awaited until complete (servers depend on it) for as long as the download may take.
                 "annotations": timeout_annotation(job_await_seconds(deadline)),
@@ -210,17 +236,16 @@ class ModelCache(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
         )
 
-        self.claim_name = pvc.metadata["name"]
-        self.model_path = pulumi.Output.from_input(path)
-        self.job_name = job.metadata["name"]
-        self.namespace = pulumi.Output.from_input(ns)
-        self.adapter_paths = pulumi.Output.from_input([a["dir"] for a in adapters])
-        self.register_outputs(
-            {
-                "claim_name": self.claim_name,
-                "model_path": self.model_path,
-                "job_name": self.job_name,
-                "namespace": self.namespace,
-                "adapter_paths": self.adapter_paths,
-            }
-        )
+
+def _download_env(args: ModelCacheArgs, path: str, adapters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The download Job's environment: the model, its revision, where to put it and the adapters."""
+    env: list[dict[str, Any]] = [
+        {"name": "MODEL_ID", "value": args["model"]},
+        {"name": "MODEL_REVISION", "value": args["revision"]},
+        {"name": "MODEL_DIR", "value": path},
+        {"name": "HOME", "value": "/tmp"},
+        {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
+    ]
+    if adapters:
+        env.append({"name": "ADAPTERS", "value": json.dumps(adapters, sort_keys=True)})
+    return env
