@@ -149,6 +149,49 @@ def istio_envoy_filter_spec(name: str, gateway_name, service_host) -> dict:
     }
 
 
+def router_container(args: BodyRouterArgs) -> dict:
+    """The router's container: ext-proc and gRPC health ports, probed over gRPC, read-only root."""
+    return {
+        "name": "bbr",
+        "image": args.get("image") or versions.BBR_IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        "args": router_args(),
+        # The chart's single-namespace mode: the router's API cache stays in its namespace.
+        "env": [{"name": "NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
+        "ports": [
+            {"name": "grpc", "containerPort": GRPC_PORT},
+            {"name": "grpc-health", "containerPort": HEALTH_PORT},
+        ],
+        "readinessProbe": {"grpc": {"port": HEALTH_PORT}, "periodSeconds": 5},
+        "livenessProbe": {"grpc": {"port": HEALTH_PORT}, "initialDelaySeconds": 5, "periodSeconds": 10},
+        # It holds a request body at a time per stream (16m bodies at the edge's default).
+        "resources": {"requests": {"cpu": "250m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}},
+        "securityContext": {**CONTAINER_SECURITY_CONTEXT, "readOnlyRootFilesystem": True},
+    }
+
+
+def gke_routing_extension_spec(gateway_name: pulumi.Input[str], service_name: pulumi.Input[str]) -> dict:
+    """GKE's hook: a GCPRoutingExtension sending the Gateway's requests, bodies streamed, to the router's Service."""
+    return {
+        "targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gateway_name}],
+        "extensionChains": [
+            {
+                "name": "chain1",
+                "extensions": [
+                    {
+                        "name": "ext1",
+                        "authority": "myext.com",
+                        "timeout": "1s",
+                        "supportedEvents": ["RequestHeaders", "RequestBody", "RequestTrailers"],
+                        "requestBodySendMode": "FullDuplexStreamed",
+                        "backendRef": {"group": "", "kind": "Service", "name": service_name, "port": GRPC_PORT},
+                    }
+                ],
+            }
+        ],
+    }
+
+
 class BodyRouter(pulumi.ComponentResource):
     """The Inference Extension's body-based router beside a Gateway: the body's ``model`` becomes the
     ``X-Gateway-Model-Name`` header the models' HTTPRoutes match (one URL for every model) and the
@@ -169,22 +212,36 @@ class BodyRouter(pulumi.ComponentResource):
             )
         provider = BodyRouterProvider(args["provider"])
         super().__init__(type_token("BodyRouter"), name, {}, opts)
-        ns = args["namespace"]
-        sel = selector_labels(name, app=BBR_APP)
-        meta_labels = labels(name, "body-based-router", app=BBR_APP)
-        child = pulumi.ResourceOptions(parent=self)
+        self._sel = selector_labels(name, app=BBR_APP)
+        self._labels = labels(name, "body-based-router", app=BBR_APP)
 
+        deployment = self._router_deployment(name, args, replicas)
+        service = self._router_service(name, args, deployment)
+        self._disruption_budget(name, args)
+        self._network_policy(name, args)
+        host = pulumi.Output.concat(service.metadata["name"], ".", args["namespace"], ".svc.cluster.local")
+        if provider == BodyRouterProvider.ISTIO:
+            self._istio_hook(name, args, host)
+        else:
+            self._gke_hook(name, args, service)
+        self.service_name = service.metadata["name"]
+        self.service_host = host
+        self.register_outputs({"service_name": self.service_name, "service_host": self.service_host})
+
+    def _metadata(self, name: str, args: BodyRouterArgs) -> dict:
+        """Name, namespace and labels every router object has (a dict of its own for each)."""
+        return {"name": name, "namespace": args["namespace"], "labels": self._labels}
+
+    def _router_deployment(self, name: str, args: BodyRouterArgs, replicas: int) -> k8s.apps.v1.Deployment:
+        """The router's ServiceAccount and Deployment: rolled one pod at a time, spread over nodes, awaited."""
+        child = pulumi.ResourceOptions(parent=self)
         # Its own account with no Role: the router reads nothing from the API (it still needs the
         # token: the controller runtime it is built on loads the in-cluster config at start).
-        account = k8s.core.v1.ServiceAccount(
-            f"{name}-sa", metadata={"name": name, "namespace": ns, "labels": meta_labels}, opts=child
-        )
-        deployment = k8s.apps.v1.Deployment(
+        account = k8s.core.v1.ServiceAccount(f"{name}-sa", metadata=self._metadata(name, args), opts=child)
+        return k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata={
-                "name": name,
-                "namespace": ns,
-                "labels": meta_labels,
+                **self._metadata(name, args),
                 "annotations": timeout_annotation(deployment_await_seconds(ROUTER_START_SECONDS, replicas, 1, 0)),
             },
             spec={
@@ -192,9 +249,9 @@ class BodyRouter(pulumi.ComponentResource):
                 "progressDeadlineSeconds": pod_ready_seconds(ROUTER_START_SECONDS),
                 # Stateless and on every request's path: a new pod is ready before an old one goes.
                 "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-                "selector": {"matchLabels": sel},
+                "selector": {"matchLabels": self._sel},
                 "template": {
-                    "metadata": {"labels": meta_labels},
+                    "metadata": {"labels": self._labels},
                     "spec": {
                         "serviceAccountName": account.metadata["name"],
                         "securityContext": {
@@ -208,52 +265,27 @@ class BodyRouter(pulumi.ComponentResource):
                                 "maxSkew": 1,
                                 "topologyKey": "kubernetes.io/hostname",
                                 "whenUnsatisfiable": "ScheduleAnyway",
-                                "labelSelector": {"matchLabels": sel},
+                                "labelSelector": {"matchLabels": self._sel},
                             }
                         ],
-                        "containers": [
-                            {
-                                "name": "bbr",
-                                "image": args.get("image") or versions.BBR_IMAGE,
-                                "imagePullPolicy": "IfNotPresent",
-                                "args": router_args(),
-                                # The chart's single-namespace mode: the router's API cache stays in its namespace.
-                                "env": [
-                                    {
-                                        "name": "NAMESPACE",
-                                        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
-                                    }
-                                ],
-                                "ports": [
-                                    {"name": "grpc", "containerPort": GRPC_PORT},
-                                    {"name": "grpc-health", "containerPort": HEALTH_PORT},
-                                ],
-                                "readinessProbe": {"grpc": {"port": HEALTH_PORT}, "periodSeconds": 5},
-                                "livenessProbe": {
-                                    "grpc": {"port": HEALTH_PORT},
-                                    "initialDelaySeconds": 5,
-                                    "periodSeconds": 10,
-                                },
-                                # It holds a request body at a time per stream (16m bodies at the edge's default).
-                                "resources": {
-                                    "requests": {"cpu": "250m", "memory": "128Mi"},
-                                    "limits": {"memory": "1Gi"},
-                                },
-                                "securityContext": {**CONTAINER_SECURITY_CONTEXT, "readOnlyRootFilesystem": True},
-                            }
-                        ],
+                        "containers": [router_container(args)],
                     },
                 },
             },
             opts=child,
         )
-        service = k8s.core.v1.Service(
+
+    def _router_service(
+        self, name: str, args: BodyRouterArgs, deployment: k8s.apps.v1.Deployment
+    ) -> k8s.core.v1.Service:
+        """The router's Service (ext-proc), after its Deployment."""
+        return k8s.core.v1.Service(
             f"{name}-svc",
             # Not awaited: it comes after the Deployment, whose await already proves the router ready.
-            metadata={"name": name, "namespace": ns, "labels": meta_labels, "annotations": skip_await_annotation()},
+            metadata={**self._metadata(name, args), "annotations": skip_await_annotation()},
             spec={
                 "type": "ClusterIP",
-                "selector": sel,
+                "selector": self._sel,
                 "ports": [
                     {
                         "name": "grpc-ext-proc",
@@ -266,92 +298,86 @@ class BodyRouter(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment]),
         )
+
+    def _disruption_budget(self, name: str, args: BodyRouterArgs) -> None:
+        """At most one router pod down at a time."""
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-pdb",
-            metadata={"name": name, "namespace": ns, "labels": meta_labels},
-            spec={"maxUnavailable": 1, "selector": {"matchLabels": sel}},
-            opts=child,
+            metadata=self._metadata(name, args),
+            spec={"maxUnavailable": 1, "selector": {"matchLabels": self._sel}},
+            opts=pulumi.ResourceOptions(parent=self),
         )
+
+    def _network_policy(self, name: str, args: BodyRouterArgs) -> None:
+        """The Gateway's proxies (this namespace) on ext-proc; nothing reaches its metrics or pprof."""
         k8s.networking.v1.NetworkPolicy(
             f"{name}-netpol",
-            metadata={"name": name, "namespace": ns, "labels": meta_labels},
-            # The Gateway's proxies (this namespace) on ext-proc; nothing reaches its metrics or pprof.
+            metadata=self._metadata(name, args),
             spec={
-                "podSelector": {"matchLabels": sel},
+                "podSelector": {"matchLabels": self._sel},
                 "policyTypes": ["Ingress"],
-                "ingress": [{"from": [namespace_selector([ns])], "ports": [{"port": GRPC_PORT, "protocol": "TCP"}]}],
+                "ingress": [
+                    {
+                        "from": [namespace_selector([args["namespace"]])],
+                        "ports": [{"port": GRPC_PORT, "protocol": "TCP"}],
+                    }
+                ],
+            },
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _istio_hook(self, name: str, args: BodyRouterArgs, host: pulumi.Output[str]) -> None:
+        """Istio's hook: an EnvoyFilter inserting the ext_proc filter first, and a DestinationRule for the
+        router's TLS."""
+        child = pulumi.ResourceOptions(parent=self)
+        k8s.apiextensions.CustomResource(
+            f"{name}-envoyfilter",
+            api_version=f"{ISTIO_NETWORKING}/v1alpha3",
+            kind="EnvoyFilter",
+            metadata=self._metadata(name, args),
+            spec=istio_envoy_filter_spec(name, args["gateway_name"], host),
+            opts=child,
+        )
+        k8s.apiextensions.CustomResource(
+            f"{name}-destinationrule",
+            api_version=f"{ISTIO_NETWORKING}/v1",
+            kind="DestinationRule",
+            metadata=self._metadata(name, args),
+            # The router serves TLS with a certificate it makes at start (no CA to verify it against).
+            spec={"host": host, "trafficPolicy": {"tls": {"mode": "SIMPLE", "insecureSkipVerify": True}}},
+            opts=child,
+        )
+
+    def _gke_hook(self, name: str, args: BodyRouterArgs, service: k8s.core.v1.Service) -> None:
+        """GKE's hook: a GCPRoutingExtension to the router's Service and a gRPC HealthCheckPolicy on it."""
+        child = pulumi.ResourceOptions(parent=self)
+        k8s.apiextensions.CustomResource(
+            f"{name}-routing-extension",
+            api_version=GKE_NETWORKING,
+            kind="GCPRoutingExtension",
+            metadata=self._metadata(name, args),
+            spec=gke_routing_extension_spec(args["gateway_name"], service.metadata["name"]),
+            opts=child,
+        )
+        k8s.apiextensions.CustomResource(
+            f"{name}-healthcheck",
+            api_version=GKE_NETWORKING,
+            kind="HealthCheckPolicy",
+            metadata=self._metadata(name, args),
+            spec={
+                "default": {
+                    "logConfig": {"enabled": True},
+                    "config": {
+                        "type": "GRPC",
+                        "grpcHealthCheck": {"portSpecification": "USE_FIXED_PORT", "port": HEALTH_PORT},
+                    },
+                },
+                "targetRef": {
+                    "group": "",
+                    "kind": "Service",
+                    "name": service.metadata["name"],
+                    "namespace": args["namespace"],
+                },
             },
             opts=child,
         )
-        host = pulumi.Output.concat(service.metadata["name"], ".", ns, ".svc.cluster.local")
-        if provider == BodyRouterProvider.ISTIO:
-            k8s.apiextensions.CustomResource(
-                f"{name}-envoyfilter",
-                api_version=f"{ISTIO_NETWORKING}/v1alpha3",
-                kind="EnvoyFilter",
-                metadata={"name": name, "namespace": ns, "labels": meta_labels},
-                spec=istio_envoy_filter_spec(name, args["gateway_name"], host),
-                opts=child,
-            )
-            k8s.apiextensions.CustomResource(
-                f"{name}-destinationrule",
-                api_version=f"{ISTIO_NETWORKING}/v1",
-                kind="DestinationRule",
-                metadata={"name": name, "namespace": ns, "labels": meta_labels},
-                # The router serves TLS with a certificate it makes at start (no CA to verify it against).
-                spec={"host": host, "trafficPolicy": {"tls": {"mode": "SIMPLE", "insecureSkipVerify": True}}},
-                opts=child,
-            )
-        else:
-            k8s.apiextensions.CustomResource(
-                f"{name}-routing-extension",
-                api_version=GKE_NETWORKING,
-                kind="GCPRoutingExtension",
-                metadata={"name": name, "namespace": ns, "labels": meta_labels},
-                spec={
-                    "targetRefs": [
-                        {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": args["gateway_name"]}
-                    ],
-                    "extensionChains": [
-                        {
-                            "name": "chain1",
-                            "extensions": [
-                                {
-                                    "name": "ext1",
-                                    "authority": "myext.com",
-                                    "timeout": "1s",
-                                    "supportedEvents": ["RequestHeaders", "RequestBody", "RequestTrailers"],
-                                    "requestBodySendMode": "FullDuplexStreamed",
-                                    "backendRef": {
-                                        "group": "",
-                                        "kind": "Service",
-                                        "name": service.metadata["name"],
-                                        "port": GRPC_PORT,
-                                    },
-                                }
-                            ],
-                        }
-                    ],
-                },
-                opts=child,
-            )
-            k8s.apiextensions.CustomResource(
-                f"{name}-healthcheck",
-                api_version=GKE_NETWORKING,
-                kind="HealthCheckPolicy",
-                metadata={"name": name, "namespace": ns, "labels": meta_labels},
-                spec={
-                    "default": {
-                        "logConfig": {"enabled": True},
-                        "config": {
-                            "type": "GRPC",
-                            "grpcHealthCheck": {"portSpecification": "USE_FIXED_PORT", "port": HEALTH_PORT},
-                        },
-                    },
-                    "targetRef": {"group": "", "kind": "Service", "name": service.metadata["name"], "namespace": ns},
-                },
-                opts=child,
-            )
-        self.service_name = service.metadata["name"]
-        self.service_host = host
-        self.register_outputs({"service_name": self.service_name, "service_host": self.service_host})

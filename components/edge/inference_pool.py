@@ -105,6 +105,74 @@ def picker_config(serves_lora: bool) -> str:
     return yaml.safe_dump(config, sort_keys=False)
 
 
+def check_pool_args(name: str, args: InferencePoolArgs) -> None:
+    """Refuse a pool that would select every pod, and objectives a picker could not load (bad or repeated
+    served names, priorities out of range)."""
+    if not args["pod_selector"]:
+        raise args_error(
+            "InferencePool", name, "pod_selector", "empty: the pool would select every pod of the namespace"
+        )
+    seen: set = set()
+    for i, o in enumerate(args.get("objectives") or []):
+        problem = objective_name_problem(o["served_model_name"]) or priority_problem(o["priority"])
+        if o["served_model_name"] in seen:
+            problem = f"{o['served_model_name']!r} is given twice: one objective per served name"
+        if problem:
+            raise args_error("InferencePool", name, f"objectives[{i}]", problem)
+        seen.add(o["served_model_name"])
+
+
+def picker_container(args: InferencePoolArgs, pool_name: str) -> dict:
+    """The Endpoint Picker's container: ext-proc, gRPC health and metrics ports, its config mounted."""
+    return {
+        "name": "epp",
+        "image": args.get("image") or versions.EPP_IMAGE,
+        "imagePullPolicy": "IfNotPresent",
+        "args": [
+            "--pool-name",
+            pool_name,
+            "--pool-namespace",
+            args["namespace"],
+            "--pool-group",
+            "inference.networking.k8s.io",
+            "--config-file",
+            f"/config/{CONFIG_FILE}",
+            "--zap-encoder",
+            "json",
+            "--tracing=false",
+            # Its /metrics is guarded by the NetworkPolicy (Prometheus only), not by token reviews.
+            "--metrics-endpoint-auth=false",
+        ],
+        "env": [
+            {
+                "name": "NAMESPACE",
+                "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+            },
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        ],
+        "ports": [
+            {"name": "grpc", "containerPort": EXT_PROC_PORT},
+            {"name": "grpc-health", "containerPort": HEALTH_PORT},
+            {"name": "metrics", "containerPort": METRICS_PORT},
+        ],
+        "livenessProbe": {
+            "grpc": {"port": HEALTH_PORT, "service": "inference-extension"},
+            "initialDelaySeconds": 5,
+            "periodSeconds": 10,
+        },
+        "readinessProbe": {
+            "grpc": {"port": HEALTH_PORT, "service": "inference-extension"},
+            "periodSeconds": 2,
+        },
+        "resources": {
+            "requests": {"cpu": "500m", "memory": "512Mi"},
+            "limits": {"memory": "2Gi"},
+        },
+        "securityContext": CONTAINER_SECURITY_CONTEXT,
+        "volumeMounts": [{"name": "config", "mountPath": "/config", "readOnly": True}],
+    }
+
+
 class InferencePool(pulumi.ComponentResource):
     """An InferencePool over one model's server pods and its Endpoint Picker (Deployment, Service,
     RBAC, config, NetworkPolicy). Point the model's HTTPRoute at ``pool_name``."""
@@ -117,31 +185,35 @@ class InferencePool(pulumi.ComponentResource):
     def __init__(self, name: str, args: InferencePoolArgs, opts: pulumi.ResourceOptions | None = None):
         # Checked before registering: bad args register nothing.
         args = validate_args("InferencePool", name, args, InferencePoolArgs)
-        if not args["pod_selector"]:
-            raise args_error(
-                "InferencePool", name, "pod_selector", "empty: the pool would select every pod of the namespace"
-            )
-        seen: set = set()
-        for i, o in enumerate(args.get("objectives") or []):
-            problem = objective_name_problem(o["served_model_name"]) or priority_problem(o["priority"])
-            if o["served_model_name"] in seen:
-                problem = f"{o['served_model_name']!r} is given twice: one objective per served name"
-            if problem:
-                raise args_error("InferencePool", name, f"objectives[{i}]", problem)
-            seen.add(o["served_model_name"])
+        check_pool_args(name, args)
         super().__init__(type_token("InferencePool"), name, {}, opts)
-        ns = args["namespace"]
-        picker = f"{name}-epp"
-        picker_sel = selector_labels(picker, app=EPP_APP)
-        picker_labels = labels(picker, "endpoint-picker", app=EPP_APP)
-        child = pulumi.ResourceOptions(parent=self)
+        self._picker = f"{name}-epp"
+        self._picker_sel = selector_labels(self._picker, app=EPP_APP)
+        self._picker_labels = labels(self._picker, "endpoint-picker", app=EPP_APP)
+        pool_name = name
 
-        account = k8s.core.v1.ServiceAccount(
-            f"{name}-epp-sa", metadata={"name": picker, "namespace": ns, "labels": picker_labels}, opts=child
-        )
+        account = self._picker_rbac(name, args)
+        config = self._picker_config(name, args)
+        deployment = self._picker_deployment(name, args, pool_name, account, config)
+        service = self._picker_service(name, args, deployment)
+        self._picker_network_policy(name, args)
+        pool = self._pool(name, args, pool_name, service)
+        self._objectives(name, args, pool)
+        self.pool_name = pool.metadata["name"]  # type: ignore[attr-defined]  # a CustomResource's outputs are set at runtime
+        self.picker_service_name = service.metadata["name"]
+        self.register_outputs({"pool_name": self.pool_name, "picker_service_name": self.picker_service_name})
+
+    def _picker_metadata(self, args: InferencePoolArgs) -> dict:
+        """Name, namespace and labels every picker object has (a dict of its own for each)."""
+        return {"name": self._picker, "namespace": args["namespace"], "labels": self._picker_labels}
+
+    def _picker_rbac(self, name: str, args: InferencePoolArgs) -> k8s.core.v1.ServiceAccount:
+        """The picker's ServiceAccount, and a Role bound to it that reads the pool's pods, pools and objectives."""
+        ns, child = args["namespace"], pulumi.ResourceOptions(parent=self)
+        account = k8s.core.v1.ServiceAccount(f"{name}-epp-sa", metadata=self._picker_metadata(args), opts=child)
         role = k8s.rbac.v1.Role(
             f"{name}-epp-role",
-            metadata={"name": picker, "namespace": ns, "labels": picker_labels},
+            metadata=self._picker_metadata(args),
             # Read-only: the pool's pods (endpoints and their metrics addresses) and the pools and objectives.
             rules=[
                 {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "watch", "list"]},
@@ -160,25 +232,36 @@ class InferencePool(pulumi.ComponentResource):
         )
         k8s.rbac.v1.RoleBinding(
             f"{name}-epp-rolebinding",
-            metadata={"name": picker, "namespace": ns, "labels": picker_labels},
+            metadata=self._picker_metadata(args),
             subjects=[{"kind": "ServiceAccount", "name": account.metadata["name"], "namespace": ns}],
             role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role.metadata["name"]},
             opts=child,
         )
-        config = k8s.core.v1.ConfigMap(
+        return account
+
+    def _picker_config(self, name: str, args: InferencePoolArgs) -> k8s.core.v1.ConfigMap:
+        """The picker's plugin ConfigMap (``picker_config``)."""
+        return k8s.core.v1.ConfigMap(
             f"{name}-epp-config",
-            metadata={"name": picker, "namespace": ns, "labels": picker_labels},
+            metadata=self._picker_metadata(args),
             data={CONFIG_FILE: picker_config(args.get("serves_lora", False))},
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        pool_name = name
-        deployment = k8s.apps.v1.Deployment(
+
+    def _picker_deployment(
+        self,
+        name: str,
+        args: InferencePoolArgs,
+        pool_name: str,
+        account: k8s.core.v1.ServiceAccount,
+        config: k8s.core.v1.ConfigMap,
+    ) -> k8s.apps.v1.Deployment:
+        """The picker's Deployment: one replica, replaced (never two at once), awaited."""
+        return k8s.apps.v1.Deployment(
             f"{name}-epp",
             # Awaited like every Deployment of the stack: a node and the image may come first.
             metadata={
-                "name": picker,
-                "namespace": ns,
-                "labels": picker_labels,
+                **self._picker_metadata(args),
                 "annotations": timeout_annotation(deployment_await_seconds(PICKER_START_SECONDS, 1, 0, 1)),
             },
             spec={
@@ -186,9 +269,9 @@ class InferencePool(pulumi.ComponentResource):
                 "progressDeadlineSeconds": pod_ready_seconds(PICKER_START_SECONDS),
                 # One active picker (its prefix index is in memory): replace, never run two.
                 "strategy": {"type": "Recreate"},
-                "selector": {"matchLabels": picker_sel},
+                "selector": {"matchLabels": self._picker_sel},
                 "template": {
-                    "metadata": {"labels": picker_labels},
+                    "metadata": {"labels": self._picker_labels},
                     "spec": {
                         "serviceAccountName": account.metadata["name"],
                         "terminationGracePeriodSeconds": 130,
@@ -197,69 +280,25 @@ class InferencePool(pulumi.ComponentResource):
                             "runAsUser": 65532,
                             "seccompProfile": {"type": "RuntimeDefault"},
                         },
-                        "containers": [
-                            {
-                                "name": "epp",
-                                "image": args.get("image") or versions.EPP_IMAGE,
-                                "imagePullPolicy": "IfNotPresent",
-                                "args": [
-                                    "--pool-name",
-                                    pool_name,
-                                    "--pool-namespace",
-                                    ns,
-                                    "--pool-group",
-                                    "inference.networking.k8s.io",
-                                    "--config-file",
-                                    f"/config/{CONFIG_FILE}",
-                                    "--zap-encoder",
-                                    "json",
-                                    "--tracing=false",
-                                    # Its /metrics is guarded by the NetworkPolicy (Prometheus only), not by
-                                    # token reviews.
-                                    "--metrics-endpoint-auth=false",
-                                ],
-                                "env": [
-                                    {
-                                        "name": "NAMESPACE",
-                                        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
-                                    },
-                                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                                ],
-                                "ports": [
-                                    {"name": "grpc", "containerPort": EXT_PROC_PORT},
-                                    {"name": "grpc-health", "containerPort": HEALTH_PORT},
-                                    {"name": "metrics", "containerPort": METRICS_PORT},
-                                ],
-                                "livenessProbe": {
-                                    "grpc": {"port": HEALTH_PORT, "service": "inference-extension"},
-                                    "initialDelaySeconds": 5,
-                                    "periodSeconds": 10,
-                                },
-                                "readinessProbe": {
-                                    "grpc": {"port": HEALTH_PORT, "service": "inference-extension"},
-                                    "periodSeconds": 2,
-                                },
-                                "resources": {
-                                    "requests": {"cpu": "500m", "memory": "512Mi"},
-                                    "limits": {"memory": "2Gi"},
-                                },
-                                "securityContext": CONTAINER_SECURITY_CONTEXT,
-                                "volumeMounts": [{"name": "config", "mountPath": "/config", "readOnly": True}],
-                            }
-                        ],
+                        "containers": [picker_container(args, pool_name)],
                         "volumes": [{"name": "config", "configMap": {"name": config.metadata["name"]}}],
                     },
                 },
             },
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        service = k8s.core.v1.Service(
+
+    def _picker_service(
+        self, name: str, args: InferencePoolArgs, deployment: k8s.apps.v1.Deployment
+    ) -> k8s.core.v1.Service:
+        """The picker's Service (ext-proc and metrics), after its Deployment."""
+        return k8s.core.v1.Service(
             f"{name}-epp-svc",
             # Not awaited: it comes after the Deployment, whose await already proves the picker ready.
-            metadata={"name": picker, "namespace": ns, "labels": picker_labels, "annotations": skip_await_annotation()},
+            metadata={**self._picker_metadata(args), "annotations": skip_await_annotation()},
             spec={
                 "type": "ClusterIP",
-                "selector": picker_sel,
+                "selector": self._picker_sel,
                 "ports": [
                     {
                         "name": "grpc-ext-proc",
@@ -273,6 +312,9 @@ class InferencePool(pulumi.ComponentResource):
             },
             opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment]),
         )
+
+    def _picker_network_policy(self, name: str, args: InferencePoolArgs) -> None:
+        """The picker admits the Gateway's namespace on ext-proc and the monitoring namespaces on metrics."""
         rules = [
             {
                 "from": [namespace_selector([args["gateway_namespace"]])],
@@ -288,15 +330,24 @@ class InferencePool(pulumi.ComponentResource):
             )
         k8s.networking.v1.NetworkPolicy(
             f"{name}-epp-netpol",
-            metadata={"name": picker, "namespace": ns, "labels": picker_labels},
-            spec={"podSelector": {"matchLabels": picker_sel}, "policyTypes": ["Ingress"], "ingress": rules},
-            opts=child,
+            metadata=self._picker_metadata(args),
+            spec={"podSelector": {"matchLabels": self._picker_sel}, "policyTypes": ["Ingress"], "ingress": rules},
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        pool = k8s.apiextensions.CustomResource(
+
+    def _pool(
+        self, name: str, args: InferencePoolArgs, pool_name: str, service: k8s.core.v1.Service
+    ) -> k8s.apiextensions.CustomResource:
+        """The InferencePool: the model's server pods, with the picker's Service as its endpoint picker."""
+        return k8s.apiextensions.CustomResource(
             f"{name}-pool",
             api_version=INFERENCE_API,
             kind="InferencePool",
-            metadata={"name": pool_name, "namespace": ns, "labels": labels(name, "inference-pool", app=EPP_APP)},
+            metadata={
+                "name": pool_name,
+                "namespace": args["namespace"],
+                "labels": labels(name, "inference-pool", app=EPP_APP),
+            },
             spec={
                 "selector": {"matchLabels": dict(args["pod_selector"])},
                 "targetPorts": [{"number": HTTP_PORT}],
@@ -308,10 +359,12 @@ class InferencePool(pulumi.ComponentResource):
                     "failureMode": FailureMode(args.get("failure_mode", FailureMode.FAIL_OPEN)).value,
                 },
             },
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        for o in args.get("objectives") or []:  # the picker loads the objectives whose poolRef is its pool
-            inference_objective(f"{name}-objective-{o['served_model_name']}", name, ns, pool.metadata["name"], o, child)  # type: ignore[attr-defined]  # a CustomResource's outputs are set at runtime
-        self.pool_name = pool.metadata["name"]  # type: ignore[attr-defined]  # a CustomResource's outputs are set at runtime
-        self.picker_service_name = service.metadata["name"]
-        self.register_outputs({"pool_name": self.pool_name, "picker_service_name": self.picker_service_name})
+
+    def _objectives(self, name: str, args: InferencePoolArgs, pool: k8s.apiextensions.CustomResource) -> None:
+        """An InferenceObjective per served name: the picker loads the objectives whose poolRef is its pool."""
+        ns, child = args["namespace"], pulumi.ResourceOptions(parent=self)
+        pool_ref = pool.metadata["name"]  # type: ignore[attr-defined]  # a CustomResource's outputs are set at runtime
+        for o in args.get("objectives") or []:
+            inference_objective(f"{name}-objective-{o['served_model_name']}", name, ns, pool_ref, o, child)

@@ -305,6 +305,19 @@ def ingress_spec(name: str, args: ModelRouteArgs) -> dict:
 
 def check_route_args(name: str, args: ModelRouteArgs) -> None:
     kind = RouteKind(args.get("kind", RouteKind.GATEWAY_API))
+    _check_route_basics(name, args, kind)
+    knative = args.get("knative")
+    if knative is not None:
+        _check_knative(name, args, knative)
+    canary = args.get("canary")
+    if canary is not None:
+        _check_canary(name, args, kind, canary)
+    if kind == RouteKind.INGRESS:
+        _check_ingress(name, args)
+
+
+def _check_route_basics(name: str, args: ModelRouteArgs, kind: RouteKind) -> None:
+    """The timeout, the served names, and what the route kind needs (a Gateway; no pool behind an Ingress)."""
     seconds = args.get("request_timeout_seconds", DEFAULT_REQUEST_TIMEOUT_SECONDS)
     if seconds < MIN_REQUEST_TIMEOUT_SECONDS:
         raise args_error(
@@ -327,63 +340,68 @@ def check_route_args(name: str, args: ModelRouteArgs) -> None:
             "inference_pool_name",
             "needs kind gatewayApi: an Ingress cannot route to an InferencePool",
         )
-    knative = args.get("knative")
-    if knative is not None:
-        if args.get("inference_pool_name") is not None:
-            raise args_error(
-                "ModelRoute",
-                name,
-                "inference_pool_name",
-                "cannot be combined with knative: a picker would call the pods directly, past Knative's "
-                "activator (no scale from zero) and its traffic split",
-            )
-        if args.get("canary") is not None:
-            raise args_error(
-                "ModelRoute",
-                name,
-                "canary",
-                "cannot be combined with knative: a Knative canary is a revision of the same Knative Service, "
-                "split by Knative (KnativeVllmService's canary); the route has one backend",
-            )
-        if not isinstance(knative.get("cold_start_seconds"), int) or knative["cold_start_seconds"] < 0:
-            raise args_error(
-                "ModelRoute",
-                name,
-                "knative.cold_start_seconds",
-                f"{knative.get('cold_start_seconds')!r} is not a whole number of seconds >= 0",
-            )
-    canary = args.get("canary")
-    if canary is not None:
-        if kind == RouteKind.INGRESS:
-            raise args_error(
-                "ModelRoute", name, "canary", "needs kind gatewayApi: the split is the HTTPRoute's weighted backends"
-            )
-        if not 1 <= canary["weight"] <= 99:
-            raise args_error(
-                "ModelRoute", name, "canary.weight", f"{canary['weight']} is not a percent between 1 and 99"
-            )
-        if (canary.get("inference_pool_name") is None) != (args.get("inference_pool_name") is None):
-            raise args_error(
-                "ModelRoute",
-                name,
-                "canary.inference_pool_name",
-                "given for one variant only: both variants route through a pool, or neither",
-            )
+
+
+def _check_knative(name: str, args: ModelRouteArgs, knative: KnativeBackendArgs) -> None:
+    """A Knative backend: no pool and no route canary (Knative splits), a whole cold start."""
+    if args.get("inference_pool_name") is not None:
+        raise args_error(
+            "ModelRoute",
+            name,
+            "inference_pool_name",
+            "cannot be combined with knative: a picker would call the pods directly, past Knative's "
+            "activator (no scale from zero) and its traffic split",
+        )
+    if args.get("canary") is not None:
+        raise args_error(
+            "ModelRoute",
+            name,
+            "canary",
+            "cannot be combined with knative: a Knative canary is a revision of the same Knative Service, "
+            "split by Knative (KnativeVllmService's canary); the route has one backend",
+        )
+    if not isinstance(knative.get("cold_start_seconds"), int) or knative["cold_start_seconds"] < 0:
+        raise args_error(
+            "ModelRoute",
+            name,
+            "knative.cold_start_seconds",
+            f"{knative.get('cold_start_seconds')!r} is not a whole number of seconds >= 0",
+        )
+
+
+def _check_canary(name: str, args: ModelRouteArgs, kind: RouteKind, canary: CanaryBackendArgs) -> None:
+    """A route canary: weighted HTTPRoute backends, a percent, both variants through a pool or neither."""
     if kind == RouteKind.INGRESS:
-        ing = args.get("ingress") or {}
-        if not _BODY_SIZE.match(ing.get("max_body_size", DEFAULT_MAX_BODY_SIZE)):
-            raise args_error(
-                "ModelRoute", name, "ingress.max_body_size", f"{ing['max_body_size']!r} is not an nginx size (e.g. 16m)"
-            )
-        if ing.get("cluster_issuer") and not ing.get("tls_secret_name"):
-            raise args_error(
-                "ModelRoute",
-                name,
-                "ingress.tls_secret_name",
-                "required with cluster_issuer: cert-manager writes the certificate there",
-            )
-        if ing.get("tls_secret_name") and not args.get("hostnames"):
-            raise args_error("ModelRoute", name, "hostnames", "required with TLS: the certificate is for named hosts")
+        raise args_error(
+            "ModelRoute", name, "canary", "needs kind gatewayApi: the split is the HTTPRoute's weighted backends"
+        )
+    if not 1 <= canary["weight"] <= 99:
+        raise args_error("ModelRoute", name, "canary.weight", f"{canary['weight']} is not a percent between 1 and 99")
+    if (canary.get("inference_pool_name") is None) != (args.get("inference_pool_name") is None):
+        raise args_error(
+            "ModelRoute",
+            name,
+            "canary.inference_pool_name",
+            "given for one variant only: both variants route through a pool, or neither",
+        )
+
+
+def _check_ingress(name: str, args: ModelRouteArgs) -> None:
+    """The Ingress option: an nginx body size, TLS where cert-manager writes it and for named hosts."""
+    ing = args.get("ingress") or {}
+    if not _BODY_SIZE.match(ing.get("max_body_size", DEFAULT_MAX_BODY_SIZE)):
+        raise args_error(
+            "ModelRoute", name, "ingress.max_body_size", f"{ing['max_body_size']!r} is not an nginx size (e.g. 16m)"
+        )
+    if ing.get("cluster_issuer") and not ing.get("tls_secret_name"):
+        raise args_error(
+            "ModelRoute",
+            name,
+            "ingress.tls_secret_name",
+            "required with cluster_issuer: cert-manager writes the certificate there",
+        )
+    if ing.get("tls_secret_name") and not args.get("hostnames"):
+        raise args_error("ModelRoute", name, "hostnames", "required with TLS: the certificate is for named hosts")
 
 
 class ModelRoute(pulumi.ComponentResource):
