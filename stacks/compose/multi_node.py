@@ -1,7 +1,10 @@
 """Models across nodes: the LeaderWorkerSet controller, and a group's args from a server's."""
 
+from typing import cast
+
 from llmstack_k8s.cluster.multi_node_controller import LeaderWorkerSetController
 from llmstack_k8s.serving.multi_node import MultiNodeVllmServiceArgs
+from llmstack_k8s.serving.vllm_service import VllmServiceArgs
 from stacks.config import ModelConfig, StackConfig
 from stacks.config.multi_node import MultiNodeConfig, gpus_per_node, is_multi_node
 
@@ -17,16 +20,21 @@ def lws_controller(cfg: StackConfig, cluster: Cluster) -> LeaderWorkerSetControl
     return None
 
 
-def multi_node_args(cfg: StackConfig, m: ModelConfig, server_args: dict) -> dict:
+def multi_node_args(cfg: StackConfig, m: ModelConfig, server_args: VllmServiceArgs) -> MultiNodeVllmServiceArgs:
     """``MultiNodeVllmServiceArgs`` from the args the stack gives a VllmService (same engine, cache,
     key, network, figures): the one-pod-only keys dropped, the group's own added."""
-    args = {k: v for k, v in server_args.items() if k in MultiNodeVllmServiceArgs.__annotations__}
-    rollout = server_args.get("rollout") or {}
-    args.update(
-        gpus_per_node=gpus_per_node(cfg),
-        max_surge=rollout.get("max_surge", 0),
-        max_unavailable=rollout.get("max_unavailable", 1),
+    # The keys both Args declare, of the same types (a multi-node model reads the weights from its cache:
+    # model_path and cache_claim_name are there); mypy cannot follow a filter by the target's keys.
+    args = cast(
+        MultiNodeVllmServiceArgs,
+        {k: v for k, v in server_args.items() if k in MultiNodeVllmServiceArgs.__annotations__},
     )
+    rollout = server_args.get("rollout") or {}
+    per_node = gpus_per_node(cfg)
+    if per_node is not None:  # always known for a model across nodes (is_multi_node)
+        args["gpus_per_node"] = per_node
+    args["max_surge"] = rollout.get("max_surge", 0)
+    args["max_unavailable"] = rollout.get("max_unavailable", 1)
     mn = m.multi_node or MultiNodeConfig()
     args["group_topology_key"] = mn.group_topology_key
     if mn.rdma is not None:
