@@ -411,43 +411,11 @@ class GpuNodePool(pulumi.ComponentResource):
         tolerations = tolerations_for(taints)
         rc = args.get("runtime_class")
         pc = args.get("priority_class")
-        meta_labels = {
-            "app.kubernetes.io/name": "gpu-node-pool",
-            "app.kubernetes.io/instance": name,
-            "app.kubernetes.io/component": "gpu-nodes",
-            **MANAGED_BY,
-        }
+        meta_labels = _pool_labels(name)
         child = pulumi.ResourceOptions(parent=self)
 
-        runtime_class_name: pulumi.Input[str] = ""
-        runtime_class = None
-        if rc:
-            runtime_class_name = rc["name"]
-            if rc.get("create", True):
-                runtime_class = k8s.node.v1.RuntimeClass(
-                    f"{name}-runtime",
-                    metadata={"name": rc["name"], "labels": meta_labels},
-                    handler=rc.get("handler") or rc["name"],
-                    # Pods with this class land only on the pool's nodes, tolerating its taints.
-                    scheduling={k: v for k, v in (("nodeSelector", node_selector), ("tolerations", tolerations)) if v}
-                    or None,
-                    opts=child,
-                )
-                runtime_class_name = runtime_class.metadata["name"]
-
-        priority_class_name: pulumi.Input[str] = ""
-        if pc:
-            priority_class_name = pc["name"]
-            if pc.get("create", True):
-                priority_class_name = k8s.scheduling.v1.PriorityClass(
-                    f"{name}-priority",
-                    metadata={"name": pc["name"], "labels": meta_labels},
-                    value=pc.get("value", 100000),
-                    global_default=False,
-                    preemption_policy="PreemptLowerPriority" if pc.get("preempt", True) else "Never",
-                    description="LLM serving pods (llmstack): scheduled ahead of ordinary workloads on scarce GPUs.",
-                    opts=child,
-                ).metadata["name"]
+        runtime_class_name, runtime_class = self._runtime_class(name, rc, node_selector, tolerations, meta_labels)
+        priority_class_name = self._priority_class(name, pc, meta_labels)
 
         plugin_config = device_plugin_config(sharing)
         if install == GpuInstall.DEVICE_PLUGIN:
@@ -472,20 +440,15 @@ class GpuNodePool(pulumi.ComponentResource):
         self.capacity: GpuCapacityArgs = pool_capacity(sharing, args.get("gpu"))
         resource = gpu_resource_name(sharing)
         shared = sharing["strategy"] in (SharingStrategy.TIME_SLICING, SharingStrategy.MPS)
-        # A cast: a list[TolerationArgs] is a list of Inputs too (list is invariant).
-        self.contract: SchedulingContractArgs = {
-            "gpu_resource_name": resource,
-            "tolerations": cast(list[pulumi.Input[TolerationArgs]], tolerations),
-        }
-        if shared:
-            self.contract["gpu_shared"] = True
-        if node_selector:
-            self.contract["node_selector"] = node_selector
-        if rc:
-            self.contract["runtime_class_name"] = runtime_class_name
-        if pc:
-            self.contract["priority_class_name"] = priority_class_name
-        self.contract["gpu_capacity"] = self.capacity
+        self.contract: SchedulingContractArgs = scheduling_contract(
+            resource,
+            tolerations,
+            shared,
+            node_selector,
+            runtime_class_name if rc else None,
+            priority_class_name if pc else None,
+            self.capacity,
+        )
 
         self.gpu_resource_name = pulumi.Output.from_input(resource)
         # from_input resolves nested Inputs as well; its type does not say so.
@@ -506,6 +469,47 @@ class GpuNodePool(pulumi.ComponentResource):
                 "gpu_shared": self.gpu_shared,
             }
         )
+
+    def _runtime_class(
+        self,
+        name: str,
+        rc: RuntimeClassArgs | None,
+        node_selector: dict[str, pulumi.Input[str]],
+        tolerations: list[TolerationArgs],
+        meta_labels: dict[str, str],
+    ) -> tuple[pulumi.Input[str], k8s.node.v1.RuntimeClass | None]:
+        """The RuntimeClass of GPU pods where the pool creates it; its name ("": none) and the resource."""
+        if not rc:
+            return "", None
+        if not rc.get("create", True):
+            return rc["name"], None
+        runtime_class = k8s.node.v1.RuntimeClass(
+            f"{name}-runtime",
+            metadata={"name": rc["name"], "labels": meta_labels},
+            handler=rc.get("handler") or rc["name"],
+            # Pods with this class land only on the pool's nodes, tolerating its taints.
+            scheduling={k: v for k, v in (("nodeSelector", node_selector), ("tolerations", tolerations)) if v} or None,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        return runtime_class.metadata["name"], runtime_class
+
+    def _priority_class(
+        self, name: str, pc: PriorityClassArgs | None, meta_labels: dict[str, str]
+    ) -> pulumi.Input[str]:
+        """The PriorityClass of serving pods where the pool creates it; its name ("": none)."""
+        if not pc:
+            return ""
+        if not pc.get("create", True):
+            return pc["name"]
+        return k8s.scheduling.v1.PriorityClass(
+            f"{name}-priority",
+            metadata={"name": pc["name"], "labels": meta_labels},
+            value=pc.get("value", 100000),
+            global_default=False,
+            preemption_policy="PreemptLowerPriority" if pc.get("preempt", True) else "Never",
+            description="LLM serving pods (llmstack): scheduled ahead of ordinary workloads on scarce GPUs.",
+            opts=pulumi.ResourceOptions(parent=self),
+        ).metadata["name"]
 
     def _device_plugin(
         self, name, args, sharing, plugin_config, node_selector, tolerations, rc, meta_labels, child
@@ -659,6 +663,42 @@ class GpuNodePool(pulumi.ComponentResource):
             opts=child,
         )
         return pool.metadata["name"]  # type: ignore[attr-defined]  # a CustomResource's outputs are set at runtime
+
+
+def _pool_labels(name: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "gpu-node-pool",
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/component": "gpu-nodes",
+        **MANAGED_BY,
+    }
+
+
+def scheduling_contract(
+    resource: str,
+    tolerations: list[TolerationArgs],
+    shared: bool,
+    node_selector: dict[str, pulumi.Input[str]],
+    runtime_class_name: pulumi.Input[str] | None,
+    priority_class_name: pulumi.Input[str] | None,
+    capacity: GpuCapacityArgs,
+) -> SchedulingContractArgs:
+    """What serving components take as their ``scheduling`` argument (None: the pool sets no such class)."""
+    # A cast: a list[TolerationArgs] is a list of Inputs too (list is invariant).
+    contract: SchedulingContractArgs = {
+        "gpu_resource_name": resource,
+        "tolerations": cast(list[pulumi.Input[TolerationArgs]], tolerations),
+    }
+    if shared:
+        contract["gpu_shared"] = True
+    if node_selector:
+        contract["node_selector"] = node_selector
+    if runtime_class_name is not None:
+        contract["runtime_class_name"] = runtime_class_name
+    if priority_class_name is not None:
+        contract["priority_class_name"] = priority_class_name
+    contract["gpu_capacity"] = capacity
+    return contract
 
 
 # --- what a pod's GPU device holds (the fit rules themselves are in gpu_fit) ------------------
