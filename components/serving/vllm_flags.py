@@ -292,103 +292,123 @@ def parse_extra_args(args: list[str], table: FlagTable | None = None) -> ParsedA
         item = items[i]
         index = i
         i += 1
-        head = item.split("=", 1)[0]
-        if item.startswith("-") and len(item) > 1 and re.search(r"\s", head):
-            words = item.split()
-            hint = f" [{', '.join(repr(w) for w in words)}]" if len(words) > 1 else f" {item.strip()!r}"
-            problems.append(
-                ArgProblem(
-                    index,
-                    (
-                        f"{item!r} is one list item holding a flag and its value; vLLM reads it as a single word "
-                        f"(not the flag), so write each as its own item:{hint}"
-                        + (f" (or {words[0]}={' '.join(words[1:])})" if len(words) > 1 else "")
-                    ),
-                    "stray_value",
-                )
-            )
+        stray, stop = _not_a_flag(index, item)
+        if stray is not None:
+            problems.append(stray)
+            if stop:
+                break
             continue
-        if not _looks_like_option(item):
-            problems.append(
-                ArgProblem(
-                    index,
-                    (
-                        f"{item!r} follows no flag that takes a value; vLLM would take it as the model to serve "
-                        "(or refuse it). Put it right after its flag, or use --flag=value"
-                    ),
-                    "stray_value",
-                )
-            )
-            continue
-        if item == "--":
-            problems.append(
-                ArgProblem(
-                    index,
-                    "'--' ends vLLM's options: everything after it would be taken as the model to serve",
-                    "stray_value",
-                )
-            )
-            break
-        token = _normalise(item)
-        # FlexibleArgumentParser: -O3, -O=3 and -O 3 mean --optimization-level 3.
-        if token.startswith("-O") and not token.startswith("--"):
-            if token == "-O":
-                if i < len(items) and items[i] in _OPT_LEVELS:
-                    token = "--optimization-level"
-            else:
-                token = "--optimization-level=" + (token[3:] if token[2:3] == "=" else token[2:])
-        dotted = "." in token.split("=", 1)[0]
-        if dotted:
-            # --compilation-config.mode 3: one key of a JSON flag (vLLM merges them into one JSON value).
-            key, eq, value = token.partition("=")
-            base = key.split(".", 1)[0]
-            flag, option, _, ambiguous, abbrev = _resolve(table, base)
-            if flag is None or option is None:  # _resolve: both or neither
-                problems.append(_unknown(table, index, item, base, ambiguous))
-                continue
-            if flag.type not in ("json", "json_object", "json_or_str"):
-                problems.append(
-                    ArgProblem(index, f"{item!r}: {flag.name} takes no JSON keys (the '.' form is for JSON flags)")
-                )
-                continue
-            if not eq:
-                if i >= len(items):
-                    problems.append(ArgProblem(index, f"{item!r} expects a value"))
-                    continue
-                value = items[i]
-                i += 1
-            found.append(ParsedArg(flag, item, option, (value,), index, abbrev))
-            continue
-        flag, option, explicit, ambiguous, abbrev = _resolve(table, token)
-        if flag is None or option is None:  # _resolve: both or neither
-            problems.append(_unknown(table, index, item, token.split("=", 1)[0], ambiguous))
-            while i < len(items) and not _looks_like_option(items[i]):
-                i += 1  # its values: one problem per unknown flag, not one per word
-            continue
-        lo, hi = _nargs_range(flag)
-        values: list[str] = []
-        if explicit is not None:
-            if hi == 0:
-                alt = f" or --no-{flag.name[2:]}" if flag.action == "boolean_optional" else ""
-                problems.append(
-                    ArgProblem(index, f"{item!r}: {flag.name} is a switch and takes no value; write {flag.name}{alt}")
-                )
-                continue
-            values.append(explicit)  # argparse: an explicit value is the only one
+        token = _optimization_level(_normalise(item), items, i)
+        if "." in token.split("=", 1)[0]:
+            i, parsed = _read_json_key(table, items, i, index, item, token)
         else:
-            while (hi is None or len(values) < hi) and i < len(items) and not _looks_like_option(items[i]):
-                values.append(items[i])
-                i += 1
-            if len(values) < lo:
-                problems.append(
-                    ArgProblem(index, f"{item!r} expects {'a value' if lo == 1 else f'{lo} values'} but none follows")
-                )
-                continue
-        bad = next((p for p in (_check_value(flag, v) for v in values) if p), None)
-        if bad:
-            problems.append(ArgProblem(index, f"{item}: {bad}"))
-            continue
-        found.append(ParsedArg(flag, item.split("=", 1)[0], option, tuple(values), index, abbrev))
+            i, parsed = _read_flag(table, items, i, index, item, token)
+        if isinstance(parsed, ParsedArg):
+            found.append(parsed)
+        else:
+            problems.append(parsed)
+    problems += _duplicates(found)
+    problems.sort(key=lambda p: p.index)
+    return ParsedArgs(found, problems)
+
+
+def _not_a_flag(index: int, item: str) -> tuple[ArgProblem | None, bool]:
+    """The problem of an item that is no flag (None: it reads as one), and whether it ends the options."""
+    head = item.split("=", 1)[0]
+    if item.startswith("-") and len(item) > 1 and re.search(r"\s", head):
+        words = item.split()
+        hint = f" [{', '.join(repr(w) for w in words)}]" if len(words) > 1 else f" {item.strip()!r}"
+        return ArgProblem(
+            index,
+            (
+                f"{item!r} is one list item holding a flag and its value; vLLM reads it as a single word "
+                f"(not the flag), so write each as its own item:{hint}"
+                + (f" (or {words[0]}={' '.join(words[1:])})" if len(words) > 1 else "")
+            ),
+            "stray_value",
+        ), False
+    if not _looks_like_option(item):
+        return ArgProblem(
+            index,
+            (
+                f"{item!r} follows no flag that takes a value; vLLM would take it as the model to serve "
+                "(or refuse it). Put it right after its flag, or use --flag=value"
+            ),
+            "stray_value",
+        ), False
+    if item == "--":
+        return ArgProblem(
+            index,
+            "'--' ends vLLM's options: everything after it would be taken as the model to serve",
+            "stray_value",
+        ), True
+    return None, False
+
+
+def _optimization_level(token: str, items: list[str], i: int) -> str:
+    """FlexibleArgumentParser: -O3, -O=3 and -O 3 mean --optimization-level 3 (``i``: the next item)."""
+    if token.startswith("-O") and not token.startswith("--"):
+        if token == "-O":
+            if i < len(items) and items[i] in _OPT_LEVELS:
+                token = "--optimization-level"
+        else:
+            token = "--optimization-level=" + (token[3:] if token[2:3] == "=" else token[2:])
+    return token
+
+
+def _read_json_key(
+    table: FlagTable, items: list[str], i: int, index: int, item: str, token: str
+) -> tuple[int, ParsedArg | ArgProblem]:
+    """--compilation-config.mode 3: one key of a JSON flag (vLLM merges them into one JSON value).
+    Returns the position of the next item and what was read."""
+    key, eq, value = token.partition("=")
+    base = key.split(".", 1)[0]
+    flag, option, _, ambiguous, abbrev = _resolve(table, base)
+    if flag is None or option is None:  # _resolve: both or neither
+        return i, _unknown(table, index, item, base, ambiguous)
+    if flag.type not in ("json", "json_object", "json_or_str"):
+        return i, ArgProblem(index, f"{item!r}: {flag.name} takes no JSON keys (the '.' form is for JSON flags)")
+    if not eq:
+        if i >= len(items):
+            return i, ArgProblem(index, f"{item!r} expects a value")
+        value = items[i]
+        i += 1
+    return i, ParsedArg(flag, item, option, (value,), index, abbrev)
+
+
+def _read_flag(
+    table: FlagTable, items: list[str], i: int, index: int, item: str, token: str
+) -> tuple[int, ParsedArg | ArgProblem]:
+    """A flag and the values that follow it (or its ``=value``), checked against the flag's type.
+    Returns the position of the next item and what was read."""
+    flag, option, explicit, ambiguous, abbrev = _resolve(table, token)
+    if flag is None or option is None:  # _resolve: both or neither
+        problem = _unknown(table, index, item, token.split("=", 1)[0], ambiguous)
+        while i < len(items) and not _looks_like_option(items[i]):
+            i += 1  # its values: one problem per unknown flag, not one per word
+        return i, problem
+    lo, hi = _nargs_range(flag)
+    values: list[str] = []
+    if explicit is not None:
+        if hi == 0:
+            alt = f" or --no-{flag.name[2:]}" if flag.action == "boolean_optional" else ""
+            return i, ArgProblem(index, f"{item!r}: {flag.name} is a switch and takes no value; write {flag.name}{alt}")
+        values.append(explicit)  # argparse: an explicit value is the only one
+    else:
+        while (hi is None or len(values) < hi) and i < len(items) and not _looks_like_option(items[i]):
+            values.append(items[i])
+            i += 1
+        if len(values) < lo:
+            return i, ArgProblem(index, f"{item!r} expects {'a value' if lo == 1 else f'{lo} values'} but none follows")
+    bad = next((p for p in (_check_value(flag, v) for v in values) if p), None)
+    if bad:
+        return i, ArgProblem(index, f"{item}: {bad}")
+    return i, ParsedArg(flag, item.split("=", 1)[0], option, tuple(values), index, abbrev)
+
+
+def _duplicates(found: list[ParsedArg]) -> list[ArgProblem]:
+    """A flag given twice (argparse keeps the last); appended flags and JSON keys may repeat."""
+    problems: list[ArgProblem] = []
     seen: dict[str, ParsedArg] = {}
     for a in found:
         if a.flag.dest in seen and a.flag.action != "append" and "." not in a.given:
@@ -405,8 +425,7 @@ def parse_extra_args(args: list[str], table: FlagTable | None = None) -> ParsedA
                 )
             )
         seen.setdefault(a.flag.dest, a)
-    problems.sort(key=lambda p: p.index)
-    return ParsedArgs(found, problems)
+    return problems
 
 
 def _unknown(table: FlagTable, index: int, item: str, name: str, ambiguous: list[str]) -> ArgProblem:
