@@ -273,79 +273,95 @@ def architecture_problems(
     ``_get_and_verify_max_len`` (context within the derived maximum unless
     VLLM_ALLOW_LONG_MAX_MODEL_LEN=1 or a RoPE override, ``long_context_allowed``), the expert
     parallel check (MoE models only), and one layer at least per pipeline stage."""
-    out: list[tuple[str, str]] = []
-    tp, heads, kv = tensor_parallel_size, arch.attention_heads, arch.kv_heads
+    found = [
+        _tensor_parallel_problem(arch, tensor_parallel_size),
+        _pipeline_problem(arch, pipeline_parallel_size),
+        None if long_context_allowed else _context_problem(arch, max_model_len),
+        _decode_context_parallel_problem(arch, tensor_parallel_size, decode_context_parallel_size),
+        _expert_parallel_problem(arch, expert_parallel),
+    ]
+    return [p for p in found if p is not None]
+
+
+def _tensor_parallel_problem(arch: ModelArchitecture, tp: int) -> tuple[str, str] | None:
+    """Attention heads divisible by tp; KV heads split evenly over tp, or replicated evenly above them."""
+    heads, kv = arch.attention_heads, arch.kv_heads
     if heads % tp:
-        out.append(
+        return (
+            "tensor_parallel_size",
             (
-                "tensor_parallel_size",
-                (
-                    f"{tp} does not divide the model's {heads} attention heads (vLLM refuses it at start-up); "
-                    f"use one of {', '.join(map(str, _divisors(heads)))}"
-                ),
-            )
+                f"{tp} does not divide the model's {heads} attention heads (vLLM refuses it at start-up); "
+                f"use one of {', '.join(map(str, _divisors(heads)))}"
+            ),
         )
-    elif (tp >= kv and tp % kv) or (tp < kv and kv % tp):
+    if (tp >= kv and tp % kv) or (tp < kv and kv % tp):
         fits = [d for d in _divisors(heads) if (d >= kv and d % kv == 0) or (d < kv and kv % d == 0)]
-        out.append(
+        return (
+            "tensor_parallel_size",
             (
-                "tensor_parallel_size",
-                (
-                    f"{tp} cannot split the model's {kv} KV heads evenly (vLLM shards them over tensor parallel ranks, "
-                    f"or replicates them when there are more ranks than heads); use one of {', '.join(map(str, fits))}"
-                ),
-            )
+                f"{tp} cannot split the model's {kv} KV heads evenly (vLLM shards them over tensor parallel ranks, "
+                f"or replicates them when there are more ranks than heads); use one of {', '.join(map(str, fits))}"
+            ),
         )
+    return None
+
+
+def _pipeline_problem(arch: ModelArchitecture, pipeline_parallel_size: int) -> tuple[str, str] | None:
+    """One layer at least per pipeline stage."""
     if arch.layers is not None and pipeline_parallel_size > arch.layers:
-        out.append(
+        return (
+            "pipeline_parallel_size",
             (
-                "pipeline_parallel_size",
-                (
-                    f"{pipeline_parallel_size} pipeline stages for a model of {arch.layers} layers: a stage needs a "
-                    "layer at least"
-                ),
-            )
+                f"{pipeline_parallel_size} pipeline stages for a model of {arch.layers} layers: a stage needs a "
+                "layer at least"
+            ),
         )
+    return None
+
+
+def _context_problem(arch: ModelArchitecture, max_model_len: int | None) -> tuple[str, str] | None:
+    """The context within the model's derived maximum (unless a long context is allowed)."""
     limit = arch.max_model_len
-    if max_model_len is not None and limit is not None and max_model_len > limit and not long_context_allowed:
-        out.append(
+    if max_model_len is not None and limit is not None and max_model_len > limit:
+        return (
+            "max_model_len",
             (
-                "max_model_len",
-                (
-                    f"{max_model_len} exceeds the model's maximum context of {limit} tokens (max_position_embeddings "
-                    f"{arch.max_position_embeddings}); vLLM refuses it at start-up. Use at most {limit}, or extend the "
-                    "context on purpose with --hf-overrides (RoPE scaling) in extraArgs"
-                ),
-            )
+                f"{max_model_len} exceeds the model's maximum context of {limit} tokens (max_position_embeddings "
+                f"{arch.max_position_embeddings}); vLLM refuses it at start-up. Use at most {limit}, or extend the "
+                "context on purpose with --hf-overrides (RoPE scaling) in extraArgs"
+            ),
         )
-    dcp = decode_context_parallel_size
-    if dcp > 1:
-        if tp % dcp:
-            out.append(
-                ("decode_context_parallel_size", f"{dcp} does not divide tensor parallel size {tp} (vLLM refuses it)")
-            )
-        elif tp <= kv:
-            out.append(
-                (
-                    "decode_context_parallel_size",
-                    (f"{dcp} needs tensor parallel size above the model's {kv} KV heads (it is {tp}); vLLM refuses it"),
-                )
-            )
-        elif dcp > tp // kv or (heads // kv) % dcp:
-            out.append(
-                (
-                    "decode_context_parallel_size",
-                    (
-                        f"{dcp} must be at most tensor parallel size / KV heads = {tp // kv} and divide the "
-                        f"{heads // kv} query heads per KV head (vLLM refuses it)"
-                    ),
-                )
-            )
+    return None
+
+
+def _decode_context_parallel_problem(arch: ModelArchitecture, tp: int, dcp: int) -> tuple[str, str] | None:
+    """Decode context parallel: divides tp, and shares the ranks tp has beyond the KV heads."""
+    heads, kv = arch.attention_heads, arch.kv_heads
+    if dcp <= 1:
+        return None
+    if tp % dcp:
+        return ("decode_context_parallel_size", f"{dcp} does not divide tensor parallel size {tp} (vLLM refuses it)")
+    if tp <= kv:
+        return (
+            "decode_context_parallel_size",
+            (f"{dcp} needs tensor parallel size above the model's {kv} KV heads (it is {tp}); vLLM refuses it"),
+        )
+    if dcp > tp // kv or (heads // kv) % dcp:
+        return (
+            "decode_context_parallel_size",
+            (
+                f"{dcp} must be at most tensor parallel size / KV heads = {tp // kv} and divide the "
+                f"{heads // kv} query heads per KV head (vLLM refuses it)"
+            ),
+        )
+    return None
+
+
+def _expert_parallel_problem(arch: ModelArchitecture, expert_parallel: bool) -> tuple[str, str] | None:
+    """Expert parallelism on MoE models only."""
     if expert_parallel and arch.experts == 0:
-        out.append(
-            (
-                "enable_expert_parallel",
-                ("expert parallelism on a dense model (it has no experts); vLLM refuses it at start-up"),
-            )
+        return (
+            "enable_expert_parallel",
+            ("expert parallelism on a dense model (it has no experts); vLLM refuses it at start-up"),
         )
-    return out
+    return None
