@@ -190,8 +190,21 @@ def fit_problems(
     The KV-cache rule runs only where the weights and the pool's GPU memory are both known.
     ``multi_node``: the replica is a group of whole nodes (MultiNodeVllmService), so more GPUs than
     one node holds is its point; the node rules are ``multi_node_problems``'."""
+    gpus = tensor_parallel_size * pipeline_parallel_size
+    out = _placement_problems(capacity, tensor_parallel_size, pipeline_parallel_size, multi_node)
+    time_slicing = _time_slicing_problem(capacity, gpus, gpu_memory_utilization)
+    if time_slicing is not None:
+        out.append(time_slicing)
+    if weights_gib is not None:
+        kv_cache = _kv_cache_problem(capacity, float(weights_gib), gpus, gpu_memory_utilization)
+        if kv_cache is not None:
+            out.append(kv_cache)
+    return out
+
+
+def _placement_problems(capacity: Mapping[str, Any], tp: int, pp: int, multi_node: bool) -> list[FitProblem]:
+    """Where a replica's GPUs can be: never several shares of a GPU, within a node (or whole nodes)."""
     out: list[FitProblem] = []
-    tp, pp = tensor_parallel_size, pipeline_parallel_size
     gpus = tp * pp
     strategy = SharingStrategy(capacity.get("sharing", SharingStrategy.NONE))
     shared = strategy != SharingStrategy.NONE
@@ -221,55 +234,66 @@ def fit_problems(
                 gpus,
             )
         )
-    bound = max_gpu_memory_utilization(capacity)
-    if bound is not None and gpu_memory_utilization > bound:
-        limit = floor_to(bound)
-        out.append(
-            FitProblem(
-                "time_slicing_utilization",
-                "engine.gpu_memory_utilization",
-                f"{gpu_memory_utilization} on GPUs time-sliced {capacity['pods_per_gpu']} ways: each pod sharing a GPU "
-                "claims that fraction of the whole GPU, so the pods after the first would not start; use at most "
-                f"{limit}",
-                gpus,
-                limit=limit,
-            )
-        )
-    device = device_memory_of(capacity)
-    if weights_gib is not None and device is not None:
-        kv = KvCacheRoom(float(weights_gib), gpus, device, gpu_memory_utilization)
-        if not kv.fits:
-            fit = None if shared else min_gpus_to_fit(kv.weights_gib, device, gpu_memory_utilization)
-            if fit is not None and (fit <= gpus or (gpu and fit > int(gpu["per_node"]))):
-                fit = None
-            left = (
-                f"which leaves {kv.room_gib:.1f} GiB for the KV cache after a {RUNTIME_RESERVE_GIB:.0f} GiB runtime "
-                "reserve"
-                if kv.holds_weights
-                else "which does not even hold the weights"
-            )
-            if shared:
-                hint = "give each pod a bigger share of a GPU, serve it from whole GPUs, or use a quantized checkpoint"
-            elif fit:
-                hint = f"use tensor_parallel_size {fit}"
-            else:
-                hint = "use a GPU with more memory or a quantized checkpoint"
-            product = gpu["product"] if gpu else "the pool's GPU"
-            share = "" if not shared else f", per {strategy.value} share"
-            out.append(
-                FitProblem(
-                    "kv_cache",
-                    "weights_gib",
-                    f"does not fit: {kv.weights_gib:.1f} GiB of weights / {gpus} GPU(s) = {kv.per_gpu_gib:.1f} GiB per "
-                    f"GPU, but vLLM may use gpu_memory_utilization {gpu_memory_utilization} x {device:.1f} GiB "
-                    f"({product}{share}) = {kv.budget_gib:.1f} GiB, {left}; the KV cache needs at least "
-                    f"{kv.need_gib:.1f} GiB. Fix: {hint}",
-                    gpus,
-                    kv=kv,
-                    gpus_that_fit=fit,
-                )
-            )
     return out
+
+
+def _time_slicing_problem(capacity: Mapping[str, Any], gpus: int, gpu_memory_utilization: float) -> FitProblem | None:
+    """Time-sliced GPUs: each pod's gpu_memory_utilization within its 1/N of the GPU."""
+    bound = max_gpu_memory_utilization(capacity)
+    if bound is None or gpu_memory_utilization <= bound:
+        return None
+    limit = floor_to(bound)
+    return FitProblem(
+        "time_slicing_utilization",
+        "engine.gpu_memory_utilization",
+        f"{gpu_memory_utilization} on GPUs time-sliced {capacity['pods_per_gpu']} ways: each pod sharing a GPU "
+        "claims that fraction of the whole GPU, so the pods after the first would not start; use at most "
+        f"{limit}",
+        gpus,
+        limit=limit,
+    )
+
+
+def _kv_cache_problem(
+    capacity: Mapping[str, Any], weights_gib: float, gpus: int, gpu_memory_utilization: float
+) -> FitProblem | None:
+    """The weights leave the KV cache its room on each GPU (None also where the pool's GPU memory is unknown)."""
+    device = device_memory_of(capacity)
+    if device is None:
+        return None
+    kv = KvCacheRoom(weights_gib, gpus, device, gpu_memory_utilization)
+    if kv.fits:
+        return None
+    strategy = SharingStrategy(capacity.get("sharing", SharingStrategy.NONE))
+    shared = strategy != SharingStrategy.NONE
+    gpu = capacity.get("gpu")
+    fit = None if shared else min_gpus_to_fit(kv.weights_gib, device, gpu_memory_utilization)
+    if fit is not None and (fit <= gpus or (gpu and fit > int(gpu["per_node"]))):
+        fit = None
+    left = (
+        f"which leaves {kv.room_gib:.1f} GiB for the KV cache after a {RUNTIME_RESERVE_GIB:.0f} GiB runtime reserve"
+        if kv.holds_weights
+        else "which does not even hold the weights"
+    )
+    if shared:
+        hint = "give each pod a bigger share of a GPU, serve it from whole GPUs, or use a quantized checkpoint"
+    elif fit:
+        hint = f"use tensor_parallel_size {fit}"
+    else:
+        hint = "use a GPU with more memory or a quantized checkpoint"
+    product = gpu["product"] if gpu else "the pool's GPU"
+    share = "" if not shared else f", per {strategy.value} share"
+    return FitProblem(
+        "kv_cache",
+        "weights_gib",
+        f"does not fit: {kv.weights_gib:.1f} GiB of weights / {gpus} GPU(s) = {kv.per_gpu_gib:.1f} GiB per "
+        f"GPU, but vLLM may use gpu_memory_utilization {gpu_memory_utilization} x {device:.1f} GiB "
+        f"({product}{share}) = {kv.budget_gib:.1f} GiB, {left}; the KV cache needs at least "
+        f"{kv.need_gib:.1f} GiB. Fix: {hint}",
+        gpus,
+        kv=kv,
+        gpus_that_fit=fit,
+    )
 
 
 def multi_node_problems(per_node: int, tp: int, pp: int, product: str = "GPU") -> list[FitProblem]:
