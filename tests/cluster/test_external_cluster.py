@@ -85,6 +85,7 @@ def user_cluster(cluster, tmp_path_factory):
     created = _user_kubectl(kubeconfig, "create", "-f", "-", stdin=yaml.safe_dump(crd))
     assert created.returncode == 0, created.stderr
     yield kubeconfig
+    _harness(kubeconfig, "down")  # a test that failed before its own `down` leaves no kwok process behind
     _kwokctl("delete", "cluster")
 
 
