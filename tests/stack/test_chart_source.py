@@ -28,24 +28,11 @@ from stack.test_cross_objects import render_with_config
 from stacks.config.chart_source import installed_charts
 from stacks.tools import charts
 from stacks.tools import render as render_mod
+from unit.test_component_args import WORKLOAD  # one workload for every component-level test
 
 FIXTURES = ROOT / "tests" / "fixtures" / "charts"
 HTTP_MIRROR = "https://charts.example.internal/llmstack"
 OCI_MIRROR = "oci://registry.example.internal/charts"
-WORKLOAD = {
-    "name": "qwen",
-    "namespace": "llm",
-    "deployment_name": "qwen",
-    "service_name": "qwen",
-    "served_model_name": "qwen-chat",
-    "startup_budget_seconds": 900,
-    "min_replicas": 1,
-    "max_replicas": 3,
-    "metric": "queueDepth",
-    "target": 5,
-    "cooldown_seconds": 900,
-}
-
 #: Every component that installs a pinned chart, with args that install its charts, and those pins.
 COMPONENTS = {
     "GpuNodePool devicePlugin": (GpuNodePool, {"install": "devicePlugin"}, [versions.NVIDIA_DEVICE_PLUGIN]),
